@@ -1,0 +1,67 @@
+"""Probing media with PyAV (imageio-ffmpeg ships no ffprobe)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+from pydantic import BaseModel
+
+from tools.errors import BadInput
+
+
+class VideoInfo(BaseModel):
+    codec: str
+    profile: str | None
+    width: int
+    height: int
+    pix_fmt: str | None
+    fps: float
+    duration: float
+
+
+class AudioInfo(BaseModel):
+    codec: str
+    sample_rate: int
+    channels: int
+    duration: float
+
+
+class MediaInfo(BaseModel):
+    path: str
+    duration: float
+    size_bytes: int
+    video: VideoInfo | None = None
+    audio: AudioInfo | None = None
+
+
+def _seconds(value: int | None, time_base: Fraction | None) -> float:
+    return float(value * time_base) if value is not None and time_base is not None else 0.0
+
+
+def probe(path: Path) -> MediaInfo:
+    """Streams, sizes and durations of a media file; BadInput if it is not one."""
+    try:
+        with av.open(str(path)) as container:
+            duration = container.duration / av.time_base if container.duration else 0.0
+            info = MediaInfo(path=str(path), duration=duration, size_bytes=path.stat().st_size)
+            if container.streams.video:
+                vs = container.streams.video[0]
+                rate = vs.average_rate or vs.base_rate or 0
+                info.video = VideoInfo(
+                    codec=vs.codec_context.name, profile=vs.codec_context.profile,
+                    width=vs.codec_context.width, height=vs.codec_context.height,
+                    pix_fmt=vs.codec_context.format.name if vs.codec_context.format else None,
+                    fps=float(rate), duration=_seconds(vs.duration, vs.time_base) or duration,
+                )
+            if container.streams.audio:
+                aus = container.streams.audio[0]
+                info.audio = AudioInfo(
+                    codec=aus.codec_context.name, sample_rate=aus.codec_context.sample_rate,
+                    channels=aus.codec_context.channels,
+                    duration=_seconds(aus.duration, aus.time_base) or duration,
+                )
+            return info
+    except (av.error.FFmpegError, OSError) as exc:  # type: ignore[attr-defined]
+        raise BadInput(f"{path.name}: not a readable media file ({exc})") from exc

@@ -1,0 +1,252 @@
+"""`storybot render`: the media engine end to end, from a script (and optional media) to a video.
+
+Work happens in a hidden folder inside the output folder; artifacts are moved into place only
+when every stage has succeeded, so a failed render leaves nothing half-written behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from tools import compose, keyframes, loudness, motion, shots, subtitles, thumbnail, upload
+from tools.errors import BadInput
+from tools.models import Aspect
+from tools.music import synth_bed
+from tools.probe import probe
+from tools.text import clean_script, natural_key
+from tools.tts import Speech, from_recording, synthesize
+
+Progress = Callable[[str], None]
+
+
+class RenderOptions(BaseModel):
+    script: Path
+    images: Path | None = None
+    clips: Path | None = None
+    voice: Path | None = None
+    music: Path | None = None
+    aspect: Aspect = Aspect.portrait
+    out: Path
+    upload_limit_bytes: int = upload.DEFAULT_LIMIT
+    seed: int = 0
+    voice_name: str = "en-us"
+    video: compose.VideoEncoding = compose.VideoEncoding()
+    concurrency: int = 2
+
+
+class Artifacts(BaseModel):
+    """Absolute paths, keyed as DESIGN.md's `--json` contract."""
+
+    final_video: str
+    discord_video: str | None
+    subtitles_srt: str
+    subtitles_vtt: str
+    subtitles_ass: str
+    thumbnail: str
+    metadata: str
+    shots: str
+    script: str
+    voice: str
+    words: str
+    keyframes: list[str]
+    clips: list[str]
+
+
+def read_script(path: Path) -> str:
+    if not path.is_file():
+        raise BadInput(f"script file not found: {path}")
+    try:
+        return clean_script(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path.name}: not UTF-8 text ({exc.reason})") from exc
+
+
+def _require_audio(path: Path | None, what: str) -> None:
+    if path is None:
+        return
+    if not path.is_file():
+        raise BadInput(f"{what} file not found: {path}")
+    if probe(path).audio is None:
+        raise BadInput(f"{path.name}: has no audio stream")
+
+
+_VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".gif"}
+
+
+def list_clips(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise BadInput(f"clips folder not found: {folder}")
+    found = sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")),
+                   key=lambda p: natural_key(p.name))
+    clips = [p for p in found if p.suffix.lower() in _VIDEO_SUFFIXES]
+    if not clips:
+        raise BadInput(f"no video clips in {folder}")
+    for clip in clips:
+        if probe(clip).video is None:
+            raise BadInput(f"{clip.name}: has no video stream")
+    return clips
+
+
+class _Stages:
+    """Per-stage wall seconds, for metadata.json and the benchmark."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.seconds: dict[str, float] = {}
+        self.progress = progress
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        if self.progress:
+            self.progress(name)
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - start, 3)
+
+
+async def _bounded(jobs: list[Coroutine[Any, Any, None]], limit: int) -> None:
+    """Run media jobs with at most `limit` at once (each FFmpeg already uses every core)."""
+    gate = asyncio.Semaphore(limit)
+
+    async def run(job: Coroutine[Any, Any, None]) -> None:
+        async with gate:
+            await job
+
+    await asyncio.gather(*(run(j) for j in jobs))
+
+
+async def render(opts: RenderOptions, progress: Progress | None = None) -> Artifacts:
+    """Render a video into `opts.out`; raise BadInput (nothing written) when an input is unusable."""
+    text = read_script(opts.script)
+    _require_audio(opts.voice, "voice")
+    _require_audio(opts.music, "music")
+    images = keyframes.list_images(opts.images) if opts.images else None
+    clips_in = list_clips(opts.clips) if opts.clips else None
+
+    created_out = not opts.out.exists()
+    opts.out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".render-", dir=opts.out))
+    try:
+        meta = await _render_into(work, text, opts, images, clips_in, _Stages(progress))
+        return _publish(work, opts.out, meta)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        if created_out and not any(opts.out.iterdir()):
+            opts.out.rmdir()
+        raise
+
+
+async def _speak(text: str, opts: RenderOptions, wav: Path) -> Speech:
+    if opts.voice:
+        return await from_recording(opts.voice, text, wav)
+    return await synthesize(text, wav, voice=opts.voice_name)
+
+
+async def _render_into(work: Path, text: str, opts: RenderOptions, images: list[Path] | None,
+                       clips_in: list[Path] | None, st: _Stages) -> dict:  # type: ignore[type-arg]
+    (work / "script.txt").write_text(text + "\n", encoding="utf-8")
+    started = time.perf_counter()
+    with st.stage("voice"):
+        speech = await _speak(text, opts, work / "voice.wav")
+        (work / "words.json").write_text(
+            json.dumps([w.model_dump() for w in speech.words], ensure_ascii=False, indent=1), encoding="utf-8")
+    with st.stage("subtitles"):
+        subs = subtitles.write_subtitles(text, speech.words, opts.aspect, work)
+    with st.stage("plan_scenes"):
+        count = len(images) if images else len(clips_in) if clips_in else None
+        plan = shots.plan_shots(text, speech.words, speech.duration, count=count, seed=opts.seed)
+        shots.write_shots(plan, work / "shots.json")
+    cut = compose.plan_cut(plan)
+    clips_dir = work / "clips"
+    clips_dir.mkdir()
+    clip_paths = [clips_dir / f"shot_{s.index + 1:02d}.mp4" for s in plan]
+    if clips_in:
+        keyframe_paths: list[Path] = []
+        with st.stage("animate"):
+            await _bounded([motion.fit_clip(src, secs, opts.aspect, dst)
+                            for src, secs, dst in zip(clips_in, cut.clip_seconds, clip_paths, strict=True)],
+                           opts.concurrency)
+    else:
+        with st.stage("keyframes"):
+            keyframe_paths = await asyncio.to_thread(
+                keyframes.make_keyframes, plan, opts.aspect, work, images, opts.seed)
+        with st.stage("animate"):
+            await _bounded([motion.ken_burns(kf, s.motion, secs, opts.aspect, dst)
+                            for kf, s, secs, dst in zip(keyframe_paths, plan, cut.clip_seconds, clip_paths,
+                                                        strict=True)], opts.concurrency)
+    with st.stage("post_produce"):
+        music = opts.music or work / ".bed.wav"
+        if opts.music is None:
+            await asyncio.to_thread(synth_bed, cut.total + 1, music, opts.seed)
+        final = work / "final.mp4"
+        await compose.compose(clip_paths, plan, work / "voice.wav", music, subs.ass, opts.aspect, final,
+                              enc=opts.video)
+    with st.stage("measure"):
+        measured = await loudness.measure_file(final)
+    with st.stage("upload_fit"):
+        fitted = await upload.fit_for_upload(final, work / "final.discord.mp4", opts.upload_limit_bytes)
+    with st.stage("thumbnail"):
+        await asyncio.to_thread(thumbnail.make_thumbnail, clip_paths, opts.aspect, work / "thumbnail.png")
+    info = probe(final)
+    return {
+        "video": info.model_dump(exclude={"path"}),
+        "voice": {"provider": speech.provider, "duration": round(speech.duration, 3),
+                  "words": len(speech.words), "words_per_minute": round(speech.words_per_minute, 1),
+                  "timings_estimated": speech.estimated},
+        "loudness": {**measured.model_dump(), "target_lufs": loudness.TARGET_LUFS, "ceiling_dbtp": -1.0},
+        "encoder": {"video": {"codec": "libx264", "profile": "high", "preset": opts.video.preset,
+                              "crf": opts.video.crf, "pix_fmt": "yuv420p", "fps": motion.FPS,
+                              "faststart": True},
+                    "audio": {"codec": "aac", "bitrate": opts.video.audio_bitrate, "sample_rate": 48000,
+                              "channels": 2},
+                    "transition_seconds": compose.TRANSITION, "music": "supplied" if opts.music else "synth"},
+        "aspect": opts.aspect.value,
+        "shots": len(plan),
+        "subtitles": {"cues": len(subs.cues), "font_size": subs.font_size},
+        "discord": fitted.model_dump() if fitted else None,
+        "upload_limit_bytes": opts.upload_limit_bytes,
+        "stage_seconds": st.seconds,
+        "total_seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+_FILES = ["final.mp4", "final.discord.mp4", "voice.wav", "words.json", "subtitles.srt", "subtitles.vtt",
+          "subtitles.ass", "shots.json", "thumbnail.png", "script.txt"]
+_DIRS = ["keyframes", "clips"]
+
+
+def _publish(work: Path, out: Path, meta: dict) -> Artifacts:  # type: ignore[type-arg]
+    """Move finished artifacts from the work folder into `out`, then write metadata.json last."""
+    for name in _DIRS:
+        if (work / name).is_dir():
+            shutil.rmtree(out / name, ignore_errors=True)
+            (work / name).replace(out / name)
+    for name in _FILES:
+        if (work / name).exists():
+            (work / name).replace(out / name)
+        elif name == "final.discord.mp4":
+            (out / name).unlink(missing_ok=True)
+    meta_tmp = work / "metadata.json"
+    meta_tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+    meta_tmp.replace(out / "metadata.json")
+    shutil.rmtree(work, ignore_errors=True)
+    out = out.resolve()
+    discord = out / "final.discord.mp4"
+    return Artifacts(
+        final_video=str(out / "final.mp4"), discord_video=str(discord) if discord.exists() else None,
+        subtitles_srt=str(out / "subtitles.srt"), subtitles_vtt=str(out / "subtitles.vtt"),
+        subtitles_ass=str(out / "subtitles.ass"), thumbnail=str(out / "thumbnail.png"),
+        metadata=str(out / "metadata.json"), shots=str(out / "shots.json"), script=str(out / "script.txt"),
+        voice=str(out / "voice.wav"), words=str(out / "words.json"),
+        keyframes=sorted(str(p) for p in (out / "keyframes").glob("shot_*.png")),
+        clips=sorted(str(p) for p in (out / "clips").glob("shot_*.mp4")),
+    )
