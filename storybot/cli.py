@@ -19,11 +19,11 @@ from tools.models import Aspect
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None, help="Turn a request or a script into a finished short video.")
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"storybot: error: {' '.join(message.split())}", markup=False)
+    print(f"storybot: error: {' '.join(message.split())}", file=sys.stderr)
     sys.exit(code)
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from tools.assets import FONTS_DIR
 from tools.ffmpeg import escape_filter_value, run_ffmpeg
+from tools.files import atomic_path
 from tools.loudness import LoudnormStats, loudnorm_apply_filter, measure_loudnorm
 from tools.models import Aspect, Shot
 from tools.motion import FPS
@@ -92,7 +93,7 @@ async def compose(clips: list[Path], shots: list[Shot], voice: Path, music: Path
     enc = enc or VideoEncoding()
     plan = plan_cut(shots, transition=transition)
     n = len(clips)
-    music_in = ["-stream_loop", "-1", "-i", music]
+    music_in: list[str | Path] = ["-stream_loop", "-1", "-i", music]
     gains = await mix_gains(voice, music)
     audio = _audio_graph(0, 1, gains, plan.total)
     stats = await measure_loudnorm(["-i", voice, *music_in], audio, "mix")
@@ -103,14 +104,13 @@ async def compose(clips: list[Path], shots: list[Shot], voice: Path, music: Path
         inputs += ["-i", clip]
     inputs += ["-i", voice, *music_in]
     w, h = aspect.size
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    await run_ffmpeg([
-        "-v", "error", *inputs, "-filter_complex", graph, "-map", "[vout]", "-map", "[aout]",
-        "-t", f"{plan.total}", "-s", f"{w}x{h}", "-r", str(FPS),
-        "-c:v", "libx264", "-profile:v", "high", "-preset", enc.preset, "-crf", str(enc.crf),
-        "-pix_fmt", "yuv420p", "-g", str(2 * FPS),
-        "-c:a", "aac", "-b:a", enc.audio_bitrate, "-ar", "48000", "-ac", "2",
-        "-movflags", "+faststart", "-f", "mp4", tmp,
-    ])
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        await run_ffmpeg([
+            "-v", "error", *inputs, "-filter_complex", graph, "-map", "[vout]", "-map", "[aout]",
+            "-t", f"{plan.total}", "-s", f"{w}x{h}", "-r", str(FPS),
+            "-c:v", "libx264", "-profile:v", "high", "-preset", enc.preset, "-crf", str(enc.crf),
+            "-pix_fmt", "yuv420p", "-g", str(2 * FPS),
+            "-c:a", "aac", "-b:a", enc.audio_bitrate, "-ar", "48000", "-ac", "2",
+            "-movflags", "+faststart", "-f", "mp4", tmp,
+        ])
     return plan, stats

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tools.files import atomic_path
+
 RATE = 48000
 # A minor, F major, C major, G major: root-position triads an octave low.
 _CHORDS = [(110.0, 130.81, 164.81), (87.31, 110.0, 130.81), (130.81, 164.81, 196.0), (98.0, 123.47, 146.83)]
@@ -44,10 +46,8 @@ def synth_bed(seconds: float, out: Path, seed: int = 0) -> None:
     stereo[n - edge:] *= ramp[::-1]
     stereo *= 0.25 / max(np.abs(stereo).max(), 1e-9)
     pcm = (stereo * 32767).astype("<i2")
-    tmp = out.with_name(f".{out.name}.tmp")
-    with wave.open(str(tmp), "wb") as w:
+    with atomic_path(out) as tmp, wave.open(str(tmp), "wb") as w:
         w.setnchannels(2)
         w.setsampwidth(2)
         w.setframerate(RATE)
         w.writeframes(pcm.tobytes())
-    tmp.replace(out)

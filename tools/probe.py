@@ -63,5 +63,5 @@ def probe(path: Path) -> MediaInfo:
                     duration=_seconds(aus.duration, aus.time_base) or duration,
                 )
             return info
-    except (av.error.FFmpegError, OSError) as exc:  # type: ignore[attr-defined]
+    except (av.error.FFmpegError, OSError) as exc:
         raise BadInput(f"{path.name}: not a readable media file ({exc})") from exc

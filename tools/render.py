@@ -152,7 +152,7 @@ async def _speak(text: str, opts: RenderOptions, wav: Path) -> Speech:
 
 
 async def _render_into(work: Path, text: str, opts: RenderOptions, images: list[Path] | None,
-                       clips_in: list[Path] | None, st: _Stages) -> dict:  # type: ignore[type-arg]
+                       clips_in: list[Path] | None, st: _Stages) -> dict[str, Any]:
     (work / "script.txt").write_text(text + "\n", encoding="utf-8")
     started = time.perf_counter()
     with st.stage("voice"):
@@ -224,7 +224,7 @@ _FILES = ["final.mp4", "final.discord.mp4", "voice.wav", "words.json", "subtitle
 _DIRS = ["keyframes", "clips"]
 
 
-def _publish(work: Path, out: Path, meta: dict) -> Artifacts:  # type: ignore[type-arg]
+def _publish(work: Path, out: Path, meta: dict[str, Any]) -> Artifacts:
     """Move finished artifacts from the work folder into `out`, then write metadata.json last."""
     for name in _DIRS:
         if (work / name).is_dir():

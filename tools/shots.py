@@ -12,13 +12,14 @@ import random
 from pathlib import Path
 
 from tools.errors import BadInput
+from tools.files import write_text_atomic
 from tools.models import Motion, Shot, Word
 from tools.text import ends_clause, ends_sentence
 
 TARGET_SHOT_SECONDS = 7.5
 MIN_SHOT_SECONDS = 1.0
 
-_STOP = set(
+_STOP = frozenset(
     "a an and are as at be but by for from had has have he her his i if in into is it its "
     "me my no not of on or our she so than that the their them then there they this to was we "
     "were what when which who will with you your".split()
@@ -37,22 +38,21 @@ def _break_rank(word: Word) -> int:
 def _choose_breaks(words: list[Word], count: int, duration: float) -> list[int]:
     """Indexes of the last word of each shot but the final one.
 
-    Uses the best break rank that offers enough candidates, then picks, for each ideal cut time,
-    the nearest unused candidate so shot lengths stay even.
+    Uses the best break rank that offers enough candidates, then for each ideal cut time picks
+    the nearest candidate after the previous cut that still leaves one for every later cut.
     """
     for rank in (2, 1, 0):
         candidates = [i for i, w in enumerate(words[:-1]) if _break_rank(w) >= rank]
         if len(candidates) >= count - 1:
             break
-    else:
-        candidates = list(range(len(words) - 1))
     chosen: list[int] = []
+    lo = 0
     for k in range(1, count):
+        hi = len(candidates) - (count - 1 - k)
         ideal = duration * k / count
-        free = [c for c in candidates if c not in chosen and (not chosen or c > chosen[-1])]
-        if not free:
-            break
-        chosen.append(min(free, key=lambda c: abs(words[c + 1].start - ideal)))
+        pick = min(range(lo, hi), key=lambda c: abs(words[candidates[c] + 1].start - ideal))
+        chosen.append(candidates[pick])
+        lo = pick + 1
     return chosen
 
 
@@ -74,8 +74,6 @@ def plan_shots(script: str, words: list[Word], duration: float, count: int | Non
         raise BadInput(f"{wanted} shots do not fit a {duration:.1f} s voice with {len(words)} words "
                        f"(at most {max_count})")
     breaks = _choose_breaks(words, wanted, duration)
-    if count is not None and len(breaks) != count - 1:
-        raise BadInput(f"cannot cut the voice into {count} shots")
     motions = list(Motion)
     rng = random.Random(seed)
     shots: list[Shot] = []
@@ -97,9 +95,7 @@ def plan_shots(script: str, words: list[Word], duration: float, count: int | Non
 
 
 def write_shots(shots: list[Shot], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("[\n" + ",\n".join(s.model_dump_json() for s in shots) + "\n]\n", encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, "[\n" + ",\n".join(s.model_dump_json() for s in shots) + "\n]\n")
 
 
 def read_shots(path: Path) -> list[Shot]:

@@ -16,8 +16,8 @@ MAX_SCRIPT_CHARS = 20_000
 
 # Zero-width and bidirectional-control characters hide text or reorder it on screen.
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad]")
-_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’»)\]]*$")
-_CLAUSE_END = re.compile(r"[,;:—–]+[\"'”’»)\]]*$")
+_SENTENCE_END = re.compile(r"[.!?…。！？]+[\"'”’»)\]」』]*$")
+_CLAUSE_END = re.compile(r"[,;:—–、，；：]+[\"'”’»)\]」』]*$")
 
 
 def clean_script(text: str) -> str:

@@ -8,6 +8,7 @@ import av
 import numpy as np
 from PIL import Image
 
+from tools.files import atomic_path
 from tools.models import Aspect
 
 
@@ -38,7 +39,6 @@ def make_thumbnail(clips: list[Path], aspect: Aspect, out: Path) -> Path:
     if not candidates:
         raise ValueError("no frame to make a thumbnail from")
     best = max(candidates, key=_strength).resize(aspect.size, Image.Resampling.LANCZOS)
-    tmp = out.with_name(f".{out.name}.tmp")
-    best.save(tmp, format="PNG")
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        best.save(tmp, format="PNG")
     return out

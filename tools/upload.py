@@ -46,25 +46,28 @@ async def fit_for_upload(master: Path, out: Path, limit_bytes: int = DEFAULT_LIM
     short = min(w, h)
     if budget_kbps < MIN_FULL_WIDTH_KBPS and short > 720:
         w, h = (round(w * 720 / short / 2) * 2, round(h * 720 / short / 2) * 2)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    for attempt in range(1, 4):
-        kbps = int(budget_kbps * (0.92 ** (attempt - 1)))
-        if kbps < MIN_KBPS:
-            break
-        await _encode_two_pass(master, tmp, kbps, w, h)
-        size = tmp.stat().st_size
-        if size <= limit_bytes:
-            tmp.replace(out)
-            return FitReport(path=str(out), size_bytes=size, video_kbps=kbps, width=w, height=h,
-                             attempts=attempt)
-    tmp.unlink(missing_ok=True)
+    scratch = out.with_name(f".{out.stem}.fitting{out.suffix}")
+    try:
+        for attempt in range(1, 4):
+            kbps = int(budget_kbps * (0.92 ** (attempt - 1)))
+            if kbps < MIN_KBPS:
+                break
+            await _encode_two_pass(master, scratch, kbps, w, h)
+            size = scratch.stat().st_size
+            if size <= limit_bytes:  # else try again, asking for 8% less
+                scratch.replace(out)
+                return FitReport(path=str(out), size_bytes=size, video_kbps=kbps, width=w, height=h,
+                                 attempts=attempt)
+    finally:
+        scratch.unlink(missing_ok=True)
     raise MediaError(f"cannot fit {master.name} ({info.duration:.0f} s) under {limit_bytes} bytes")
 
 
 async def _encode_two_pass(master: Path, out: Path, kbps: int, w: int, h: int) -> None:
     with tempfile.TemporaryDirectory(prefix="storybot-2pass-") as logdir:
         log = str(Path(logdir) / "x264")
-        common = ["-v", "error", "-i", master, "-vf", f"scale={w}:{h}:flags=bicubic", "-c:v", "libx264",
+        common: list[str | Path] = [
+                  "-v", "error", "-i", master, "-vf", f"scale={w}:{h}:flags=bicubic", "-c:v", "libx264",
                   "-profile:v", "high", "-preset", "veryfast", "-b:v", f"{kbps}k",
                   "-maxrate", f"{int(kbps * 1.5)}k", "-bufsize", f"{kbps * 2}k",
                   "-pix_fmt", "yuv420p", "-passlogfile", log]
