@@ -17,7 +17,7 @@ from tools.errors import MediaError
 from tools.ffmpeg import run_ffmpeg
 
 TARGET_LUFS = -14.0
-TARGET_TP = -1.5  # aim under the -1.0 dBTP ceiling: AAC encoding adds a few tenths
+TARGET_TP = -2.0  # aim under the -1.0 dBTP ceiling: AAC encoding adds a few tenths
 TARGET_LRA = 11.0
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from tools.ffmpeg import run_ffmpeg
+from tools.files import atomic_path
 from tools.models import Aspect, Motion
 
 FPS = 30
@@ -22,7 +23,7 @@ class ClipEncoding(BaseModel):
     """Intermediate clips are decoded once by the final cut: fast to write, near-lossless."""
 
     preset: str = "ultrafast"
-    crf: int = 16
+    crf: int = 18
 
 
 def _motion_exprs(motion: Motion, frames: int) -> tuple[str, str, str]:
@@ -46,32 +47,29 @@ def _motion_exprs(motion: Motion, frames: int) -> tuple[str, str, str]:
             return full, centre_x, f"(ih-ih/zoom)*{e}"
 
 
-def frames_for(seconds: float) -> int:
-    return max(1, round(seconds * FPS))
-
-
 def _encode_args(out: Path, enc: ClipEncoding) -> list[str | Path]:
     return ["-c:v", "libx264", "-preset", enc.preset, "-crf", str(enc.crf), "-pix_fmt", "yuv420p",
             "-r", str(FPS), "-an", "-movflags", "+faststart", out]
 
 
-async def ken_burns(image: Path, motion: Motion, seconds: float, aspect: Aspect, out: Path,
+async def ken_burns(image: Path, motion: Motion, frames: int, aspect: Aspect, out: Path,
                     enc: ClipEncoding | None = None) -> None:
-    """Animate one keyframe into `out` (an .mp4 of `seconds` at 30 fps, output size)."""
+    """Animate one keyframe into `out`: `frames` frames at 30 fps, output size."""
     w, h = aspect.size
-    frames = frames_for(seconds)
     z, x, y = _motion_exprs(motion, frames)
     vf = (f"scale={2 * w}:{2 * h}:flags=bicubic,format=yuv420p,"
           f"zoompan=z='{z}':x='{x}':y='{y}':d={frames}:s={w}x{h}:fps={FPS},setsar=1")
-    await run_ffmpeg(["-v", "error", "-i", image, "-vf", vf, "-frames:v", str(frames),
-                      *_encode_args(out, enc or ClipEncoding())])
+    with atomic_path(out) as tmp:
+        await run_ffmpeg(["-v", "error", "-i", image, "-vf", vf, "-frames:v", str(frames),
+                          *_encode_args(tmp, enc or ClipEncoding())])
 
 
-async def fit_clip(source: Path, seconds: float, aspect: Aspect, out: Path,
+async def fit_clip(source: Path, frames: int, aspect: Aspect, out: Path,
                    enc: ClipEncoding | None = None) -> None:
     """Fit a supplied clip of any size, rate or length to a shot: cover-crop, 30 fps, loop if short."""
     w, h = aspect.size
     vf = (f"fps={FPS},scale={w}:{h}:force_original_aspect_ratio=increase:flags=bicubic,"
           f"crop={w}:{h},setsar=1,format=yuv420p")
-    await run_ffmpeg(["-v", "error", "-stream_loop", "-1", "-i", source, "-vf", vf,
-                      "-frames:v", str(frames_for(seconds)), *_encode_args(out, enc or ClipEncoding())])
+    with atomic_path(out) as tmp:
+        await run_ffmpeg(["-v", "error", "-stream_loop", "-1", "-i", source, "-vf", vf,
+                          "-frames:v", str(frames), *_encode_args(tmp, enc or ClipEncoding())])

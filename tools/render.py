@@ -7,6 +7,7 @@ when every stage has succeeded, so a failed render leaves nothing half-written b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import tempfile
@@ -166,30 +167,36 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, images: list[
         plan = shots.plan_shots(text, speech.words, speech.duration, count=count, seed=opts.seed)
         shots.write_shots(plan, work / "shots.json")
     cut = compose.plan_cut(plan)
+    music = opts.music or work / ".bed.wav"
+    if opts.music is None:
+        await asyncio.to_thread(synth_bed, cut.total + 1, music, opts.seed)
+    audio = asyncio.create_task(compose.prepare_audio(work / "voice.wav", music, cut.total))
     clips_dir = work / "clips"
     clips_dir.mkdir()
     clip_paths = [clips_dir / f"shot_{s.index + 1:02d}.mp4" for s in plan]
-    if clips_in:
-        keyframe_paths: list[Path] = []
-        with st.stage("animate"):
-            await _bounded([motion.fit_clip(src, secs, opts.aspect, dst)
-                            for src, secs, dst in zip(clips_in, cut.clip_seconds, clip_paths, strict=True)],
-                           opts.concurrency)
-    else:
-        with st.stage("keyframes"):
-            keyframe_paths = await asyncio.to_thread(
-                keyframes.make_keyframes, plan, opts.aspect, work, images, opts.seed)
-        with st.stage("animate"):
-            await _bounded([motion.ken_burns(kf, s.motion, secs, opts.aspect, dst)
-                            for kf, s, secs, dst in zip(keyframe_paths, plan, cut.clip_seconds, clip_paths,
-                                                        strict=True)], opts.concurrency)
-    with st.stage("post_produce"):
-        music = opts.music or work / ".bed.wav"
-        if opts.music is None:
-            await asyncio.to_thread(synth_bed, cut.total + 1, music, opts.seed)
-        final = work / "final.mp4"
-        await compose.compose(clip_paths, plan, work / "voice.wav", music, subs.ass, opts.aspect, final,
-                              enc=opts.video)
+    try:
+        if clips_in:
+            with st.stage("animate"):
+                await _bounded([motion.fit_clip(src, frames, opts.aspect, dst)
+                                for src, frames, dst in zip(clips_in, cut.clip_frames, clip_paths, strict=True)],
+                               opts.concurrency)
+        else:
+            with st.stage("keyframes"):
+                keyframe_paths = await asyncio.to_thread(
+                    keyframes.make_keyframes, plan, opts.aspect, work, images, opts.seed)
+            with st.stage("animate"):
+                await _bounded([motion.ken_burns(kf, s.motion, frames, opts.aspect, dst)
+                                for kf, s, frames, dst in zip(keyframe_paths, plan, cut.clip_frames, clip_paths,
+                                                              strict=True)], opts.concurrency)
+        with st.stage("post_produce"):
+            final = work / "final.mp4"
+            await compose.compose(clip_paths, cut, work / "voice.wav", music, await audio, subs.ass, opts.aspect,
+                                  final, enc=opts.video)
+    finally:
+        if not audio.done():
+            audio.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await audio
     with st.stage("measure"):
         measured = await loudness.measure_file(final)
     with st.stage("upload_fit"):
@@ -208,7 +215,8 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, images: list[
                               "faststart": True},
                     "audio": {"codec": "aac", "bitrate": opts.video.audio_bitrate, "sample_rate": 48000,
                               "channels": 2},
-                    "transition_seconds": compose.TRANSITION, "music": "supplied" if opts.music else "synth"},
+                    "transition_seconds": cut.transition_frames / motion.FPS,
+                    "music": "supplied" if opts.music else "synth"},
         "aspect": opts.aspect.value,
         "shots": len(plan),
         "subtitles": {"cues": len(subs.cues), "font_size": subs.font_size},
