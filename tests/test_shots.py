@@ -5,9 +5,9 @@ import itertools
 import pytest
 
 from tools.compose import TRANSITION_FRAMES, plan_cut
-from tools.motion import FPS
 from tools.errors import BadInput
 from tools.models import Word
+from tools.motion import FPS
 from tools.shots import plan_shots
 from tools.text import word_spans
 

@@ -576,11 +576,11 @@ def make_keyframes(shots: list[Shot], aspect: Aspect, out_dir: Path, images: lis
     written = []
     for i, shot in enumerate(shots):
         frame = pictures[i] if pictures is not None else draw_art_card(shot, size, seed)
-        written.append(_write_png(frame, folder / keyframe_name(shot)))
+        written.append(save_png(frame, folder / keyframe_name(shot)))
     return written
 
 
-def _write_png(img: Image.Image, path: Path) -> Path:
+def save_png(img: Image.Image, path: Path) -> Path:
     with atomic_path(path) as tmp:
         img.save(tmp, format="PNG", compress_level=1)
     return path

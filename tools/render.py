@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import shutil
 import tempfile
 import time
@@ -19,10 +18,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tools import compose, keyframes, loudness, motion, shots, subtitles, thumbnail, upload
+from tools import compose, keyframes, motion, shots, subtitles, upload
 from tools.errors import BadInput
+from tools.files import write_json_atomic, write_text_atomic
+from tools.finish import finish, finish_metadata, music_or_bed
 from tools.models import Aspect
-from tools.music import synth_bed
 from tools.probe import probe
 from tools.text import clean_script, natural_key
 from tools.tts import Speech, from_recording, synthesize
@@ -154,12 +154,11 @@ async def _speak(text: str, opts: RenderOptions, wav: Path) -> Speech:
 
 async def _render_into(work: Path, text: str, opts: RenderOptions, images: list[Path] | None,
                        clips_in: list[Path] | None, st: _Stages) -> dict[str, Any]:
-    (work / "script.txt").write_text(text + "\n", encoding="utf-8")
+    write_text_atomic(work / "script.txt", text + "\n")
     started = time.perf_counter()
     with st.stage("voice"):
         speech = await _speak(text, opts, work / "voice.wav")
-        (work / "words.json").write_text(
-            json.dumps([w.model_dump() for w in speech.words], ensure_ascii=False, indent=1), encoding="utf-8")
+        write_json_atomic(work / "words.json", [w.model_dump() for w in speech.words])
     with st.stage("subtitles"):
         subs = subtitles.write_subtitles(text, speech.words, opts.aspect, work)
     with st.stage("plan_scenes"):
@@ -167,9 +166,8 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, images: list[
         plan = shots.plan_shots(text, speech.words, speech.duration, count=count, seed=opts.seed)
         shots.write_shots(plan, work / "shots.json")
     cut = compose.plan_cut(plan)
-    music = opts.music or work / ".bed.wav"
-    if opts.music is None:
-        await asyncio.to_thread(synth_bed, cut.total + 1, music, opts.seed)
+    music = await music_or_bed(opts.music, work, cut.total, opts.seed)
+    # audio analysis needs no pictures: run it while the clips are animated
     audio = asyncio.create_task(compose.prepare_audio(work / "voice.wav", music, cut.total))
     clips_dir = work / "clips"
     clips_dir.mkdir()
@@ -189,39 +187,21 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, images: list[
                                 for kf, s, frames, dst in zip(keyframe_paths, plan, cut.clip_frames, clip_paths,
                                                               strict=True)], opts.concurrency)
         with st.stage("post_produce"):
-            final = work / "final.mp4"
-            await compose.compose(clip_paths, cut, work / "voice.wav", music, await audio, subs.ass, opts.aspect,
-                                  final, enc=opts.video)
+            done = await finish(work, clip_paths, cut, work / "voice.wav", music, subs.ass, opts.aspect, opts.video,
+                                opts.upload_limit_bytes, mix=await audio)
     finally:
         if not audio.done():
             audio.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await audio
-    with st.stage("measure"):
-        measured = await loudness.measure_file(final)
-    with st.stage("upload_fit"):
-        fitted = await upload.fit_for_upload(final, work / "final.discord.mp4", opts.upload_limit_bytes)
-    with st.stage("thumbnail"):
-        await asyncio.to_thread(thumbnail.make_thumbnail, clip_paths, opts.aspect, work / "thumbnail.png")
-    info = probe(final)
     return {
-        "video": info.model_dump(exclude={"path"}),
+        **finish_metadata(done, opts.video, cut, opts.music is not None, opts.upload_limit_bytes),
         "voice": {"provider": speech.provider, "duration": round(speech.duration, 3),
                   "words": len(speech.words), "words_per_minute": round(speech.words_per_minute, 1),
                   "timings_estimated": speech.estimated},
-        "loudness": {**measured.model_dump(), "target_lufs": loudness.TARGET_LUFS, "ceiling_dbtp": -1.0},
-        "encoder": {"video": {"codec": "libx264", "profile": "high", "preset": opts.video.preset,
-                              "crf": opts.video.crf, "pix_fmt": "yuv420p", "fps": motion.FPS,
-                              "faststart": True},
-                    "audio": {"codec": "aac", "bitrate": opts.video.audio_bitrate, "sample_rate": 48000,
-                              "channels": 2},
-                    "transition_seconds": cut.transition_frames / motion.FPS,
-                    "music": "supplied" if opts.music else "synth"},
         "aspect": opts.aspect.value,
         "shots": len(plan),
         "subtitles": {"cues": len(subs.cues), "font_size": subs.font_size},
-        "discord": fitted.model_dump() if fitted else None,
-        "upload_limit_bytes": opts.upload_limit_bytes,
         "stage_seconds": st.seconds,
         "total_seconds": round(time.perf_counter() - started, 3),
     }
@@ -243,9 +223,7 @@ def _publish(work: Path, out: Path, meta: dict[str, Any]) -> Artifacts:
             (work / name).replace(out / name)
         elif name == "final.discord.mp4":
             (out / name).unlink(missing_ok=True)
-    meta_tmp = work / "metadata.json"
-    meta_tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
-    meta_tmp.replace(out / "metadata.json")
+    write_json_atomic(out / "metadata.json", meta)
     shutil.rmtree(work, ignore_errors=True)
     out = out.resolve()
     discord = out / "final.discord.mp4"

@@ -41,10 +41,17 @@ class Settings(BaseSettings):
     gpu_backend: str = Field("local", alias="STORYBOT_GPU_BACKEND")
     redis_url: str | None = Field(None, alias="REDIS_URL")
 
+    idea_feeds: str = Field("", alias="STORYBOT_IDEA_FEEDS")  # comma-separated RSS/Atom URLs
+
     upload_limit_bytes: int = Field(10 * 1024 * 1024, alias="STORYBOT_UPLOAD_LIMIT_BYTES", gt=0)
     video_preset: str = Field("veryfast", alias="STORYBOT_VIDEO_PRESET")
     video_crf: int = Field(21, alias="STORYBOT_VIDEO_CRF", ge=0, le=51)
     media_concurrency: int = Field(2, alias="STORYBOT_MEDIA_CONCURRENCY", ge=1)
+
+
+    @property
+    def feed_urls(self) -> list[str]:
+        return [u.strip() for u in self.idea_feeds.split(",") if u.strip()]
 
 
 @cache

@@ -1,0 +1,61 @@
+"""The production graph: fifteen nodes, three of them approvals, compiled with a checkpointer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import RetryPolicy
+
+from graph.context import NodeContext
+from graph.nodes import ideas, media, script
+from graph.state import JobState
+from tools.errors import MediaError
+
+# Worth retrying: a media tool that failed (disk, a killed FFmpeg) or a network hiccup.
+# Bad input and programming errors are not retried: the same input fails the same way.
+RETRY = RetryPolicy(max_attempts=3, initial_interval=1.0, backoff_factor=2.0,
+                    retry_on=(MediaError, OSError, httpx.TransportError, TimeoutError))
+
+
+def _entry(state: JobState) -> str:
+    """A user's own script skips the idea stages."""
+    return "write_script" if state["request"].get("script_text") else "collect_ideas"
+
+
+def build_graph(checkpointer: BaseCheckpointSaver[Any]) -> CompiledStateGraph[Any, Any, Any, Any]:
+    g: StateGraph[Any, Any, Any, Any] = StateGraph(JobState, context_schema=NodeContext)
+    g.add_node("collect_ideas", ideas.collect_ideas, retry_policy=RETRY)
+    g.add_node("story_ideas", ideas.story_ideas, retry_policy=RETRY)
+    g.add_node("pick_idea", ideas.pick_idea, destinations=("write_script", END))
+    g.add_node("write_script", script.write_script, retry_policy=RETRY)
+    g.add_node("revise_script", script.revise_script, retry_policy=RETRY)
+    g.add_node("approve_script", script.approve_script,
+               destinations=("voice", "revise_script", "write_script", END))
+    g.add_node("voice", media.voice, retry_policy=RETRY)
+    g.add_node("subtitles", media.subtitles_node)
+    g.add_node("plan_scenes", media.plan_scenes, retry_policy=RETRY)
+    g.add_node("keyframes", media.keyframes_node, retry_policy=RETRY)
+    g.add_node("vision_guidance", media.vision_guidance)
+    g.add_node("approve_keyframes", media.approve_keyframes, destinations=("animate", "keyframes", END))
+    g.add_node("animate", media.animate, retry_policy=RETRY)
+    g.add_node("post_produce", media.post_produce, retry_policy=RETRY)
+    g.add_node("deliver", media.deliver)
+
+    g.add_conditional_edges(START, _entry, ["collect_ideas", "write_script"])
+    g.add_edge("collect_ideas", "story_ideas")
+    g.add_edge("story_ideas", "pick_idea")
+    g.add_edge("write_script", "approve_script")
+    g.add_edge("revise_script", "approve_script")
+    g.add_edge("voice", "subtitles")
+    g.add_edge("subtitles", "plan_scenes")
+    g.add_edge("plan_scenes", "keyframes")
+    g.add_edge("keyframes", "vision_guidance")
+    g.add_edge("vision_guidance", "approve_keyframes")
+    g.add_edge("animate", "post_produce")
+    g.add_edge("post_produce", "deliver")
+    g.add_edge("deliver", END)
+    return g.compile(checkpointer=checkpointer)

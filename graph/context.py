@@ -1,0 +1,144 @@
+"""What every node gets besides the state: the job's folder, services and progress reporting,
+and the `stage` wrapper that records runs, seconds, provider and status for each node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import json
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from langgraph.errors import GraphInterrupt
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+
+from graph.events import Event
+from graph.state import JobRequest, JobState
+from tools.errors import StorybotError
+from tools.files import write_json_atomic
+from tools.llm import Writer
+from tools.settings import Settings
+from tools.store import JobStore, StageStatusName
+
+T = TypeVar("T")
+
+
+class JobCancelled(StorybotError):
+    """Raised between stages when someone cancelled a running job."""
+
+
+@dataclass
+class NodeContext:
+    job_id: str
+    job_dir: Path
+    settings: Settings
+    store: JobStore
+    writer: Writer
+    auto_approve: bool
+    emit: Callable[[Event], None]
+    cpu: asyncio.Semaphore  # bounds CPU-heavy work across all jobs of the process
+
+    def path(self, name: str) -> Path:
+        return self.job_dir / name
+
+    def request(self, state: JobState) -> JobRequest:
+        return JobRequest.model_validate(state["request"])
+
+    def progress(self, stage: str, percent: float, message: str | None = None) -> None:
+        self.emit(Event(job_id=self.job_id, kind="progress", stage=stage, percent=round(percent, 1),
+                        message=message))
+
+    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """CPU-bound Python (Pillow, numpy) off the event loop, within the process-wide bound."""
+        async with self.cpu:
+            return await asyncio.to_thread(fn, *args)
+
+
+def done(provider: str, **update: Any) -> dict[str, Any]:
+    """A node's state update that also records which provider did the work."""
+    return {**update, "_provider": provider}
+
+
+NodeFn = Callable[[JobState, NodeContext], Awaitable[dict[str, Any] | Command[Any]]]
+# What add_node receives; typed loosely because StateGraph's overloads do not accept wrapped callables.
+GraphNode = Callable[..., Any]
+
+
+def _crash_point(stage: str, when: str) -> None:
+    """Fault injection for the durability tests: STORYBOT_CRASH_AT=voice:end kills the process (SIGKILL)."""
+    if os.environ.get("STORYBOT_CRASH_AT") == f"{stage}:{when}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:500] or type(exc).__name__
+
+
+def stage(name: str) -> Callable[[NodeFn], GraphNode]:
+    """Wrap a node: refuse to start a cancelled job, count the run, time it, record the outcome."""
+
+    def wrap(fn: NodeFn) -> GraphNode:
+        @functools.wraps(fn)
+        async def node(state: JobState, runtime: Runtime[NodeContext]) -> dict[str, Any] | Command[Any]:
+            ctx = runtime.context
+            record = ctx.store.get(ctx.job_id)
+            if record is not None and record.cancel_requested:
+                raise JobCancelled("the job was cancelled")
+            ctx.store.stage_started(ctx.job_id, name)
+            ctx.emit(Event(job_id=ctx.job_id, kind="stage_started", stage=name))
+            _crash_point(name, "start")
+            started = time.perf_counter()
+            try:
+                result = await fn(state, ctx)
+            except GraphInterrupt:
+                ctx.store.stage_ended(ctx.job_id, name, "waiting")
+                raise
+            except BaseException as exc:
+                ctx.store.stage_ended(ctx.job_id, name, "failed", error=_one_line(exc))
+                raise
+            _crash_point(name, "end")
+            update = result.update if isinstance(result, Command) else result
+            provider = None
+            if isinstance(update, dict) and "_provider" in update:
+                provider = update.pop("_provider")
+                update["providers"] = {name: provider}
+            status: StageStatusName = "skipped" if provider == "skipped" else "done"
+            seconds = time.perf_counter() - started
+            ctx.store.stage_ended(ctx.job_id, name, status, seconds, provider)
+            ctx.emit(Event(job_id=ctx.job_id, kind="stage_finished", stage=name, percent=100.0,
+                           message=provider))
+            return result
+
+        return node
+
+    return wrap
+
+
+# reuse of finished work ------------------------------------------------------
+
+def fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:24]
+
+
+def reusable(manifest: Path, key: str, *outputs: Path) -> dict[str, Any] | None:
+    """The recorded result when `manifest` says these outputs were made from the same inputs."""
+    if not manifest.is_file() or not all(p.is_file() for p in outputs):
+        return None
+    data: dict[str, Any] = json.loads(manifest.read_text(encoding="utf-8"))
+    return data if data.get("key") == key else None
+
+
+def remember(manifest: Path, key: str, **data: Any) -> None:
+    write_json_atomic(manifest, {"key": key, **data})

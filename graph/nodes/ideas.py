@@ -1,0 +1,57 @@
+"""Stages 0-1 and the first approval: where the story comes from."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from langgraph.graph import END
+from langgraph.types import Command, interrupt
+
+from graph.context import NodeContext, done, stage
+from graph.state import Answer, JobState
+from tools.files import write_json_atomic
+from tools.ideas import collect_sources
+from tools.llm import IdeaSource, StoryIdea
+
+
+def _ideas_file(ctx: NodeContext) -> dict[str, Any]:
+    path = ctx.path("ideas.json")
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+@stage("collect_ideas")
+async def collect_ideas(state: JobState, ctx: NodeContext) -> dict[str, Any]:
+    request = ctx.request(state)
+    seeds = ctx.settings.data_dir / "seeds.txt"
+    sources = await collect_sources(request.prompt, seeds if seeds.is_file() else None, ctx.settings.feed_urls)
+    write_json_atomic(ctx.path("ideas.json"), {"sources": [s.model_dump() for s in sources]})
+    kinds = sorted({s.kind for s in sources})
+    return done("+".join(kinds))
+
+
+@stage("story_ideas")
+async def story_ideas(state: JobState, ctx: NodeContext) -> dict[str, Any]:
+    request = ctx.request(state)
+    stored = _ideas_file(ctx)
+    sources = [IdeaSource.model_validate(s) for s in stored.get("sources", [])]
+    ideas = await ctx.writer.ideas(request.prompt, sources, 3)
+    write_json_atomic(ctx.path("ideas.json"), {**stored, "ideas": [i.model_dump() for i in ideas]})
+    return done(ctx.writer.provider, ideas=[i.model_dump() for i in ideas])
+
+
+@stage("pick_idea")
+async def pick_idea(state: JobState, ctx: NodeContext) -> Command[Any]:
+    ideas = [StoryIdea.model_validate(i) for i in state["ideas"]]
+    if ctx.auto_approve:
+        return Command(update=done("auto", idea=ideas[0].model_dump()), goto="write_script")
+    answer = Answer.model_validate(interrupt({
+        "approval": "pick_idea",
+        "question": "Which idea should I write? Pick one, or approve the first.",
+        "ideas": [{"number": n, **i.model_dump()} for n, i in enumerate(ideas, start=1)],
+        "answers": ["pick N", "approve", "cancel"],
+    }))
+    if answer.action == "cancel":
+        return Command(update=done("user", outcome="cancelled"), goto=END)
+    index = answer.index if answer.action == "pick" and answer.index is not None else 0
+    return Command(update=done("user", idea=ideas[index].model_dump()), goto="write_script")

@@ -1,0 +1,213 @@
+"""Stages 4-10 and the keyframe approval: from the approved script to the finished video.
+
+Each node checks a small manifest beside its outputs, so a re-run after a crash (or after a
+re-roll) reuses what was already made from the same inputs instead of recomputing it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from langgraph.graph import END
+from langgraph.types import Command, interrupt
+
+from graph.context import NodeContext, done, file_digest, fingerprint, remember, reusable, stage
+from graph.state import Answer, JobState
+from tools import compose, keyframes, motion, shots, subtitles
+from tools.files import write_json_atomic
+from tools.finish import finish, finish_metadata, music_or_bed
+from tools.models import Word
+from tools.tts import Speech, synthesize, synthesize_elevenlabs
+
+
+def _script(ctx: NodeContext) -> str:
+    return ctx.path("script.txt").read_text(encoding="utf-8").strip()
+
+
+def _words(ctx: NodeContext) -> list[Word]:
+    return [Word.model_validate(w) for w in json.loads(ctx.path("words.json").read_text(encoding="utf-8"))]
+
+
+@stage("voice")
+async def voice(state: JobState, ctx: NodeContext) -> dict[str, Any]:
+    text = _script(ctx)
+    request = ctx.request(state)
+    s = ctx.settings
+    eleven = s.elevenlabs_api_key is not None and bool(s.elevenlabs_voice_id or request.voice)
+    provider = "elevenlabs" if eleven else "espeak-ng"
+    name = (request.voice or s.elevenlabs_voice_id) if eleven else (request.voice or "en-us")
+    key = fingerprint(text, provider, name)
+    wav, words_file, manifest = ctx.path("voice.wav"), ctx.path("words.json"), ctx.path(".voice.json")
+    if (kept := reusable(manifest, key, wav, words_file)) is not None:
+        return done(provider, voice=kept["voice"])
+    if eleven:
+        assert s.elevenlabs_api_key is not None
+        speech: Speech = await synthesize_elevenlabs(text, wav, api_key=s.elevenlabs_api_key.get_secret_value(),
+                                                     voice_id=str(name), base_url=s.elevenlabs_base_url)
+    else:
+        speech = await synthesize(text, wav, voice=str(name))
+    write_json_atomic(words_file, [w.model_dump() for w in speech.words])
+    summary = {"wav": "voice.wav", "duration": speech.duration, "words_per_minute": speech.words_per_minute,
+               "provider": speech.provider, "voice": name, "estimated": speech.estimated}
+    remember(manifest, key, voice=summary)
+    return done(provider, voice=summary)
+
+
+@stage("subtitles")
+async def subtitles_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
+    result = subtitles.write_subtitles(_script(ctx), _words(ctx), ctx.request(state).aspect, ctx.job_dir)
+    return done("voice timings" if not state["voice"]["estimated"] else "estimated timings",
+                subtitles={"cues": len(result.cues), "font_size": result.font_size})
+
+
+@stage("plan_scenes")
+async def plan_scenes(state: JobState, ctx: NodeContext) -> dict[str, Any]:
+    request = ctx.request(state)
+    text = _script(ctx)
+    plan = shots.plan_shots(text, _words(ctx), state["voice"]["duration"], seed=request.seed)
+    title = state.get("idea", {}).get("title") or request.prompt
+    prompts = await ctx.writer.scene_prompts(title, [s.text for s in plan])
+    plan = [s.model_copy(update={"prompt": p}) for s, p in zip(plan, prompts, strict=True)]
+    shots.write_shots(plan, ctx.path("shots.json"))
+    return done(f"sentence planner + {ctx.writer.provider}", shot_seeds={}, reroll=[])
+
+
+def _shot_seed(state: JobState, index: int) -> int:
+    """The picture seed of a shot: the job's seed until a re-roll gives the shot its own."""
+    return state.get("shot_seeds", {}).get(str(index), state["request"].get("seed", 0))
+
+
+@stage("keyframes")
+async def keyframes_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
+    aspect = ctx.request(state).aspect
+    plan = shots.read_shots(ctx.path("shots.json"))
+    folder = ctx.path("keyframes")
+    folder.mkdir(exist_ok=True)
+    names = []
+    for n, shot in enumerate(plan):
+        seed = _shot_seed(state, shot.index)
+        png = folder / keyframes.keyframe_name(shot)
+        manifest = folder / f".{png.stem}.json"
+        key = fingerprint("procedural", shot.key_phrase, seed, aspect.value)
+        if reusable(manifest, key, png) is None:
+            card = await ctx.in_thread(keyframes.draw_art_card, shot, aspect.size, seed)
+            await ctx.in_thread(keyframes.save_png, card, png)
+            remember(manifest, key, seed=seed)
+        names.append(f"keyframes/{png.name}")
+        ctx.progress("keyframes", 100 * (n + 1) / len(plan))
+    return done("procedural art cards", keyframes=names, reroll=[])
+
+
+@stage("vision_guidance")
+async def vision_guidance(state: JobState, ctx: NodeContext) -> dict[str, Any]:
+    reason = "no vision model configured (STORYBOT_VISION_MODEL)"
+    write_json_atomic(ctx.path("vision.json"), {"skipped": True, "reason": reason})
+    return done("skipped", notices=[f"vision guidance skipped: {reason}"])
+
+
+@stage("approve_keyframes")
+async def approve_keyframes(state: JobState, ctx: NodeContext) -> Command[Any]:
+    if ctx.auto_approve:
+        return Command(update=done("auto"), goto="animate")
+    plan = shots.read_shots(ctx.path("shots.json"))
+    answer = Answer.model_validate(interrupt({
+        "approval": "approve_keyframes",
+        "question": f"Approve these {len(plan)} keyframes, or re-roll some shots?",
+        "keyframes": [str(ctx.path(k)) for k in state["keyframes"]],
+        "shots": [{"number": s.index + 1, "text": s.text} for s in plan],
+        "answers": ["approve", "reroll N[,M]", "cancel"],
+    }))
+    if answer.action == "cancel":
+        return Command(update=done("user", outcome="cancelled"), goto=END)
+    if answer.action == "reroll":
+        seeds = dict(state.get("shot_seeds", {}))
+        for number in answer.shots:
+            index = number - 1
+            seeds[str(index)] = _shot_seed(state, index) + 7919  # a new picture, still deterministic
+        return Command(update=done("user", shot_seeds=seeds, reroll=[n - 1 for n in answer.shots]),
+                       goto="keyframes")
+    return Command(update=done("user"), goto="animate")
+
+
+@stage("animate")
+async def animate(state: JobState, ctx: NodeContext) -> dict[str, Any]:
+    aspect = ctx.request(state).aspect
+    plan = shots.read_shots(ctx.path("shots.json"))
+    cut = compose.plan_cut(plan)
+    folder = ctx.path("clips")
+    folder.mkdir(exist_ok=True)
+    names = []
+    for n, (shot, frames) in enumerate(zip(plan, cut.clip_frames, strict=True)):
+        keyframe = ctx.path(state["keyframes"][n])
+        clip = folder / f"shot_{shot.index + 1:02d}.mp4"
+        manifest = folder / f".{clip.stem}.json"
+        key = fingerprint("ken-burns", file_digest(keyframe), shot.motion, frames, aspect.value)
+        if reusable(manifest, key, clip) is None:
+            await motion.ken_burns(keyframe, shot.motion, frames, aspect, clip)
+            remember(manifest, key)
+        names.append(f"clips/{clip.name}")
+        ctx.progress("animate", 100 * (n + 1) / len(plan))
+    return done("ken burns (ffmpeg)", clips=names)
+
+
+@stage("post_produce")
+async def post_produce(state: JobState, ctx: NodeContext) -> dict[str, Any]:
+    request = ctx.request(state)
+    s = ctx.settings
+    plan = shots.read_shots(ctx.path("shots.json"))
+    cut = compose.plan_cut(plan)
+    clips = [ctx.path(c) for c in state["clips"]]
+    enc = compose.VideoEncoding(preset=s.video_preset, crf=s.video_crf)
+    key = fingerprint([file_digest(c) for c in clips], file_digest(ctx.path("voice.wav")),
+                      file_digest(ctx.path("subtitles.ass")), enc.model_dump(), s.upload_limit_bytes)
+    manifest = ctx.path(".final.json")
+    if (kept := reusable(manifest, key, ctx.path("final.mp4"), ctx.path("metadata.json"))) is not None:
+        return done("ffmpeg", artifacts=kept["artifacts"])
+    music = await music_or_bed(None, ctx.job_dir, cut.total, request.seed)
+    finished = await finish(ctx.job_dir, clips, cut, ctx.path("voice.wav"), music, ctx.path("subtitles.ass"),
+                            request.aspect, enc, s.upload_limit_bytes)
+    title = state.get("idea", {}).get("title") or request.prompt
+    platforms = await ctx.writer.platform_meta(title, _script(ctx))
+    metadata = {
+        **finish_metadata(finished, enc, cut, False, s.upload_limit_bytes),
+        "job_id": ctx.job_id,
+        "prompt": request.prompt,
+        "aspect": request.aspect.value,
+        "voice": state["voice"],
+        "shots": len(plan),
+        "script_version": state["script_version"],
+        "platforms": platforms.model_dump(),
+        "providers": state.get("providers", {}),
+        "stages": {r.name: {"runs": r.runs, "seconds": r.seconds, "provider": r.provider}
+                   for r in ctx.store.stage_list(ctx.job_id)},
+    }
+    write_json_atomic(ctx.path("metadata.json"), metadata)
+    artifacts = artifact_paths(ctx, state)
+    remember(manifest, key, artifacts=artifacts)
+    return done("ffmpeg", artifacts=artifacts)
+
+
+def artifact_paths(ctx: NodeContext, state: JobState) -> dict[str, Any]:
+    """Absolute paths, keyed as DESIGN.md's `--json` contract."""
+    def p(name: str) -> str | None:
+        path = ctx.path(name)
+        return str(path.resolve()) if path.exists() else None
+
+    return {
+        "final_video": p("final.mp4"), "discord_video": p("final.discord.mp4"),
+        "subtitles_srt": p("subtitles.srt"), "subtitles_vtt": p("subtitles.vtt"),
+        "subtitles_ass": p("subtitles.ass"), "thumbnail": p("thumbnail.png"), "metadata": p("metadata.json"),
+        "shots": p("shots.json"), "script": p("script.txt"), "voice": p("voice.wav"), "words": p("words.json"),
+        "keyframes": [str(ctx.path(k).resolve()) for k in state.get("keyframes", [])],
+        "clips": [str(ctx.path(c).resolve()) for c in state.get("clips", [])],
+    }
+
+
+@stage("deliver")
+async def deliver(state: JobState, ctx: NodeContext) -> dict[str, Any]:
+    artifacts = state["artifacts"]
+    missing = [k for k in ("final_video", "thumbnail", "metadata") if not artifacts.get(k)]
+    if missing:
+        raise RuntimeError(f"cannot deliver: missing {', '.join(missing)}")
+    return done("headless" if not ctx.settings.discord_token else "discord", outcome="done")

@@ -1,0 +1,328 @@
+"""JobService: the one API the front ends (CLI, Discord bot) use to run and steer jobs.
+
+Jobs run as asyncio tasks in this process, many at once; every step is checkpointed, so a job
+killed with the process continues with `resume`. Answers to approvals are keyed by interrupt id
+and claimed atomically in the job table, so a double click or a stale button changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.types import Command
+from pydantic import BaseModel
+
+from graph.builder import build_graph
+from graph.context import JobCancelled, NodeContext
+from graph.events import Event
+from graph.state import IDEA_STAGES, STAGES, Answer, JobRequest, JobState
+from tools.errors import BadInput
+from tools.llm import get_writer
+from tools.settings import Settings
+from tools.store import JobRecord, JobStore, StageRecord, pid_alive
+
+JOB_ID_LENGTH = 12
+ALLOWED_ANSWERS = {
+    "pick_idea": {"pick", "approve", "cancel"},
+    "approve_script": {"approve", "revise", "replace", "regenerate", "cancel"},
+    "approve_keyframes": {"approve", "reroll", "cancel"},
+}
+
+
+class Requester(BaseModel):
+    """Who is acting: `id` is stable per person ("discord:1234", "cli:alice")."""
+
+    id: str
+    name: str = ""
+    approver: bool = False
+
+
+class NotAllowed(BadInput):
+    """Someone other than the requester (or an approver) tried to steer a job."""
+
+
+class StaleAnswer(BadInput):
+    """The approval this answer was for is no longer pending."""
+
+
+class JobStatus(BaseModel):
+    job: JobRecord
+    stages: list[StageRecord]
+
+
+def new_job_id() -> str:
+    return secrets.token_hex(JOB_ID_LENGTH // 2)
+
+
+def valid_job_id(job_id: str) -> bool:
+    return len(job_id) == JOB_ID_LENGTH and all(c in "0123456789abcdef" for c in job_id)
+
+
+class LoopLag:
+    """Largest event-loop delay seen while jobs run: how late a 10 ms sleep wakes up."""
+
+    def __init__(self) -> None:
+        self.max_ms = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._watch())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            self.max_ms = max(self.max_ms, (loop.time() - before - 0.01) * 1000)
+
+
+class JobService:
+    def __init__(self, settings: Settings, saver: AsyncSqliteSaver) -> None:
+        self.settings = settings
+        self.jobs_dir = settings.data_dir / "jobs"
+        self.store = JobStore(settings.data_dir / "jobs.sqlite")
+        self.graph = build_graph(saver)
+        self.writer = get_writer(settings)
+        self.cpu = asyncio.Semaphore(settings.media_concurrency)
+        self.lag = LoopLag()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._subscribers: dict[str, list[asyncio.Queue[Event]]] = {}
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, settings: Settings) -> AsyncIterator[JobService]:
+        """One saver per process and database file (several writers give "database is locked")."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        async with AsyncSqliteSaver.from_conn_string(str(settings.data_dir / "checkpoints.sqlite")) as saver:
+            service = cls(settings, saver)
+            try:
+                yield service
+            finally:
+                await service.close()
+
+    async def close(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+        for task in list(self._tasks.values()):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.lag.stop()
+
+    # queries ------------------------------------------------------------
+
+    def get(self, job_id: str) -> JobRecord:
+        record = self.store.get(job_id) if valid_job_id(job_id) else None
+        if record is None:
+            raise BadInput(f"unknown job id: {job_id!r}")
+        return record
+
+    def status(self, job_id: str) -> JobStatus:
+        return JobStatus(job=self.get(job_id), stages=self.store.stage_list(job_id))
+
+    def jobs(self, limit: int = 50) -> list[JobRecord]:
+        return self.store.recent(limit)
+
+    # events -------------------------------------------------------------
+
+    def events(self, job_id: str) -> AsyncIterator[Event]:
+        """Progress of one job until it stops (waiting, done, failed or cancelled).
+
+        Subscribes at once, before the caller starts or answers the job, so no event is missed.
+        """
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._subscribers.setdefault(job_id, []).append(queue)
+        return self._drain(job_id, queue)
+
+    async def _drain(self, job_id: str, queue: asyncio.Queue[Event]) -> AsyncIterator[Event]:
+        try:
+            while True:
+                event = await queue.get()
+                yield event
+                if event.kind in ("waiting", "done", "failed", "cancelled"):
+                    return
+        finally:
+            self._subscribers[job_id].remove(queue)
+
+    def _emit(self, event: Event) -> None:
+        for queue in self._subscribers.get(event.job_id, []):
+            queue.put_nowait(event)
+
+    # commands -----------------------------------------------------------
+
+    async def start(self, request: JobRequest, requester: Requester, channel: str | None = None,
+                    auto_approve: bool = False) -> str:
+        """Create a job and start running it; returns the job id (generated, never from user text)."""
+        job_id = new_job_id()
+        (self.jobs_dir / job_id).mkdir(parents=True)
+        self.store.create(job_id, requester.id, channel, request.prompt,
+                          request.model_dump(mode="json", exclude={"script_text"}) | {
+                              "own_script": request.script_text is not None}, STAGES)
+        if request.script_text is not None:
+            for name in IDEA_STAGES:
+                self.store.stage_ended(job_id, name, "skipped", provider="user script")
+        state: JobState = {"job_id": job_id, "request": request.model_dump(mode="json")}
+        self._launch(job_id, state, auto_approve)
+        return job_id
+
+    async def resume(self, job_id: str, requester: Requester, auto_approve: bool = False) -> None:
+        """Continue a job that stopped: killed, failed, or waiting (with --yes: approve and go on)."""
+        record = self._check_allowed(job_id, requester)
+        if record.status in ("done", "cancelled"):
+            raise BadInput(f"job {job_id} is already {record.status}")
+        if record.status == "waiting":
+            if auto_approve and record.interrupt_id:
+                await self.answer(job_id, requester, Answer(action="approve"), record.interrupt_id,
+                                  auto_approve=True)
+            else:
+                self._emit_waiting(record)
+            return
+        if not self._claim(job_id, record):
+            raise BadInput(f"job {job_id} is running in another process (pid {record.runner_pid})")
+        self._launch(job_id, None, auto_approve)
+
+    async def answer(self, job_id: str, requester: Requester, answer: Answer, interrupt_id: str | None = None,
+                     auto_approve: bool = False) -> None:
+        """Answer the pending approval; refuse stale or foreign answers without changing anything."""
+        record = self._check_allowed(job_id, requester)
+        if record.status != "waiting" or not record.interrupt_id:
+            raise StaleAnswer(f"job {job_id} is not waiting for an approval (it is {record.status})")
+        if interrupt_id is not None and interrupt_id != record.interrupt_id:
+            raise StaleAnswer("that approval is no longer pending: answer the current one")
+        self._validate(record, answer)
+        pending = record.interrupt_id
+        claimed = self.store.claim(job_id, "waiting", os.getpid(), interrupt_id=pending)
+        if not claimed:
+            raise StaleAnswer("that approval was already answered")
+        self._launch(job_id, Command(resume={pending: answer.model_dump()}), auto_approve)
+
+    async def cancel(self, job_id: str, requester: Requester) -> None:
+        record = self._check_allowed(job_id, requester)
+        if record.status in ("done", "cancelled"):
+            raise BadInput(f"job {job_id} is already {record.status}")
+        if record.status == "waiting" and record.interrupt_id:
+            await self.answer(job_id, requester, Answer(action="cancel"), record.interrupt_id)
+            return
+        task = self._tasks.get(job_id)
+        if task is not None:
+            task.cancel()
+            return
+        if record.status == "running" and pid_alive(record.runner_pid):
+            self.store.update(job_id, cancel_requested=True)  # the runner stops before its next stage
+            return
+        self._finish(job_id, "cancelled")
+
+    async def wait(self, job_id: str) -> JobRecord:
+        """Until the job's task in this process stops; then its record."""
+        task = self._tasks.get(job_id)
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(task)
+        return self.get(job_id)
+
+    # running ------------------------------------------------------------
+
+    def _check_allowed(self, job_id: str, requester: Requester) -> JobRecord:
+        record = self.get(job_id)
+        if requester.id != record.requester and not requester.approver:
+            raise NotAllowed("only the person who asked for this video, or an approver, can do that")
+        return record
+
+    def _validate(self, record: JobRecord, answer: Answer) -> None:
+        approval = record.waiting_for or ""
+        allowed = ALLOWED_ANSWERS.get(approval, set())
+        if answer.action not in allowed:
+            raise BadInput(f"{approval} takes {', '.join(sorted(allowed))}, not {answer.action}")
+        shown = record.approval or {}
+        if answer.action == "pick" and not (answer.index is not None and 0 <= answer.index < len(shown["ideas"])):
+            raise BadInput(f"pick a number from 1 to {len(shown['ideas'])}")
+        if answer.action == "reroll":
+            count = len(shown.get("shots", []))
+            if not answer.shots or any(not 1 <= n <= count for n in answer.shots):
+                raise BadInput(f"re-roll shot numbers from 1 to {count}")
+        if answer.action == "revise" and not (answer.note or "").strip():
+            raise BadInput("say what to change: revise \"NOTE\"")
+        if answer.action == "replace" and not (answer.text or "").strip():
+            raise BadInput("the replacement script is empty")
+        if answer.action == "regenerate" and record.options.get("own_script"):
+            raise BadInput("this job uses your own script: use replace to change it")
+
+    def _claim(self, job_id: str, record: JobRecord) -> bool:
+        """Take over a job that no live process is running."""
+        if record.status == "running" and pid_alive(record.runner_pid) and record.runner_pid != os.getpid():
+            return False
+        return self.store.claim(job_id, record.status, os.getpid(), runner_pid=record.runner_pid)
+
+    def _launch(self, job_id: str, payload: JobState | Command[Any] | None, auto_approve: bool) -> None:
+        if job_id in self._tasks:
+            raise BadInput(f"job {job_id} is already running")
+        self.store.update(job_id, status="running", runner_pid=os.getpid(), error=None)
+        self.lag.start()
+        task = asyncio.create_task(self._run(job_id, payload, auto_approve))
+        self._tasks[job_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
+
+    def _context(self, job_id: str, auto_approve: bool) -> NodeContext:
+        return NodeContext(job_id=job_id, job_dir=self.jobs_dir / job_id, settings=self.settings,
+                           store=self.store, writer=self.writer, auto_approve=auto_approve, emit=self._emit,
+                           cpu=self.cpu)
+
+    async def _run(self, job_id: str, payload: JobState | Command[Any] | None, auto_approve: bool) -> None:
+        config: RunnableConfig = {"configurable": {"thread_id": job_id}}
+        started = time.perf_counter()
+        try:
+            await self.graph.ainvoke(payload, config, context=self._context(job_id, auto_approve))
+        except asyncio.CancelledError:
+            self._finish(job_id, "cancelled")
+            raise
+        except JobCancelled:
+            self._finish(job_id, "cancelled")
+            return
+        except Exception as exc:
+            self._finish(job_id, "failed", error=" ".join(str(exc).split())[:500] or type(exc).__name__)
+            return
+        finally:
+            self.store.update(job_id, max_loop_lag_ms=round(self.lag.max_ms, 1),
+                              wall_seconds=round(time.perf_counter() - started, 3))
+        snapshot = await self.graph.aget_state(config)
+        if snapshot.interrupts:
+            pending = snapshot.interrupts[0]
+            self.store.update(job_id, status="waiting", waiting_for=pending.value.get("approval"),
+                              interrupt_id=pending.id, approval=pending.value, runner_pid=None)
+            self._emit_waiting(self.get(job_id))
+            return
+        values = snapshot.values
+        outcome: Literal["done", "cancelled"] = values.get("outcome", "done")
+        if outcome == "done":
+            self.store.update(job_id, artifacts=values.get("artifacts", {}))
+        self._finish(job_id, outcome)
+
+    def _emit_waiting(self, record: JobRecord) -> None:
+        self._emit(Event(job_id=record.job_id, kind="waiting", stage=record.waiting_for,
+                         approval={**(record.approval or {}), "interrupt_id": record.interrupt_id}))
+
+    def _finish(self, job_id: str, status: Literal["done", "failed", "cancelled"], error: str | None = None) -> None:
+        """Record how the job ended; stages that never ran are marked skipped when it is done."""
+        self.store.update(job_id, status=status, error=error, waiting_for=None, interrupt_id=None,
+                          approval=None, runner_pid=None, cancel_requested=False)
+        if status == "done":
+            for st in self.store.stage_list(job_id):
+                if st.status == "pending":
+                    self.store.stage_ended(job_id, st.name, "skipped")
+        artifacts = self.get(job_id).artifacts if status == "done" else None
+        self._emit(Event(job_id=job_id, kind=status, message=error, artifacts=artifacts))

@@ -1,0 +1,249 @@
+"""`make`, `resume`, `answer`, `status`, `jobs`: the headless front end over JobService."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from storybot.app import app, err, parse_aspect, settings_for
+from tools.errors import BadInput
+from tools.text import clean_script
+
+if TYPE_CHECKING:
+    from graph.events import Event
+    from graph.service import JobService, Requester
+    from graph.state import Answer
+    from tools.store import JobRecord
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+YesFlag = Annotated[bool, typer.Option("--yes", help="Approve every approval automatically.")]
+DataOpt = Annotated[Path | None, typer.Option("--data", help="Folder for databases and job folders.")]
+EXIT = {"done": 0, "waiting": 0, "cancelled": 0, "failed": 1}
+
+
+def _me() -> Requester:
+    from graph.service import Requester
+
+    return Requester(id=f"cli:{getpass.getuser()}", name=getpass.getuser())
+
+
+def _read_text(path: Path, what: str) -> str:
+    if not path.is_file():
+        raise BadInput(f"{what} file not found: {path}")
+    try:
+        return clean_script(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path.name}: not UTF-8 text ({exc.reason})") from None
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def _show(event: Event) -> None:
+    if event.kind == "stage_finished":
+        err.print(f"  ✓ {event.stage} ({event.message})", markup=False)
+    elif event.kind == "failed":
+        err.print(f"  ✗ failed: {event.message}", markup=False)
+
+
+async def _follow(svc: JobService, job_id: str, events: Any, as_json: bool) -> int:
+    """Show progress until the job stops here, then report it; returns the exit code."""
+    with err.status(f"job {job_id}", spinner="dots") as status:
+        async for event in events:
+            if event.kind in ("stage_started", "progress"):
+                pct = f" {event.percent:.0f}%" if event.percent is not None else ""
+                status.update(f"job {job_id}: {event.stage}{pct}")
+            _show(event)
+    return _report(await svc.wait(job_id), as_json)
+
+
+def _report(record: JobRecord, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"job_id": record.job_id, "status": record.status, "waiting_for": record.waiting_for,
+                          "approval": record.approval, "error": record.error, "artifacts": record.artifacts},
+                         ensure_ascii=False))
+        return EXIT[record.status]
+    if record.status == "waiting":
+        _print_approval(record)
+    elif record.status == "done":
+        err.print(f"job {record.job_id} done", markup=False)
+        print(record.artifacts.get("final_video", ""))
+    elif record.status == "failed":
+        err.print(f"job {record.job_id} failed: {record.error}. Try again with: storybot resume {record.job_id}",
+                  markup=False)
+    else:
+        err.print(f"job {record.job_id} {record.status}", markup=False)
+    return EXIT[record.status]
+
+
+def _print_approval(record: JobRecord) -> None:
+    shown = record.approval or {}
+    out = [f"job {record.job_id} is waiting: {shown.get('question', record.waiting_for)}"]
+    if "script" in shown:
+        out += ["", shown["script"], ""]
+    for idea in shown.get("ideas", []):
+        out.append(f"  {idea['number']}. {idea['title']}: {idea['logline']}")
+    for path in shown.get("keyframes", []):
+        out.append(f"  {path}")
+    out.append("answer with:")
+    out += [f"  storybot answer {record.job_id} {a}" for a in shown.get("answers", [])]
+    print("\n".join(out))
+
+
+def _run(coro: Any) -> None:
+    code = asyncio.run(coro)
+    if code:
+        sys.exit(code)
+
+
+@app.command()
+def make(
+    prompt: Annotated[str, typer.Argument(help="What the video should be about.")],
+    script: Annotated[Path | None, typer.Option(help="Your own script (skips ideas and writing).")] = None,
+    duration: Annotated[float, typer.Option(help="Target length in seconds (5 to 180).")] = 45.0,
+    aspect: Annotated[str, typer.Option(help="9:16, 16:9 or 1:1.")] = "9:16",
+    voice: Annotated[str | None, typer.Option(help="Voice name (espeak-ng language, or ElevenLabs id).")] = None,
+    yes: YesFlag = False,
+    as_json: JsonFlag = False,
+    data: DataOpt = None,
+) -> None:
+    """Make a video from a request; stops at the first approval unless --yes."""
+    from graph.state import JobRequest
+    from tools.tts import list_voices
+
+    settings = settings_for(data)
+    request = JobRequest(prompt=prompt, script_text=_read_text(script, "script") if script else None,
+                         duration=duration, aspect=parse_aspect(aspect), voice=voice)
+    if voice and settings.elevenlabs_api_key is None and voice not in list_voices():
+        raise BadInput(f"unknown voice {voice!r} (see espeak-ng voices, e.g. en-us, en-gb, fr-fr)")
+
+    async def go() -> int:
+        from graph.service import JobService
+
+        async with JobService.open(settings) as svc:
+            job_id = await svc.start(request, _me(), auto_approve=yes)
+            return await _follow(svc, job_id, svc.events(job_id), as_json)
+
+    _run(go())
+
+
+@app.command()
+def resume(job_id: str, yes: YesFlag = False, as_json: JsonFlag = False, data: DataOpt = None) -> None:
+    """Continue a job that stopped (killed, failed, or waiting: with --yes, approve and go on)."""
+
+    async def go() -> int:
+        from graph.service import JobService
+
+        async with JobService.open(settings_for(data)) as svc:
+            record = svc.get(job_id)
+            if record.status == "waiting" and not yes:
+                return _report(record, as_json)
+            events = svc.events(job_id)
+            await svc.resume(job_id, _me(), auto_approve=yes)
+            return await _follow(svc, job_id, events, as_json)
+
+    _run(go())
+
+
+def _parse_answer(action: str, arg: str | None) -> Answer:
+    from graph.state import Answer
+
+    needs = {"pick": "N", "revise": '"NOTE"', "replace": "FILE", "reroll": "N[,M]"}
+    if action in needs and not arg:
+        raise BadInput(f"answer {action} needs {needs[action]}")
+    if action not in needs and arg:
+        raise BadInput(f"answer {action} takes no argument")
+    match action:
+        case "approve" | "regenerate" | "cancel":
+            return Answer(action=action)
+        case "pick" if arg and arg.isdigit():
+            return Answer(action="pick", index=int(arg) - 1)
+        case "revise":
+            return Answer(action="revise", note=clean_script(arg or ""))
+        case "replace":
+            return Answer(action="replace", text=_read_text(Path(arg or ""), "replacement script"))
+        case "reroll" if arg and all(p.strip().isdigit() for p in arg.split(",")):
+            return Answer(action="reroll", shots=sorted({int(p) for p in arg.split(",")}))
+    raise BadInput(f"cannot understand answer {action} {arg or ''}: use approve, pick N, revise \"NOTE\", "
+                   "replace FILE, regenerate, reroll N[,M] or cancel")
+
+
+@app.command()
+def answer(
+    job_id: str,
+    action: Annotated[str, typer.Argument(help="approve | pick N | revise NOTE | replace FILE | regenerate | "
+                                               "reroll N[,M] | cancel")],
+    arg: Annotated[str | None, typer.Argument(help="The note, file, or numbers the action needs.")] = None,
+    yes: YesFlag = False,
+    as_json: JsonFlag = False,
+    data: DataOpt = None,
+) -> None:
+    """Answer the approval a job is waiting for, then carry on."""
+    reply = _parse_answer(action, arg)
+
+    async def go() -> int:
+        from graph.service import JobService
+
+        async with JobService.open(settings_for(data)) as svc:
+            svc.get(job_id)
+            events = svc.events(job_id)
+            await svc.answer(job_id, _me(), reply, auto_approve=yes)
+            return await _follow(svc, job_id, events, as_json)
+
+    _run(go())
+
+
+@app.command()
+def status(job_id: str, as_json: JsonFlag = False, data: DataOpt = None) -> None:
+    """A job's status and its stages in graph order."""
+
+    async def go() -> int:
+        from graph.service import JobService
+
+        async with JobService.open(settings_for(data)) as svc:
+            st = svc.status(job_id)
+        job = st.job
+        if as_json:
+            print(json.dumps({
+                "job_id": job.job_id, "status": job.status, "stage": job.stage, "waiting_for": job.waiting_for,
+                "created": _iso(job.created), "prompt": job.prompt, "error": job.error,
+                "artifacts": job.artifacts, "max_loop_lag_ms": job.max_loop_lag_ms,
+                "stages": [s.model_dump(include={"name", "status", "runs", "seconds", "provider"})
+                           for s in st.stages],
+            }, ensure_ascii=False))
+            return 0
+        print(f"{job.job_id}  {job.status}  {job.prompt}")
+        for s in st.stages:
+            print(f"  {s.name:<18} {s.status:<8} runs {s.runs}  {s.seconds:6.2f} s  {s.provider or ''}")
+        return 0
+
+    _run(go())
+
+
+@app.command()
+def jobs(as_json: JsonFlag = False, data: DataOpt = None) -> None:
+    """Jobs, newest first."""
+
+    async def go() -> int:
+        from graph.service import JobService
+
+        async with JobService.open(settings_for(data)) as svc:
+            records = svc.jobs()
+        rows = [{"job_id": r.job_id, "status": r.status, "stage": r.stage, "created": _iso(r.created),
+                 "prompt": r.prompt} for r in records]
+        if as_json:
+            print(json.dumps(rows, ensure_ascii=False))
+        else:
+            for row in rows:
+                print(f"{row['job_id']}  {row['created']}  {row['status']:<9} {row['stage'] or '':<18} {row['prompt']}")
+        return 0
+
+    _run(go())

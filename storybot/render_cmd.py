@@ -1,0 +1,52 @@
+"""`storybot render`: the media engine alone, no approvals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from storybot.app import app, err, parse_aspect
+from tools.compose import VideoEncoding
+from tools.errors import BadInput
+from tools.render import RenderOptions, render
+from tools.settings import get_settings
+
+
+@app.command("render")
+def render_command(
+    script: Annotated[Path, typer.Option(help="UTF-8 text file with the narration.")],
+    images: Annotated[Path | None, typer.Option(help="Folder of images, one per shot, in name order.")] = None,
+    clips: Annotated[Path | None, typer.Option(help="Folder of video clips, one per shot.")] = None,
+    voice: Annotated[Path | None, typer.Option(help="A recorded narration to use instead of TTS.")] = None,
+    music: Annotated[Path | None, typer.Option(help="Music to duck under the voice.")] = None,
+    aspect: Annotated[str, typer.Option(help="9:16, 16:9 or 1:1.")] = "9:16",
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out"),
+    upload_limit: Annotated[int, typer.Option(help="Bytes; a smaller copy is made above it.")] = 10 * 2**20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print artifact paths as JSON.")] = False,
+) -> None:
+    """Render a video from a script (the media engine alone, no approvals)."""
+    if images and clips:
+        raise BadInput("give --images or --clips, not both")
+    if upload_limit <= 0:
+        raise BadInput("--upload-limit must be a positive number of bytes")
+    settings = get_settings()
+    opts = RenderOptions(script=script, images=images, clips=clips, voice=voice, music=music,
+                         aspect=parse_aspect(aspect), out=out, upload_limit_bytes=upload_limit,
+                         video=VideoEncoding(preset=settings.video_preset, crf=settings.video_crf),
+                         concurrency=settings.media_concurrency)
+    with err.status("rendering", spinner="dots") as status:
+        artifacts = asyncio.run(render(opts, progress=lambda s: status.update(f"stage: {s}")))
+    if as_json:
+        print(json.dumps({"status": "done", "artifacts": artifacts.model_dump()}, ensure_ascii=False))
+        return
+    meta = json.loads(Path(artifacts.metadata).read_text(encoding="utf-8"))
+    err.print(f"video: {meta['video']['duration']:.1f} s, {meta['loudness']['integrated_lufs']} LUFS, "
+              f"{meta['video']['size_bytes'] / 2**20:.1f} MiB, {meta['total_seconds']:.1f} s to render",
+              markup=False)
+    if artifacts.discord_video:
+        err.print(f"upload copy: {artifacts.discord_video}", markup=False)
+    print(artifacts.final_video)

@@ -1,0 +1,35 @@
+"""The contract the graph nodes write against, whichever model (or none) is behind it."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from tools.errors import StorybotError
+from tools.llm.schemas import IdeaSource, PlatformMeta, StoryIdea
+
+MIN_TARGET_WORDS = 12  # about five seconds of speech: less is not a story
+
+
+class WriterError(StorybotError):
+    """The language model failed or kept answering with something unusable."""
+
+
+class Writer(Protocol):
+    provider: str  # "offline" or "openai:<model>", recorded with the job
+
+    async def ideas(self, request: str, sources: list[IdeaSource], count: int = 3) -> list[StoryIdea]: ...
+
+    async def script(self, request: str, idea: StoryIdea, target_words: int) -> str: ...
+
+    async def revise(self, script: str, note: str, target_words: int) -> str: ...
+
+    async def scene_prompts(self, title: str, shot_texts: list[str]) -> list[str]: ...
+
+    async def platform_meta(self, title: str, script: str) -> PlatformMeta: ...
+
+
+def target_words(duration_s: float, words_per_minute: float) -> int:
+    """Words that fill `duration_s` when spoken at the voice's measured rate."""
+    if duration_s <= 0 or words_per_minute <= 0:
+        raise ValueError("duration and speaking rate must be positive")
+    return max(MIN_TARGET_WORDS, round(duration_s * words_per_minute / 60))

@@ -1,0 +1,167 @@
+"""Job records kept with sqlite-utils: who asked, what, where it is, how each stage went.
+
+Checkpoints (LangGraph's AsyncSqliteSaver) hold the graph state; this table holds what people
+and front ends ask about: status, stage timings, providers, errors, the pending approval.
+Writes are single small rows, so they are done inline on the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlite_utils
+from pydantic import BaseModel
+
+JobStatusName = Literal["queued", "running", "waiting", "done", "failed", "cancelled"]
+StageStatusName = Literal["pending", "running", "waiting", "done", "failed", "skipped"]
+
+
+class StageRecord(BaseModel):
+    name: str
+    status: StageStatusName = "pending"
+    runs: int = 0
+    seconds: float = 0.0
+    provider: str | None = None
+    error: str | None = None
+
+
+class JobRecord(BaseModel):
+    job_id: str
+    created: float
+    updated: float
+    requester: str
+    channel: str | None
+    prompt: str
+    options: dict[str, Any]
+    status: JobStatusName
+    stage: str | None = None
+    waiting_for: str | None = None
+    interrupt_id: str | None = None
+    approval: dict[str, Any] | None = None
+    error: str | None = None
+    artifacts: dict[str, Any] = {}
+    runner_pid: int | None = None
+    cancel_requested: bool = False
+    max_loop_lag_ms: float | None = None
+    wall_seconds: float | None = None
+
+
+_JSON_FIELDS = ("options", "approval", "artifacts")
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class JobStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite_utils.Database(path)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.jobs = self.db.table("jobs")
+        self.stages = self.db.table("stages")
+        if not self.jobs.exists():
+            self.jobs.create({
+                "job_id": str, "created": float, "updated": float, "requester": str, "channel": str,
+                "prompt": str, "options": str, "status": str, "stage": str, "waiting_for": str,
+                "interrupt_id": str, "approval": str, "error": str, "artifacts": str, "runner_pid": int,
+                "cancel_requested": int, "max_loop_lag_ms": float, "wall_seconds": float,
+            }, pk="job_id", if_not_exists=True)
+            self.jobs.create_index(["created"], if_not_exists=True)
+        if not self.stages.exists():
+            self.stages.create({
+                "job_id": str, "name": str, "position": int, "status": str, "runs": int, "seconds": float,
+                "provider": str, "error": str, "started": float, "finished": float,
+            }, pk=("job_id", "name"), if_not_exists=True)
+
+    # jobs -----------------------------------------------------------------
+
+    def create(self, job_id: str, requester: str, channel: str | None, prompt: str, options: dict[str, Any],
+               stages: list[str]) -> None:
+        now = time.time()
+        with self.db.conn:
+            self.jobs.insert({"job_id": job_id, "created": now, "updated": now, "requester": requester,
+                              "channel": channel, "prompt": prompt, "options": json.dumps(options),
+                              "status": "queued", "artifacts": "{}", "cancel_requested": 0})
+            self.stages.insert_all([{"job_id": job_id, "name": name, "position": i, "status": "pending",
+                                     "runs": 0, "seconds": 0.0} for i, name in enumerate(stages)])
+
+    def get(self, job_id: str) -> JobRecord | None:
+        rows = list(self.jobs.rows_where("job_id = ?", [job_id]))
+        return self._job(rows[0]) if rows else None
+
+    def update(self, job_id: str, **fields: Any) -> None:
+        for key in _JSON_FIELDS:
+            if key in fields and fields[key] is not None:
+                fields[key] = json.dumps(fields[key], ensure_ascii=False)
+        if "cancel_requested" in fields:
+            fields["cancel_requested"] = int(fields["cancel_requested"])
+        fields["updated"] = time.time()
+        self.jobs.update(job_id, fields)
+
+    def claim(self, job_id: str, status: str, pid: int, *, interrupt_id: str | None = None,
+              runner_pid: int | None = None) -> bool:
+        """Atomically move a job from `status` to running in this process; False if someone was first.
+
+        The compare-and-set is what makes a double click (or two `answer` commands) approve once.
+        """
+        sql = "UPDATE jobs SET status = 'running', runner_pid = ?, updated = ? WHERE job_id = ? AND status = ?"
+        args: list[Any] = [pid, time.time(), job_id, status]
+        if interrupt_id is not None:
+            sql += " AND interrupt_id = ?"
+            args.append(interrupt_id)
+        if runner_pid is not None:
+            sql += " AND runner_pid = ?"
+            args.append(runner_pid)
+        with self.db.conn:
+            cursor = self.db.execute(sql, args)
+        return cursor.rowcount == 1
+
+    def recent(self, limit: int = 50) -> list[JobRecord]:
+        return [self._job(r) for r in self.jobs.rows_where(order_by="created desc", limit=limit)]
+
+    @staticmethod
+    def _job(row: dict[str, Any]) -> JobRecord:
+        data = dict(row)
+        for key in _JSON_FIELDS:
+            data[key] = json.loads(data[key]) if data.get(key) else ({} if key == "artifacts" else None)
+        data["cancel_requested"] = bool(data.get("cancel_requested"))
+        return JobRecord(**data)
+
+    # stages ---------------------------------------------------------------
+
+    def stage_list(self, job_id: str) -> list[StageRecord]:
+        rows = self.stages.rows_where("job_id = ?", [job_id], order_by="position")
+        return [StageRecord(**{k: r[k] for k in StageRecord.model_fields}) for r in rows]
+
+    def stage(self, job_id: str, name: str) -> StageRecord:
+        row = self.stages.get((job_id, name))
+        return StageRecord(**{k: row[k] for k in StageRecord.model_fields})
+
+    def stage_started(self, job_id: str, name: str) -> None:
+        with self.db.conn:
+            self.db.execute("UPDATE stages SET runs = runs + 1, status = 'running', started = ?, error = NULL "
+                            "WHERE job_id = ? AND name = ?", [time.time(), job_id, name])
+            self.update(job_id, stage=name, status="running")
+
+    def stage_ended(self, job_id: str, name: str, status: StageStatusName, seconds: float | None = None,
+                    provider: str | None = None, error: str | None = None) -> None:
+        fields: dict[str, Any] = {"status": status, "finished": time.time(), "error": error}
+        if seconds is not None:
+            fields["seconds"] = round(seconds, 3)
+        if provider is not None:
+            fields["provider"] = provider
+        self.stages.update((job_id, name), fields)
