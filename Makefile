@@ -19,7 +19,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/storybot render --script data/assets/sample_story.txt --out out/demo
+	$(BIN)/storybot make "$(PROMPT)" --yes
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
@@ -30,6 +30,7 @@ test: lint
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/render.py
+	$(BIN)/python bench/pipeline.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -14,11 +14,12 @@ from graph.context import NodeContext
 from graph.nodes import ideas, media, script
 from graph.state import JobState
 from tools.errors import MediaError
+from tools.llm import WriterError
 
 # Worth retrying: a media tool that failed (disk, a killed FFmpeg) or a network hiccup.
 # Bad input and programming errors are not retried: the same input fails the same way.
 RETRY = RetryPolicy(max_attempts=3, initial_interval=1.0, backoff_factor=2.0,
-                    retry_on=(MediaError, OSError, httpx.TransportError, TimeoutError))
+                    retry_on=(MediaError, WriterError, OSError, httpx.TransportError, TimeoutError))
 
 
 def _entry(state: JobState) -> str:

@@ -5,7 +5,6 @@ and the `stage` wrapper that records runs, seconds, provider and status for each
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import json
 import os
@@ -86,7 +85,6 @@ def stage(name: str) -> Callable[[NodeFn], GraphNode]:
     """Wrap a node: refuse to start a cancelled job, count the run, time it, record the outcome."""
 
     def wrap(fn: NodeFn) -> GraphNode:
-        @functools.wraps(fn)
         async def node(state: JobState, runtime: Runtime[NodeContext]) -> dict[str, Any] | Command[Any]:
             ctx = runtime.context
             record = ctx.store.get(ctx.job_id)
@@ -117,6 +115,9 @@ def stage(name: str) -> Callable[[NodeFn], GraphNode]:
                            message=provider))
             return result
 
+        # no functools.wraps: LangGraph reads the signature to inject `runtime`, and would see `ctx`
+        node.__name__ = node.__qualname__ = fn.__name__
+        node.__doc__ = fn.__doc__
         return node
 
     return wrap

@@ -286,7 +286,10 @@ class JobService:
         config: RunnableConfig = {"configurable": {"thread_id": job_id}}
         started = time.perf_counter()
         try:
-            await self.graph.ainvoke(payload, config, context=self._context(job_id, auto_approve))
+            # durability="sync": a step's checkpoint is on disk before the next step starts, so a
+            # kill -9 never loses a finished stage
+            await self.graph.ainvoke(payload, config, context=self._context(job_id, auto_approve),
+                                     durability="sync")
         except asyncio.CancelledError:
             self._finish(job_id, "cancelled")
             raise

@@ -8,6 +8,7 @@ from tools.errors import StorybotError
 from tools.llm.schemas import IdeaSource, PlatformMeta, StoryIdea
 
 MIN_TARGET_WORDS = 12  # about five seconds of speech: less is not a story
+MAX_TARGET_WORDS = 1000  # six minutes of speech: twice the longest short-video platform allows
 
 
 class WriterError(StorybotError):
@@ -33,3 +34,8 @@ def target_words(duration_s: float, words_per_minute: float) -> int:
     if duration_s <= 0 or words_per_minute <= 0:
         raise ValueError("duration and speaking rate must be positive")
     return max(MIN_TARGET_WORDS, round(duration_s * words_per_minute / 60))
+
+
+def clamp_target(target_words: int) -> int:
+    """The word target a writer aims at: out-of-range requests are brought inside, not refused."""
+    return max(MIN_TARGET_WORDS, min(MAX_TARGET_WORDS, target_words))

@@ -16,7 +16,7 @@ _ANGLE_MARKUP = re.compile(r"<[^<>\n]{0,200}>")  # Discord mentions, emoji, time
 _MD_LINK = re.compile(r"\[([^\[\]\n]{0,200})\]\([^()\s]{0,500}\)")
 _URL = re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+", re.IGNORECASE)
 _BROADCAST = re.compile(r"@+(?:everyone|here)\b", re.IGNORECASE)
-_MARKUP_CHARS = re.compile(r"[@<>\[\]{}\\|*_~`#^=+$]")
+_MARKUP_CHARS = re.compile(r"[@<>\[\]{}\\|*_~`#]")
 _LONG_WORD = re.compile(rf"\S{{{MAX_WORD_CHARS + 1},}}")
 _SENTENCE = re.compile(r"[^.!?]+(?:[.!?]+[\"'”’)]*|$)")
 
@@ -55,7 +55,7 @@ def _char_or_space(ch: str) -> str:
     category = unicodedata.category(ch)
     if category == "Cf":  # zero-width and bidi controls: hide or reorder text
         return ""
-    if category[0] in "CZ" and ch != " " or category == "So":  # controls, separators, emoji
+    if (category[0] in "CZ" and ch != " ") or category == "So":  # controls, separators, emoji
         return " "
     return ch
 

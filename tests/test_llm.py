@@ -1,0 +1,387 @@
+"""Writers: the offline story grammar, and the OpenAI writer against a real local chat server."""
+
+from __future__ import annotations
+
+import json
+import logging
+import unicodedata
+from contextlib import AbstractContextManager
+from itertools import count
+
+import pytest
+from pydantic import ValidationError
+
+from tests.local_http import LocalServer, Reply, Request, local_server
+from tools.llm import IdeaSource, OfflineWriter, PlatformMeta, StoryIdea, WriterError, get_writer, target_words
+from tools.llm.hygiene import sentences, word_count
+from tools.llm.premise import parse_premise
+from tools.llm.schemas import PLATFORMS
+from tools.settings import Settings
+from tools.text import clean_script
+
+WHALE = "A lighthouse keeper who befriends a lost whale"
+REQUESTS = [
+    WHALE,
+    "make a funny video about dragons in space",
+    "Can you please create a short story about a robot who learns to paint",
+    "my grandmother who fought off three pirates with a frying pan in the harbour of an old city at night",
+    "surprise me",
+]
+HOSTILE = ("@everyone @here <@123> <@!456> <@&789> <#42> <:blob:99> </cmd:1> \u200b\u202e\u2066\ufeff\x00\x07\x1b "
+           "[a]:b;c'd\\e ｛＠ｅｖｅｒｙｏｎｅ｝ " + "z" * 500 + " " + WHALE
+           + " https://evil.example/x?y=1 `rm -rf` **bold**")
+API_KEY = "sk-test-do-not-log-4242"
+
+
+def clean(text: str) -> None:
+    """What every writer output must be: nothing a chat, a subtitle filter or a voice would trip on."""
+    assert text and text == text.strip()
+    assert not set(text) & set("@<>[]{}\\`*|#"), text
+    assert "everyone" not in text.lower() and "http" not in text
+    assert not [ch for ch in text if unicodedata.category(ch)[0] == "C"]
+    assert max(len(w) for w in text.split()) <= 31
+
+
+@pytest.fixture
+def writer() -> OfflineWriter:
+    return OfflineWriter()
+
+
+async def first_idea(writer: OfflineWriter, request: str) -> StoryIdea:
+    return (await writer.ideas(request, []))[0]
+
+
+# --- offline writer ----------------------------------------------------------------------------
+
+
+async def test_offline_is_deterministic() -> None:
+    a, b = OfflineWriter(), OfflineWriter()
+    sources = [IdeaSource(kind="seed", text="a fox who guards an old library")]
+    assert await a.ideas(WHALE, sources, 5) == await b.ideas(WHALE, sources, 5)
+    idea = await first_idea(a, WHALE)
+    script = await a.script(WHALE, idea, 80)
+    assert script == await b.script(WHALE, idea, 80)
+    assert await a.revise(script, "funnier", 80) == await b.revise(script, "funnier", 80)
+    assert await a.scene_prompts(idea.title, sentences(script)) == await b.scene_prompts(idea.title, sentences(script))
+    assert await a.platform_meta(idea.title, script) == await b.platform_meta(idea.title, script)
+
+
+@pytest.mark.parametrize("request_text", REQUESTS)
+async def test_offline_scripts_hit_the_word_target(writer: OfflineWriter, request_text: str) -> None:
+    for idea in await writer.ideas(request_text, [], count=4):
+        for target in (12, 13, 17, 25, 40, 60, 97, 150, 230, 333, 500):
+            script = await writer.script(request_text, idea, target)
+            assert abs(word_count(script) - target) <= 0.15 * target, (idea.title, target, script)
+            assert script.endswith(".")
+            assert all(2 <= word_count(s) <= 30 for s in sentences(script)), script
+            assert clean_script(script) == script
+
+
+async def test_sample_script_reads_as_a_story(writer: OfflineWriter) -> None:
+    script = await writer.script(WHALE, await first_idea(writer, WHALE), 60)
+    assert script.startswith("On a rocky stretch of coast, there lived a lighthouse keeper.")
+    assert "lost whale" in script and script.endswith("who befriends a lost whale.")
+
+
+async def test_offline_ideas_are_distinct_scored_and_about_the_request(writer: OfflineWriter) -> None:
+    ideas = await writer.ideas(WHALE, [IdeaSource(kind="request", text=WHALE)], count=3)
+    assert len(ideas) == 3 and len({i.title for i in ideas}) == 3
+    assert len({i.tags[0] for i in ideas}) == 3  # three different angles
+    assert [i.score for i in ideas] == sorted((i.score for i in ideas), reverse=True)
+    assert all(0 <= i.score <= 10 and len(i.title) <= 100 for i in ideas)
+    assert all("whale" in (i.title + i.logline + i.hook).lower() for i in ideas)
+    # the angle asked for comes first
+    assert (await writer.ideas("a funny story about a penguin", []))[0].tags[0] == "comedy"
+    # more ideas than angles: the sources and then built-in premises fill the count
+    many = await writer.ideas(WHALE, [IdeaSource(kind="seed", text="a fox who guards an old library")], count=9)
+    assert len(many) == 9 and len({i.title for i in many}) == 9
+    assert any("fox" in i.logline.lower() for i in many)
+
+
+async def test_vague_request_takes_its_premise_from_the_sources(writer: OfflineWriter) -> None:
+    sources = [IdeaSource(kind="rss", text="Town discovers a secret tunnel under the old bakery")]
+    ideas = await writer.ideas("surprise me", sources)
+    assert "tunnel" in ideas[0].logline.lower()
+    script = await writer.script("surprise me", ideas[0], 60)
+    assert "tunnel" in script
+
+
+def test_premise_extraction() -> None:
+    whale = parse_premise("Make a short video about " + WHALE.lower())
+    assert whale and (whale.hero, whale.hero_ref, whale.thing, whale.thing_ref) == (
+        "a lighthouse keeper", "the lighthouse keeper", "a lost whale", "the lost whale")
+    dragons = parse_premise("make a funny video about dragons in space")
+    assert dragons and dragons.thing == "dragons in space" and dragons.tone == "comedy"
+    assert "station" in dragons.place  # the place named beats the dragons' forest
+    assert parse_premise("surprise me") is None and parse_premise("@everyone <@1>") is None
+
+
+async def test_revise_differs_and_shows_the_note(writer: OfflineWriter) -> None:
+    script = await writer.script(WHALE, await first_idea(writer, WHALE), 60)
+    first = sentences(script)[0]
+    funnier = await writer.revise(script, "make it funnier", 60)
+    assert funnier != script and first in funnier
+    assert "fooled exactly no one" in funnier or "ridiculous plan" in funnier or "laughing" in funnier
+    seagull = await writer.revise(script, "please add a talking seagull", 60)
+    assert "And then there was a talking seagull." in seagull
+    sing = await writer.revise(script, "the whale should sing at the end", 60)
+    assert "hoped that the whale would sing at the end." in sing
+    shorter = await writer.revise(script, "shorter", 60)
+    longer = await writer.revise(script, "longer, more detail", 60)
+    assert word_count(shorter) < word_count(script) < word_count(longer)
+    again = await writer.revise(script, "again", 60)  # nothing to act on: still a new draft
+    assert again != script and first in again
+    for text in (funnier, seagull, sing, shorter, longer, again):
+        assert abs(word_count(text) - 60) <= 0.35 * 60 and text.endswith(".")
+
+
+async def test_revise_works_on_a_users_own_script(writer: OfflineWriter) -> None:
+    own = ("The storm came at night. Waves broke on the rocks, and the lamp went dark. Mara climbed the "
+           "stairs with a candle. She lit the lamp again! Ships turned home, one by one. By dawn the sea was calm.")
+    revised = await writer.revise(own, "more dramatic", 45)
+    assert revised != own and "The storm came at night." in revised
+    assert abs(word_count(revised) - 45) <= 0.15 * 45
+
+
+async def test_hostile_text_never_reaches_the_output(writer: OfflineWriter) -> None:
+    ideas = await writer.ideas(HOSTILE, [IdeaSource(kind="seed", text=HOSTILE[:500])])
+    for idea in ideas:
+        for text in (idea.title, idea.logline, idea.hook, *idea.tags):
+            clean(text)
+    script = await writer.script(HOSTILE, ideas[0], 60)
+    clean(script)
+    assert "lighthouse keeper" in script  # still the story that was asked for
+    assert abs(word_count(script) - 60) <= 9
+    revised = await writer.revise(script + " " + HOSTILE, HOSTILE, 60)
+    clean(revised)
+    for prompt in await writer.scene_prompts(HOSTILE, [HOSTILE, "", script]):
+        clean(prompt)
+    meta = await writer.platform_meta(HOSTILE, HOSTILE)
+    clean(meta.title)
+    clean(meta.description)
+
+
+async def test_hostile_only_request_still_gives_a_story(writer: OfflineWriter) -> None:
+    junk = "@everyone <@123> \u200b\x00 [x]:y;z'w\\v " + "q" * 300
+    ideas = await writer.ideas(junk, [])
+    script = await writer.script(junk, ideas[0], 40)
+    clean(script)
+    assert abs(word_count(script) - 40) <= 6
+
+
+async def test_offline_platform_meta_limits(writer: OfflineWriter) -> None:
+    script = await writer.script(WHALE, await first_idea(writer, WHALE), 500)
+    meta = await writer.platform_meta("The Lighthouse Keeper " * 20, script)
+    assert sorted(meta.hashtags) == sorted(PLATFORMS)
+    assert len(meta.title) <= 100 and len(meta.description) <= 2000
+    assert meta.hashtags["youtube_shorts"][0] == "#shorts"
+    assert "#reels" in meta.hashtags["instagram_reels"] and "#storytime" in meta.hashtags["tiktok"]
+    for tags in meta.hashtags.values():
+        assert 3 <= len(tags) <= 15 and len(set(tags)) == len(tags)
+        assert all(t.startswith("#") and " " not in t for t in tags)
+    assert "#whale" in meta.hashtags["tiktok"]
+
+
+def test_platform_meta_rejects_what_platforms_would() -> None:
+    good = {"youtube_shorts": ["#shorts", "#a1", "#b"], "tiktok": ["#storytime", "#c", "#d"],
+            "instagram_reels": ["#reels", "#e", "#f"]}
+    PlatformMeta(title="t", description="", hashtags=good)
+    for bad in ({**good, "facebook": ["#x", "#y", "#z"]},
+                {k: v for k, v in good.items() if k != "tiktok"},
+                {**good, "tiktok": ["#storytime", "#two words", "#d"]},
+                {**good, "tiktok": ["#storytime", "#123", "#d"]},
+                {**good, "tiktok": ["#storytime"]},
+                {**good, "youtube_shorts": ["#short", "#a", "#b"]}):
+        with pytest.raises(ValidationError):
+            PlatformMeta(title="t", description="", hashtags=bad)
+    with pytest.raises(ValidationError):
+        PlatformMeta(title="x" * 101, description="", hashtags=good)
+
+
+async def test_scene_prompts_follow_the_shots(writer: OfflineWriter) -> None:
+    shots = ["On a rocky stretch of coast, there lived a lighthouse keeper.", "The whale sang.", "!!!"]
+    prompts = await writer.scene_prompts("The Keeper and the Whale", shots)
+    assert len(prompts) == 3 and len(set(prompts)) == 3
+    assert "lighthouse keeper" in prompts[0] and "whale" in prompts[1]
+    assert all(p.endswith("cinematic, soft light, vertical composition") for p in prompts)
+    assert await writer.scene_prompts("t", []) == []
+
+
+def test_target_words() -> None:
+    assert target_words(30, 150) == 75
+    assert target_words(59.5, 172.3) == 171
+    assert target_words(1, 150) == 12  # less is not a story
+    with pytest.raises(ValueError):
+        target_words(0, 150)
+
+
+# --- OpenAI-compatible writer against a local /v1/chat/completions ------------------------------
+
+IDEAS = {"ideas": [
+    {"title": "The Keeper's Whale", "logline": "A keeper hides a whale.", "hook": "Nobody believed him.",
+     "score": 7.5, "tags": ["#Drama", "sea"]},
+    {"title": "  " + "Long " * 40, "logline": "A very long idea.", "hook": "Hook.", "score": 14, "tags": []},
+    {"title": "@everyone", "logline": "Nothing left.", "hook": "x", "score": 5, "tags": []},
+]}
+PROMPTS = {"prompts": ["A lighthouse at dusk, vertical frame.", "A whale surfacing beside a rowing boat."]}
+META = {"title": "The Keeper's Whale <@1>", "description": "A keeper. A whale. A friendship.",
+        "youtube_shorts": ["whale", "#Lighthouse Keeper"], "tiktok": ["#storytime", "fyp", "#123"],
+        "instagram_reels": []}
+
+
+def narration(words: int) -> str:
+    """A reply as chat models write it: a speaker label and quotes around nine-word sentences."""
+    return '**Narrator:** "' + ("The keeper rowed out past the reef at dawn. " * (words // 9)).strip() + '"'
+
+
+def completion(request: Request, content: str) -> Reply:
+    return Reply.json({
+        "id": "chatcmpl-test", "object": "chat.completion", "created": 1700000000,
+        "model": request.json()["model"],
+        "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                     "message": {"role": "assistant", "content": content, "refusal": None}}],
+        "usage": {"prompt_tokens": 50, "completion_tokens": 20, "total_tokens": 70},
+    })
+
+
+def chat_server(script_lengths: list[int] | None = None) -> AbstractContextManager[LocalServer]:
+    """Structured calls get canned JSON by schema name; plain calls get narration of the next length."""
+    lengths = iter(script_lengths or [63])
+
+    def handle(request: Request) -> Reply:
+        assert request.path == "/v1/chat/completions"
+        body = request.json()
+        assert "tools" not in body
+        if "response_format" in body:
+            schema = body["response_format"]["json_schema"]
+            assert schema["strict"] is True
+            canned = {"IdeaDrafts": IDEAS, "ScenePromptDrafts": PROMPTS, "MetaDraft": META}[schema["name"]]
+            return completion(request, json.dumps(canned))
+        return completion(request, narration(next(lengths)))
+
+    return local_server(handle)
+
+
+def openai_settings(url: str, key: str | None = API_KEY) -> Settings:
+    return Settings(_env_file=None, OPENAI_API_KEY=key, OPENAI_BASE_URL=f"{url}/v1",
+                    STORYBOT_LLM_MODEL="story-model-test")
+
+
+def prompt_text(request: Request) -> str:
+    return "\n".join(m["content"] for m in request.json()["messages"])
+
+
+async def test_openai_script_request_and_cleaning() -> None:
+    with chat_server([63]) as server:
+        from tools.llm.openai_writer import OpenAIWriter
+
+        writer = OpenAIWriter(openai_settings(server.url))
+        idea = StoryIdea(title="The Keeper's Whale", logline="A keeper hides a whale.", hook="Nobody believed him.",
+                         score=8, tags=["drama"])
+        script = await writer.script(HOSTILE, idea, 60)
+    assert writer.provider == "openai:story-model-test"
+    (request,) = server.requests
+    assert request.headers["Authorization"] == f"Bearer {API_KEY}"
+    body = request.json()
+    assert body["model"] == "story-model-test" and [m["role"] for m in body["messages"]] == ["system", "user"]
+    text = prompt_text(request)
+    assert "60 words (between 54 and 66)" in text and "9:16" in text and "The Keeper's Whale" in text
+    assert "<@123>" not in text and "@everyone" not in text and "\u200b" not in text  # cleaned before sending
+    assert script.startswith("The keeper rowed out") and script.endswith("at dawn.")
+    assert word_count(script) == 63 and "Narrator" not in script and '"' not in script
+
+
+async def test_openai_script_asks_again_when_far_off_then_trims() -> None:
+    with chat_server([9, 120]) as server:
+        from tools.llm.openai_writer import OpenAIWriter
+
+        script = await OpenAIWriter(openai_settings(server.url)).revise("An old draft.", "make it longer", 60)
+    first, second = server.requests
+    assert "make it longer" in prompt_text(first)
+    follow_up = second.json()["messages"]
+    assert [m["role"] for m in follow_up] == ["system", "user", "assistant", "user"]
+    # "longer" raised the target from 60 to 78 words, as the offline writer does
+    assert "78 words (between 71 and 85)" in prompt_text(first)
+    assert "has 9 words" in follow_up[-1]["content"] and "between 71 and 85" in follow_up[-1]["content"]
+    assert 71 <= word_count(script) <= 89 and script.endswith(".")  # 117 words cut at a sentence end
+
+
+async def test_openai_script_fails_clearly_when_twice_empty() -> None:
+    with chat_server([0, 0]) as server:
+        from tools.llm.openai_writer import OpenAIWriter
+
+        with pytest.raises(WriterError, match="0 words"):
+            await OpenAIWriter(openai_settings(server.url)).script(WHALE, await first_idea(OfflineWriter(), WHALE), 60)
+    assert len(server.requests) == 2
+
+
+async def test_openai_structured_outputs_parse_into_the_schemas() -> None:
+    with chat_server() as server:
+        from tools.llm.openai_writer import OpenAIWriter
+
+        writer = OpenAIWriter(openai_settings(server.url))
+        sources = [IdeaSource(kind="request", text=WHALE), IdeaSource(kind="rss", text="Whales return to the bay")]
+        ideas = await writer.ideas(WHALE, sources, count=2)
+        prompts = await writer.scene_prompts("The Keeper's Whale", ["Shot one.", "Shot two.", "The lamp went out."])
+        meta = await writer.platform_meta("The Keeper's Whale", "A keeper. A whale.")
+    idea_request = server.requests[0]
+    assert idea_request.json()["response_format"]["json_schema"]["name"] == "IdeaDrafts"
+    assert "Propose 2 distinct story ideas" in prompt_text(idea_request)
+    assert "(rss) Whales return to the bay" in prompt_text(idea_request)
+    # sorted by score, clamped to 10, long title cut to 100, the all-markup title dropped, tags cleaned
+    assert [i.score for i in ideas] == [10.0, 7.5]
+    assert len(ideas[0].title) <= 100 and ideas[1].tags == ["drama", "sea"]
+    assert "3 prompts" in prompt_text(server.requests[1]) and "3. The lamp went out." in prompt_text(server.requests[1])
+    assert prompts[:2] == PROMPTS["prompts"] and "lamp" in prompts[2]  # the missing one built offline
+    assert meta.title == "The Keeper's Whale"
+    assert meta.hashtags["youtube_shorts"][:3] == ["#shorts", "#whale", "#lighthousekeeper"]
+    assert meta.hashtags["tiktok"][:2] == ["#storytime", "#fyp"] and "#123" not in meta.hashtags["tiktok"]
+    assert len(meta.hashtags["instagram_reels"]) >= 3
+
+
+async def test_openai_retries_a_server_error() -> None:
+    calls = count()
+
+    def flaky(request: Request) -> Reply:
+        if next(calls) == 0:
+            return Reply.json({"error": {"message": "overloaded", "type": "server_error"}}, 500,
+                              {"retry-after-ms": "10"})
+        return completion(request, json.dumps(PROMPTS))
+
+    with local_server(flaky) as server:
+        from tools.llm.openai_writer import OpenAIWriter
+
+        prompts = await OpenAIWriter(openai_settings(server.url)).scene_prompts("t", ["a", "b"])
+    assert len(server.requests) == 2 and prompts == PROMPTS["prompts"]
+
+
+async def test_openai_failure_is_a_writer_error_without_the_key(caplog: pytest.LogCaptureFixture) -> None:
+    def down(request: Request) -> Reply:
+        return Reply.json({"error": {"message": "down"}}, 503, {"retry-after-ms": "1"})
+
+    caplog.set_level(logging.DEBUG)
+    with local_server(down) as server:
+        from tools.llm.openai_writer import OpenAIWriter
+
+        writer = OpenAIWriter(openai_settings(server.url), max_retries=1)
+        with pytest.raises(WriterError, match="HTTP 503") as failure:
+            await writer.platform_meta("t", "s")
+    assert len(server.requests) == 2
+    assert API_KEY not in str(failure.value) and API_KEY not in caplog.text and API_KEY not in repr(writer.__dict__)
+
+
+async def test_get_writer_picks_by_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "STORYBOT_LLM_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    offline = get_writer(Settings(_env_file=None))
+    assert isinstance(offline, OfflineWriter) and offline.provider == "offline"
+    with chat_server([60]) as server:
+        from tools.llm.openai_writer import OpenAIWriter
+
+        keyed = get_writer(openai_settings(server.url))
+        assert isinstance(keyed, OpenAIWriter)
+        local = get_writer(openai_settings(server.url, key=None))  # Ollama / vLLM: a base URL, no key
+        assert isinstance(local, OpenAIWriter)
+        await local.script(WHALE, await first_idea(OfflineWriter(), WHALE), 60)
+    assert server.requests[0].headers["Authorization"] == "Bearer not-needed"
+    assert isinstance(get_writer(Settings(_env_file=None, OPENAI_API_KEY="sk-x")), OpenAIWriter)

@@ -1,0 +1,105 @@
+"""The writer that needs no keys and no network: every stage can run, and tests can rely on it.
+
+Deterministic (same inputs, same text), so a re-run after a crash writes the same files. Stories
+come from `story.py`'s grammar filled with the request's own hero and thing (`premise.py`); the
+request never reaches the text except through plain words, so mentions and markup cannot either.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from tools.errors import BadInput
+from tools.llm.base import clamp_target
+from tools.llm.hygiene import STOPWORDS, content_words, plain_text, sentences, trim_to_words, words
+from tools.llm.premise import FALLBACK_REQUESTS, Premise, parse_premise, stable_hash, title_case
+from tools.llm.revision import length_scale, parse_note, revise_lines
+from tools.llm.schemas import PLATFORMS, TITLE_CHARS, IdeaSource, PlatformMeta, StoryIdea
+from tools.llm.story import ANGLE_BY_NAME, ANGLES, Angle, fillers, fit, story_lines
+
+FRAMINGS = ("wide establishing shot", "medium shot", "close-up", "low-angle shot")
+IMAGE_STYLE = "cinematic, soft light, vertical composition"
+
+
+def visual_prompt(title: str, text: str, index: int) -> str:
+    """An image prompt from a shot's own words: framing, subject, the story's theme, a style."""
+    subject = " ".join(content_words(plain_text(text, 600))[:8]) or "an empty landscape at dawn"
+    theme = " ".join(content_words(plain_text(title, 200))[:4])
+    return ", ".join(p for p in (FRAMINGS[index % len(FRAMINGS)], subject, theme, IMAGE_STYLE) if p)
+
+
+class OfflineWriter:
+    provider = "offline"
+
+    async def ideas(self, request: str, sources: list[IdeaSource], count: int = 3) -> list[StoryIdea]:
+        """One idea per angle of the request's premise, then of the sources', then of built-in ones.
+
+        A vague request ("surprise me") has no premise, so the sources lead. There are four angles
+        per premise, so a very large `count` gets fewer ideas.
+        """
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        premises = _premises([request, *(s.text for s in sources)])
+        candidates = [(p, a, ip, ia) for ip, p in enumerate(premises) for ia, a in enumerate(_angle_order(p))]
+        ideas = [_idea(p, angle, ip, ia) for p, angle, ip, ia in candidates[:count]]
+        return sorted(ideas, key=lambda idea: -idea.score)
+
+    async def script(self, request: str, idea: StoryIdea, target_words: int) -> str:
+        # an idea from another source carries its premise before the logline's colon
+        premise = parse_premise(request) or parse_premise(idea.logline.split(":")[0]) or _premises([])[0]
+        seed = stable_hash(request, idea.title)
+        angle = next((ANGLE_BY_NAME[t] for t in idea.tags if t in ANGLE_BY_NAME), ANGLES[seed % len(ANGLES)])
+        target = clamp_target(target_words)
+        return fit(story_lines(premise, angle, seed, target), fillers(), target)
+
+    async def revise(self, script: str, note: str, target_words: int) -> str:
+        """Keep the script's sentences where they fit and make the note visible in the new draft."""
+        if not sentences(plain_text(script, 20_000)):
+            raise BadInput("there is no script to revise")
+        target = clamp_target(round(target_words * length_scale(note)))
+        return revise_lines(script, parse_note(note), stable_hash(script, note), target)
+
+    async def scene_prompts(self, title: str, shot_texts: list[str]) -> list[str]:
+        return [visual_prompt(title, text, i) for i, text in enumerate(shot_texts)]
+
+    async def platform_meta(self, title: str, script: str) -> PlatformMeta:
+        """The title, the script's opening as the description, the story's own words as hashtags."""
+        summary = trim_to_words(plain_text(script, 20_000), 45)
+        topics = _topics(f"{title} {script}")
+        return PlatformMeta.build(title, summary, dict.fromkeys(PLATFORMS, topics))
+
+
+def _premises(texts: list[str]) -> list[Premise]:
+    """Usable premises of `texts`, then the built-in ones, each once."""
+    found: dict[str, Premise] = {}
+    for text in [*texts, *FALLBACK_REQUESTS]:
+        premise = parse_premise(text)
+        if premise:
+            found.setdefault(premise.summary.lower(), premise)
+    return list(found.values())
+
+
+def _angle_order(premise: Premise) -> list[Angle]:
+    """The angle the request's own words ask for ("a funny video...") first, then the rest."""
+    return sorted(ANGLES, key=lambda a: a.name != premise.tone)
+
+
+def _idea(premise: Premise, angle: Angle, premise_rank: int, angle_rank: int) -> StoryIdea:
+    title = title_case(premise.fill(angle.title))
+    if len(title) > TITLE_CHARS:
+        title = title[:TITLE_CHARS].rsplit(" ", 1)[0]
+    jitter = stable_hash(premise.summary, angle.name) % 5 / 10
+    score = max(0.0, 9.0 - 1.5 * premise_rank - 0.6 * angle_rank + jitter)
+    return StoryIdea(
+        title=title,
+        logline=premise.fill(f"{{Summary}}: {angle.twist}."),
+        hook=premise.fill(angle.hook),
+        score=round(score, 1),
+        tags=[angle.name, *premise.keywords[:4]],
+    )
+
+
+def _topics(text: str, count: int = 6) -> list[str]:
+    """The most repeated content words; ties go to the first seen (the title's)."""
+    counts = Counter(w for w in words(plain_text(text, 20_000).lower()) if w not in STOPWORDS and len(w) > 3)
+    return [word for word, _ in counts.most_common(count)]
