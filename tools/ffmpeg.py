@@ -6,6 +6,7 @@ The binary comes from imageio-ffmpeg (PyPI), so `pip install` alone yields a com
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Sequence
 from functools import cache
@@ -14,6 +15,8 @@ from pathlib import Path
 import imageio_ffmpeg
 
 from tools.errors import MediaError
+
+FFMPEG_NICENESS = 10
 
 
 @cache
@@ -41,6 +44,8 @@ async def run_ffmpeg(args: Sequence[str | Path], *, stdin: bytes | None = None,
         stderr=asyncio.subprocess.PIPE,
         cwd=cwd,
     )
+    with contextlib.suppress(OSError):  # media work yields the CPU to the event loop (bot heartbeats)
+        os.setpriority(os.PRIO_PROCESS, proc.pid, FFMPEG_NICENESS)
     try:
         out, err = await proc.communicate(stdin)
     except asyncio.CancelledError:

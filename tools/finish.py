@@ -47,7 +47,7 @@ async def finish(folder: Path, clips: list[Path], cut: compose.CutPlan, voice: P
     fitted = await upload.fit_for_upload(final, folder / "final.discord.mp4", upload_limit)
     thumb = await asyncio.to_thread(thumbnail.make_thumbnail, clips, aspect, folder / "thumbnail.png")
     return Finished(final=final, discord=Path(fitted.path) if fitted else None, thumbnail=thumb,
-                    info=probe(final), loudness=measured, fit=fitted)
+                    info=await asyncio.to_thread(probe, final), loudness=measured, fit=fitted)
 
 
 def finish_metadata(done: Finished, enc: compose.VideoEncoding, cut: compose.CutPlan, music_supplied: bool,

@@ -56,7 +56,8 @@ async def voice(state: JobState, ctx: NodeContext) -> dict[str, Any]:
 
 @stage("subtitles")
 async def subtitles_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
-    result = subtitles.write_subtitles(_script(ctx), _words(ctx), ctx.request(state).aspect, ctx.job_dir)
+    result = await ctx.in_thread(subtitles.write_subtitles, _script(ctx), _words(ctx), ctx.request(state).aspect,
+                                 ctx.job_dir)
     return done("voice timings" if not state["voice"]["estimated"] else "estimated timings",
                 subtitles={"cues": len(result.cues), "font_size": result.font_size})
 
@@ -142,7 +143,7 @@ async def animate(state: JobState, ctx: NodeContext) -> dict[str, Any]:
         keyframe = ctx.path(state["keyframes"][n])
         clip = folder / f"shot_{shot.index + 1:02d}.mp4"
         manifest = folder / f".{clip.stem}.json"
-        key = fingerprint("ken-burns", file_digest(keyframe), shot.motion, frames, aspect.value)
+        key = fingerprint("ken-burns", await ctx.in_thread(file_digest, keyframe), shot.motion, frames, aspect.value)
         if reusable(manifest, key, clip) is None:
             await motion.ken_burns(keyframe, shot.motion, frames, aspect, clip)
             remember(manifest, key)
@@ -159,8 +160,8 @@ async def post_produce(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     cut = compose.plan_cut(plan)
     clips = [ctx.path(c) for c in state["clips"]]
     enc = compose.VideoEncoding(preset=s.video_preset, crf=s.video_crf)
-    key = fingerprint([file_digest(c) for c in clips], file_digest(ctx.path("voice.wav")),
-                      file_digest(ctx.path("subtitles.ass")), enc.model_dump(), s.upload_limit_bytes)
+    inputs = [*clips, ctx.path("voice.wav"), ctx.path("subtitles.ass")]
+    key = fingerprint([await ctx.in_thread(file_digest, p) for p in inputs], enc.model_dump(), s.upload_limit_bytes)
     manifest = ctx.path(".final.json")
     if (kept := reusable(manifest, key, ctx.path("final.mp4"), ctx.path("metadata.json"))) is not None:
         return done("ffmpeg", artifacts=kept["artifacts"])
