@@ -85,6 +85,7 @@ class JobState(TypedDict, total=False):
     script_file: str                    # the draft under review: script.vN.txt
     revision: dict[str, Any]            # the pending revise/replace/regenerate request
     voice: dict[str, Any]
+    subtitles: dict[str, Any]
     shot_seeds: dict[str, int]          # per-shot picture seed, bumped by a re-roll
     reroll: list[int]                   # 0-based shots the next keyframes run must redraw
     keyframes: list[str]

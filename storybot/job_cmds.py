@@ -50,6 +50,8 @@ def _iso(ts: float) -> str:
 def _show(event: Event) -> None:
     if event.kind == "stage_finished":
         err.print(f"  ✓ {event.stage} ({event.message})", markup=False)
+    elif event.kind == "notice":
+        err.print(f"  ! {event.message}", markup=False)
     elif event.kind == "failed":
         err.print(f"  ✗ failed: {event.message}", markup=False)
 

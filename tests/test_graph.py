@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -191,3 +194,32 @@ def test_bad_input_exits_2_and_creates_no_job(tmp_path: Path, args: list[str], f
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0], result.stderr
     assert not (tmp_path / "jobs").exists() or not any((tmp_path / "jobs").iterdir())
+
+
+def test_real_kill_9_from_outside_during_animate(tmp_path: Path) -> None:
+    """A SIGKILL sent by another process while clips are being animated, then resume."""
+    proc = subprocess.Popen([sys.executable, "-m", "storybot", "make", PROMPT, "--yes", "--duration", "20", "--json"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "STORYBOT_DATA_DIR": str(tmp_path)})
+    db = tmp_path / "jobs.sqlite"
+    deadline = time.monotonic() + 300
+    row = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists():
+            with sqlite3.connect(db) as conn:
+                row = conn.execute("SELECT job_id FROM stages WHERE name = 'animate' AND status = 'running'").fetchone()
+            if row:
+                break
+        time.sleep(0.05)
+    assert row, "never saw the animate stage running"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    job = row[0]
+    before = stages(tmp_path, job)
+    assert before["animate"]["status"] == "running" and before["keyframes"]["runs"] == 1
+    resumed = ok_json(storybot(tmp_path, "resume", job, "--yes", "--json"))
+    assert resumed["status"] == "done"
+    after = stages(tmp_path, job)
+    for name in ("voice", "subtitles", "plan_scenes", "keyframes"):
+        assert after[name]["runs"] == 1
+    assert after["animate"]["runs"] == 2

@@ -13,12 +13,22 @@ from langgraph.graph import END
 from langgraph.types import Command, interrupt
 
 from graph.context import NodeContext, done, file_digest, fingerprint, remember, reusable, stage
+from graph.events import Event
 from graph.state import Answer, JobState
 from tools import compose, keyframes, motion, shots, subtitles
 from tools.files import write_json_atomic
 from tools.finish import finish, finish_metadata, music_or_bed
 from tools.models import Word
 from tools.tts import Speech, synthesize, synthesize_elevenlabs
+
+
+def _not_built(ctx: NodeContext, setting: str | None, name: str, fallback: str) -> list[str]:
+    """Say so when a model is configured whose worker does not exist yet: never fall back silently."""
+    if not setting:
+        return []
+    message = f"{name} is set but its GPU worker is not built yet; used {fallback}"
+    ctx.emit(Event(job_id=ctx.job_id, kind="notice", message=message))
+    return [message]
 
 
 def _script(ctx: NodeContext) -> str:
@@ -56,10 +66,11 @@ async def voice(state: JobState, ctx: NodeContext) -> dict[str, Any]:
 
 @stage("subtitles")
 async def subtitles_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
+    notices = _not_built(ctx, ctx.settings.whisper_model, "STORYBOT_WHISPER_MODEL", "the voice's own timings")
     result = await ctx.in_thread(subtitles.write_subtitles, _script(ctx), _words(ctx), ctx.request(state).aspect,
                                  ctx.job_dir)
     return done("voice timings" if not state["voice"]["estimated"] else "estimated timings",
-                subtitles={"cues": len(result.cues), "font_size": result.font_size})
+                subtitles={"cues": len(result.cues), "font_size": result.font_size}, notices=notices)
 
 
 @stage("plan_scenes")
@@ -97,12 +108,14 @@ async def keyframes_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
             remember(manifest, key, seed=seed)
         names.append(f"keyframes/{png.name}")
         ctx.progress("keyframes", 100 * (n + 1) / len(plan))
-    return done("procedural art cards", keyframes=names, reroll=[])
+    notices = _not_built(ctx, ctx.settings.sdxl_model, "STORYBOT_SDXL_MODEL", "procedural art cards")
+    return done("procedural art cards", keyframes=names, reroll=[], notices=notices)
 
 
 @stage("vision_guidance")
 async def vision_guidance(state: JobState, ctx: NodeContext) -> dict[str, Any]:
-    reason = "no vision model configured (STORYBOT_VISION_MODEL)"
+    reason = ("STORYBOT_VISION_MODEL is set but its GPU worker is not built yet" if ctx.settings.vision_model
+              else "no vision model configured (STORYBOT_VISION_MODEL)")
     write_json_atomic(ctx.path("vision.json"), {"skipped": True, "reason": reason})
     return done("skipped", notices=[f"vision guidance skipped: {reason}"])
 
@@ -149,7 +162,8 @@ async def animate(state: JobState, ctx: NodeContext) -> dict[str, Any]:
             remember(manifest, key)
         names.append(f"clips/{clip.name}")
         ctx.progress("animate", 100 * (n + 1) / len(plan))
-    return done("ken burns (ffmpeg)", clips=names)
+    notices = _not_built(ctx, ctx.settings.ltx_model, "STORYBOT_LTX_MODEL", "Ken Burns motion")
+    return done("ken burns (ffmpeg)", clips=names, notices=notices)
 
 
 @stage("post_produce")
