@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langgraph.graph import END
 from langgraph.types import Command, interrupt
 
 from graph.context import NodeContext, done, stage
-from graph.state import Answer, JobState
+from graph.state import Answer, JobRequest, JobState
 from tools.files import write_text_atomic
 from tools.llm import StoryIdea, target_words
 from tools.text import clean_script
-from tools.tts import speaking_rate
+from tools.tts import speaking_rate, spoken_seconds
+
+LENGTH_TOLERANCE = 0.08
 
 
-async def _target_words(state: JobState, ctx: NodeContext) -> int:
-    request = ctx.request(state)
-    wpm = await speaking_rate(request.voice or "en-us")
-    return target_words(request.duration, wpm)
+async def _sized(state: JobState, draft: Callable[[int], Awaitable[str]]) -> str:
+    """Write to the word target, then, if the spoken draft misses --duration by more than 8%, once
+    more with the target scaled by the miss: the calibrated rate cannot know this text's pauses."""
+    request = JobRequest.model_validate(state["request"])
+    voice = request.voice or "en-us"
+    target = target_words(request.duration, await speaking_rate(voice))
+    text = await draft(target)
+    seconds = await spoken_seconds(text, voice)
+    if abs(seconds / request.duration - 1) <= LENGTH_TOLERANCE:
+        return text
+    second = await draft(max(1, round(target * request.duration / seconds)))
+    seconds2 = await spoken_seconds(second, voice)
+    return second if abs(seconds2 - request.duration) < abs(seconds - request.duration) else text
 
 
 def _draft(ctx: NodeContext, version: int) -> str:
@@ -44,7 +56,7 @@ async def write_script(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     if state.get("revision", {}).get("regenerate") and len(ideas) > 1:
         # a fresh draft: move on to the next idea, so a deterministic writer also gives new text
         idea = ideas[(version - 1) % len(ideas)]
-    text = await ctx.writer.script(request.prompt, idea, await _target_words(state, ctx))
+    text = await _sized(state, lambda words: ctx.writer.script(request.prompt, idea, words))
     return done(ctx.writer.provider, **_save_draft(ctx, version, text))
 
 
@@ -56,8 +68,8 @@ async def revise_script(state: JobState, ctx: NodeContext) -> dict[str, Any]:
         return done("user", **_save_draft(ctx, version, revision["text"]))
     if ctx.path(f"script.v{version}.txt").is_file():
         return done(ctx.writer.provider, **_save_draft(ctx, version, _draft(ctx, version)))
-    text = await ctx.writer.revise(_draft(ctx, state["script_version"]), revision.get("note", ""),
-                                   await _target_words(state, ctx))
+    current = _draft(ctx, state["script_version"])
+    text = await _sized(state, lambda words: ctx.writer.revise(current, revision.get("note", ""), words))
     return done(ctx.writer.provider, **_save_draft(ctx, version, text))
 
 

@@ -322,3 +322,8 @@ async def speaking_rate(voice: str = "en-us", rate_wpm: int = 175) -> float:
     espeak's nominal rate ignores pauses at punctuation, so it is measured on a fixed paragraph.
     """
     return await asyncio.to_thread(_calibrated_rate, voice, rate_wpm)
+
+
+async def spoken_seconds(text: str, voice: str = "en-us", rate_wpm: int = 175) -> float:
+    """How long this text takes to say with this voice (a few milliseconds: nothing is written)."""
+    return (await asyncio.to_thread(_render, text, voice, rate_wpm)).duration
