@@ -14,7 +14,7 @@ import typer
 
 from storybot.app import app, err, parse_aspect, settings_for
 from tools.errors import BadInput
-from tools.text import clean_script
+from tools.text import clean_script, read_script_file
 
 if TYPE_CHECKING:
     from graph.events import Event
@@ -32,15 +32,6 @@ def _me() -> Requester:
     from graph.service import Requester
 
     return Requester(id=f"cli:{getpass.getuser()}", name=getpass.getuser())
-
-
-def _read_text(path: Path, what: str) -> str:
-    if not path.is_file():
-        raise BadInput(f"{what} file not found: {path}")
-    try:
-        return clean_script(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise BadInput(f"{path.name}: not UTF-8 text ({exc.reason})") from None
 
 
 def _iso(ts: float) -> str:
@@ -122,7 +113,7 @@ def make(
     from tools.tts import list_voices
 
     settings = settings_for(data)
-    request = JobRequest(prompt=prompt, script_text=_read_text(script, "script") if script else None,
+    request = JobRequest(prompt=prompt, script_text=read_script_file(script) if script else None,
                          duration=duration, aspect=parse_aspect(aspect), voice=voice)
     if voice and settings.elevenlabs_api_key is None and voice not in list_voices():
         raise BadInput(f"unknown voice {voice!r} (see espeak-ng voices, e.g. en-us, en-gb, fr-fr)")
@@ -171,7 +162,7 @@ def _parse_answer(action: str, arg: str | None) -> Answer:
         case "revise":
             return Answer(action="revise", note=clean_script(arg or ""))
         case "replace":
-            return Answer(action="replace", text=_read_text(Path(arg or ""), "replacement script"))
+            return Answer(action="replace", text=read_script_file(Path(arg or ""), "replacement script"))
         case "reroll" if arg and all(p.strip().isdigit() for p in arg.split(",")):
             return Answer(action="reroll", shots=sorted({int(p) for p in arg.split(",")}))
     raise BadInput(f"cannot understand answer {action} {arg or ''}: use approve, pick N, revise \"NOTE\", "

@@ -24,7 +24,7 @@ from tools.files import write_json_atomic, write_text_atomic
 from tools.finish import finish, finish_metadata, music_or_bed
 from tools.models import Aspect
 from tools.probe import probe
-from tools.text import clean_script, natural_key
+from tools.text import natural_key, read_script_file
 from tools.tts import Speech, from_recording, synthesize
 
 Progress = Callable[[str], None]
@@ -61,15 +61,6 @@ class Artifacts(BaseModel):
     words: str
     keyframes: list[str]
     clips: list[str]
-
-
-def read_script(path: Path) -> str:
-    if not path.is_file():
-        raise BadInput(f"script file not found: {path}")
-    try:
-        return clean_script(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise BadInput(f"{path.name}: not UTF-8 text ({exc.reason})") from exc
 
 
 def _require_audio(path: Path | None, what: str) -> None:
@@ -127,7 +118,7 @@ async def _bounded(jobs: list[Coroutine[Any, Any, None]], limit: int) -> None:
 
 async def render(opts: RenderOptions, progress: Progress | None = None) -> Artifacts:
     """Render a video into `opts.out`; raise BadInput (nothing written) when an input is unusable."""
-    text = read_script(opts.script)
+    text = read_script_file(opts.script)
     _require_audio(opts.voice, "voice")
     _require_audio(opts.music, "music")
     images = keyframes.list_images(opts.images) if opts.images else None

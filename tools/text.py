@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 
 from tools.errors import BadInput
 
@@ -62,3 +63,13 @@ def ends_clause(token: str) -> bool:
 def natural_key(name: str) -> list[int | str]:
     """Sort key that puts shot2 before shot10."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def read_script_file(path: Path, what: str = "script") -> str:
+    """A user's text file, cleaned; BadInput (one line) when it is missing, not UTF-8 or empty."""
+    if not path.is_file():
+        raise BadInput(f"{what} file not found: {path}")
+    try:
+        return clean_script(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path.name}: not UTF-8 text ({exc.reason})") from None
