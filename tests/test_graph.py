@@ -223,3 +223,17 @@ def test_real_kill_9_from_outside_during_animate(tmp_path: Path) -> None:
     for name in ("voice", "subtitles", "plan_scenes", "keyframes"):
         assert after[name]["runs"] == 1
     assert after["animate"]["runs"] == 2
+
+
+def test_hostile_prompt_still_makes_a_clean_video(tmp_path: Path) -> None:
+    prompt = "@everyone <@123456> a cat\u200b\u202e who [hacks]:the;filter,graph 'quote' \\n\\N {\\b1} \x07 ../../etc"
+    data = tmp_path / "elsewhere"
+    result = ok_json(storybot(tmp_path, "make", prompt, "--yes", "--duration", "6", "--json", "--data", str(data)))
+    assert result["status"] == "done"
+    assert Path(result["artifacts"]["final_video"]).is_relative_to(data / "jobs" / result["job_id"])
+    script = Path(result["artifacts"]["script"]).read_text(encoding="utf-8")
+    for bad in ("@everyone", "<@", "\u200b", "\u202e", "\x07"):
+        assert bad not in script
+    job_files = {p.name for p in (data / "jobs" / result["job_id"]).iterdir()}
+    assert "etc" not in job_files and not (tmp_path / "etc").exists()
+    assert ok_json(storybot(data, "jobs", "--json"))[0]["job_id"] == result["job_id"]
