@@ -216,7 +216,12 @@ def _publish(work: Path, out: Path, meta: dict[str, Any]) -> Artifacts:
             (out / name).unlink(missing_ok=True)
     write_json_atomic(out / "metadata.json", meta)
     shutil.rmtree(work, ignore_errors=True)
-    out = out.resolve()
+    return collect_artifacts(out)
+
+
+def collect_artifacts(folder: Path) -> Artifacts:
+    """The artifacts of a finished render or job folder, as absolute paths."""
+    out = folder.resolve()
     discord = out / "final.discord.mp4"
     return Artifacts(
         final_video=str(out / "final.mp4"), discord_video=str(discord) if discord.exists() else None,

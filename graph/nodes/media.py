@@ -19,6 +19,7 @@ from tools import compose, keyframes, motion, shots, subtitles
 from tools.files import write_json_atomic
 from tools.finish import finish, finish_metadata, music_or_bed
 from tools.models import Word
+from tools.render import collect_artifacts
 from tools.tts import Speech, synthesize, synthesize_elevenlabs
 
 
@@ -198,25 +199,9 @@ async def post_produce(state: JobState, ctx: NodeContext) -> dict[str, Any]:
                    for r in ctx.store.stage_list(ctx.job_id)},
     }
     write_json_atomic(ctx.path("metadata.json"), metadata)
-    artifacts = artifact_paths(ctx, state)
+    artifacts = collect_artifacts(ctx.job_dir).model_dump()
     remember(manifest, key, artifacts=artifacts)
     return done("ffmpeg", artifacts=artifacts)
-
-
-def artifact_paths(ctx: NodeContext, state: JobState) -> dict[str, Any]:
-    """Absolute paths, keyed as DESIGN.md's `--json` contract."""
-    def p(name: str) -> str | None:
-        path = ctx.path(name)
-        return str(path.resolve()) if path.exists() else None
-
-    return {
-        "final_video": p("final.mp4"), "discord_video": p("final.discord.mp4"),
-        "subtitles_srt": p("subtitles.srt"), "subtitles_vtt": p("subtitles.vtt"),
-        "subtitles_ass": p("subtitles.ass"), "thumbnail": p("thumbnail.png"), "metadata": p("metadata.json"),
-        "shots": p("shots.json"), "script": p("script.txt"), "voice": p("voice.wav"), "words": p("words.json"),
-        "keyframes": [str(ctx.path(k).resolve()) for k in state.get("keyframes", [])],
-        "clips": [str(ctx.path(c).resolve()) for c in state.get("clips", [])],
-    }
 
 
 @stage("deliver")

@@ -37,10 +37,13 @@ def _draft(ctx: NodeContext, version: int) -> str:
     return ctx.path(f"script.v{version}.txt").read_text(encoding="utf-8").strip()
 
 
+def _draft_update(version: int) -> dict[str, Any]:
+    return {"script_version": version, "script_file": f"script.v{version}.txt", "revision": {}}
+
+
 def _save_draft(ctx: NodeContext, version: int, text: str) -> dict[str, Any]:
-    name = f"script.v{version}.txt"
-    write_text_atomic(ctx.path(name), clean_script(text) + "\n")
-    return {"script_version": version, "script_file": name, "revision": {}}
+    write_text_atomic(ctx.path(f"script.v{version}.txt"), clean_script(text) + "\n")
+    return _draft_update(version)
 
 
 @stage("write_script")
@@ -50,7 +53,7 @@ async def write_script(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     if request.script_text is not None:
         return done("user", **_save_draft(ctx, version, request.script_text))
     if ctx.path(f"script.v{version}.txt").is_file():  # written before a crash: keep it
-        return done(ctx.writer.provider, **_save_draft(ctx, version, _draft(ctx, version)))
+        return done(ctx.writer.provider, **_draft_update(version))
     ideas = [StoryIdea.model_validate(i) for i in state.get("ideas", [])]
     idea = StoryIdea.model_validate(state["idea"])
     if state.get("revision", {}).get("regenerate") and len(ideas) > 1:
@@ -67,7 +70,7 @@ async def revise_script(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     if revision.get("text"):
         return done("user", **_save_draft(ctx, version, revision["text"]))
     if ctx.path(f"script.v{version}.txt").is_file():
-        return done(ctx.writer.provider, **_save_draft(ctx, version, _draft(ctx, version)))
+        return done(ctx.writer.provider, **_draft_update(version))
     current = _draft(ctx, state["script_version"])
     text = await _sized(state, lambda words: ctx.writer.revise(current, revision.get("note", ""), words))
     return done(ctx.writer.provider, **_save_draft(ctx, version, text))
