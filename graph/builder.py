@@ -11,7 +11,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import RetryPolicy
 
 from graph.context import NodeContext
-from graph.nodes import ideas, media, script
+from graph.nodes import ideas, media, scenes, script, voice
 from graph.state import JobState
 from tools.errors import MediaError
 from tools.llm import WriterError
@@ -36,9 +36,9 @@ def build_graph(checkpointer: BaseCheckpointSaver[Any]) -> CompiledStateGraph[An
     g.add_node("revise_script", script.revise_script, retry_policy=RETRY)
     g.add_node("approve_script", script.approve_script,
                destinations=("voice", "revise_script", "write_script", END))
-    g.add_node("voice", media.voice, retry_policy=RETRY)
+    g.add_node("voice", voice.voice, retry_policy=RETRY)
     g.add_node("subtitles", media.subtitles_node)
-    g.add_node("plan_scenes", media.plan_scenes, retry_policy=RETRY)
+    g.add_node("plan_scenes", scenes.plan_scenes, retry_policy=RETRY)
     g.add_node("keyframes", media.keyframes_node, retry_policy=RETRY)
     g.add_node("vision_guidance", media.vision_guidance)
     g.add_node("approve_keyframes", media.approve_keyframes, destinations=("animate", "keyframes", END))

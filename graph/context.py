@@ -24,6 +24,7 @@ from graph.state import JobRequest, JobState
 from tools.errors import StorybotError
 from tools.files import write_json_atomic
 from tools.llm import Writer
+from tools.models import Word
 from tools.settings import Settings
 from tools.store import JobStore, StageStatusName
 
@@ -50,6 +51,14 @@ class NodeContext:
 
     def request(self, state: JobState) -> JobRequest:
         return JobRequest.model_validate(state["request"])
+
+    def script(self) -> str:
+        """The approved script (`script.txt`)."""
+        return self.path("script.txt").read_text(encoding="utf-8").strip()
+
+    def words(self) -> list[Word]:
+        """The voice's word timings (`words.json`)."""
+        return [Word.model_validate(w) for w in json.loads(self.path("words.json").read_text(encoding="utf-8"))]
 
     def progress(self, stage: str, percent: float, message: str | None = None) -> None:
         self.emit(Event(job_id=self.job_id, kind="progress", stage=stage, percent=round(percent, 1),

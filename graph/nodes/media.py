@@ -1,4 +1,4 @@
-"""Stages 4-10 and the keyframe approval: from the approved script to the finished video.
+"""Stages 5 and 7-10 and the keyframe approval: from the voice to the finished video.
 
 Each node checks a small manifest beside its outputs, so a re-run after a crash (or after a
 re-roll) reuses what was already made from the same inputs instead of recomputing it.
@@ -6,7 +6,6 @@ re-roll) reuses what was already made from the same inputs instead of recomputin
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from langgraph.graph import END
@@ -18,9 +17,7 @@ from graph.state import Answer, JobState
 from tools import compose, keyframes, motion, shots, subtitles
 from tools.files import write_json_atomic
 from tools.finish import finish, finish_metadata, music_or_bed
-from tools.models import Word
 from tools.render import collect_artifacts
-from tools.tts import Speech, synthesize, synthesize_elevenlabs
 
 
 def _not_built(ctx: NodeContext, setting: str | None, name: str, fallback: str) -> list[str]:
@@ -32,58 +29,13 @@ def _not_built(ctx: NodeContext, setting: str | None, name: str, fallback: str) 
     return [message]
 
 
-def _script(ctx: NodeContext) -> str:
-    return ctx.path("script.txt").read_text(encoding="utf-8").strip()
-
-
-def _words(ctx: NodeContext) -> list[Word]:
-    return [Word.model_validate(w) for w in json.loads(ctx.path("words.json").read_text(encoding="utf-8"))]
-
-
-@stage("voice")
-async def voice(state: JobState, ctx: NodeContext) -> dict[str, Any]:
-    text = _script(ctx)
-    request = ctx.request(state)
-    s = ctx.settings
-    eleven = s.elevenlabs_api_key is not None and bool(s.elevenlabs_voice_id or request.voice)
-    provider = "elevenlabs" if eleven else "espeak-ng"
-    name = (request.voice or s.elevenlabs_voice_id) if eleven else (request.voice or "en-us")
-    key = fingerprint(text, provider, name)
-    wav, words_file, manifest = ctx.path("voice.wav"), ctx.path("words.json"), ctx.path(".voice.json")
-    if (kept := reusable(manifest, key, wav, words_file)) is not None:
-        return done(provider, voice=kept["voice"])
-    if eleven:
-        assert s.elevenlabs_api_key is not None
-        speech: Speech = await synthesize_elevenlabs(text, wav, api_key=s.elevenlabs_api_key.get_secret_value(),
-                                                     voice_id=str(name), base_url=s.elevenlabs_base_url)
-    else:
-        speech = await synthesize(text, wav, voice=str(name))
-    write_json_atomic(words_file, [w.model_dump() for w in speech.words])
-    summary = {"wav": "voice.wav", "duration": speech.duration, "words_per_minute": speech.words_per_minute,
-               "provider": speech.provider, "voice": name, "estimated": speech.estimated}
-    remember(manifest, key, voice=summary)
-    return done(provider, voice=summary)
-
-
 @stage("subtitles")
 async def subtitles_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     notices = _not_built(ctx, ctx.settings.whisper_model, "STORYBOT_WHISPER_MODEL", "the voice's own timings")
-    result = await ctx.in_thread(subtitles.write_subtitles, _script(ctx), _words(ctx), ctx.request(state).aspect,
+    result = await ctx.in_thread(subtitles.write_subtitles, ctx.script(), ctx.words(), ctx.request(state).aspect,
                                  ctx.job_dir)
     return done("voice timings" if not state["voice"]["estimated"] else "estimated timings",
                 subtitles={"cues": len(result.cues), "font_size": result.font_size}, notices=notices)
-
-
-@stage("plan_scenes")
-async def plan_scenes(state: JobState, ctx: NodeContext) -> dict[str, Any]:
-    request = ctx.request(state)
-    text = _script(ctx)
-    plan = shots.plan_shots(text, _words(ctx), state["voice"]["duration"], seed=request.seed)
-    title = state.get("idea", {}).get("title") or request.prompt
-    prompts = await ctx.writer.scene_prompts(title, [s.text for s in plan])
-    plan = [s.model_copy(update={"prompt": p}) for s, p in zip(plan, prompts, strict=True)]
-    shots.write_shots(plan, ctx.path("shots.json"))
-    return done(f"sentence planner + {ctx.writer.provider}", shot_seeds={}, reroll=[])
 
 
 def _shot_seed(state: JobState, index: int) -> int:
@@ -184,7 +136,7 @@ async def post_produce(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     finished = await finish(ctx.job_dir, clips, cut, ctx.path("voice.wav"), music, ctx.path("subtitles.ass"),
                             request.aspect, enc, s.upload_limit_bytes)
     title = state.get("idea", {}).get("title") or request.prompt
-    platforms = await ctx.writer.platform_meta(title, _script(ctx))
+    platforms = await ctx.writer.platform_meta(title, ctx.script())
     metadata = {
         **finish_metadata(finished, enc, cut, False, s.upload_limit_bytes),
         "job_id": ctx.job_id,
