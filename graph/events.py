@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-EventKind = Literal["stage_started", "progress", "stage_finished", "waiting", "done", "failed", "cancelled",
-                    "notice"]
+EventKind = Literal["queued", "stage_started", "progress", "stage_finished", "waiting", "done", "failed",
+                    "cancelled", "notice"]
 
 
 class Event(BaseModel):

@@ -30,6 +30,7 @@ from tools.settings import Settings
 from tools.store import JobRecord, JobStore, StageRecord, pid_alive
 
 JOB_ID_LENGTH = 12
+END_EVENTS = ("waiting", "done", "failed", "cancelled")  # a job's run in this process stopped
 ALLOWED_ANSWERS = {
     "pick_idea": {"pick", "approve", "cancel"},
     "approve_script": {"approve", "revise", "replace", "regenerate", "cancel"},
@@ -51,6 +52,32 @@ class NotAllowed(BadInput):
 
 class StaleAnswer(BadInput):
     """The approval this answer was for is no longer pending."""
+
+
+class Subscription:
+    """One front end's view of a job's events; iterate it, or close it if it is not needed after all."""
+
+    def __init__(self, queues: list[asyncio.Queue[Event]]) -> None:
+        self._queues = queues
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        queues.append(self._queue)
+        self._ended = False
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._ended:
+            raise StopAsyncIteration
+        event = await self._queue.get()
+        if event.kind in END_EVENTS:
+            self.close()
+        return event
+
+    def close(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self._queues.remove(self._queue)
 
 
 class JobStatus(BaseModel):
@@ -103,6 +130,8 @@ class JobService:
         self.lag = LoopLag()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._subscribers: dict[str, list[asyncio.Queue[Event]]] = {}
+        self._slots = asyncio.Semaphore(settings.render_slots)
+        self._queue: list[str] = []  # jobs waiting for a render slot, first in first out
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -140,28 +169,25 @@ class JobService:
 
     # events -------------------------------------------------------------
 
-    def events(self, job_id: str) -> AsyncIterator[Event]:
+    def events(self, job_id: str) -> Subscription:
         """Progress of one job until it stops (waiting, done, failed or cancelled).
 
-        Subscribes at once, before the caller starts or answers the job, so no event is missed.
+        Subscribes at once, before the caller starts or answers the job, so no event is missed;
+        `close()` it when the answer that was to follow is refused.
         """
-        queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._subscribers.setdefault(job_id, []).append(queue)
-        return self._drain(job_id, queue)
-
-    async def _drain(self, job_id: str, queue: asyncio.Queue[Event]) -> AsyncIterator[Event]:
-        try:
-            while True:
-                event = await queue.get()
-                yield event
-                if event.kind in ("waiting", "done", "failed", "cancelled"):
-                    return
-        finally:
-            self._subscribers[job_id].remove(queue)
+        return Subscription(self._subscribers.setdefault(job_id, []))
 
     def _emit(self, event: Event) -> None:
         for queue in self._subscribers.get(event.job_id, []):
             queue.put_nowait(event)
+
+    def queue_position(self, job_id: str) -> int | None:
+        """1 for the next job to get a render slot; None when the job is not waiting for one."""
+        return self._queue.index(job_id) + 1 if job_id in self._queue else None
+
+    def jobs_of(self, requester: str, limit: int = 200) -> list[JobRecord]:
+        """A person's recent jobs, newest first (for per-user limits and `/jobs`)."""
+        return [r for r in self.store.recent(limit) if r.requester == requester]
 
     # commands -----------------------------------------------------------
 
@@ -286,10 +312,11 @@ class JobService:
         config: RunnableConfig = {"configurable": {"thread_id": job_id}}
         started = time.perf_counter()
         try:
-            # durability="sync": a step's checkpoint is on disk before the next step starts, so a
-            # kill -9 never loses a finished stage
-            await self.graph.ainvoke(payload, config, context=self._context(job_id, auto_approve),
-                                     durability="sync")
+            async with self._render_slot(job_id):
+                # durability="sync": a step's checkpoint is on disk before the next step starts, so a
+                # kill -9 never loses a finished stage
+                await self.graph.ainvoke(payload, config, context=self._context(job_id, auto_approve),
+                                         durability="sync")
         except asyncio.CancelledError:
             self._finish(job_id, "cancelled")
             raise
@@ -314,6 +341,27 @@ class JobService:
         if outcome == "done":
             self.store.update(job_id, artifacts=values.get("artifacts", {}))
         self._finish(job_id, outcome)
+
+    @contextlib.asynccontextmanager
+    async def _render_slot(self, job_id: str) -> AsyncIterator[None]:
+        """At most `render_slots` jobs run at once; the others wait in order and hear their position."""
+        self._queue.append(job_id)
+        try:
+            if self._slots.locked():
+                self._announce_queue()
+            await self._slots.acquire()
+        finally:
+            self._queue.remove(job_id)
+        self._announce_queue()
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    def _announce_queue(self) -> None:
+        for position, waiting in enumerate(self._queue, 1):
+            self._emit(Event(job_id=waiting, kind="queued", percent=None,
+                             message=f"waiting for a render slot: position {position}"))
 
     def _emit_waiting(self, record: JobRecord) -> None:
         self._emit(Event(job_id=record.job_id, kind="waiting", stage=record.waiting_for,

@@ -1,0 +1,423 @@
+"""The bot's service layer: starts and steers jobs through JobService and keeps Discord in step.
+
+One `Conductor` per bot. For each job it follows JobService's events, edits the job's status
+message in place (at most every 2 s), posts each approval once, delivers the video once, and
+reports failures with a Retry button. The command, component and reply handlers are thin and all
+end up here, so authorisation and the answer protocol live in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import discord
+from PIL import Image
+
+from bot.contact_sheet import contact_sheet
+from bot.messages import Live, delivery_text, failure_text, idea_embed, keyframes_embed, script_embeds, status_embed
+from bot.records import Post, Records
+from bot.text import mib, one_line, redact
+from bot.views import JobButton, approval_view
+from graph.api import END_EVENTS, Answer, BadInput, Event, JobRequest, JobService, Requester, Settings, Subscription
+
+if TYPE_CHECKING:
+    from bot.client import StorybotBot
+
+log = logging.getLogger("storybot.bot")
+NO_MENTIONS = discord.AllowedMentions.none()
+EDIT_INTERVAL = 2.0          # seconds between two edits of one status message
+TOKEN_LIFE = 14 * 60         # interaction tokens die after 15 minutes; stop using them a minute early
+ACTIVE = ("queued", "running", "waiting")
+PREVIEW_SIZE = (540, 960)
+REFUSAL = "Only the person who asked for this video, or someone with the approver role, can do that."
+
+
+class Conductor:
+    def __init__(self, bot: StorybotBot, service: JobService, records: Records, settings: Settings) -> None:
+        self.bot, self.service, self.records, self.settings = bot, service, records, settings
+        self._live: dict[str, Live] = {}
+        self._boards: dict[str, StatusBoard] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._secrets = [s.get_secret_value() for s in (settings.discord_token, settings.openai_api_key,
+                                                        settings.elevenlabs_api_key) if s is not None]
+
+    # who may act ----------------------------------------------------------
+
+    def requester(self, user: discord.abc.User) -> Requester:
+        role = self.settings.approver_role_id
+        roles = getattr(user, "roles", [])
+        return Requester(id=f"discord:{user.id}", name=str(user.display_name),
+                         approver=role is not None and any(r.id == role for r in roles))
+
+    def allowed(self, user: discord.abc.User, job_id: str) -> bool:
+        who = self.requester(user)
+        try:
+            return who.approver or self.service.get(job_id).requester == who.id
+        except BadInput:
+            return False
+
+    async def authorize(self, interaction: discord.Interaction[Any], job_id: str) -> bool:
+        """`interaction_check` of every component: others get an ephemeral refusal, the job is untouched."""
+        if self.allowed(interaction.user, job_id):
+            return True
+        await interaction.response.send_message(REFUSAL, ephemeral=True)
+        return False
+
+    def limit_message(self, who: Requester) -> str | None:
+        """A polite refusal when the person has too many jobs going or asked too often this hour."""
+        mine = self.service.jobs_of(who.id)
+        active = [j for j in mine if j.status in ACTIVE]
+        if len(active) >= self.settings.max_active_jobs_per_user:
+            ids = ", ".join(j.job_id for j in active)
+            return (f"You already have {len(active)} videos in progress ({ids}). Finish or `/cancel` one first; "
+                    f"the limit is {self.settings.max_active_jobs_per_user}.")
+        recent = [j for j in mine if j.created > time.time() - 3600]
+        if len(recent) >= self.settings.max_requests_per_hour:
+            wait = recent[-1].created + 3600 - time.time()
+            return (f"You have asked for {len(recent)} videos in the last hour (the limit is "
+                    f"{self.settings.max_requests_per_hour}). Try again in {max(1, round(wait / 60))} min.")
+        return None
+
+    # starting -------------------------------------------------------------
+
+    async def start(self, interaction: discord.Interaction[Any], request: JobRequest, auto_approve: bool) -> None:
+        """`/video` and `/ideas` after validation: defer, start the job, make its status message."""
+        who = self.requester(interaction.user)
+        if (refusal := self.limit_message(who)) is not None:
+            await interaction.response.send_message(refusal, ephemeral=True)
+            return
+        await interaction.response.defer(thinking=True)
+        job_id = await self.service.start(request, who, channel=str(interaction.channel_id), auto_approve=auto_approve)
+        events = self.service.events(job_id)  # nothing has run yet: the job's task starts at our next await
+        post = Post(job_id=job_id, guild_id=interaction.guild_id, channel_id=interaction.channel_id or 0,
+                    application_id=interaction.application_id, token=interaction.token, token_issued=time.time(),
+                    upload_limit=interaction.filesize_limit, auto_approve=auto_approve)
+        self.records.save(post)
+        try:
+            message = await interaction.edit_original_response(embed=self._status_embed(job_id),
+                                                               view=self._status_view(job_id),
+                                                               allowed_mentions=NO_MENTIONS)
+            self.records.update(job_id, status_message_id=message.id)
+        finally:
+            self.follow(job_id, events)
+
+    # answering ------------------------------------------------------------
+
+    async def answer_click(self, interaction: discord.Interaction[Any], job_id: str, interrupt_id: str,
+                           answer: Answer) -> None:
+        """A button, select or modal: acknowledge at once, then answer exactly the approval it was made for."""
+        await interaction.response.defer()
+        events = self.service.events(job_id)
+        try:
+            await self.service.answer(job_id, self.requester(interaction.user), answer, interrupt_id)
+        except BadInput as exc:
+            events.close()
+            await interaction.followup.send(f"⚠️ {exc}", ephemeral=True)
+            return
+        self.follow(job_id, events)
+        with contextlib.suppress(discord.HTTPException):
+            await interaction.edit_original_response(content=_answered(answer, interaction.user), view=None,
+                                                     allowed_mentions=NO_MENTIONS)
+
+    async def answer_reply(self, message: discord.Message, job_id: str, interrupt_id: str, answer: Answer) -> None:
+        """A chat reply to an approval message; the reply itself is the acknowledgement."""
+        events = self.service.events(job_id)
+        try:
+            await self.service.answer(job_id, self.requester(message.author), answer, interrupt_id)
+        except BadInput as exc:
+            events.close()
+            await message.reply(f"⚠️ {exc}", allowed_mentions=NO_MENTIONS)
+            return
+        self.follow(job_id, events)
+        await message.reply(_answered(answer, message.author), allowed_mentions=NO_MENTIONS)
+
+    async def retry(self, interaction: discord.Interaction[Any], job_id: str) -> None:
+        await interaction.response.defer()
+        events = self.service.events(job_id)
+        try:
+            await self.service.resume(job_id, self.requester(interaction.user), self._auto(job_id))
+        except BadInput as exc:
+            events.close()
+            await interaction.followup.send(f"⚠️ {exc}", ephemeral=True)
+            return
+        self.follow(job_id, events)
+        with contextlib.suppress(discord.HTTPException):
+            await interaction.edit_original_response(view=None)
+
+    async def stop(self, interaction: discord.Interaction[Any], job_id: str) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            await self.service.cancel(job_id, self.requester(interaction.user))
+        except BadInput as exc:
+            await interaction.followup.send(f"⚠️ {exc}", ephemeral=True)
+            return
+        await interaction.followup.send("Stopping: the job ends before its next step.", ephemeral=True)
+        await self.refresh(job_id)
+
+    # following a job ------------------------------------------------------
+
+    def follow(self, job_id: str, events: Subscription) -> None:
+        task = asyncio.create_task(self._follow(job_id, events))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _follow(self, job_id: str, events: Subscription) -> None:
+        live = self._live.setdefault(job_id, Live())
+        async for event in events:
+            _note(live, event, self.service.queue_position(job_id))
+            try:
+                await self.refresh(job_id, final=event.kind in END_EVENTS)
+                if event.kind == "waiting" and event.approval:
+                    await self.post_approval(job_id, event.approval)
+                elif event.kind == "done":
+                    await self.deliver(job_id)
+                elif event.kind == "failed":
+                    await self.post_failure(job_id, event.message or "unknown error")
+            except Exception:
+                log.exception("job %s: could not update Discord after %s", job_id, event.kind)
+        if self.service.get(job_id).status not in ACTIVE:
+            self._live.pop(job_id, None)
+
+    async def refresh(self, job_id: str, final: bool = False) -> None:
+        board = self._boards.setdefault(job_id, StatusBoard(self, job_id))
+        await board.show(final)
+
+    def _status_embed(self, job_id: str) -> discord.Embed:
+        status = self.service.status(job_id)
+        return status_embed(status.job, status.stages, self._live.get(job_id, Live()))
+
+    def _status_view(self, job_id: str) -> discord.ui.View | None:
+        if self.service.get(job_id).status not in ("queued", "running"):
+            return None
+        view = discord.ui.View(timeout=None)
+        view.add_item(JobButton("stop", job_id))
+        return view
+
+    async def edit_status(self, job_id: str) -> None:
+        """Through the interaction token while it lives, then through the bot token (stored ids)."""
+        post = self.records.post(job_id)
+        if post is None or not post.status_message_id:
+            return
+        fields: dict[str, Any] = {"embed": self._status_embed(job_id), "view": self._status_view(job_id),
+                                  "allowed_mentions": NO_MENTIONS}
+        if post.token and post.application_id and time.time() - post.token_issued < TOKEN_LIFE:
+            hook = discord.Webhook.partial(post.application_id, post.token, client=self.bot)
+            try:
+                await hook.edit_message(post.status_message_id, **fields)
+                return
+            except discord.HTTPException as exc:
+                if exc.status not in (401, 404):
+                    raise
+                self.records.update(job_id, token=None)  # dead token: the bot token from now on
+        message = self.bot.get_partial_messageable(post.channel_id).get_partial_message(post.status_message_id)
+        await message.edit(**fields)
+
+    # approvals ------------------------------------------------------------
+
+    async def post_approval(self, job_id: str, approval: dict[str, Any]) -> None:
+        """Post the question once per approval (a repeated `waiting` event or a restart posts nothing)."""
+        interrupt_id = str(approval.get("interrupt_id") or "")
+        post = self.records.post(job_id)
+        if post is None or not interrupt_id or self.records.prompt_posted(interrupt_id):
+            return
+        approval = {**approval, "own_script": bool(self.service.get(job_id).options.get("own_script"))}
+        channel = self.bot.get_partial_messageable(post.channel_id)
+        view = approval_view(job_id, interrupt_id, approval)
+        kind = approval.get("approval")
+        sent: list[discord.Message] = []
+        if kind == "pick_idea":
+            sent.append(await channel.send("**Your turn:** pick an idea, or reply with its number.",
+                                           embed=idea_embed(approval), view=view, allowed_mentions=NO_MENTIONS))
+        elif kind == "approve_script":
+            groups = script_embeds(approval)
+            for n, embeds in enumerate(groups):
+                last = n == len(groups) - 1
+                sent.append(await channel.send(
+                    "**Your turn:** approve the script, or reply to it with what to change "
+                    "(or attach a .txt to replace it)." if n == 0 else None,
+                    embeds=embeds, view=view if last else discord.utils.MISSING, allowed_mentions=NO_MENTIONS))
+        elif kind == "approve_keyframes":
+            sent.extend(await self._post_keyframes(channel, approval, view))
+        for message in sent:
+            self.records.remember_prompt(message.id, job_id, interrupt_id)
+
+    async def _post_keyframes(self, channel: discord.PartialMessageable, approval: dict[str, Any],
+                              view: discord.ui.View) -> list[discord.Message]:
+        images = [Path(p) for p in approval.get("keyframes", [])]
+        captions = [str(s.get("text", "")) for s in approval.get("shots", [])]
+        with tempfile.TemporaryDirectory(prefix="storybot-sheet-") as tmp:
+            folder = Path(tmp)
+            sheet = await asyncio.to_thread(contact_sheet, images, captions[: len(images)], folder / "keyframes.png")
+            previews = await asyncio.to_thread(_previews, images, folder)
+            first = await channel.send("**Your turn:** approve the keyframes, or pick shots to draw again.",
+                                       embed=keyframes_embed(approval).set_image(url="attachment://keyframes.png"),
+                                       file=discord.File(sheet, "keyframes.png"), view=view,
+                                       allowed_mentions=NO_MENTIONS)
+            sent = [first]
+            for start in range(0, len(previews), 10):
+                batch = [discord.File(p, p.name) for p in previews[start:start + 10]]
+                sent.append(await channel.send(files=batch, allowed_mentions=NO_MENTIONS))
+        return sent
+
+    # the end of a job -----------------------------------------------------
+
+    async def deliver(self, job_id: str) -> None:
+        """Post the video once: the master if it fits the upload limit, else the fitted copy, else say why."""
+        post = self.records.post(job_id)
+        if post is None or not self.records.claim_delivery(job_id):
+            return
+        record = self.service.get(job_id)
+        artifacts = record.artifacts
+        target_id = self.settings.delivery_channel_id or post.channel_id
+        limit = self._upload_limit(post, target_id)
+        platforms: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            platforms = json.loads(Path(artifacts["metadata"]).read_text(encoding="utf-8")).get("platforms", {})
+        text = delivery_text(job_id, platforms, await self._name(record.requester))
+        channel = self.bot.get_partial_messageable(target_id)
+        video = next((Path(p) for p in (artifacts.get("final_video"), artifacts.get("discord_video"))
+                      if p and Path(p).is_file() and Path(p).stat().st_size <= limit), None)
+        if video is None:
+            master = Path(str(artifacts.get("final_video", "")))
+            size = mib(master.stat().st_size) if master.is_file() else "unknown size"
+            message = await channel.send(f"{text}\n\n⚠️ The video ({size}) does not fit this server's upload "
+                                         f"limit of {mib(limit)}. The master is kept at `{master}`."[:2000],
+                                         allowed_mentions=NO_MENTIONS)
+        else:
+            message = await channel.send(text, file=discord.File(video, f"storybot-{job_id}.mp4"),
+                                         allowed_mentions=NO_MENTIONS)
+        self.records.update(job_id, delivered_message_id=message.id)
+
+    def _upload_limit(self, post: Post, channel_id: int) -> int:
+        limit = post.upload_limit
+        channel = self.bot.get_channel(channel_id)
+        guild = getattr(channel, "guild", None) or (self.bot.get_guild(post.guild_id) if post.guild_id else None)
+        if guild is not None and channel_id != post.channel_id:
+            limit = guild.filesize_limit  # a delivery channel elsewhere: its own server's limit
+        elif guild is not None:
+            limit = max(limit, guild.filesize_limit)
+        return limit
+
+    async def _name(self, requester: str) -> str:
+        user_id = requester.removeprefix("discord:")
+        user = self.bot.get_user(int(user_id)) if user_id.isdigit() else None
+        return str(user.display_name) if user else "you"
+
+    async def post_failure(self, job_id: str, reason: str) -> None:
+        post = self.records.post(job_id)
+        if post is None:
+            return
+        record = self.service.status(job_id)
+        failed = next((s.name for s in record.stages if s.status == "failed"), record.job.stage)
+        view = discord.ui.View(timeout=None)
+        view.add_item(JobButton("retry", job_id))
+        log.error("job %s failed at %s: %s", job_id, failed, redact(reason, self._secrets))
+        await self.bot.get_partial_messageable(post.channel_id).send(
+            failure_text(failed, redact(reason, self._secrets)), view=view, allowed_mentions=NO_MENTIONS)
+
+    # restarts -------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """After a restart: resume jobs that were running, deliver finished ones that were not delivered."""
+        for post in self.records.all_posts():
+            try:
+                record = self.service.get(post.job_id)
+            except BadInput:
+                continue
+            if record.status in ("queued", "running"):
+                events = self.service.events(post.job_id)
+                owner = Requester(id=record.requester, approver=True)
+                try:
+                    await self.service.resume(post.job_id, owner, post.auto_approve)
+                except BadInput as exc:
+                    events.close()
+                    log.warning("job %s not resumed: %s", post.job_id, exc)
+                    continue
+                log.info("job %s resumed after a restart", post.job_id)
+                self.follow(post.job_id, events)
+            elif record.status == "done" and post.delivered_message_id is None:
+                await self.deliver(post.job_id)
+
+    def _auto(self, job_id: str) -> bool:
+        post = self.records.post(job_id)
+        return bool(post and post.auto_approve)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for board in self._boards.values():
+            board.cancel()
+
+
+class StatusBoard:
+    """Edits one status message at most every `EDIT_INTERVAL` seconds, always ending on the latest state."""
+
+    def __init__(self, conductor: Conductor, job_id: str) -> None:
+        self.conductor, self.job_id = conductor, job_id
+        self.last = 0.0
+        self._pending: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def show(self, final: bool = False) -> None:
+        if self._pending is not None and not self._pending.done():
+            return  # an edit is already scheduled; it will read the newest state
+        wait = self.last + EDIT_INTERVAL - time.monotonic()
+        if wait <= 0:
+            await self._edit()
+        else:
+            self._pending = asyncio.create_task(self._later(wait))
+
+    async def _later(self, wait: float) -> None:
+        await asyncio.sleep(wait)
+        await self._edit()
+
+    async def _edit(self) -> None:
+        async with self._lock:
+            self.last = time.monotonic()
+            try:
+                await self.conductor.edit_status(self.job_id)
+            except discord.HTTPException as exc:
+                log.warning("job %s: status edit failed: %s", self.job_id, exc)
+
+    def cancel(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+
+
+def _note(live: Live, event: Event, position: int | None) -> None:
+    if event.kind == "progress" and event.stage and event.percent is not None:
+        live.percent[event.stage] = event.percent
+    elif event.kind == "queued":
+        live.queue_position = position
+    elif event.kind == "stage_started":
+        live.queue_position = None
+    elif event.kind == "notice" and event.message:
+        live.notices.append(one_line(event.message, 200))
+
+
+def _answered(answer: Answer, user: discord.abc.User) -> str:
+    verb = {"approve": "✅ Approved", "pick": f"✅ Idea {(answer.index or 0) + 1} picked",
+            "revise": "✏️ Revising", "replace": "📄 Script replaced", "regenerate": "🔄 Writing a new draft",
+            "reroll": f"🎲 Re-rolling shot{'s' if len(answer.shots) > 1 else ''} "
+                      f"{', '.join(map(str, answer.shots))}", "cancel": "✖️ Cancelled"}[answer.action]
+    return f"{verb} by {user.display_name}."
+
+
+def _previews(images: list[Path], folder: Path) -> list[Path]:
+    """Small JPEG copies of the keyframes, so ten of them fit in one upload."""
+    out = []
+    for n, path in enumerate(images, start=1):
+        with Image.open(path) as img:
+            preview = img.convert("RGB")
+            preview.thumbnail(PREVIEW_SIZE)
+            target = folder / f"shot_{n:02d}.jpg"
+            preview.save(target, quality=85)
+            out.append(target)
+    return out

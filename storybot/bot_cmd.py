@@ -1,0 +1,24 @@
+"""`storybot bot`: run the Discord bot until stopped (Ctrl-C or SIGTERM)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from storybot.app import app, settings_for
+
+
+@app.command()
+def bot(data: Annotated[Path | None, typer.Option("--data", help="Folder for databases and job folders.")] = None,
+        verbose: Annotated[bool, typer.Option("--verbose", help="Log discord.py's own messages too.")] = False,
+        ) -> None:
+    """Run the Discord bot (needs DISCORD_TOKEN; DISCORD_API_BASE points it at a REST proxy)."""
+    from bot.client import run_bot
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("discord").setLevel(logging.INFO if verbose else logging.WARNING)
+    asyncio.run(run_bot(settings_for(data)))
