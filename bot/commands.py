@@ -106,7 +106,7 @@ class VideoCommands(commands.Cog):
             return
         await interaction.response.send_message(f"Job `{id}` is cancelled (or stops before its next step).",
                                                 ephemeral=True)
-        await self.conductor.refresh(id, final=True)
+        await self.conductor.refresh(id)
 
     async def _own(self, interaction: discord.Interaction[Any], job_id: str) -> bool:
         job_id = job_id.strip().lower()

@@ -25,7 +25,7 @@ from bot.messages import Live, delivery_text, failure_text, idea_embed, keyframe
 from bot.records import Post, Records
 from bot.text import mib, one_line, redact
 from bot.views import JobButton, approval_view
-from graph.api import END_EVENTS, Answer, BadInput, Event, JobRequest, JobService, Requester, Settings, Subscription
+from graph.api import Answer, BadInput, Event, JobRequest, JobService, Requester, Settings, Subscription
 
 if TYPE_CHECKING:
     from bot.client import StorybotBot
@@ -105,6 +105,7 @@ class Conductor:
                                                                view=self._status_view(job_id),
                                                                allowed_mentions=NO_MENTIONS)
             self.records.update(job_id, status_message_id=message.id)
+            self._board(job_id).last = time.monotonic()  # that was an edit too: the next waits its turn
         finally:
             self.follow(job_id, events)
 
@@ -173,7 +174,7 @@ class Conductor:
         async for event in events:
             _note(live, event, self.service.queue_position(job_id))
             try:
-                await self.refresh(job_id, final=event.kind in END_EVENTS)
+                await self.refresh(job_id)
                 if event.kind == "waiting" and event.approval:
                     await self.post_approval(job_id, event.approval)
                 elif event.kind == "done":
@@ -185,9 +186,11 @@ class Conductor:
         if self.service.get(job_id).status not in ACTIVE:
             self._live.pop(job_id, None)
 
-    async def refresh(self, job_id: str, final: bool = False) -> None:
-        board = self._boards.setdefault(job_id, StatusBoard(self, job_id))
-        await board.show(final)
+    def _board(self, job_id: str) -> StatusBoard:
+        return self._boards.setdefault(job_id, StatusBoard(self, job_id))
+
+    async def refresh(self, job_id: str) -> None:
+        await self._board(job_id).show()
 
     def _status_embed(self, job_id: str) -> discord.Embed:
         status = self.service.status(job_id)
@@ -365,7 +368,7 @@ class StatusBoard:
         self._pending: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
-    async def show(self, final: bool = False) -> None:
+    async def show(self) -> None:
         if self._pending is not None and not self._pending.done():
             return  # an edit is already scheduled; it will read the newest state
         wait = self.last + EDIT_INTERVAL - time.monotonic()
