@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     video_preset: str = Field("veryfast", alias="STORYBOT_VIDEO_PRESET")
     video_crf: int = Field(21, alias="STORYBOT_VIDEO_CRF", ge=0, le=51)
     media_concurrency: int = Field(2, alias="STORYBOT_MEDIA_CONCURRENCY", ge=1)
+    render_slots: int = Field(2, alias="STORYBOT_RENDER_SLOTS", ge=1)  # jobs running at once; others queue
+
+    # the Discord bot
+    delivery_channel_id: int | None = Field(None, alias="STORYBOT_DELIVERY_CHANNEL_ID")
+    max_active_jobs_per_user: int = Field(2, alias="STORYBOT_MAX_ACTIVE_JOBS_PER_USER", ge=1)
+    max_requests_per_hour: int = Field(6, alias="STORYBOT_MAX_REQUESTS_PER_HOUR", ge=1)
 
 
     @property
