@@ -209,3 +209,41 @@ async def test_three_jobs_at_once_never_miss_the_deadline(world: tuple[FakeDisco
     for message in delivered(fake):
         check_video(message.attachments[0].data, tmp_path)
     print(f"/jobs answered in at most {max(probes) * 1000:.0f} ms while three jobs ran")
+
+
+async def test_modal_revision_txt_replacement_and_an_expired_token(world: tuple[FakeDiscord, BotProcess],
+                                                                   tmp_path: Path) -> None:
+    fake, _bot = world
+    ask = await fake.slash(ALICE, CHANNEL, "video", {"prompt": "A robot learns to paint", "duration": 5},
+                           guild_id=GUILD)
+    await acknowledged(fake, ask)
+    pick = await wait_prompt(fake, "sb:pick:")
+    await fake.say(ALICE, CHANNEL, "ok", reply_to=pick)
+
+    script = await wait_prompt(fake, "sb:revise:", after=pick)
+    opened = await fake.click(ALICE, script, component(script, "sb:revise:"))
+    kind, modal = await acknowledged(fake, opened)
+    assert kind == 9 and modal["custom_id"].startswith("sb:note:")
+    submitted = await fake.submit_modal(ALICE, modal["custom_id"], {"note": "shorter, and funnier"}, message=script)
+    await acknowledged(fake, submitted)
+
+    second = await wait_prompt(fake, "sb:revise:", after=script)
+    assert "version 2" in second.embeds[0]["title"]
+    own = "The robot mixed every colour it had. The canvas turned brown. It laughed, and started again."
+    await fake.say(ALICE, CHANNEL, "", reply_to=second, attachments=[("mine.txt", own.encode())])
+    third = await wait_prompt(fake, "sb:revise:", after=second)
+    assert "The robot mixed every colour" in third.embeds[0]["description"]
+
+    fake.expire_tokens()  # from here on the status message is edited with the bot token
+    await fake.click(ALICE, third, component(third, "sb:approve:"))
+    frames = await wait_prompt(fake, "sb:reroll:", after=third)
+    assert "canvas turned brown" in str(frames.embeds)
+    await fake.click(ALICE, frames, component(frames, "sb:approve:"))
+    await fake.wait_for(lambda: delivered(fake), timeout=180)
+    check_video(delivered(fake)[0].attachments[0].data, tmp_path)
+
+    status = next(m for m in fake.messages if m.interaction_id == ask.id)
+    await fake.wait_for(lambda: "Done" in str(status.embeds), timeout=10)
+    path = f"/channels/{CHANNEL}/messages/{status.id}"
+    by_bot_token = [r for r in fake.requests if r.method == "PATCH" and r.path == path]
+    assert by_bot_token and all(r.status == 200 for r in by_bot_token)

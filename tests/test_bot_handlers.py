@@ -1,0 +1,212 @@
+"""The bot's handlers called directly with fake interactions and messages, over a real JobService.
+
+Discord itself is replaced by `MagicMock(spec=...)` objects with awaitable responses (LAB_NOTES:
+dpytest has no slash commands, views or clicks); everything behind them is the real thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from unittest.mock import AsyncMock, MagicMock
+
+import discord
+import pytest
+from PIL import Image
+
+from bot.commands import VideoCommands
+from bot.conductor import Conductor
+from bot.contact_sheet import contact_sheet
+from bot.messages import script_embeds
+from bot.records import Records
+from bot.text import is_approval, split_text, visible, word_diff
+from bot.views import ApprovalButton, IdeaSelect, ReviseModal
+from graph.api import Answer, JobRequest, JobService, Requester
+from tools.settings import get_settings
+
+SCRIPT = "The lamp went dark. The keeper climbed the stairs. The whale sang, and the light came back."
+ALICE, MALLORY = 111, 222
+
+
+@pytest.fixture
+async def conductor(tmp_path: Path) -> AsyncIterator[Conductor]:
+    settings = get_settings().model_copy(update={"data_dir": tmp_path, "max_active_jobs_per_user": 2})
+    async with JobService.open(settings) as service:
+        records = Records(tmp_path / "bot.sqlite")
+        bot = SimpleNamespace(service=service, records=records, place_allowed=lambda g, c: True)
+        c = Conductor(bot, service, records, settings)  # type: ignore[arg-type]
+        bot.conductor = c  # type: ignore[attr-defined]
+        yield c
+        await c.close()
+
+
+def user(uid: int, roles: tuple[int, ...] = ()) -> Any:
+    return SimpleNamespace(id=uid, display_name=f"user{uid}", roles=[SimpleNamespace(id=r) for r in roles], bot=False)
+
+
+def interaction(conductor: Conductor, uid: int, **data: Any) -> Any:
+    fake = MagicMock(spec=discord.Interaction)
+    fake.user = user(uid)
+    fake.client = SimpleNamespace(conductor=conductor)
+    fake.data = data
+    fake.guild_id, fake.channel_id = 5, 6
+    fake.response = SimpleNamespace(defer=AsyncMock(), send_message=AsyncMock(), send_modal=AsyncMock(),
+                                    is_done=lambda: False)
+    fake.followup = SimpleNamespace(send=AsyncMock())
+    fake.edit_original_response = AsyncMock()
+    return fake
+
+
+async def waiting_script(conductor: Conductor, script: str = SCRIPT) -> tuple[str, str]:
+    service = conductor.service
+    job_id = await service.start(JobRequest(prompt="a whale", script_text=script, duration=8),
+                                 Requester(id=f"discord:{ALICE}"))
+    record = await service.wait(job_id)
+    assert record.status == "waiting" and record.interrupt_id
+    return job_id, record.interrupt_id
+
+
+async def test_a_foreign_click_is_refused_privately_and_changes_nothing(conductor: Conductor) -> None:
+    job_id, iid = await waiting_script(conductor)
+    button = ApprovalButton("approve", job_id, iid)
+    click = interaction(conductor, MALLORY)
+    assert await button.interaction_check(click) is False
+    args, kwargs = click.response.send_message.call_args
+    assert kwargs["ephemeral"] is True and "Only the person" in args[0]
+    record = conductor.service.get(job_id)
+    assert (record.status, record.interrupt_id) == ("waiting", iid)
+
+
+async def test_revise_opens_a_modal_whose_note_revises_the_script(conductor: Conductor) -> None:
+    job_id, iid = await waiting_script(conductor)
+    click = interaction(conductor, ALICE)
+    revise = ApprovalButton("revise", job_id, iid)
+    assert await revise.interaction_check(click)
+    await revise.callback(click)
+    modal = click.response.send_modal.call_args.args[0]
+    assert isinstance(modal, ReviseModal) and modal.custom_id == f"sb:note:{job_id}:{iid}"
+    modal.note._value = "make it shorter"
+    submit = interaction(conductor, ALICE)
+    await modal.on_submit(submit)
+    submit.response.defer.assert_awaited_once()
+    record = await conductor.service.wait(job_id)
+    assert record.status == "waiting" and record.interrupt_id != iid
+    assert record.approval and record.approval["version"] == 2
+
+
+async def test_a_stale_button_answers_nothing(conductor: Conductor) -> None:
+    job_id, iid = await waiting_script(conductor)
+    await conductor.service.answer(job_id, Requester(id=f"discord:{ALICE}"), Answer(action="revise", note="shorter"),
+                                   iid)
+    fresh = (await conductor.service.wait(job_id)).interrupt_id
+    old = interaction(conductor, ALICE)
+    await ApprovalButton("approve", job_id, iid).callback(old)
+    message = old.followup.send.call_args
+    assert message.kwargs["ephemeral"] and "no longer pending" in message.args[0]
+    assert conductor.service.get(job_id).interrupt_id == fresh
+
+
+async def test_the_idea_select_picks_the_chosen_idea(conductor: Conductor) -> None:
+    service = conductor.service
+    job_id = await service.start(JobRequest(prompt="a lost whale", duration=8), Requester(id=f"discord:{ALICE}"))
+    record = await service.wait(job_id)
+    assert record.waiting_for == "pick_idea" and record.interrupt_id and record.approval
+    titles = [i["title"] for i in record.approval["ideas"]]
+    await IdeaSelect(job_id, record.interrupt_id).callback(interaction(conductor, ALICE, values=["1"]))
+    record = await service.wait(job_id)
+    assert record.waiting_for == "approve_script"
+    assert service.status(job_id).job.status == "waiting" and titles[1]
+
+
+async def test_video_command_refuses_bad_prompts_before_anything_exists(conductor: Conductor) -> None:
+    cog = VideoCommands(conductor.bot)
+    for prompt in ("   ", "\u200b\u200b", "x" * 5000):
+        call = interaction(conductor, ALICE)
+        await cog.video.callback(cog, call, prompt=prompt)
+        args, kwargs = call.response.send_message.call_args
+        assert kwargs["ephemeral"] and args[0].startswith("⚠️") and "\n" not in args[0]
+        call.response.defer.assert_not_awaited()
+    call = interaction(conductor, ALICE)
+    await cog.video.callback(cog, call, prompt="a fox", voice="../../etc/passwd")
+    assert "voice name is not valid" in call.response.send_message.call_args.args[0]
+    assert conductor.service.jobs() == []
+
+
+async def test_per_user_limit_is_polite(conductor: Conductor) -> None:
+    await waiting_script(conductor)
+    await waiting_script(conductor)
+    cog = VideoCommands(conductor.bot)
+    call = interaction(conductor, ALICE)
+    await cog.video.callback(cog, call, prompt="one more")
+    text = call.response.send_message.call_args.args[0]
+    assert "You already have 2 videos in progress" in text and call.response.send_message.call_args.kwargs["ephemeral"]
+    assert len(conductor.service.jobs()) == 2
+
+
+def reply(conductor: Conductor, uid: int, content: str, to: int, files: list[tuple[str, bytes]] = ()) -> Any:
+    message = MagicMock(spec=discord.Message)
+    message.author, message.content = user(uid), content
+    message.reference = SimpleNamespace(message_id=to)
+    attachments = []
+    for name, body in files:
+        att = MagicMock(spec=discord.Attachment)
+        att.filename, att.size, att.read = name, len(body), AsyncMock(return_value=body)
+        attachments.append(att)
+    message.attachments = attachments
+    message.reply = AsyncMock()
+    return message
+
+
+async def test_replies_revise_replace_approve_and_refuse_strangers(conductor: Conductor) -> None:
+    job_id, iid = await waiting_script(conductor)
+    conductor.records.remember_prompt(42, job_id, iid)
+    cog = VideoCommands(conductor.bot)
+
+    stranger = reply(conductor, MALLORY, "approve", 42)
+    await cog.on_message(stranger)
+    assert "Only the person" in stranger.reply.call_args.args[0]
+    assert conductor.service.get(job_id).interrupt_id == iid
+
+    mine = "My own words now. Short and sweet."
+    await cog.on_message(reply(conductor, ALICE, "", 42, [("mine.txt", mine.encode())]))
+    record = await conductor.service.wait(job_id)
+    assert record.approval and record.approval["script"] == mine and record.interrupt_id
+    conductor.records.remember_prompt(43, job_id, record.interrupt_id)
+
+    await cog.on_message(reply(conductor, ALICE, "👍", 43))
+    record = await conductor.service.wait(job_id)
+    assert record.waiting_for == "approve_keyframes"
+
+
+def test_scripts_split_cleanly_under_discord_limits() -> None:
+    sentence = "The keeper climbed the hundred stairs again, counting each one aloud. "
+    script = "\n\n".join(sentence * 12 for _ in range(12))
+    groups = script_embeds({"script": script, "version": 3, "words": len(script.split())})
+    assert len(groups) > 1
+    for embeds in groups:
+        assert len(embeds) <= 10 and sum(len(e) for e in embeds) <= 6000
+        assert all(len(e.description or "") <= 4096 for e in embeds)
+    shown = " ".join(e.description or "" for g in groups for e in g)
+    assert shown.split() == script.split()
+    assert all((e.description or "").rstrip().endswith(".") for g in groups for e in g)
+
+
+def test_text_helpers() -> None:
+    assert split_text("word " * 10, 12) == ["word word", "word word", "word word", "word word", "word word"]
+    assert is_approval("OK!") and is_approval("👍") and not is_approval("ok but shorter")
+    assert visible("a\u200bb\u202ec\x07d\ne") == "abcd\ne"
+    diff = word_diff("the cat sat on the mat", "the dog sat on the mat")
+    assert "~~cat~~" in diff and "**dog**" in diff
+
+
+def test_contact_sheet_numbers_every_shot(tmp_path: Path) -> None:
+    images = []
+    for n in range(5):
+        path = tmp_path / f"shot_{n}.png"
+        Image.new("RGB", (1080, 1920), (40 * n, 80, 120)).save(path)
+        images.append(path)
+    sheet = contact_sheet(images, [f"Shot text {n}" for n in range(5)], tmp_path / "sheet.png")
+    with Image.open(sheet) as img:
+        assert img.width > 3 * 270 and img.height > 2 * 480  # 3 across, 2 rows
