@@ -39,13 +39,14 @@ class BotProcess:
         self.proc: asyncio.subprocess.Process | None = None
         self.log = data / "bot.log"
 
-    async def start(self) -> None:
+    async def start(self, **extra_env: str) -> None:
         ready = self.tail().count("connected as")
         env = {**os.environ, "DISCORD_TOKEN": self.fake.token, "DISCORD_API_BASE": self.fake.api_base,
                "STORYBOT_DATA_DIR": str(self.data), "STORYBOT_GUILD_IDS": str(GUILD),
                "STORYBOT_APPROVER_ROLE_ID": str(APPROVER_ROLE), "STORYBOT_MAX_ACTIVE_JOBS_PER_USER": "3"}
-        for name in ("OPENAI_API_KEY", "ELEVENLABS_API_KEY", "STORYBOT_CRASH_AT"):
+        for name in ("OPENAI_API_KEY", "ELEVENLABS_API_KEY", "STORYBOT_CRASH_AT", "STORYBOT_FFMPEG"):
             env.pop(name, None)
+        env.update(extra_env)
         with self.log.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(str(STORYBOT), "bot", cwd=self.data, env=env,
                                                              stdout=log, stderr=log)
@@ -247,3 +248,59 @@ async def test_modal_revision_txt_replacement_and_an_expired_token(world: tuple[
     path = f"/channels/{CHANNEL}/messages/{status.id}"
     by_bot_token = [r for r in fake.requests if r.method == "PATCH" and r.path == path]
     assert by_bot_token and all(r.status == 200 for r in by_bot_token)
+
+
+async def test_a_crash_mid_render_resumes_and_the_status_message_carries_on(
+        world: tuple[FakeDiscord, BotProcess], tmp_path: Path) -> None:
+    fake, bot = world
+    await bot.kill()
+    await bot.start(STORYBOT_CRASH_AT="animate:start")  # this process dies by SIGKILL when animate starts
+    ask = await fake.slash(ALICE, CHANNEL, "video", {"prompt": "A kite that will not land", "duration": 5,
+                                                     "auto_approve": True}, guild_id=GUILD)
+    await acknowledged(fake, ask)
+    assert bot.proc is not None
+    await asyncio.wait_for(bot.proc.wait(), timeout=120)
+    status = next(m for m in fake.messages if m.interaction_id == ask.id)
+    edits_before = len(status.edits)
+    await bot.start()
+    await fake.wait_for(lambda: delivered(fake), timeout=180)
+    await fake.wait_for(lambda: "Done" in str(status.embeds), timeout=10)
+    assert len(status.edits) > edits_before
+    await asyncio.sleep(2)
+    assert len(delivered(fake)) == 1
+    check_video(delivered(fake)[0].attachments[0].data, tmp_path)
+
+
+async def test_a_failure_is_explained_and_retry_finishes_the_job(world: tuple[FakeDiscord, BotProcess],
+                                                                 tmp_path: Path) -> None:
+    fake, bot = world
+    await bot.kill()
+    await bot.start(STORYBOT_FFMPEG=str(tmp_path / "no-such-ffmpeg"), OPENAI_API_KEY="sk-secret-should-not-show")
+    ask = await fake.slash(ALICE, CHANNEL, "video", {"prompt": "A snail wins a race", "duration": 5,
+                                                     "auto_approve": True}, guild_id=GUILD)
+    await acknowledged(fake, ask)
+    failure = await wait_prompt(fake, "sb:retry:", timeout=120)
+    assert "stopped at" in failure.content and "Retry" in failure.content
+    assert "sk-secret" not in str([m.content for m in fake.messages] + [m.embeds for m in fake.messages])
+    await bot.kill()
+    await bot.start()  # FFmpeg is back
+    refused = await fake.click(MALLORY, failure, component(failure, "sb:retry:"))
+    kind, body = await acknowledged(fake, refused)
+    assert kind == 4 and body["flags"] & 64
+    await fake.click(ALICE, failure, component(failure, "sb:retry:"))
+    await fake.wait_for(lambda: delivered(fake), timeout=180)
+    check_video(delivered(fake)[0].attachments[0].data, tmp_path)
+
+
+def test_bot_without_a_token_or_a_reachable_api_says_so_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"} | {"STORYBOT_DATA_DIR": str(tmp_path)}
+    run = subprocess.run([str(STORYBOT), "bot"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and run.stderr.strip().splitlines() == [
+        "storybot: error: DISCORD_TOKEN is not set: put the bot's token in the environment or .env"]
+    env |= {"DISCORD_TOKEN": "x", "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10"}
+    run = subprocess.run([str(STORYBOT), "bot"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    errors = [line for line in run.stderr.splitlines() if "error" in line]
+    assert run.returncode == 1 and len(errors) == 1
+    assert "cannot reach the Discord API at http://127.0.0.1:9/api/v10" in errors[0]
