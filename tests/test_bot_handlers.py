@@ -20,7 +20,7 @@ from bot.commands import VideoCommands
 from bot.conductor import Conductor
 from bot.contact_sheet import contact_sheet
 from bot.messages import script_embeds
-from bot.records import Records
+from bot.records import Post, Records
 from bot.text import is_approval, split_text, visible, word_diff
 from bot.views import ApprovalButton, IdeaSelect, ReviseModal
 from graph.api import Answer, JobRequest, JobService, Requester
@@ -210,3 +210,48 @@ def test_contact_sheet_numbers_every_shot(tmp_path: Path) -> None:
     sheet = contact_sheet(images, [f"Shot text {n}" for n in range(5)], tmp_path / "sheet.png")
     with Image.open(sheet) as img:
         assert img.width > 3 * 270 and img.height > 2 * 480  # 3 across, 2 rows
+
+
+async def test_delivery_fits_the_upload_limit_or_says_where_the_master_is(conductor: Conductor) -> None:
+    service = conductor.service
+    job_id = await service.start(JobRequest(prompt="a fox", script_text=SCRIPT, duration=8),
+                                 Requester(id=f"discord:{ALICE}"), auto_approve=True)
+    record = await service.wait(job_id)
+    assert record.status == "done"
+    master = Path(record.artifacts["final_video"])
+    sent: list[tuple[str, Any]] = []
+
+    async def send(content: str, file: Any = None, **_: Any) -> Any:
+        sent.append((content, file))
+        return SimpleNamespace(id=len(sent))
+
+    bot = conductor.bot
+    bot.get_partial_messageable = lambda _id: SimpleNamespace(send=send)  # type: ignore[attr-defined]
+    bot.get_channel = lambda _id: None  # type: ignore[attr-defined]
+    bot.get_guild = lambda _id: SimpleNamespace(filesize_limit=10 * 1024 * 1024)  # type: ignore[attr-defined]
+    bot.get_user = lambda _id: None  # type: ignore[attr-defined]
+
+    conductor.records.save(Post(job_id=job_id, channel_id=6, guild_id=5))
+    await conductor.deliver(job_id)
+    await conductor.deliver(job_id)  # a second call (a restart, a repeated event) posts nothing
+    assert len(sent) == 1 and sent[0][1].filename == f"storybot-{job_id}.mp4"
+    assert sent[0][1].fp.name == str(master)
+
+    other = await service.start(JobRequest(prompt="a fox", script_text=SCRIPT, duration=8),
+                                Requester(id=f"discord:{ALICE}"), auto_approve=True)
+    await service.wait(other)
+    bot.get_guild = lambda _id: SimpleNamespace(filesize_limit=1000)  # type: ignore[attr-defined]
+    conductor.records.save(Post(job_id=other, channel_id=6, guild_id=5, upload_limit=1000))
+    await conductor.deliver(other)
+    text, file = sent[-1]
+    assert file is None and "does not fit" in text and "MiB" in text and "final.mp4" in text
+
+
+def test_guild_and_channel_allow_lists(tmp_path: Path) -> None:
+    from bot.client import StorybotBot
+
+    settings = get_settings().model_copy(update={"data_dir": tmp_path, "guild_ids": "5, 7",
+                                                 "allowed_channel_ids": "6"})
+    bot = StorybotBot(settings, SimpleNamespace())  # type: ignore[arg-type]
+    assert bot.place_allowed(5, 6) and not bot.place_allowed(5, 8) and not bot.place_allowed(9, 6)
+    assert not bot.place_allowed(None, 6)  # direct messages are outside every allowed server
