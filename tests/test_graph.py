@@ -206,8 +206,12 @@ def test_real_kill_9_from_outside_during_animate(tmp_path: Path) -> None:
     row = None
     while time.monotonic() < deadline and proc.poll() is None:
         if db.exists():
-            with sqlite3.connect(db) as conn:
-                row = conn.execute("SELECT job_id FROM stages WHERE name = 'animate' AND status = 'running'").fetchone()
+            try:
+                with sqlite3.connect(db) as conn:
+                    row = conn.execute("SELECT job_id FROM stages WHERE name = 'animate' AND status = 'running'"
+                                       ).fetchone()
+            except sqlite3.OperationalError:  # the process is still creating its tables
+                row = None
             if row:
                 break
         time.sleep(0.05)
