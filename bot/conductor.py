@@ -14,6 +14,8 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -111,44 +113,43 @@ class Conductor:
 
     # answering ------------------------------------------------------------
 
+    async def _steer(self, job_id: str, act: Callable[[], Awaitable[None]]) -> str | None:
+        """Subscribe, then act on the job (answer, resume) and follow it; the refusal, if it is refused."""
+        events = self.service.events(job_id)  # before acting, so no event is missed
+        try:
+            await act()
+        except BadInput as exc:
+            events.close()
+            return f"⚠️ {exc}"
+        self.follow(job_id, events)
+        return None
+
     async def answer_click(self, interaction: discord.Interaction[Any], job_id: str, interrupt_id: str,
                            answer: Answer) -> None:
         """A button, select or modal: acknowledge at once, then answer exactly the approval it was made for."""
         await interaction.response.defer()
-        events = self.service.events(job_id)
-        try:
-            await self.service.answer(job_id, self.requester(interaction.user), answer, interrupt_id)
-        except BadInput as exc:
-            events.close()
-            await interaction.followup.send(f"⚠️ {exc}", ephemeral=True)
+        who = self.requester(interaction.user)
+        refusal = await self._steer(job_id, lambda: self.service.answer(job_id, who, answer, interrupt_id))
+        if refusal:
+            await interaction.followup.send(refusal, ephemeral=True)
             return
-        self.follow(job_id, events)
         with contextlib.suppress(discord.HTTPException):
             await interaction.edit_original_response(content=_answered(answer, interaction.user), view=None,
                                                      allowed_mentions=NO_MENTIONS)
 
     async def answer_reply(self, message: discord.Message, job_id: str, interrupt_id: str, answer: Answer) -> None:
         """A chat reply to an approval message; the reply itself is the acknowledgement."""
-        events = self.service.events(job_id)
-        try:
-            await self.service.answer(job_id, self.requester(message.author), answer, interrupt_id)
-        except BadInput as exc:
-            events.close()
-            await message.reply(f"⚠️ {exc}", allowed_mentions=NO_MENTIONS)
-            return
-        self.follow(job_id, events)
-        await message.reply(_answered(answer, message.author), allowed_mentions=NO_MENTIONS)
+        who = self.requester(message.author)
+        refusal = await self._steer(job_id, lambda: self.service.answer(job_id, who, answer, interrupt_id))
+        await message.reply(refusal or _answered(answer, message.author), allowed_mentions=NO_MENTIONS)
 
     async def retry(self, interaction: discord.Interaction[Any], job_id: str) -> None:
         await interaction.response.defer()
-        events = self.service.events(job_id)
-        try:
-            await self.service.resume(job_id, self.requester(interaction.user), self._auto(job_id))
-        except BadInput as exc:
-            events.close()
-            await interaction.followup.send(f"⚠️ {exc}", ephemeral=True)
+        who = self.requester(interaction.user)
+        refusal = await self._steer(job_id, lambda: self.service.resume(job_id, who, self._auto(job_id)))
+        if refusal:
+            await interaction.followup.send(refusal, ephemeral=True)
             return
-        self.follow(job_id, events)
         with contextlib.suppress(discord.HTTPException):
             await interaction.edit_original_response(view=None)
 
@@ -335,16 +336,10 @@ class Conductor:
             except BadInput:
                 continue
             if record.status in ("queued", "running"):
-                events = self.service.events(post.job_id)
-                owner = Requester(id=record.requester, approver=True)
-                try:
-                    await self.service.resume(post.job_id, owner, post.auto_approve)
-                except BadInput as exc:
-                    events.close()
-                    log.warning("job %s not resumed: %s", post.job_id, exc)
-                    continue
-                log.info("job %s resumed after a restart", post.job_id)
-                self.follow(post.job_id, events)
+                resume = partial(self.service.resume, post.job_id, Requester(id=record.requester, approver=True),
+                                 post.auto_approve)
+                refusal = await self._steer(post.job_id, resume)
+                log.info("job %s after a restart: %s", post.job_id, refusal or "resumed")
             elif record.status == "done" and post.delivered_message_id is None:
                 await self.deliver(post.job_id)
 
