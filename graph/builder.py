@@ -13,13 +13,20 @@ from langgraph.types import RetryPolicy
 from graph.context import NodeContext
 from graph.nodes import ideas, media, scenes, script, voice
 from graph.state import JobState
-from tools.errors import MediaError
+from tools.errors import MediaError, ProviderGaveUp
 from tools.llm import WriterError
 
 # Worth retrying: a media tool that failed (disk, a killed FFmpeg) or a network hiccup.
 # Bad input and programming errors are not retried: the same input fails the same way.
-RETRY = RetryPolicy(max_attempts=3, initial_interval=1.0, backoff_factor=2.0,
-                    retry_on=(MediaError, WriterError, OSError, httpx.TransportError, TimeoutError))
+TRANSIENT = (MediaError, WriterError, OSError, httpx.TransportError, TimeoutError)
+
+
+def _worth_retrying(exc: Exception) -> bool:
+    """A provider that already gave up after its own retries (or refused) is not asked again at once."""
+    return isinstance(exc, TRANSIENT) and not isinstance(exc, ProviderGaveUp)
+
+
+RETRY = RetryPolicy(max_attempts=3, initial_interval=1.0, backoff_factor=2.0, retry_on=_worth_retrying)
 
 
 def _entry(state: JobState) -> str:

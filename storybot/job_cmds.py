@@ -203,6 +203,7 @@ def status(job_id: str, as_json: JsonFlag = False, data: DataOpt = None) -> None
 
         async with JobService.open(settings_for(data)) as svc:
             st = svc.status(job_id)
+            usage = svc.store.usage_totals(job_id)  # {provider: {unit: amount}}: tokens, characters
         job = st.job
         if as_json:
             print(json.dumps({
@@ -211,6 +212,7 @@ def status(job_id: str, as_json: JsonFlag = False, data: DataOpt = None) -> None
                 "artifacts": job.artifacts, "max_loop_lag_ms": job.max_loop_lag_ms,
                 "stages": [s.model_dump(include={"name", "status", "runs", "seconds", "provider"})
                            for s in st.stages],
+                "usage": usage,
             }, ensure_ascii=False))
             return 0
         print(f"{job.job_id}  {job.status}  {job.prompt}")

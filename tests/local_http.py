@@ -55,17 +55,17 @@ def local_server(handle: Callable[[Request], Reply]) -> Iterator[LocalServer]:
             request = Request(self.command, self.path, self.headers, self.rfile.read(length))
             requests.append(request)
             reply = handle(request)
-            self.send_response(reply.status)
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            if isinstance(reply.body, bytes):
-                self.send_header("Content-Length", str(len(reply.body)))
-            self.end_headers()
             try:
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                if isinstance(reply.body, bytes):
+                    self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
                 for chunk in [reply.body] if isinstance(reply.body, bytes) else reply.body:
                     self.wfile.write(chunk)
             except ConnectionError:
-                pass  # the client stopped reading, as a size limit should
+                pass  # the client stopped reading (a size limit) or stopped waiting (a timeout)
 
         do_GET = do_POST = _serve
 

@@ -1,47 +1,28 @@
-"""ElevenLabs voice against a real local HTTP server that speaks the with-timestamps wire protocol.
-
-The server answers with a real MP3 (a tone as long as the text at `per_char` seconds a character,
-then `TAIL` seconds of silence) and a synthetic alignment that gives code point i of the request
-text the slot [i * per_char, (i + 1) * per_char): so every word's expected time is known exactly,
-whichever way the alignment spells the characters.
+"""ElevenLabs voice against a real local HTTP server that speaks the with-timestamps wire protocol
+(tests/fake_elevenlabs.py): every word's expected time is known exactly from the fake's alignment.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import json
 import logging
-import re
-import tempfile
-import threading
+import time
 import traceback
-import unicodedata
 import wave
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from functools import cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import elevenlabs.core.http_client
 import numpy as np
 import pytest
 
+from tests.fake_elevenlabs import KEY, PER_CHAR, TAIL, VOICE, FakeElevenLabs, fake_elevenlabs
 from tools.errors import BadInput, MediaError
-from tools.ffmpeg import run_ffmpeg
+from tools.llm.usage import metered
 from tools.models import Word
 from tools.text import ends_sentence, word_spans
 from tools.tts import Speech, synthesize_elevenlabs
 from tools.tts import elevenlabs as el
-
-KEY = "sk_test_0123456789abcdef0123456789abcdef"
-VOICE = "JBFqnCBsd6RMkjVDRZzb"
-TAIL = 0.2  # silence after the speech in every MP3, as real narrations end
-PER_CHAR = 0.06
-PATH = re.compile(r"^/v1/text-to-speech/(?P<voice>[^/]+)/with-timestamps$")
 
 TEXTS = {
     "plain": "The old lighthouse keeper climbed the stairs every night at nine.",
@@ -50,128 +31,10 @@ TEXTS = {
 }
 
 
-@cache
-def tone_mp3(seconds: float, tagged: bool) -> bytes:
-    """A real MP3 from FFmpeg: a 440 Hz tone for `seconds`, then TAIL seconds of silence.
-
-    Untagged, like a streamed MP3, it decodes with ~25 ms of coding delay before the tone; with a
-    LAME/Info tag (which needs a seekable output file) FFmpeg trims that delay.
-    """
-    with tempfile.TemporaryDirectory() as folder:
-        out = Path(folder) / "tone.mp3"
-        tone = f"sine=frequency=440:sample_rate=44100:duration={seconds:.6f}"
-        args: list[str | Path] = ["-v", "error", "-f", "lavfi", "-i", tone, "-af", f"apad=pad_dur={TAIL}",
-                                  "-c:a", "libmp3lame", "-b:a", "128k", "-write_xing", str(int(tagged)), out]
-        asyncio.run(run_ffmpeg(args))  # runs in the server's thread, with its own event loop
-        return out.read_bytes()
-
-
-def alignment(text: str, per_char: float, mode: str) -> dict[str, list[Any]]:
-    """Characters and times of `text`, spelled as a server might: one entry per code point, UTF-16
-    surrogate halves for emoji, NFD-decomposed accents, or with emoji left out."""
-    chars: list[str] = []
-    starts: list[float] = []
-    ends: list[float] = []
-    for i, ch in enumerate(text):
-        t0 = i * per_char
-        if mode == "utf16" and ord(ch) > 0xFFFF:
-            units = ch.encode("utf-16-le", "surrogatepass")
-            parts = [units[:2].decode("utf-16-le", "surrogatepass"), units[2:].decode("utf-16-le", "surrogatepass")]
-        elif mode == "nfd":
-            parts = list(unicodedata.normalize("NFD", ch))
-        elif mode == "drop_emoji" and ord(ch) > 0xFFFF:
-            parts = []
-        else:
-            parts = [ch]
-        for k, part in enumerate(parts):
-            chars.append(part)
-            starts.append(round(t0 + per_char * k / len(parts), 6))
-            ends.append(round(t0 + per_char * (k + 1) / len(parts), 6))
-    return {"characters": chars, "character_start_times_seconds": starts, "character_end_times_seconds": ends}
-
-
-@dataclass
-class FakeElevenLabs:
-    base_url: str = ""
-    key: str = KEY
-    per_char: float = PER_CHAR
-    mode: str = "codepoints"
-    tagged: bool = True
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    queued: list[tuple[int, Any]] = field(default_factory=list)  # answered first, in order; status 0 drops
-    error: str | None = None  # a protocol check that failed inside the server
-
-
-def make_handler(fake: FakeElevenLabs) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def send(self, status: int, body: Any) -> None:
-            data = json.dumps(body).encode()  # ensure_ascii: surrogate halves go out as \\ud83c escapes
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            if status in {429, 503}:
-                self.send_header("Retry-After", "0")
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_POST(self) -> None:
-            url = urlsplit(self.path)
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            fake.requests.append({"path": url.path, "query": parse_qs(url.query), "key": self.headers["xi-api-key"],
-                                  "body": body})
-            if fake.queued:
-                status, answer = fake.queued.pop(0)
-                if status == 0:
-                    self.close_connection = True
-                    self.connection.close()
-                    return
-                self.send(status, answer)
-                return
-            if self.headers["xi-api-key"] != fake.key:
-                self.send(401, {"detail": {"status": "invalid_api_key",
-                                           "message": f"Invalid API key: {self.headers['xi-api-key']}"}})
-                return
-            match = PATH.match(url.path)
-            if not match or match["voice"] != VOICE:
-                self.send(404, {"detail": {"status": "voice_not_found", "message": "That voice was not found."}})
-                return
-            problems = [name for name, ok in [
-                ("output_format", parse_qs(url.query).get("output_format") == ["mp3_44100_128"]),
-                ("model_id", body.get("model_id") == "eleven_multilingual_v2"),
-                ("text", isinstance(body.get("text"), str) and 0 < len(body["text"]) <= el.MAX_REQUEST_CHARS),
-            ] if not ok]
-            if problems:
-                fake.error = f"bad request fields: {problems}"
-                self.send(422, {"detail": [{"loc": ["body", p], "msg": "invalid"} for p in problems]})
-                return
-            text = body["text"]
-            audio = tone_mp3(round(len(text) * fake.per_char, 6), fake.tagged)
-            timing = alignment(text, fake.per_char, fake.mode)
-            self.send(200, {"audio_base64": base64.b64encode(audio).decode(), "alignment": timing,
-                            "normalized_alignment": timing})
-
-    return Handler
-
-
 @pytest.fixture
 def server() -> Iterator[FakeElevenLabs]:
-    fake = FakeElevenLabs()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(fake))
-    fake.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with fake_elevenlabs() as fake:
         yield fake
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
-    assert fake.error is None, fake.error
 
 
 @pytest.fixture(autouse=True)
@@ -383,3 +246,71 @@ def test_split_chunks_cuts_a_giant_token() -> None:
     chunks = [text[c.start:c.end] for c in el.split_chunks(text, 10)]
     assert all(0 < len(c) <= 10 for c in chunks)
     assert "".join(chunks).replace(" ", "") == text.replace(" ", "")
+
+
+async def test_model_voice_settings_and_characters(server: FakeElevenLabs, tmp_path: Path) -> None:
+    server.model_id = "eleven_flash_v2_5"
+    text = TEXTS["plain"]
+    with metered() as used:
+        speech = await speak(server, text, tmp_path / "voice.wav", model_id="eleven_flash_v2_5",
+                             voice_settings={"stability": 0.4, "similarity_boost": 0.8, "use_speaker_boost": True})
+    [request] = server.requests
+    assert request["body"]["model_id"] == "eleven_flash_v2_5"
+    assert request["body"]["voice_settings"] == {"stability": 0.4, "similarity_boost": 0.8, "use_speaker_boost": True}
+    assert dict(used) == {("elevenlabs", "characters"): len(text)}
+    check_words(speech, text)
+
+
+async def test_429_honours_retry_after(server: FakeElevenLabs, tmp_path: Path) -> None:
+    server.retry_after = "1"
+    server.queued = [(429, {"detail": {"status": "too_many_concurrent_requests", "message": "busy"}})]
+    started = time.monotonic()
+    await speak(server, TEXTS["plain"], tmp_path / "voice.wav")
+    assert time.monotonic() - started >= 0.95 and len(server.requests) == 2
+
+
+@pytest.mark.parametrize("reply", [
+    {"audio_base64": "%%% not base64 %%%", "alignment": None},
+    {"audio_base64": "SUQzBAAAAAAAI1RTU0UAAAAPAAADTGF2ZjU4Ljc2LjEwMAAAAAAAAAAAAAAA", "alignment": None},
+    {"audio_base64": "", "alignment": {"characters": ["a"], "character_start_times_seconds": [0.0],
+                                       "character_end_times_seconds": []}},
+])
+async def test_malformed_replies_are_retried(server: FakeElevenLabs, reply: dict[str, Any], tmp_path: Path) -> None:
+    server.queued = [(200, reply)]
+    with metered() as used:
+        speech = await speak(server, TEXTS["plain"], tmp_path / "voice.wav")
+    assert len(server.requests) == 2
+    check_words(speech, TEXTS["plain"])
+    assert used[("elevenlabs", "characters")] == len(TEXTS["plain"])  # counted once, for the reply that was used
+
+
+async def test_timeouts_are_retried_then_named(server: FakeElevenLabs, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(el, "TIMEOUT_SECONDS", 0.3)
+    server.stall, server.stalled = 0.6, 1
+    speech = await speak(server, TEXTS["plain"], tmp_path / "voice.wav")
+    assert len(server.requests) == 2 and speech.words
+    server.stalled = 3
+    with pytest.raises(MediaError, match=r"^ElevenLabs did not answer within 0.3 s \(3 attempts\)$"):
+        await speak(server, TEXTS["plain"], tmp_path / "voice2.wav", retries=2)
+
+
+async def test_server_errors_name_the_status_never_the_key(server: FakeElevenLabs, tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.queued = [(503, {"detail": {"status": "system_busy", "message": f"busy for {KEY}"}})] * 3
+    with pytest.raises(MediaError) as caught:
+        await speak(server, TEXTS["plain"], tmp_path / "voice.wav", retries=2)
+    assert str(caught.value) == "ElevenLabs failed (HTTP 503: system_busy: busy for ***) after 3 attempts"
+    assert KEY not in "".join(traceback.format_exception(caught.value)) and KEY not in caplog.text
+
+
+def test_joins_do_not_click() -> None:
+    """Two chunks that meet mid-wave (full scale, then zero) would step by 30000; the fade smooths it."""
+    loud = (np.full(4800, 30000, dtype="<i2")).tobytes()
+    quiet = np.zeros(4800, dtype="<i2").tobytes()
+    joined = np.frombuffer(el.join_pcm([loud, quiet, loud]), dtype="<i2").astype(np.int32)
+    assert len(joined) == 3 * 4800
+    assert np.abs(np.diff(joined)).max() < 300  # at most 1% of full scale per sample
+    assert joined[2400] == 30000 and joined[-1] == 30000  # untouched away from the joins
+    assert el.join_pcm([loud]) == loud

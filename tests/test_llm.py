@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import time
+import traceback
 import unicodedata
-from contextlib import AbstractContextManager
 from itertools import count
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from tests.local_http import LocalServer, Reply, Request, local_server
+from tests.fake_openai import Answer, FakeOpenAI, fake_openai, mode_of
+from tests.local_http import Reply, Request
 from tools.llm import IdeaSource, OfflineWriter, PlatformMeta, StoryIdea, WriterError, get_writer, target_words
 from tools.llm.hygiene import sentences, word_count
 from tools.llm.premise import parse_premise
 from tools.llm.schemas import PLATFORMS
+from tools.llm.usage import metered
 from tools.settings import Settings
 from tools.text import clean_script
 
@@ -88,7 +91,8 @@ async def test_offline_ideas_are_distinct_scored_and_about_the_request(writer: O
     assert len(ideas) == 3 and len({i.title for i in ideas}) == 3
     assert len({i.tags[0] for i in ideas}) == 3  # three different angles
     assert [i.score for i in ideas] == sorted((i.score for i in ideas), reverse=True)
-    assert all(0 <= i.score <= 10 and len(i.title) <= 100 for i in ideas)
+    assert all(0 <= i.score <= 100 and len(i.title) <= 100 for i in ideas)
+    assert all(i.score == sum(i.score_parts.values()) and i.emotional_core and i.angle for i in ideas)
     assert all("whale" in (i.title + i.logline + i.hook).lower() for i in ideas)
     # the angle asked for comes first
     assert (await writer.ideas("a funny story about a penguin", []))[0].tags[0] == "comedy"
@@ -217,11 +221,15 @@ def test_target_words() -> None:
 
 # --- OpenAI-compatible writer against a local /v1/chat/completions ------------------------------
 
+PARTS = {"hook": 20, "originality": 15, "emotion": 22, "fit": 18}
 IDEAS = {"ideas": [
     {"title": "The Keeper's Whale", "logline": "A keeper hides a whale.", "hook": "Nobody believed him.",
-     "score": 7.5, "tags": ["#Drama", "sea"]},
-    {"title": "  " + "Long " * 40, "logline": "A very long idea.", "hook": "Hook.", "score": 14, "tags": []},
-    {"title": "@everyone", "logline": "Nothing left.", "hook": "x", "score": 5, "tags": []},
+     "angle": "a secret kept", "audience": "families", "emotional_core": "loyalty", "score_parts": PARTS,
+     "tags": ["#Drama", "sea"]},
+    {"title": "  " + "Long " * 40, "logline": "A very long idea.", "hook": "Hook.", "angle": "a", "audience": "b",
+     "emotional_core": "c", "score_parts": {"hook": 40, "originality": 25, "emotion": 25, "fit": 25}, "tags": []},
+    {"title": "@everyone", "logline": "Nothing left.", "hook": "x", "angle": "", "audience": "",
+     "emotional_core": "", "score_parts": PARTS, "tags": []},
 ]}
 PROMPTS = {"prompts": ["A lighthouse at dusk, vertical frame.", "A whale surfacing beside a rowing boat."]}
 META = {"title": "The Keeper's Whale <@1>", "description": "A keeper. A whale. A friendship.",
@@ -234,104 +242,97 @@ def narration(words: int) -> str:
     return '**Narrator:** "' + ("The keeper rowed out past the reef at dawn. " * (words // 9)).strip() + '"'
 
 
-def completion(request: Request, content: str) -> Reply:
-    return Reply.json({
-        "id": "chatcmpl-test", "object": "chat.completion", "created": 1700000000,
-        "model": request.json()["model"],
-        "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                     "message": {"role": "assistant", "content": content, "refusal": None}}],
-        "usage": {"prompt_tokens": 50, "completion_tokens": 20, "total_tokens": 70},
-    })
+def canned(lengths: list[int] | None = None) -> Answer:
+    """Canned JSON by schema name; scripts and revisions get narration of the next length."""
+    sizes = iter(lengths or [63])
+
+    def answer(name: str, body: dict[str, Any]) -> dict[str, Any] | str:
+        if name == "RevisionDraft":
+            return {"script": narration(next(sizes)), "summary": "Made the ending **louder** <@1>."}
+        if name == "ScriptDraft":
+            return {"script": narration(next(sizes))}
+        return {"IdeaDrafts": IDEAS, "ScenePromptDrafts": PROMPTS, "MetaDraft": META}[name]
+
+    return answer
 
 
-def chat_server(script_lengths: list[int] | None = None) -> AbstractContextManager[LocalServer]:
-    """Structured calls get canned JSON by schema name; plain calls get narration of the next length."""
-    lengths = iter(script_lengths or [63])
-
-    def handle(request: Request) -> Reply:
-        assert request.path == "/v1/chat/completions"
-        body = request.json()
-        assert "tools" not in body
-        if "response_format" in body:
-            schema = body["response_format"]["json_schema"]
-            assert schema["strict"] is True
-            canned = {"IdeaDrafts": IDEAS, "ScenePromptDrafts": PROMPTS, "MetaDraft": META}[schema["name"]]
-            return completion(request, json.dumps(canned))
-        return completion(request, narration(next(lengths)))
-
-    return local_server(handle)
+def openai_settings(url: str, key: str | None = API_KEY, **more: Any) -> Settings:
+    return Settings(_env_file=None, OPENAI_API_KEY=key, OPENAI_BASE_URL=url, STORYBOT_LLM_MODEL="story-model-test",
+                    **more)
 
 
-def openai_settings(url: str, key: str | None = API_KEY) -> Settings:
-    return Settings(_env_file=None, OPENAI_API_KEY=key, OPENAI_BASE_URL=f"{url}/v1",
-                    STORYBOT_LLM_MODEL="story-model-test")
+def writer_for(fake: FakeOpenAI, **options: Any) -> Any:
+    from tools.llm.openai_writer import OpenAIWriter
+
+    OpenAIWriter.backoff = 0.01
+    settings = openai_settings(fake.url, **options.pop("settings", {}))
+    return OpenAIWriter(settings, **options)
 
 
 def prompt_text(request: Request) -> str:
-    return "\n".join(m["content"] for m in request.json()["messages"])
+    return "\n".join(str(m["content"]) for m in request.json()["messages"])
+
+
+IDEA = StoryIdea(title="The Keeper's Whale", logline="A keeper hides a whale.", hook="Nobody believed him.",
+                 score=80, tags=["drama"])
 
 
 async def test_openai_script_request_and_cleaning() -> None:
-    with chat_server([63]) as server:
-        from tools.llm.openai_writer import OpenAIWriter
-
-        writer = OpenAIWriter(openai_settings(server.url))
-        idea = StoryIdea(title="The Keeper's Whale", logline="A keeper hides a whale.", hook="Nobody believed him.",
-                         score=8, tags=["drama"])
-        script = await writer.script(HOSTILE, idea, 60)
+    with fake_openai(canned([63])) as fake:
+        writer = writer_for(fake)
+        script = await writer.script(HOSTILE, IDEA, 60)
     assert writer.provider == "openai:story-model-test"
-    (request,) = server.requests
+    (request,) = fake.requests
     assert request.headers["Authorization"] == f"Bearer {API_KEY}"
     body = request.json()
     assert body["model"] == "story-model-test" and [m["role"] for m in body["messages"]] == ["system", "user"]
+    assert mode_of(body) == ("json_schema", "ScriptDraft")
     text = prompt_text(request)
     assert "60 words (between 54 and 66)" in text and "9:16" in text and "The Keeper's Whale" in text
+    assert "first sentence is the hook" in text and "no stage directions" in text
     assert "<@123>" not in text and "@everyone" not in text and "\u200b" not in text  # cleaned before sending
     assert script.startswith("The keeper rowed out") and script.endswith("at dawn.")
     assert word_count(script) == 63 and "Narrator" not in script and '"' not in script
 
 
-async def test_openai_script_asks_again_when_far_off_then_trims() -> None:
-    with chat_server([9, 120]) as server:
-        from tools.llm.openai_writer import OpenAIWriter
-
-        script = await OpenAIWriter(openai_settings(server.url)).revise("An old draft.", "make it longer", 60)
-    first, second = server.requests
+async def test_openai_revision_asks_again_when_far_off_then_trims() -> None:
+    with fake_openai(canned([9, 120])) as fake:
+        revision = await writer_for(fake).revision("An old draft.", "make it longer", 60)
+    first, second = fake.requests
+    assert mode_of(first.json()) == ("json_schema", "RevisionDraft")
     assert "make it longer" in prompt_text(first)
     follow_up = second.json()["messages"]
     assert [m["role"] for m in follow_up] == ["system", "user", "assistant", "user"]
     # "longer" raised the target from 60 to 78 words, as the offline writer does
     assert "78 words (between 71 and 85)" in prompt_text(first)
     assert "has 9 words" in follow_up[-1]["content"] and "between 71 and 85" in follow_up[-1]["content"]
-    assert 71 <= word_count(script) <= 89 and script.endswith(".")  # 117 words cut at a sentence end
+    assert 71 <= word_count(revision.text) <= 89 and revision.text.endswith(".")  # 117 words cut at a sentence end
+    assert revision.summary == "Made the ending louder."  # one clean line for the reviewer
 
 
 async def test_openai_script_fails_clearly_when_twice_empty() -> None:
-    with chat_server([0, 0]) as server:
-        from tools.llm.openai_writer import OpenAIWriter
-
-        with pytest.raises(WriterError, match="0 words"):
-            await OpenAIWriter(openai_settings(server.url)).script(WHALE, await first_idea(OfflineWriter(), WHALE), 60)
-    assert len(server.requests) == 2
+    with fake_openai(canned([0, 0])) as fake, pytest.raises(WriterError, match="0 words"):
+        await writer_for(fake).script(WHALE, await first_idea(OfflineWriter(), WHALE), 60)
+    assert len(fake.requests) == 2
 
 
 async def test_openai_structured_outputs_parse_into_the_schemas() -> None:
-    with chat_server() as server:
-        from tools.llm.openai_writer import OpenAIWriter
-
-        writer = OpenAIWriter(openai_settings(server.url))
+    with fake_openai(canned()) as fake:
+        writer = writer_for(fake)
         sources = [IdeaSource(kind="request", text=WHALE), IdeaSource(kind="rss", text="Whales return to the bay")]
         ideas = await writer.ideas(WHALE, sources, count=2)
         prompts = await writer.scene_prompts("The Keeper's Whale", ["Shot one.", "Shot two.", "The lamp went out."])
         meta = await writer.platform_meta("The Keeper's Whale", "A keeper. A whale.")
-    idea_request = server.requests[0]
-    assert idea_request.json()["response_format"]["json_schema"]["name"] == "IdeaDrafts"
+    idea_request = fake.requests[0]
+    schema = idea_request.json()["response_format"]["json_schema"]
+    assert schema["name"] == "IdeaDrafts" and schema["strict"] is True and "tools" not in idea_request.json()
     assert "Propose 2 distinct story ideas" in prompt_text(idea_request)
     assert "(rss) Whales return to the bay" in prompt_text(idea_request)
-    # sorted by score, clamped to 10, long title cut to 100, the all-markup title dropped, tags cleaned
-    assert [i.score for i in ideas] == [10.0, 7.5]
+    # sorted by score (the sum of parts, each clamped to 25), long title cut to 100, all-markup title dropped
+    assert [i.score for i in ideas] == [100, 75]
+    assert ideas[1].score_parts == PARTS and ideas[1].emotional_core == "loyalty" and ideas[1].audience == "families"
     assert len(ideas[0].title) <= 100 and ideas[1].tags == ["drama", "sea"]
-    assert "3 prompts" in prompt_text(server.requests[1]) and "3. The lamp went out." in prompt_text(server.requests[1])
+    assert "3 prompts" in prompt_text(fake.requests[1]) and "3. The lamp went out." in prompt_text(fake.requests[1])
     assert prompts[:2] == PROMPTS["prompts"] and "lamp" in prompts[2]  # the missing one built offline
     assert meta.title == "The Keeper's Whale"
     assert meta.hashtags["youtube_shorts"][:3] == ["#shorts", "#whale", "#lighthousekeeper"]
@@ -339,35 +340,151 @@ async def test_openai_structured_outputs_parse_into_the_schemas() -> None:
     assert len(meta.hashtags["instagram_reels"]) >= 3
 
 
-async def test_openai_retries_a_server_error() -> None:
+@pytest.mark.parametrize(("refused", "used"), [({"json_schema"}, "tools"),
+                                               ({"json_schema", "tools"}, "json_object")])
+async def test_openai_falls_back_when_the_server_refuses_json_schema(refused: set[str], used: str,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    with fake_openai(canned(), refuse=refused) as fake:
+        writer = writer_for(fake)
+        meta = await writer.platform_meta("The Keeper's Whale", "A keeper. A whale.")
+        prompts = await writer.scene_prompts("t", ["a", "b"])
+    modes = [mode_of(r.json())[0] for r in fake.requests]
+    # each refused method is tried once; the one that works is kept for the next calls
+    assert modes == [*(m for m in ("json_schema", "tools") if m in refused), used, used]
+    assert meta.title == "The Keeper's Whale" and prompts == PROMPTS["prompts"]
+    assert "refused json_schema structured output (HTTP 400)" in caplog.text
+    if used == "json_object":  # JSON mode sends no schema, so the prompt carries it
+        assert '"youtube_shorts"' in prompt_text(fake.requests[-2])
+
+
+async def test_openai_tool_calls_method_configured() -> None:
+    with fake_openai(canned()) as fake:
+        writer = writer_for(fake, settings={"STORYBOT_LLM_STRUCTURED_METHOD": "function_calling"})
+        ideas = await writer.ideas(WHALE, [], count=1)
+    body = fake.requests[0].json()
+    assert body["tools"][0]["function"]["name"] == "IdeaDrafts" and "response_format" not in body
+    assert ideas[0].score == 100 and len(ideas[0].title) <= 100
+
+
+async def test_openai_validation_errors_are_fed_back() -> None:
+    replies = iter(['{"title": "No tags at all"', {"title": "T", "description": "D"}, META])
+
+    def answer(name: str, body: dict[str, Any]) -> dict[str, Any] | str:
+        return next(replies)
+
+    with fake_openai(answer) as fake:
+        meta = await writer_for(fake).platform_meta("The Keeper's Whale", "A keeper.")
+    assert meta.title == "The Keeper's Whale" and len(fake.requests) == 3
+    third = fake.requests[2].json()["messages"]
+    assert [m["role"] for m in third] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert third[2]["content"] == '{"title": "No tags at all"'  # the model sees what it said ...
+    assert "could not be used" in third[3]["content"]
+    assert "youtube_shorts: Field required" in third[5]["content"]  # ... and exactly what was wrong
+
+
+async def test_openai_gives_up_on_unusable_replies_with_a_clear_message() -> None:
+    unusable = r"openai:story-model-test at 127\.0\.0\.1:\d+ answered with an unusable MetaDraft 3 times"
+    with fake_openai(lambda name, body: "not json at all") as fake, pytest.raises(WriterError, match=unusable):
+        await writer_for(fake).platform_meta("t", "s")
+    assert len(fake.requests) == 3
+
+
+SENTENCES = ["The lamp went dark.", "A whale sang below.", "The keeper rowed out.", "Dawn came at last."]
+
+
+def plan_answer(bad_first: bool) -> Answer:
     calls = count()
 
-    def flaky(request: Request) -> Reply:
-        if next(calls) == 0:
-            return Reply.json({"error": {"message": "overloaded", "type": "server_error"}}, 500,
-                              {"retry-after-ms": "10"})
-        return completion(request, json.dumps(PROMPTS))
+    def answer(name: str, body: dict[str, Any]) -> dict[str, Any] | str:
+        assert name == "ScenePlanDraft"
+        shot = {"image_prompt": "A lighthouse at night <@1>", "negative_prompt": "text, watermark",
+                "camera": "zoom_in", "mood": "tense", "beat": "hook"}
+        if bad_first and next(calls) == 0:  # a gap: sentence 3 is in no shot
+            return {"shots": [{**shot, "first_sentence": 1, "last_sentence": 2},
+                              {**shot, "first_sentence": 4, "last_sentence": 4, "beat": "resolution"}]}
+        return {"shots": [{**shot, "first_sentence": 1, "last_sentence": 2},
+                          {**shot, "first_sentence": 3, "last_sentence": 4, "camera": "pan_left",
+                           "beat": "resolution"}]}
 
-    with local_server(flaky) as server:
-        from tools.llm.openai_writer import OpenAIWriter
-
-        prompts = await OpenAIWriter(openai_settings(server.url)).scene_prompts("t", ["a", "b"])
-    assert len(server.requests) == 2 and prompts == PROMPTS["prompts"]
+    return answer
 
 
-async def test_openai_failure_is_a_writer_error_without_the_key(caplog: pytest.LogCaptureFixture) -> None:
-    def down(request: Request) -> Reply:
-        return Reply.json({"error": {"message": "down"}}, 503, {"retry-after-ms": "1"})
+async def test_openai_scene_plan_must_cover_the_script() -> None:
+    with fake_openai(plan_answer(bad_first=True)) as fake:
+        plan = await writer_for(fake).scene_plan("The Keeper", SENTENCES, 2)
+    assert len(fake.requests) == 2
+    assert "4. Dawn came at last." in prompt_text(fake.requests[0]) and "ends at sentence 4" in prompt_text(
+        fake.requests[0])
+    assert "shot 2 starts at sentence 4, but must start at 3" in prompt_text(fake.requests[1])
+    assert [(s.first_sentence, s.last_sentence, s.motion, s.beat) for s in plan] == [
+        (0, 1, "zoom_in", "hook"), (2, 3, "pan_left", "resolution")]
+    assert plan[0].prompt == "A lighthouse at night" and plan[0].negative_prompt == "text, watermark"
+    assert plan[0].mood == "tense"
 
-    caplog.set_level(logging.DEBUG)
-    with local_server(down) as server:
-        from tools.llm.openai_writer import OpenAIWriter
 
-        writer = OpenAIWriter(openai_settings(server.url), max_retries=1)
-        with pytest.raises(WriterError, match="HTTP 503") as failure:
+async def test_openai_usage_is_counted_per_block() -> None:
+    with fake_openai(canned([63]), prompt_tokens=111, completion_tokens=22) as fake:
+        writer = writer_for(fake)
+        with metered() as used:
+            await writer.script(WHALE, IDEA, 60)
             await writer.platform_meta("t", "s")
-    assert len(server.requests) == 2
-    assert API_KEY not in str(failure.value) and API_KEY not in caplog.text and API_KEY not in repr(writer.__dict__)
+        await writer.platform_meta("t", "s")  # outside any block: not counted anywhere
+    provider = "openai:story-model-test"
+    assert dict(used) == {(provider, "prompt_tokens"): 222, (provider, "completion_tokens"): 44,
+                          (provider, "total_tokens"): 266}
+
+
+# --- faults: retried with backoff within a budget, then one clear line without the key -------------
+
+def error_reply(status: int, headers: dict[str, str] | None = None) -> Reply:
+    # servers echo what they were sent; the key must still never surface
+    return Reply.json({"error": {"message": f"overloaded for key {API_KEY}", "type": "server_error"}}, status,
+                      headers)
+
+
+async def test_openai_429_honours_retry_after() -> None:
+    with fake_openai(canned(), faults=[error_reply(429, {"Retry-After": "1"})]) as fake:
+        started = time.monotonic()
+        prompts = await writer_for(fake).scene_prompts("t", ["a", "b"])
+        waited = time.monotonic() - started
+    assert len(fake.requests) == 2 and prompts == PROMPTS["prompts"]
+    assert 0.95 <= waited < 3  # the server's one second, not the SDK's half-second first backoff
+
+
+async def test_openai_server_error_then_success() -> None:
+    with fake_openai(canned(), faults=[error_reply(500, {"retry-after-ms": "10"})] * 2) as fake:
+        prompts = await writer_for(fake).scene_prompts("t", ["a", "b"])
+    assert len(fake.requests) == 3 and prompts == PROMPTS["prompts"]
+
+
+def slow() -> Reply:
+    time.sleep(0.6)
+    return Reply.json({"error": {"message": "late"}}, 500)
+
+
+@pytest.mark.parametrize(("faults", "message"), [
+    ([error_reply(503, {"retry-after-ms": "1"})] * 3,
+     r"failed \(HTTP 503\) after 3 attempts: overloaded for key \*\*\*"),
+    ([error_reply(429, {"retry-after-ms": "1"})] * 3, r"is rate limiting \(HTTP 429\) after 3 attempts"),
+    ([slow] * 3, r"did not answer within 0\.3 s after 3 attempts"),
+    ([Reply(200, b"<html>bad gateway</html>", {"Content-Type": "application/json"})] * 3,
+     r"sent a malformed reply .* 3 times"),
+    ([error_reply(401)], r"refused the API key \(HTTP 401\); check OPENAI_API_KEY"),
+])
+async def test_openai_faults_end_in_one_clear_line_without_the_key(
+        faults: list[Any], message: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with fake_openai(canned(), faults=list(faults)) as fake:
+        writer = writer_for(fake, timeout=0.3, max_retries=2)
+        pattern = r"^LLM openai:story-model-test at 127\.0\.0\.1:\d+ " + message
+        with pytest.raises(WriterError, match=pattern) as failure:
+            await writer.platform_meta("t", "s")
+    assert str(failure.value).endswith("the job can be resumed") and "\n" not in str(failure.value)
+    assert len(fake.requests) == len(faults)
+    shown = "".join(traceback.format_exception(failure.value))
+    assert API_KEY not in shown and API_KEY not in caplog.text
+    assert API_KEY not in repr(writer) and API_KEY not in repr(vars(writer))
 
 
 async def test_get_writer_picks_by_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -375,13 +492,13 @@ async def test_get_writer_picks_by_settings(monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.delenv(name, raising=False)
     offline = get_writer(Settings(_env_file=None))
     assert isinstance(offline, OfflineWriter) and offline.provider == "offline"
-    with chat_server([60]) as server:
+    with fake_openai(canned([60])) as fake:
         from tools.llm.openai_writer import OpenAIWriter
 
-        keyed = get_writer(openai_settings(server.url))
+        keyed = get_writer(openai_settings(fake.url))
         assert isinstance(keyed, OpenAIWriter)
-        local = get_writer(openai_settings(server.url, key=None))  # Ollama / vLLM: a base URL, no key
+        local = get_writer(openai_settings(fake.url, key=None))  # Ollama / vLLM: a base URL, no key
         assert isinstance(local, OpenAIWriter)
         await local.script(WHALE, await first_idea(OfflineWriter(), WHALE), 60)
-    assert server.requests[0].headers["Authorization"] == "Bearer not-needed"
+    assert fake.requests[0].headers["Authorization"] == "Bearer not-needed"
     assert isinstance(get_writer(Settings(_env_file=None, OPENAI_API_KEY="sk-x")), OpenAIWriter)

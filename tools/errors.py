@@ -11,3 +11,8 @@ class BadInput(StorybotError):
 
 class MediaError(StorybotError):
     """A media tool (FFmpeg, libespeak-ng) failed; the message carries the tool's own words."""
+
+
+class ProviderGaveUp(StorybotError):
+    """An online provider refused the request or kept failing through its own retries: running the
+    stage again at once will not help, so the graph does not retry it; the job fails and can be resumed."""

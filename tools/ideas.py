@@ -1,9 +1,13 @@
-"""Idea sources: the request, a local seeds file, and headlines from RSS and Atom feeds.
+"""Idea sources: the request, a local seeds file, Reddit's public JSON listings and RSS/Atom feeds.
 
-Feeds are optional inspiration, so a feed that is down, slow, huge or not XML is logged and
-skipped, never fatal. Each feed is read with a hard cap (1 MB) and a deadline, and parsed with the
-standard library: expat (2.4.1 and later) refuses entity-expansion bombs and ElementTree never
-fetches external entities.
+Online sources are optional inspiration, so a listing or feed that is down, slow, huge or malformed
+is logged and skipped, never fatal. Each is read over httpx with the configured user agent, a hard
+cap (1 MB), a deadline, at most one request a second per host (Reddit asks unauthenticated clients
+for little more), and a couple of retries on 429 (after its Retry-After), 5xx and network errors.
+Feeds are parsed by feedparser (strict XML first; a feed only its loose parser could read is
+skipped: expat refuses entity-expansion bombs, external entities are off). Items carry their
+headline as the idea, their own text as inspiration, and their link; items seen by an earlier job
+are dropped when the caller passes what it has seen (the job store, in SQLite).
 """
 
 from __future__ import annotations
@@ -11,14 +15,18 @@ from __future__ import annotations
 import asyncio
 import html
 import itertools
+import json
 import logging
+import random
 import re
-import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import feedparser
 import httpx
 
 from tools.llm.hygiene import plain_text
@@ -31,32 +39,77 @@ MAX_SEEDS_BYTES = 1_000_000
 FEED_TIMEOUT = httpx.Timeout(10.0, connect=5.0)  # per read/connect, for the client made here
 FEED_DEADLINE = 20.0  # whole download, against servers that trickle bytes
 MAX_TEXT_CHARS = 300
+HOST_INTERVAL = 1.0  # seconds between two requests to one host
+RETRIES = 2  # more tries of a source on 429, 5xx and network errors, within FEED_DEADLINE
+BACKOFF = 0.5  # seconds before the first retry without Retry-After, doubled each time, plus jitter
+MAX_RETRY_AFTER = 10.0  # a source that asks for a longer wait is skipped: it is only inspiration
+DEFAULT_USER_AGENT = "storybot/0.1 (short story videos)"
+REDDIT = "https://www.reddit.com"
+_SUBREDDIT = re.compile(r"[A-Za-z0-9_]{2,21}")
+_TAGS = re.compile(r"<[^>]*>")
+
+
+class HostPacer:
+    """At most one request per `interval` seconds to each host, however many run at once."""
+
+    def __init__(self, interval: float = HOST_INTERVAL) -> None:
+        self.interval = interval
+        self._next: dict[str, float] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def wait(self, url: str) -> None:
+        host = urlsplit(url).netloc
+        async with self._locks.setdefault(host, asyncio.Lock()):
+            delay = self._next.get(host, 0.0) - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._next[host] = time.monotonic() + self.interval
+
+
+def source_key(source: IdeaSource) -> str:
+    """What makes two sources the same: the link, else the words (case and punctuation aside)."""
+    return source.url or re.sub(r"\W+", " ", source.text.casefold()).strip()
 
 
 async def collect_sources(request: str, seeds_file: Path | None, feeds: list[str],
-                          client: httpx.AsyncClient | None = None, limit: int = 10) -> list[IdeaSource]:
-    """The request first, then seed lines, then feed headlines taken in turn from each feed.
+                          client: httpx.AsyncClient | None = None, limit: int = 10, *,
+                          subreddits: Iterable[str] = (), reddit_url: str = REDDIT,
+                          user_agent: str = DEFAULT_USER_AGENT, pacer: HostPacer | None = None,
+                          seen: Callable[[list[str]], set[str]] | None = None) -> list[IdeaSource]:
+    """The request first, then seed lines, then online items taken in turn from each source.
 
-    Texts are cleaned, deduplicated (case and punctuation aside) and capped at `limit`.
+    Texts are cleaned, deduplicated (case and punctuation aside) and capped at `limit`; `seen`
+    names the keys (`source_key`) of online items used before, which are left out.
     """
     found = [IdeaSource(kind="request", text=text) for text in [plain_text(request, MAX_TEXT_CHARS)] if text]
     if seeds_file is not None:
         found = _unique([*found, *(IdeaSource(kind="seed", text=line) for line in _seed_lines(seeds_file))])
-    if feeds and len(found) < limit:
-        async with _client(client) as http:
-            per_feed = await asyncio.gather(*(_feed_items(http, url) for url in feeds))
-        found += [item for round_ in itertools.zip_longest(*per_feed) for item in round_ if item]
+    urls = [*(reddit_listing(reddit_url, name) for name in subreddits), *feeds]
+    if urls and len(found) < limit:
+        pace = pacer or HostPacer()
+        async with _client(client, user_agent) as http:
+            per_source = await asyncio.gather(*(_online_items(http, url, pace) for url in urls))
+        online = [item for round_ in itertools.zip_longest(*per_source) for item in round_ if item]
+        old = seen([source_key(s) for s in online]) if seen and online else set()
+        found += [s for s in online if source_key(s) not in old]
     return _unique(found)[:limit]
 
 
+def reddit_listing(base: str, subreddit: str) -> str:
+    """The public JSON listing of a subreddit's top posts of the week; the name cannot change the path."""
+    if not _SUBREDDIT.fullmatch(subreddit):
+        raise ValueError(f"{subreddit!r} is not a subreddit name")
+    return f"{base.rstrip('/')}/r/{subreddit}/top.json?t=week&limit=25&raw_json=1"
+
+
 @asynccontextmanager
-async def _client(given: httpx.AsyncClient | None) -> AsyncIterator[httpx.AsyncClient]:
+async def _client(given: httpx.AsyncClient | None, user_agent: str) -> AsyncIterator[httpx.AsyncClient]:
     """The caller's client (its timeouts apply), or one of our own, closed afterwards."""
     if given is not None:
         yield given
         return
     async with httpx.AsyncClient(timeout=FEED_TIMEOUT, follow_redirects=True,
-                                 headers={"User-Agent": "storybot (+ideas)"}) as own:
+                                 headers={"User-Agent": user_agent}) as own:
         yield own
 
 
@@ -75,24 +128,49 @@ def _seed_lines(path: Path) -> list[str]:
     return [line for line in lines if line]
 
 
-async def _feed_items(client: httpx.AsyncClient, url: str) -> list[IdeaSource]:
+async def _online_items(client: httpx.AsyncClient, url: str, pacer: HostPacer) -> list[IdeaSource]:
     shown = _redacted(url)
     if urlsplit(url).scheme not in ("http", "https"):
-        log.warning("feed %s skipped: only http and https feeds are read", shown)
+        log.warning("source %s skipped: only http and https are read", shown)
         return []
     try:
-        async with asyncio.timeout(FEED_DEADLINE):
-            body = await _download(client, url)
-        items = [IdeaSource(kind="rss", text=title, url=link) for title, link in parse_feed(body)]
+        async with asyncio.timeout(FEED_DEADLINE):  # the whole budget, retries included
+            body = await _fetch(client, url, pacer)
+        items = parse_listing(body) if url.split("?", 1)[0].endswith(".json") else parse_feed(body)
     except httpx.HTTPStatusError as exc:  # its message repeats the full URL
-        log.warning("feed %s skipped: HTTP %d", shown, exc.response.status_code)
+        log.warning("source %s skipped: HTTP %d", shown, exc.response.status_code)
         return []
-    except (httpx.HTTPError, httpx.InvalidURL, TimeoutError, ValueError, ET.ParseError) as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, TimeoutError, ValueError) as exc:
         reason = type(exc).__name__ + (f": {str(exc)[:200]}" if str(exc) else "")
-        log.warning("feed %s skipped: %s", shown, reason)
+        log.warning("source %s skipped: %s", shown, reason)
         return []
-    log.info("feed %s: %d items", shown, len(items))
+    log.info("source %s: %d items", shown, len(items))
     return items
+
+
+async def _fetch(client: httpx.AsyncClient, url: str, pacer: HostPacer) -> bytes:
+    """The body, after up to RETRIES more tries on 429, 5xx and network errors: after the server's
+    Retry-After when it gives one (at most MAX_RETRY_AFTER), else exponential backoff with jitter."""
+    for attempt in range(RETRIES + 1):
+        await pacer.wait(url)
+        try:
+            return await _download(client, url)
+        except httpx.HTTPStatusError as exc:
+            status = exc.response.status_code
+            wait = _retry_after(exc.response.headers.get("retry-after", ""))
+            if attempt == RETRIES or not (status == 429 or status >= 500) or (wait or 0) > MAX_RETRY_AFTER:
+                raise
+        except httpx.TransportError:  # connection errors and timeouts
+            if attempt == RETRIES:
+                raise
+            wait = None
+        await asyncio.sleep(wait if wait is not None else BACKOFF * 2**attempt * random.uniform(1, 1.25))
+    raise AssertionError("unreachable")
+
+
+def _retry_after(value: str) -> float | None:
+    """Seconds from a Retry-After header in seconds; None for none (or an HTTP date: not worth parsing)."""
+    return float(value) if value.strip().isdigit() else None
 
 
 async def _download(client: httpx.AsyncClient, url: str) -> bytes:
@@ -110,38 +188,56 @@ async def _download(client: httpx.AsyncClient, url: str) -> bytes:
         return bytes(body)
 
 
-def parse_feed(data: bytes) -> list[tuple[str, str | None]]:
-    """(title, link) of each item of an RSS 0.9x/1.0/2.0 or Atom feed, in feed order.
-
-    Matching by local name keeps every namespace flavour working; titles may hold escaped HTML.
-    """
-    root = ET.fromstring(data)
+def parse_feed(data: bytes) -> list[IdeaSource]:
+    """The items of an RSS 0.9x/1.0/2.0 or Atom feed, in feed order; ValueError if it is not a feed."""
+    parsed = feedparser.parse(data, sanitize_html=True, resolve_relative_uris=False)
+    problem = parsed.get("bozo_exception")
+    if parsed.get("bozo") and not isinstance(problem, feedparser.CharacterEncodingOverride):
+        raise ValueError(f"not a well-formed feed ({type(problem).__name__}: {str(problem)[:120]})")
     items = []
-    for element in root.iter():
-        if _local(element.tag) not in ("item", "entry"):
-            continue
-        title, link = "", None
-        for child in element:
-            name = _local(child.tag)
-            if name == "title":
-                title = plain_text(html.unescape("".join(child.itertext())), MAX_TEXT_CHARS)
-            elif name == "link" and link is None:
-                href = child.get("href") or (child.text or "").strip()
-                link = href if urlsplit(href).scheme in ("http", "https") else None
+    for entry in parsed.entries:
+        title = _text(entry.get("title", ""))
         if title:
-            items.append((title, link))
+            link = entry.get("link") or ""
+            items.append(IdeaSource(kind="rss", text=title, url=link if _web(link) else None,
+                                    inspiration=_text(entry.get("summary", ""))))
     return items
 
 
-def _local(tag: object) -> str:
-    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+def parse_listing(data: bytes) -> list[IdeaSource]:
+    """The posts of a Reddit JSON listing (`{"data": {"children": [{"data": {...}}]}}`), without
+    pinned and over-18 posts; ValueError if it is not one."""
+    try:
+        children = json.loads(data)["data"]["children"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"not a Reddit listing ({type(exc).__name__})") from None
+    items = []
+    for child in children if isinstance(children, list) else []:
+        post: dict[str, Any] = child.get("data", {}) if isinstance(child, dict) else {}
+        if post.get("over_18") or post.get("stickied"):
+            continue
+        title = _text(str(post.get("title", "")))
+        permalink = str(post.get("permalink", ""))
+        link = f"https://www.reddit.com{permalink}" if permalink.startswith("/r/") else None
+        if title:
+            items.append(IdeaSource(kind="reddit", text=title, url=link,
+                                    inspiration=_text(str(post.get("selftext", "")))))
+    return items
+
+
+def _text(value: str) -> str:
+    return plain_text(_TAGS.sub(" ", html.unescape(value)), MAX_TEXT_CHARS)
+
+
+def _web(link: str) -> bool:
+    return urlsplit(link).scheme in ("http", "https")
 
 
 def _unique(sources: list[IdeaSource]) -> list[IdeaSource]:
     seen: set[str] = set()
     out = []
     for source in sources:
-        key = re.sub(r"\W+", " ", source.text.casefold()).strip()
+        key = re.sub(r"\W+", " ", source.text.casefold()).strip()  # by text: a link may repeat a seed
         if key and key not in seen:
             seen.add(key)
             out.append(source)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -76,6 +77,7 @@ class JobStore:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.jobs = self.db.table("jobs")
         self.stages = self.db.table("stages")
+        self.usage = self.db.table("usage")
         if not self.jobs.exists():
             self.jobs.create({
                 "job_id": str, "created": float, "updated": float, "requester": str, "channel": str,
@@ -89,6 +91,16 @@ class JobStore:
                 "job_id": str, "name": str, "position": int, "status": str, "runs": int, "seconds": float,
                 "provider": str, "error": str, "started": float, "finished": float,
             }, pk=("job_id", "name"), if_not_exists=True)
+        self.rates = self.db.table("voice_rates")
+        if not self.rates.exists():
+            self.rates.create({"voice": str, "words_per_minute": float, "updated": float}, pk="voice",
+                              if_not_exists=True)
+        self.seen = self.db.table("seen_sources")
+        if not self.seen.exists():
+            self.seen.create({"key": str, "job_id": str, "first_seen": float}, pk="key", if_not_exists=True)
+        if not self.usage.exists():
+            self.usage.create({"job_id": str, "stage": str, "provider": str, "unit": str, "amount": int},
+                              pk=("job_id", "stage", "provider", "unit"), if_not_exists=True)
 
     # jobs -----------------------------------------------------------------
 
@@ -168,3 +180,52 @@ class JobStore:
         if provider is not None:
             fields["provider"] = provider
         self.stages.update((job_id, name), fields)
+
+    # usage ----------------------------------------------------------------
+
+    def add_usage(self, job_id: str, stage: str, used: Mapping[tuple[str, str], int]) -> None:
+        """Add what a stage run billed; re-runs add up, because each run was billed."""
+        with self.db.conn:
+            for (provider, unit), amount in used.items():
+                self.db.execute(
+                    "INSERT INTO usage (job_id, stage, provider, unit, amount) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (job_id, stage, provider, unit) DO UPDATE SET amount = amount + excluded.amount",
+                    [job_id, stage, provider, unit, amount])
+
+    def usage_totals(self, job_id: str) -> dict[str, dict[str, int]]:
+        """{provider: {unit: amount}} over the job's stages, e.g. {"elevenlabs": {"characters": 812}}."""
+        totals: dict[str, dict[str, int]] = {}
+        rows = self.db.execute("SELECT provider, unit, SUM(amount) FROM usage WHERE job_id = ? "
+                               "GROUP BY provider, unit ORDER BY provider, unit", [job_id]).fetchall()
+        for provider, unit, amount in rows:
+            totals.setdefault(provider, {})[unit] = int(amount)
+        return totals
+
+    # idea sources used before ---------------------------------------------
+
+    def seen_sources(self, keys: list[str]) -> set[str]:
+        """Which of these source keys (links or normalised headlines) an earlier job already used."""
+        found: set[str] = set()
+        for start in range(0, len(keys), 500):  # SQLite caps bound parameters
+            batch = keys[start:start + 500]
+            marks = ",".join("?" * len(batch))
+            found |= {row[0] for row in self.db.execute(f"SELECT key FROM seen_sources WHERE key IN ({marks})",
+                                                        batch).fetchall()}
+        return found
+
+    def mark_sources_seen(self, job_id: str, keys: list[str]) -> None:
+        now = time.time()
+        with self.db.conn:
+            self.seen.insert_all([{"key": k, "job_id": job_id, "first_seen": now} for k in keys], ignore=True)
+
+    # speaking rates measured on real narrations ---------------------------
+
+    def voice_rate(self, voice: str) -> float | None:
+        """Words per minute last measured for this voice (e.g. "elevenlabs:<voice id>"), if any."""
+        rows = list(self.rates.rows_where("voice = ?", [voice]))
+        return float(rows[0]["words_per_minute"]) if rows else None
+
+    def set_voice_rate(self, voice: str, words_per_minute: float) -> None:
+        with self.db.conn:
+            self.rates.upsert({"voice": voice, "words_per_minute": words_per_minute, "updated": time.time()},
+                              pk="voice")

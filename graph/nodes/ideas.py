@@ -11,7 +11,7 @@ from langgraph.types import Command, interrupt
 from graph.context import NodeContext, done, stage
 from graph.state import Answer, JobState
 from tools.files import write_json_atomic
-from tools.ideas import collect_sources
+from tools.ideas import collect_sources, source_key
 from tools.llm import IdeaSource, StoryIdea
 
 
@@ -22,10 +22,18 @@ def _ideas_file(ctx: NodeContext) -> dict[str, Any]:
 
 @stage("collect_ideas")
 async def collect_ideas(state: JobState, ctx: NodeContext) -> dict[str, Any]:
-    request = ctx.request(state)
-    seeds = ctx.settings.data_dir / "seeds.txt"
-    sources = await collect_sources(request.prompt, seeds if seeds.is_file() else None, ctx.settings.feed_urls)
-    write_json_atomic(ctx.path("ideas.json"), {"sources": [s.model_dump() for s in sources]})
+    """The request, the seeds file, and Reddit and feed items no earlier job has used (then marked used)."""
+    stored = _ideas_file(ctx)
+    if "sources" in stored:  # collected before a crash: the same sources, not a second pick
+        sources = [IdeaSource.model_validate(s) for s in stored["sources"]]
+    else:
+        s = ctx.settings
+        seeds = s.data_dir / "seeds.txt"
+        sources = await collect_sources(ctx.request(state).prompt, seeds if seeds.is_file() else None, s.feed_urls,
+                                        subreddits=s.subreddits, reddit_url=s.reddit_base_url,
+                                        user_agent=s.user_agent, seen=ctx.store.seen_sources)
+        write_json_atomic(ctx.path("ideas.json"), {"sources": [s.model_dump() for s in sources]})
+        ctx.store.mark_sources_seen(ctx.job_id, [source_key(s) for s in sources if s.kind in ("rss", "reddit")])
     kinds = sorted({s.kind for s in sources})
     return done("+".join(kinds))
 
@@ -35,7 +43,8 @@ async def story_ideas(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     request = ctx.request(state)
     stored = _ideas_file(ctx)
     sources = [IdeaSource.model_validate(s) for s in stored.get("sources", [])]
-    ideas = await ctx.writer.ideas(request.prompt, sources, 3)
+    with ctx.metered("story_ideas"):
+        ideas = await ctx.writer.ideas(request.prompt, sources, 3)
     write_json_atomic(ctx.path("ideas.json"), {**stored, "ideas": [i.model_dump() for i in ideas]})
     return done(ctx.writer.provider, ideas=[i.model_dump() for i in ideas])
 

@@ -1,7 +1,13 @@
-"""Stages 2-3 and the script approval: every draft is kept as script.vN.txt."""
+"""Stages 2-3 and the script approval: every draft is kept as script.vN.txt.
+
+A revision also writes `script.vN.change.json` (the note, the writer's one-line summary), so the
+approval can show the reviewer what changed: the summary and a word diff against the draft before.
+"""
 
 from __future__ import annotations
 
+import difflib
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -9,28 +15,72 @@ from langgraph.graph import END
 from langgraph.types import Command, interrupt
 
 from graph.context import NodeContext, done, stage
+from graph.nodes.voice import elevenlabs_voice
 from graph.state import Answer, JobRequest, JobState
-from tools.files import write_text_atomic
-from tools.llm import StoryIdea, target_words
+from tools.files import write_json_atomic, write_text_atomic
+from tools.llm import Revision, StoryIdea, target_words
 from tools.text import clean_script
 from tools.tts import speaking_rate, spoken_seconds
 
 LENGTH_TOLERANCE = 0.08
 
 
-async def _sized(state: JobState, draft: Callable[[int], Awaitable[str]]) -> str:
+async def _pace(ctx: NodeContext, request: JobRequest) -> tuple[str, float, float]:
+    """(espeak-ng voice that estimates durations, its measured rate, the narrating voice's rate).
+
+    An ElevenLabs voice is paced by the rate measured on its last narration (espeak-ng's en-us until
+    there is one), and espeak-ng's pause-aware estimate is scaled by the ratio of the two rates."""
+    eleven = elevenlabs_voice(ctx.settings, request)
+    estimator = "en-us" if eleven else (request.voice or "en-us")
+    rate = await speaking_rate(estimator)
+    narrator = (ctx.store.voice_rate(f"elevenlabs:{eleven}") or rate) if eleven else rate
+    return estimator, rate, narrator
+
+
+async def _sized(ctx: NodeContext, state: JobState, draft: Callable[[int], Awaitable[Revision]]) -> Revision:
     """Write to the word target, then, if the spoken draft misses --duration by more than 8%, once
     more with the target scaled by the miss: the calibrated rate cannot know this text's pauses."""
     request = JobRequest.model_validate(state["request"])
-    voice = request.voice or "en-us"
-    target = target_words(request.duration, await speaking_rate(voice))
-    text = await draft(target)
-    seconds = await spoken_seconds(text, voice)
-    if abs(seconds / request.duration - 1) <= LENGTH_TOLERANCE:
-        return text
-    second = await draft(max(1, round(target * request.duration / seconds)))
-    seconds2 = await spoken_seconds(second, voice)
-    return second if abs(seconds2 - request.duration) < abs(seconds - request.duration) else text
+    estimator, rate, narrator = await _pace(ctx, request)
+
+    async def seconds(text: str) -> float:
+        return await spoken_seconds(text, estimator) * rate / narrator
+
+    target = target_words(request.duration, narrator)
+    first = await draft(target)
+    took = await seconds(first.text)
+    if abs(took / request.duration - 1) <= LENGTH_TOLERANCE:
+        return first
+    second = await draft(max(1, round(target * request.duration / took)))
+    took2 = await seconds(second.text)
+    return second if abs(took2 - request.duration) < abs(took - request.duration) else first
+
+
+def word_diff(old: str, new: str) -> str:
+    """`git diff --word-diff=plain` style: [-removed words-]{+added words+}, the rest as is."""
+    a, b = old.split(), new.split()
+    out: list[str] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            out.append(" ".join(a[i1:i2]))
+            continue
+        if i2 > i1:
+            out.append("[-" + " ".join(a[i1:i2]) + "-]")
+        if j2 > j1:
+            out.append("{+" + " ".join(b[j1:j2]) + "+}")
+    return " ".join(out)
+
+
+def _change(ctx: NodeContext, version: int) -> dict[str, Any]:
+    """What the approval shows about how this version came to be: the summary, a word diff and the
+    draft before (for front ends that draw their own diff)."""
+    path = ctx.path(f"script.v{version}.change.json")
+    if version < 2 or not path.is_file():
+        return {}
+    change = json.loads(path.read_text(encoding="utf-8"))
+    previous = _draft(ctx, version - 1)
+    return {"summary": change.get("summary", ""), "diff": word_diff(previous, _draft(ctx, version)),
+            "previous_script": previous}
 
 
 def _draft(ctx: NodeContext, version: int) -> str:
@@ -59,21 +109,30 @@ async def write_script(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     if state.get("revision", {}).get("regenerate") and len(ideas) > 1:
         # a fresh draft: move on to the next idea, so a deterministic writer also gives new text
         idea = ideas[(version - 1) % len(ideas)]
-    text = await _sized(state, lambda words: ctx.writer.script(request.prompt, idea, words))
-    return done(ctx.writer.provider, **_save_draft(ctx, version, text))
+    async def draft(words: int) -> Revision:
+        return Revision(text=await ctx.writer.script(request.prompt, idea, words), summary="")
+
+    with ctx.metered("write_script"):
+        written = await _sized(ctx, state, draft)
+    return done(ctx.writer.provider, **_save_draft(ctx, version, written.text))
 
 
 @stage("revise_script")
 async def revise_script(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     version = state["script_version"] + 1
     revision = state.get("revision", {})
+    change = ctx.path(f"script.v{version}.change.json")
     if revision.get("text"):
+        write_json_atomic(change, {"note": None, "summary": "Replaced with the reviewer's own text."})
         return done("user", **_save_draft(ctx, version, revision["text"]))
     if ctx.path(f"script.v{version}.txt").is_file():
         return done(ctx.writer.provider, **_draft_update(version))
     current = _draft(ctx, state["script_version"])
-    text = await _sized(state, lambda words: ctx.writer.revise(current, revision.get("note", ""), words))
-    return done(ctx.writer.provider, **_save_draft(ctx, version, text))
+    note = revision.get("note", "")
+    with ctx.metered("revise_script"):
+        revised = await _sized(ctx, state, lambda words: ctx.writer.revision(current, note, words))
+    write_json_atomic(change, {"note": note, "summary": revised.summary})  # before the draft: it marks it done
+    return done(ctx.writer.provider, **_save_draft(ctx, version, revised.text))
 
 
 @stage("approve_script")
@@ -89,6 +148,7 @@ async def approve_script(state: JobState, ctx: NodeContext) -> Command[Any]:
             "script": text,
             "words": len(text.split()),
             "target_seconds": request.duration,
+            **_change(ctx, version),
             "answers": ["approve", "revise NOTE", "replace FILE", "regenerate", "cancel"],
         }))
         if answer.action == "cancel":

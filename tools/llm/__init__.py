@@ -7,7 +7,7 @@ takes about 1.7 s to import, so it is loaded only when it is configured.
 
 from tools.llm.base import Writer, WriterError, target_words
 from tools.llm.offline import OfflineWriter
-from tools.llm.schemas import IdeaSource, PlatformMeta, StoryIdea
+from tools.llm.schemas import IdeaSource, PlannedShot, PlatformMeta, Revision, StoryIdea
 from tools.settings import Settings
 
 
@@ -19,5 +19,5 @@ def get_writer(settings: Settings) -> Writer:
     return OpenAIWriter(settings)
 
 
-__all__ = ["IdeaSource", "OfflineWriter", "PlatformMeta", "StoryIdea", "Writer", "WriterError", "get_writer",
-           "target_words"]
+__all__ = ["IdeaSource", "OfflineWriter", "PlannedShot", "PlatformMeta", "Revision", "StoryIdea", "Writer",
+           "WriterError", "get_writer", "target_words"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from tools.errors import StorybotError
-from tools.llm.schemas import IdeaSource, PlatformMeta, StoryIdea
+from tools.errors import ProviderGaveUp, StorybotError
+from tools.llm.schemas import IdeaSource, PlannedShot, PlatformMeta, Revision, StoryIdea
 
 MIN_TARGET_WORDS = 12  # about five seconds of speech: less is not a story
 MAX_TARGET_WORDS = 1000  # six minutes of speech: twice the longest short-video platform allows
@@ -13,6 +13,10 @@ MAX_TARGET_WORDS = 1000  # six minutes of speech: twice the longest short-video 
 
 class WriterError(StorybotError):
     """The language model failed or kept answering with something unusable."""
+
+
+class WriterGaveUp(WriterError, ProviderGaveUp):
+    """The LLM server refused, or failed through every retry of the client."""
 
 
 class Writer(Protocol):
@@ -24,7 +28,15 @@ class Writer(Protocol):
 
     async def revise(self, script: str, note: str, target_words: int) -> str: ...
 
+    async def revision(self, script: str, note: str, target_words: int) -> Revision:
+        """The revised text and a one-line summary of the change, for the reviewer."""
+        ...
+
     async def scene_prompts(self, title: str, shot_texts: list[str]) -> list[str]: ...
+
+    async def scene_plan(self, title: str, sentence_texts: list[str], count: int) -> list[PlannedShot] | None:
+        """About `count` shots over the sentences, covering them exactly; None: use the sentence planner."""
+        ...
 
     async def platform_meta(self, title: str, script: str) -> PlatformMeta: ...
 

@@ -11,12 +11,22 @@ from collections import Counter
 
 from tools.errors import BadInput
 from tools.llm.base import clamp_target
-from tools.llm.hygiene import STOPWORDS, content_words, plain_text, sentences, trim_to_words, words
+from tools.llm.hygiene import STOPWORDS, content_words, plain_text, sentences, trim_to_words, word_count, words
 from tools.llm.premise import FALLBACK_REQUESTS, Premise, parse_premise, stable_hash, title_case
 from tools.llm.revision import length_scale, parse_note, revise_lines
-from tools.llm.schemas import PLATFORMS, TITLE_CHARS, IdeaSource, PlatformMeta, StoryIdea
+from tools.llm.schemas import (
+    PART_MAX,
+    PLATFORMS,
+    TITLE_CHARS,
+    IdeaSource,
+    PlannedShot,
+    PlatformMeta,
+    Revision,
+    StoryIdea,
+)
 from tools.llm.story import ANGLE_BY_NAME, ANGLES, Angle, fillers, fit, story_lines
 
+_CORES = {"friendship": "warmth", "mystery": "curiosity", "comedy": "delight", "adventure": "suspense"}
 FRAMINGS = ("wide establishing shot", "medium shot", "close-up", "low-angle shot")
 IMAGE_STYLE = "cinematic, soft light, vertical composition"
 
@@ -59,6 +69,15 @@ class OfflineWriter:
         target = clamp_target(round(target_words * length_scale(note)))
         return revise_lines(script, parse_note(note), stable_hash(script, note), target)
 
+    async def revision(self, script: str, note: str, target_words: int) -> Revision:
+        text = await self.revise(script, note, target_words)
+        shown = plain_text(note, 80) or "a new draft"
+        return Revision(text=text, summary=f"Rewrote for the note “{shown}”: {word_count(script)} to "
+                                           f"{word_count(text)} words.")
+
+    async def scene_plan(self, title: str, sentence_texts: list[str], count: int) -> list[PlannedShot] | None:
+        return None  # the sentence planner cuts by the voice's timing, which is better than a guess
+
     async def scene_prompts(self, title: str, shot_texts: list[str]) -> list[str]:
         return [visual_prompt(title, text, i) for i, text in enumerate(shot_texts)]
 
@@ -88,14 +107,20 @@ def _idea(premise: Premise, angle: Angle, premise_rank: int, angle_rank: int) ->
     title = title_case(premise.fill(angle.title))
     if len(title) > TITLE_CHARS:
         title = title[:TITLE_CHARS].rsplit(" ", 1)[0]
-    jitter = stable_hash(premise.summary, angle.name) % 5 / 10
-    score = max(0.0, 9.0 - 1.5 * premise_rank - 0.6 * angle_rank + jitter)
+    jitter = stable_hash(premise.summary, angle.name) % 3
+    parts = {"hook": 20 - angle_rank + jitter, "originality": 18 - 2 * angle_rank,
+             "emotion": 20 - angle_rank, "fit": max(0, 23 - 6 * premise_rank)}
+    parts = {name: max(0, min(PART_MAX, value)) for name, value in parts.items()}
     return StoryIdea(
         title=title,
         logline=premise.fill(f"{{Summary}}: {angle.twist}."),
         hook=premise.fill(angle.hook),
-        score=round(score, 1),
+        score=sum(parts.values()),
         tags=[angle.name, *premise.keywords[:4]],
+        angle=angle.twist,
+        audience="anyone who likes a short story" if angle.name != "friendship" else "viewers who want warmth",
+        emotional_core=_CORES[angle.name],
+        score_parts=parts,
     )
 
 

@@ -33,10 +33,12 @@ Use a source only where it fits the request.
 
 <Instructions>
 - Each idea needs a title (at most 100 characters), a one-sentence logline, a hook (the first spoken line, \
-written to stop the scroll), a score and 2 to 5 lower-case tags, the first naming the genre.
+written to stop the scroll), its angle (the take on the material), its audience, its emotional core (the \
+feeling it leaves) and 2 to 5 lower-case tags, the first naming the genre.
 - Make the ideas differ in angle or genre, not only in wording.
-- Score each idea from 0 to 10 for how well it would hold a viewer for the whole video; be honest and \
-spread the scores.
+- Score each idea in four parts of 0 to 25 each: hook (does the first line stop the scroll), originality, \
+emotion (does the core land) and fit (does it answer the request in under a minute). Be honest and spread \
+the scores; the idea's score out of 100 is their sum.
 </Instructions>"""
 
 write_script_prompt = """Write the narration for a short vertical (9:16) video.
@@ -52,14 +54,15 @@ Hook: {hook}
 </Idea>
 
 <Task>
-Tell this idea as one complete story with a beginning, a turning point and an ending, opening with the hook \
-or a line as strong.
+Tell this idea as one complete story with a beginning, a turning point and an ending. The first \
+sentence is the hook, or a line as strong: it must make a viewer stop scrolling.
 </Task>
 
 <Hard Limits>
 - Length: {target_words} words (between {min_words} and {max_words}). The voice speaks at a measured rate, \
 so the word count sets the video's length.
-- Reply with the narration only: no title, no quotation marks around it, no notes before or after.
+- The script is the narration only: no title, no quotation marks around it, no notes before or after.
+- Only words to be spoken: no stage directions, no (pauses), no [music], no speaker names.
 - End on a full sentence.
 </Hard Limits>"""
 
@@ -81,12 +84,13 @@ does not touch: the characters, the story and the voice.
 <Hard Limits>
 - Length: {target_words} words (between {min_words} and {max_words}); this already allows for any \
 change of length the note asks for.
-- Reply with the new narration only: no title, no quotation marks, no comments on what changed.
-- End on a full sentence.
+- The script is the new narration only: no title, no quotation marks, no comments on what changed.
+- The summary is one line of at most 20 words telling the reviewer what you changed.
+- End the script on a full sentence.
 </Hard Limits>"""
 
 fix_length_prompt = """That narration has {words} words; it must have between {min_words} and {max_words} \
-(aim for {target_words}). Reply with the corrected narration only, same story, plain sentences."""
+(aim for {target_words}). Reply again with the corrected narration, same story, plain sentences."""
 
 scene_prompts_prompt = """These are the shots of a short vertical (9:16) video called "{title}", in order. \
 Each shot is one still picture shown while its text is spoken.
@@ -125,3 +129,31 @@ Write the upload text: one title for all platforms, a description and hashtags f
 - Hashtags: 5 to 10 per platform, each a single word after #, no spaces; #shorts for YouTube Shorts, \
 #storytime for TikTok, #reels for Instagram Reels, the rest about the story's subject and genre.
 </Hard Limits>"""
+
+scene_plan_prompt = """Plan the pictures of a short vertical (9:16) video called "{title}". A voice reads \
+these numbered sentences; each shot is one still picture, shown while its sentences are spoken.
+
+<Script>
+{sentences}
+</Script>
+
+<Task>
+Group the sentences into about {count} shots, in order, and describe each shot's picture.
+</Task>
+
+<Hard Limits>
+- Sentence ranges cover the script exactly: the first shot starts at sentence 1, each next shot starts \
+right after the previous one ends, and the last shot ends at sentence {last}. No gaps, no overlaps.
+- image_prompt: what the picture shows (subject, setting, action, light, mood) in 15 to 40 words; keep \
+characters, places and style consistent; no text, captions or logos.
+- negative_prompt: what the picture must not show, such as text, watermark, extra limbs, blur.
+- camera: the slow motion over the still; mood: one or two words; beat: hook for the first shot, \
+resolution for the last, build or climax between.
+</Hard Limits>"""
+
+fix_structured_prompt = """That reply could not be used: {error}
+Reply again with the whole answer, corrected, in the same format."""
+
+json_mode_prompt = """Reply with one JSON object and nothing else. It must follow the JSON schema named \
+"{name}":
+{schema}"""

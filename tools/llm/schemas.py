@@ -30,19 +30,35 @@ _HASHTAG = re.compile(rf"#(?=\w*[^\W\d_])\w{{1,{MAX_TAG_CHARS - 1}}}")
 
 
 class IdeaSource(BaseModel):
-    """One thing to build a story from: the request, a line of the seeds file, a feed headline."""
+    """One thing to build a story from: the request, a line of the seeds file, a headline or post."""
 
-    kind: Literal["request", "seed", "rss"]
+    kind: Literal["request", "seed", "rss", "reddit"]
     text: str = Field(min_length=1, max_length=500)
     url: str | None = None
+    inspiration: str = ""  # the item's own text (a post, a feed summary), kept with its link
+
+
+SCORE_PARTS = ("hook", "originality", "emotion", "fit")  # each 0-25; the score is their sum
+PART_MAX = 25
 
 
 class StoryIdea(BaseModel):
     title: str = Field(min_length=1, max_length=TITLE_CHARS)
     logline: str = Field(min_length=1)
     hook: str = Field(min_length=1)
-    score: float = Field(ge=0, le=10)
+    score: float = Field(ge=0, le=100)
     tags: list[str] = Field(default_factory=list)
+    angle: str = ""
+    audience: str = ""
+    emotional_core: str = ""
+    score_parts: dict[str, int] = Field(default_factory=dict)  # SCORE_PARTS -> 0..PART_MAX
+
+
+class Revision(BaseModel):
+    """A revised script and the one line that tells the reviewer what changed."""
+
+    text: str = Field(min_length=1)
+    summary: str
 
 
 class PlatformMeta(BaseModel):
@@ -95,11 +111,21 @@ def platform_hashtags(platform: str, candidates: list[str]) -> list[str]:
     return tags[:MAX_TAGS]
 
 
+class ScorePartsDraft(BaseModel):
+    hook: int = Field(description="0 to 25: how hard the first line stops the scroll")
+    originality: int = Field(description="0 to 25: how fresh the angle is")
+    emotion: int = Field(description="0 to 25: how strongly the emotional core lands")
+    fit: int = Field(description="0 to 25: how well it answers the request and fits under a minute")
+
+
 class IdeaDraft(BaseModel):
     title: str = Field(description="at most 100 characters, no hashtags or emoji")
     logline: str = Field(description="one sentence: who wants what, and what stands in the way")
     hook: str = Field(description="the first spoken line, written to stop the scroll")
-    score: float = Field(description="0 to 10: how well this idea would work as a 9:16 short video")
+    angle: str = Field(description="the take on the material, in a few words")
+    audience: str = Field(description="who this is for, in a few words")
+    emotional_core: str = Field(description="the feeling the story leaves, in a few words")
+    score_parts: ScorePartsDraft
     tags: list[str] = Field(description="2 to 5 lower-case genre or topic words")
 
 
@@ -123,3 +149,56 @@ class MetaDraft(BaseModel):
     youtube_shorts: list[str] = Field(description="5 to 10 hashtags for YouTube Shorts, #shorts first")
     tiktok: list[str] = Field(description="5 to 10 hashtags for TikTok")
     instagram_reels: list[str] = Field(description="5 to 10 hashtags for Instagram Reels, #reels first")
+
+
+class ScriptDraft(BaseModel):
+    """The narration of a short video."""
+
+    script: str = Field(description="the whole narration, plain spoken sentences, the hook first")
+
+
+class RevisionDraft(ScriptDraft):
+    """A revised narration and what changed."""
+
+    summary: str = Field(description="one line, at most 20 words: what changed and why")
+
+
+class ShotDraft(BaseModel):
+    first_sentence: int = Field(description="number of the shot's first sentence")
+    last_sentence: int = Field(description="number of the shot's last sentence")
+    image_prompt: str = Field(description="15 to 40 words: subject, setting, action, light, mood")
+    negative_prompt: str = Field(description="what the picture must not show, comma-separated")
+    camera: Literal["zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down"]
+    mood: str = Field(description="one or two words")
+    beat: Literal["hook", "build", "climax", "resolution"]
+
+
+class ScenePlanDraft(BaseModel):
+    """Shots of a short video; their sentence ranges cover the script in order, each sentence once."""
+
+    shots: list[ShotDraft]
+
+
+class PlannedShot(BaseModel):
+    """One shot of a writer's scene plan: a run of the script's sentences (0-based, inclusive)."""
+
+    first_sentence: int = Field(ge=0)
+    last_sentence: int = Field(ge=0)
+    prompt: str
+    negative_prompt: str = ""
+    motion: str
+    mood: str = ""
+    beat: Literal["hook", "build", "climax", "resolution"]
+
+
+def check_coverage(shots: list[tuple[int, int]], sentences: int) -> None:
+    """Raise ValueError unless the (first, last) ranges cover 0..sentences-1 in order, each once."""
+    expected = 0
+    for number, (first, last) in enumerate(shots, 1):
+        if first != expected:
+            raise ValueError(f"shot {number} starts at sentence {first + 1}, but must start at {expected + 1}")
+        if last < first:
+            raise ValueError(f"shot {number} ends (sentence {last + 1}) before it starts ({first + 1})")
+        expected = last + 1
+    if expected != sentences:
+        raise ValueError(f"the shots end at sentence {expected}, but the script has {sentences} sentences")

@@ -1,10 +1,13 @@
 """Online narration with ElevenLabs, timed word by word from the API's character alignment.
 
 One `POST /v1/text-to-speech/{voice_id}/with-timestamps` per chunk of at most `MAX_REQUEST_CHARS`
-characters (cut at sentence ends), through the official SDK and its retries for 408/409/429/5xx.
-Each chunk's MP3 is decoded on its own, so the next chunk's times are offset by exactly the audio
-that precedes it (plus the MP3 coding delay in front of its sound); the decoded PCM is then
-written as one 48 kHz mono `voice.wav`.
+characters (cut at sentence ends, with `previous_text`/`next_text` for continuous prosody), through
+the official SDK and its retries for 408/409/429/5xx (Retry-After honoured); dropped connections,
+timeouts and malformed replies are retried here with the same backoff and jitter. Each chunk's MP3
+is decoded on its own, so the next chunk's times are offset by exactly the audio that precedes it
+(plus the MP3 coding delay in front of its sound); the decoded PCM is then joined, each join faded
+over a few milliseconds so it cannot click, and written as one 48 kHz mono `voice.wav`. Characters
+sent are counted as the job's usage.
 
 The API key arrives as a plain string and is used only as the SDK's `xi-api-key` header: it is
 never logged, and every error raised here is a one-line message with the key scrubbed out.
@@ -23,8 +26,9 @@ from difflib import SequenceMatcher
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tools.errors import BadInput, MediaError
+from tools.errors import BadInput, MediaError, ProviderGaveUp
 from tools.ffmpeg import run_ffmpeg
+from tools.llm.usage import count
 from tools.models import Word
 from tools.text import Span, ends_clause, ends_sentence, word_spans
 from tools.tts.speech import OUT_RATE, Speech, assemble, words_per_minute, write_wav
@@ -44,10 +48,11 @@ _MODEL_LIMITS = {"eleven_v3": 3_000}
 _CONTEXT_CHARS = 300  # previous_text / next_text sent with each chunk, for continuous prosody
 _NO_CONTEXT_MODELS = ("eleven_v3",)  # request stitching is not offered for v3
 
-MAX_RETRIES = 3  # SDK retries of 408/409/429/5xx (Retry-After honoured, else exponential backoff)
+MAX_RETRIES = 3  # default retries after the first attempt, of HTTP 408/409/429/5xx (by the SDK) and of
+# dropped connections, timeouts and malformed replies (here)
 TIMEOUT_SECONDS = 180  # one request; a 5,000-character narration takes well under a minute
-_TRANSPORT_RETRIES = 2  # a dropped connection is retried here: the SDK retries only HTTP statuses
-_TRANSPORT_BACKOFF = 1.0  # seconds, doubled per attempt
+_TRANSPORT_BACKOFF = 1.0  # seconds before retrying a dropped connection or malformed reply, doubled per attempt
+_JOIN_FADE = 0.005  # seconds of fade on each side of a join between chunks
 _VOICE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # the id goes into the URL path as is
 _PCM_BYTES = 2  # s16le mono
 # An MP3 without a gapless (LAME/Info) tag decodes with the encoder's delay (576 samples for LAME)
@@ -131,7 +136,11 @@ def _detail(body: Any) -> tuple[str, str]:
     return "", str(detail or "no details")
 
 
-def _api_error(exc: ApiError, *, api_key: str, voice_id: str, part: str) -> Exception:
+
+class VoiceGaveUp(MediaError, ProviderGaveUp):
+    """ElevenLabs refused, or failed through every retry."""
+
+def _api_error(exc: ApiError, *, api_key: str, voice_id: str, part: str, attempts: int) -> Exception:
     code = exc.status_code or 0
     status, message = _detail(exc.body)
     detail = _scrub(f"{status}: {message}" if status and status not in message else message, api_key, 200)
@@ -141,7 +150,7 @@ def _api_error(exc: ApiError, *, api_key: str, voice_id: str, part: str) -> Exce
     if voice_problem:
         return BadInput(_scrub(f"ElevenLabs has no voice {voice_id!r} ({detail}): set "
                                "STORYBOT_ELEVENLABS_VOICE_ID to a voice id from your ElevenLabs voices", api_key))
-    attempts = f" after {MAX_RETRIES + 1} attempts" if code in {408, 409, 429} or code >= 500 else ""
+    retried = f" after {attempts} attempts" if code in {408, 409, 429} or code >= 500 else ""
     if code == 401:
         text = f"ElevenLabs refused the API key (HTTP 401{part}: {detail}); check ELEVENLABS_API_KEY and the account"
     elif code == 403:
@@ -151,10 +160,10 @@ def _api_error(exc: ApiError, *, api_key: str, voice_id: str, part: str) -> Exce
     elif code == 422:
         text = f"ElevenLabs could not use the request (HTTP 422{part}: {detail})"
     elif code == 429:
-        text = f"ElevenLabs is rate limiting or busy (HTTP 429{part}: {detail}){attempts}; try again later"
+        text = f"ElevenLabs is rate limiting or busy (HTTP 429{part}: {detail}){retried}; try again later"
     else:
-        text = f"ElevenLabs failed (HTTP {code}{part}: {detail}){attempts}"
-    return MediaError(_scrub(text, api_key))
+        text = f"ElevenLabs failed (HTTP {code}{part}: {detail}){retried}"
+    return VoiceGaveUp(_scrub(text, api_key))
 
 
 def _code_points(alignment: Any) -> _Alignment:
@@ -275,13 +284,19 @@ async def _decode_mp3(audio: bytes, part: str) -> bytes:
     return pcm[:len(pcm) - len(pcm) % _PCM_BYTES]
 
 
+class _Retryable(MediaError):
+    """A fault worth another attempt: a dropped connection, a timeout, a malformed reply."""
+
+
 async def _request(client: AsyncElevenLabs, *, text: str, voice_id: str, model_id: str, api_key: str,
-                   previous_text: str | None, next_text: str | None, part: str) -> Any:
-    """One with-timestamps call: HTTP errors after the SDK's retries, and network errors after a few
-    of our own, become one clear line."""
+                   voice_settings: dict[str, float | bool] | None, previous_text: str | None,
+                   next_text: str | None, part: str, retries: int) -> Any:
+    """One with-timestamps call. HTTP errors come after the SDK's own retries (408/409/429/5xx,
+    Retry-After honoured, else exponential backoff with jitter) and become one clear line."""
     import httpx
     from elevenlabs.core.api_error import ApiError
     from elevenlabs.core.parse_error import ParsingError
+    from elevenlabs.types import VoiceSettings
 
     extra: dict[str, Any] = {}
     if not model_id.startswith(_NO_CONTEXT_MODELS):
@@ -289,31 +304,85 @@ async def _request(client: AsyncElevenLabs, *, text: str, voice_id: str, model_i
             extra["previous_text"] = previous_text
         if next_text:
             extra["next_text"] = next_text
-    for attempt in range(_TRANSPORT_RETRIES + 1):
-        try:
-            return await client.text_to_speech.convert_with_timestamps(
-                voice_id, text=text, model_id=model_id, output_format=OUTPUT_FORMAT,
-                request_options={"max_retries": MAX_RETRIES, "timeout_in_seconds": TIMEOUT_SECONDS},
-                **extra)
-        except ApiError as exc:
-            raise _api_error(exc, api_key=api_key, voice_id=voice_id, part=part) from None
-        except ParsingError as exc:
-            raise MediaError(f"ElevenLabs sent an unexpected response{part} (HTTP {exc.status_code})") from None
-        except httpx.TimeoutException:
-            raise MediaError(f"ElevenLabs did not answer{part} within {TIMEOUT_SECONDS} s") from None
-        except httpx.TransportError as exc:
-            if attempt == _TRANSPORT_RETRIES:
-                reason = _scrub(str(exc) or type(exc).__name__, api_key)
-                raise MediaError(f"cannot reach ElevenLabs{part}: {reason}") from None
-            await asyncio.sleep(_TRANSPORT_BACKOFF * 2**attempt)
+    if voice_settings:
+        extra["voice_settings"] = VoiceSettings(**voice_settings)
+    try:
+        return await client.text_to_speech.convert_with_timestamps(
+            voice_id, text=text, model_id=model_id, output_format=OUTPUT_FORMAT,
+            request_options={"max_retries": retries, "timeout_in_seconds": TIMEOUT_SECONDS}, **extra)
+    except ApiError as exc:
+        raise _api_error(exc, api_key=api_key, voice_id=voice_id, part=part, attempts=retries + 1) from None
+    except ParsingError as exc:
+        raise _Retryable(f"ElevenLabs sent an unexpected response{part} (HTTP {exc.status_code})") from None
+    except httpx.TimeoutException:
+        raise _Retryable(f"ElevenLabs did not answer{part} within {TIMEOUT_SECONDS} s") from None
+    except httpx.TransportError as exc:
+        reason = _scrub(str(exc) or type(exc).__name__, api_key)
+        raise _Retryable(f"cannot reach ElevenLabs{part}: {reason}") from None
+
+
+async def _spoken_chunk(client: AsyncElevenLabs, *, part: str, retries: int, api_key: str,
+                        **request: Any) -> tuple[bytes, _Alignment, bytes]:
+    """(MP3, alignment, PCM) of one chunk. Dropped connections, timeouts and malformed replies
+    (bad base64, no or broken alignment, undecodable audio) are retried with exponential backoff
+    and jitter, `retries` times, as the SDK retries HTTP errors."""
+    from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+    retrying = AsyncRetrying(retry=retry_if_exception_type(_Retryable), stop=stop_after_attempt(retries + 1),
+                             wait=wait_exponential_jitter(multiplier=_TRANSPORT_BACKOFF, max=8,
+                                                          jitter=_TRANSPORT_BACKOFF), reraise=True)
+    try:
+        async for attempt in retrying:
+            with attempt:
+                response = await _request(client, part=part, retries=retries, api_key=api_key, **request)
+                try:
+                    audio = base64.b64decode(getattr(response, "audio_base_64", None) or "", validate=True)
+                except (binascii.Error, ValueError, TypeError):
+                    raise _Retryable(f"ElevenLabs returned audio{part} that is not base64") from None
+                if not audio:
+                    raise _Retryable(f"ElevenLabs returned no audio{part}")
+                alignment = getattr(response, "alignment", None) or getattr(response, "normalized_alignment", None)
+                if alignment is None:
+                    raise _Retryable(f"ElevenLabs returned no character timestamps{part}")
+                try:
+                    aligned = _code_points(alignment)
+                    pcm = await _decode_mp3(audio, part)
+                except MediaError as exc:
+                    raise _Retryable(str(exc)) from None
+                return audio, aligned, pcm
+    except _Retryable as exc:
+        raise VoiceGaveUp(f"{exc} ({retries + 1} attempts)") from None
     raise AssertionError("unreachable")
+
+
+def join_pcm(parts: list[bytes], fade_seconds: float = _JOIN_FADE) -> bytes:
+    """Chunks of s16le mono PCM end to end, each join faded out and in over a few milliseconds:
+    two separately decoded chunks rarely meet at the same sample value, and a step is a click."""
+    import numpy as np
+
+    if len(parts) < 2:
+        return b"".join(parts)
+    n = int(fade_seconds * OUT_RATE)
+    out = []
+    for k, part in enumerate(parts):
+        samples = np.frombuffer(part, dtype="<i2").astype(np.float32)
+        m = min(n, len(samples) // 2)
+        if m:
+            ramp = 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, m, dtype=np.float32))
+            if k > 0:
+                samples[:m] *= ramp
+            if k < len(parts) - 1:
+                samples[-m:] *= ramp[::-1]
+        out.append(np.round(samples).astype("<i2").tobytes())
+    return b"".join(out)
 
 
 async def synthesize_elevenlabs(text: str, out_wav: Path, *, api_key: str, voice_id: str,
                                 base_url: str | None = None, model_id: str = DEFAULT_MODEL,
-                                max_chars: int | None = None) -> Speech:
+                                voice_settings: dict[str, float | bool] | None = None,
+                                retries: int = MAX_RETRIES, max_chars: int | None = None) -> Speech:
     """Speak cleaned script text with an ElevenLabs voice into `out_wav` (48 kHz mono WAV), with a
-    Word per token timed from the API's character alignment."""
+    Word per token timed from the API's character alignment. Characters sent are counted as usage."""
     import httpx  # the SDK and its httpx take ~0.6 s to import: only when this provider runs
     from elevenlabs.client import AsyncElevenLabs
 
@@ -337,21 +406,12 @@ async def synthesize_elevenlabs(text: str, out_wav: Path, *, api_key: str, voice
         for number, chunk in enumerate(chunks, 1):
             part = f" (part {number} of {len(chunks)})" if len(chunks) > 1 else ""
             chunk_text = text[chunk.start:chunk.end]
-            response = await _request(
+            audio, aligned, pcm = await _spoken_chunk(
                 client, text=chunk_text, voice_id=voice_id, model_id=model_id, api_key=api_key, part=part,
+                voice_settings=voice_settings, retries=retries,
                 previous_text=text[max(0, chunk.start - _CONTEXT_CHARS):chunk.start].strip() or None,
                 next_text=text[chunk.end:chunk.end + _CONTEXT_CHARS].strip() or None)
-            try:
-                audio = base64.b64decode(getattr(response, "audio_base_64", None) or "", validate=True)
-            except (binascii.Error, ValueError, TypeError):
-                raise MediaError(f"ElevenLabs returned audio{part} that is not base64") from None
-            if not audio:
-                raise MediaError(f"ElevenLabs returned no audio{part}")
-            alignment = getattr(response, "alignment", None) or getattr(response, "normalized_alignment", None)
-            if alignment is None:
-                raise MediaError(f"ElevenLabs returned no character timestamps{part}")
-            aligned = _code_points(alignment)
-            pcm = await _decode_mp3(audio, part)
+            count(PROVIDER, characters=len(chunk_text))
             length = len(pcm) / _PCM_BYTES / OUT_RATE
             shift = offset + leading_delay(audio)  # alignment time 0 is where this chunk's sound starts
             end_of_chunk = offset + length
@@ -364,7 +424,7 @@ async def synthesize_elevenlabs(text: str, out_wav: Path, *, api_key: str, voice
             offset += length
 
     raw = ["-f", "s16le", "-ar", str(OUT_RATE), "-ac", "1", "-i", "pipe:0"]
-    duration = await write_wav(out_wav, raw, stdin=b"".join(pcm_parts))
+    duration = await write_wav(out_wav, raw, stdin=await asyncio.to_thread(join_pcm, pcm_parts))
     timed, interpolated = token_times(spans, times, duration)
     words: list[Word] = [
         word.model_copy(update={"estimated": True}) if index in interpolated else word
