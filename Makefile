@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROMPT ?= A lighthouse keeper who befriends a lost whale
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean redis
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +25,19 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint
+test: lint redis
 	$(BIN)/pytest -q
+
+# The Celery GPU tests start their own redis-server (Debian package, ~7 MB) on a free port.
+redis:
+	@command -v redis-server >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends redis-server; }
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/workers.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -10,7 +10,8 @@ import json
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,7 +24,9 @@ from graph.events import Event
 from graph.state import JobRequest, JobState
 from tools.errors import StorybotError
 from tools.files import write_json_atomic
+from tools.gpu import GpuClient
 from tools.llm import Writer
+from tools.llm.usage import metered
 from tools.models import Word
 from tools.settings import Settings
 from tools.store import JobStore, StageStatusName
@@ -45,6 +48,7 @@ class NodeContext:
     auto_approve: bool
     emit: Callable[[Event], None]
     cpu: asyncio.Semaphore  # bounds CPU-heavy work across all jobs of the process
+    gpu: GpuClient | None = None  # set when a GPU model is configured (tools.gpu)
 
     def path(self, name: str) -> Path:
         return self.job_dir / name
@@ -63,6 +67,17 @@ class NodeContext:
     def progress(self, stage: str, percent: float, message: str | None = None) -> None:
         self.emit(Event(job_id=self.job_id, kind="progress", stage=stage, percent=round(percent, 1),
                         message=message))
+
+    @contextmanager
+    def metered(self, stage: str) -> Iterator[None]:
+        """Record what providers bill inside the block (tokens, characters) as this job's usage,
+        also when the stage fails: the provider billed it either way."""
+        with metered() as used:
+            try:
+                yield
+            finally:
+                if used:
+                    self.store.add_usage(self.job_id, stage, used)
 
     async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """CPU-bound Python (Pillow, numpy) off the event loop, within the process-wide bound."""

@@ -25,6 +25,7 @@ from graph.context import JobCancelled, NodeContext
 from graph.events import Event
 from graph.state import IDEA_STAGES, STAGES, Answer, JobRequest, JobState
 from tools.errors import BadInput
+from tools.gpu import GpuClient, make_client, models_of
 from tools.llm import get_writer
 from tools.settings import Settings
 from tools.store import JobRecord, JobStore, StageRecord, pid_alive
@@ -152,6 +153,8 @@ class JobService:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.lag.stop()
+        if (gpu := self.__dict__.pop("gpu", None)) is not None:
+            await gpu.close()
 
     # queries ------------------------------------------------------------
 
@@ -304,9 +307,12 @@ class JobService:
         task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
 
     def _context(self, job_id: str, auto_approve: bool) -> NodeContext:
+        # one GPU client per service, made on first use, so every job shares the warm workers
+        if "gpu" not in self.__dict__:
+            self.gpu: GpuClient | None = make_client(self.settings) if models_of(self.settings) else None
         return NodeContext(job_id=job_id, job_dir=self.jobs_dir / job_id, settings=self.settings,
                            store=self.store, writer=self.writer, auto_approve=auto_approve, emit=self._emit,
-                           cpu=self.cpu)
+                           cpu=self.cpu, gpu=self.gpu)
 
     async def _run(self, job_id: str, payload: JobState | Command[Any] | None, auto_approve: bool) -> None:
         config: RunnableConfig = {"configurable": {"thread_id": job_id}}

@@ -5,13 +5,22 @@ A provider is used when it is configured; otherwise the offline default runs and
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, SecretStr
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def _json_or_empty(value: Any) -> Any:
+    """An empty variable (as .env.example leaves it) is no value; text is JSON."""
+    if isinstance(value, str):
+        return json.loads(value) if value.strip() else {}
+    return value
 
 
 class Settings(BaseSettings):
@@ -40,8 +49,37 @@ class Settings(BaseSettings):
     vision_model: str | None = Field(None, alias="STORYBOT_VISION_MODEL")
     gpu_backend: str = Field("local", alias="STORYBOT_GPU_BACKEND")
     redis_url: str | None = Field(None, alias="REDIS_URL")
+    # GPU stages (docs/GPU.md): time limits, retries, queue bound, steps, vision guidance
+    gpu_load_timeout: float = Field(600, alias="STORYBOT_GPU_LOAD_TIMEOUT", gt=0)  # seconds to load a model
+    gpu_request_timeout: float = Field(1800, alias="STORYBOT_GPU_REQUEST_TIMEOUT", gt=0)  # seconds per request
+    gpu_retries: int = Field(2, alias="STORYBOT_GPU_RETRIES", ge=0, le=5)  # after a worker crash
+    gpu_queue_size: int = Field(16, alias="STORYBOT_GPU_QUEUE_SIZE", ge=1)  # requests waiting per local worker
+    gpu_size_divisor: int = Field(1, alias="STORYBOT_GPU_SIZE_DIVISOR", ge=1)  # >1 shrinks native sizes (tests)
+    sdxl_steps: int = Field(30, alias="STORYBOT_SDXL_STEPS", ge=1)
+    sdxl_batch: int = Field(4, alias="STORYBOT_SDXL_BATCH", ge=1)  # shots per SDXL call
+    sdxl_negative_prompt: str = Field("blurry, low quality, text, watermark, deformed, extra limbs",
+                                      alias="STORYBOT_SDXL_NEGATIVE_PROMPT")
+    ltx_steps: int = Field(30, alias="STORYBOT_LTX_STEPS", ge=1)
+    ltx_max_frames: int = Field(257, alias="STORYBOT_LTX_MAX_FRAMES", ge=9)  # longer shots are fitted in post
+    whisper_beam_size: int = Field(5, alias="STORYBOT_WHISPER_BEAM_SIZE", ge=1)
+    whisper_max_new_tokens: int | None = Field(None, alias="STORYBOT_WHISPER_MAX_NEW_TOKENS", ge=1)
+    vision_threshold: float = Field(6.0, alias="STORYBOT_VISION_THRESHOLD", ge=0, le=10)
+    vision_rounds: int = Field(2, alias="STORYBOT_VISION_ROUNDS", ge=0, le=5)  # regenerations per shot
+    vision_max_new_tokens: int = Field(120, alias="STORYBOT_VISION_MAX_NEW_TOKENS", ge=8)
 
     idea_feeds: str = Field("", alias="STORYBOT_IDEA_FEEDS")  # comma-separated RSS/Atom URLs
+
+    # online providers (docs/PROVIDERS.md)
+    llm_structured_method: Literal["json_schema", "function_calling", "json_mode"] = Field(
+        "json_schema", alias="STORYBOT_LLM_STRUCTURED_METHOD")  # the first tried; a server that refuses it falls back
+    elevenlabs_model_id: str = Field("eleven_multilingual_v2", alias="STORYBOT_ELEVENLABS_MODEL_ID")
+    elevenlabs_voice_settings: Annotated[dict[str, float | bool], NoDecode, BeforeValidator(_json_or_empty)] = Field(
+        default_factory=dict, alias="STORYBOT_ELEVENLABS_VOICE_SETTINGS")  # JSON: {"stability": 0.5, ...}
+    idea_subreddits: str = Field("", alias="STORYBOT_IDEA_SUBREDDITS")  # comma-separated, e.g. WritingPrompts
+    reddit_base_url: str = Field("https://www.reddit.com", alias="STORYBOT_REDDIT_BASE_URL")
+    user_agent: str = Field("storybot/0.1 (short story videos; +https://github.com/storybot)",
+                            alias="STORYBOT_USER_AGENT")
+    provider_retries: int = Field(4, alias="STORYBOT_PROVIDER_RETRIES", ge=0, le=10)  # after the first attempt
 
     upload_limit_bytes: int = Field(10 * 1024 * 1024, alias="STORYBOT_UPLOAD_LIMIT_BYTES", gt=0)
     video_preset: str = Field("veryfast", alias="STORYBOT_VIDEO_PRESET")
@@ -58,6 +96,10 @@ class Settings(BaseSettings):
     @property
     def feed_urls(self) -> list[str]:
         return [u.strip() for u in self.idea_feeds.split(",") if u.strip()]
+
+    @property
+    def subreddits(self) -> list[str]:
+        return [u.strip() for u in self.idea_subreddits.split(",") if u.strip()]
 
 
 @cache

@@ -1,46 +1,110 @@
 """Stages 5 and 7-10 and the keyframe approval: from the voice to the finished video.
 
 Each node checks a small manifest beside its outputs, so a re-run after a crash (or after a
-re-roll) reuses what was already made from the same inputs instead of recomputing it.
+re-roll) reuses what was already made from the same inputs instead of recomputing it. A stage whose
+model is configured (STORYBOT_*_MODEL) runs on a GPU worker through `ctx.gpu`; otherwise its
+offline default runs, and the job records which.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 from langgraph.graph import END
 from langgraph.types import Command, interrupt
 
 from graph.context import NodeContext, done, file_digest, fingerprint, remember, reusable, stage
-from graph.events import Event
 from graph.state import Answer, JobState
 from tools import compose, keyframes, motion, shots, subtitles
+from tools.align import Recognised, align
 from tools.files import write_json_atomic
 from tools.finish import finish, finish_metadata, music_or_bed
+from tools.gpu import Family, GpuClient, GpuError, LtxParams, SdxlParams, VisionParams, WhisperParams
+from tools.gpu import plan as gpu_plan
+from tools.models import Aspect, Shot
 from tools.render import collect_artifacts
 
 
-def _not_built(ctx: NodeContext, setting: str | None, name: str, fallback: str) -> list[str]:
-    """Say so when a model is configured whose worker does not exist yet: never fall back silently."""
-    if not setting:
-        return []
-    message = f"{name} is set but its GPU worker is not built yet; used {fallback}"
-    ctx.emit(Event(job_id=ctx.job_id, kind="notice", message=message))
-    return [message]
+def _gpu(ctx: NodeContext, family: Family) -> GpuClient | None:
+    return ctx.gpu if ctx.gpu is not None and ctx.gpu.configured(family) else None
+
+
+async def _call(ctx: NodeContext, gpu: GpuClient, family: Family, params: dict[str, Any], *, stage_name: str,
+                what: str, span: tuple[float, float] = (0.0, 100.0)) -> dict[str, Any]:
+    """One GPU request with progress mapped into `span` percent of the stage; a failure names the
+    stage, the shot(s) and the model, and says out-of-memory plainly."""
+    lo, hi = span
+
+    def progress(step: int, total: int) -> None:
+        ctx.progress(stage_name, lo + (hi - lo) * step / total, f"{what}: step {step}/{total}")
+
+    try:
+        return await gpu.run(family, params, progress)
+    except GpuError as exc:
+        label = "out of memory" if exc.kind == "oom" else "failed"
+        raise GpuError(f"{stage_name} ({what}) {label} on {family} model {gpu.model(family)}: {exc}",
+                       exc.kind) from None
 
 
 @stage("subtitles")
 async def subtitles_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
-    notices = _not_built(ctx, ctx.settings.whisper_model, "STORYBOT_WHISPER_MODEL", "the voice's own timings")
-    result = await ctx.in_thread(subtitles.write_subtitles, ctx.script(), ctx.words(), ctx.request(state).aspect,
-                                 ctx.job_dir)
-    return done("voice timings" if not state["voice"]["estimated"] else "estimated timings",
-                subtitles={"cues": len(result.cues), "font_size": result.font_size}, notices=notices)
+    """With a Whisper model the recognised words lend their timings to the script's words when the
+    voice came without timings (a recording); a TTS voice keeps its own, and ASR only checks it."""
+    words, provider, asr = ctx.words(), "voice timings", None
+    if state["voice"]["estimated"]:
+        provider = "estimated timings"
+    if (gpu := _gpu(ctx, "whisper")) is not None:
+        s = ctx.settings
+        params = WhisperParams(audio=str(ctx.path("voice.wav")), beam_size=s.whisper_beam_size,
+                               max_new_tokens=s.whisper_max_new_tokens)
+        result = await _call(ctx, gpu, "whisper", params.model_dump(), stage_name="subtitles", what="voice")
+        aligned = align(words, [Recognised.model_validate(w) for w in result["words"]], result["duration"])
+        asr = {"model": gpu.model("whisper"), "recognised": len(result["words"]), "matched": aligned.matched,
+               "coverage": round(aligned.coverage, 3), "applied": bool(state["voice"]["estimated"])}
+        write_json_atomic(ctx.path("asr.json"), {**asr, "words": result["words"]})
+        if state["voice"]["estimated"]:
+            words, provider = aligned.words, "whisper alignment"
+            write_json_atomic(ctx.path("words.json"), [w.model_dump() for w in words])
+        else:
+            provider = "voice timings (whisper checked)"
+    result_files = await ctx.in_thread(subtitles.write_subtitles, ctx.script(), words, ctx.request(state).aspect,
+                                       ctx.job_dir)
+    return done(provider, subtitles={"cues": len(result_files.cues), "font_size": result_files.font_size, "asr": asr})
 
 
 def _shot_seed(state: JobState, index: int) -> int:
     """The picture seed of a shot: the job's seed until a re-roll gives the shot its own."""
     return state.get("shot_seeds", {}).get(str(index), state["request"].get("seed", 0))
+
+
+def _picture_prompt(shot: Shot) -> str:
+    return shot.prompt or shot.key_phrase or shot.text
+
+
+async def _sdxl_draw(ctx: NodeContext, gpu: GpuClient, stage_name: str, aspect: Aspect,
+                     jobs: list[tuple[Shot, int, str, Path]], span: tuple[float, float] = (0.0, 100.0)) -> None:
+    """Draw (shot, seed, prompt, png) in batches at SDXL's native size, then scale each to the output size."""
+    s = ctx.settings
+    width, height = gpu_plan.sdxl_size(aspect, s.gpu_size_divisor)
+    raw_dir = ctx.path("keyframes/.sdxl")
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    lo, hi = span
+    for b in range(0, len(jobs), s.sdxl_batch):
+        batch = jobs[b:b + s.sdxl_batch]
+        raws = [raw_dir / png.name for _, _, _, png in batch]
+        params = SdxlParams(prompts=[p for _, _, p, _ in batch], seeds=[seed for _, seed, _, _ in batch],
+                            outputs=[str(r) for r in raws], negative_prompt=s.sdxl_negative_prompt, width=width,
+                            height=height, steps=s.sdxl_steps)
+        numbers = ", ".join(str(shot.index + 1) for shot, _, _, _ in batch)
+        part = (hi - lo) / len(jobs)
+        await _call(ctx, gpu, "sdxl", params.model_dump(), stage_name=stage_name, what=f"shot {numbers}",
+                    span=(lo + part * b, lo + part * (b + len(batch))))
+        for raw, (_, _, _, png) in zip(raws, batch, strict=True):
+            image = await ctx.in_thread(keyframes.load_image_cover, raw, aspect.size)
+            await ctx.in_thread(keyframes.save_png, image, png)
 
 
 @stage("keyframes")
@@ -49,28 +113,108 @@ async def keyframes_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     plan = shots.read_shots(ctx.path("shots.json"))
     folder = ctx.path("keyframes")
     folder.mkdir(exist_ok=True)
-    names = []
+    gpu = _gpu(ctx, "sdxl")
+    source = f"sdxl:{gpu.model('sdxl')}:{ctx.settings.sdxl_steps}" if gpu else "procedural"
+    names, todo, seeds = [], [], {}
     for n, shot in enumerate(plan):
         seed = _shot_seed(state, shot.index)
         png = folder / keyframes.keyframe_name(shot)
         manifest = folder / f".{png.stem}.json"
-        key = fingerprint("procedural", shot.key_phrase, seed, aspect.value)
-        if reusable(manifest, key, png) is None:
+        key = fingerprint(source, _picture_prompt(shot) if gpu else shot.key_phrase, seed, aspect.value)
+        names.append(f"keyframes/{png.name}")
+        seeds[str(shot.index + 1)] = seed
+        if reusable(manifest, key, png) is not None:
+            continue
+        if gpu is None:
             card = await ctx.in_thread(keyframes.draw_art_card, shot, aspect.size, seed)
             await ctx.in_thread(keyframes.save_png, card, png)
             remember(manifest, key, seed=seed)
-        names.append(f"keyframes/{png.name}")
-        ctx.progress("keyframes", 100 * (n + 1) / len(plan))
-    notices = _not_built(ctx, ctx.settings.sdxl_model, "STORYBOT_SDXL_MODEL", "procedural art cards")
-    return done("procedural art cards", keyframes=names, reroll=[], notices=notices)
+            ctx.progress("keyframes", 100 * (n + 1) / len(plan))
+        else:
+            todo.append((shot, seed, _picture_prompt(shot), png, manifest, key))
+    if gpu is not None and todo:
+        await _sdxl_draw(ctx, gpu, "keyframes", aspect, [(shot, seed, p, png) for shot, seed, p, png, _, _ in todo])
+        for _, seed, prompt, _, manifest, key in todo:
+            remember(manifest, key, seed=seed, prompt=prompt)
+    write_json_atomic(folder / "seeds.json", seeds)
+    return done(f"sdxl ({gpu.model('sdxl')})" if gpu else "procedural art cards", keyframes=names, reroll=[])
+
+
+def _best(attempts: list[dict[str, Any]]) -> int:
+    """The attempt to keep: the highest score; unparsed verdicts rank below any parsed one."""
+    return max(range(len(attempts)), key=lambda i: (gpu_plan.score(attempts[i]["verdict"]) or -1.0, -i))
+
+
+async def _judge(ctx: NodeContext, gpu: GpuClient, png: Path, prompt: str, previous: Path | None,
+                 what: str) -> dict[str, Any]:
+    params = VisionParams(image=str(png), prompt=prompt, previous=str(previous) if previous else None,
+                          max_new_tokens=ctx.settings.vision_max_new_tokens)
+    return await _call(ctx, gpu, "vision", params.model_dump(), stage_name="vision_guidance", what=what)
 
 
 @stage("vision_guidance")
 async def vision_guidance(state: JobState, ctx: NodeContext) -> dict[str, Any]:
-    reason = ("STORYBOT_VISION_MODEL is set but its GPU worker is not built yet" if ctx.settings.vision_model
-              else "no vision model configured (STORYBOT_VISION_MODEL)")
-    write_json_atomic(ctx.path("vision.json"), {"skipped": True, "reason": reason})
-    return done("skipped", notices=[f"vision guidance skipped: {reason}"])
+    """Judge each keyframe; a shot scored below the threshold is redrawn with the critique folded
+    into its prompt (new seed), at most `vision_rounds` times, and the best attempt is kept.
+    An unparsed verdict never triggers a redraw (see docs/GPU.md)."""
+    vision = _gpu(ctx, "vision")
+    if vision is None:
+        reason = "no vision model configured (STORYBOT_VISION_MODEL)"
+        write_json_atomic(ctx.path("vision.json"), {"skipped": True, "reason": reason})
+        return done("skipped", notices=[f"vision guidance skipped: {reason}"])
+    s = ctx.settings
+    sdxl = _gpu(ctx, "sdxl")
+    aspect = ctx.request(state).aspect
+    plan = shots.read_shots(ctx.path("shots.json"))
+    records, previous = [], None
+    for n, shot in enumerate(plan):
+        png = ctx.path(state["keyframes"][n])
+        manifest = png.with_name(f".{png.stem}.vision.json")
+        key = fingerprint(vision.model("vision"), file_digest(png), s.vision_threshold, s.vision_rounds,
+                          previous and file_digest(previous))
+        if (kept := reusable(manifest, key, png)) is not None:
+            records.append(kept["record"])
+            previous = png
+            continue
+        what = f"shot {shot.index + 1}"
+        seed, prompt = _shot_seed(state, shot.index), _picture_prompt(shot)
+        first = await _judge(ctx, vision, png, prompt, previous, what)
+        attempts: list[dict[str, Any]] = [{"seed": seed, "prompt": prompt, "file": png.name, "verdict": first}]
+        for round_ in range(1, s.vision_rounds + 1 if sdxl else 1):
+            verdict = attempts[-1]["verdict"]
+            if not gpu_plan.needs_retry(verdict, s.vision_threshold):
+                break
+            assert sdxl is not None
+            retry = png.with_name(f".{png.stem}.try{round_}.png")
+            new_seed, new_prompt = seed + 7919 * round_, gpu_plan.shot_prompt(prompt, verdict.get("critique"))
+            await _sdxl_draw(ctx, sdxl, "vision_guidance", aspect, [(shot, new_seed, new_prompt, retry)])
+            attempts.append({"seed": new_seed, "prompt": new_prompt, "file": retry.name,
+                             "verdict": await _judge(ctx, vision, retry, new_prompt, previous, what)})
+        best = _best(attempts)
+        if best:
+            shutil.copyfile(png.with_name(attempts[best]["file"]), png)
+        record = {"shot": shot.index + 1, "kept": best, "verdict": attempts[best]["verdict"], "attempts": attempts}
+        records.append(record)
+        remember(manifest, fingerprint(vision.model("vision"), file_digest(png), s.vision_threshold,
+                                       s.vision_rounds, previous and file_digest(previous)), record=record)
+        previous = png
+        ctx.progress("vision_guidance", 100 * (n + 1) / len(plan))
+    unparsed = sum(not r["verdict"]["parsed"] for r in records)
+    write_json_atomic(ctx.path("vision.json"), {
+        "skipped": False, "model": vision.model("vision"), "threshold": s.vision_threshold,
+        "rounds": s.vision_rounds, "unparsed": unparsed, "shots": records})
+    notices = [f"vision guidance: {unparsed} of {len(records)} verdicts did not parse; those shots were kept"
+               ] if unparsed else []
+    return done(f"vlm ({vision.model('vision')})", notices=notices)
+
+
+def _verdicts(ctx: NodeContext) -> list[dict[str, Any]]:
+    """The vision verdicts to show beside the keyframes at approval (empty when vision was skipped)."""
+    path = ctx.path("vision.json")
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return [{"shot": r["shot"], **{k: r["verdict"].get(k) for k in ("parsed", "adherence", "quality", "critique",
+                                                                      "consistent")}}
+            for r in data.get("shots", [])]
 
 
 @stage("approve_keyframes")
@@ -83,6 +227,7 @@ async def approve_keyframes(state: JobState, ctx: NodeContext) -> Command[Any]:
         "question": f"Approve these {len(plan)} keyframes, or re-roll some shots?",
         "keyframes": [str(ctx.path(k)) for k in state["keyframes"]],
         "shots": [{"number": s.index + 1, "text": s.text} for s in plan],
+        "verdicts": _verdicts(ctx),
         "answers": ["approve", "reroll N[,M]", "cancel"],
     }))
     if answer.action == "cancel":
@@ -99,24 +244,43 @@ async def approve_keyframes(state: JobState, ctx: NodeContext) -> Command[Any]:
 
 @stage("animate")
 async def animate(state: JobState, ctx: NodeContext) -> dict[str, Any]:
+    """Ken Burns motion, or LTX image-to-video at its native size and 8k+1 frames, fitted to the
+    shot (scaled, cropped, 30 fps, extended when short) by the media engine."""
     aspect = ctx.request(state).aspect
     plan = shots.read_shots(ctx.path("shots.json"))
     cut = compose.plan_cut(plan)
     folder = ctx.path("clips")
     folder.mkdir(exist_ok=True)
+    gpu, s = _gpu(ctx, "ltx"), ctx.settings
+    width, height = gpu_plan.ltx_size(aspect, s.gpu_size_divisor)
     names = []
     for n, (shot, frames) in enumerate(zip(plan, cut.clip_frames, strict=True)):
         keyframe = ctx.path(state["keyframes"][n])
         clip = folder / f"shot_{shot.index + 1:02d}.mp4"
         manifest = folder / f".{clip.stem}.json"
-        key = fingerprint("ken-burns", await ctx.in_thread(file_digest, keyframe), shot.motion, frames, aspect.value)
+        digest = await ctx.in_thread(file_digest, keyframe)
+        if gpu is None:
+            key = fingerprint("ken-burns", digest, shot.motion, frames, aspect.value)
+        else:
+            ltx_frames = gpu_plan.ltx_frames(frames / motion.FPS, s.ltx_max_frames)
+            key = fingerprint("ltx", gpu.model("ltx"), digest, _picture_prompt(shot), frames, ltx_frames,
+                              width, height, s.ltx_steps, aspect.value)
         if reusable(manifest, key, clip) is None:
-            await motion.ken_burns(keyframe, shot.motion, frames, aspect, clip)
+            if gpu is None:
+                await motion.ken_burns(keyframe, shot.motion, frames, aspect, clip)
+            else:
+                raw = folder / f".{clip.stem}.ltx.mp4"
+                params = LtxParams(image=str(keyframe), prompt=_picture_prompt(shot), output=str(raw), width=width,
+                                   height=height, num_frames=ltx_frames, fps=gpu_plan.LTX_FPS, steps=s.ltx_steps,
+                                   seed=_shot_seed(state, shot.index), negative_prompt=s.sdxl_negative_prompt)
+                await _call(ctx, gpu, "ltx", params.model_dump(), stage_name="animate",
+                            what=f"shot {shot.index + 1}",
+                            span=(100 * n / len(plan), 100 * (n + 1) / len(plan)))
+                await motion.fit_clip(raw, frames, aspect, clip)
             remember(manifest, key)
         names.append(f"clips/{clip.name}")
         ctx.progress("animate", 100 * (n + 1) / len(plan))
-    notices = _not_built(ctx, ctx.settings.ltx_model, "STORYBOT_LTX_MODEL", "Ken Burns motion")
-    return done("ken burns (ffmpeg)", clips=names, notices=notices)
+    return done(f"ltx ({gpu.model('ltx')})" if gpu else "ken burns (ffmpeg)", clips=names)
 
 
 @stage("post_produce")
@@ -136,7 +300,8 @@ async def post_produce(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     finished = await finish(ctx.job_dir, clips, cut, ctx.path("voice.wav"), music, ctx.path("subtitles.ass"),
                             request.aspect, enc, s.upload_limit_bytes)
     title = state.get("idea", {}).get("title") or request.prompt
-    platforms = await ctx.writer.platform_meta(title, ctx.script())
+    with ctx.metered("post_produce"):
+        platforms = await ctx.writer.platform_meta(title, ctx.script())
     metadata = {
         **finish_metadata(finished, enc, cut, False, s.upload_limit_bytes),
         "job_id": ctx.job_id,
@@ -147,6 +312,7 @@ async def post_produce(state: JobState, ctx: NodeContext) -> dict[str, Any]:
         "script_version": state["script_version"],
         "platforms": platforms.model_dump(),
         "providers": state.get("providers", {}),
+        "usage": ctx.store.usage_totals(ctx.job_id),
         "stages": {r.name: {"runs": r.runs, "seconds": r.seconds, "provider": r.provider}
                    for r in ctx.store.stage_list(ctx.job_id)},
     }

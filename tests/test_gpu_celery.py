@@ -1,0 +1,107 @@
+"""The celery backend for real: a redis-server and a `storybot worker` process serving all four
+tiny models through the same client API as the local backend, and a worker process killed
+mid-task whose task is redelivered and completes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.gpu_fixtures import build_tiny_models, children, redis_server, start_celery_worker
+from tools.gpu import GpuError, LtxParams, SdxlParams, VisionParams, WhisperParams, make_client
+from tools.gpu.celery_backend import CeleryBackend
+from tools.settings import Settings
+from tools.tts import synthesize
+
+
+@pytest.fixture(scope="session")
+def tiny_models() -> dict[str, str]:
+    return build_tiny_models()
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    with redis_server(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def worker(redis_url: str, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    proc = start_celery_worker(redis_url, "sdxl,whisper,ltx,vision", tmp_path / "worker.log")
+    yield proc
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def sdxl(tmp_path: Path, steps: int) -> dict[str, object]:
+    return SdxlParams(prompts=["a whale"], seeds=[3], outputs=[str(tmp_path / "k.png")], width=96, height=160,
+                      steps=steps).model_dump()
+
+
+async def test_same_api_and_a_killed_worker_process_is_redelivered(
+        tiny_models: dict[str, str], redis_url: str, worker: subprocess.Popen[bytes],
+        tmp_path: Path) -> None:
+    settings = Settings.model_validate({"STORYBOT_GPU_BACKEND": "celery", "REDIS_URL": redis_url,
+                                        "STORYBOT_GPU_REQUEST_TIMEOUT": 120, **tiny_models})
+    client = make_client(settings)
+    assert isinstance(client, CeleryBackend)
+    try:
+        speech = await synthesize("A lost whale sang below the rocks.", tmp_path / "voice.wav")
+        heard = await client.run("whisper", WhisperParams(audio=str(speech.wav), beam_size=1,
+                                                          max_new_tokens=16).model_dump())
+        assert abs(heard["duration"] - speech.duration) < 0.1
+        Image.new("RGB", (108, 192), (30, 90, 160)).save(tmp_path / "key.png")
+        clip = await client.run("ltx", LtxParams(image=str(tmp_path / "key.png"), prompt="waves", width=64,
+                                                 height=96, num_frames=9, steps=2,
+                                                 output=str(tmp_path / "clip.mp4")).model_dump())
+        assert clip["frames"] == 9 and (tmp_path / "clip.mp4").stat().st_size > 0
+        verdict = await client.run("vision", VisionParams(image=str(tmp_path / "key.png"), prompt="waves",
+                                                          max_new_tokens=16).model_dump())
+        assert verdict["parsed"] is False and verdict["quality"] is None
+
+        killed: list[int] = []
+
+        def kill_the_pool_process(step: int, total: int) -> None:
+            if not killed and step >= 1 and total > 1:  # mid-denoising
+                pool = children(worker.pid)
+                assert len(pool) == 1
+                os.kill(pool[0], signal.SIGKILL)
+                killed.append(pool[0])
+
+        result = await client.run("sdxl", sdxl(tmp_path, steps=40), kill_the_pool_process)
+        assert killed
+        assert Image.open(result["outputs"][0]).size == (96, 160)
+        assert children(worker.pid) != killed  # a new pool process served the redelivered task
+    finally:
+        await client.close()
+
+
+async def test_a_missing_model_is_reported_by_the_worker(redis_url: str,
+                                                         worker: subprocess.Popen[bytes], tmp_path: Path) -> None:
+    client = CeleryBackend({"sdxl": str(tmp_path / "nope")}, redis_url, request_timeout=60)
+    try:
+        with pytest.raises(GpuError, match=r"sdxl model .*nope failed to load") as caught:
+            await client.run("sdxl", sdxl(tmp_path, 2))
+        assert caught.value.kind == "load"
+    finally:
+        await client.close()
+
+
+async def test_no_worker_on_the_queue_times_out_clearly(redis_url: str, tmp_path: Path) -> None:
+    client = CeleryBackend({"ltx": "some/model"}, redis_url, request_timeout=1)
+    try:
+        with pytest.raises(GpuError, match="is a worker consuming queue 'ltx'") as caught:
+            await client.run("ltx", {})
+        assert caught.value.kind == "timeout"
+    finally:
+        await client.close()

@@ -1,0 +1,36 @@
+"""The GPU client: nodes call `run(family, params)`; the backend (local subprocesses or Celery)
+comes from configuration. Heavy ML packages are never imported in this process; the request
+schemas come from gpu_workers.protocol, re-exported here so the graph imports tools only."""
+
+from __future__ import annotations
+
+from gpu_workers.protocol import Family, LtxParams, SdxlParams, VisionParams, WhisperParams
+from tools.gpu.client import GpuClient, ProgressFn
+from tools.gpu.errors import GpuError
+from tools.settings import Settings
+
+__all__ = ["Family", "GpuClient", "GpuError", "LtxParams", "ProgressFn", "SdxlParams", "VisionParams",
+           "WhisperParams", "make_client", "models_of"]
+
+
+def models_of(settings: Settings) -> dict[Family, str]:
+    configured: dict[Family, str | None] = {"sdxl": settings.sdxl_model, "ltx": settings.ltx_model,
+                                            "whisper": settings.whisper_model, "vision": settings.vision_model}
+    return {family: model for family, model in configured.items() if model}
+
+
+def make_client(settings: Settings) -> GpuClient:
+    """The configured backend; nothing starts until a stage sends its first request."""
+    if settings.gpu_backend == "celery":
+        from tools.gpu.celery_backend import CeleryBackend
+
+        if not settings.redis_url:
+            raise GpuError("STORYBOT_GPU_BACKEND=celery needs REDIS_URL", "load")
+        return CeleryBackend(models_of(settings), settings.redis_url, request_timeout=settings.gpu_request_timeout)
+    if settings.gpu_backend != "local":
+        raise GpuError(f"unknown STORYBOT_GPU_BACKEND {settings.gpu_backend!r} (use local or celery)", "load")
+    from tools.gpu.local import LocalBackend
+
+    return LocalBackend(models_of(settings), load_timeout=settings.gpu_load_timeout,
+                        request_timeout=settings.gpu_request_timeout, retries=settings.gpu_retries,
+                        queue_size=settings.gpu_queue_size)
