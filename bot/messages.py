@@ -131,16 +131,29 @@ def script_embeds(approval: dict[str, Any]) -> list[list[discord.Embed]]:
 def keyframes_embed(approval: dict[str, Any]) -> discord.Embed:
     embed = discord.Embed(title="🖼️ Keyframes", colour=COLOURS["waiting"],
                           description="Approve them, or pick shots to draw again.")
-    verdicts = {v.get("shot"): v for v in approval.get("vision", []) if isinstance(v, dict)}
+    verdicts = {v.get("shot"): v for v in approval.get("verdicts", []) if isinstance(v, dict)}
     for shot in approval.get("shots", [])[:25]:
         number = shot.get("number")
-        verdict = verdicts.get(number)
-        extra = ""
-        if verdict and verdict.get("score") is not None:
-            extra = f"\n*Check:* {verdict['score']}/10 {quote(str(verdict.get('critique', '')))}"
+        extra = _verdict_line(verdicts.get(number))
         embed.add_field(name=f"Shot {number}", value=one_line(quote(str(shot.get("text", ""))) + extra, 1000) or "—",
                         inline=False)
     return embed
+
+
+def _verdict_line(verdict: dict[str, Any] | None) -> str:
+    """The vision model's check of one keyframe, as shown under its text."""
+    if not verdict:
+        return ""
+    if not verdict.get("parsed"):
+        return " · *check:* the vision model gave no usable verdict"
+    scores = f"prompt {_score(verdict.get('adherence'))}, quality {_score(verdict.get('quality'))}"
+    consistent = "" if verdict.get("consistent") is not False else ", differs from the previous shot"
+    critique = f": {quote(str(verdict['critique']))}" if verdict.get("critique") else ""
+    return f" · *check:* {scores}{consistent}{critique}"
+
+
+def _score(value: Any) -> str:
+    return f"{value:g}/10" if isinstance(value, int | float) else "?"
 
 
 def delivery_text(job_id: str, platforms: dict[str, Any], requester_name: str) -> str:

@@ -255,3 +255,15 @@ def test_guild_and_channel_allow_lists(tmp_path: Path) -> None:
     bot = StorybotBot(settings, SimpleNamespace())  # type: ignore[arg-type]
     assert bot.place_allowed(5, 6) and not bot.place_allowed(5, 8) and not bot.place_allowed(9, 6)
     assert not bot.place_allowed(None, 6)  # direct messages are outside every allowed server
+
+
+def test_keyframe_embed_shows_vision_verdicts() -> None:
+    from bot.messages import keyframes_embed
+
+    embed = keyframes_embed({"shots": [{"number": 1, "text": "A whale."}, {"number": 2, "text": "A lamp."}],
+                             "verdicts": [{"shot": 1, "parsed": True, "adherence": 8, "quality": 6.5,
+                                           "critique": "too dark", "consistent": False},
+                                          {"shot": 2, "parsed": False}]})
+    first, second = (f.value or "" for f in embed.fields)
+    assert "prompt 8/10, quality 6.5/10, differs from the previous shot: too dark" in first
+    assert "no usable verdict" in second
