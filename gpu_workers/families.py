@@ -60,10 +60,11 @@ class Sdxl:
         import torch
 
         p = SdxlParams.model_validate(params)
-        if not len(p.prompts) == len(p.seeds) == len(p.outputs):
-            raise ValueError("prompts, seeds and outputs differ in length")
+        negatives = p.negative_prompts if p.negative_prompts is not None else [p.negative_prompt] * len(p.prompts)
+        if not len(p.prompts) == len(p.seeds) == len(p.outputs) == len(negatives):
+            raise ValueError("prompts, seeds, negative prompts and outputs differ in length")
         images = self.pipe(
-            prompt=p.prompts, negative_prompt=[p.negative_prompt] * len(p.prompts), width=p.width, height=p.height,
+            prompt=p.prompts, negative_prompt=negatives, width=p.width, height=p.height,
             num_inference_steps=p.steps, guidance_scale=p.guidance,
             generator=[torch.Generator("cpu").manual_seed(s) for s in p.seeds],
             callback_on_step_end=_step_callback(progress, p.steps)).images

@@ -39,12 +39,13 @@ class Message(BaseModel):
 
 
 class SdxlParams(BaseModel):
-    """A batch of keyframes: one prompt, seed and output path per shot."""
+    """A batch of keyframes: one prompt, seed and output path per shot; negatives per shot or one for all."""
 
     prompts: list[str]
     seeds: list[int]
     outputs: list[str]
     negative_prompt: str = ""
+    negative_prompts: list[str] | None = None
     width: int = Field(832, ge=64)
     height: int = Field(1216, ge=64)
     steps: int = Field(30, ge=1)

@@ -29,6 +29,7 @@ def tiny_models() -> dict[str, str]:
 
 
 def sdxl_params(tmp_path: Path, n: int = 2, steps: int = 2, seeds: list[int] | None = None) -> dict[str, object]:
+    tmp_path.mkdir(exist_ok=True)
     width, height = gpu_plan.sdxl_size(Aspect.portrait, 8)
     return SdxlParams(prompts=["a lighthouse at dusk"] * n, seeds=seeds or list(range(n)),
                       outputs=[str(tmp_path / f"k{i}.png") for i in range(n)], negative_prompt="blurry",
@@ -52,6 +53,20 @@ async def test_sdxl_batch_warm_worker_progress_and_seeds(tiny_models: dict[str, 
         await backend.run("sdxl", sdxl_params(tmp_path))
         assert time.perf_counter() - started < 3  # no model load the second time
         assert backend.workers["sdxl"].starts == 1
+    finally:
+        await backend.close()
+
+
+async def test_per_shot_negative_prompts_change_only_their_shot(tiny_models: dict[str, str], tmp_path: Path) -> None:
+    backend = LocalBackend(models(tiny_models))
+    try:
+        plain = await backend.run("sdxl", sdxl_params(tmp_path / "a", 2, seeds=[4, 4]))
+        params = sdxl_params(tmp_path / "b", 2, seeds=[4, 4]) | {"negative_prompts": ["blurry", "neon, crowds"]}
+        steered = await backend.run("sdxl", params)
+        before, after = ([np.asarray(Image.open(p), dtype=np.int16) for p in r["outputs"]] for r in (plain, steered))
+        assert np.abs(before[0] - after[0]).max() <= 2 < np.abs(before[1] - after[1]).max()
+        with pytest.raises(GpuError, match="differ in length"):
+            await backend.run("sdxl", params | {"negative_prompts": ["only one"]})
     finally:
         await backend.close()
 
@@ -173,3 +188,21 @@ def test_out_of_memory_is_named() -> None:
     assert error_kind(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")) == "oom"
     assert error_kind(type("OutOfMemoryError", (RuntimeError,), {})("boom")) == "oom"
     assert error_kind(RuntimeError("something else")) == "error"
+
+
+def test_the_scene_plan_steers_each_shots_prompts(tmp_path: Path) -> None:
+    import json
+    from types import SimpleNamespace
+
+    from graph.nodes.media import _extras, _negative_prompt, _picture_prompt
+    from tools.models import Shot
+
+    (tmp_path / "scenes.json").write_text(json.dumps([{"shot": 1, "negative_prompt": "text", "mood": "hushed"},
+                                                      {"shot": 2}]))
+    ctx = SimpleNamespace(path=lambda name: tmp_path / name, settings=SimpleNamespace(sdxl_negative_prompt="blurry"))
+    first, second = (Shot(index=i, start=i, end=i + 1, first_word=0, last_word=0, text="t", key_phrase="k",
+                          prompt=f"shot {i}") for i in range(2))
+    extras = _extras(ctx)  # type: ignore[arg-type]
+    assert _picture_prompt(first, extras) == "shot 0, hushed mood" and _picture_prompt(second, extras) == "shot 1"
+    assert _negative_prompt(ctx, first, extras) == "text, blurry"  # type: ignore[arg-type]
+    assert _negative_prompt(ctx, second, extras) == "blurry"  # type: ignore[arg-type]

@@ -80,14 +80,30 @@ def _shot_seed(state: JobState, index: int) -> int:
     return state.get("shot_seeds", {}).get(str(index), state["request"].get("seed", 0))
 
 
-def _picture_prompt(shot: Shot) -> str:
-    return shot.prompt or shot.key_phrase or shot.text
+def _extras(ctx: NodeContext) -> dict[int, dict[str, Any]]:
+    """The scene plan's per-shot extras (negative prompt, mood, beat) from `scenes.json`, by 0-based index."""
+    path = ctx.path("scenes.json")
+    entries = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+    return {int(e["shot"]) - 1: e for e in entries if isinstance(e, dict) and "shot" in e}
+
+
+def _picture_prompt(shot: Shot, extras: dict[int, dict[str, Any]]) -> str:
+    prompt = shot.prompt or shot.key_phrase or shot.text
+    mood = extras.get(shot.index, {}).get("mood")
+    return f"{prompt}, {mood} mood" if mood else prompt
+
+
+def _negative_prompt(ctx: NodeContext, shot: Shot, extras: dict[int, dict[str, Any]]) -> str:
+    """The planner's negative prompt for this shot, then the configured one for every shot."""
+    own = extras.get(shot.index, {}).get("negative_prompt")
+    return ", ".join(p for p in (own, ctx.settings.sdxl_negative_prompt) if p)
 
 
 async def _sdxl_draw(ctx: NodeContext, gpu: GpuClient, stage_name: str, aspect: Aspect,
                      jobs: list[tuple[Shot, int, str, Path]], span: tuple[float, float] = (0.0, 100.0)) -> None:
     """Draw (shot, seed, prompt, png) in batches at SDXL's native size, then scale each to the output size."""
     s = ctx.settings
+    extras = _extras(ctx)
     width, height = gpu_plan.sdxl_size(aspect, s.gpu_size_divisor)
     raw_dir = ctx.path("keyframes/.sdxl")
     raw_dir.mkdir(parents=True, exist_ok=True)
@@ -96,8 +112,8 @@ async def _sdxl_draw(ctx: NodeContext, gpu: GpuClient, stage_name: str, aspect: 
         batch = jobs[b:b + s.sdxl_batch]
         raws = [raw_dir / png.name for _, _, _, png in batch]
         params = SdxlParams(prompts=[p for _, _, p, _ in batch], seeds=[seed for _, seed, _, _ in batch],
-                            outputs=[str(r) for r in raws], negative_prompt=s.sdxl_negative_prompt, width=width,
-                            height=height, steps=s.sdxl_steps)
+                            outputs=[str(r) for r in raws], width=width, height=height, steps=s.sdxl_steps,
+                            negative_prompts=[_negative_prompt(ctx, shot, extras) for shot, _, _, _ in batch])
         numbers = ", ".join(str(shot.index + 1) for shot, _, _, _ in batch)
         part = (hi - lo) / len(jobs)
         await _call(ctx, gpu, "sdxl", params.model_dump(), stage_name=stage_name, what=f"shot {numbers}",
@@ -115,12 +131,13 @@ async def keyframes_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     folder.mkdir(exist_ok=True)
     gpu = _gpu(ctx, "sdxl")
     source = f"sdxl:{gpu.model('sdxl')}:{ctx.settings.sdxl_steps}" if gpu else "procedural"
+    extras = _extras(ctx)
     names, todo, seeds = [], [], {}
     for n, shot in enumerate(plan):
         seed = _shot_seed(state, shot.index)
         png = folder / keyframes.keyframe_name(shot)
         manifest = folder / f".{png.stem}.json"
-        key = fingerprint(source, _picture_prompt(shot) if gpu else shot.key_phrase, seed, aspect.value)
+        key = fingerprint(source, _picture_prompt(shot, extras) if gpu else shot.key_phrase, seed, aspect.value)
         names.append(f"keyframes/{png.name}")
         seeds[str(shot.index + 1)] = seed
         if reusable(manifest, key, png) is not None:
@@ -131,7 +148,7 @@ async def keyframes_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
             remember(manifest, key, seed=seed)
             ctx.progress("keyframes", 100 * (n + 1) / len(plan))
         else:
-            todo.append((shot, seed, _picture_prompt(shot), png, manifest, key))
+            todo.append((shot, seed, _picture_prompt(shot, extras), png, manifest, key))
     if gpu is not None and todo:
         await _sdxl_draw(ctx, gpu, "keyframes", aspect, [(shot, seed, p, png) for shot, seed, p, png, _, _ in todo])
         for _, seed, prompt, _, manifest, key in todo:
@@ -163,6 +180,7 @@ async def vision_guidance(state: JobState, ctx: NodeContext) -> dict[str, Any]:
         write_json_atomic(ctx.path("vision.json"), {"skipped": True, "reason": reason})
         return done("skipped", notices=[f"vision guidance skipped: {reason}"])
     s = ctx.settings
+    extras = _extras(ctx)
     sdxl = _gpu(ctx, "sdxl")
     aspect = ctx.request(state).aspect
     plan = shots.read_shots(ctx.path("shots.json"))
@@ -177,7 +195,7 @@ async def vision_guidance(state: JobState, ctx: NodeContext) -> dict[str, Any]:
             previous = png
             continue
         what = f"shot {shot.index + 1}"
-        seed, prompt = _shot_seed(state, shot.index), _picture_prompt(shot)
+        seed, prompt = _shot_seed(state, shot.index), _picture_prompt(shot, extras)
         first = await _judge(ctx, vision, png, prompt, previous, what)
         attempts: list[dict[str, Any]] = [{"seed": seed, "prompt": prompt, "file": png.name, "verdict": first}]
         for round_ in range(1, s.vision_rounds + 1 if sdxl else 1):
@@ -252,6 +270,7 @@ async def animate(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     folder = ctx.path("clips")
     folder.mkdir(exist_ok=True)
     gpu, s = _gpu(ctx, "ltx"), ctx.settings
+    extras = _extras(ctx)
     width, height = gpu_plan.ltx_size(aspect, s.gpu_size_divisor)
     names = []
     for n, (shot, frames) in enumerate(zip(plan, cut.clip_frames, strict=True)):
@@ -263,16 +282,18 @@ async def animate(state: JobState, ctx: NodeContext) -> dict[str, Any]:
             key = fingerprint("ken-burns", digest, shot.motion, frames, aspect.value)
         else:
             ltx_frames = gpu_plan.ltx_frames(frames / motion.FPS, s.ltx_max_frames)
-            key = fingerprint("ltx", gpu.model("ltx"), digest, _picture_prompt(shot), frames, ltx_frames,
+            key = fingerprint("ltx", gpu.model("ltx"), digest, _picture_prompt(shot, extras), frames, ltx_frames,
                               width, height, s.ltx_steps, aspect.value)
         if reusable(manifest, key, clip) is None:
             if gpu is None:
                 await motion.ken_burns(keyframe, shot.motion, frames, aspect, clip)
             else:
                 raw = folder / f".{clip.stem}.ltx.mp4"
-                params = LtxParams(image=str(keyframe), prompt=_picture_prompt(shot), output=str(raw), width=width,
-                                   height=height, num_frames=ltx_frames, fps=gpu_plan.LTX_FPS, steps=s.ltx_steps,
-                                   seed=_shot_seed(state, shot.index), negative_prompt=s.sdxl_negative_prompt)
+                params = LtxParams(image=str(keyframe), prompt=_picture_prompt(shot, extras), output=str(raw),
+                                   width=width, height=height, num_frames=ltx_frames, fps=gpu_plan.LTX_FPS,
+                                   steps=s.ltx_steps,
+                                   seed=_shot_seed(state, shot.index),
+                                   negative_prompt=_negative_prompt(ctx, shot, extras))
                 await _call(ctx, gpu, "ltx", params.model_dump(), stage_name="animate",
                             what=f"shot {shot.index + 1}",
                             span=(100 * n / len(plan), 100 * (n + 1) / len(plan)))
