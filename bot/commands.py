@@ -11,6 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.text import duration, is_approval, one_line, quote, shot_numbers, visible
+from bot.views import modal_note
 from graph.api import Answer, BadInput, JobRequest
 
 if TYPE_CHECKING:
@@ -123,6 +124,15 @@ class VideoCommands(commands.Cog):
             await interaction.followup.send(text, ephemeral=True)
         else:
             await interaction.response.send_message(text, ephemeral=True)
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """The revise form, answered from its custom_id (see `ReviseModal`)."""
+        if (submitted := modal_note(interaction)) is None:
+            return
+        job_id, interrupt_id, note = submitted
+        if await self.conductor.authorize(interaction, job_id):
+            await self.conductor.answer_click(interaction, job_id, interrupt_id, Answer(action="revise", note=note))
 
     # replies ------------------------------------------------------------
 

@@ -131,7 +131,9 @@ class JobButton(ui.DynamicItem[ui.Button[Any]], template=rf"sb:(?P<action>retry|
 
 
 class ReviseModal(ui.Modal):
-    """The reviewer's note; its custom_id names the job and approval, like the buttons'."""
+    """The reviewer's note. Its custom_id names the job and approval, like the buttons'; submissions
+    are answered by `VideoCommands.on_interaction` from that custom_id alone, so a form left open
+    while the bot restarts still works (discord.py keeps modals only in memory)."""
 
     note: ui.TextInput[Any] = ui.TextInput(label="What should change?", style=discord.TextStyle.paragraph,
                                            placeholder="e.g. make the ending happier, and shorter",
@@ -139,14 +141,20 @@ class ReviseModal(ui.Modal):
 
     def __init__(self, job_id: str, interrupt_id: str) -> None:
         super().__init__(title="Revise the script", timeout=None, custom_id=f"sb:note:{job_id}:{interrupt_id}")
-        self.job_id, self.interrupt_id = job_id, interrupt_id
 
-    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
-        return await conductor_of(interaction).authorize(interaction, self.job_id)
 
-    async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:
-        await conductor_of(interaction).answer_click(interaction, self.job_id, self.interrupt_id,
-                                                     Answer(action="revise", note=self.note.value))
+NOTE_MODAL = re.compile(rf"^sb:note:{JOB}:{IID}$")
+
+
+def modal_note(interaction: discord.Interaction[Any]) -> tuple[str, str, str] | None:
+    """(job id, interrupt id, note) of a submitted revise form; None for any other interaction."""
+    data = cast(dict[str, Any], interaction.data or {})
+    match = NOTE_MODAL.match(str(data.get("custom_id", "")))
+    if interaction.type is not discord.InteractionType.modal_submit or match is None:
+        return None
+    fields = [c for row in data.get("components", []) for c in row.get("components", [])]
+    note = next((str(c.get("value", "")) for c in fields if c.get("custom_id") == "note"), "")
+    return match["job"], match["iid"], note
 
 
 def _values(interaction: discord.Interaction[Any]) -> list[str]:

@@ -214,7 +214,7 @@ async def test_three_jobs_at_once_never_miss_the_deadline(world: tuple[FakeDisco
 
 async def test_modal_revision_txt_replacement_and_an_expired_token(world: tuple[FakeDiscord, BotProcess],
                                                                    tmp_path: Path) -> None:
-    fake, _bot = world
+    fake, bot = world
     ask = await fake.slash(ALICE, CHANNEL, "video", {"prompt": "A robot learns to paint", "duration": 5},
                            guild_id=GUILD)
     await acknowledged(fake, ask)
@@ -225,6 +225,8 @@ async def test_modal_revision_txt_replacement_and_an_expired_token(world: tuple[
     opened = await fake.click(ALICE, script, component(script, "sb:revise:"))
     kind, modal = await acknowledged(fake, opened)
     assert kind == 9 and modal["custom_id"].startswith("sb:note:")
+    await bot.kill()  # the form is still open in the user's client while the bot restarts
+    await bot.start()
     submitted = await fake.submit_modal(ALICE, modal["custom_id"], {"note": "shorter, and funnier"}, message=script)
     await acknowledged(fake, submitted)
 

@@ -87,9 +87,17 @@ async def test_revise_opens_a_modal_whose_note_revises_the_script(conductor: Con
     await revise.callback(click)
     modal = click.response.send_modal.call_args.args[0]
     assert isinstance(modal, ReviseModal) and modal.custom_id == f"sb:note:{job_id}:{iid}"
-    modal.note._value = "make it shorter"
-    submit = interaction(conductor, ALICE)
-    await modal.on_submit(submit)
+    fields = {"custom_id": modal.custom_id,
+              "components": [{"type": 1, "components": [{"type": 4, "custom_id": "note", "value": "make it shorter"}]}]}
+    stranger = interaction(conductor, MALLORY, **fields)
+    stranger.type = discord.InteractionType.modal_submit
+    cog = VideoCommands(conductor.bot)
+    await cog.on_interaction(stranger)
+    assert stranger.response.send_message.call_args.kwargs["ephemeral"]
+    assert conductor.service.get(job_id).interrupt_id == iid
+    submit = interaction(conductor, ALICE, **fields)
+    submit.type = discord.InteractionType.modal_submit
+    await cog.on_interaction(submit)  # from the custom_id alone: works after a restart too
     submit.response.defer.assert_awaited_once()
     record = await conductor.service.wait(job_id)
     assert record.status == "waiting" and record.interrupt_id != iid
