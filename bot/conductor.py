@@ -340,8 +340,21 @@ class Conductor:
                                  post.auto_approve)
                 refusal = await self._steer(post.job_id, resume)
                 log.info("job %s after a restart: %s", post.job_id, refusal or "resumed")
-            elif record.status == "done" and post.delivered_message_id is None:
+            elif record.status == "done" and not post.delivered_message_id:
+                if post.delivered_message_id == 0 and (found := await self._find_delivery(post)):
+                    self.records.update(post.job_id, delivered_message_id=found)  # it was posted after all
+                    continue
+                self.records.update(post.job_id, delivered_message_id=None)
                 await self.deliver(post.job_id)
+
+    async def _find_delivery(self, post: Post) -> int | None:
+        """After a crash in the middle of a delivery: the message, if it got posted (the recent history)."""
+        channel = self.bot.get_partial_messageable(self.settings.delivery_channel_id or post.channel_id)
+        mark = f"job {post.job_id}"
+        async for message in channel.history(limit=50):
+            if self.bot.user is not None and message.author.id == self.bot.user.id and mark in message.content:
+                return message.id
+        return None
 
     def _auto(self, job_id: str) -> bool:
         post = self.records.post(job_id)

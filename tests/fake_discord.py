@@ -33,7 +33,8 @@ Usage (see tests/test_fake_discord.py; tests/discord_echo_bot.py is a bot run as
 Behaviour copied from the real API: a second interaction callback -> 400 code 40060; content > 2000, embed
 description > 4096, > 10 embeds, > 10 files, > 5 action rows, custom_id > 100 -> 400 code 50035 with `errors`;
 uploads over the guild limit (10 MiB, 50 MiB at premium_tier 2, 100 MiB at 3) -> 413 code 40005; unknown route ->
-404 JSON. RESUME (op 6) of a session this fake issued gets RESUMED; after `invalidate_sessions()` it gets
+404 JSON. `GET /channels/{id}/messages` returns the channel's history, newest first.
+RESUME (op 6) of a session this fake issued gets RESUMED; after `invalidate_sessions()` it gets
 INVALID_SESSION (op 9, d=false) and the client identifies again (discord.py sleeps 5 s first).
 Attachments that users send are served at `GET /attachments/{id}/{filename}` by this server.
 Not modelled: intents (MESSAGE_CREATE always carries content), permissions, real rate limits (headers are
@@ -536,6 +537,12 @@ class FakeDiscord:
                 ref = (r.json or {}).get("message_reference")
                 msg.reference_id = int(ref["message_id"]) if ref else None
                 return 200, self._message_payload(msg)
+            if n == 3 and seg[2] == "messages" and m == "GET":  # history, newest first
+                limit = min(int(r.query.get("limit", 50)), 100)
+                before = int(r.query.get("before", 0)) or None
+                found = [x for x in reversed(self.messages) if x.channel_id == cid and not x.deleted
+                         and not x.ephemeral and (before is None or x.id < before)]
+                return 200, [self._message_payload(x) for x in found[:limit]]
             if n == 4 and seg[2] == "messages":
                 return self._existing(cid, int(seg[3]), r)
         raise ApiError(404, 0, f"404: Not Found (fake has no route {r.method} {r.path})")

@@ -275,3 +275,38 @@ def test_keyframe_embed_shows_vision_verdicts() -> None:
     first, second = (f.value or "" for f in embed.fields)
     assert "prompt 8/10, quality 6.5/10, differs from the previous shot: too dark" in first
     assert "no usable verdict" in second
+
+
+async def test_a_delivery_cut_short_by_a_crash_is_finished_once(conductor: Conductor) -> None:
+    service = conductor.service
+    jobs = []
+    for _ in range(2):
+        job_id = await service.start(JobRequest(prompt="a fox", script_text=SCRIPT, duration=8),
+                                     Requester(id=f"discord:{ALICE}"), auto_approve=True)
+        assert (await service.wait(job_id)).status == "done"
+        conductor.records.save(Post(job_id=job_id, channel_id=6, guild_id=5))
+        assert conductor.records.claim_delivery(job_id)  # then the bot died: posted or not, nobody knows
+        jobs.append(job_id)
+    posted, missing = jobs
+    me = SimpleNamespace(id=999)
+    history = [SimpleNamespace(id=77, author=me, content=f"🎬 **A fox**\n-# made for you · job {posted}")]
+    sent: list[str] = []
+
+    async def send(content: str, file: Any = None, **_: Any) -> Any:
+        sent.append(content)
+        return SimpleNamespace(id=78)
+
+    async def recent(limit: int) -> AsyncIterator[Any]:
+        for message in history:
+            yield message
+
+    bot = conductor.bot
+    bot.user = me  # type: ignore[attr-defined]
+    bot.get_partial_messageable = lambda _id: SimpleNamespace(send=send, history=recent)  # type: ignore[attr-defined]
+    bot.get_channel = lambda _id: None  # type: ignore[attr-defined]
+    bot.get_guild = lambda _id: SimpleNamespace(filesize_limit=10 * 1024 * 1024)  # type: ignore[attr-defined]
+    bot.get_user = lambda _id: None  # type: ignore[attr-defined]
+    await conductor.recover()
+    await conductor.recover()
+    assert len(sent) == 1 and f"job {missing}" in sent[0]
+    assert [conductor.records.post(j).delivered_message_id for j in jobs] == [77, 78]  # type: ignore[union-attr]
