@@ -87,10 +87,10 @@ class VideoCommands(commands.Cog):
     @app_commands.command(name="job", description="The status of one of your videos")
     @app_commands.describe(id="The job id (from /jobs)")
     async def job(self, interaction: discord.Interaction[Any], id: str) -> None:
-        if not await self._own(interaction, id):
+        if (job_id := await self._own(interaction, id)) is None:
             return
-        embed = self.conductor._status_embed(id)
-        record = self.bot.service.get(id)
+        embed = self.conductor.job_embed(job_id)
+        record = self.bot.service.get(job_id)
         if record.status == "done" and record.wall_seconds:
             embed.add_field(name="Made in", value=duration(record.wall_seconds))
         await interaction.response.send_message(embed=embed, ephemeral=True)
@@ -98,23 +98,24 @@ class VideoCommands(commands.Cog):
     @app_commands.command(name="cancel", description="Stop one of your videos")
     @app_commands.describe(id="The job id (from /jobs)")
     async def cancel(self, interaction: discord.Interaction[Any], id: str) -> None:
-        if not await self._own(interaction, id):
+        if (job_id := await self._own(interaction, id)) is None:
             return
         try:
-            await self.bot.service.cancel(id, self.conductor.requester(interaction.user))
+            await self.bot.service.cancel(job_id, self.conductor.requester(interaction.user))
         except BadInput as exc:
             await interaction.response.send_message(f"⚠️ {_reason(exc)}", ephemeral=True)
             return
-        await interaction.response.send_message(f"Job `{id}` is cancelled (or stops before its next step).",
+        await interaction.response.send_message(f"Job `{job_id}` is cancelled (or stops before its next step).",
                                                 ephemeral=True)
-        await self.conductor.refresh(id)
+        await self.conductor.refresh(job_id)
 
-    async def _own(self, interaction: discord.Interaction[Any], job_id: str) -> bool:
+    async def _own(self, interaction: discord.Interaction[Any], job_id: str) -> str | None:
+        """The job id as stored, if it names a job of this person's (or they are an approver)."""
         job_id = job_id.strip().lower()
         if not JOB_ID.match(job_id) or not self.conductor.allowed(interaction.user, job_id):
             await interaction.response.send_message("No job of yours has that id: see `/jobs`.", ephemeral=True)
-            return False
-        return True
+            return None
+        return job_id
 
     async def cog_app_command_error(self, interaction: discord.Interaction[Any],
                                     error: app_commands.AppCommandError) -> None:

@@ -103,7 +103,7 @@ class Conductor:
                     upload_limit=interaction.filesize_limit, auto_approve=auto_approve)
         self.records.save(post)
         try:
-            message = await interaction.edit_original_response(embed=self._status_embed(job_id),
+            message = await interaction.edit_original_response(embed=self.job_embed(job_id),
                                                                view=self._status_view(job_id),
                                                                allowed_mentions=NO_MENTIONS)
             self.records.update(job_id, status_message_id=message.id)
@@ -193,7 +193,7 @@ class Conductor:
     async def refresh(self, job_id: str) -> None:
         await self._board(job_id).show()
 
-    def _status_embed(self, job_id: str) -> discord.Embed:
+    def job_embed(self, job_id: str) -> discord.Embed:
         status = self.service.status(job_id)
         return status_embed(status.job, status.stages, self._live.get(job_id, Live()))
 
@@ -209,7 +209,7 @@ class Conductor:
         post = self.records.post(job_id)
         if post is None or not post.status_message_id:
             return
-        fields: dict[str, Any] = {"embed": self._status_embed(job_id), "view": self._status_view(job_id),
+        fields: dict[str, Any] = {"embed": self.job_embed(job_id), "view": self._status_view(job_id),
                                   "allowed_mentions": NO_MENTIONS}
         if post.token and post.application_id and time.time() - post.token_issued < TOKEN_LIFE:
             hook = discord.Webhook.partial(post.application_id, post.token, client=self.bot)

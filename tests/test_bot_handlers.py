@@ -310,3 +310,22 @@ async def test_a_delivery_cut_short_by_a_crash_is_finished_once(conductor: Condu
     await conductor.recover()
     assert len(sent) == 1 and f"job {missing}" in sent[0]
     assert [conductor.records.post(j).delivered_message_id for j in jobs] == [77, 78]  # type: ignore[union-attr]
+
+
+async def test_jobs_job_and_cancel_commands(conductor: Conductor) -> None:
+    job_id, _ = await waiting_script(conductor)
+    cog = VideoCommands(conductor.bot)
+    listing = interaction(conductor, ALICE)
+    await cog.jobs.callback(cog, listing)
+    assert job_id in listing.response.send_message.call_args.args[0]
+    nosy = interaction(conductor, MALLORY)
+    await cog.job.callback(cog, nosy, id=job_id)
+    assert "No job of yours" in nosy.response.send_message.call_args.args[0]
+    mine = interaction(conductor, ALICE)
+    await cog.job.callback(cog, mine, id=job_id.upper())
+    embed = mine.response.send_message.call_args.kwargs["embed"]
+    assert "Waiting for you: Approve the script" in str(embed.to_dict()) and job_id in embed.footer.text
+    stop = interaction(conductor, ALICE)
+    await cog.cancel.callback(cog, stop, id=job_id)
+    assert "cancelled" in stop.response.send_message.call_args.args[0]
+    assert (await conductor.service.wait(job_id)).status == "cancelled"
