@@ -27,7 +27,18 @@ from bot.messages import Live, delivery_text, failure_text, idea_embed, keyframe
 from bot.records import Post, Records
 from bot.text import mib, one_line, redact
 from bot.views import JobButton, approval_view
-from graph.api import Answer, BadInput, Event, JobRequest, JobService, Requester, Settings, Subscription
+from graph.api import (
+    Answer,
+    BadInput,
+    Event,
+    JobRecord,
+    JobRequest,
+    JobService,
+    JobStatus,
+    Requester,
+    Settings,
+    Subscription,
+)
 
 if TYPE_CHECKING:
     from bot.client import StorybotBot
@@ -103,8 +114,9 @@ class Conductor:
                     upload_limit=interaction.filesize_limit, auto_approve=auto_approve)
         self.records.save(post)
         try:
-            message = await interaction.edit_original_response(embed=self.job_embed(job_id),
-                                                               view=self._status_view(job_id),
+            status = self.service.status(job_id)
+            message = await interaction.edit_original_response(embed=self.job_embed(job_id, status),
+                                                               view=self._status_view(status.job),
                                                                allowed_mentions=NO_MENTIONS)
             self.records.update(job_id, status_message_id=message.id)
             self._board(job_id).last = time.monotonic()  # that was an edit too: the next waits its turn
@@ -193,13 +205,14 @@ class Conductor:
     async def refresh(self, job_id: str) -> None:
         await self._board(job_id).show()
 
-    def job_embed(self, job_id: str) -> discord.Embed:
-        status = self.service.status(job_id)
+    def job_embed(self, job_id: str, status: JobStatus | None = None) -> discord.Embed:
+        status = status or self.service.status(job_id)
         return status_embed(status.job, status.stages, self._live.get(job_id, Live()))
 
-    def _status_view(self, job_id: str) -> discord.ui.View | None:
-        if self.service.get(job_id).status not in ("queued", "running"):
+    def _status_view(self, record: JobRecord) -> discord.ui.View | None:
+        if record.status not in ("queued", "running"):
             return None
+        job_id = record.job_id
         view = discord.ui.View(timeout=None)
         view.add_item(JobButton("stop", job_id))
         return view
@@ -209,7 +222,8 @@ class Conductor:
         post = self.records.post(job_id)
         if post is None or not post.status_message_id:
             return
-        fields: dict[str, Any] = {"embed": self.job_embed(job_id), "view": self._status_view(job_id),
+        status = self.service.status(job_id)  # one read for the embed and the buttons
+        fields: dict[str, Any] = {"embed": self.job_embed(job_id, status), "view": self._status_view(status.job),
                                   "allowed_mentions": NO_MENTIONS}
         if post.token and post.application_id and time.time() - post.token_issued < TOKEN_LIFE:
             hook = discord.Webhook.partial(post.application_id, post.token, client=self.bot)

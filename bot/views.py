@@ -35,7 +35,16 @@ def conductor_of(interaction: discord.Interaction[Any]) -> Conductor:
     return cast("Conductor", interaction.client.conductor)
 
 
-class ApprovalButton(ui.DynamicItem[ui.Button[Any]],
+class JobGuard:
+    """`interaction_check` of every job component: only the requester or the approver role may act."""
+
+    job_id: str
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        return await conductor_of(interaction).authorize(interaction, self.job_id)
+
+
+class ApprovalButton(JobGuard, ui.DynamicItem[ui.Button[Any]],
                      template=rf"sb:(?P<action>approve|revise|regen|cancel):{JOB}:{IID}"):
     def __init__(self, action: ButtonAction, job_id: str, interrupt_id: str) -> None:
         label, style, emoji = LABELS[action]
@@ -48,9 +57,6 @@ class ApprovalButton(ui.DynamicItem[ui.Button[Any]],
                              match: re.Match[str], /) -> ApprovalButton:
         return cls(cast(ButtonAction, match["action"]), match["job"], match["iid"])
 
-    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
-        return await conductor_of(interaction).authorize(interaction, self.job_id)
-
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         if self.action == "revise":  # a modal must be the first response
             await interaction.response.send_modal(ReviseModal(self.job_id, self.interrupt_id))
@@ -59,7 +65,7 @@ class ApprovalButton(ui.DynamicItem[ui.Button[Any]],
         await conductor_of(interaction).answer_click(interaction, self.job_id, self.interrupt_id, answer)
 
 
-class IdeaSelect(ui.DynamicItem[ui.Select[Any]], template=rf"sb:pick:{JOB}:{IID}"):
+class IdeaSelect(JobGuard, ui.DynamicItem[ui.Select[Any]], template=rf"sb:pick:{JOB}:{IID}"):
     def __init__(self, job_id: str, interrupt_id: str, ideas: list[dict[str, Any]] | None = None) -> None:
         options = [discord.SelectOption(label=f"{n}. {str(i.get('title', 'Idea'))[:90]}", value=str(n - 1),
                                         description=str(i.get("logline") or i.get("hook") or "")[:100] or None)
@@ -73,16 +79,13 @@ class IdeaSelect(ui.DynamicItem[ui.Select[Any]], template=rf"sb:pick:{JOB}:{IID}
                              match: re.Match[str], /) -> IdeaSelect:
         return cls(match["job"], match["iid"])
 
-    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
-        return await conductor_of(interaction).authorize(interaction, self.job_id)
-
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         values = _values(interaction)
         answer = Answer(action="pick", index=int(values[0])) if values else Answer(action="approve")
         await conductor_of(interaction).answer_click(interaction, self.job_id, self.interrupt_id, answer)
 
 
-class RerollSelect(ui.DynamicItem[ui.Select[Any]], template=rf"sb:reroll:{JOB}:{IID}"):
+class RerollSelect(JobGuard, ui.DynamicItem[ui.Select[Any]], template=rf"sb:reroll:{JOB}:{IID}"):
     def __init__(self, job_id: str, interrupt_id: str, shots: int = 1) -> None:
         count = max(1, min(shots, 25))
         super().__init__(ui.Select(custom_id=f"sb:reroll:{job_id}:{interrupt_id}", min_values=1,
@@ -96,16 +99,13 @@ class RerollSelect(ui.DynamicItem[ui.Select[Any]], template=rf"sb:reroll:{JOB}:{
                              match: re.Match[str], /) -> RerollSelect:
         return cls(match["job"], match["iid"])
 
-    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
-        return await conductor_of(interaction).authorize(interaction, self.job_id)
-
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         shots = sorted({int(v) for v in _values(interaction) if v.isdigit()})
         await conductor_of(interaction).answer_click(interaction, self.job_id, self.interrupt_id,
                                                      Answer(action="reroll", shots=shots))
 
 
-class JobButton(ui.DynamicItem[ui.Button[Any]], template=rf"sb:(?P<action>retry|stop):{JOB}"):
+class JobButton(JobGuard, ui.DynamicItem[ui.Button[Any]], template=rf"sb:(?P<action>retry|stop):{JOB}"):
     """Buttons that act on the job rather than on one approval: Retry after a failure, Stop while running."""
 
     def __init__(self, action: Literal["retry", "stop"], job_id: str) -> None:
@@ -118,9 +118,6 @@ class JobButton(ui.DynamicItem[ui.Button[Any]], template=rf"sb:(?P<action>retry|
     async def from_custom_id(cls, interaction: discord.Interaction[Any], item: ui.Item[Any],
                              match: re.Match[str], /) -> JobButton:
         return cls(cast(Literal["retry", "stop"], match["action"]), match["job"])
-
-    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
-        return await conductor_of(interaction).authorize(interaction, self.job_id)
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         conductor = conductor_of(interaction)

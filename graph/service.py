@@ -190,7 +190,7 @@ class JobService:
 
     def jobs_of(self, requester: str, limit: int = 200) -> list[JobRecord]:
         """A person's recent jobs, newest first (for per-user limits and `/jobs`)."""
-        return [r for r in self.store.recent(limit) if r.requester == requester]
+        return self.store.of_requester(requester, limit)
 
     # commands -----------------------------------------------------------
 

@@ -86,6 +86,7 @@ class JobStore:
                 "cancel_requested": int, "max_loop_lag_ms": float, "wall_seconds": float,
             }, pk="job_id", if_not_exists=True)
             self.jobs.create_index(["created"], if_not_exists=True)
+        self.jobs.create_index(["requester", "created"], if_not_exists=True)  # per-user limits and /jobs
         if not self.stages.exists():
             self.stages.create({
                 "job_id": str, "name": str, "position": int, "status": str, "runs": int, "seconds": float,
@@ -144,6 +145,10 @@ class JobStore:
         with self.db.conn:
             cursor = self.db.execute(sql, args)
         return cursor.rowcount == 1
+
+    def of_requester(self, requester: str, limit: int = 200) -> list[JobRecord]:
+        rows = self.jobs.rows_where("requester = ?", [requester], order_by="created desc", limit=limit)
+        return [self._job(r) for r in rows]
 
     def recent(self, limit: int = 50) -> list[JobRecord]:
         return [self._job(r) for r in self.jobs.rows_where(order_by="created desc", limit=limit)]
