@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     vision_rounds: int = Field(2, alias="STORYBOT_VISION_ROUNDS", ge=0, le=5)  # regenerations per shot
     vision_max_new_tokens: int = Field(120, alias="STORYBOT_VISION_MAX_NEW_TOKENS", ge=8)
 
+    # visual sources (tools/visuals): stock footage and a hosted Images API
+    pexels_api_key: SecretStr | None = Field(None, alias="PEXELS_API_KEY")
+    pexels_base_url: str = Field("https://api.pexels.com", alias="PEXELS_BASE_URL")
+    pixabay_api_key: SecretStr | None = Field(None, alias="PIXABAY_API_KEY")
+    pixabay_base_url: str = Field("https://pixabay.com", alias="PIXABAY_BASE_URL")
+    image_model: str | None = Field(None, alias="STORYBOT_IMAGE_MODEL")
+    image_base_url: str | None = Field(None, alias="STORYBOT_IMAGE_BASE_URL")  # else OPENAI_BASE_URL
+    image_api_key: SecretStr | None = Field(None, alias="STORYBOT_IMAGE_API_KEY")  # else OPENAI_API_KEY
+
     idea_feeds: str = Field("", alias="STORYBOT_IDEA_FEEDS")  # comma-separated RSS/Atom URLs
 
     # online providers (docs/PROVIDERS.md)
