@@ -35,6 +35,8 @@ class JobRequest(BaseModel):
     aspect: Aspect = Aspect.portrait
     voice: str | None = None
     seed: int = 0
+    visuals: Literal["auto", "cards", "stock", "images", "gpu"] = "auto"  # tools/visuals
+    media: list[str] = []  # the user's own pictures and clips, one per shot in order (absolute paths)
 
     @field_validator("prompt")
     @classmethod

@@ -104,6 +104,7 @@ def make(
     duration: Annotated[float, typer.Option(help="Target length in seconds (5 to 180).")] = 45.0,
     aspect: Annotated[str, typer.Option(help="9:16, 16:9 or 1:1.")] = "9:16",
     voice: Annotated[str | None, typer.Option(help="Voice name (espeak-ng language, or ElevenLabs id).")] = None,
+    visuals: Annotated[str, typer.Option(help="Pictures from: cards, stock, images, gpu or auto.")] = "auto",
     yes: YesFlag = False,
     as_json: JsonFlag = False,
     data: DataOpt = None,
@@ -111,10 +112,14 @@ def make(
     """Make a video from a request; stops at the first approval unless --yes."""
     from graph.state import JobRequest
     from tools.tts import list_voices
+    from tools.visuals import parse_choice, resolve
 
     settings = settings_for(data)
+    choice = parse_choice(visuals)
+    resolve(choice, settings)  # an unconfigured source is bad input before any job exists
     request = JobRequest(prompt=prompt, script_text=read_script_file(script) if script else None,
-                         duration=duration, aspect=parse_aspect(aspect), voice=voice)
+                         duration=duration, aspect=parse_aspect(aspect), voice=voice,
+                         visuals=choice)
     if voice and settings.elevenlabs_api_key is None and voice not in list_voices():
         raise BadInput(f"unknown voice {voice!r} (see espeak-ng voices, e.g. en-us, en-gb, fr-fr)")
 

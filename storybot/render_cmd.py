@@ -14,6 +14,7 @@ from tools.compose import VideoEncoding
 from tools.errors import BadInput
 from tools.render import RenderOptions, render
 from tools.settings import get_settings
+from tools.visuals import parse_choice, resolve
 
 
 @app.command("render")
@@ -25,6 +26,8 @@ def render_command(
     music: Annotated[Path | None, typer.Option(help="Music to duck under the voice.")] = None,
     aspect: Annotated[str, typer.Option(help="9:16, 16:9 or 1:1.")] = "9:16",
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out"),
+    visuals: Annotated[str, typer.Option(help="cards, stock, images, gpu or auto (without --images/--clips).")
+                       ] = "auto",
     upload_limit: Annotated[int, typer.Option(help="Bytes; a smaller copy is made above it.")] = 10 * 2**20,
     as_json: Annotated[bool, typer.Option("--json", help="Print artifact paths as JSON.")] = False,
 ) -> None:
@@ -34,10 +37,12 @@ def render_command(
     if upload_limit <= 0:
         raise BadInput("--upload-limit must be a positive number of bytes")
     settings = get_settings()
+    choice = parse_choice(visuals)
+    resolve(choice, settings)  # refuses an unconfigured source before anything is written
     opts = RenderOptions(script=script, images=images, clips=clips, voice=voice, music=music,
                          aspect=parse_aspect(aspect), out=out, upload_limit_bytes=upload_limit,
                          video=VideoEncoding(preset=settings.video_preset, crf=settings.video_crf),
-                         concurrency=settings.media_concurrency)
+                         concurrency=settings.media_concurrency, visuals=choice)
     with err.status("rendering", spinner="dots") as status:
         artifacts = asyncio.run(render(opts, progress=lambda s: status.update(f"stage: {s}")))
     if as_json:

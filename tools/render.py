@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import tempfile
 import time
@@ -18,14 +19,17 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tools import compose, keyframes, motion, shots, subtitles, upload
+from tools import compose, keyframes, motion, shots, subtitles, upload, visuals
 from tools.errors import BadInput
 from tools.files import write_json_atomic, write_text_atomic
 from tools.finish import finish, finish_metadata, music_or_bed
+from tools.llm.usage import metered
 from tools.models import Aspect
 from tools.probe import probe
+from tools.settings import get_settings
 from tools.text import natural_key, read_script_file
 from tools.tts import Speech, from_recording, synthesize
+from tools.visuals import Choice
 
 Progress = Callable[[str], None]
 
@@ -43,6 +47,8 @@ class RenderOptions(BaseModel):
     voice_name: str = "en-us"
     video: compose.VideoEncoding = compose.VideoEncoding()
     concurrency: int = 2
+    title: str = ""  # shown on the first card only
+    visuals: Choice = "auto"  # where pictures come from when no --images/--clips are given
 
 
 class Artifacts(BaseModel):
@@ -61,6 +67,7 @@ class Artifacts(BaseModel):
     words: str
     keyframes: list[str]
     clips: list[str]
+    credits: str | None = None  # credits.json, when stock media was used
 
 
 def _require_audio(path: Path | None, what: str) -> None:
@@ -143,6 +150,27 @@ async def _speak(text: str, opts: RenderOptions, wav: Path) -> Speech:
     return await synthesize(text, wav, voice=opts.voice_name)
 
 
+async def _pictures(plan: list[shots.Shot], work: Path, opts: RenderOptions
+                    ) -> tuple[list[Path], list[Path | None], list[str]]:
+    """Keyframes (and footage) for every shot from the chosen visual source; misses become cards."""
+    settings = get_settings()
+    name = visuals.resolve(opts.visuals, settings)
+    title = opts.title or None
+    briefs = [visuals.brief(s, s.prompt or s.text, settings.sdxl_negative_prompt, seed=opts.seed, title=title)
+              for s in plan]
+    job = visuals.Job(aspect=opts.aspect, folder=work, shots=len(plan))
+    if name == "gpu":
+        raise BadInput("--visuals gpu runs in `storybot make` (it needs the GPU workers); use cards, stock or images")
+    with metered() as used:
+        async with visuals.open_source(name, settings) as source:
+            made = await visuals.make_visuals(source, briefs, job)
+    records = [visuals.record(v, work) for v in made]
+    visuals.write_records(work, records)
+    if used:
+        write_json_atomic(work / "usage.json", [{"provider": p, "unit": u, "amount": n} for (p, u), n in used.items()])
+    return ([v.keyframe for v in made], [v.clip for v in made], [v.notice for v in made if v.notice])
+
+
 async def _render_into(work: Path, text: str, opts: RenderOptions, images: list[Path] | None,
                        clips_in: list[Path] | None, st: _Stages) -> dict[str, Any]:
     write_text_atomic(work / "script.txt", text + "\n")
@@ -163,6 +191,7 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, images: list[
     clips_dir = work / "clips"
     clips_dir.mkdir()
     clip_paths = [clips_dir / f"shot_{s.index + 1:02d}.mp4" for s in plan]
+    notices: list[str] = []
     try:
         if clips_in:
             with st.stage("animate"):
@@ -171,12 +200,17 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, images: list[
                                opts.concurrency)
         else:
             with st.stage("keyframes"):
-                keyframe_paths = await asyncio.to_thread(
-                    keyframes.make_keyframes, plan, opts.aspect, work, images, opts.seed)
+                if images:
+                    keyframe_paths = await asyncio.to_thread(
+                        keyframes.make_keyframes, plan, opts.aspect, work, images, opts.seed)
+                    footage: list[Path | None] = [None] * len(plan)
+                else:
+                    keyframe_paths, footage, notices = await _pictures(plan, work, opts)
             with st.stage("animate"):
-                await _bounded([motion.ken_burns(kf, s.motion, frames, opts.aspect, dst)
-                                for kf, s, frames, dst in zip(keyframe_paths, plan, cut.clip_frames, clip_paths,
-                                                              strict=True)], opts.concurrency)
+                await _bounded([motion.fit_clip(clip, frames, opts.aspect, dst) if clip
+                                else motion.ken_burns(kf, s.motion, frames, opts.aspect, dst)
+                                for kf, clip, s, frames, dst in zip(keyframe_paths, footage, plan, cut.clip_frames,
+                                                                    clip_paths, strict=True)], opts.concurrency)
         with st.stage("post_produce"):
             done = await finish(work, clip_paths, cut, work / "voice.wav", music, subs.ass, opts.aspect, opts.video,
                                 opts.upload_limit_bytes, mix=await audio)
@@ -192,6 +226,9 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, images: list[
                   "timings_estimated": speech.estimated},
         "aspect": opts.aspect.value,
         "shots": len(plan),
+        "visuals": [r.model_dump(include={"shot", "source", "media_ids", "notice"})
+                    for r in visuals.read_records(work).values()],
+        "notices": notices,
         "subtitles": {"cues": len(subs.cues), "font_size": subs.font_size},
         "stage_seconds": st.seconds,
         "total_seconds": round(time.perf_counter() - started, 3),
@@ -199,8 +236,8 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, images: list[
 
 
 _FILES = ["final.mp4", "final.discord.mp4", "voice.wav", "words.json", "subtitles.srt", "subtitles.vtt",
-          "subtitles.ass", "shots.json", "thumbnail.png", "script.txt"]
-_DIRS = ["keyframes", "clips"]
+          "subtitles.ass", "shots.json", "thumbnail.png", "script.txt", "visuals.json", "credits.json", "usage.json"]
+_DIRS = ["keyframes", "clips", "media"]
 
 
 def _publish(work: Path, out: Path, meta: dict[str, Any]) -> Artifacts:
@@ -231,4 +268,12 @@ def collect_artifacts(folder: Path) -> Artifacts:
         voice=str(out / "voice.wav"), words=str(out / "words.json"),
         keyframes=sorted(str(p) for p in (out / "keyframes").glob("shot_*.png")),
         clips=sorted(str(p) for p in (out / "clips").glob("shot_*.mp4")),
+        credits=str(out / "credits.json") if _has_credits(out / "credits.json") else None,
     )
+
+
+def _has_credits(path: Path) -> bool:
+    try:
+        return bool(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return False

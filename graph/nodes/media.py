@@ -18,7 +18,7 @@ from langgraph.types import Command, interrupt
 
 from graph.context import NodeContext, done, file_digest, fingerprint, remember, reusable, stage
 from graph.state import Answer, JobState
-from tools import compose, keyframes, motion, shots, subtitles
+from tools import compose, keyframes, motion, shots, subtitles, visuals
 from tools.align import Recognised, align
 from tools.files import write_json_atomic
 from tools.finish import finish, finish_metadata, music_or_bed
@@ -123,38 +123,90 @@ async def _sdxl_draw(ctx: NodeContext, gpu: GpuClient, stage_name: str, aspect: 
             await ctx.in_thread(keyframes.save_png, image, png)
 
 
+def _visual_source(ctx: NodeContext, state: JobState) -> visuals.SourceName:
+    """The user's own media when the request brought some, else what `--visuals` resolves to."""
+    request = ctx.request(state)
+    if request.media:
+        return "user"
+    choice = request.visuals
+    if choice == "gpu" and _gpu(ctx, "sdxl") is None:
+        choice = "auto"  # the job was started with a model this process no longer has
+    return visuals.resolve(choice, ctx.settings) if choice != "gpu" else "gpu"
+
+
+def _label(name: visuals.SourceName, ctx: NodeContext, made: list[str]) -> str:
+    """The provider the job records for the stage, e.g. "stock (pexels, pixabay)"."""
+    if name == "cards":
+        return "procedural art cards"
+    if name == "gpu":
+        gpu = _gpu(ctx, "sdxl")
+        return f"sdxl ({gpu.model('sdxl')})" if gpu else "sdxl"
+    used = ", ".join(dict.fromkeys(made)) or "none"
+    return {"user": "your media", "images": f"images ({ctx.settings.image_model})"}.get(name, f"{name} ({used})")
+
+
 @stage("keyframes")
 async def keyframes_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
-    aspect = ctx.request(state).aspect
+    """Ask the visual source for every shot whose picture is missing or re-rolled; a shot it cannot
+    serve gets a card and a notice. A re-roll asks the same source again, with the shot's earlier
+    media excluded (the next search hit) and a new seed."""
+    request = ctx.request(state)
+    aspect = request.aspect
     plan = shots.read_shots(ctx.path("shots.json"))
     folder = ctx.path("keyframes")
     folder.mkdir(exist_ok=True)
-    gpu = _gpu(ctx, "sdxl")
-    source = f"sdxl:{gpu.model('sdxl')}:{ctx.settings.sdxl_steps}" if gpu else "procedural"
+    name = _visual_source(ctx, state)
+    gpu = _gpu(ctx, "sdxl") if name == "gpu" else None
     extras = _extras(ctx)
-    names, todo, seeds = [], [], {}
-    for n, shot in enumerate(plan):
+    title = state.get("idea", {}).get("title")
+    before = visuals.read_records(ctx.job_dir)
+    rerolled = set(state.get("reroll", []))
+    kept: dict[int, visuals.ShotRecord] = {}
+    todo: list[tuple[visuals.ShotBrief, Path, str]] = []
+    names, seeds = [], {}
+    for shot in plan:
         seed = _shot_seed(state, shot.index)
+        extra = extras.get(shot.index, {})
+        brief = visuals.brief(shot, _picture_prompt(shot, extras), _negative_prompt(ctx, shot, extras),
+                              extra.get("search_terms"), seed, title)
         png = folder / keyframes.keyframe_name(shot)
         manifest = folder / f".{png.stem}.json"
-        key = fingerprint(source, _picture_prompt(shot, extras) if gpu else shot.key_phrase, seed, aspect.value)
+        label = f"sdxl:{gpu.model('sdxl')}:{ctx.settings.sdxl_steps}" if gpu else name
+        key = fingerprint(label, brief.model_dump(exclude={"title"} if shot.index else set()), aspect.value,
+                          request.media)
         names.append(f"keyframes/{png.name}")
         seeds[str(shot.index + 1)] = seed
-        if reusable(manifest, key, png) is not None:
-            continue
-        if gpu is None:
-            card = await ctx.in_thread(keyframes.draw_art_card, shot, aspect.size, seed)
-            await ctx.in_thread(keyframes.save_png, card, png)
-            remember(manifest, key, seed=seed)
-            ctx.progress("keyframes", 100 * (n + 1) / len(plan))
+        old = before.get(shot.index + 1)
+        clip = visuals.clip_of(ctx.job_dir, old)
+        if old and reusable(manifest, key, png) is not None and (clip is None or clip.is_file()):
+            kept[shot.index] = old
         else:
-            todo.append((shot, seed, _picture_prompt(shot, extras), png, manifest, key))
-    if gpu is not None and todo:
-        await _sdxl_draw(ctx, gpu, "keyframes", aspect, [(shot, seed, p, png) for shot, seed, p, png, _, _ in todo])
-        for _, seed, prompt, _, manifest, key in todo:
-            remember(manifest, key, seed=seed, prompt=prompt)
+            todo.append((brief, manifest, key))
+    exclude = {m for r in kept.values() for m in r.media_ids}
+    exclude |= {m for b, _, _ in todo if b.index in rerolled and (r := before.get(b.index + 1)) for m in r.media_ids}
+    job = visuals.Job(aspect=aspect, folder=ctx.job_dir, shots=len(plan), exclude=exclude)
+
+    async def draw(jobs: list[tuple[visuals.ShotBrief, Path]]) -> None:
+        assert gpu is not None
+        await _sdxl_draw(ctx, gpu, "keyframes", aspect,
+                         [(plan[b.index], b.seed, b.prompt, png) for b, png in jobs])
+
+    with ctx.metered("keyframes"):
+        async with visuals.open_source(name, ctx.settings, draw=draw,
+                                       gpu_label=f"sdxl:{gpu.model('sdxl')}" if gpu else "sdxl",
+                                       user_files=[Path(m) for m in request.media]) as source:
+            made = await visuals.make_visuals(source, [b for b, _, _ in todo], job)
+    notices = []
+    for (brief, manifest, key), visual in zip(todo, made, strict=True):
+        rec = visuals.record(visual, ctx.job_dir)
+        kept[visual.shot] = rec
+        remember(manifest, key, seed=brief.seed, source=rec.source)
+        if rec.notice:
+            notices.append(rec.notice)
+    records = [kept[s.index] for s in plan]
+    visuals.write_records(ctx.job_dir, records)
     write_json_atomic(folder / "seeds.json", seeds)
-    return done(f"sdxl ({gpu.model('sdxl')})" if gpu else "procedural art cards", keyframes=names, reroll=[])
+    return done(_label(name, ctx, [r.source for r in records]), keyframes=names, reroll=[], notices=notices)
 
 
 def _best(attempts: list[dict[str, Any]]) -> int:
@@ -272,20 +324,26 @@ async def animate(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     gpu, s = _gpu(ctx, "ltx"), ctx.settings
     extras = _extras(ctx)
     width, height = gpu_plan.ltx_size(aspect, s.gpu_size_divisor)
+    records = visuals.read_records(ctx.job_dir)
     names = []
     for n, (shot, frames) in enumerate(zip(plan, cut.clip_frames, strict=True)):
         keyframe = ctx.path(state["keyframes"][n])
         clip = folder / f"shot_{shot.index + 1:02d}.mp4"
         manifest = folder / f".{clip.stem}.json"
-        digest = await ctx.in_thread(file_digest, keyframe)
-        if gpu is None:
+        footage = visuals.clip_of(ctx.job_dir, records.get(shot.index + 1))
+        digest = await ctx.in_thread(file_digest, footage or keyframe)
+        if footage is not None:
+            key = fingerprint("footage", digest, frames, aspect.value)
+        elif gpu is None:
             key = fingerprint("ken-burns", digest, shot.motion, frames, aspect.value)
         else:
             ltx_frames = gpu_plan.ltx_frames(frames / motion.FPS, s.ltx_max_frames)
             key = fingerprint("ltx", gpu.model("ltx"), digest, _picture_prompt(shot, extras), frames, ltx_frames,
                               width, height, s.ltx_steps, aspect.value)
         if reusable(manifest, key, clip) is None:
-            if gpu is None:
+            if footage is not None:
+                await motion.fit_clip(footage, frames, aspect, clip)
+            elif gpu is None:
                 await motion.ken_burns(keyframe, shot.motion, frames, aspect, clip)
             else:
                 raw = folder / f".{clip.stem}.ltx.mp4"
@@ -301,7 +359,11 @@ async def animate(state: JobState, ctx: NodeContext) -> dict[str, Any]:
             remember(manifest, key)
         names.append(f"clips/{clip.name}")
         ctx.progress("animate", 100 * (n + 1) / len(plan))
-    return done(f"ltx ({gpu.model('ltx')})" if gpu else "ken burns (ffmpeg)", clips=names)
+    footage_shots = sum(r.clip is not None for r in records.values())
+    kind = f"ltx ({gpu.model('ltx')})" if gpu else "ken burns (ffmpeg)"
+    if footage_shots:
+        kind = f"footage fitted ({footage_shots} shots) + {kind}" if footage_shots < len(plan) else "footage fitted"
+    return done(kind, clips=names)
 
 
 @stage("post_produce")
@@ -330,6 +392,8 @@ async def post_produce(state: JobState, ctx: NodeContext) -> dict[str, Any]:
         "aspect": request.aspect.value,
         "voice": state["voice"],
         "shots": len(plan),
+        "visuals": [r.model_dump(include={"shot", "source", "media_ids", "notice"})
+                    for r in visuals.read_records(ctx.job_dir).values()],
         "script_version": state["script_version"],
         "platforms": platforms.model_dump(),
         "providers": state.get("providers", {}),

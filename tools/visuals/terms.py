@@ -79,7 +79,8 @@ def search_terms(text: str, limit: int = MAX_TERMS) -> list[str]:
     for (i, a), (j, b) in itertools.pairwise(kept):
         if j == i + 1 and not b.endswith(_VERB_SUFFIX) and a != b:
             pairs.append(f"{a} {b}")
-    terms = list(dict.fromkeys([*pairs[:1], *singles, *pairs[1:]]))
+    modifiers = {p.split()[0] for p in pairs}  # "old" in "old lighthouse" describes, it is not a subject
+    terms = list(dict.fromkeys([*pairs[:1], *(w for w in singles if w not in modifiers), *pairs[1:]]))
     if len(terms) < MIN_TERMS:  # a very short shot: any content word is better than none
         terms += [w for w in dict.fromkeys(w for w in words if w not in _STOP and len(w) > 2) if w not in terms]
     return terms[:limit]
@@ -87,6 +88,6 @@ def search_terms(text: str, limit: int = MAX_TERMS) -> list[str]:
 
 def queries(terms: list[str], broader: list[str]) -> list[str]:
     """Searches to try in order: the two best terms together, each term alone, then broader terms."""
-    tried = [" ".join(terms[:2])] if len(terms) > 1 else []
+    tried = [" ".join(terms[:2])] if len(terms) > 1 and " " not in terms[0] else []
     tried += terms + broader
     return [q for q in dict.fromkeys(q.strip() for q in tried) if q]
