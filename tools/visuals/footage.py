@@ -27,6 +27,7 @@ def _cover(size: tuple[int, int]) -> str:
 
 def still_keyframe(image: Path, aspect: Aspect, png: Path) -> Path:
     """A photo cover-cropped to the output size (any mode, rotation or profile Pillow reads)."""
+    png.parent.mkdir(parents=True, exist_ok=True)
     return keyframes.save_png(keyframes.load_image_cover(image, aspect.size), png)
 
 
