@@ -31,18 +31,51 @@ from tools.visuals.images import nearest_size
 from tools.visuals.terms import search_terms
 
 KEY = "sekrit-key-0123456789"
-NAMES = ["red.mp4", "green.mp4", "blue.mp4", "yellow.mp4", "audio.mp4", "magenta.png", "cyan.png", "page.png",
-         "empty.mp4", "corrupt.mp4"]
-COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30),
-           "magenta": (210, 30, 210), "cyan": (30, 210, 210)}
+NAMES = [
+    "red.mp4",
+    "green.mp4",
+    "blue.mp4",
+    "yellow.mp4",
+    "audio.mp4",
+    "magenta.png",
+    "cyan.png",
+    "page.png",
+    "empty.mp4",
+    "corrupt.mp4",
+]
+COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 200, 40),
+    "blue": (30, 40, 220),
+    "yellow": (230, 220, 30),
+    "magenta": (210, 30, 210),
+    "cyan": (30, 210, 210),
+}
 
 
 def make_clip(path: Path, colour: str, seconds: float, size: str = "270x480", audio_only: bool = False) -> Path:
     r, g, b = COLOURS[colour]
-    src = f"anullsrc=r=48000:cl=mono:d={seconds}" if audio_only else f"color=c=0x{r:02x}{g:02x}{b:02x}:s={size}:d={seconds}:r=25"
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", src,
-                    *(["-c:a", "aac"] if audio_only else ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt",
-                                                           "yuv420p"]), str(path)], check=True, timeout=60)
+    src = (
+        f"anullsrc=r=48000:cl=mono:d={seconds}"
+        if audio_only
+        else f"color=c=0x{r:02x}{g:02x}{b:02x}:s={size}:d={seconds}:r=25"
+    )
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            src,
+            *(["-c:a", "aac"] if audio_only else ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]),
+            str(path),
+        ],
+        check=True,
+        timeout=60,
+    )
     return path
 
 
@@ -99,28 +132,84 @@ class Stock:
 
     def _pexels(self, path: str, names: list[str]) -> dict[str, object]:
         if path == "/videos/search":
-            return {"page": 1, "per_page": 15, "total_results": len(names), "videos": [
-                {"id": 1000 + NAMES.index(n), "width": 270, "height": 480, "duration": 2, "url": f"https://www.pexels.com/video/{n}/",
-                 "user": {"name": f"Author {n}", "url": "https://www.pexels.com/@a"},
-                 "video_files": [{"id": 1, "quality": "sd", "file_type": "video/mp4", "width": 270, "height": 480,
-                                  "fps": 25, "link": f"{self.base}/files/{n}"}]} for n in names]}
-        return {"page": 1, "per_page": 15, "total_results": len(names), "photos": [
-            {"id": 2000 + NAMES.index(n), "width": 300, "height": 500, "url": f"https://www.pexels.com/photo/{n}/",
-             "photographer": f"Photographer {n}", "src": {"original": f"{self.base}/files/{n}",
-                                                         "large2x": f"{self.base}/files/{n}"}}
-            for n in names]}
+            return {
+                "page": 1,
+                "per_page": 15,
+                "total_results": len(names),
+                "videos": [
+                    {
+                        "id": 1000 + NAMES.index(n),
+                        "width": 270,
+                        "height": 480,
+                        "duration": 2,
+                        "url": f"https://www.pexels.com/video/{n}/",
+                        "user": {"name": f"Author {n}", "url": "https://www.pexels.com/@a"},
+                        "video_files": [
+                            {
+                                "id": 1,
+                                "quality": "sd",
+                                "file_type": "video/mp4",
+                                "width": 270,
+                                "height": 480,
+                                "fps": 25,
+                                "link": f"{self.base}/files/{n}",
+                            }
+                        ],
+                    }
+                    for n in names
+                ],
+            }
+        return {
+            "page": 1,
+            "per_page": 15,
+            "total_results": len(names),
+            "photos": [
+                {
+                    "id": 2000 + NAMES.index(n),
+                    "width": 300,
+                    "height": 500,
+                    "url": f"https://www.pexels.com/photo/{n}/",
+                    "photographer": f"Photographer {n}",
+                    "src": {"original": f"{self.base}/files/{n}", "large2x": f"{self.base}/files/{n}"},
+                }
+                for n in names
+            ],
+        }
 
     def _pixabay(self, path: str, names: list[str]) -> dict[str, object]:
         if path == "/api/videos/":
-            return {"total": len(names), "totalHits": len(names), "hits": [
-                {"id": 3000 + NAMES.index(n), "pageURL": f"https://pixabay.com/videos/{n}/", "duration": 2, "user": f"px {n}",
-                 "videos": {"large": {"url": "", "width": 0, "height": 0},
-                            "small": {"url": f"{self.base}/files/{n}", "width": 270, "height": 480}}}
-                for n in names]}
-        return {"total": len(names), "totalHits": len(names), "hits": [
-            {"id": 4000 + NAMES.index(n), "pageURL": f"https://pixabay.com/photos/{n}/", "user": f"px {n}",
-             "largeImageURL": f"{self.base}/files/{n}", "imageWidth": 300, "imageHeight": 500}
-            for n in names]}
+            return {
+                "total": len(names),
+                "totalHits": len(names),
+                "hits": [
+                    {
+                        "id": 3000 + NAMES.index(n),
+                        "pageURL": f"https://pixabay.com/videos/{n}/",
+                        "duration": 2,
+                        "user": f"px {n}",
+                        "videos": {
+                            "large": {"url": "", "width": 0, "height": 0},
+                            "small": {"url": f"{self.base}/files/{n}", "width": 270, "height": 480},
+                        },
+                    }
+                    for n in names
+                ],
+            }
+        return {
+            "total": len(names),
+            "totalHits": len(names),
+            "hits": [
+                {
+                    "id": 4000 + NAMES.index(n),
+                    "pageURL": f"https://pixabay.com/photos/{n}/",
+                    "user": f"px {n}",
+                    "largeImageURL": f"{self.base}/files/{n}",
+                    "imageWidth": 300,
+                    "imageHeight": 500,
+                }
+                for n in names
+            ],
+        }
 
 
 @pytest.fixture
@@ -134,8 +223,14 @@ def stock_server(media: dict[str, bytes]) -> Iterator[tuple[Stock, str, list[Req
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     monkeypatch.setattr(fetch_module, "BACKOFF", 0.01)
-    for name in ("PEXELS_API_KEY", "PIXABAY_API_KEY", "STORYBOT_IMAGE_MODEL", "STORYBOT_SDXL_MODEL",
-                 "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+    for name in (
+        "PEXELS_API_KEY",
+        "PIXABAY_API_KEY",
+        "STORYBOT_IMAGE_MODEL",
+        "STORYBOT_SDXL_MODEL",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("STORYBOT_DATA_DIR", str(tmp_path / "data"))
     get_settings.cache_clear()
@@ -148,8 +243,15 @@ def settings_for(**env: str) -> Settings:
 
 
 def shot(index: int, text: str, seconds: float = 3.0) -> Shot:
-    return Shot(index=index, start=index * seconds, end=(index + 1) * seconds, first_word=0, last_word=0, text=text,
-                key_phrase="")
+    return Shot(
+        index=index,
+        start=index * seconds,
+        end=(index + 1) * seconds,
+        first_word=0,
+        last_word=0,
+        text=text,
+        key_phrase="",
+    )
 
 
 def colour_of(rgb: np.ndarray) -> str:
@@ -158,15 +260,36 @@ def colour_of(rgb: np.ndarray) -> str:
 
 def frame_at(video: Path, seconds: float) -> np.ndarray:
     """The mean colour of the top half of the frame at `seconds` (subtitles sit lower)."""
-    out = subprocess.run([ffmpeg_exe(), "-v", "error", "-ss", f"{seconds:.3f}", "-i", str(video), "-frames:v", "1",
-                          "-vf", "scale=54:96", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-                         check=True, capture_output=True, timeout=60).stdout
+    out = subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-ss",
+            f"{seconds:.3f}",
+            "-i",
+            str(video),
+            "-frames:v",
+            "1",
+            "-vf",
+            "scale=54:96",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    ).stdout
     frame = np.frombuffer(out, dtype=np.uint8).reshape(96, 54, 3).astype(float)
     return frame[10:40, 10:44].reshape(-1, 3).mean(axis=0)
 
 
-def run_make(source_name: str, settings: Settings, briefs: list, tmp_path: Path, exclude: set[str] | None = None
-             ) -> list[Visual]:
+def run_make(
+    source_name: str, settings: Settings, briefs: list, tmp_path: Path, exclude: set[str] | None = None
+) -> list[Visual]:
     async def go() -> list[Visual]:
         job = Job(aspect=Aspect.portrait, folder=tmp_path / "job", shots=len(briefs), exclude=exclude or set())
         async with open_source(resolve(parse_choice(source_name), settings), settings) as source:
@@ -199,19 +322,25 @@ def test_search_terms_are_things_a_camera_can_film() -> None:
 # --- stock --------------------------------------------------------------------------------------------
 
 
-def test_stock_render_uses_served_footage_once_each_with_credits(stock_server, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stock_render_uses_served_footage_once_each_with_credits(
+    stock_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     stock, url, requests = stock_server
-    stock.videos = {"lighthouse": ["red.mp4", "green.mp4"], "harbour": ["green.mp4", "blue.mp4"],
-                    "storm": ["yellow.mp4", "green.mp4", "blue.mp4"]}
+    stock.videos = {
+        "lighthouse": ["red.mp4", "green.mp4"],
+        "harbour": ["green.mp4", "blue.mp4"],
+        "storm": ["yellow.mp4", "green.mp4", "blue.mp4"],
+    }
     monkeypatch.setenv("PEXELS_API_KEY", KEY)
     monkeypatch.setenv("PEXELS_BASE_URL", url)
     get_settings.cache_clear()
     script = tmp_path / "s.txt"
-    script.write_text("A lighthouse stood alone at the end of the world, and its keeper climbed up every single evening. "
-                      "The harbour below was quiet and grey, with fishing boats resting there until the morning came. "
-                      "Then the storm rolled in over the water, and the waves grew taller than anyone remembered.",
-                      encoding="utf-8")
+    script.write_text(
+        "A lighthouse stood alone at the end of the world, and its keeper climbed up every single evening. "
+        "The harbour below was quiet and grey, with fishing boats resting there until the morning came. "
+        "Then the storm rolled in over the water, and the waves grew taller than anyone remembered.",
+        encoding="utf-8",
+    )
     started = time.perf_counter()
     art = asyncio.run(render(RenderOptions(script=script, out=tmp_path / "out", visuals="stock")))
     elapsed = time.perf_counter() - started
@@ -250,13 +379,19 @@ def test_faults_are_retried_and_empty_results_broaden_then_fall_back(stock_serve
     stock, url, requests = stock_server
     stock.videos = {"harbour": ["blue.mp4"]}
     stock.photos = {"kittens": ["cyan.png"]}
-    stock.faults = [Reply(429, b"slow down", {"Retry-After": "0"}), Reply(503, b"busy"),
-                    Reply(200, b"<html>proxy error</html>", {"Content-Type": "text/html"})]
-    settings = settings_for(data=str(tmp_path / "d"), PEXELS_API_KEY=KEY, PEXELS_BASE_URL=url,
-                            STORYBOT_PROVIDER_RETRIES="3")
-    briefs = [brief(shot(0, "A quiet old harbour at dawn."), "harbour"),
-              brief(shot(1, "Nothing matches zzyzx."), "x", title="Kittens"),
-              brief(shot(2, "Qqqq wwww."), "y")]
+    stock.faults = [
+        Reply(429, b"slow down", {"Retry-After": "0"}),
+        Reply(503, b"busy"),
+        Reply(200, b"<html>proxy error</html>", {"Content-Type": "text/html"}),
+    ]
+    settings = settings_for(
+        data=str(tmp_path / "d"), PEXELS_API_KEY=KEY, PEXELS_BASE_URL=url, STORYBOT_PROVIDER_RETRIES="3"
+    )
+    briefs = [
+        brief(shot(0, "A quiet old harbour at dawn."), "harbour"),
+        brief(shot(1, "Nothing matches zzyzx."), "x", title="Kittens"),
+        brief(shot(2, "Qqqq wwww."), "y"),
+    ]
     made = run_make("stock", settings, briefs, tmp_path)
     assert made[0].source == "pexels" and made[0].clip is not None and made[0].notice is None
     assert made[1].source == "pexels" and made[1].clip is None, "the broader title term found a photo"
@@ -282,11 +417,17 @@ def test_reroll_takes_the_next_hit_and_never_another_shots_media(stock_server, t
     stock, url, _ = stock_server
     stock.videos = {"lighthouse": ["red.mp4", "green.mp4", "blue.mp4"]}
     settings = settings_for(data=str(tmp_path / "d"), PEXELS_API_KEY=KEY, PEXELS_BASE_URL=url)
-    first = run_make("stock", settings, [brief(shot(0, "lighthouse", 2), "p"), brief(shot(1, "lighthouse", 2), "p")],
-                     tmp_path)
+    first = run_make(
+        "stock", settings, [brief(shot(0, "lighthouse", 2), "p"), brief(shot(1, "lighthouse", 2), "p")], tmp_path
+    )
     assert [v.media_ids for v in first] == [["pexels:video:1000"], ["pexels:video:1001"]]
-    again = run_make("stock", settings, [brief(shot(0, "lighthouse", 2), "p", seed=7919)], tmp_path,
-                     exclude={*first[0].media_ids, *first[1].media_ids})
+    again = run_make(
+        "stock",
+        settings,
+        [brief(shot(0, "lighthouse", 2), "p", seed=7919)],
+        tmp_path,
+        exclude={*first[0].media_ids, *first[1].media_ids},
+    )
     assert again[0].media_ids == ["pexels:video:1002"]
 
 
@@ -326,10 +467,16 @@ def test_images_api_b64_and_url_nearest_size_usage(tmp_path: Path) -> None:
     base: list[str] = []
     with local_server(images_server(answer, base)) as server:
         base.append(server.url)
-        settings = settings_for(data=str(tmp_path / "d"), STORYBOT_IMAGE_MODEL="gpt-image-1",
-                                STORYBOT_IMAGE_BASE_URL=server.url + "/v1", STORYBOT_IMAGE_API_KEY=KEY)
-        briefs = [brief(shot(0, "A lighthouse."), "a lighthouse at dusk", "text, watermark"),
-                  brief(shot(1, "A harbour."), "a harbour")]
+        settings = settings_for(
+            data=str(tmp_path / "d"),
+            STORYBOT_IMAGE_MODEL="gpt-image-1",
+            STORYBOT_IMAGE_BASE_URL=server.url + "/v1",
+            STORYBOT_IMAGE_API_KEY=KEY,
+        )
+        briefs = [
+            brief(shot(0, "A lighthouse."), "a lighthouse at dusk", "text, watermark"),
+            brief(shot(1, "A harbour."), "a harbour"),
+        ]
         with metered() as used:
             started = time.perf_counter()
             made = run_make("images", settings, briefs, tmp_path)
@@ -354,8 +501,12 @@ def test_images_api_garbage_falls_back_to_a_card(tmp_path: Path) -> None:
     base: list[str] = []
     with local_server(images_server(answer, base)) as server:
         base.append(server.url)
-        settings = settings_for(data=str(tmp_path / "d"), STORYBOT_IMAGE_MODEL="gpt-image-1",
-                                OPENAI_BASE_URL=server.url + "/v1", OPENAI_API_KEY=KEY)
+        settings = settings_for(
+            data=str(tmp_path / "d"),
+            STORYBOT_IMAGE_MODEL="gpt-image-1",
+            OPENAI_BASE_URL=server.url + "/v1",
+            OPENAI_API_KEY=KEY,
+        )
         made = run_make("images", settings, [brief(shot(0, "A lighthouse."), "p")], tmp_path)
     assert made[0].source == "cards" and "a card stands in" in (made[0].notice or "")
 
