@@ -104,9 +104,11 @@ class Conductor:
         """`/video` and `/ideas` after validation: defer, start the job, make its status message."""
         who = self.requester(interaction.user)
         if (refusal := self.limit_message(who)) is not None:
-            await interaction.response.send_message(refusal, ephemeral=True)
+            send = interaction.followup.send if interaction.response.is_done() else interaction.response.send_message
+            await send(refusal, ephemeral=True)
             return
-        await interaction.response.defer(thinking=True)
+        if not interaction.response.is_done():  # /video with attachments deferred while downloading them
+            await interaction.response.defer(thinking=True)
         job_id = await self.service.start(request, who, channel=str(interaction.channel_id), auto_approve=auto_approve)
         events = self.service.events(job_id)  # nothing has run yet: the job's task starts at our next await
         post = Post(job_id=job_id, guild_id=interaction.guild_id, channel_id=interaction.channel_id or 0,
@@ -298,7 +300,10 @@ class Conductor:
         platforms: dict[str, Any] = {}
         with contextlib.suppress(OSError, ValueError, TypeError):
             platforms = json.loads(Path(artifacts["metadata"]).read_text(encoding="utf-8")).get("platforms", {})
-        text = delivery_text(job_id, platforms, await self._name(record.requester))
+        credits: list[dict[str, Any]] = []
+        with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+            credits = json.loads(Path(artifacts["credits"]).read_text(encoding="utf-8"))
+        text = delivery_text(job_id, platforms, await self._name(record.requester), credits)
         channel = self.bot.get_partial_messageable(target_id)
         video = next((Path(p) for p in (artifacts.get("final_video"), artifacts.get("discord_video"))
                       if p and Path(p).is_file() and Path(p).stat().st_size <= limit), None)

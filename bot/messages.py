@@ -156,14 +156,26 @@ def _score(value: Any) -> str:
     return f"{value:g}/10" if isinstance(value, int | float) else "?"
 
 
-def delivery_text(job_id: str, platforms: dict[str, Any], requester_name: str) -> str:
+def credits_text(credits: list[dict[str, Any]]) -> str:
+    """One line crediting the stock authors, as Pexels and Pixabay ask ("" without stock media)."""
+    by_site: dict[str, list[str]] = {}
+    for c in credits:
+        names = by_site.setdefault(str(c.get("source", "")).capitalize(), [])
+        if (author := one_line(quote(str(c.get("author") or "")), 60)) and author not in names:
+            names.append(author)
+    parts = [f"{', '.join(names)} on {site}" if names else site for site, names in by_site.items() if site]
+    return one_line(f"-# footage and photos: {'; '.join(parts)}", 500) if parts else ""
+
+
+def delivery_text(job_id: str, platforms: dict[str, Any], requester_name: str,
+                  credits: list[dict[str, Any]] | None = None) -> str:
     title = quote(str(platforms.get("title") or "Your video"))
     description = quote(str(platforms.get("description") or ""))
     tags: list[str] = []
     for values in (platforms.get("hashtags") or {}).values():
         tags.extend(t for t in values if t not in tags)
     lines = [f"🎬 **{one_line(title, 200)}**", description, " ".join(tags[:15]),
-             f"-# made for {quote(requester_name)} · job {job_id}"]
+             f"-# made for {quote(requester_name)} · job {job_id}", credits_text(credits or [])]
     return "\n".join(line for line in lines if line)[:2000]
 
 

@@ -10,9 +10,12 @@ from graph.state import APPROVALS, MAX_PROMPT_CHARS, STAGES, Answer, JobRequest
 from tools.errors import BadInput, StorybotError
 from tools.settings import Settings
 from tools.store import JobRecord, StageRecord
+from tools.visuals import resolve as resolve_visuals
+from tools.visuals.user import keep_uploads, media_kind
 
 __all__ = [
     "APPROVALS", "END_EVENTS", "MAX_PROMPT_CHARS", "STAGES", "Answer", "BadInput", "Event", "JobRecord",
     "JobRequest", "JobService", "JobStatus", "NotAllowed", "Requester", "Settings", "StageRecord",
-    "StaleAnswer", "StorybotError", "Subscription",
+    "StaleAnswer", "StorybotError", "Subscription", "keep_uploads", "media_kind",
+    "resolve_visuals",
 ]

@@ -284,6 +284,9 @@ class JobService:
             count = len(shown.get("shots", []))
             if not answer.shots or any(not 1 <= n <= count for n in answer.shots):
                 raise BadInput(f"re-roll shot numbers from 1 to {count}")
+            if answer.media and len(answer.media) != len(answer.shots):
+                raise BadInput(f"{len(answer.media)} pictures for {len(answer.shots)} shot numbers: "
+                               "give one shot number per picture")
         if answer.action == "revise" and not (answer.note or "").strip():
             raise BadInput("say what to change: revise \"NOTE\"")
         if answer.action == "replace" and not (answer.text or "").strip():

@@ -72,6 +72,7 @@ class Answer(BaseModel):
     note: str | None = None           # revise: what to change
     text: str | None = None           # replace: the new script
     shots: list[int] = []             # reroll: 1-based shot numbers
+    media: list[str] = []             # reroll: the user's pictures or clips for those shots, in order
 
 
 def _merge(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
@@ -90,6 +91,7 @@ class JobState(TypedDict, total=False):
     subtitles: dict[str, Any]
     shot_seeds: dict[str, int]          # per-shot picture seed, bumped by a re-roll
     reroll: list[int]                   # 0-based shots the next keyframes run must redraw
+    shot_media: dict[str, str]          # 0-based shot -> the user's own file that replaces its picture
     keyframes: list[str]
     clips: list[str]
     outcome: Literal["done", "cancelled"]

@@ -161,6 +161,7 @@ async def keyframes_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     title = state.get("idea", {}).get("title")
     before = visuals.read_records(ctx.job_dir)
     rerolled = set(state.get("reroll", []))
+    pinned = {int(k): Path(v) for k, v in state.get("shot_media", {}).items()}  # the user's replacements
     kept: dict[int, visuals.ShotRecord] = {}
     todo: list[tuple[visuals.ShotBrief, Path, str]] = []
     names, seeds = [], {}
@@ -173,7 +174,7 @@ async def keyframes_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
         manifest = folder / f".{png.stem}.json"
         label = f"sdxl:{gpu.model('sdxl')}:{ctx.settings.sdxl_steps}" if gpu else name
         key = fingerprint(label, brief.model_dump(exclude={"title"} if shot.index else set()), aspect.value,
-                          request.media)
+                          request.media, str(pinned.get(shot.index, "")))
         names.append(f"keyframes/{png.name}")
         seeds[str(shot.index + 1)] = seed
         old = before.get(shot.index + 1)
@@ -191,11 +192,16 @@ async def keyframes_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
         await _sdxl_draw(ctx, gpu, "keyframes", aspect,
                          [(plan[b.index], b.seed, b.prompt, png) for b, png in jobs])
 
+    own = [b for b, _, _ in todo if b.index in pinned]
+    rest = [b for b, _, _ in todo if b.index not in pinned]
     with ctx.metered("keyframes"):
         async with visuals.open_source(name, ctx.settings, draw=draw,
                                        gpu_label=f"sdxl:{gpu.model('sdxl')}" if gpu else "sdxl",
                                        user_files=[Path(m) for m in request.media]) as source:
-            made = await visuals.make_visuals(source, [b for b, _, _ in todo], job)
+            by_shot = {v.shot: v for v in await visuals.make_visuals(source, rest, job)}
+        async with visuals.open_source("user", ctx.settings, pinned=pinned) as replacing:
+            by_shot |= {v.shot: v for v in await visuals.make_visuals(replacing, own, job)}
+    made = [by_shot[b.index] for b, _, _ in todo]
     notices = []
     for (brief, manifest, key), visual in zip(todo, made, strict=True):
         rec = visuals.record(visual, ctx.job_dir)
@@ -307,8 +313,12 @@ async def approve_keyframes(state: JobState, ctx: NodeContext) -> Command[Any]:
         for number in answer.shots:
             index = number - 1
             seeds[str(index)] = _shot_seed(state, index) + 7919  # a new picture, still deterministic
-        return Command(update=done("user", shot_seeds=seeds, reroll=[n - 1 for n in answer.shots]),
-                       goto="keyframes")
+        own = dict(state.get("shot_media", {}))
+        for number in answer.shots:
+            own.pop(str(number - 1), None)  # a plain re-roll goes back to the job's source
+        own |= {str(n - 1): path for n, path in zip(answer.shots, answer.media, strict=False)}
+        return Command(update=done("user", shot_seeds=seeds, reroll=[n - 1 for n in answer.shots],
+                                   shot_media=own), goto="keyframes")
     return Command(update=done("user"), goto="animate")
 
 

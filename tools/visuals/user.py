@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Literal
 
 from tools import keyframes
-from tools.errors import StorybotError
+from tools.errors import BadInput, StorybotError
+from tools.files import atomic_path
 from tools.probe import probe
 from tools.visuals import footage
 from tools.visuals.base import Job, Miss, ShotBrief, Visual
@@ -65,3 +66,44 @@ class UserSource:
             await asyncio.to_thread(footage.still_keyframe, path, job.aspect, png)
             clip = None
         return Visual(shot=brief.index, source="user", keyframe=png, clip=clip, media_ids=[self._key(path)])
+
+
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+
+
+def keep_uploads(uploads: list[tuple[str, bytes]], folder: Path) -> list[Path]:
+    """Store uploaded pictures and clips (a chat's attachments) as `folder/NN.<ext>`, named by order,
+    never by the sender's file name; BadInput naming the first file that is not an image or video
+    by its bytes, or does not decode. Nothing is kept when one is refused."""
+    from tools.visuals.fetch import check_media, sniff
+
+    kinds: list[tuple[Literal["image", "video"], str]] = []
+    for name, data in uploads:
+        if not data:
+            raise BadInput(f"{name}: the file is empty")
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise BadInput(f"{name}: over {MAX_UPLOAD_BYTES // 2**20} MB")
+        try:
+            kinds.append(("image", sniff(data[:64], "image")))
+        except ValueError:
+            try:
+                kinds.append(("video", sniff(data[:64], "video")))
+            except ValueError:
+                raise BadInput(f"{name}: not a picture or a video clip") from None
+    folder.mkdir(parents=True, exist_ok=True)
+    kept: list[Path] = []
+    try:
+        for n, ((name, data), (kind, suffix)) in enumerate(zip(uploads, kinds, strict=True), 1):
+            path = folder / f"{n:02d}{'.mp4' if suffix == '.mov' else suffix}"
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(data)
+                try:
+                    check_media(tmp, kind)
+                except (ValueError, StorybotError) as exc:
+                    raise BadInput(f"{name}: {exc}") from None
+            kept.append(path)
+    except BadInput:
+        for path in kept:
+            path.unlink(missing_ok=True)
+        raise
+    return kept
