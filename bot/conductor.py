@@ -22,6 +22,7 @@ from discord.ext import commands
 
 from bot.approvals import Approvals
 from bot.delivery import Delivery
+from bot.links import links_from
 from bot.messages import NO_MENTIONS, REFUSAL, Live, answered_text, failure_text, status_embed
 from bot.records import Post, Records
 from bot.text import one_line, redact
@@ -48,8 +49,9 @@ ACTIVE = ("queued", "running", "waiting")
 class Conductor:
     def __init__(self, bot: commands.Bot, service: JobService, records: Records, settings: Settings) -> None:
         self.bot, self.service, self.records, self.settings = bot, service, records, settings
+        self.links = links_from(settings)
         self.approvals = Approvals(bot, service, records)
-        self.delivery = Delivery(bot, service, records, settings)
+        self.delivery = Delivery(bot, service, records, settings, self.links)
         self.guild_ids = _ids(settings.guild_ids)
         self.channel_ids = _ids(settings.allowed_channel_ids)
         self._live: dict[str, Live] = {}

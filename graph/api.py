@@ -10,9 +10,10 @@ from graph.state import APPROVALS, MAX_PROMPT_CHARS, STAGES, Answer, JobRequest
 from tools.errors import BadInput, StorybotError
 from tools.settings import Settings
 from tools.store import JobRecord, StageRecord
+from tools.upload import DEFAULT_LIMIT, fit_for_upload
 
 __all__ = [
-    "APPROVALS", "END_EVENTS", "MAX_PROMPT_CHARS", "STAGES", "Answer", "BadInput", "Event", "JobRecord",
-    "JobRequest", "JobService", "JobStatus", "NotAllowed", "Requester", "Settings", "StageRecord",
-    "StaleAnswer", "StorybotError", "Subscription",
+    "APPROVALS", "DEFAULT_LIMIT", "END_EVENTS", "MAX_PROMPT_CHARS", "STAGES", "Answer", "BadInput", "Event",
+    "JobRecord", "JobRequest", "JobService", "JobStatus", "NotAllowed", "Requester", "Settings", "StageRecord",
+    "StaleAnswer", "StorybotError", "Subscription", "fit_for_upload",
 ]

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     delivery_channel_id: int | None = Field(None, alias="STORYBOT_DELIVERY_CHANNEL_ID")
     max_active_jobs_per_user: int = Field(2, alias="STORYBOT_MAX_ACTIVE_JOBS_PER_USER", ge=1)
     max_requests_per_hour: int = Field(6, alias="STORYBOT_MAX_REQUESTS_PER_HOUR", ge=1)
+    # signed links to full-quality files, served by `storybot bot` (bot/links.py)
+    public_url: str | None = Field(None, alias="STORYBOT_PUBLIC_URL")  # how players reach the HTTP server
+    http_host: str = Field("127.0.0.1", alias="STORYBOT_HTTP_HOST")
+    http_port: int = Field(8080, alias="STORYBOT_HTTP_PORT", ge=0, le=65535)
+    link_secret: SecretStr | None = Field(None, alias="STORYBOT_LINK_SECRET")  # unset: generated under the data folder
+    link_ttl: int = Field(7 * 24 * 3600, alias="STORYBOT_LINK_TTL", ge=60)  # seconds a link stays valid
 
 
     @property
