@@ -271,7 +271,10 @@ class Conductor:
                 refusal = await self._steer(post.job_id, resume)
                 log.info("job %s after a restart: %s", post.job_id, refusal or "resumed")
             elif record.status == "done" and not post.delivered_message_id:
-                await self.delivery.recover(post)
+                try:
+                    await self.delivery.recover(post)
+                except discord.HTTPException as exc:  # the history cannot be read: settled at the next start
+                    log.warning("job %s: delivery left for the next start: %s", post.job_id, exc)
 
     def _auto(self, job_id: str) -> bool:
         post = self.records.post(job_id)

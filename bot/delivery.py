@@ -59,13 +59,13 @@ class Delivery:
         platforms = _platforms(record)
         master = Path(str(record.artifacts.get("final_video", "")))
         size = mib(master.stat().st_size) if master.is_file() else "unknown size"
-        link = self.links.url(job_id, "final.mp4") if self.links and master.is_file() else None
         expires = self.links.expiry() if self.links else 0
+        link = self.links.url(job_id, "final.mp4", expires) if self.links and master.is_file() else None
         for _attempt in range(2):  # the best file under the limit; after a 413, one copy fitted smaller
             video = await self._fitting(record, master, limit)
             if video is None:
                 break
-            extra = link_line(link, size, expires) if link and video != master else ""
+            extra = link_line(job_id, link, size, expires) if link and video != master else ""
             try:
                 message = await channel.send(delivery_text(job_id, platforms, name, extra),
                                              file=discord.File(video, f"storybot-{job_id}.mp4"),
@@ -79,8 +79,7 @@ class Delivery:
                 self.records.update(job_id, upload_limit=limit)  # a restart starts from what Discord took
                 log.warning("job %s: Discord refused %s as too large (%s); trying under %s",
                             job_id, mib(refused), exc.code, mib(limit))
-        where = (f"Full quality: {link} (the link works until <t:{expires}:f>)" if link
-                 else f"The master is kept at `{master}`.")
+        where = link_line(job_id, link, size, expires) if link else f"The master is kept at `{master}`."
         note = too_big_text(size, mib(limit), where)
         message = await channel.send(delivery_text(job_id, platforms, name, note), allowed_mentions=NO_MENTIONS)
         return message.id

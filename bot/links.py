@@ -45,8 +45,8 @@ class Links:
         digest = hmac.new(self.secret, f"{job_id}/{name}/{expires}".encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
-    def url(self, job_id: str, name: str, now: float | None = None) -> str:
-        expires = self.expiry(now)
+    def url(self, job_id: str, name: str, expires: int | None = None) -> str:
+        expires = self.expiry() if expires is None else expires
         return (f"{self.base}/files/{job_id}/{quote(name)}?expires={expires}"
                 f"&sig={self._sign(job_id, name, expires)}")
 
@@ -66,14 +66,22 @@ def link_secret(settings: Settings) -> bytes:
     if settings.link_secret is not None and settings.link_secret.get_secret_value():
         return settings.link_secret.get_secret_value().encode()
     path = settings.data_dir / SECRET_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "wb") as out:
-        out.write(secrets.token_urlsafe(32).encode())
-    return path.read_bytes().strip()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_name(f".{SECRET_FILE}.{os.getpid()}")
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(secrets.token_urlsafe(32).encode())
+        try:
+            os.link(scratch, path)  # whole or not at all; a second bot starting at once keeps the first key
+        except FileExistsError:
+            pass
+        finally:
+            scratch.unlink()
+    secret = path.read_bytes().strip()
+    if len(secret) < 16:
+        raise BadInput(f"{path} holds no usable link secret: delete it to have a new one made")
+    return secret
 
 
 def job_links(links: Links, record: JobRecord) -> list[tuple[str, str]]:

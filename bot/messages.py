@@ -181,8 +181,8 @@ def delivery_text(job_id: str, platforms: dict[str, Any], requester_name: str, e
     return "\n".join(line for line in [head, description, *tail] if line)[:2000]
 
 
-def link_line(url: str, size: str, expires: int) -> str:
-    return f"🔗 Full quality ({size}, the link works until <t:{expires}:f>): {url}"
+def link_line(job_id: str, url: str, size: str, expires: int) -> str:
+    return f"🔗 Full quality ({size}; until <t:{expires}:f>, then `/job {job_id}` for a fresh link): {url}"
 
 
 def too_big_text(size: str, limit: str, where: str) -> str:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from bot.links import Links, LinkServer, link_secret, links_from
-from graph.api import JobService, Settings
+from graph.api import JobService, Settings, StorybotError
 from tools.settings import get_settings
 
 JOB = "0123456789ab"
@@ -47,7 +47,7 @@ def local(url: str, base: str) -> str:
 
 def test_signatures_cover_job_name_and_expiry() -> None:
     links = Links(b"k" * 32, "https://v.example/", ttl=3600)
-    url = links.url(JOB, "final.mp4", now=1000)
+    url = links.url(JOB, "final.mp4", expires=links.expiry(now=1000))
     assert url.startswith(f"https://v.example/files/{JOB}/final.mp4?expires=4600&sig=")
     sig = url.rsplit("sig=", 1)[1]
     assert links.valid(JOB, "final.mp4", "4600", sig, now=4600)
@@ -109,3 +109,11 @@ async def test_every_wrong_link_is_the_same_bare_404(served: tuple[LinkServer, J
         assert posted.status_code == 404
         service.store.update(JOB, status="running")  # only finished jobs are served
         assert (await http.get(good)).status_code == 404
+
+
+async def test_a_port_in_use_is_one_clear_error(served: tuple[LinkServer, JobService, str], tmp_path: Path) -> None:
+    server, service, _base = served
+    settings = server.settings.model_copy(update={"http_port": server.port})
+    second = LinkServer(server.links, service, settings)
+    with pytest.raises(StorybotError, match=rf"cannot serve links on 127\.0\.0\.1:{server.port} "):
+        await second.start()
