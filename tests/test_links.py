@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from bot.links import Links, LinkServer, link_secret, links_from
+from bot.messages import delivery_text, link_line
 from graph.api import JobService, Settings, StorybotError
 from tools.settings import get_settings
 
@@ -117,3 +118,12 @@ async def test_a_port_in_use_is_one_clear_error(served: tuple[LinkServer, JobSer
     second = LinkServer(server.links, service, settings)
     with pytest.raises(StorybotError, match=rf"cannot serve links on 127\.0\.0\.1:{server.port} "):
         await second.start()
+
+
+def test_a_long_description_gives_way_to_the_link_and_the_job_mark() -> None:
+    url = Links(b"k" * 32, "https://v.example", 3600).url(JOB, "final.mp4")
+    platforms = {"title": "The Keeper", "description": "A keeper and a whale. " * 200,
+                 "hashtags": {"tiktok": ["#whale", "#sea"]}}
+    text = delivery_text(JOB, platforms, "alice", link_line(JOB, url, "12.3 MiB", 1765000000))
+    assert len(text) <= 2000 and url in text and text.endswith(f"-# made for alice · job {JOB}")
+    assert "A keeper and a whale." in text and "#whale #sea" in text
