@@ -18,9 +18,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from tools.assets import FONTS_DIR
 from tools.ffmpeg import escape_filter_value, run_ffmpeg
 from tools.files import atomic_path
+from tools.fonts import fonts_dir
 from tools.loudness import LoudnormStats, loudnorm_apply_filter, measure_loudnorm
 from tools.models import Aspect, Shot
 from tools.motion import FPS
@@ -88,7 +88,7 @@ def _video_graph(plan: CutPlan, ass: Path) -> str:
             order.append(f"[x{i}]")
         order.append(f"[b{i}c]")
     parts.append("".join(order) + f"concat=n={len(order)}:v=1:a=0,"
-                 f"ass=filename={escape_filter_value(str(ass))}:fontsdir={escape_filter_value(str(FONTS_DIR))},"
+                 f"ass=filename={escape_filter_value(str(ass))}:fontsdir={escape_filter_value(str(fonts_dir()))},"
                  "format=yuv420p[vout]")
     return ";".join(parts)
 
