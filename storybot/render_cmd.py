@@ -36,8 +36,7 @@ def render_command(
     settings = get_settings()
     opts = RenderOptions(script=script, images=images, clips=clips, voice=voice, music=music,
                          aspect=parse_aspect(aspect), out=out, upload_limit_bytes=upload_limit,
-                         video=VideoEncoding(preset=settings.video_preset, crf=settings.video_crf),
-                         concurrency=settings.media_concurrency)
+                         video=VideoEncoding(preset=settings.video_preset, crf=settings.video_crf))
     with err.status("rendering", spinner="dots") as status:
         artifacts = asyncio.run(render(opts, progress=lambda s: status.update(f"stage: {s}")))
     if as_json:
