@@ -19,10 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
 from tools.ffmpeg import run_ffmpeg
-from tools.files import atomic_path
+from tools.files import atomic_path, write_text_atomic
 from tools.models import Aspect, Motion
 from tools.probe import probe
 
@@ -59,6 +59,26 @@ def clip_source(path: Path) -> ClipSource:
 
 
 ShotMedia = Annotated[StillShot | ClipShot, Field(discriminator="kind")]
+
+
+_MEDIA = TypeAdapter(list[ShotMedia])
+
+
+def write_media(path: Path, media: list[StillShot | ClipShot]) -> None:
+    """The cut sheet: what every shot shows (paths relative to the job folder)."""
+    write_text_atomic(path, _MEDIA.dump_json(media, indent=1).decode() + "\n")
+
+
+def read_media(path: Path, root: Path) -> list[StillShot | ClipShot]:
+    """The cut sheet with its paths resolved under `root`."""
+    media = _MEDIA.validate_json(path.read_bytes())
+    return [m.model_copy(update={"image": root / m.image}) if isinstance(m, StillShot) else
+            m.model_copy(update={"sources": [c.model_copy(update={"path": root / c.path}) for c in m.sources]})
+            for m in media]
+
+
+def media_files(media: list[StillShot | ClipShot]) -> list[Path]:
+    return [f for m in media for f in ([m.image] if isinstance(m, StillShot) else [c.path for c in m.sources])]
 
 
 class ShotChain(BaseModel):
