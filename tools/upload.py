@@ -1,11 +1,12 @@
-"""Upload fitting: a copy of the master that fits a chat upload limit, by bitrate targeting.
+"""Upload fitting: predicting the master's size, planning a copy under a chat upload limit, and the
+fallback that re-encodes the master when the copy made by the final cut (tools.compose) missed.
 
 One pass aims at the bitrate under a VBV cap (maxrate 10% above, a one-second buffer), which keeps
 the size near bitrate x (duration + 1 s); a file that still comes out too big is redone 8% lower.
 Two-pass ABR would use the budget a little better but costs a second decode and encode, which on
-two cores was most of the fitting time. The audio is copied, so the fitted file keeps the master's
-measured loudness. Width drops to 720 only when the bitrate left for 1080-wide video would look
-worse than a sharper, smaller picture.
+two cores was most of the fitting time. The fallback copies the audio, so the fitted file keeps the
+master's measured loudness; the same-run copy encodes the same normalised PCM. Width drops to 720
+only when the bitrate left for 1080-wide video would look worse than a sharper, smaller picture.
 """
 
 from __future__ import annotations
