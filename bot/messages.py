@@ -1,17 +1,21 @@
 """The bot's messages, built from job records and approval payloads: status, approvals, delivery.
 
-Only building here (embeds and text); sending and editing live in `conductor.py`.
+Only building here (embeds and text); sending and editing live in `conductor.py`, `approvals.py` and
+`delivery.py`.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import discord
 
 from bot.text import duration, one_line, progress_bar, quote, split_text, word_diff
-from graph.api import JobRecord, StageRecord
+from graph.api import Answer, JobRecord, StageRecord
+
+NO_MENTIONS = discord.AllowedMentions.none()
 
 EMBED_TEXT = 4000           # under the 4096 limit of an embed description
 MESSAGE_EMBED_TEXT = 5800   # under the 6000 limit of all embeds of one message
@@ -31,6 +35,11 @@ COST = {"collect_ideas": 0.01, "story_ideas": 0.01, "write_script": 0.02, "revis
         "subtitles": 0.005, "plan_scenes": 0.01, "keyframes": 0.04, "vision_guidance": 0.01, "animate": 0.3,
         "post_produce": 0.5, "deliver": 0.005}
 HIDDEN_WHEN_PENDING = {"revise_script"}
+REFUSAL = "Only the person who asked for this video, or someone with the approver role, can do that."
+ASK_IDEA = "**Your turn:** pick an idea, or reply with its number."
+ASK_SCRIPT = ("**Your turn:** approve the script, or reply to it with what to change "
+              "(or attach a .txt to replace it).")
+ASK_KEYFRAMES = "**Your turn:** approve the keyframes, or pick shots to draw again."
 
 
 class Live:
@@ -165,6 +174,20 @@ def delivery_text(job_id: str, platforms: dict[str, Any], requester_name: str) -
     lines = [f"🎬 **{one_line(title, 200)}**", description, " ".join(tags[:15]),
              f"-# made for {quote(requester_name)} · job {job_id}"]
     return "\n".join(line for line in lines if line)[:2000]
+
+
+def too_big_text(text: str, size: str, limit: str, master: Path) -> str:
+    return (f"{text}\n\n⚠️ The video ({size}) does not fit this server's upload "
+            f"limit of {limit}. The master is kept at `{master}`.")[:2000]
+
+
+def answered_text(answer: Answer, name: str) -> str:
+    """The one line that acknowledges an answer, under the approval it answered."""
+    verb = {"approve": "✅ Approved", "pick": f"✅ Idea {(answer.index or 0) + 1} picked",
+            "revise": "✏️ Revising", "replace": "📄 Script replaced", "regenerate": "🔄 Writing a new draft",
+            "reroll": f"🎲 Re-rolling shot{'s' if len(answer.shots) > 1 else ''} "
+                      f"{', '.join(map(str, answer.shots))}", "cancel": "✖️ Cancelled"}[answer.action]
+    return f"{verb} by {name}."
 
 
 def failure_text(stage: str | None, reason: str) -> str:
