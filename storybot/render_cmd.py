@@ -43,8 +43,7 @@ def render_command(
     opts = RenderOptions(script=script, images=images, clips=clips, voice=recording, music=music,
                          voice_name=None if recording else voice, language=language,
                          aspect=parse_aspect(aspect), out=out, upload_limit_bytes=upload_limit,
-                         video=VideoEncoding(preset=settings.video_preset, crf=settings.video_crf),
-                         concurrency=settings.media_concurrency)
+                         video=VideoEncoding(preset=settings.video_preset, crf=settings.video_crf))
     chosen = choose_voice(read_script_file(script), opts, settings) if recording is None else None
     if chosen and chosen.notice:
         err.print(chosen.notice, markup=False)

@@ -11,7 +11,7 @@ import contextlib
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,6 @@ class RenderOptions(BaseModel):
     voice_name: str | None = None  # a catalogue name; None: chosen by the script's language
     language: str | None = None
     video: compose.VideoEncoding = compose.VideoEncoding()
-    concurrency: int = 2
 
 
 class Artifacts(BaseModel):
@@ -107,17 +106,6 @@ class _Stages:
         self.seconds[name] = round(time.perf_counter() - start, 3)
 
 
-async def _bounded(jobs: list[Coroutine[Any, Any, None]], limit: int) -> None:
-    """Run media jobs with at most `limit` at once (each FFmpeg already uses every core)."""
-    gate = asyncio.Semaphore(limit)
-
-    async def run(job: Coroutine[Any, Any, None]) -> None:
-        async with gate:
-            await job
-
-    await asyncio.gather(*(run(j) for j in jobs))
-
-
 async def render(opts: RenderOptions, progress: Progress | None = None, chosen: Chosen | None = None) -> Artifacts:
     """Render a video into `opts.out`; raise BadInput (nothing written) when an input is unusable."""
     text = read_script_file(opts.script)
@@ -165,25 +153,18 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, chosen: Chose
     music = await music_or_bed(opts.music, work, cut.total, opts.seed)
     # audio analysis needs no pictures: run it while the clips are animated
     audio = asyncio.create_task(compose.prepare_audio(work / "voice.wav", music, cut.total))
-    clips_dir = work / "clips"
-    clips_dir.mkdir()
-    clip_paths = [clips_dir / f"shot_{s.index + 1:02d}.mp4" for s in plan]
     try:
         if clips_in:
-            with st.stage("animate"):
-                await _bounded([motion.fit_clip(src, frames, opts.aspect, dst)
-                                for src, frames, dst in zip(clips_in, cut.clip_frames, clip_paths, strict=True)],
-                               opts.concurrency)
+            with st.stage("animate"):  # clips are fitted inside the final cut: only their lengths are read
+                media: list[motion.StillShot | motion.ClipShot] = [
+                    motion.ClipShot(sources=[await asyncio.to_thread(motion.clip_source, c)]) for c in clips_in]
         else:
             with st.stage("keyframes"):
                 keyframe_paths = await asyncio.to_thread(
                     keyframes.make_keyframes, plan, opts.aspect, work, images, opts.seed)
-            with st.stage("animate"):
-                await _bounded([motion.ken_burns(kf, s.motion, frames, opts.aspect, dst)
-                                for kf, s, frames, dst in zip(keyframe_paths, plan, cut.clip_frames, clip_paths,
-                                                              strict=True)], opts.concurrency)
+            media = [motion.StillShot(image=kf, motion=s.motion) for kf, s in zip(keyframe_paths, plan, strict=True)]
         with st.stage("post_produce"):
-            done = await finish(work, clip_paths, cut, work / "voice.wav", music, subs.ass, opts.aspect, opts.video,
+            done = await finish(work, media, cut, work / "voice.wav", music, subs.ass, opts.aspect, opts.video,
                                 opts.upload_limit_bytes, mix=await audio)
     finally:
         if not audio.done():
@@ -200,6 +181,7 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, chosen: Chose
         "shots": len(plan),
         "subtitles": {"cues": len(subs.cues), "font_size": subs.font_size},
         "stage_seconds": st.seconds,
+        "sources": [m.kind for m in media],
         "total_seconds": round(time.perf_counter() - started, 3),
     }
 
