@@ -10,7 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.text import duration, is_approval, one_line, quote, shot_numbers, visible
+from bot.text import duration, one_line, quote, visible
 from bot.views import modal_note
 from graph.api import Answer, BadInput, JobRequest
 
@@ -150,41 +150,29 @@ class VideoCommands(commands.Cog):
             await message.reply("Only the person who asked for this video, or an approver, can answer it.",
                                 allowed_mentions=NO_MENTIONS, delete_after=30)
             return
+        record = self.bot.service.get(job_id)
         try:
-            answer = await self._answer_from(message, self.bot.service.get(job_id).waiting_for)
+            if record.approval is None or record.interrupt_id != interrupt_id:
+                raise BadInput("that approval is no longer pending: answer the current one")
+            answer = record.approval.parse(visible(message.content), await _attached_script(message))
         except BadInput as exc:
             await message.reply(f"⚠️ {_reason(exc)}", allowed_mentions=NO_MENTIONS)
             return
         await self.conductor.answer_reply(message, job_id, interrupt_id, answer)
 
-    async def _answer_from(self, message: discord.Message, approval: str | None) -> Answer:
-        text = visible(message.content).strip()
-        scripts = [a for a in message.attachments if a.filename.lower().endswith(".txt")]
-        if scripts:
-            if scripts[0].size > MAX_SCRIPT_BYTES:
-                raise BadInput(f"that file is too big for a script (at most {MAX_SCRIPT_BYTES // 1024} KiB)")
-            try:
-                body = (await scripts[0].read()).decode("utf-8-sig")
-            except UnicodeDecodeError:
-                raise BadInput("that file is not UTF-8 text") from None
-            return Answer(action="replace", text=visible(body))
-        if text.lower() in ("cancel", "stop"):
-            return Answer(action="cancel")
-        if is_approval(text):
-            return Answer(action="approve")
-        if approval == "pick_idea":
-            numbers = shot_numbers(text)
-            if not numbers:
-                raise BadInput("reply with the number of the idea you want, or approve")
-            return Answer(action="pick", index=numbers[0] - 1)
-        if approval == "approve_keyframes":
-            numbers = shot_numbers(text)
-            if not numbers:
-                raise BadInput("reply with the shot numbers to draw again (e.g. `2, 4`), or approve")
-            return Answer(action="reroll", shots=numbers)
-        if not text:
-            raise BadInput("reply with what to change, approve, or attach a .txt script")
-        return Answer(action="revise", note=text)
+
+async def _attached_script(message: discord.Message) -> str | None:
+    """The text of a .txt attached to a reply (a script to use instead), or None."""
+    scripts = [a for a in message.attachments if a.filename.lower().endswith(".txt")]
+    if not scripts:
+        return None
+    if scripts[0].size > MAX_SCRIPT_BYTES:
+        raise BadInput(f"that file is too big for a script (at most {MAX_SCRIPT_BYTES // 1024} KiB)")
+    try:
+        body = (await scripts[0].read()).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadInput("that file is not UTF-8 text") from None
+    return visible(body)
 
 
 def _reason(exc: Exception) -> str:

@@ -23,19 +23,34 @@ import discord
 from PIL import Image
 
 from bot.contact_sheet import contact_sheet
-from bot.messages import Live, delivery_text, failure_text, idea_embed, keyframes_embed, script_embeds, status_embed
+from bot.messages import (
+    Live,
+    delivery_text,
+    failure_text,
+    idea_embed,
+    keyframes_embed,
+    script_embeds,
+    script_question,
+    status_embed,
+)
 from bot.records import Post, Records
-from bot.text import mib, one_line, redact
+from bot.text import mib, one_line, quote, redact
 from bot.views import JobButton, approval_view
 from graph.api import (
+    LONGER,
+    SHORTER,
     Answer,
+    Approval,
     BadInput,
     Event,
+    IdeaApproval,
     JobRecord,
     JobRequest,
     JobService,
     JobStatus,
+    KeyframeApproval,
     Requester,
+    ScriptApproval,
     Settings,
     Subscription,
 )
@@ -188,8 +203,8 @@ class Conductor:
             _note(live, event, self.service.queue_position(job_id))
             try:
                 await self.refresh(job_id)
-                if event.kind == "waiting" and event.approval:
-                    await self.post_approval(job_id, event.approval)
+                if event.kind == "waiting" and event.approval and event.interrupt_id:
+                    await self.post_approval(job_id, event.approval, event.interrupt_id)
                 elif event.kind == "done":
                     await self.deliver(job_id)
                 elif event.kind == "failed":
@@ -239,37 +254,34 @@ class Conductor:
 
     # approvals ------------------------------------------------------------
 
-    async def post_approval(self, job_id: str, approval: dict[str, Any]) -> None:
+    async def post_approval(self, job_id: str, approval: Approval, interrupt_id: str) -> None:
         """Post the question once per approval (a repeated `waiting` event or a restart posts nothing)."""
-        interrupt_id = str(approval.get("interrupt_id") or "")
         post = self.records.post(job_id)
-        if post is None or not interrupt_id or self.records.prompt_posted(interrupt_id):
+        if post is None or self.records.prompt_posted(interrupt_id):
             return
-        approval = {**approval, "own_script": bool(self.service.get(job_id).options.get("own_script"))}
         channel = self.bot.get_partial_messageable(post.channel_id)
         view = approval_view(job_id, interrupt_id, approval)
-        kind = approval.get("approval")
         sent: list[discord.Message] = []
-        if kind == "pick_idea":
-            sent.append(await channel.send("**Your turn:** pick an idea, or reply with its number.",
-                                           embed=idea_embed(approval), view=view, allowed_mentions=NO_MENTIONS))
-        elif kind == "approve_script":
+        if isinstance(approval, IdeaApproval):
+            sent.append(await channel.send("**Your turn:** pick an idea, or reply with its number (or your own "
+                                           "script).", embed=idea_embed(approval), view=view,
+                                           allowed_mentions=NO_MENTIONS))
+        elif isinstance(approval, ScriptApproval):
             groups = script_embeds(approval)
             for n, embeds in enumerate(groups):
                 last = n == len(groups) - 1
-                sent.append(await channel.send(
-                    "**Your turn:** approve the script, or reply to it with what to change "
-                    "(or attach a .txt to replace it)." if n == 0 else None,
-                    embeds=embeds, view=view if last else discord.utils.MISSING, allowed_mentions=NO_MENTIONS))
-        elif kind == "approve_keyframes":
+                sent.append(await channel.send(script_question(approval) if n == 0 else None, embeds=embeds,
+                                               view=view if last else discord.utils.MISSING,
+                                               allowed_mentions=NO_MENTIONS))
+        else:
             sent.extend(await self._post_keyframes(channel, approval, view))
         for message in sent:
             self.records.remember_prompt(message.id, job_id, interrupt_id)
 
-    async def _post_keyframes(self, channel: discord.PartialMessageable, approval: dict[str, Any],
+    async def _post_keyframes(self, channel: discord.PartialMessageable, approval: KeyframeApproval,
                               view: discord.ui.View) -> list[discord.Message]:
-        images = [Path(p) for p in approval.get("keyframes", [])]
-        captions = [str(s.get("text", "")) for s in approval.get("shots", [])]
+        images = [Path(p) for p in approval.keyframes]
+        captions = [s.text for s in approval.shots]
         with tempfile.TemporaryDirectory(prefix="storybot-sheet-") as tmp:
             folder = Path(tmp)
             sheet = await asyncio.to_thread(contact_sheet, images, captions[: len(images)], folder / "keyframes.png")
@@ -428,11 +440,19 @@ def _note(live: Live, event: Event, position: int | None) -> None:
 
 
 def _answered(answer: Answer, user: discord.abc.User) -> str:
-    verb = {"approve": "✅ Approved", "pick": f"✅ Idea {(answer.index or 0) + 1} picked",
-            "revise": "✏️ Revising", "replace": "📄 Script replaced", "regenerate": "🔄 Writing a new draft",
-            "reroll": f"🎲 Re-rolling shot{'s' if len(answer.shots) > 1 else ''} "
-                      f"{', '.join(map(str, answer.shots))}", "cancel": "✖️ Cancelled"}[answer.action]
-    return f"{verb} by {user.display_name}."
+    """One line saying what the answer did, shown to everyone in the channel."""
+    if answer.action == "revise":
+        note = answer.note or ""
+        did = {LONGER: "✏️ Writing a longer draft", SHORTER: "✏️ Writing a shorter draft"}.get(
+            note, f"✏️ Revising the script: “{one_line(quote(note), 120)}”")
+    elif answer.action == "replace":
+        did = f"📄 Using your own script ({len((answer.text or '').split())} words) instead of the draft"
+    elif answer.action == "reroll":
+        did = f"🎲 Re-rolling shot{'s' if len(answer.shots) > 1 else ''} {', '.join(map(str, answer.shots))}"
+    else:
+        did = {"approve": "✅ Approved", "pick": f"✅ Idea {(answer.index or 0) + 1} picked: writing the script",
+               "regenerate": "🔄 Writing a new draft", "cancel": "✖️ Cancelled"}[answer.action]
+    return f"{did} (by {user.display_name})."
 
 
 def _previews(images: list[Path], folder: Path) -> list[Path]:
