@@ -47,27 +47,29 @@ class VideoCommands(commands.Cog):
     @app_commands.command(name="video", description="Make a short video from a prompt")
     @app_commands.describe(prompt="What the video is about", duration="Length in seconds (5 to 180)",
                            aspect="Frame shape", voice="Voice name (an espeak-ng voice, or an ElevenLabs voice id)",
-                           auto_approve="Skip the approvals and go straight to the video")
+                           auto_approve="Skip the approvals and go straight to the video",
+                           ideas="Offer scored story ideas from the prompt to pick from first")
     @app_commands.choices(aspect=ASPECTS)
     async def video(self, interaction: discord.Interaction[Any], prompt: app_commands.Range[str, 1, 1000],
                     duration: app_commands.Range[int, 5, 180] = 45, aspect: str = "9:16",
-                    voice: str | None = None, auto_approve: bool = False) -> None:
+                    voice: str | None = None, auto_approve: bool = False, ideas: bool = False) -> None:
         if voice is not None and not VOICE_NAME.match(voice):
             await interaction.response.send_message("That voice name is not valid: use letters, digits, - or _.",
                                                     ephemeral=True)
             return
-        await self._start(interaction, prompt, float(duration), aspect, voice, auto_approve)
+        await self._start(interaction, prompt, float(duration), aspect, voice, auto_approve, ideas)
 
     @app_commands.command(name="ideas", description="Get scored story ideas to pick from, then a video")
     @app_commands.describe(topic="A theme to start from (optional)")
     async def ideas(self, interaction: discord.Interaction[Any],
                     topic: app_commands.Range[str, 1, 1000] | None = None) -> None:
-        await self._start(interaction, topic or SURPRISE, 45.0, "9:16", None, False)
+        await self._start(interaction, topic or SURPRISE, 45.0, "9:16", None, False, True)
 
     async def _start(self, interaction: discord.Interaction[Any], prompt: str, seconds: float, aspect: str,
-                     voice: str | None, auto_approve: bool) -> None:
+                     voice: str | None, auto_approve: bool, ideas: bool) -> None:
+        """`/video` goes straight to the script (the prompt is the idea); `/ideas` and `ideas:True` pick first."""
         try:
-            request = JobRequest(prompt=visible(prompt), duration=seconds, aspect=aspect, voice=voice)
+            request = JobRequest(prompt=visible(prompt), duration=seconds, aspect=aspect, voice=voice, ideas=ideas)
         except (BadInput, ValueError) as exc:
             await interaction.response.send_message(f"⚠️ {_reason(exc)}", ephemeral=True)
             return

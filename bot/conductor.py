@@ -261,40 +261,38 @@ class Conductor:
             return
         channel = self.bot.get_partial_messageable(post.channel_id)
         view = approval_view(job_id, interrupt_id, approval)
-        sent: list[discord.Message] = []
+
+        def keep(message: discord.Message) -> None:  # at once: a quick reply to it must find its approval
+            self.records.remember_prompt(message.id, job_id, interrupt_id)
+
         if isinstance(approval, IdeaApproval):
-            sent.append(await channel.send("**Your turn:** pick an idea, or reply with its number (or your own "
-                                           "script).", embed=idea_embed(approval), view=view,
-                                           allowed_mentions=NO_MENTIONS))
+            keep(await channel.send("**Your turn:** pick an idea, or reply with its number (or your own script).",
+                                    embed=idea_embed(approval), view=view, allowed_mentions=NO_MENTIONS))
         elif isinstance(approval, ScriptApproval):
             groups = script_embeds(approval)
             for n, embeds in enumerate(groups):
                 last = n == len(groups) - 1
-                sent.append(await channel.send(script_question(approval) if n == 0 else None, embeds=embeds,
-                                               view=view if last else discord.utils.MISSING,
-                                               allowed_mentions=NO_MENTIONS))
+                keep(await channel.send(script_question(approval) if n == 0 else None, embeds=embeds,
+                                        view=view if last else discord.utils.MISSING, allowed_mentions=NO_MENTIONS))
         else:
-            sent.extend(await self._post_keyframes(channel, approval, view))
-        for message in sent:
-            self.records.remember_prompt(message.id, job_id, interrupt_id)
+            await self._post_keyframes(channel, approval, view, keep)
 
     async def _post_keyframes(self, channel: discord.PartialMessageable, approval: KeyframeApproval,
-                              view: discord.ui.View) -> list[discord.Message]:
+                              view: discord.ui.View, keep: Callable[[discord.Message], None]) -> None:
         images = [Path(p) for p in approval.keyframes]
         captions = [s.text for s in approval.shots]
         with tempfile.TemporaryDirectory(prefix="storybot-sheet-") as tmp:
             folder = Path(tmp)
             sheet = await asyncio.to_thread(contact_sheet, images, captions[: len(images)], folder / "keyframes.png")
             previews = await asyncio.to_thread(_previews, images, folder)
-            first = await channel.send("**Your turn:** approve the keyframes, or pick shots to draw again.",
-                                       embed=keyframes_embed(approval).set_image(url="attachment://keyframes.png"),
-                                       file=discord.File(sheet, "keyframes.png"), view=view,
-                                       allowed_mentions=NO_MENTIONS)
-            sent = [first]
+            keep(await channel.send("**Your turn:** approve the keyframes, pick shots to draw again, or reply with a "
+                                    "new script (a .txt file).",
+                                    embed=keyframes_embed(approval).set_image(url="attachment://keyframes.png"),
+                                    file=discord.File(sheet, "keyframes.png"), view=view,
+                                    allowed_mentions=NO_MENTIONS))
             for start in range(0, len(previews), 10):
                 batch = [discord.File(p, p.name) for p in previews[start:start + 10]]
-                sent.append(await channel.send(files=batch, allowed_mentions=NO_MENTIONS))
-        return sent
+                keep(await channel.send(files=batch, allowed_mentions=NO_MENTIONS))
 
     # the end of a job -----------------------------------------------------
 

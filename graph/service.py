@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command
 from pydantic import BaseModel
@@ -23,7 +24,18 @@ from pydantic import BaseModel
 from graph.builder import build_graph
 from graph.context import JobCancelled, NodeContext
 from graph.events import Event
-from graph.state import APPROVAL, IDEA_STAGES, STAGES, Answer, Approval, JobRequest, JobState
+from graph.state import (
+    APPROVAL,
+    IDEA_STAGES,
+    STAGES,
+    Answer,
+    Approval,
+    IdeaApproval,
+    JobRequest,
+    JobState,
+    KeyframeApproval,
+    ScriptApproval,
+)
 from tools import store
 from tools.errors import BadInput
 from tools.gpu import GpuClient, make_client, models_of
@@ -146,6 +158,9 @@ class JobService:
         """One saver per process and database file (several writers give "database is locked")."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         async with AsyncSqliteSaver.from_conn_string(str(settings.data_dir / "checkpoints.sqlite")) as saver:
+            # the approvals are the only objects of ours in checkpoints; nothing else is revived from them
+            saver.serde = JsonPlusSerializer(allowed_msgpack_modules=[
+                (t.__module__, t.__name__) for t in (IdeaApproval, ScriptApproval, KeyframeApproval)])
             service = cls(settings, saver)
             try:
                 yield service
