@@ -345,7 +345,7 @@ async def test_ideas_offers_a_select_and_a_txt_reply_skips_the_pick(world: tuple
 def thirty_words(name: str, body: dict[str, Any]) -> dict[str, Any] | str:
     """A model that writes 30 words whatever it is asked for."""
     assert name in ("ScriptDraft", "RevisionDraft"), name
-    script = ("The keeper climbed the tower. He counted the ships. One, two, three. The sea was calm and dark. "
+    script = ("The old keeper climbed the tower. He counted the ships. One, two, three. The sea was calm and dark. "
               "He smiled, lit the lamp, and went back down to sleep.")
     assert len(script.split()) == 30
     return {"script": script, "summary": "Tried again."}
