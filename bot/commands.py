@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.conductor import Conductor, conductor_of
 from bot.text import duration, one_line, quote, visible
 from bot.views import modal_note
 from graph.api import Answer, BadInput, JobRequest
-
-if TYPE_CHECKING:
-    from bot.client import StorybotBot
-    from bot.conductor import Conductor
 
 log = logging.getLogger("storybot.bot")
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -30,16 +27,12 @@ ASPECTS = [app_commands.Choice(name="9:16 vertical (Shorts, TikTok, Reels)", val
 
 
 class VideoCommands(commands.Cog):
-    def __init__(self, bot: StorybotBot) -> None:
-        self.bot = bot
-
-    @property
-    def conductor(self) -> Conductor:
-        return self.bot.conductor
+    def __init__(self, bot: commands.Bot) -> None:
+        self.conductor: Conductor = conductor_of(bot)
 
     async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
         """Optional guild and channel allow-lists, for every command of this cog."""
-        if self.bot.place_allowed(interaction.guild_id, interaction.channel_id):
+        if self.conductor.place_allowed(interaction.guild_id, interaction.channel_id):
             return True
         await interaction.response.send_message("storybot is not enabled in this channel.", ephemeral=True)
         return False
@@ -77,7 +70,7 @@ class VideoCommands(commands.Cog):
 
     @app_commands.command(name="jobs", description="Your videos, newest first")
     async def jobs(self, interaction: discord.Interaction[Any]) -> None:
-        mine = self.bot.service.jobs_of(self.conductor.requester(interaction.user).id)[:15]
+        mine = self.conductor.service.jobs_of(self.conductor.requester(interaction.user).id)[:15]
         if not mine:
             await interaction.response.send_message("You have no videos yet: try `/video`.", ephemeral=True)
             return
@@ -92,7 +85,7 @@ class VideoCommands(commands.Cog):
         if (job_id := await self._own(interaction, id)) is None:
             return
         embed = self.conductor.job_embed(job_id)
-        record = self.bot.service.get(job_id)
+        record = self.conductor.service.get(job_id)
         if record.status == "done" and record.wall_seconds:
             embed.add_field(name="Made in", value=duration(record.wall_seconds))
         await interaction.response.send_message(embed=embed, ephemeral=True)
@@ -103,7 +96,7 @@ class VideoCommands(commands.Cog):
         if (job_id := await self._own(interaction, id)) is None:
             return
         try:
-            await self.bot.service.cancel(job_id, self.conductor.requester(interaction.user))
+            await self.conductor.service.cancel(job_id, self.conductor.requester(interaction.user))
         except BadInput as exc:
             await interaction.response.send_message(f"⚠️ {_reason(exc)}", ephemeral=True)
             return
@@ -144,7 +137,7 @@ class VideoCommands(commands.Cog):
         """A reply to an approval message steers its job: approve, a note to revise, a .txt to replace."""
         if message.author.bot or message.reference is None or message.reference.message_id is None:
             return
-        found = self.bot.records.prompt(message.reference.message_id)
+        found = self.conductor.records.prompt(message.reference.message_id)
         if found is None:
             return
         job_id, interrupt_id = found
@@ -152,7 +145,7 @@ class VideoCommands(commands.Cog):
             await message.reply("Only the person who asked for this video, or an approver, can answer it.",
                                 allowed_mentions=NO_MENTIONS, delete_after=30)
             return
-        record = self.bot.service.get(job_id)
+        record = self.conductor.service.get(job_id)
         try:
             if record.approval is None or record.interrupt_id != interrupt_id:
                 raise BadInput("that approval is no longer pending: answer the current one")
@@ -185,3 +178,8 @@ def _reason(exc: Exception) -> str:
         first = errors()[0]
         return one_line(str(first.get("msg", exc)).removeprefix("Value error, "), 300)
     return one_line(str(exc), 300)
+
+
+async def setup(bot: commands.Bot) -> None:
+    """The extension's entry point (`bot.load_extension("bot.commands")`)."""
+    await bot.add_cog(VideoCommands(bot))

@@ -1,17 +1,31 @@
 """The bot's messages, built from job records and approval payloads: status, approvals, delivery.
 
-Only building here (embeds and text); sending and editing live in `conductor.py`.
+Only building here (embeds and text); sending and editing live in `conductor.py`, `approvals.py` and
+`delivery.py`.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import discord
 
 from bot.text import duration, one_line, progress_bar, quote, split_text, word_diff
-from graph.api import IdeaApproval, JobRecord, KeyframeApproval, ScriptApproval, ShotVerdict, StageRecord
+from graph.api import (
+    LONGER,
+    SHORTER,
+    Answer,
+    IdeaApproval,
+    JobRecord,
+    KeyframeApproval,
+    ScriptApproval,
+    ShotVerdict,
+    StageRecord,
+)
+
+NO_MENTIONS = discord.AllowedMentions.none()
 
 EMBED_TEXT = 4000           # under the 4096 limit of an embed description
 MESSAGE_EMBED_TEXT = 5800   # under the 6000 limit of all embeds of one message
@@ -31,6 +45,12 @@ COST = {"collect_ideas": 0.01, "story_ideas": 0.01, "write_script": 0.02, "revis
         "subtitles": 0.005, "plan_scenes": 0.01, "keyframes": 0.04, "vision_guidance": 0.01, "animate": 0.3,
         "post_produce": 0.5, "deliver": 0.005}
 HIDDEN_WHEN_PENDING = {"revise_script"}
+REFUSAL = "Only the person who asked for this video, or someone with the approver role, can do that."
+ASK_IDEA = "**Your turn:** pick an idea, or reply with its number (or your own script)."
+ASK_SCRIPT = ("**Your turn:** approve the script, or reply to it with what to change "
+              "(or your own script: a .txt file).")
+ASK_KEYFRAMES = ("**Your turn:** approve the keyframes, pick shots to draw again, or reply with a new script "
+                 "(a .txt file).")
 
 
 class Live:
@@ -130,7 +150,7 @@ def length_line(approval: ScriptApproval) -> str:
 
 def script_question(approval: ScriptApproval) -> str:
     """The line above a script: what to do with it, and what to do about its length when it is off."""
-    ask = "**Your turn:** approve the script, or reply to it with what to change (or your own script: a .txt file)."
+    ask = ASK_SCRIPT
     if approval.off_length:
         fix = "**Make it longer**" if approval.off_length == "short" else "**Make it shorter**"
         ask += f"\nThis draft is {approval.length_note()}: {fix} asks for a new draft nearer that."
@@ -173,6 +193,27 @@ def delivery_text(job_id: str, platforms: dict[str, Any], requester_name: str) -
     lines = [f"🎬 **{one_line(title, 200)}**", description, " ".join(tags[:15]),
              f"-# made for {quote(requester_name)} · job {job_id}"]
     return "\n".join(line for line in lines if line)[:2000]
+
+
+def too_big_text(text: str, size: str, limit: str, master: Path) -> str:
+    return (f"{text}\n\n⚠️ The video ({size}) does not fit this server's upload "
+            f"limit of {limit}. The master is kept at `{master}`.")[:2000]
+
+
+def answered_text(answer: Answer, name: str) -> str:
+    """The one line that says what an answer did, under the approval it answered (everyone sees it)."""
+    if answer.action == "revise":
+        note = answer.note or ""
+        did = {LONGER: "✏️ Writing a longer draft", SHORTER: "✏️ Writing a shorter draft"}.get(
+            note, f"✏️ Revising the script: “{one_line(quote(note), 120)}”")
+    elif answer.action == "replace":
+        did = f"📄 Using your own script ({len((answer.text or '').split())} words) instead of the draft"
+    elif answer.action == "reroll":
+        did = f"🎲 Re-rolling shot{'s' if len(answer.shots) > 1 else ''} {', '.join(map(str, answer.shots))}"
+    else:
+        did = {"approve": "✅ Approved", "pick": f"✅ Idea {(answer.index or 0) + 1} picked: writing the script",
+               "regenerate": "🔄 Writing a new draft", "cancel": "✖️ Cancelled"}[answer.action]
+    return f"{did} (by {quote(name)})."
 
 
 def failure_text(stage: str | None, reason: str) -> str:

@@ -132,7 +132,7 @@ async def conductor(tmp_path: Path) -> AsyncIterator[Any]:
     settings = get_settings().model_copy(update={"data_dir": tmp_path, "max_active_jobs_per_user": 2})
     async with JobService.open(settings) as service:
         records = Records(tmp_path / "bot.sqlite")
-        bot = SimpleNamespace(service=service, records=records, place_allowed=lambda g, c: True)
+        bot = SimpleNamespace()
         c = Conductor(bot, service, records, settings)  # type: ignore[arg-type]
         bot.conductor = c  # type: ignore[attr-defined]
         yield c

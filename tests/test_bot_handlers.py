@@ -235,8 +235,8 @@ async def test_delivery_fits_the_upload_limit_or_says_where_the_master_is(conduc
     bot.get_user = lambda _id: None  # type: ignore[attr-defined]
 
     conductor.records.save(Post(job_id=job_id, channel_id=6, guild_id=5))
-    await conductor.deliver(job_id)
-    await conductor.deliver(job_id)  # a second call (a restart, a repeated event) posts nothing
+    await conductor.delivery.deliver(job_id)
+    await conductor.delivery.deliver(job_id)  # a second call (a restart, a repeated event) posts nothing
     assert len(sent) == 1 and sent[0][1].filename == f"storybot-{job_id}.mp4"
     assert sent[0][1].fp.name == str(master)
 
@@ -245,7 +245,7 @@ async def test_delivery_fits_the_upload_limit_or_says_where_the_master_is(conduc
     await service.wait(other)
     bot.get_guild = lambda _id: SimpleNamespace(filesize_limit=1000)  # type: ignore[attr-defined]
     conductor.records.save(Post(job_id=other, channel_id=6, guild_id=5, upload_limit=1000))
-    await conductor.deliver(other)
+    await conductor.delivery.deliver(other)
     text, file = sent[-1]
     assert file is None and "does not fit" in text and "MiB" in text and "final.mp4" in text
 
@@ -255,9 +255,9 @@ def test_guild_and_channel_allow_lists(tmp_path: Path) -> None:
 
     settings = get_settings().model_copy(update={"data_dir": tmp_path, "guild_ids": "5, 7",
                                                  "allowed_channel_ids": "6"})
-    bot = StorybotBot(settings, SimpleNamespace())  # type: ignore[arg-type]
-    assert bot.place_allowed(5, 6) and not bot.place_allowed(5, 8) and not bot.place_allowed(9, 6)
-    assert not bot.place_allowed(None, 6)  # direct messages are outside every allowed server
+    conductor = StorybotBot(settings, SimpleNamespace()).conductor  # type: ignore[arg-type]
+    assert conductor.place_allowed(5, 6) and not conductor.place_allowed(5, 8) and not conductor.place_allowed(9, 6)
+    assert not conductor.place_allowed(None, 6)  # direct messages are outside every allowed server
 
 
 def test_keyframe_embed_shows_vision_verdicts() -> None:
