@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from langgraph.graph import END
 from langgraph.types import Command, interrupt
 
 from graph.context import NodeContext, done, file_digest, fingerprint, remember, reusable, stage
-from graph.state import Answer, JobState
+from graph.state import Answer, JobState, KeyframeApproval, ShotCaption, ShotVerdict
 from tools import compose, keyframes, motion, shots, subtitles
 from tools.align import Recognised, align
 from tools.files import write_json_atomic
@@ -226,30 +225,26 @@ async def vision_guidance(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     return done(f"vlm ({vision.model('vision')})", notices=notices)
 
 
-def _verdicts(ctx: NodeContext) -> list[dict[str, Any]]:
+def _verdicts(ctx: NodeContext) -> list[ShotVerdict]:
     """The vision verdicts to show beside the keyframes at approval (empty when vision was skipped)."""
     path = ctx.path("vision.json")
     data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    return [{"shot": r["shot"], **{k: r["verdict"].get(k) for k in ("parsed", "adherence", "quality", "critique",
-                                                                      "consistent")}}
-            for r in data.get("shots", [])]
+    return [ShotVerdict.model_validate({"shot": r["shot"], **r["verdict"]}) for r in data.get("shots", [])]
 
 
 @stage("approve_keyframes")
-async def approve_keyframes(state: JobState, ctx: NodeContext) -> Command[Any]:
+async def approve_keyframes(state: JobState, ctx: NodeContext) -> Command[Literal[
+        "animate", "keyframes", "revise_script", "__end__"]]:
     if ctx.auto_approve:
         return Command(update=done("auto"), goto="animate")
     plan = shots.read_shots(ctx.path("shots.json"))
-    answer = Answer.model_validate(interrupt({
-        "approval": "approve_keyframes",
-        "question": f"Approve these {len(plan)} keyframes, or re-roll some shots?",
-        "keyframes": [str(ctx.path(k)) for k in state["keyframes"]],
-        "shots": [{"number": s.index + 1, "text": s.text} for s in plan],
-        "verdicts": _verdicts(ctx),
-        "answers": ["approve", "reroll N[,M]", "cancel"],
-    }))
+    answer = Answer.model_validate(interrupt(KeyframeApproval(
+        keyframes=[str(ctx.path(k)) for k in state["keyframes"]],
+        shots=[ShotCaption(number=s.index + 1, text=s.text) for s in plan], verdicts=_verdicts(ctx))))
     if answer.action == "cancel":
-        return Command(update=done("user", outcome="cancelled"), goto=END)
+        return Command(update=done("user", outcome="cancelled"), goto="__end__")
+    if answer.action == "replace":  # a new script: back to its approval, then voice and pictures again
+        return Command(update=done("user", revision={"text": answer.text or ""}), goto="revise_script")
     if answer.action == "reroll":
         seeds = dict(state.get("shot_seeds", {}))
         for number in answer.shots:
