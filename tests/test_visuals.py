@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from tests.local_http import Reply, Request, local_server
+from tools import motion
 from tools.errors import BadInput
 from tools.ffmpeg import ffmpeg_exe
 from tools.llm.usage import metered
@@ -371,8 +372,12 @@ def test_short_footage_is_chained_with_the_next_hit_not_looped(stock_server, tmp
     started = time.perf_counter()
     made = run_make("stock", settings, [brief(shot(0, "The storm came.", 3.0), "p")], tmp_path)
     print(f"\nstock (2 downloads, chained): {time.perf_counter() - started:.2f} s per shot")
-    assert made[0].clip is not None and [c.id for c in made[0].credits] == ["1003", "1002"]
-    assert [colour_of(frame_at(made[0].clip, t)) for t in (0.3, 1.0, 1.6, 2.8)] == ["yellow", "yellow", "blue", "blue"]
+    assert [c.id for c in made[0].credits] == ["1003", "1002"] and len(made[0].clips) == 2
+    shot_clip = tmp_path / "shot.mp4"  # the clips as the final cut plays them
+    sources = [motion.clip_source(c) for c in made[0].clips]
+    asyncio.run(motion.render_shot(motion.ClipShot(sources=sources), 90, Aspect.portrait, shot_clip))
+    seen = [colour_of(frame_at(shot_clip, t)) for t in (0.3, 1.0, 1.6, 2.8)]
+    assert seen == ["yellow", "yellow", "blue", "blue"], "chained with the next hit, never looped"
 
 
 def test_faults_are_retried_and_empty_results_broaden_then_fall_back(stock_server, tmp_path: Path) -> None:
@@ -393,8 +398,8 @@ def test_faults_are_retried_and_empty_results_broaden_then_fall_back(stock_serve
         brief(shot(2, "Qqqq wwww."), "y"),
     ]
     made = run_make("stock", settings, briefs, tmp_path)
-    assert made[0].source == "pexels" and made[0].clip is not None and made[0].notice is None
-    assert made[1].source == "pexels" and made[1].clip is None, "the broader title term found a photo"
+    assert made[0].source == "pexels" and made[0].clips and made[0].notice is None
+    assert made[1].source == "pexels" and not made[1].clips, "the broader title term found a photo"
     assert made[2].source == "cards" and "no stock media" in (made[2].notice or "")
     queries = [parse_qs(urlsplit(r.path).query).get("query", [""])[0] for r in requests if "search" in r.path]
     assert "kittens" in queries and "zzyzx" in queries
@@ -408,7 +413,7 @@ def test_bad_downloads_are_refused_and_the_next_hit_used(stock_server, tmp_path:
     settings = settings_for(data=str(tmp_path / "d"), PIXABAY_API_KEY=KEY, PIXABAY_BASE_URL=url)
     made = run_make("stock", settings, [brief(shot(0, "lighthouse"), "p")], tmp_path)
     assert made[0].source == "pixabay" and made[0].media_ids == ["pixabay:video:3001"]
-    assert made[0].clip is not None
+    assert made[0].clips
     cache = tmp_path / "d" / "cache" / "visuals" / "pixabay"
     assert sorted(p.name for p in cache.iterdir()) == ["video_3001.mp4"], "no half or bad file left in the cache"
 

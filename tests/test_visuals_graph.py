@@ -38,7 +38,7 @@ def test_make_with_stock_reroll_and_credits(stock_server: tuple[Stock, str, list
     assert shown["waiting_for"] == "approve_keyframes"
     folder = data / "jobs" / job
     before = json.loads((folder / "visuals.json").read_text(encoding="utf-8"))
-    assert before[0]["source"] == "pexels" and before[0]["clip"]
+    assert before[0]["source"] == "pexels" and before[0]["clips"]
     rerolled = ok_json(storybot(data, "answer", job, "reroll", "1", "--json", env=env))
     assert rerolled["waiting_for"] == "approve_keyframes"
     after = json.loads((folder / "visuals.json").read_text(encoding="utf-8"))

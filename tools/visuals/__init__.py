@@ -17,7 +17,7 @@ from tools.visuals.base import (
     VisualError,
     VisualSource,
 )
-from tools.visuals.produce import ShotRecord, brief, clip_of, make_visuals, read_records, record, write_records
+from tools.visuals.produce import ShotRecord, brief, clips_of, make_visuals, read_records, record, write_records
 from tools.visuals.registry import available, open_source, parse_choice, resolve
 
 __all__ = [
@@ -34,7 +34,7 @@ __all__ = [
     "VisualSource",
     "available",
     "brief",
-    "clip_of",
+    "clips_of",
     "make_visuals",
     "open_source",
     "parse_choice",

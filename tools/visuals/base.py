@@ -49,7 +49,7 @@ class Visual(BaseModel):
     shot: int = Field(ge=0)  # 0-based
     source: str  # what made it, e.g. "cards", "pexels", "images:gpt-image-1", "sdxl:...", "user"
     keyframe: Path  # a PNG at exactly the output size
-    clip: Path | None = None  # a video to fit to the shot instead of animating the keyframe
+    clips: list[Path] = []  # footage played in order and fitted to the shot (in the final cut) instead
     media_ids: list[str] = []  # "provider:id" of every piece used, so no other shot reuses it
     credits: list[Credit] = []
     notice: str | None = None

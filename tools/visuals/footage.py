@@ -1,20 +1,19 @@
-"""Turning fetched media into what the animate stage takes: a keyframe PNG at the output size, and
-for footage one clip at least as long as the shot.
-
-A clip shorter than its shot is chained with further clips (never looped: a loop of a short clip
-shows); only when the search has no more footage is the last frame held for the remainder.
+"""Turning fetched media into what a shot shows: a keyframe PNG at the output size, and footage kept
+in the job folder. The footage itself is fitted (cover-cropped, trimmed, chained, never looped)
+inside the final cut by tools.motion, so nothing is encoded here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 from pathlib import Path
 
 from tools import keyframes
 from tools.ffmpeg import run_ffmpeg
 from tools.files import atomic_path
 from tools.models import Aspect
-from tools.motion import FPS, ClipEncoding
 from tools.probe import probe
 
 FFMPEG_DEADLINE = 300.0
@@ -60,45 +59,12 @@ def clip_seconds(clip: Path) -> float:
     return info.video.duration if info.video else 0.0
 
 
-async def chain(clips: list[Path], seconds: float, aspect: Aspect, out: Path) -> Path:
-    """`clips` played one after another, cover-cropped to the output, cut at `seconds`; when they are
-    all together shorter, the last frame is held (never a loop). One clip long enough is used as is."""
-    lengths = [clip_seconds(c) for c in clips]
-    if len(clips) == 1 and lengths[0] >= seconds:
-        return clips[0]
-    parts, labels = [], []
-    for i in range(len(clips)):
-        parts.append(f"[{i}:v]fps={FPS},{_cover(aspect.size)}[v{i}]")
-        labels.append(f"[v{i}]")
-    hold = max(0.0, seconds - sum(lengths)) + 0.1
-    graph = (
-        ";".join(parts)
-        + f";{''.join(labels)}concat=n={len(clips)}:v=1:a=0,tpad=stop_mode=clone:stop_duration={hold:.3f}[v]"
-    )
-    enc = ClipEncoding()
-    args: list[str | Path] = ["-v", "error"]
-    for clip in clips:
-        args += ["-i", clip]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        args += [
-            "-filter_complex",
-            graph,
-            "-map",
-            "[v]",
-            "-t",
-            f"{seconds:.3f}",
-            "-c:v",
-            "libx264",
-            "-preset",
-            enc.preset,
-            "-crf",
-            str(enc.crf),
-            "-pix_fmt",
-            "yuv420p",
-            "-an",
-            tmp,
-        ]
-        async with asyncio.timeout(FFMPEG_DEADLINE):
-            await run_ffmpeg(args)
-    return out
+def keep(source: Path, dest: Path) -> Path:
+    """`source` (in the shared cache) also at `dest` in the job folder: a hard link, else a copy."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dest) as tmp:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+    return dest

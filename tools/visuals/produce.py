@@ -26,7 +26,7 @@ class ShotRecord(BaseModel):
     shot: int  # 1-based
     source: str
     keyframe: str
-    clip: str | None = None
+    clips: list[str] = []  # footage in play order, instead of the animated keyframe
     media_ids: list[str] = []
     credits: list[Credit] = []
     notice: str | None = None
@@ -89,7 +89,7 @@ def record(visual: Visual, folder: Path) -> ShotRecord:
         shot=visual.shot + 1,
         source=visual.source,
         keyframe=rel(visual.keyframe),
-        clip=rel(visual.clip) if visual.clip else None,
+        clips=[rel(c) for c in visual.clips],
         media_ids=visual.media_ids,
         credits=visual.credits,
         notice=visual.notice,
@@ -109,9 +109,6 @@ def write_records(folder: Path, records: list[ShotRecord]) -> None:
     write_json_atomic(folder / "credits.json", [c.model_dump() for r in records for c in r.credits])
 
 
-def clip_of(folder: Path, rec: ShotRecord | None) -> Path | None:
-    """The footage a shot plays instead of its animated keyframe, if any."""
-    if rec is None or rec.clip is None:
-        return None
-    path = Path(rec.clip)
-    return path if path.is_absolute() else folder / path
+def clips_of(folder: Path, rec: ShotRecord | None) -> list[Path]:
+    """The footage a shot plays instead of its animated keyframe (empty for a still)."""
+    return [path if (path := Path(c)).is_absolute() else folder / path for c in (rec.clips if rec else [])]

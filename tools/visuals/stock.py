@@ -136,9 +136,9 @@ class StockSource:
         png = job.keyframe(brief)
         png.parent.mkdir(parents=True, exist_ok=True)
         first = taken[0][1]
-        clip = None
+        clips: list[Path] = []
         if taken[0][0].kind == "video":
-            clip = await footage.chain([p for _, p in taken], brief.seconds, job.aspect, job.media(brief, ".mp4"))
+            clips = [footage.keep(p, job.media(brief, f"_{k + 1}{p.suffix}")) for k, (_, p) in enumerate(taken)]
             await footage.clip_keyframe(first, job.aspect, png)
         else:
             footage.still_keyframe(first, job.aspect, png)
@@ -146,7 +146,7 @@ class StockSource:
             shot=brief.index,
             source=taken[0][0].provider,
             keyframe=png,
-            clip=clip,
+            clips=clips,
             media_ids=[h.key for h, _ in taken],
             credits=[
                 Credit(shot=brief.index + 1, source=h.provider, id=h.id, author=h.author, url=h.page) for h, _ in taken

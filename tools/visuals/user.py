@@ -61,11 +61,11 @@ class UserSource:
             if info.video is None:
                 raise StorybotError(f"{path.name}: has no video stream")
             await footage.clip_keyframe(path, job.aspect, png)
-            clip: Path | None = await footage.chain([path], brief.seconds, job.aspect, job.media(brief, ".mp4"))
+            clips = [path]
         else:
             await asyncio.to_thread(footage.still_keyframe, path, job.aspect, png)
-            clip = None
-        return Visual(shot=brief.index, source="user", keyframe=png, clip=clip, media_ids=[self._key(path)])
+            clips = []
+        return Visual(shot=brief.index, source="user", keyframe=png, clips=clips, media_ids=[self._key(path)])
 
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
