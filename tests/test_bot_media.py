@@ -16,9 +16,7 @@ from PIL import Image
 from bot.commands import VideoCommands
 from bot.conductor import Conductor
 from bot.messages import credits_text
-from tests.test_bot_handlers import ALICE, conductor, interaction, reply, waiting_script
-
-__all__ = ["conductor"]
+from tests.test_bot_handlers import ALICE, interaction, reply, waiting_script
 
 
 def png(colour: tuple[int, int, int]) -> bytes:
@@ -63,7 +61,7 @@ async def test_a_reply_with_a_picture_and_a_number_replaces_that_shot(conductor:
     await cog.on_message(reply(conductor, ALICE, "approve", 42))
     record = await conductor.service.wait(job_id)
     assert record.waiting_for == "approve_keyframes" and record.interrupt_id
-    shots = len(record.approval["shots"])
+    shots = len(record.approval.shots)
     conductor.records.remember_prompt(43, job_id, record.interrupt_id)
 
     for text, files, expected in [
