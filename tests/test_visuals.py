@@ -524,3 +524,19 @@ def test_cards_per_shot_speed(tmp_path: Path) -> None:
     elapsed = time.perf_counter() - started
     assert [v.source for v in made] == ["cards"] * 3
     print(f"\ncards: {elapsed / 3:.2f} s per shot")
+
+
+@pytest.mark.parametrize("visuals,needs", [("stock", "PEXELS_API_KEY or PIXABAY_API_KEY"),
+                                           ("images", "STORYBOT_IMAGE_MODEL"), ("pictures", "unknown visuals")])
+def test_cli_refuses_an_unconfigured_source_with_exit_2(tmp_path: Path, visuals: str, needs: str) -> None:
+    import os
+    import sys
+
+    script = tmp_path / "s.txt"
+    script.write_text("A lighthouse.", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PEXELS", "PIXABAY", "STORYBOT_IMAGE"))}
+    result = subprocess.run([sys.executable, "-m", "storybot", "render", "--script", str(script), "--out",
+                             str(tmp_path / "out"), "--visuals", visuals], capture_output=True, text=True,
+                            timeout=120, env={**env, "STORYBOT_DATA_DIR": str(tmp_path / "d")})
+    assert result.returncode == 2 and needs in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
