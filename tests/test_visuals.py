@@ -540,3 +540,16 @@ def test_cli_refuses_an_unconfigured_source_with_exit_2(tmp_path: Path, visuals:
                             timeout=120, env={**env, "STORYBOT_DATA_DIR": str(tmp_path / "d")})
     assert result.returncode == 2 and needs in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_a_provider_that_keeps_failing_is_not_asked_again_for_each_shot(stock_server, tmp_path: Path) -> None:
+    stock, url, requests = stock_server
+    stock.faults = [Reply(503, b"down")] * 100
+    settings = settings_for(data=str(tmp_path / "d"), PEXELS_API_KEY=KEY, PEXELS_BASE_URL=url,
+                            STORYBOT_PROVIDER_RETRIES="2")
+    briefs = [brief(shot(i, "The lighthouse and the harbour at dawn."), "p") for i in range(3)]
+    started = time.perf_counter()
+    made = run_make("stock", settings, briefs, tmp_path)
+    assert [v.source for v in made] == ["cards"] * 3 and all("HTTP 503" in (v.notice or "") for v in made)
+    assert len(requests) == 3, "one search, retried twice, then the provider is skipped for this video"
+    assert time.perf_counter() - started < 10

@@ -61,6 +61,7 @@ class StockSource:
     def __init__(self, providers: list[tuple[StockProvider, Http]], cache: Path) -> None:
         self.providers, self.cache = providers, cache
         self._searches: dict[tuple[str, str, str], list[Candidate]] = {}
+        self._down: dict[str, str] = {}  # provider -> why it failed through its retries
 
     @classmethod
     def open(
@@ -95,9 +96,13 @@ class StockSource:
         for kind in ("video", "image"):
             for query in queries(brief.terms, brief.broader):
                 for provider, http in self.providers:
+                    if provider.name in self._down:
+                        problems.append(self._down[provider.name])
+                        continue
                     try:
                         hits = await self._search(provider, http, query, kind, job.aspect)
-                    except VisualError as exc:
+                    except VisualError as exc:  # after its retries: not asked again for this video
+                        self._down[provider.name] = str(exc)
                         problems.append(str(exc))
                         continue
                     fresh = sorted((h for h in hits if h.key not in used), key=lambda h: not h.fits(job.aspect))
