@@ -553,3 +553,29 @@ def test_a_provider_that_keeps_failing_is_not_asked_again_for_each_shot(stock_se
     assert [v.source for v in made] == ["cards"] * 3 and all("HTTP 503" in (v.notice or "") for v in made)
     assert len(requests) == 3, "one search, retried twice, then the provider is skipped for this video"
     assert time.perf_counter() - started < 10
+
+
+def test_a_vision_rank_picks_the_best_of_the_first_candidates(stock_server, tmp_path: Path) -> None:
+    """With a vision model configured, the frame it scores highest against the shot's words is used."""
+    from tools.visuals.pexels import Pexels
+    from tools.visuals.stock import StockSource
+
+    stock, url, _ = stock_server
+    stock.videos = {"lighthouse": ["red.mp4", "green.mp4", "blue.mp4"]}
+    judged: list[tuple[str, str]] = []
+
+    async def rank(frame: Path, text: str) -> float | None:
+        colour = colour_of(np.asarray(Image.open(frame).convert("RGB"), dtype=float).reshape(-1, 3).mean(axis=0))
+        judged.append((colour, text))
+        return {"red": 3.0, "green": None, "blue": 8.0}[colour]
+
+    async def go() -> list[Visual]:
+        source, client = StockSource.open([(Pexels(url), {"Authorization": KEY}, [KEY])], tmp_path / "cache", 0, rank)
+        async with client:
+            job = Job(aspect=Aspect.portrait, folder=tmp_path / "job", shots=1)
+            return await make_visuals(source, [brief(shot(0, "A lighthouse.", 2.0), "p")], job)
+
+    made = asyncio.run(go())
+    assert [c for c, _ in judged] == ["red", "green", "blue"] and judged[0][1] == "A lighthouse."
+    assert made[0].media_ids == ["pexels:video:1002"], "blue scored best"
+    assert not list((tmp_path / "job" / "media").glob("*.candidate*")), "candidate frames are not left behind"
