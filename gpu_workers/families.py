@@ -76,6 +76,17 @@ def free_memory() -> None:
         torch.cuda.empty_cache()
 
 
+def peak_bytes() -> int:
+    """Peak memory of this worker: what torch allocated on the card, or the process's resident peak on CPU."""
+    import resource
+
+    import torch
+
+    if torch.cuda.is_available():
+        return int(torch.cuda.max_memory_allocated())
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def pick_offload(mode: str, free: int, weights: int, largest: int, headroom: int) -> str:
     """`auto`: everything on the card when it fits, else one model at a time (model offload), else
     layer by layer (sequential, slow but fits anything)."""

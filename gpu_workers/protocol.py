@@ -42,6 +42,7 @@ class Message(BaseModel):
     load_seconds: float | None = None
     run_seconds: float | None = None  # time inside the model, so a client can tell its own overhead
     info: dict[str, Any] | None = None
+    peak_bytes: int | None = None  # the worker's peak so far: CUDA memory allocated, or resident memory on CPU
 
 
 class SdxlParams(BaseModel):

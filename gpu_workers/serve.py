@@ -100,7 +100,7 @@ class Server:
 
     def serve(self, runner: Any) -> int:
         """Serve until the client goes, the worker idles out (0) or a CUDA error poisons it (EXIT_FATAL)."""
-        from gpu_workers.families import free_memory
+        from gpu_workers.families import free_memory, peak_bytes
 
         while (request := self._next()) is not None:
             def progress(step: int, total: int, rid: str = request.id) -> None:
@@ -115,7 +115,7 @@ class Server:
                 started = time.perf_counter()
                 result = runner(request.params, progress)
                 self.send(Message(kind="result", id=request.id, result=result.model_dump(),
-                                  run_seconds=round(time.perf_counter() - started, 6)))
+                                  run_seconds=round(time.perf_counter() - started, 6), peak_bytes=peak_bytes()))
             except Exception as exc:
                 kind = error_kind(exc)
                 self.send(Message(kind="error", id=request.id, error=one_line(exc), error_kind=kind))

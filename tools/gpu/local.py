@@ -52,6 +52,8 @@ class LocalWorker:
         self.family, self.model = family, model
         self.env = env or {}
         self.info: dict[str, Any] = {}  # the worker's own report: device, dtype, offload, tiling
+        self.load_seconds = 0.0
+        self.peak_bytes = 0
         self.load_timeout, self.request_timeout = load_timeout, request_timeout
         self.retries, self.queue_size = retries, queue_size
         self.proc: asyncio.subprocess.Process | None = None
@@ -102,6 +104,7 @@ class LocalWorker:
             raise GpuError(message.error or f"{self._label()} failed to load", "load")
         self.proc = proc
         self.info = message.info or {}
+        self.load_seconds = message.load_seconds or 0.0
         return proc
 
     @staticmethod
@@ -128,6 +131,7 @@ class LocalWorker:
                     progress(message.step, message.total)
                 elif message.kind == "result":
                     self.last_run_seconds = message.run_seconds or 0.0
+                    self.peak_bytes = max(self.peak_bytes, message.peak_bytes or 0)
                     return message.result or {}
                 elif message.kind == "error" and message.error_kind == "fatal":
                     with contextlib.suppress(TimeoutError):
