@@ -29,6 +29,7 @@ from tools.gpu import GpuClient, make_client, models_of
 from tools.llm import get_writer
 from tools.settings import Settings
 from tools.store import JobRecord, JobStore, StageRecord, pid_alive
+from tools.text import clean_replacement
 
 JOB_ID_LENGTH = 12
 END_EVENTS = ("waiting", "done", "failed", "cancelled")  # a job's run in this process stopped
@@ -233,6 +234,8 @@ class JobService:
             raise StaleAnswer(f"job {job_id} is not waiting for an approval (it is {record.status})")
         if interrupt_id is not None and interrupt_id != record.interrupt_id:
             raise StaleAnswer("that approval is no longer pending: answer the current one")
+        if answer.action == "replace":
+            answer = answer.model_copy(update={"text": clean_replacement(answer.text or "")})
         self._validate(record, answer)
         pending = record.interrupt_id
         claimed = self.store.claim(job_id, "waiting", os.getpid(), interrupt_id=pending)
