@@ -33,6 +33,8 @@ from tools.errors import BadInput, StorybotError
 from tools.settings import Settings
 from tools.store import StageRecord
 from tools.upload import DEFAULT_LIMIT, fit_for_upload
+from tools.visuals import resolve as resolve_visuals
+from tools.visuals.user import keep_uploads, media_kind
 
 __all__ = [
     "APPROVALS",
@@ -62,4 +64,7 @@ __all__ = [
     "StorybotError",
     "Subscription",
     "fit_for_upload",
+    "keep_uploads",
+    "media_kind",
+    "resolve_visuals",
 ]

@@ -40,6 +40,8 @@ class JobRequest(BaseModel):
     voice: str | None = None  # a catalogue name (provider:id) or bare id; None: chosen by language
     language: str | None = None  # the script's language (ISO 639-1); None: detected
     seed: int = 0
+    visuals: Literal["auto", "cards", "stock", "images", "gpu"] = "auto"  # tools/visuals
+    media: list[str] = []  # the user's own pictures and clips, one per shot in order (absolute paths)
 
     @field_validator("prompt")
     @classmethod
@@ -105,6 +107,7 @@ class Answer(BaseModel):
     note: str | None = None           # revise: what to change
     text: str | None = None           # replace: the new script
     shots: list[int] = []             # reroll: 1-based shot numbers
+    media: list[str] = []             # reroll: the user's pictures or clips for those shots, in order
 
 
 def _numbers(text: str) -> list[int] | None:
@@ -325,6 +328,9 @@ class KeyframeApproval(ApprovalBase):
         count = len(self.shots)
         if answer.action == "reroll" and (not answer.shots or any(not 1 <= n <= count for n in answer.shots)):
             raise BadInput(f"re-roll shot numbers from 1 to {count}")
+        if answer.media and len(answer.media) != len(answer.shots):
+            raise BadInput(f"{len(answer.media)} pictures for {len(answer.shots)} shot numbers: "
+                           "give one shot number per picture")
         return answer
 
 
@@ -348,6 +354,7 @@ class JobState(TypedDict, total=False):
     subtitles: dict[str, Any]
     shot_seeds: dict[str, int]          # per-shot picture seed, bumped by a re-roll
     reroll: list[int]                   # 0-based shots the next keyframes run must redraw
+    shot_media: dict[str, str]          # 0-based shot -> the user's own file that replaces its picture
     keyframes: list[str]
     clips: list[str]
     outcome: Literal["done", "cancelled"]
