@@ -104,7 +104,8 @@ async def predict_master_bytes(media: list[ShotMedia], cut: CutPlan, aspect: Asp
     A CRF encode's size depends on the pictures, so it is measured, not guessed: SAMPLE_FRAMES of
     every shot (the start of a clip, so nothing before them is decoded; the middle of a still's move,
     where it is fastest) go through the same fitting and the same encoder settings. Each sample
-    starts on a cut, so the trial has more intra frames than the master and over-predicts a little: the safe side, since a needless copy costs only its encode.
+    starts on a cut, so the trial has more intra frames than the master and over-predicts a little:
+    the safe side, since a needless copy costs only its encode.
     """
     inputs: list[str] = []
     chains: list[str] = []
