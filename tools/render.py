@@ -192,7 +192,9 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, chosen: Chose
             with st.stage("keyframes"):
                 keyframe_paths = await asyncio.to_thread(
                     keyframes.make_keyframes, plan, opts.aspect, work, images, opts.seed)
-            media = [motion.StillShot(image=kf, motion=s.motion) for kf, s in zip(keyframe_paths, plan, strict=True)]
+            with st.stage("animate"):  # stills move inside the final cut: this only names them
+                media = [motion.StillShot(image=kf, motion=s.motion)
+                         for kf, s in zip(keyframe_paths, plan, strict=True)]
         else:
             with st.stage("keyframes"):
                 media, notices = await _pictures(plan, work, opts)
