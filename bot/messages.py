@@ -146,9 +146,15 @@ def _verdict_line(verdict: dict[str, Any] | None) -> str:
         return ""
     if not verdict.get("parsed"):
         return " · *check:* the vision model gave no usable verdict"
-    scores = f"prompt {_score(verdict.get('adherence'))}, quality {_score(verdict.get('quality'))}"
+    if verdict.get("score") is not None:
+        scores = f"score {_score(verdict.get('score'))}"
+    else:
+        scores = f"prompt {_score(verdict.get('adherence'))}, quality {_score(verdict.get('quality'))}"
     consistent = "" if verdict.get("consistent") is not False else ", differs from the previous shot"
+    missing = [str(m) for m in verdict.get("missing") or []][:4]
     critique = f": {quote(str(verdict['critique']))}" if verdict.get("critique") else ""
+    if missing:
+        critique += f"; missing {quote(', '.join(missing))}"
     return f" · *check:* {scores}{consistent}{critique}"
 
 

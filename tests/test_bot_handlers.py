@@ -275,6 +275,10 @@ def test_keyframe_embed_shows_vision_verdicts() -> None:
     first, second = (f.value or "" for f in embed.fields)
     assert "prompt 8/10, quality 6.5/10, differs from the previous shot: too dark" in first
     assert "no usable verdict" in second
+    embed = keyframes_embed({"shots": [{"number": 1, "text": "A whale."}],
+                             "verdicts": [{"shot": 1, "parsed": True, "score": 4, "missing": ["whale", "moon"],
+                                           "unwanted": ["text"], "consistent": True}]})
+    assert "score 4/10; missing whale, moon" in (embed.fields[0].value or "")
 
 
 async def test_a_delivery_cut_short_by_a_crash_is_finished_once(conductor: Conductor) -> None:
