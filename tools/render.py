@@ -9,23 +9,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import tempfile
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from tools import compose, keyframes, motion, shots, subtitles, upload
+from tools import compose, keyframes, motion, outdir, shots, subtitles, upload
 from tools.errors import BadInput
 from tools.files import write_json_atomic, write_text_atomic
 from tools.finish import finish, finish_metadata, music_or_bed
 from tools.models import Aspect
-from tools.probe import probe
+from tools.probe import probe, require_audio_sample, require_video_frame
+from tools.settings import Settings, get_settings
 from tools.text import natural_key, read_script_file
-from tools.tts import Speech, from_recording, synthesize
+from tools.tts import Chosen, VoiceRequest, get_voice, voice_for_audio
 
 Progress = Callable[[str], None]
 
@@ -40,9 +40,9 @@ class RenderOptions(BaseModel):
     out: Path
     upload_limit_bytes: int = upload.DEFAULT_LIMIT
     seed: int = 0
-    voice_name: str = "en-us"
+    voice_name: str | None = None  # a catalogue name; None: chosen by the script's language
+    language: str | None = None
     video: compose.VideoEncoding = compose.VideoEncoding()
-    concurrency: int = 2
 
 
 class Artifacts(BaseModel):
@@ -66,10 +66,10 @@ class Artifacts(BaseModel):
 def _require_audio(path: Path | None, what: str) -> None:
     if path is None:
         return
-    if not path.is_file():
-        raise BadInput(f"{what} file not found: {path}")
+    outdir.require_regular_file(path, what)
     if probe(path).audio is None:
         raise BadInput(f"{path.name}: has no audio stream")
+    require_audio_sample(path)
 
 
 _VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".gif"}
@@ -86,6 +86,7 @@ def list_clips(folder: Path) -> list[Path]:
     for clip in clips:
         if probe(clip).video is None:
             raise BadInput(f"{clip.name}: has no video stream")
+        require_video_frame(clip)
     return clips
 
 
@@ -105,30 +106,21 @@ class _Stages:
         self.seconds[name] = round(time.perf_counter() - start, 3)
 
 
-async def _bounded(jobs: list[Coroutine[Any, Any, None]], limit: int) -> None:
-    """Run media jobs with at most `limit` at once (each FFmpeg already uses every core)."""
-    gate = asyncio.Semaphore(limit)
-
-    async def run(job: Coroutine[Any, Any, None]) -> None:
-        async with gate:
-            await job
-
-    await asyncio.gather(*(run(j) for j in jobs))
-
-
-async def render(opts: RenderOptions, progress: Progress | None = None) -> Artifacts:
+async def render(opts: RenderOptions, progress: Progress | None = None, chosen: Chosen | None = None) -> Artifacts:
     """Render a video into `opts.out`; raise BadInput (nothing written) when an input is unusable."""
+    opts = absolute_paths(opts)
+    outdir.check_out(opts.out, _inputs(opts))
     text = read_script_file(opts.script)
     _require_audio(opts.voice, "voice")
     _require_audio(opts.music, "music")
     images = keyframes.list_images(opts.images) if opts.images else None
     clips_in = list_clips(opts.clips) if opts.clips else None
+    narrator = chosen if chosen is not None else await asyncio.to_thread(choose_voice, text, opts)
 
     created_out = not opts.out.exists()
-    opts.out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".render-", dir=opts.out))
+    work = outdir.make_work_dir(opts.out)
     try:
-        meta = await _render_into(work, text, opts, images, clips_in, _Stages(progress))
+        meta = await _render_into(work, text, opts, narrator, images, clips_in, _Stages(progress))
         return _publish(work, opts.out, meta)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -137,18 +129,20 @@ async def render(opts: RenderOptions, progress: Progress | None = None) -> Artif
         raise
 
 
-async def _speak(text: str, opts: RenderOptions, wav: Path) -> Speech:
+def choose_voice(text: str, opts: RenderOptions, settings: Settings | None = None) -> Chosen:
+    """The narrating voice: the recording when one is given, else the named or best offline voice."""
     if opts.voice:
-        return await from_recording(opts.voice, text, wav)
-    return await synthesize(text, wav, voice=opts.voice_name)
+        return Chosen(voice_for_audio(opts.voice))
+    return get_voice(settings or get_settings(), VoiceRequest(name=opts.voice_name, language=opts.language,
+                                                              text=text))
 
 
-async def _render_into(work: Path, text: str, opts: RenderOptions, images: list[Path] | None,
+async def _render_into(work: Path, text: str, opts: RenderOptions, chosen: Chosen, images: list[Path] | None,
                        clips_in: list[Path] | None, st: _Stages) -> dict[str, Any]:
     write_text_atomic(work / "script.txt", text + "\n")
     started = time.perf_counter()
     with st.stage("voice"):
-        speech = await _speak(text, opts, work / "voice.wav")
+        speech = await chosen.voice.synthesize(text, work / "voice.wav")
         write_json_atomic(work / "words.json", [w.model_dump() for w in speech.words])
     with st.stage("subtitles"):
         subs = subtitles.write_subtitles(text, speech.words, opts.aspect, work)
@@ -160,25 +154,18 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, images: list[
     music = await music_or_bed(opts.music, work, cut.total, opts.seed)
     # audio analysis needs no pictures: run it while the clips are animated
     audio = asyncio.create_task(compose.prepare_audio(work / "voice.wav", music, cut.total))
-    clips_dir = work / "clips"
-    clips_dir.mkdir()
-    clip_paths = [clips_dir / f"shot_{s.index + 1:02d}.mp4" for s in plan]
     try:
         if clips_in:
-            with st.stage("animate"):
-                await _bounded([motion.fit_clip(src, frames, opts.aspect, dst)
-                                for src, frames, dst in zip(clips_in, cut.clip_frames, clip_paths, strict=True)],
-                               opts.concurrency)
+            with st.stage("animate"):  # clips are fitted inside the final cut: only their lengths are read
+                media: list[motion.StillShot | motion.ClipShot] = [
+                    motion.ClipShot(sources=[await asyncio.to_thread(motion.clip_source, c)]) for c in clips_in]
         else:
             with st.stage("keyframes"):
                 keyframe_paths = await asyncio.to_thread(
                     keyframes.make_keyframes, plan, opts.aspect, work, images, opts.seed)
-            with st.stage("animate"):
-                await _bounded([motion.ken_burns(kf, s.motion, frames, opts.aspect, dst)
-                                for kf, s, frames, dst in zip(keyframe_paths, plan, cut.clip_frames, clip_paths,
-                                                              strict=True)], opts.concurrency)
+            media = [motion.StillShot(image=kf, motion=s.motion) for kf, s in zip(keyframe_paths, plan, strict=True)]
         with st.stage("post_produce"):
-            done = await finish(work, clip_paths, cut, work / "voice.wav", music, subs.ass, opts.aspect, opts.video,
+            done = await finish(work, media, cut, work / "voice.wav", music, subs.ass, opts.aspect, opts.video,
                                 opts.upload_limit_bytes, mix=await audio)
     finally:
         if not audio.done():
@@ -187,34 +174,45 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, images: list[
                 await audio
     return {
         **finish_metadata(done, opts.video, cut, opts.music is not None, opts.upload_limit_bytes),
-        "voice": {"provider": speech.provider, "duration": round(speech.duration, 3),
+        "voice": {"provider": speech.provider, "name": chosen.voice.name, "language": chosen.voice.language,
+                  "notice": chosen.notice, "duration": round(speech.duration, 3),
                   "words": len(speech.words), "words_per_minute": round(speech.words_per_minute, 1),
                   "timings_estimated": speech.estimated},
         "aspect": opts.aspect.value,
         "shots": len(plan),
         "subtitles": {"cues": len(subs.cues), "font_size": subs.font_size},
         "stage_seconds": st.seconds,
+        "sources": [m.kind for m in media],
         "total_seconds": round(time.perf_counter() - started, 3),
     }
 
 
-_FILES = ["final.mp4", "final.discord.mp4", "voice.wav", "words.json", "subtitles.srt", "subtitles.vtt",
-          "subtitles.ass", "shots.json", "thumbnail.png", "script.txt"]
-_DIRS = ["keyframes", "clips"]
+def absolute_paths(opts: RenderOptions) -> RenderOptions:
+    """Every path absolute: a relative name such as `-dash` never reaches FFmpeg as an option."""
+    fields = ("script", "images", "clips", "voice", "music", "out")
+    return opts.model_copy(update={f: getattr(opts, f).absolute() for f in fields if getattr(opts, f)})
+
+
+def _inputs(opts: RenderOptions) -> dict[str, Path]:
+    named = {"--script": opts.script, "--images": opts.images, "--clips": opts.clips, "--voice": opts.voice,
+             "--music": opts.music}
+    return {name: path for name, path in named.items() if path is not None}
+
+
 
 
 def _publish(work: Path, out: Path, meta: dict[str, Any]) -> Artifacts:
     """Move finished artifacts from the work folder into `out`, then write metadata.json last."""
-    for name in _DIRS:
+    for name in outdir.ARTIFACT_DIRS:
         if (work / name).is_dir():
             shutil.rmtree(out / name, ignore_errors=True)
             (work / name).replace(out / name)
-    for name in _FILES:
+    for name in outdir.ARTIFACT_FILES:
         if (work / name).exists():
             (work / name).replace(out / name)
         elif name == "final.discord.mp4":
             (out / name).unlink(missing_ok=True)
-    write_json_atomic(out / "metadata.json", meta)
+    write_json_atomic(out / "metadata.json", {outdir.MARKER_KEY: outdir.MARKER, **meta})
     shutil.rmtree(work, ignore_errors=True)
     return collect_artifacts(out)
 
