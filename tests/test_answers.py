@@ -158,3 +158,19 @@ def test_a_short_draft_is_shown_with_its_length_not_failed(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     assert max(targets) >= 150 and len(targets) == 4  # asked twice per draft, one rewrite: then shown
     assert "you asked for 60 s" in done.stdout and "storybot answer" in done.stdout and " longer" in done.stdout
+
+
+async def test_regenerate_with_the_prompt_as_the_only_idea_gives_a_new_draft(tmp_path: Path) -> None:
+    from graph.service import JobService, Requester
+    from graph.state import JobRequest
+    from tools.settings import get_settings
+
+    me = Requester(id="cli:me")
+    async with JobService.open(get_settings().model_copy(update={"data_dir": tmp_path})) as svc:
+        job = await svc.start(JobRequest(prompt="a lighthouse keeper who counts ships", duration=8), me)
+        record = await svc.wait(job)
+        assert isinstance(record.approval, ScriptApproval) and record.interrupt_id
+        await svc.answer(job, me, record.approval.parse("regenerate"), record.interrupt_id)
+        again = (await svc.wait(job)).approval
+    assert isinstance(again, ScriptApproval) and again.version == 2
+    assert again.script != record.approval.script

@@ -20,6 +20,7 @@ from tools.files import write_json_atomic, write_text_atomic
 from tools.llm import Revision, StoryIdea, target_words
 from tools.llm.revision import length_scale
 from tools.llm.schemas import TITLE_CHARS
+from tools.llm.story import ANGLES
 from tools.text import clean_script
 from tools.tts import speaking_rate, spoken_seconds
 
@@ -133,9 +134,13 @@ async def write_script(state: JobState, ctx: NodeContext) -> dict[str, Any]:
         return done(ctx.writer.provider, **_draft_update(version))
     ideas = [StoryIdea.model_validate(i) for i in state.get("ideas", [])]
     idea = StoryIdea.model_validate(state["idea"]) if "idea" in state else prompt_idea(request.prompt)
-    if state.get("revision", {}).get("regenerate") and len(ideas) > 1:
-        # a fresh draft: move on to the next idea, so a deterministic writer also gives new text
-        idea = ideas[(version - 1) % len(ideas)]
+    if state.get("revision", {}).get("regenerate"):
+        # a fresh draft: move on to the next idea (or, with the prompt as the only idea, the next angle
+        # on it), so a deterministic writer also gives new text
+        if len(ideas) > 1:
+            idea = ideas[(version - 1) % len(ideas)]
+        else:
+            idea = idea.model_copy(update={"tags": [ANGLES[version % len(ANGLES)].name, *idea.tags]})
     async def draft(words: int) -> Revision:
         return Revision(text=await ctx.writer.script(request.prompt, idea, words), summary="")
 
