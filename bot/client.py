@@ -13,6 +13,7 @@ import yarl
 from discord.ext import commands
 
 from bot.conductor import Conductor
+from bot.links import LinkServer
 from bot.records import Records
 from bot.views import DYNAMIC_ITEMS
 from graph.api import BadInput, JobService, Settings, StorybotError
@@ -31,12 +32,16 @@ class StorybotBot(commands.Bot):
         self.settings, self.service = settings, service
         self.records = Records(settings.data_dir / "bot.sqlite")
         self.conductor = Conductor(self, service, self.records, settings)
+        links = self.conductor.links
+        self.link_server = LinkServer(links, service, settings) if links is not None else None
 
     async def setup_hook(self) -> None:
         # A plain Client opens its default gateway without asking; behind a REST proxy the gateway
         # address must come from that API, as AutoShardedClient would ask.
         _shards, url, _limit = await self.http.get_bot_gateway()
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+        if self.link_server is not None:
+            await self.link_server.start()
         await self.load_extension("bot.commands")  # the cog's `setup`, given this bot
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         if self.conductor.guild_ids:
@@ -53,6 +58,8 @@ class StorybotBot(commands.Bot):
 
     async def close(self) -> None:
         await self.conductor.close()
+        if self.link_server is not None:
+            await self.link_server.close()
         await super().close()
 
 

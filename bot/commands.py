@@ -11,6 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.conductor import Conductor, conductor_of
+from bot.links import job_links
 from bot.text import duration, one_line, quote, visible
 from bot.views import modal_note
 from graph.api import Answer, BadInput, JobRequest
@@ -88,6 +89,9 @@ class VideoCommands(commands.Cog):
         record = self.conductor.service.get(job_id)
         if record.status == "done" and record.wall_seconds:
             embed.add_field(name="Made in", value=duration(record.wall_seconds))
+        if self.conductor.links is not None and (found := job_links(self.conductor.links, record)):
+            embed.add_field(name="Full-quality files (signed links)", inline=False,
+                            value="\n".join(f"[{name}]({url})" for name, url in found)[:1024])
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @app_commands.command(name="cancel", description="Stop one of your videos")

@@ -22,6 +22,7 @@ from discord.ext import commands
 
 from bot.approvals import Approvals
 from bot.delivery import Delivery
+from bot.links import links_from
 from bot.messages import NO_MENTIONS, REFUSAL, Live, answered_text, failure_text, status_embed
 from bot.records import Post, Records
 from bot.text import one_line, redact
@@ -48,8 +49,9 @@ ACTIVE = ("queued", "running", "waiting")
 class Conductor:
     def __init__(self, bot: commands.Bot, service: JobService, records: Records, settings: Settings) -> None:
         self.bot, self.service, self.records, self.settings = bot, service, records, settings
+        self.links = links_from(settings)
         self.approvals = Approvals(bot, service, records)
-        self.delivery = Delivery(bot, service, records, settings)
+        self.delivery = Delivery(bot, service, records, settings, self.links)
         self.guild_ids = _ids(settings.guild_ids)
         self.channel_ids = _ids(settings.allowed_channel_ids)
         self._live: dict[str, Live] = {}
@@ -269,7 +271,10 @@ class Conductor:
                 refusal = await self._steer(post.job_id, resume)
                 log.info("job %s after a restart: %s", post.job_id, refusal or "resumed")
             elif record.status == "done" and not post.delivered_message_id:
-                await self.delivery.recover(post)
+                try:
+                    await self.delivery.recover(post)
+                except discord.HTTPException as exc:  # the history cannot be read: settled at the next start
+                    log.warning("job %s: delivery left for the next start: %s", post.job_id, exc)
 
     def _auto(self, job_id: str) -> bool:
         post = self.records.post(job_id)

@@ -7,7 +7,6 @@ Only building here (embeds and text); sending and editing live in `conductor.py`
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import discord
@@ -184,20 +183,30 @@ def _score(value: Any) -> str:
     return f"{value:g}/10" if isinstance(value, int | float) else "?"
 
 
-def delivery_text(job_id: str, platforms: dict[str, Any], requester_name: str) -> str:
+def delivery_text(job_id: str, platforms: dict[str, Any], requester_name: str, extra: str = "") -> str:
+    """The video's title, description and tags, then `extra` (a link or a note), then the job mark.
+
+    The description gives way when it is too long: the mark (`job <id>`) is how a restart finds a
+    delivery it made, and the link must stay whole.
+    """
     title = quote(str(platforms.get("title") or "Your video"))
-    description = quote(str(platforms.get("description") or ""))
     tags: list[str] = []
     for values in (platforms.get("hashtags") or {}).values():
         tags.extend(t for t in values if t not in tags)
-    lines = [f"🎬 **{one_line(title, 200)}**", description, " ".join(tags[:15]),
-             f"-# made for {quote(requester_name)} · job {job_id}"]
-    return "\n".join(line for line in lines if line)[:2000]
+    head = f"🎬 **{one_line(title, 200)}**"
+    tail = [" ".join(tags[:15]), extra, f"-# made for {quote(requester_name)} · job {job_id}"]
+    room = 2000 - len(head) - sum(len(line) + 1 for line in tail) - 1
+    description = quote(str(platforms.get("description") or ""))[: max(0, room)]
+    return "\n".join(line for line in [head, description, *tail] if line)[:2000]
 
 
-def too_big_text(text: str, size: str, limit: str, master: Path) -> str:
-    return (f"{text}\n\n⚠️ The video ({size}) does not fit this server's upload "
-            f"limit of {limit}. The master is kept at `{master}`.")[:2000]
+def link_line(job_id: str, url: str, size: str, expires: int) -> str:
+    return f"🔗 Full quality ({size}; until <t:{expires}:f>, then `/job {job_id}` for a fresh link): {url}"
+
+
+def too_big_text(size: str, limit: str, where: str) -> str:
+    """The note when no file fits: where the master is (a link, or its place on the server)."""
+    return f"⚠️ The video ({size}) does not fit this server's upload limit of {limit}. {where}"
 
 
 def answered_text(answer: Answer, name: str) -> str:

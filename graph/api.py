@@ -32,10 +32,34 @@ from graph.state import (
 from tools.errors import BadInput, StorybotError
 from tools.settings import Settings
 from tools.store import StageRecord
+from tools.upload import DEFAULT_LIMIT, fit_for_upload
 
 __all__ = [
-    "APPROVALS", "END_EVENTS", "LONGER", "MAX_PROMPT_CHARS", "SHORTER", "STAGES", "Answer", "Approval", "BadInput",
-    "Event", "IdeaApproval", "JobRecord", "JobRequest", "JobService", "JobStatus", "KeyframeApproval",
-    "NotAllowed", "Requester", "ScriptApproval", "Settings", "ShotVerdict", "StageRecord", "StaleAnswer",
-    "StorybotError", "Subscription",
+    "APPROVALS",
+    "DEFAULT_LIMIT",
+    "END_EVENTS",
+    "LONGER",
+    "MAX_PROMPT_CHARS",
+    "SHORTER",
+    "STAGES",
+    "Answer",
+    "Approval",
+    "BadInput",
+    "Event",
+    "IdeaApproval",
+    "JobRecord",
+    "JobRequest",
+    "JobService",
+    "JobStatus",
+    "KeyframeApproval",
+    "NotAllowed",
+    "Requester",
+    "ScriptApproval",
+    "Settings",
+    "ShotVerdict",
+    "StageRecord",
+    "StaleAnswer",
+    "StorybotError",
+    "Subscription",
+    "fit_for_upload",
 ]

@@ -37,7 +37,8 @@ class JobRequest(BaseModel):
     ideas: bool = False               # collect, score and offer ideas before writing (else the prompt is the idea)
     duration: float = Field(45.0)
     aspect: Aspect = Aspect.portrait
-    voice: str | None = None
+    voice: str | None = None  # a catalogue name (provider:id) or bare id; None: chosen by language
+    language: str | None = None  # the script's language (ISO 639-1); None: detected
     seed: int = 0
 
     @field_validator("prompt")

@@ -107,7 +107,9 @@ def make(
     script: Annotated[Path | None, typer.Option(help="Your own script (skips ideas and writing).")] = None,
     duration: Annotated[float, typer.Option(help="Target length in seconds (5 to 180).")] = 45.0,
     aspect: Annotated[str, typer.Option(help="9:16, 16:9 or 1:1.")] = "9:16",
-    voice: Annotated[str | None, typer.Option(help="Voice name (espeak-ng language, or ElevenLabs id).")] = None,
+    voice: Annotated[str | None, typer.Option(help="Voice name, provider:id (see `storybot voices`).")] = None,
+    language: Annotated[str | None, typer.Option(help="The script's language (en, es, ja...); default: detected.")
+                        ] = None,
     ideas: Annotated[bool, typer.Option("--ideas", help="Collect and score ideas to pick from first (from the "
                                                         "prompt, or the configured sources without one).")] = False,
     yes: YesFlag = False,
@@ -116,13 +118,18 @@ def make(
 ) -> None:
     """Make a video from a prompt (the prompt is the idea); stops at the first approval unless --yes."""
     from graph.state import JobRequest
-    from tools.tts import list_voices
+    from tools.tts import VoiceRequest, get_voice
 
     settings = settings_for(data)
     request = JobRequest(prompt=prompt, script_text=read_script_file(script) if script else None,
-                         duration=duration, aspect=parse_aspect(aspect), voice=voice, ideas=ideas)
-    if voice and settings.elevenlabs_api_key is None and voice not in list_voices():
-        raise BadInput(f"unknown voice {voice!r} (see espeak-ng voices, e.g. en-us, en-gb, fr-fr)")
+                         duration=duration, aspect=parse_aspect(aspect), voice=voice, language=language,
+                         ideas=ideas)
+    chosen = get_voice(settings, VoiceRequest(name=voice, language=language,
+                                              text=request.script_text or request.prompt))
+    if chosen.notice:
+        err.print(chosen.notice, markup=False)
+    if not as_json:
+        err.print(f"voice: {chosen.voice.name}", markup=False)
 
     async def go() -> int:
         from graph.service import JobService

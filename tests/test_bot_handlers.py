@@ -273,7 +273,7 @@ def test_keyframe_embed_shows_vision_verdicts() -> None:
     assert "no usable verdict" in second
 
 
-async def test_a_delivery_cut_short_by_a_crash_is_finished_once(conductor: Conductor) -> None:
+async def test_a_delivery_cut_short_by_a_crash_or_a_failed_post_is_finished_once(conductor: Conductor) -> None:
     service = conductor.service
     jobs = []
     for _ in range(2):
@@ -287,8 +287,12 @@ async def test_a_delivery_cut_short_by_a_crash_is_finished_once(conductor: Condu
     me = SimpleNamespace(id=999)
     history = [SimpleNamespace(id=77, author=me, content=f"🎬 **A fox**\n-# made for you · job {posted}")]
     sent: list[str] = []
+    down = True  # the first start after the crash finds Discord failing
 
     async def send(content: str, file: Any = None, **_: Any) -> Any:
+        if down:
+            raise discord.HTTPException(SimpleNamespace(status=503, reason="Service Unavailable"),
+                                        {"code": 0, "message": "upstream connect error"})
         sent.append(content)
         return SimpleNamespace(id=78)
 
@@ -302,6 +306,9 @@ async def test_a_delivery_cut_short_by_a_crash_is_finished_once(conductor: Condu
     bot.get_channel = lambda _id: None  # type: ignore[attr-defined]
     bot.get_guild = lambda _id: SimpleNamespace(filesize_limit=10 * 1024 * 1024)  # type: ignore[attr-defined]
     bot.get_user = lambda _id: None  # type: ignore[attr-defined]
+    await conductor.recover()  # the failed post is logged, not raised, and stays to be retried
+    assert sent == [] and conductor.records.post(missing).delivered_message_id == 0  # type: ignore[union-attr]
+    down = False
     await conductor.recover()
     await conductor.recover()
     assert len(sent) == 1 and f"job {missing}" in sent[0]

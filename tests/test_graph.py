@@ -201,8 +201,9 @@ def test_bad_input_exits_2_and_creates_no_job(tmp_path: Path, args: list[str], f
     assert not (tmp_path / "jobs").exists() or not any((tmp_path / "jobs").iterdir())
 
 
-def test_real_kill_9_from_outside_during_animate(tmp_path: Path) -> None:
-    """A SIGKILL sent by another process while clips are being animated, then resume."""
+def test_real_kill_9_from_outside_during_the_final_cut(tmp_path: Path) -> None:
+    """A SIGKILL sent by another process while the video is being cut, then resume: the stages before
+    it (animate's cut sheet included) are not run again."""
     proc = subprocess.Popen([sys.executable, "-m", "storybot", "make", PROMPT, "--yes", "--duration", "20", "--json"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "STORYBOT_DATA_DIR": str(tmp_path)})
@@ -213,25 +214,25 @@ def test_real_kill_9_from_outside_during_animate(tmp_path: Path) -> None:
         if db.exists():
             try:
                 with sqlite3.connect(db) as conn:
-                    row = conn.execute("SELECT job_id FROM stages WHERE name = 'animate' AND status = 'running'"
+                    row = conn.execute("SELECT job_id FROM stages WHERE name = 'post_produce' AND status = 'running'"
                                        ).fetchone()
             except sqlite3.OperationalError:  # the process is still creating its tables
                 row = None
             if row:
                 break
         time.sleep(0.05)
-    assert row, "never saw the animate stage running"
+    assert row, "never saw the post_produce stage running"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     job = row[0]
     before = stages(tmp_path, job)
-    assert before["animate"]["status"] == "running" and before["keyframes"]["runs"] == 1
+    assert before["post_produce"]["status"] == "running" and before["animate"]["runs"] == 1
     resumed = ok_json(storybot(tmp_path, "resume", job, "--yes", "--json"))
     assert resumed["status"] == "done"
     after = stages(tmp_path, job)
-    for name in ("voice", "subtitles", "plan_scenes", "keyframes"):
+    for name in ("voice", "subtitles", "plan_scenes", "keyframes", "animate"):
         assert after[name]["runs"] == 1
-    assert after["animate"]["runs"] == 2
+    assert after["post_produce"]["runs"] == 2
 
 
 def test_hostile_prompt_still_makes_a_clean_video(tmp_path: Path) -> None:

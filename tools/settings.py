@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     elevenlabs_api_key: SecretStr | None = Field(None, alias="ELEVENLABS_API_KEY")
     elevenlabs_base_url: str | None = Field(None, alias="ELEVENLABS_BASE_URL")
     elevenlabs_voice_id: str | None = Field(None, alias="STORYBOT_ELEVENLABS_VOICE_ID")
+    voice: str | None = Field(None, alias="STORYBOT_VOICE")  # default voice name, e.g. piper:en_US-joe-medium
+    piper_voices_dir: Path | None = Field(None, alias="STORYBOT_PIPER_VOICES_DIR")  # NAME.onnx + NAME.onnx.json
+    edge_wss_url: str | None = Field(None, alias="STORYBOT_EDGE_WSS_URL")  # another endpoint speaking Edge's protocol
 
     sdxl_model: str | None = Field(None, alias="STORYBOT_SDXL_MODEL")
     ltx_model: str | None = Field(None, alias="STORYBOT_LTX_MODEL")
@@ -91,6 +94,12 @@ class Settings(BaseSettings):
     delivery_channel_id: int | None = Field(None, alias="STORYBOT_DELIVERY_CHANNEL_ID")
     max_active_jobs_per_user: int = Field(2, alias="STORYBOT_MAX_ACTIVE_JOBS_PER_USER", ge=1)
     max_requests_per_hour: int = Field(6, alias="STORYBOT_MAX_REQUESTS_PER_HOUR", ge=1)
+    # signed links to full-quality files, served by `storybot bot` (bot/links.py)
+    public_url: str | None = Field(None, alias="STORYBOT_PUBLIC_URL")  # how players reach the HTTP server
+    http_host: str = Field("127.0.0.1", alias="STORYBOT_HTTP_HOST")
+    http_port: int = Field(8080, alias="STORYBOT_HTTP_PORT", ge=0, le=65535)
+    link_secret: SecretStr | None = Field(None, alias="STORYBOT_LINK_SECRET")  # unset: generated under the data folder
+    link_ttl: int = Field(7 * 24 * 3600, alias="STORYBOT_LINK_TTL", ge=60)  # seconds a link stays valid
 
 
     @property

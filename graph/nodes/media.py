@@ -257,8 +257,10 @@ async def approve_keyframes(state: JobState, ctx: NodeContext) -> Command[Litera
 
 @stage("animate")
 async def animate(state: JobState, ctx: NodeContext) -> dict[str, Any]:
-    """Ken Burns motion, or LTX image-to-video at its native size and 8k+1 frames, fitted to the
-    shot (scaled, cropped, 30 fps, extended when short) by the media engine."""
+    """What each shot shows, written to `clips/media.json` for the final cut: the keyframe (Ken Burns)
+    or an LTX image-to-video clip at its native size and 8k+1 frames. Nothing is encoded here: the
+    final cut fits clips (scale, crop, 30 fps, trim or extend) and moves stills in its one graph, so
+    the only costly work left is LTX generation, which its manifest keeps across a crash."""
     aspect = ctx.request(state).aspect
     plan = shots.read_shots(ctx.path("shots.json"))
     cut = compose.plan_cut(plan)
@@ -267,36 +269,33 @@ async def animate(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     gpu, s = _gpu(ctx, "ltx"), ctx.settings
     extras = _extras(ctx)
     width, height = gpu_plan.ltx_size(aspect, s.gpu_size_divisor)
-    names = []
+    names: list[str] = []
+    media: list[motion.StillShot | motion.ClipShot] = []
     for n, (shot, frames) in enumerate(zip(plan, cut.clip_frames, strict=True)):
         keyframe = ctx.path(state["keyframes"][n])
+        if gpu is None:
+            media.append(motion.StillShot(image=Path(state["keyframes"][n]), motion=shot.motion))
+            names.append(state["keyframes"][n])
+            continue
         clip = folder / f"shot_{shot.index + 1:02d}.mp4"
         manifest = folder / f".{clip.stem}.json"
-        digest = await ctx.in_thread(file_digest, keyframe)
-        if gpu is None:
-            key = fingerprint("ken-burns", digest, shot.motion, frames, aspect.value)
-        else:
-            ltx_frames = gpu_plan.ltx_frames(frames / motion.FPS, s.ltx_max_frames)
-            key = fingerprint("ltx", gpu.model("ltx"), digest, _picture_prompt(shot, extras), frames, ltx_frames,
-                              width, height, s.ltx_steps, aspect.value)
+        ltx_frames = gpu_plan.ltx_frames(frames / motion.FPS, s.ltx_max_frames)
+        key = fingerprint("ltx", gpu.model("ltx"), await ctx.in_thread(file_digest, keyframe),
+                          _picture_prompt(shot, extras), ltx_frames, width, height, s.ltx_steps, aspect.value)
         if reusable(manifest, key, clip) is None:
-            if gpu is None:
-                await motion.ken_burns(keyframe, shot.motion, frames, aspect, clip)
-            else:
-                raw = folder / f".{clip.stem}.ltx.mp4"
-                params = LtxParams(image=str(keyframe), prompt=_picture_prompt(shot, extras), output=str(raw),
-                                   width=width, height=height, num_frames=ltx_frames, fps=gpu_plan.LTX_FPS,
-                                   steps=s.ltx_steps,
-                                   seed=_shot_seed(state, shot.index),
-                                   negative_prompt=_negative_prompt(ctx, shot, extras))
-                await _call(ctx, gpu, "ltx", params.model_dump(), stage_name="animate",
-                            what=f"shot {shot.index + 1}",
-                            span=(100 * n / len(plan), 100 * (n + 1) / len(plan)))
-                await motion.fit_clip(raw, frames, aspect, clip)
+            params = LtxParams(image=str(keyframe), prompt=_picture_prompt(shot, extras), output=str(clip),
+                               width=width, height=height, num_frames=ltx_frames, fps=gpu_plan.LTX_FPS,
+                               steps=s.ltx_steps, seed=_shot_seed(state, shot.index),
+                               negative_prompt=_negative_prompt(ctx, shot, extras))
+            await _call(ctx, gpu, "ltx", params.model_dump(), stage_name="animate", what=f"shot {shot.index + 1}",
+                        span=(100 * n / len(plan), 100 * (n + 1) / len(plan)))
             remember(manifest, key)
+        source = await ctx.in_thread(motion.clip_source, clip)
+        media.append(motion.ClipShot(sources=[source.model_copy(update={"path": Path(f"clips/{clip.name}")})]))
         names.append(f"clips/{clip.name}")
         ctx.progress("animate", 100 * (n + 1) / len(plan))
-    return done(f"ltx ({gpu.model('ltx')})" if gpu else "ken burns (ffmpeg)", clips=names)
+    motion.write_media(ctx.path("clips/media.json"), media)
+    return done(f"ltx ({gpu.model('ltx')})" if gpu else "ken burns (in the final cut)", clips=names)
 
 
 @stage("post_produce")
@@ -305,15 +304,16 @@ async def post_produce(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     s = ctx.settings
     plan = shots.read_shots(ctx.path("shots.json"))
     cut = compose.plan_cut(plan)
-    clips = [ctx.path(c) for c in state["clips"]]
+    sheet = ctx.path("clips/media.json")
+    media = motion.read_media(sheet, ctx.job_dir)
     enc = compose.VideoEncoding(preset=s.video_preset, crf=s.video_crf)
-    inputs = [*clips, ctx.path("voice.wav"), ctx.path("subtitles.ass")]
+    inputs = [sheet, *motion.media_files(media), ctx.path("voice.wav"), ctx.path("subtitles.ass")]
     key = fingerprint([await ctx.in_thread(file_digest, p) for p in inputs], enc.model_dump(), s.upload_limit_bytes)
     manifest = ctx.path(".final.json")
     if (kept := reusable(manifest, key, ctx.path("final.mp4"), ctx.path("metadata.json"))) is not None:
         return done("ffmpeg", artifacts=kept["artifacts"])
     music = await music_or_bed(None, ctx.job_dir, cut.total, request.seed)
-    finished = await finish(ctx.job_dir, clips, cut, ctx.path("voice.wav"), music, ctx.path("subtitles.ass"),
+    finished = await finish(ctx.job_dir, media, cut, ctx.path("voice.wav"), music, ctx.path("subtitles.ass"),
                             request.aspect, enc, s.upload_limit_bytes)
     title = state.get("idea", {}).get("title") or request.prompt
     with ctx.metered("post_produce"):

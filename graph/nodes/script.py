@@ -14,7 +14,7 @@ from typing import Any, Literal
 from langgraph.types import Command, interrupt
 
 from graph.context import NodeContext, done, stage
-from graph.nodes.voice import elevenlabs_voice
+from graph.nodes.voice import choose_voice
 from graph.state import LENGTH_TOLERANCE, Answer, JobRequest, JobState, ScriptApproval
 from tools.files import write_json_atomic, write_text_atomic
 from tools.llm import Revision, StoryIdea, target_words
@@ -23,18 +23,21 @@ from tools.llm.schemas import TITLE_CHARS
 from tools.llm.story import ANGLES
 from tools.text import clean_script
 from tools.tts import speaking_rate, spoken_seconds
+from tools.tts.espeak import EspeakVoice
 
 
 async def _pace(ctx: NodeContext, request: JobRequest) -> tuple[str, float, float]:
     """(espeak-ng voice that estimates durations, its measured rate, the narrating voice's rate).
 
-    An ElevenLabs voice is paced by the rate measured on its last narration (espeak-ng's en-us until
-    there is one), and espeak-ng's pause-aware estimate is scaled by the ratio of the two rates."""
-    eleven = elevenlabs_voice(ctx.settings, request)
-    estimator = "en-us" if eleven else (request.voice or "en-us")
+    The narrator is paced by the rate measured on its last narration, else on a fixed paragraph
+    (Piper, espeak-ng), else espeak-ng's; espeak-ng's pause-aware estimate of a draft is scaled by
+    the ratio of the two rates."""
+    chosen = await choose_voice(ctx.settings, request, request.script_text or request.prompt)
+    narrator = chosen.voice
+    estimator = narrator.voice if isinstance(narrator, EspeakVoice) else "en-us"
     rate = await speaking_rate(estimator)
-    narrator = (ctx.store.voice_rate(f"elevenlabs:{eleven}") or rate) if eleven else rate
-    return estimator, rate, narrator
+    measured = ctx.store.voice_rate(narrator.rate_key) or await narrator.speaking_rate()
+    return estimator, rate, measured or rate
 
 
 async def _seconds(ctx: NodeContext, request: JobRequest, text: str) -> float:
