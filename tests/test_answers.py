@@ -37,6 +37,8 @@ def test_every_approval_takes_a_txt_or_40_words_as_the_script() -> None:
     assert len(LONG.split()) >= 40
     for approval in (IDEAS, SCRIPT, FRAMES):
         assert approval.parse(LONG) == Answer(action="replace", text=LONG)
+        pasted = LONG.replace(", and", ",\n\nand")  # a pasted script keeps its paragraphs
+        assert approval.parse(f"  {pasted}\n") == Answer(action="replace", text=pasted)
         assert approval.parse("", "My own. Short.") == Answer(action="replace", text="My own. Short.")
         for said in ("ok", "Approve", "👍", "LGTM!"):
             assert approval.parse(said).action == "approve"
