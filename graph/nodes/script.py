@@ -21,22 +21,29 @@ from tools.llm import Revision, StoryIdea, target_words
 from tools.llm.revision import length_scale
 from tools.llm.schemas import TITLE_CHARS
 from tools.llm.story import ANGLES
+from tools.settings import Settings
+from tools.store import JobStore
 from tools.text import clean_script
 from tools.tts import speaking_rate, spoken_seconds
 from tools.tts.espeak import EspeakVoice
 
 
 async def _pace(ctx: NodeContext, request: JobRequest) -> tuple[str, float, float]:
+    return await pace(ctx.settings, ctx.store, request)
+
+
+async def pace(settings: Settings, store: JobStore, request: JobRequest) -> tuple[str, float, float]:
     """(espeak-ng voice that estimates durations, its measured rate, the narrating voice's rate).
 
     The narrator is paced by the rate measured on its last narration, else on a fixed paragraph
     (Piper, espeak-ng), else espeak-ng's; espeak-ng's pause-aware estimate of a draft is scaled by
-    the ratio of the two rates."""
-    chosen = await choose_voice(ctx.settings, request, request.script_text or request.prompt)
+    the ratio of the two rates. Voices and rates are cached per process: `JobService.warm` fills
+    them at start, so the first script does not wait for a model to load."""
+    chosen = await choose_voice(settings, request, request.script_text or request.prompt)
     narrator = chosen.voice
     estimator = narrator.voice if isinstance(narrator, EspeakVoice) else "en-us"
     rate = await speaking_rate(estimator)
-    measured = ctx.store.voice_rate(narrator.rate_key) or await narrator.speaking_rate()
+    measured = store.voice_rate(narrator.rate_key) or await narrator.speaking_rate()
     return estimator, rate, measured or rate
 
 
