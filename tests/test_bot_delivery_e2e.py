@@ -80,6 +80,7 @@ async def test_a_master_over_the_limit_comes_fitted_with_a_signed_link_and_a_413
         assert container.streams.video[0].codec_context.name == "h264"
         assert 4 < float(container.duration or 0) / 1e6 < 8
     assert "Full quality" in small.content
+    print(f"master {len(master)} bytes over a reported {LIMIT}: posted a fitted copy of {len(copy)} bytes")
     link = LINK.search(small.content)
     assert link is not None and link.group(0).startswith(f"http://127.0.0.1:{port}/files/{job_id}/")
     url = link.group(0)
@@ -104,6 +105,7 @@ async def test_a_master_over_the_limit_comes_fitted_with_a_signed_link_and_a_413
     first, second = (len(next(data for name, (_, data) in r.parts.items() if name.startswith("files[")))
                      for r in uploads)
     assert second <= first * 0.8
+    print(f"413 chain: refused {first} bytes, then a copy of {second} bytes, then the link")
     assert not refused.attachments and "does not fit" in refused.content
     other = LINK.search(refused.content)
     assert other is not None
