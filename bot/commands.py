@@ -12,7 +12,7 @@ from discord.ext import commands
 
 from bot.conductor import Conductor, conductor_of
 from bot.links import job_links
-from bot.text import duration, is_approval, one_line, quote, shot_numbers, visible
+from bot.text import duration, one_line, quote, visible
 from bot.views import modal_note
 from graph.api import Answer, BadInput, JobRequest
 
@@ -41,27 +41,29 @@ class VideoCommands(commands.Cog):
     @app_commands.command(name="video", description="Make a short video from a prompt")
     @app_commands.describe(prompt="What the video is about", duration="Length in seconds (5 to 180)",
                            aspect="Frame shape", voice="Voice name (an espeak-ng voice, or an ElevenLabs voice id)",
-                           auto_approve="Skip the approvals and go straight to the video")
+                           auto_approve="Skip the approvals and go straight to the video",
+                           ideas="Offer scored story ideas from the prompt to pick from first")
     @app_commands.choices(aspect=ASPECTS)
     async def video(self, interaction: discord.Interaction[Any], prompt: app_commands.Range[str, 1, 1000],
                     duration: app_commands.Range[int, 5, 180] = 45, aspect: str = "9:16",
-                    voice: str | None = None, auto_approve: bool = False) -> None:
+                    voice: str | None = None, auto_approve: bool = False, ideas: bool = False) -> None:
         if voice is not None and not VOICE_NAME.match(voice):
             await interaction.response.send_message("That voice name is not valid: use letters, digits, - or _.",
                                                     ephemeral=True)
             return
-        await self._start(interaction, prompt, float(duration), aspect, voice, auto_approve)
+        await self._start(interaction, prompt, float(duration), aspect, voice, auto_approve, ideas)
 
     @app_commands.command(name="ideas", description="Get scored story ideas to pick from, then a video")
     @app_commands.describe(topic="A theme to start from (optional)")
     async def ideas(self, interaction: discord.Interaction[Any],
                     topic: app_commands.Range[str, 1, 1000] | None = None) -> None:
-        await self._start(interaction, topic or SURPRISE, 45.0, "9:16", None, False)
+        await self._start(interaction, topic or SURPRISE, 45.0, "9:16", None, False, True)
 
     async def _start(self, interaction: discord.Interaction[Any], prompt: str, seconds: float, aspect: str,
-                     voice: str | None, auto_approve: bool) -> None:
+                     voice: str | None, auto_approve: bool, ideas: bool) -> None:
+        """`/video` goes straight to the script (the prompt is the idea); `/ideas` and `ideas:True` pick first."""
         try:
-            request = JobRequest(prompt=visible(prompt), duration=seconds, aspect=aspect, voice=voice)
+            request = JobRequest(prompt=visible(prompt), duration=seconds, aspect=aspect, voice=voice, ideas=ideas)
         except (BadInput, ValueError) as exc:
             await interaction.response.send_message(f"⚠️ {_reason(exc)}", ephemeral=True)
             return
@@ -147,41 +149,29 @@ class VideoCommands(commands.Cog):
             await message.reply("Only the person who asked for this video, or an approver, can answer it.",
                                 allowed_mentions=NO_MENTIONS, delete_after=30)
             return
+        record = self.conductor.service.get(job_id)
         try:
-            answer = await self._answer_from(message, self.conductor.service.get(job_id).waiting_for)
+            if record.approval is None or record.interrupt_id != interrupt_id:
+                raise BadInput("that approval is no longer pending: answer the current one")
+            answer = record.approval.parse(visible(message.content), await _attached_script(message))
         except BadInput as exc:
             await message.reply(f"⚠️ {_reason(exc)}", allowed_mentions=NO_MENTIONS)
             return
         await self.conductor.answer_reply(message, job_id, interrupt_id, answer)
 
-    async def _answer_from(self, message: discord.Message, approval: str | None) -> Answer:
-        text = visible(message.content).strip()
-        scripts = [a for a in message.attachments if a.filename.lower().endswith(".txt")]
-        if scripts:
-            if scripts[0].size > MAX_SCRIPT_BYTES:
-                raise BadInput(f"that file is too big for a script (at most {MAX_SCRIPT_BYTES // 1024} KiB)")
-            try:
-                body = (await scripts[0].read()).decode("utf-8-sig")
-            except UnicodeDecodeError:
-                raise BadInput("that file is not UTF-8 text") from None
-            return Answer(action="replace", text=visible(body))
-        if text.lower() in ("cancel", "stop"):
-            return Answer(action="cancel")
-        if is_approval(text):
-            return Answer(action="approve")
-        if approval == "pick_idea":
-            numbers = shot_numbers(text)
-            if not numbers:
-                raise BadInput("reply with the number of the idea you want, or approve")
-            return Answer(action="pick", index=numbers[0] - 1)
-        if approval == "approve_keyframes":
-            numbers = shot_numbers(text)
-            if not numbers:
-                raise BadInput("reply with the shot numbers to draw again (e.g. `2, 4`), or approve")
-            return Answer(action="reroll", shots=numbers)
-        if not text:
-            raise BadInput("reply with what to change, approve, or attach a .txt script")
-        return Answer(action="revise", note=text)
+
+async def _attached_script(message: discord.Message) -> str | None:
+    """The text of a .txt attached to a reply (a script to use instead), or None."""
+    scripts = [a for a in message.attachments if a.filename.lower().endswith(".txt")]
+    if not scripts:
+        return None
+    if scripts[0].size > MAX_SCRIPT_BYTES:
+        raise BadInput(f"that file is too big for a script (at most {MAX_SCRIPT_BYTES // 1024} KiB)")
+    try:
+        body = (await scripts[0].read()).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadInput("that file is not UTF-8 text") from None
+    return visible(body)
 
 
 def _reason(exc: Exception) -> str:

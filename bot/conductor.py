@@ -193,8 +193,8 @@ class Conductor:
             _note(live, event, self.service.queue_position(job_id))
             try:
                 await self.refresh(job_id)
-                if event.kind == "waiting" and event.approval:
-                    await self.approvals.post(job_id, event.approval)
+                if event.kind == "waiting" and event.approval and event.interrupt_id:
+                    await self.approvals.post(job_id, event.approval, event.interrupt_id)
                 elif event.kind == "done":
                     await self.delivery.deliver(job_id)
                 elif event.kind == "failed":

@@ -11,7 +11,7 @@ import contextlib
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,9 @@ from tools.files import write_json_atomic, write_text_atomic
 from tools.finish import finish, finish_metadata, music_or_bed
 from tools.models import Aspect
 from tools.probe import probe
+from tools.settings import Settings, get_settings
 from tools.text import natural_key, read_script_file
-from tools.tts import Speech, from_recording, synthesize
+from tools.tts import Chosen, VoiceRequest, get_voice, voice_for_audio
 
 Progress = Callable[[str], None]
 
@@ -40,9 +41,9 @@ class RenderOptions(BaseModel):
     out: Path
     upload_limit_bytes: int = upload.DEFAULT_LIMIT
     seed: int = 0
-    voice_name: str = "en-us"
+    voice_name: str | None = None  # a catalogue name; None: chosen by the script's language
+    language: str | None = None
     video: compose.VideoEncoding = compose.VideoEncoding()
-    concurrency: int = 2
 
 
 class Artifacts(BaseModel):
@@ -105,30 +106,20 @@ class _Stages:
         self.seconds[name] = round(time.perf_counter() - start, 3)
 
 
-async def _bounded(jobs: list[Coroutine[Any, Any, None]], limit: int) -> None:
-    """Run media jobs with at most `limit` at once (each FFmpeg already uses every core)."""
-    gate = asyncio.Semaphore(limit)
-
-    async def run(job: Coroutine[Any, Any, None]) -> None:
-        async with gate:
-            await job
-
-    await asyncio.gather(*(run(j) for j in jobs))
-
-
-async def render(opts: RenderOptions, progress: Progress | None = None) -> Artifacts:
+async def render(opts: RenderOptions, progress: Progress | None = None, chosen: Chosen | None = None) -> Artifacts:
     """Render a video into `opts.out`; raise BadInput (nothing written) when an input is unusable."""
     text = read_script_file(opts.script)
     _require_audio(opts.voice, "voice")
     _require_audio(opts.music, "music")
     images = keyframes.list_images(opts.images) if opts.images else None
     clips_in = list_clips(opts.clips) if opts.clips else None
+    narrator = chosen if chosen is not None else await asyncio.to_thread(choose_voice, text, opts)
 
     created_out = not opts.out.exists()
     opts.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".render-", dir=opts.out))
     try:
-        meta = await _render_into(work, text, opts, images, clips_in, _Stages(progress))
+        meta = await _render_into(work, text, opts, narrator, images, clips_in, _Stages(progress))
         return _publish(work, opts.out, meta)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -137,18 +128,20 @@ async def render(opts: RenderOptions, progress: Progress | None = None) -> Artif
         raise
 
 
-async def _speak(text: str, opts: RenderOptions, wav: Path) -> Speech:
+def choose_voice(text: str, opts: RenderOptions, settings: Settings | None = None) -> Chosen:
+    """The narrating voice: the recording when one is given, else the named or best offline voice."""
     if opts.voice:
-        return await from_recording(opts.voice, text, wav)
-    return await synthesize(text, wav, voice=opts.voice_name)
+        return Chosen(voice_for_audio(opts.voice))
+    return get_voice(settings or get_settings(), VoiceRequest(name=opts.voice_name, language=opts.language,
+                                                              text=text))
 
 
-async def _render_into(work: Path, text: str, opts: RenderOptions, images: list[Path] | None,
+async def _render_into(work: Path, text: str, opts: RenderOptions, chosen: Chosen, images: list[Path] | None,
                        clips_in: list[Path] | None, st: _Stages) -> dict[str, Any]:
     write_text_atomic(work / "script.txt", text + "\n")
     started = time.perf_counter()
     with st.stage("voice"):
-        speech = await _speak(text, opts, work / "voice.wav")
+        speech = await chosen.voice.synthesize(text, work / "voice.wav")
         write_json_atomic(work / "words.json", [w.model_dump() for w in speech.words])
     with st.stage("subtitles"):
         subs = subtitles.write_subtitles(text, speech.words, opts.aspect, work)
@@ -160,25 +153,18 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, images: list[
     music = await music_or_bed(opts.music, work, cut.total, opts.seed)
     # audio analysis needs no pictures: run it while the clips are animated
     audio = asyncio.create_task(compose.prepare_audio(work / "voice.wav", music, cut.total))
-    clips_dir = work / "clips"
-    clips_dir.mkdir()
-    clip_paths = [clips_dir / f"shot_{s.index + 1:02d}.mp4" for s in plan]
     try:
         if clips_in:
-            with st.stage("animate"):
-                await _bounded([motion.fit_clip(src, frames, opts.aspect, dst)
-                                for src, frames, dst in zip(clips_in, cut.clip_frames, clip_paths, strict=True)],
-                               opts.concurrency)
+            with st.stage("animate"):  # clips are fitted inside the final cut: only their lengths are read
+                media: list[motion.StillShot | motion.ClipShot] = [
+                    motion.ClipShot(sources=[await asyncio.to_thread(motion.clip_source, c)]) for c in clips_in]
         else:
             with st.stage("keyframes"):
                 keyframe_paths = await asyncio.to_thread(
                     keyframes.make_keyframes, plan, opts.aspect, work, images, opts.seed)
-            with st.stage("animate"):
-                await _bounded([motion.ken_burns(kf, s.motion, frames, opts.aspect, dst)
-                                for kf, s, frames, dst in zip(keyframe_paths, plan, cut.clip_frames, clip_paths,
-                                                              strict=True)], opts.concurrency)
+            media = [motion.StillShot(image=kf, motion=s.motion) for kf, s in zip(keyframe_paths, plan, strict=True)]
         with st.stage("post_produce"):
-            done = await finish(work, clip_paths, cut, work / "voice.wav", music, subs.ass, opts.aspect, opts.video,
+            done = await finish(work, media, cut, work / "voice.wav", music, subs.ass, opts.aspect, opts.video,
                                 opts.upload_limit_bytes, mix=await audio)
     finally:
         if not audio.done():
@@ -187,13 +173,15 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, images: list[
                 await audio
     return {
         **finish_metadata(done, opts.video, cut, opts.music is not None, opts.upload_limit_bytes),
-        "voice": {"provider": speech.provider, "duration": round(speech.duration, 3),
+        "voice": {"provider": speech.provider, "name": chosen.voice.name, "language": chosen.voice.language,
+                  "notice": chosen.notice, "duration": round(speech.duration, 3),
                   "words": len(speech.words), "words_per_minute": round(speech.words_per_minute, 1),
                   "timings_estimated": speech.estimated},
         "aspect": opts.aspect.value,
         "shots": len(plan),
         "subtitles": {"cues": len(subs.cues), "font_size": subs.font_size},
         "stage_seconds": st.seconds,
+        "sources": [m.kind for m in media],
         "total_seconds": round(time.perf_counter() - started, 3),
     }
 

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     elevenlabs_api_key: SecretStr | None = Field(None, alias="ELEVENLABS_API_KEY")
     elevenlabs_base_url: str | None = Field(None, alias="ELEVENLABS_BASE_URL")
     elevenlabs_voice_id: str | None = Field(None, alias="STORYBOT_ELEVENLABS_VOICE_ID")
+    voice: str | None = Field(None, alias="STORYBOT_VOICE")  # default voice name, e.g. piper:en_US-joe-medium
+    piper_voices_dir: Path | None = Field(None, alias="STORYBOT_PIPER_VOICES_DIR")  # NAME.onnx + NAME.onnx.json
+    edge_wss_url: str | None = Field(None, alias="STORYBOT_EDGE_WSS_URL")  # another endpoint speaking Edge's protocol
 
     sdxl_model: str | None = Field(None, alias="STORYBOT_SDXL_MODEL")
     ltx_model: str | None = Field(None, alias="STORYBOT_LTX_MODEL")

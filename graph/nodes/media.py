@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from langgraph.graph import END
 from langgraph.types import Command, interrupt
 
 from graph.context import NodeContext, done, file_digest, fingerprint, remember, reusable, stage
-from graph.state import Answer, JobState
+from graph.state import Answer, JobState, KeyframeApproval, ShotCaption, ShotVerdict
 from tools import compose, keyframes, motion, shots, subtitles
 from tools.align import Recognised, align
 from tools.files import write_json_atomic
@@ -226,30 +225,26 @@ async def vision_guidance(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     return done(f"vlm ({vision.model('vision')})", notices=notices)
 
 
-def _verdicts(ctx: NodeContext) -> list[dict[str, Any]]:
+def _verdicts(ctx: NodeContext) -> list[ShotVerdict]:
     """The vision verdicts to show beside the keyframes at approval (empty when vision was skipped)."""
     path = ctx.path("vision.json")
     data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    return [{"shot": r["shot"], **{k: r["verdict"].get(k) for k in ("parsed", "adherence", "quality", "critique",
-                                                                      "consistent")}}
-            for r in data.get("shots", [])]
+    return [ShotVerdict.model_validate({"shot": r["shot"], **r["verdict"]}) for r in data.get("shots", [])]
 
 
 @stage("approve_keyframes")
-async def approve_keyframes(state: JobState, ctx: NodeContext) -> Command[Any]:
+async def approve_keyframes(state: JobState, ctx: NodeContext) -> Command[Literal[
+        "animate", "keyframes", "revise_script", "__end__"]]:
     if ctx.auto_approve:
         return Command(update=done("auto"), goto="animate")
     plan = shots.read_shots(ctx.path("shots.json"))
-    answer = Answer.model_validate(interrupt({
-        "approval": "approve_keyframes",
-        "question": f"Approve these {len(plan)} keyframes, or re-roll some shots?",
-        "keyframes": [str(ctx.path(k)) for k in state["keyframes"]],
-        "shots": [{"number": s.index + 1, "text": s.text} for s in plan],
-        "verdicts": _verdicts(ctx),
-        "answers": ["approve", "reroll N[,M]", "cancel"],
-    }))
+    answer = Answer.model_validate(interrupt(KeyframeApproval(
+        keyframes=[str(ctx.path(k)) for k in state["keyframes"]],
+        shots=[ShotCaption(number=s.index + 1, text=s.text) for s in plan], verdicts=_verdicts(ctx))))
     if answer.action == "cancel":
-        return Command(update=done("user", outcome="cancelled"), goto=END)
+        return Command(update=done("user", outcome="cancelled"), goto="__end__")
+    if answer.action == "replace":  # a new script: back to its approval, then voice and pictures again
+        return Command(update=done("user", revision={"text": answer.text or ""}), goto="revise_script")
     if answer.action == "reroll":
         seeds = dict(state.get("shot_seeds", {}))
         for number in answer.shots:
@@ -262,8 +257,10 @@ async def approve_keyframes(state: JobState, ctx: NodeContext) -> Command[Any]:
 
 @stage("animate")
 async def animate(state: JobState, ctx: NodeContext) -> dict[str, Any]:
-    """Ken Burns motion, or LTX image-to-video at its native size and 8k+1 frames, fitted to the
-    shot (scaled, cropped, 30 fps, extended when short) by the media engine."""
+    """What each shot shows, written to `clips/media.json` for the final cut: the keyframe (Ken Burns)
+    or an LTX image-to-video clip at its native size and 8k+1 frames. Nothing is encoded here: the
+    final cut fits clips (scale, crop, 30 fps, trim or extend) and moves stills in its one graph, so
+    the only costly work left is LTX generation, which its manifest keeps across a crash."""
     aspect = ctx.request(state).aspect
     plan = shots.read_shots(ctx.path("shots.json"))
     cut = compose.plan_cut(plan)
@@ -272,36 +269,33 @@ async def animate(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     gpu, s = _gpu(ctx, "ltx"), ctx.settings
     extras = _extras(ctx)
     width, height = gpu_plan.ltx_size(aspect, s.gpu_size_divisor)
-    names = []
+    names: list[str] = []
+    media: list[motion.StillShot | motion.ClipShot] = []
     for n, (shot, frames) in enumerate(zip(plan, cut.clip_frames, strict=True)):
         keyframe = ctx.path(state["keyframes"][n])
+        if gpu is None:
+            media.append(motion.StillShot(image=Path(state["keyframes"][n]), motion=shot.motion))
+            names.append(state["keyframes"][n])
+            continue
         clip = folder / f"shot_{shot.index + 1:02d}.mp4"
         manifest = folder / f".{clip.stem}.json"
-        digest = await ctx.in_thread(file_digest, keyframe)
-        if gpu is None:
-            key = fingerprint("ken-burns", digest, shot.motion, frames, aspect.value)
-        else:
-            ltx_frames = gpu_plan.ltx_frames(frames / motion.FPS, s.ltx_max_frames)
-            key = fingerprint("ltx", gpu.model("ltx"), digest, _picture_prompt(shot, extras), frames, ltx_frames,
-                              width, height, s.ltx_steps, aspect.value)
+        ltx_frames = gpu_plan.ltx_frames(frames / motion.FPS, s.ltx_max_frames)
+        key = fingerprint("ltx", gpu.model("ltx"), await ctx.in_thread(file_digest, keyframe),
+                          _picture_prompt(shot, extras), ltx_frames, width, height, s.ltx_steps, aspect.value)
         if reusable(manifest, key, clip) is None:
-            if gpu is None:
-                await motion.ken_burns(keyframe, shot.motion, frames, aspect, clip)
-            else:
-                raw = folder / f".{clip.stem}.ltx.mp4"
-                params = LtxParams(image=str(keyframe), prompt=_picture_prompt(shot, extras), output=str(raw),
-                                   width=width, height=height, num_frames=ltx_frames, fps=gpu_plan.LTX_FPS,
-                                   steps=s.ltx_steps,
-                                   seed=_shot_seed(state, shot.index),
-                                   negative_prompt=_negative_prompt(ctx, shot, extras))
-                await _call(ctx, gpu, "ltx", params.model_dump(), stage_name="animate",
-                            what=f"shot {shot.index + 1}",
-                            span=(100 * n / len(plan), 100 * (n + 1) / len(plan)))
-                await motion.fit_clip(raw, frames, aspect, clip)
+            params = LtxParams(image=str(keyframe), prompt=_picture_prompt(shot, extras), output=str(clip),
+                               width=width, height=height, num_frames=ltx_frames, fps=gpu_plan.LTX_FPS,
+                               steps=s.ltx_steps, seed=_shot_seed(state, shot.index),
+                               negative_prompt=_negative_prompt(ctx, shot, extras))
+            await _call(ctx, gpu, "ltx", params.model_dump(), stage_name="animate", what=f"shot {shot.index + 1}",
+                        span=(100 * n / len(plan), 100 * (n + 1) / len(plan)))
             remember(manifest, key)
+        source = await ctx.in_thread(motion.clip_source, clip)
+        media.append(motion.ClipShot(sources=[source.model_copy(update={"path": Path(f"clips/{clip.name}")})]))
         names.append(f"clips/{clip.name}")
         ctx.progress("animate", 100 * (n + 1) / len(plan))
-    return done(f"ltx ({gpu.model('ltx')})" if gpu else "ken burns (ffmpeg)", clips=names)
+    motion.write_media(ctx.path("clips/media.json"), media)
+    return done(f"ltx ({gpu.model('ltx')})" if gpu else "ken burns (in the final cut)", clips=names)
 
 
 @stage("post_produce")
@@ -310,15 +304,16 @@ async def post_produce(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     s = ctx.settings
     plan = shots.read_shots(ctx.path("shots.json"))
     cut = compose.plan_cut(plan)
-    clips = [ctx.path(c) for c in state["clips"]]
+    sheet = ctx.path("clips/media.json")
+    media = motion.read_media(sheet, ctx.job_dir)
     enc = compose.VideoEncoding(preset=s.video_preset, crf=s.video_crf)
-    inputs = [*clips, ctx.path("voice.wav"), ctx.path("subtitles.ass")]
+    inputs = [sheet, *motion.media_files(media), ctx.path("voice.wav"), ctx.path("subtitles.ass")]
     key = fingerprint([await ctx.in_thread(file_digest, p) for p in inputs], enc.model_dump(), s.upload_limit_bytes)
     manifest = ctx.path(".final.json")
     if (kept := reusable(manifest, key, ctx.path("final.mp4"), ctx.path("metadata.json"))) is not None:
         return done("ffmpeg", artifacts=kept["artifacts"])
     music = await music_or_bed(None, ctx.job_dir, cut.total, request.seed)
-    finished = await finish(ctx.job_dir, clips, cut, ctx.path("voice.wav"), music, ctx.path("subtitles.ass"),
+    finished = await finish(ctx.job_dir, media, cut, ctx.path("voice.wav"), music, ctx.path("subtitles.ass"),
                             request.aspect, enc, s.upload_limit_bytes)
     title = state.get("idea", {}).get("title") or request.prompt
     with ctx.metered("post_produce"):
