@@ -42,6 +42,7 @@ from tools.gpu import GpuClient, make_client, models_of
 from tools.llm import get_writer
 from tools.settings import Settings
 from tools.store import JobStore, StageRecord, pid_alive
+from tools.text import clean_replacement
 
 JOB_ID_LENGTH = 12
 END_EVENTS = ("waiting", "done", "failed", "cancelled")  # a job's run in this process stopped
@@ -257,6 +258,8 @@ class JobService:
             raise StaleAnswer("that approval is no longer pending: answer the current one")
         if record.approval is None:
             raise StaleAnswer(f"job {job_id} is not waiting for an approval")
+        if answer.action == "replace":
+            answer = answer.model_copy(update={"text": clean_replacement(answer.text or "")})
         record.approval.check(answer)
         pending = record.interrupt_id
         claimed = self.store.claim(job_id, "waiting", os.getpid(), interrupt_id=pending)

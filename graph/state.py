@@ -284,6 +284,9 @@ class ShotVerdict(BaseModel):
 
     shot: int
     parsed: bool = False
+    score: float | None = None            # 0-10: how well the picture shows the shot
+    missing: list[str] = Field(default_factory=list)
+    unwanted: list[str] = Field(default_factory=list)
     adherence: float | None = None
     quality: float | None = None
     critique: str | None = None
