@@ -16,11 +16,21 @@ from bot.conductor import Conductor, conductor_of
 from bot.links import job_links
 from bot.text import duration, one_line, quote, visible
 from bot.views import modal_note
-from graph.api import Answer, BadInput, JobRequest, KeyframeApproval, keep_uploads, media_kind, resolve_visuals
+from graph.api import (
+    Answer,
+    BadInput,
+    JobRequest,
+    KeyframeApproval,
+    keep_uploads,
+    media_kind,
+    resolve_visuals,
+    resolve_voice,
+    voice_catalogue,
+)
 
 log = logging.getLogger("storybot.bot")
 NO_MENTIONS = discord.AllowedMentions.none()
-VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+\-]{0,39}$")
+VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+:\-]{0,79}$")
 JOB_ID = re.compile(r"^[0-9a-f]{12}$")
 MAX_SCRIPT_BYTES = 64 * 1024
 SURPRISE = "a short, surprising story with a twist at the end"
@@ -49,7 +59,7 @@ class VideoCommands(commands.Cog):
 
     @app_commands.command(name="video", description="Make a short video from a prompt")
     @app_commands.describe(prompt="What the video is about", duration="Length in seconds (5 to 180)",
-                           aspect="Frame shape", voice="Voice name (an espeak-ng voice, or an ElevenLabs voice id)",
+                           aspect="Frame shape", voice="Voice, e.g. piper:en_US-joe-medium (see /voices)",
                            auto_approve="Skip the approvals and go straight to the video",
                            ideas="Offer scored story ideas from the prompt to pick from first",
                            visuals="Where the pictures come from", media1="Your own picture or clip for shot 1",
@@ -62,9 +72,15 @@ class VideoCommands(commands.Cog):
                     media2: discord.Attachment | None = None, media3: discord.Attachment | None = None,
                     media4: discord.Attachment | None = None) -> None:
         if voice is not None and not VOICE_NAME.match(voice):
-            await interaction.response.send_message("That voice name is not valid: use letters, digits, - or _.",
+            await interaction.response.send_message("That voice name is not valid: see /voices for the names.",
                                                     ephemeral=True)
             return
+        if voice is not None:
+            try:
+                resolve_voice(self.conductor.settings, voice)
+            except BadInput as exc:
+                await interaction.response.send_message(f"⚠️ {_reason(exc)}", ephemeral=True)
+                return
         attached = [a for a in (media1, media2, media3, media4) if a is not None]
         if (refusal := _not_media(attached)) is not None:
             await interaction.response.send_message(f"⚠️ {refusal}", ephemeral=True)
@@ -78,6 +94,36 @@ class VideoCommands(commands.Cog):
                 await interaction.followup.send(f"⚠️ {_reason(exc)}", ephemeral=True)
                 return
         await self._start(interaction, prompt, float(duration), aspect, voice, auto_approve, ideas, visuals, media)
+
+    @video.autocomplete("voice")
+    async def voice_names(self, interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[str]]:
+        """Catalogue names containing what was typed, the default first (Discord shows 25 at most)."""
+        typed = current.strip().lower()
+        rows = sorted(voice_catalogue(self.conductor.settings), key=lambda v: not v.default)
+        return [app_commands.Choice(name=f"{v.name} ({v.language}{', online' if not v.offline else ''})"[:100],
+                                    value=v.name) for v in rows if typed in v.name.lower()][:25]
+
+    @app_commands.command(name="voices", description="The voices /video can use")
+    @app_commands.describe(language="Only voices for this language, e.g. en, es, ja")
+    async def voices(self, interaction: discord.Interaction[Any],
+                     language: app_commands.Range[str, 2, 16] | None = None) -> None:
+        rows = voice_catalogue(self.conductor.settings, language.strip() if language else None)
+        if not rows:
+            await interaction.response.send_message(f"No voice speaks {one_line(language or '', 16)!r}.",
+                                                    ephemeral=True, allowed_mentions=NO_MENTIONS)
+            return
+        lines = [f"`{v.name}` {v.language}{' · online' if not v.offline else ''}"
+                 f"{' · needs a key' if v.needs_key else ''}{' · **default**' if v.default else ''}" for v in rows]
+        shown, size = [], 0
+        for line in lines:
+            if size + len(line) + 1 > 1900:
+                break
+            shown.append(line)
+            size += len(line) + 1
+        more = len(lines) - len(shown)
+        tail = f"\n…and {more} more: try `/voices language:es`" if more else ""
+        await interaction.response.send_message("\n".join(shown) + tail, ephemeral=True,
+                                                allowed_mentions=NO_MENTIONS)
 
     @app_commands.command(name="ideas", description="Get scored story ideas to pick from, then a video")
     @app_commands.describe(topic="A theme to start from (optional)")

@@ -57,6 +57,7 @@ class Conductor:
         self._live: dict[str, Live] = {}
         self._boards: dict[str, StatusBoard] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._starting: dict[str, asyncio.Lock] = {}  # per user: the limit check and the start are one step
         self._secrets = [s.get_secret_value() for s in (settings.discord_token, settings.openai_api_key,
                                                         settings.elevenlabs_api_key) if s is not None]
 
@@ -108,13 +109,16 @@ class Conductor:
     async def start(self, interaction: discord.Interaction[Any], request: JobRequest, auto_approve: bool) -> None:
         """`/video` and `/ideas` after validation: defer, start the job, make its status message."""
         who = self.requester(interaction.user)
-        if (refusal := self.limit_message(who)) is not None:
-            send = interaction.followup.send if interaction.response.is_done() else interaction.response.send_message
-            await send(refusal, ephemeral=True)
-            return
-        if not interaction.response.is_done():  # /video with attachments deferred while downloading them
-            await interaction.response.defer(thinking=True)
-        job_id = await self.service.start(request, who, channel=str(interaction.channel_id), auto_approve=auto_approve)
+        async with self._starting.setdefault(who.id, asyncio.Lock()):  # simultaneous requests see each other
+            if (refusal := self.limit_message(who)) is not None:
+                done = interaction.response.is_done()
+                send = interaction.followup.send if done else interaction.response.send_message
+                await send(refusal, ephemeral=True)
+                return
+            if not interaction.response.is_done():  # /video with attachments deferred while downloading them
+                await interaction.response.defer(thinking=True)
+            job_id = await self.service.start(request, who, channel=str(interaction.channel_id),
+                                              auto_approve=auto_approve)
         events = self.service.events(job_id)  # nothing has run yet: the job's task starts at our next await
         post = Post(job_id=job_id, guild_id=interaction.guild_id, channel_id=interaction.channel_id or 0,
                     application_id=interaction.application_id, token=interaction.token, token_issued=time.time(),

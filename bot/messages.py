@@ -173,10 +173,14 @@ def _verdict_line(verdict: ShotVerdict | None) -> str:
         return ""
     if not verdict.parsed:
         return " · *check:* the vision model gave no usable verdict"
-    scores = f"prompt {_score(verdict.adherence)}, quality {_score(verdict.quality)}"
+    if verdict.score is not None:
+        scores = f"score {_score(verdict.score)}"
+    else:
+        scores = f"prompt {_score(verdict.adherence)}, quality {_score(verdict.quality)}"
     consistent = "" if verdict.consistent is not False else ", differs from the previous shot"
+    missing = f", missing: {quote(', '.join(verdict.missing))}" if verdict.missing else ""
     critique = f": {quote(verdict.critique)}" if verdict.critique else ""
-    return f" · *check:* {scores}{consistent}{critique}"
+    return f" · *check:* {scores}{consistent}{missing}{critique}"
 
 
 def _score(value: Any) -> str:

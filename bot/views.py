@@ -86,7 +86,8 @@ class IdeaSelect(JobGuard, ui.DynamicItem[ui.Select[Any]], template=rf"sb:pick:{
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         values = _values(interaction)
-        answer = Answer(action="pick", index=int(values[0])) if values else Answer(action="approve")
+        # a forged value (not one of our option numbers) picks nothing; JobService refuses index -1 in words
+        answer = Answer(action="pick", index=_number(values[0], -1)) if values else Answer(action="approve")
         await conductor_of(interaction).answer_click(interaction, self.job_id, self.interrupt_id, answer)
 
 
@@ -105,7 +106,7 @@ class RerollSelect(JobGuard, ui.DynamicItem[ui.Select[Any]], template=rf"sb:rero
         return cls(match["job"], match["iid"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        shots = sorted({int(v) for v in _values(interaction) if v.isdigit()})
+        shots = sorted({_number(v, 0) for v in _values(interaction)})  # forged: 0, refused by JobService
         await conductor_of(interaction).answer_click(interaction, self.job_id, self.interrupt_id,
                                                      Answer(action="reroll", shots=shots))
 
@@ -157,6 +158,11 @@ def modal_note(interaction: discord.Interaction[Any]) -> tuple[str, str, str] | 
     fields = [c for row in data.get("components", []) for c in row.get("components", [])]
     note = next((str(c.get("value", "")) for c in fields if c.get("custom_id") == "note"), "")
     return match["job"], match["iid"], note
+
+
+def _number(value: str, invalid: int) -> int:
+    """A select value as we wrote it (a short ASCII number); anything else a client sent is `invalid`."""
+    return int(value) if re.fullmatch(r"[0-9]{1,4}", value) else invalid
 
 
 def _values(interaction: discord.Interaction[Any]) -> list[str]:

@@ -150,13 +150,15 @@ class ApprovalBase(BaseModel):
         approve words approve, cancel cancels, and the approval's own rules do the rest."""
         if attachment is not None:
             return self.check(Answer(action="replace", text=attachment))
-        text = " ".join(text.split())
+        raw = text.strip()  # a script keeps its line breaks; everything else is read as one line
+        text = " ".join(raw.split())
         verb, rest = _verb(text)
         if verb in ("revise", "replace") and rest:
+            own = raw.split(None, 1)[1]
             return self.check(Answer(action="revise", note=rest) if verb == "revise"
-                              else Answer(action="replace", text=rest))
+                              else Answer(action="replace", text=own))
         if len(text.split()) >= REPLACE_WORDS:
-            return self.check(Answer(action="replace", text=text))
+            return self.check(Answer(action="replace", text=raw))
         said = text.lower().rstrip("!.")
         if said in APPROVE_WORDS:
             return self.check(Answer(action="approve"))
@@ -287,6 +289,9 @@ class ShotVerdict(BaseModel):
 
     shot: int
     parsed: bool = False
+    score: float | None = None            # 0-10: how well the picture shows the shot
+    missing: list[str] = Field(default_factory=list)
+    unwanted: list[str] = Field(default_factory=list)
     adherence: float | None = None
     quality: float | None = None
     critique: str | None = None

@@ -32,6 +32,18 @@ def _me() -> Requester:
     return Requester(id=f"cli:{getpass.getuser()}", name=getpass.getuser())
 
 
+def _job_id(value: str, data: Path | None) -> str:
+    """A well-formed id of a job that can exist, checked before any database is opened (or created)."""
+    from graph.service import valid_job_id
+
+    job_id = value.strip().lower()
+    if not valid_job_id(job_id):
+        raise BadInput(f"not a job id: {value!r} (job ids are 12 hexadecimal characters)")
+    if not (settings_for(data).data_dir / "jobs.sqlite").is_file():
+        raise BadInput(f"unknown job id: {job_id!r} (there are no jobs yet)")
+    return job_id
+
+
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
@@ -148,6 +160,7 @@ def make(
 @app.command()
 def resume(job_id: str, yes: YesFlag = False, as_json: JsonFlag = False, data: DataOpt = None) -> None:
     """Continue a job that stopped (killed, failed, or waiting: with --yes, approve and go on)."""
+    job_id = _job_id(job_id, data)
 
     async def go() -> int:
         from graph.service import JobService
@@ -183,6 +196,7 @@ def answer(
     data: DataOpt = None,
 ) -> None:
     """Answer the approval a job is waiting for, then carry on (the same rules as a reply in Discord)."""
+    job_id = _job_id(job_id, data)
     text, attachment = _reply(action, arg)
 
     async def go() -> int:
@@ -203,6 +217,7 @@ def answer(
 @app.command()
 def status(job_id: str, as_json: JsonFlag = False, data: DataOpt = None) -> None:
     """A job's status and its stages in graph order."""
+    job_id = _job_id(job_id, data)
 
     async def go() -> int:
         from graph.service import JobService

@@ -41,7 +41,8 @@ def test_make_runs_every_gpu_stage_with_tiny_models(tiny_models: dict[str, str],
     assert shown["waiting_for"] == "approve_keyframes"
     verdicts = shown["approval"]["verdicts"]  # the VLM's verdicts are shown beside the keyframes
     assert len(verdicts) == len(shown["approval"]["keyframes"]) >= 1
-    assert all(set(v) == {"shot", "parsed", "adherence", "quality", "critique", "consistent"} for v in verdicts)
+    assert all(set(v) == {"shot", "parsed", "score", "missing", "unwanted", "adherence", "quality", "critique",
+                          "consistent"} for v in verdicts)
     final = storybot(env, "answer", first["job_id"], "approve")
     assert final["status"] == "done"
 

@@ -113,7 +113,7 @@ def test_make_yes_with_online_providers(servers: tuple[FakeOpenAI, FakeElevenLab
                                         tmp_path: Path) -> None:
     llm, voice, web = servers
     env = provider_env(llm, voice, web)
-    made = storybot(tmp_path, env, "make", PROMPT, "--yes", "--duration", "12", "--json")
+    made = storybot(tmp_path, env, "make", PROMPT, "--ideas", "--yes", "--duration", "12", "--json")
     assert made.returncode == 0, made.stderr
     result = json.loads(made.stdout)
     assert result["status"] == "done"

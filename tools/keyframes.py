@@ -33,7 +33,7 @@ from tools.text import natural_key
 RGB = tuple[int, int, int]
 T = TypeVar("T")
 
-MAX_PIXELS = 150_000_000  # larger than any camera; a header claiming more is a decompression bomb
+MAX_PIXELS = 50_000_000  # a 50 MP photo decodes to ~150 MB (RGB); a header claiming more is refused
 MATTE: RGB = (16, 18, 24)  # what the transparent parts of a picture are shown on
 _COMMON_EXTENSIONS = {
     ".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff",

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,13 +18,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tools import compose, keyframes, motion, shots, subtitles, upload, visuals
+from tools import compose, keyframes, motion, outdir, shots, subtitles, upload, visuals
 from tools.errors import BadInput
 from tools.files import write_json_atomic, write_text_atomic
 from tools.finish import finish, finish_metadata, music_or_bed
 from tools.llm.usage import metered
 from tools.models import Aspect, Shot
-from tools.probe import probe
+from tools.probe import probe, require_audio_sample, require_video_frame
 from tools.settings import Settings, get_settings
 from tools.text import natural_key, read_script_file
 from tools.tts import Chosen, VoiceRequest, get_voice, voice_for_audio
@@ -73,10 +72,10 @@ class Artifacts(BaseModel):
 def _require_audio(path: Path | None, what: str) -> None:
     if path is None:
         return
-    if not path.is_file():
-        raise BadInput(f"{what} file not found: {path}")
+    outdir.require_regular_file(path, what)
     if probe(path).audio is None:
         raise BadInput(f"{path.name}: has no audio stream")
+    require_audio_sample(path)
 
 
 _VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".gif"}
@@ -93,6 +92,7 @@ def list_clips(folder: Path) -> list[Path]:
     for clip in clips:
         if probe(clip).video is None:
             raise BadInput(f"{clip.name}: has no video stream")
+        require_video_frame(clip)
     return clips
 
 
@@ -114,6 +114,8 @@ class _Stages:
 
 async def render(opts: RenderOptions, progress: Progress | None = None, chosen: Chosen | None = None) -> Artifacts:
     """Render a video into `opts.out`; raise BadInput (nothing written) when an input is unusable."""
+    opts = absolute_paths(opts)
+    outdir.check_out(opts.out, _inputs(opts))
     text = read_script_file(opts.script)
     _require_audio(opts.voice, "voice")
     _require_audio(opts.music, "music")
@@ -122,8 +124,7 @@ async def render(opts: RenderOptions, progress: Progress | None = None, chosen: 
     narrator = chosen if chosen is not None else await asyncio.to_thread(choose_voice, text, opts)
 
     created_out = not opts.out.exists()
-    opts.out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".render-", dir=opts.out))
+    work = outdir.make_work_dir(opts.out)
     try:
         meta = await _render_into(work, text, opts, narrator, images, clips_in, _Stages(progress))
         return _publish(work, opts.out, meta)
@@ -191,7 +192,9 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, chosen: Chose
             with st.stage("keyframes"):
                 keyframe_paths = await asyncio.to_thread(
                     keyframes.make_keyframes, plan, opts.aspect, work, images, opts.seed)
-            media = [motion.StillShot(image=kf, motion=s.motion) for kf, s in zip(keyframe_paths, plan, strict=True)]
+            with st.stage("animate"):  # stills move inside the final cut: this only names them
+                media = [motion.StillShot(image=kf, motion=s.motion)
+                         for kf, s in zip(keyframe_paths, plan, strict=True)]
         else:
             with st.stage("keyframes"):
                 media, notices = await _pictures(plan, work, opts)
@@ -221,23 +224,30 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, chosen: Chose
     }
 
 
-_FILES = ["final.mp4", "final.discord.mp4", "voice.wav", "words.json", "subtitles.srt", "subtitles.vtt",
-          "subtitles.ass", "shots.json", "thumbnail.png", "script.txt", "visuals.json", "credits.json", "usage.json"]
-_DIRS = ["keyframes", "clips", "media"]
+def absolute_paths(opts: RenderOptions) -> RenderOptions:
+    """Every path absolute: a relative name such as `-dash` never reaches FFmpeg as an option."""
+    fields = ("script", "images", "clips", "voice", "music", "out")
+    return opts.model_copy(update={f: getattr(opts, f).absolute() for f in fields if getattr(opts, f)})
+
+
+def _inputs(opts: RenderOptions) -> dict[str, Path]:
+    named = {"--script": opts.script, "--images": opts.images, "--clips": opts.clips, "--voice": opts.voice,
+             "--music": opts.music}
+    return {name: path for name, path in named.items() if path is not None}
 
 
 def _publish(work: Path, out: Path, meta: dict[str, Any]) -> Artifacts:
     """Move finished artifacts from the work folder into `out`, then write metadata.json last."""
-    for name in _DIRS:
+    for name in outdir.ARTIFACT_DIRS:
         if (work / name).is_dir():
             shutil.rmtree(out / name, ignore_errors=True)
             (work / name).replace(out / name)
-    for name in _FILES:
+    for name in outdir.ARTIFACT_FILES:
         if (work / name).exists():
             (work / name).replace(out / name)
-        elif name == "final.discord.mp4":
+        else:  # a file an earlier render here wrote and this one did not (e.g. credits of stock media)
             (out / name).unlink(missing_ok=True)
-    write_json_atomic(out / "metadata.json", meta)
+    write_json_atomic(out / "metadata.json", {outdir.MARKER_KEY: outdir.MARKER, **meta})
     shutil.rmtree(work, ignore_errors=True)
     return collect_artifacts(out)
 

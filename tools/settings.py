@@ -63,12 +63,22 @@ class Settings(BaseSettings):
     sdxl_negative_prompt: str = Field("blurry, low quality, text, watermark, deformed, extra limbs",
                                       alias="STORYBOT_SDXL_NEGATIVE_PROMPT")
     ltx_steps: int = Field(30, alias="STORYBOT_LTX_STEPS", ge=1)
-    ltx_max_frames: int = Field(257, alias="STORYBOT_LTX_MAX_FRAMES", ge=9)  # longer shots are fitted in post
+    ltx_max_frames: int = Field(121, alias="STORYBOT_LTX_MAX_FRAMES", ge=9)  # per generation; longer shots extended
+    ltx_guidance: float = Field(3.0, alias="STORYBOT_LTX_GUIDANCE", ge=1)  # distilled checkpoints run with 1
+    gpu_devices: str = Field("", alias="STORYBOT_GPU_DEVICES")  # sdxl=0,ltx=1,... → CUDA_VISIBLE_DEVICES per worker
+    gpu_offload: Literal["auto", "none", "model", "sequential"] = Field("auto", alias="STORYBOT_GPU_OFFLOAD")
+    gpu_idle_unload: float = Field(0, alias="STORYBOT_GPU_IDLE_UNLOAD", ge=0)  # seconds idle before unloading (0 never)
     whisper_beam_size: int = Field(5, alias="STORYBOT_WHISPER_BEAM_SIZE", ge=1)
     whisper_max_new_tokens: int | None = Field(None, alias="STORYBOT_WHISPER_MAX_NEW_TOKENS", ge=1)
     vision_threshold: float = Field(6.0, alias="STORYBOT_VISION_THRESHOLD", ge=0, le=10)
     vision_rounds: int = Field(2, alias="STORYBOT_VISION_ROUNDS", ge=0, le=5)  # regenerations per shot
     vision_max_new_tokens: int = Field(120, alias="STORYBOT_VISION_MAX_NEW_TOKENS", ge=8)
+    # the vision judge: `gpu` (STORYBOT_VISION_MODEL on a GPU worker) or `openai` (an OpenAI-compatible
+    # vision model named by STORYBOT_VISION_MODEL); auto picks openai when a vision base URL or key is set
+    vision_provider: Literal["auto", "gpu", "openai"] = Field("auto", alias="STORYBOT_VISION_PROVIDER")
+    vision_base_url: str | None = Field(None, alias="STORYBOT_VISION_BASE_URL")  # falls back to OPENAI_BASE_URL
+    vision_api_key: SecretStr | None = Field(None, alias="STORYBOT_VISION_API_KEY")  # falls back to OPENAI_API_KEY
+    vision_timeout: float = Field(120, alias="STORYBOT_VISION_TIMEOUT", gt=0)  # seconds per judged picture
 
     # visual sources (tools/visuals): stock footage and a hosted Images API
     pexels_api_key: SecretStr | None = Field(None, alias="PEXELS_API_KEY")

@@ -9,9 +9,11 @@ offline default runs, and the job records which.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from langgraph.types import Command, interrupt
 
@@ -21,31 +23,52 @@ from tools import compose, keyframes, motion, shots, subtitles, visuals
 from tools.align import Recognised, align
 from tools.files import write_json_atomic
 from tools.finish import finish, finish_metadata, music_or_bed
-from tools.gpu import Family, GpuClient, GpuError, LtxParams, SdxlParams, VisionParams, WhisperParams
+from tools.gpu import (
+    ClipResult,
+    Family,
+    GpuClient,
+    GpuError,
+    ImageResult,
+    LtxParams,
+    ProgressFn,
+    SdxlParams,
+    Transcript,
+    Verdict,
+    WhisperParams,
+)
 from tools.gpu import plan as gpu_plan
 from tools.models import Aspect, Shot
 from tools.render import collect_artifacts
+from tools.vision import Judge, get_judge
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _gpu(ctx: NodeContext, family: Family) -> GpuClient | None:
     return ctx.gpu if ctx.gpu is not None and ctx.gpu.configured(family) else None
 
 
-async def _call(ctx: NodeContext, gpu: GpuClient, family: Family, params: dict[str, Any], *, stage_name: str,
-                what: str, span: tuple[float, float] = (0.0, 100.0)) -> dict[str, Any]:
-    """One GPU request with progress mapped into `span` percent of the stage; a failure names the
-    stage, the shot(s) and the model, and says out-of-memory plainly."""
+async def _call(ctx: NodeContext, family: str, model: str, call: Callable[[ProgressFn], Awaitable[T]], *,
+                stage_name: str, what: str, span: tuple[float, float] = (0.0, 100.0)) -> T:
+    """One GPU (or vision API) request with progress mapped into `span` percent of the stage; a
+    failure names the stage, the shot(s) and the model, and says out-of-memory plainly."""
     lo, hi = span
 
     def progress(step: int, total: int) -> None:
         ctx.progress(stage_name, lo + (hi - lo) * step / total, f"{what}: step {step}/{total}")
 
     try:
-        return await gpu.run(family, params, progress)
+        return await call(progress)
     except GpuError as exc:
         label = "out of memory" if exc.kind == "oom" else "failed"
-        raise GpuError(f"{stage_name} ({what}) {label} on {family} model {gpu.model(family)}: {exc}",
-                       exc.kind) from None
+        raise GpuError(f"{stage_name} ({what}) {label} on {family} model {model}: {exc}", exc.kind) from None
+
+
+def _language(state: JobState) -> str | None:
+    """The script's language for Whisper (`en-us`, `en_US` → `en`); None lets it detect."""
+    code = str(state.get("voice", {}).get("language") or "")
+    return code.replace("_", "-").split("-")[0].lower() or None
 
 
 @stage("subtitles")
@@ -58,12 +81,17 @@ async def subtitles_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     if (gpu := _gpu(ctx, "whisper")) is not None:
         s = ctx.settings
         params = WhisperParams(audio=str(ctx.path("voice.wav")), beam_size=s.whisper_beam_size,
-                               max_new_tokens=s.whisper_max_new_tokens)
-        result = await _call(ctx, gpu, "whisper", params.model_dump(), stage_name="subtitles", what="voice")
-        aligned = align(words, [Recognised.model_validate(w) for w in result["words"]], result["duration"])
-        asr = {"model": gpu.model("whisper"), "recognised": len(result["words"]), "matched": aligned.matched,
+                               max_new_tokens=s.whisper_max_new_tokens, language=_language(state))
+
+        def hear(progress: ProgressFn, gpu: GpuClient = gpu) -> Awaitable[Transcript]:
+            return gpu.run("whisper", params, progress)
+
+        result = await _call(ctx, "whisper", gpu.model("whisper"), hear, stage_name="subtitles", what="voice")
+        heard = [Recognised.model_validate(w.model_dump()) for w in result.words]
+        aligned = align(words, heard, result.duration)
+        asr = {"model": gpu.model("whisper"), "recognised": len(result.words), "matched": aligned.matched,
                "coverage": round(aligned.coverage, 3), "applied": bool(state["voice"]["estimated"])}
-        write_json_atomic(ctx.path("asr.json"), {**asr, "words": result["words"]})
+        write_json_atomic(ctx.path("asr.json"), {**asr, "words": [w.model_dump() for w in result.words]})
         if state["voice"]["estimated"]:
             words, provider = aligned.words, "whisper alignment"
             write_json_atomic(ctx.path("words.json"), [w.model_dump() for w in words])
@@ -99,8 +127,10 @@ def _negative_prompt(ctx: NodeContext, shot: Shot, extras: dict[int, dict[str, A
 
 
 async def _sdxl_draw(ctx: NodeContext, gpu: GpuClient, stage_name: str, aspect: Aspect,
-                     jobs: list[tuple[Shot, int, str, Path]], span: tuple[float, float] = (0.0, 100.0)) -> None:
-    """Draw (shot, seed, prompt, png) in batches at SDXL's native size, then scale each to the output size."""
+                     jobs: list[tuple[Shot, int, str, Path]], span: tuple[float, float] = (0.0, 100.0),
+                     negatives: list[str] | None = None) -> None:
+    """Draw (shot, seed, prompt, png) in batches at SDXL's native size, then scale each to the output size;
+    `negatives` (one per job) replace the planned negative prompts (a vision redraw's)."""
     s = ctx.settings
     extras = _extras(ctx)
     width, height = gpu_plan.sdxl_size(aspect, s.gpu_size_divisor)
@@ -112,10 +142,15 @@ async def _sdxl_draw(ctx: NodeContext, gpu: GpuClient, stage_name: str, aspect: 
         raws = [raw_dir / png.name for _, _, _, png in batch]
         params = SdxlParams(prompts=[p for _, _, p, _ in batch], seeds=[seed for _, seed, _, _ in batch],
                             outputs=[str(r) for r in raws], width=width, height=height, steps=s.sdxl_steps,
-                            negative_prompts=[_negative_prompt(ctx, shot, extras) for shot, _, _, _ in batch])
+                            negative_prompts=negatives[b:b + s.sdxl_batch] if negatives else
+                            [_negative_prompt(ctx, shot, extras) for shot, _, _, _ in batch])
         numbers = ", ".join(str(shot.index + 1) for shot, _, _, _ in batch)
         part = (hi - lo) / len(jobs)
-        await _call(ctx, gpu, "sdxl", params.model_dump(), stage_name=stage_name, what=f"shot {numbers}",
+
+        def draw(progress: ProgressFn, params: SdxlParams = params) -> Awaitable[ImageResult]:
+            return gpu.run("sdxl", params, progress)
+
+        await _call(ctx, "sdxl", gpu.model("sdxl"), draw, stage_name=stage_name, what=f"shot {numbers}",
                     span=(lo + part * b, lo + part * (b + len(batch))))
         for raw, (_, _, _, png) in zip(raws, batch, strict=True):
             image = await ctx.in_thread(keyframes.load_image_cover, raw, aspect.size)
@@ -191,12 +226,12 @@ async def keyframes_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
         await _sdxl_draw(ctx, gpu, "keyframes", aspect,
                          [(plan[b.index], b.seed, b.prompt, png) for b, png in jobs])
 
-    vision = _gpu(ctx, "vision") if name == "stock" else None
+    vision = get_judge(ctx.settings, ctx.gpu) if name == "stock" else None  # GPU or OpenAI-compatible vision
 
     async def rank(frame: Path, text: str) -> float | None:
         """A stock candidate's frame scored against the shot's words by the vision model."""
         assert vision is not None
-        return gpu_plan.score(await _judge(ctx, vision, frame, text, None, "stock candidate"))
+        return (await _judge(ctx, vision, frame, text, None, "stock candidate")).value
 
     own = [b for b, _, _ in todo if b.index in pinned]
     rest = [b for b, _, _ in todo if b.index not in pinned]
@@ -224,36 +259,60 @@ async def keyframes_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
 
 def _best(attempts: list[dict[str, Any]]) -> int:
     """The attempt to keep: the highest score; unparsed verdicts rank below any parsed one."""
-    return max(range(len(attempts)), key=lambda i: (gpu_plan.score(attempts[i]["verdict"]) or -1.0, -i))
+    def value(i: int) -> float:
+        verdict = Verdict.model_validate(attempts[i]["verdict"])
+        return verdict.value if verdict.value is not None else -1.0
+
+    return max(range(len(attempts)), key=lambda i: (value(i), -i))
 
 
-async def _judge(ctx: NodeContext, gpu: GpuClient, png: Path, prompt: str, previous: Path | None,
-                 what: str) -> dict[str, Any]:
-    params = VisionParams(image=str(png), prompt=prompt, previous=str(previous) if previous else None,
-                          max_new_tokens=ctx.settings.vision_max_new_tokens)
-    return await _call(ctx, gpu, "vision", params.model_dump(), stage_name="vision_guidance", what=what)
+async def _judge(ctx: NodeContext, judge: Judge, png: Path, prompt: str, previous: Path | None,
+                 what: str) -> Verdict:
+    return await _call(ctx, "vision", judge.model, lambda p: judge.judge(png, prompt, previous, p),
+                       stage_name="vision_guidance", what=what)
 
 
 @stage("vision_guidance")
 async def vision_guidance(state: JobState, ctx: NodeContext) -> dict[str, Any]:
-    """Judge each keyframe; a shot scored below the threshold is redrawn with the critique folded
-    into its prompt (new seed), at most `vision_rounds` times, and the best attempt is kept.
-    An unparsed verdict never triggers a redraw (see docs/GPU.md)."""
-    vision = _gpu(ctx, "vision")
-    if vision is None:
+    """Judge each keyframe; a shot scored below the threshold is redrawn (new seed) with what the
+    judge found missing put first in its prompt and what it found unwanted in its negative prompt,
+    at most `vision_rounds` times, and the best attempt is kept. An unparsed verdict never
+    triggers a redraw (see docs/GPU.md). Every round goes to `vision.json`."""
+    s = ctx.settings
+    judge = get_judge(s, ctx.gpu)
+    if judge is None:
         reason = "no vision model configured (STORYBOT_VISION_MODEL)"
         write_json_atomic(ctx.path("vision.json"), {"skipped": True, "reason": reason})
         return done("skipped", notices=[f"vision guidance skipped: {reason}"])
+    try:
+        records = await _judge_all(state, ctx, judge)
+    finally:
+        await judge.close()
+    verdicts = [Verdict.model_validate(a["verdict"]) for r in records for a in r["attempts"]]
+    unparsed = sum(not Verdict.model_validate(r["verdict"]).parsed for r in records)
+    parse_rate = round(sum(v.parsed for v in verdicts) / len(verdicts), 3) if verdicts else 1.0
+    log.info("job %s: %s vision verdicts parsed %.0f%% of %d", ctx.job_id, judge.model, 100 * parse_rate,
+             len(verdicts))
+    write_json_atomic(ctx.path("vision.json"), {
+        "skipped": False, "provider": judge.provider, "model": judge.model, "threshold": s.vision_threshold,
+        "rounds": s.vision_rounds, "unparsed": unparsed, "parse_rate": parse_rate, "shots": records})
+    notices = [f"vision guidance: {unparsed} of {len(records)} verdicts did not parse; those shots were kept"
+               ] if unparsed else []
+    return done(f"{judge.provider} ({judge.model})", notices=notices)
+
+
+async def _judge_all(state: JobState, ctx: NodeContext, judge: Judge) -> list[dict[str, Any]]:
     s = ctx.settings
     extras = _extras(ctx)
     sdxl = _gpu(ctx, "sdxl")
     aspect = ctx.request(state).aspect
     plan = shots.read_shots(ctx.path("shots.json"))
-    records, previous = [], None
+    records: list[dict[str, Any]] = []
+    previous = None
     for n, shot in enumerate(plan):
         png = ctx.path(state["keyframes"][n])
         manifest = png.with_name(f".{png.stem}.vision.json")
-        key = fingerprint(vision.model("vision"), file_digest(png), s.vision_threshold, s.vision_rounds,
+        key = fingerprint(judge.model, file_digest(png), s.vision_threshold, s.vision_rounds,
                           previous and file_digest(previous))
         if (kept := reusable(manifest, key, png)) is not None:
             records.append(kept["record"])
@@ -261,41 +320,45 @@ async def vision_guidance(state: JobState, ctx: NodeContext) -> dict[str, Any]:
             continue
         what = f"shot {shot.index + 1}"
         seed, prompt = _shot_seed(state, shot.index), _picture_prompt(shot, extras)
-        first = await _judge(ctx, vision, png, prompt, previous, what)
-        attempts: list[dict[str, Any]] = [{"seed": seed, "prompt": prompt, "file": png.name, "verdict": first}]
+        negative = _negative_prompt(ctx, shot, extras)
+        first = await _judge(ctx, judge, png, prompt, previous, what)
+        attempts: list[dict[str, Any]] = [{"round": 0, "seed": seed, "prompt": prompt, "negative_prompt": negative,
+                                           "file": png.name, "verdict": first.model_dump()}]
+        verdict = first
         for round_ in range(1, s.vision_rounds + 1 if sdxl else 1):
-            verdict = attempts[-1]["verdict"]
             if not gpu_plan.needs_retry(verdict, s.vision_threshold):
                 break
             assert sdxl is not None
             retry = png.with_name(f".{png.stem}.try{round_}.png")
-            new_seed, new_prompt = seed + 7919 * round_, gpu_plan.shot_prompt(prompt, verdict.get("critique"))
-            await _sdxl_draw(ctx, sdxl, "vision_guidance", aspect, [(shot, new_seed, new_prompt, retry)])
-            attempts.append({"seed": new_seed, "prompt": new_prompt, "file": retry.name,
-                             "verdict": await _judge(ctx, vision, retry, new_prompt, previous, what)})
+            new_seed = seed + 7919 * round_
+            new_prompt, new_negative = gpu_plan.redraw_prompts(prompt, negative, verdict)
+            await _sdxl_draw(ctx, sdxl, "vision_guidance", aspect, [(shot, new_seed, new_prompt, retry)],
+                             negatives=[new_negative])
+            verdict = await _judge(ctx, judge, retry, prompt, previous, what)  # judged against the shot, always
+            attempts.append({"round": round_, "seed": new_seed, "prompt": new_prompt,
+                             "negative_prompt": new_negative, "file": retry.name, "verdict": verdict.model_dump()})
         best = _best(attempts)
-        if best:
+        if best:  # every round's picture stays on disk beside vision.json; the best becomes the keyframe
+            first_file = png.with_name(f".{png.stem}.try0.png")
+            shutil.copyfile(png, first_file)
+            attempts[0]["file"] = first_file.name
             shutil.copyfile(png.with_name(attempts[best]["file"]), png)
         record = {"shot": shot.index + 1, "kept": best, "verdict": attempts[best]["verdict"], "attempts": attempts}
         records.append(record)
-        remember(manifest, fingerprint(vision.model("vision"), file_digest(png), s.vision_threshold,
+        remember(manifest, fingerprint(judge.model, file_digest(png), s.vision_threshold,
                                        s.vision_rounds, previous and file_digest(previous)), record=record)
         previous = png
         ctx.progress("vision_guidance", 100 * (n + 1) / len(plan))
-    unparsed = sum(not r["verdict"]["parsed"] for r in records)
-    write_json_atomic(ctx.path("vision.json"), {
-        "skipped": False, "model": vision.model("vision"), "threshold": s.vision_threshold,
-        "rounds": s.vision_rounds, "unparsed": unparsed, "shots": records})
-    notices = [f"vision guidance: {unparsed} of {len(records)} verdicts did not parse; those shots were kept"
-               ] if unparsed else []
-    return done(f"vlm ({vision.model('vision')})", notices=notices)
+    return records
 
 
 def _verdicts(ctx: NodeContext) -> list[ShotVerdict]:
     """The vision verdicts to show beside the keyframes at approval (empty when vision was skipped)."""
     path = ctx.path("vision.json")
     data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    return [ShotVerdict.model_validate({"shot": r["shot"], **r["verdict"]}) for r in data.get("shots", [])]
+    shown = ("parsed", "score", "missing", "unwanted", "adherence", "quality", "critique", "consistent")
+    return [ShotVerdict.model_validate({"shot": r["shot"], **Verdict.model_validate(r["verdict"]).model_dump(
+        include=set(shown))}) for r in data.get("shots", [])]
 
 
 @stage("approve_keyframes")
@@ -357,16 +420,24 @@ async def animate(state: JobState, ctx: NodeContext) -> dict[str, Any]:
             continue
         clip = folder / f"shot_{shot.index + 1:02d}.mp4"
         manifest = folder / f".{clip.stem}.json"
-        ltx_frames = gpu_plan.ltx_frames(frames / motion.FPS, s.ltx_max_frames)
-        key = fingerprint("ltx", gpu.model("ltx"), await ctx.in_thread(file_digest, keyframe),
-                          _picture_prompt(shot, extras), ltx_frames, width, height, s.ltx_steps, aspect.value)
+        ltx_frames = gpu_plan.ltx_frames(frames / motion.FPS)
+        ltx_prompt = gpu_plan.ltx_prompt(_picture_prompt(shot, extras), shot.motion,
+                                         extras.get(shot.index, {}).get("beat"))
+        key = fingerprint("ltx", gpu.model("ltx"), await ctx.in_thread(file_digest, keyframe), ltx_prompt, frames,
+                          ltx_frames, s.ltx_max_frames, width, height, s.ltx_steps, s.ltx_guidance, aspect.value)
         if reusable(manifest, key, clip) is None:
-            params = LtxParams(image=str(keyframe), prompt=_picture_prompt(shot, extras), output=str(clip),
+            params = LtxParams(image=str(keyframe), prompt=ltx_prompt, output=str(clip),
                                width=width, height=height, num_frames=ltx_frames, fps=gpu_plan.LTX_FPS,
-                               steps=s.ltx_steps, seed=_shot_seed(state, shot.index),
+                               max_frames=gpu_plan.frame_cap(s.ltx_max_frames), steps=s.ltx_steps,
+                               guidance=s.ltx_guidance, seed=_shot_seed(state, shot.index),
                                negative_prompt=_negative_prompt(ctx, shot, extras))
-            await _call(ctx, gpu, "ltx", params.model_dump(), stage_name="animate", what=f"shot {shot.index + 1}",
-                        span=(100 * n / len(plan), 100 * (n + 1) / len(plan)))
+
+            def animate_one(progress: ProgressFn, gpu: GpuClient = gpu, params: LtxParams = params
+                            ) -> Awaitable[ClipResult]:
+                return gpu.run("ltx", params, progress)
+
+            await _call(ctx, "ltx", gpu.model("ltx"), animate_one, stage_name="animate",
+                        what=f"shot {shot.index + 1}", span=(100 * n / len(plan), 100 * (n + 1) / len(plan)))
             remember(manifest, key)
         source = await ctx.in_thread(motion.clip_source, clip)
         media.append(motion.ClipShot(sources=[source.model_copy(update={"path": Path(f"clips/{clip.name}")})]))
