@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -275,3 +276,11 @@ def test_a_redraw_leads_with_what_was_missing_within_clips_77_tokens() -> None:
     assert negative == "text, watermark, blurry, low quality"
     assert plan.ltx_prompt("a lighthouse", plan.Motion.pan_left, "climax") == (
         "a lighthouse, the camera pans slowly to the left, dramatic motion")
+
+
+def test_a_celery_worker_must_name_its_queue() -> None:
+    from tests.gpu_fixtures import STORYBOT
+
+    done = subprocess.run([STORYBOT, "worker"], env={**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--queue" in done.stderr and len(done.stderr.strip().splitlines()) == 1
