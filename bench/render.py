@@ -4,8 +4,8 @@ Case `clips` (default): eight textured (noisy, hard to compress) 1080x1920 clips
 rates, a 60 s voice, a music bed and the default 10 MiB upload limit, so the Discord copy is made
 too. Case `cards`: the offline defaults (art cards with Ken Burns). After our render, the bench
 builds the reference: one FFmpeg command at `veryfast` that fits the same media (cover-crop, 30 fps,
-trim; zoompan for stills), cross-fades with a plain xfade chain, burns the same subtitles, ducks the
-music and normalises loudness in one pass, into a master only (no upload copy). It prints our
+trim, hold a short clip's last frame; zoompan for stills), cross-fades with a plain xfade chain,
+burns the same subtitles, ducks the music and normalises loudness in one pass, into a master only. It prints our
 seconds per stage, both wall times and FFmpeg CPU times, and the ratios (target: ours <= 1.5x).
 
     .venv/bin/python bench/render.py [--case clips|cards] [--media DIR] [--keep DIR]
@@ -82,7 +82,8 @@ def reference_command(out: Path, media: list[Path], stills: bool, voice: Path, m
         else:
             inputs += ["-t", f"{frames / FPS + 0.25:.3f}", "-i", src]
             parts.append(f"[{i}:v]fps={FPS},scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h},"
-                         f"setsar=1,format=yuv420p,trim=end_frame={frames},setpts=PTS-STARTPTS,settb=AVTB[v{i}]")
+                         f"setsar=1,format=yuv420p,tpad=stop_mode=clone:stop={frames},trim=end_frame={frames},"
+                         f"setpts=PTS-STARTPTS,settb=AVTB[v{i}]")
     last, offset = "[v0]", 0.0
     for i in range(1, len(media)):
         offset += cut.clip_frames[i - 1] / FPS - t

@@ -4,6 +4,7 @@ and recovers jobs after a restart. Run it with `storybot bot`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
@@ -52,6 +53,7 @@ class StorybotBot(commands.Bot):
         else:
             await self.tree.sync()
         await self.conductor.recover()
+        self._warming = asyncio.create_task(self.service.warm())  # the first script need not wait for a voice
 
     async def on_ready(self) -> None:
         log.info("connected as %s (%s servers)", self.user, len(self.guilds))

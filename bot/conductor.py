@@ -111,9 +111,12 @@ class Conductor:
         who = self.requester(interaction.user)
         async with self._starting.setdefault(who.id, asyncio.Lock()):  # simultaneous requests see each other
             if (refusal := self.limit_message(who)) is not None:
-                await interaction.response.send_message(refusal, ephemeral=True)
+                done = interaction.response.is_done()
+                send = interaction.followup.send if done else interaction.response.send_message
+                await send(refusal, ephemeral=True)
                 return
-            await interaction.response.defer(thinking=True)
+            if not interaction.response.is_done():  # /video with attachments deferred while downloading them
+                await interaction.response.defer(thinking=True)
             job_id = await self.service.start(request, who, channel=str(interaction.channel_id),
                                               auto_approve=auto_approve)
         events = self.service.events(job_id)  # nothing has run yet: the job's task starts at our next await

@@ -21,7 +21,7 @@ import discord
 from discord.ext import commands
 
 from bot.links import Links
-from bot.messages import NO_MENTIONS, delivery_text, link_line, too_big_text
+from bot.messages import NO_MENTIONS, credits_text, delivery_text, link_line, too_big_text
 from bot.records import Post, Records
 from bot.text import mib
 from graph.api import DEFAULT_LIMIT, JobRecord, JobService, Settings, StorybotError, fit_for_upload
@@ -57,6 +57,7 @@ class Delivery:
         channel = self.bot.get_partial_messageable(target_id)
         name = await self._name(record.requester)
         platforms = _platforms(record)
+        credits = credits_text(_credits(record))
         master = Path(str(record.artifacts.get("final_video", "")))
         size = mib(master.stat().st_size) if master.is_file() else "unknown size"
         expires = self.links.expiry() if self.links else 0
@@ -65,7 +66,8 @@ class Delivery:
             video = await self._fitting(record, master, limit)
             if video is None:
                 break
-            extra = link_line(job_id, link, size, expires) if link and video != master else ""
+            extra = "\n".join(filter(None, [link_line(job_id, link, size, expires) if link and video != master
+                                             else "", credits]))
             try:
                 message = await channel.send(delivery_text(job_id, platforms, name, extra),
                                              file=discord.File(video, f"storybot-{job_id}.mp4"),
@@ -80,7 +82,7 @@ class Delivery:
                 log.warning("job %s: Discord refused %s as too large (%s); trying under %s",
                             job_id, mib(refused), exc.code, mib(limit))
         where = link_line(job_id, link, size, expires) if link else f"The master is kept at `{master}`."
-        note = too_big_text(size, mib(limit), where)
+        note = "\n".join(filter(None, [too_big_text(size, mib(limit), where), credits]))
         message = await channel.send(delivery_text(job_id, platforms, name, note), allowed_mentions=NO_MENTIONS)
         return message.id
 
@@ -134,3 +136,12 @@ def _platforms(record: JobRecord) -> dict[str, Any]:
         if isinstance(platforms, dict):
             return platforms
     return {}
+
+
+def _credits(record: JobRecord) -> list[dict[str, Any]]:
+    """credits.json of a job that used stock media (empty otherwise)."""
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+        credits = json.loads(Path(record.artifacts["credits"]).read_text(encoding="utf-8"))
+        if isinstance(credits, list):
+            return [c for c in credits if isinstance(c, dict)]
+    return []

@@ -187,6 +187,17 @@ def _score(value: Any) -> str:
     return f"{value:g}/10" if isinstance(value, int | float) else "?"
 
 
+def credits_text(credits: list[dict[str, Any]]) -> str:
+    """One line crediting the stock authors, as Pexels and Pixabay ask ("" without stock media)."""
+    by_site: dict[str, list[str]] = {}
+    for c in credits:
+        names = by_site.setdefault(str(c.get("source", "")).capitalize(), [])
+        if (author := one_line(quote(str(c.get("author") or "")), 60)) and author not in names:
+            names.append(author)
+    parts = [f"{', '.join(names)} on {site}" if names else site for site, names in by_site.items() if site]
+    return one_line(f"-# footage and photos: {'; '.join(parts)}", 500) if parts else ""
+
+
 def delivery_text(job_id: str, platforms: dict[str, Any], requester_name: str, extra: str = "") -> str:
     """The video's title, description and tags, then `extra` (a link or a note), then the job mark.
 

@@ -32,7 +32,12 @@ from graph.state import (
 from tools.errors import BadInput, StorybotError
 from tools.settings import Settings
 from tools.store import StageRecord
+from tools.tts import VoiceInfo
+from tools.tts import catalogue as voice_catalogue
+from tools.tts import resolve as resolve_voice
 from tools.upload import DEFAULT_LIMIT, fit_for_upload
+from tools.visuals import resolve as resolve_visuals
+from tools.visuals.user import keep_uploads, media_kind
 
 __all__ = [
     "APPROVALS",
@@ -61,5 +66,11 @@ __all__ = [
     "StaleAnswer",
     "StorybotError",
     "Subscription",
+    "VoiceInfo",
     "fit_for_upload",
+    "keep_uploads",
+    "media_kind",
+    "resolve_visuals",
+    "resolve_voice",
+    "voice_catalogue",
 ]

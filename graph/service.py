@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import time
@@ -24,6 +25,7 @@ from pydantic import BaseModel
 from graph.builder import build_graph
 from graph.context import JobCancelled, NodeContext
 from graph.events import Event
+from graph.nodes.script import pace
 from graph.state import (
     APPROVAL,
     IDEA_STAGES,
@@ -44,6 +46,7 @@ from tools.settings import Settings
 from tools.store import JobStore, StageRecord, pid_alive
 from tools.text import clean_replacement
 
+log = logging.getLogger("storybot.graph")
 JOB_ID_LENGTH = 12
 END_EVENTS = ("waiting", "done", "failed", "cancelled")  # a job's run in this process stopped
 
@@ -167,6 +170,18 @@ class JobService:
                 yield service
             finally:
                 await service.close()
+
+    async def warm(self) -> None:
+        """Load the default voice and measure its pace once, in the background of a long-lived front end
+        (the bot): otherwise the first script of the process waits seconds for a model to load."""
+        started = time.perf_counter()
+        try:
+            _, _, rate = await pace(self.settings, self.store, JobRequest(prompt="A short story, told well."))
+        except Exception as exc:  # a broken voice is reported when a job uses it, with its own message
+            log.warning("could not warm the default voice: %s", " ".join(str(exc).split())[:300])
+            return
+        log.info("ready to write: the default voice is paced at %.0f words a minute (%.1f s to load)", rate,
+                 time.perf_counter() - started)
 
     async def close(self) -> None:
         for task in list(self._tasks.values()):

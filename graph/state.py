@@ -40,6 +40,8 @@ class JobRequest(BaseModel):
     voice: str | None = None  # a catalogue name (provider:id) or bare id; None: chosen by language
     language: str | None = None  # the script's language (ISO 639-1); None: detected
     seed: int = 0
+    visuals: Literal["auto", "cards", "stock", "images", "gpu"] = "auto"  # tools/visuals
+    media: list[str] = []  # the user's own pictures and clips, one per shot in order (absolute paths)
 
     @field_validator("prompt")
     @classmethod
@@ -105,6 +107,7 @@ class Answer(BaseModel):
     note: str | None = None           # revise: what to change
     text: str | None = None           # replace: the new script
     shots: list[int] = []             # reroll: 1-based shot numbers
+    media: list[str] = []             # reroll: the user's pictures or clips for those shots, in order
 
 
 def _numbers(text: str) -> list[int] | None:
@@ -147,13 +150,15 @@ class ApprovalBase(BaseModel):
         approve words approve, cancel cancels, and the approval's own rules do the rest."""
         if attachment is not None:
             return self.check(Answer(action="replace", text=attachment))
-        text = " ".join(text.split())
+        raw = text.strip()  # a script keeps its line breaks; everything else is read as one line
+        text = " ".join(raw.split())
         verb, rest = _verb(text)
         if verb in ("revise", "replace") and rest:
+            own = raw.split(None, 1)[1]
             return self.check(Answer(action="revise", note=rest) if verb == "revise"
-                              else Answer(action="replace", text=rest))
+                              else Answer(action="replace", text=own))
         if len(text.split()) >= REPLACE_WORDS:
-            return self.check(Answer(action="replace", text=text))
+            return self.check(Answer(action="replace", text=raw))
         said = text.lower().rstrip("!.")
         if said in APPROVE_WORDS:
             return self.check(Answer(action="approve"))
@@ -325,6 +330,9 @@ class KeyframeApproval(ApprovalBase):
         count = len(self.shots)
         if answer.action == "reroll" and (not answer.shots or any(not 1 <= n <= count for n in answer.shots)):
             raise BadInput(f"re-roll shot numbers from 1 to {count}")
+        if answer.media and len(answer.media) != len(answer.shots):
+            raise BadInput(f"{len(answer.media)} pictures for {len(answer.shots)} shot numbers: "
+                           "give one shot number per picture")
         return answer
 
 
@@ -348,6 +356,7 @@ class JobState(TypedDict, total=False):
     subtitles: dict[str, Any]
     shot_seeds: dict[str, int]          # per-shot picture seed, bumped by a re-roll
     reroll: list[int]                   # 0-based shots the next keyframes run must redraw
+    shot_media: dict[str, str]          # 0-based shot -> the user's own file that replaces its picture
     keyframes: list[str]
     clips: list[str]
     outcome: Literal["done", "cancelled"]

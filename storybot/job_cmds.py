@@ -124,6 +124,7 @@ def make(
                         ] = None,
     ideas: Annotated[bool, typer.Option("--ideas", help="Collect and score ideas to pick from first (from the "
                                                         "prompt, or the configured sources without one).")] = False,
+    visuals: Annotated[str, typer.Option(help="Pictures from: cards, stock, images, gpu or auto.")] = "auto",
     yes: YesFlag = False,
     as_json: JsonFlag = False,
     data: DataOpt = None,
@@ -131,11 +132,14 @@ def make(
     """Make a video from a prompt (the prompt is the idea); stops at the first approval unless --yes."""
     from graph.state import JobRequest
     from tools.tts import VoiceRequest, get_voice
+    from tools.visuals import parse_choice, resolve
 
     settings = settings_for(data)
+    choice = parse_choice(visuals)
+    resolve(choice, settings)  # an unconfigured source is bad input before any job exists
     request = JobRequest(prompt=prompt, script_text=read_script_file(script) if script else None,
                          duration=duration, aspect=parse_aspect(aspect), voice=voice, language=language,
-                         ideas=ideas)
+                         ideas=ideas, visuals=choice)
     chosen = get_voice(settings, VoiceRequest(name=voice, language=language,
                                               text=request.script_text or request.prompt))
     if chosen.notice:

@@ -80,7 +80,7 @@ class BotProcess:
         self.log = data / "bot.log"
 
     async def start(self, **extra_env: str) -> None:
-        ready = self.tail().count("connected as")
+        ready, warm = self.tail().count("connected as"), self.warmed()
         env = {**os.environ, "DISCORD_TOKEN": self.fake.token, "DISCORD_API_BASE": self.fake.api_base,
                "STORYBOT_DATA_DIR": str(self.data), "STORYBOT_GUILD_IDS": str(GUILD),
                "STORYBOT_APPROVER_ROLE_ID": str(APPROVER_ROLE), "STORYBOT_MAX_ACTIVE_JOBS_PER_USER": "3"}
@@ -92,6 +92,12 @@ class BotProcess:
             self.proc = await asyncio.create_subprocess_exec(str(STORYBOT), "bot", cwd=self.data, env=env,
                                                              stdout=log, stderr=log)
         await self.fake.wait_for(lambda: self.tail().count("connected as") > ready, timeout=60)  # on_ready
+        # and the default voice is loaded (in the background of a real bot's start, here waited for)
+        await self.fake.wait_for(lambda: self.warmed() > warm, timeout=120)
+
+    def warmed(self) -> int:
+        log = self.tail()
+        return log.count("ready to write") + log.count("could not warm the default voice")
 
     async def kill(self) -> None:
         assert self.proc is not None

@@ -18,15 +18,15 @@ import httpx
 import pytest
 
 from bot.links import Links
-from tests.fake_discord import Channel, FakeDiscord, FakeMessage, Guild, User
-from tests.test_bot_e2e import BotProcess, acknowledged
+from tests.conftest import ALICE, BotProcess
+from tests.fake_discord import Channel, FakeDiscord, FakeMessage, Guild
+from tests.test_bot_e2e import acknowledged
 
 pytestmark = pytest.mark.slow
 
 SMALL, SMALL_CHANNEL = 910001, 910002        # reports a 400 KiB limit
 REFUSING, REFUSING_CHANNEL = 920001, 920002  # reports 10 MiB, refuses anything over 4 KiB
 LIMIT = 400 * 1024
-ALICE = User(id=111, name="alice")
 LINK = re.compile(r"http://127\.0\.0\.1:\d+/files/[0-9a-f]{12}/final\.mp4\?expires=\d+&sig=[\w-]+")
 
 
@@ -37,12 +37,12 @@ def free_port() -> int:
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[tuple[FakeDiscord, BotProcess, int]]:
+async def two_servers(tmp_path: Path) -> AsyncIterator[tuple[FakeDiscord, BotProcess, int]]:
     guilds = [Guild(id=SMALL, channels=[Channel(id=SMALL_CHANNEL)], members=[ALICE], attachment_size_limit=LIMIT),
               Guild(id=REFUSING, channels=[Channel(id=REFUSING_CHANNEL)], members=[ALICE], refuse_over=4096)]
     port = free_port()
     async with FakeDiscord(guilds=guilds) as fake:
-        bot = BotProcess(fake, tmp_path)
+        bot = BotProcess(fake, tmp_path, {})
         await bot.start(STORYBOT_GUILD_IDS=f"{SMALL},{REFUSING}", STORYBOT_PUBLIC_URL=f"http://127.0.0.1:{port}",
                         STORYBOT_HTTP_HOST="127.0.0.1", STORYBOT_HTTP_PORT=str(port))
         try:
@@ -59,8 +59,8 @@ def final_post(fake: FakeDiscord, channel: int) -> FakeMessage | None:
 
 
 async def test_a_master_over_the_limit_comes_fitted_with_a_signed_link_and_a_413_falls_back(
-        world: tuple[FakeDiscord, BotProcess, int], tmp_path: Path) -> None:
-    fake, bot, port = world
+        two_servers: tuple[FakeDiscord, BotProcess, int], tmp_path: Path) -> None:
+    fake, bot, port = two_servers
     for guild, channel in ((SMALL, SMALL_CHANNEL), (REFUSING, REFUSING_CHANNEL)):
         ask = await fake.slash(ALICE, channel, "video", {"prompt": "A lighthouse keeper befriends a lost whale",
                                                          "duration": 5, "auto_approve": True}, guild_id=guild)
@@ -80,6 +80,7 @@ async def test_a_master_over_the_limit_comes_fitted_with_a_signed_link_and_a_413
         assert container.streams.video[0].codec_context.name == "h264"
         assert 4 < float(container.duration or 0) / 1e6 < 8
     assert "Full quality" in small.content
+    print(f"master {len(master)} bytes over a reported {LIMIT}: posted a fitted copy of {len(copy)} bytes")
     link = LINK.search(small.content)
     assert link is not None and link.group(0).startswith(f"http://127.0.0.1:{port}/files/{job_id}/")
     url = link.group(0)
@@ -104,6 +105,7 @@ async def test_a_master_over_the_limit_comes_fitted_with_a_signed_link_and_a_413
     first, second = (len(next(data for name, (_, data) in r.parts.items() if name.startswith("files[")))
                      for r in uploads)
     assert second <= first * 0.8
+    print(f"413 chain: refused {first} bytes, then a copy of {second} bytes, then the link")
     assert not refused.attachments and "does not fit" in refused.content
     other = LINK.search(refused.content)
     assert other is not None

@@ -332,3 +332,28 @@ async def test_jobs_job_and_cancel_commands(conductor: Conductor) -> None:
     await cog.cancel.callback(cog, stop, id=job_id)
     assert "cancelled" in stop.response.send_message.call_args.args[0]
     assert (await conductor.service.wait(job_id)).status == "cancelled"
+
+
+async def test_voices_and_voice_autocomplete_come_from_the_catalogue(conductor: Conductor) -> None:
+    cog = VideoCommands(conductor.bot)
+    call = interaction(conductor, ALICE)
+    await cog.voices.callback(cog, call, language="es")
+    text = call.response.send_message.call_args.args[0]
+    assert "`espeak:es` es · **default**" in text and "`edge:es-ES-ElviraNeural` es-es · online" in text
+    assert "piper:" not in text and len(text) <= 2000
+    call = interaction(conductor, ALICE)
+    await cog.voices.callback(cog, call)  # the whole catalogue does not fit one message
+    text = call.response.send_message.call_args.args[0]
+    assert text.startswith("`piper:en_US-joe-medium` en-us · **default**") and "more: try `/voices" in text
+    assert len(text) <= 2000
+
+    choices = await cog.voice_names(interaction(conductor, ALICE), "joe")
+    assert [c.value for c in choices] == ["piper:en_US-joe-medium"]
+    everything = await cog.voice_names(interaction(conductor, ALICE), "")
+    assert len(everything) == 25 and everything[0].value == "piper:en_US-joe-medium"
+
+    call = interaction(conductor, ALICE)
+    await cog.video.callback(cog, call, prompt="a fox", voice="piper:joe")
+    args, kwargs = call.response.send_message.call_args
+    assert kwargs["ephemeral"] and args[0].startswith("⚠️ unknown voice 'piper:joe'") and "en_US-joe-medium" in args[0]
+    assert conductor.service.jobs() == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -17,15 +18,17 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tools import compose, keyframes, motion, outdir, shots, subtitles, upload
+from tools import compose, keyframes, motion, outdir, shots, subtitles, upload, visuals
 from tools.errors import BadInput
 from tools.files import write_json_atomic, write_text_atomic
 from tools.finish import finish, finish_metadata, music_or_bed
-from tools.models import Aspect
+from tools.llm.usage import metered
+from tools.models import Aspect, Shot
 from tools.probe import probe, require_audio_sample, require_video_frame
 from tools.settings import Settings, get_settings
 from tools.text import natural_key, read_script_file
 from tools.tts import Chosen, VoiceRequest, get_voice, voice_for_audio
+from tools.visuals import Choice
 
 Progress = Callable[[str], None]
 
@@ -43,6 +46,8 @@ class RenderOptions(BaseModel):
     voice_name: str | None = None  # a catalogue name; None: chosen by the script's language
     language: str | None = None
     video: compose.VideoEncoding = compose.VideoEncoding()
+    title: str = ""  # shown on the first card only
+    visuals: Choice = "auto"  # where pictures come from when no --images/--clips are given
 
 
 class Artifacts(BaseModel):
@@ -61,6 +66,7 @@ class Artifacts(BaseModel):
     words: str
     keyframes: list[str]
     clips: list[str]
+    credits: str | None = None  # credits.json, when stock media was used
 
 
 def _require_audio(path: Path | None, what: str) -> None:
@@ -137,6 +143,28 @@ def choose_voice(text: str, opts: RenderOptions, settings: Settings | None = Non
                                                               text=text))
 
 
+async def _pictures(plan: list[Shot], work: Path, opts: RenderOptions
+                    ) -> tuple[list[motion.StillShot | motion.ClipShot], list[str]]:
+    """What every shot shows, from the chosen visual source (misses become cards), and the notices."""
+    settings = get_settings()
+    name = visuals.resolve(opts.visuals, settings)
+    if name == "gpu":
+        raise BadInput("--visuals gpu runs in `storybot make` (it needs the GPU workers); use cards, stock or images")
+    briefs = [visuals.brief(s, s.prompt or s.text, settings.sdxl_negative_prompt, seed=opts.seed,
+                            title=opts.title or None) for s in plan]
+    job = visuals.Job(aspect=opts.aspect, folder=work, shots=len(plan))
+    with metered() as used:
+        async with visuals.open_source(name, settings) as source:
+            made = await visuals.make_visuals(source, briefs, job)
+    visuals.write_records(work, [visuals.record(v, work) for v in made])
+    if used:
+        write_json_atomic(work / "usage.json", [{"provider": p, "unit": u, "amount": n} for (p, u), n in used.items()])
+    media: list[motion.StillShot | motion.ClipShot] = [
+        motion.ClipShot(sources=[await asyncio.to_thread(motion.clip_source, c) for c in v.clips]) if v.clips
+        else motion.StillShot(image=v.keyframe, motion=s.motion) for v, s in zip(made, plan, strict=True)]
+    return media, [v.notice for v in made if v.notice]
+
+
 async def _render_into(work: Path, text: str, opts: RenderOptions, chosen: Chosen, images: list[Path] | None,
                        clips_in: list[Path] | None, st: _Stages) -> dict[str, Any]:
     write_text_atomic(work / "script.txt", text + "\n")
@@ -154,16 +182,22 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, chosen: Chose
     music = await music_or_bed(opts.music, work, cut.total, opts.seed)
     # audio analysis needs no pictures: run it while the clips are animated
     audio = asyncio.create_task(compose.prepare_audio(work / "voice.wav", music, cut.total))
+    notices: list[str] = []
     try:
         if clips_in:
             with st.stage("animate"):  # clips are fitted inside the final cut: only their lengths are read
                 media: list[motion.StillShot | motion.ClipShot] = [
                     motion.ClipShot(sources=[await asyncio.to_thread(motion.clip_source, c)]) for c in clips_in]
-        else:
+        elif images:
             with st.stage("keyframes"):
                 keyframe_paths = await asyncio.to_thread(
                     keyframes.make_keyframes, plan, opts.aspect, work, images, opts.seed)
-            media = [motion.StillShot(image=kf, motion=s.motion) for kf, s in zip(keyframe_paths, plan, strict=True)]
+            with st.stage("animate"):  # stills move inside the final cut: this only names them
+                media = [motion.StillShot(image=kf, motion=s.motion)
+                         for kf, s in zip(keyframe_paths, plan, strict=True)]
+        else:
+            with st.stage("keyframes"):
+                media, notices = await _pictures(plan, work, opts)
         with st.stage("post_produce"):
             done = await finish(work, media, cut, work / "voice.wav", music, subs.ass, opts.aspect, opts.video,
                                 opts.upload_limit_bytes, mix=await audio)
@@ -180,6 +214,9 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, chosen: Chose
                   "timings_estimated": speech.estimated},
         "aspect": opts.aspect.value,
         "shots": len(plan),
+        "visuals": [r.model_dump(include={"shot", "source", "media_ids", "notice"})
+                    for r in visuals.read_records(work).values()],
+        "notices": notices,
         "subtitles": {"cues": len(subs.cues), "font_size": subs.font_size},
         "stage_seconds": st.seconds,
         "sources": [m.kind for m in media],
@@ -199,8 +236,6 @@ def _inputs(opts: RenderOptions) -> dict[str, Path]:
     return {name: path for name, path in named.items() if path is not None}
 
 
-
-
 def _publish(work: Path, out: Path, meta: dict[str, Any]) -> Artifacts:
     """Move finished artifacts from the work folder into `out`, then write metadata.json last."""
     for name in outdir.ARTIFACT_DIRS:
@@ -210,7 +245,7 @@ def _publish(work: Path, out: Path, meta: dict[str, Any]) -> Artifacts:
     for name in outdir.ARTIFACT_FILES:
         if (work / name).exists():
             (work / name).replace(out / name)
-        elif name == "final.discord.mp4":
+        else:  # a file an earlier render here wrote and this one did not (e.g. credits of stock media)
             (out / name).unlink(missing_ok=True)
     write_json_atomic(out / "metadata.json", {outdir.MARKER_KEY: outdir.MARKER, **meta})
     shutil.rmtree(work, ignore_errors=True)
@@ -229,4 +264,12 @@ def collect_artifacts(folder: Path) -> Artifacts:
         voice=str(out / "voice.wav"), words=str(out / "words.json"),
         keyframes=sorted(str(p) for p in (out / "keyframes").glob("shot_*.png")),
         clips=sorted(str(p) for p in (out / "clips").glob("shot_*.mp4")),
+        credits=str(out / "credits.json") if _has_credits(out / "credits.json") else None,
     )
+
+
+def _has_credits(path: Path) -> bool:
+    try:
+        return bool(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return False

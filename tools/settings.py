@@ -80,6 +80,15 @@ class Settings(BaseSettings):
     vision_api_key: SecretStr | None = Field(None, alias="STORYBOT_VISION_API_KEY")  # falls back to OPENAI_API_KEY
     vision_timeout: float = Field(120, alias="STORYBOT_VISION_TIMEOUT", gt=0)  # seconds per judged picture
 
+    # visual sources (tools/visuals): stock footage and a hosted Images API
+    pexels_api_key: SecretStr | None = Field(None, alias="PEXELS_API_KEY")
+    pexels_base_url: str = Field("https://api.pexels.com", alias="PEXELS_BASE_URL")
+    pixabay_api_key: SecretStr | None = Field(None, alias="PIXABAY_API_KEY")
+    pixabay_base_url: str = Field("https://pixabay.com", alias="PIXABAY_BASE_URL")
+    image_model: str | None = Field(None, alias="STORYBOT_IMAGE_MODEL")
+    image_base_url: str | None = Field(None, alias="STORYBOT_IMAGE_BASE_URL")  # else OPENAI_BASE_URL
+    image_api_key: SecretStr | None = Field(None, alias="STORYBOT_IMAGE_API_KEY")  # else OPENAI_API_KEY
+
     idea_feeds: str = Field("", alias="STORYBOT_IDEA_FEEDS")  # comma-separated RSS/Atom URLs
 
     # online providers (docs/PROVIDERS.md)

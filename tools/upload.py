@@ -101,10 +101,11 @@ async def _encode_capped(master: Path, out: Path, copy: CopyPlan) -> None:
 async def predict_master_bytes(media: list[ShotMedia], cut: CutPlan, aspect: Aspect, enc: VideoEncoding) -> int:
     """Predict the size of the CRF master before it is made, from a trial encode of a sample.
 
-    A CRF encode's size depends on the pictures, so it is measured, not guessed: SAMPLE_FRAMES from
-    the middle of every shot (a seek, so only those frames are decoded) go through the same fitting
-    and the same encoder settings. Each sample starts on a cut, so the trial has more intra frames than
-    the master and over-predicts a little: the safe side, since a needless copy costs only its encode.
+    A CRF encode's size depends on the pictures, so it is measured, not guessed: SAMPLE_FRAMES of
+    every shot (the start of a clip, so nothing before them is decoded; the middle of a still's move,
+    where it is fastest) go through the same fitting and the same encoder settings. Each sample
+    starts on a cut, so the trial has more intra frames than the master and over-predicts a little:
+    the safe side, since a needless copy costs only its encode.
     """
     inputs: list[str] = []
     chains: list[str] = []
@@ -114,9 +115,7 @@ async def predict_master_bytes(media: list[ShotMedia], cut: CutPlan, aspect: Asp
             inputs += ["-i", str(shot.image)]
             chains.append(f"[{first}:v]{ken_burns_filter(shot.motion, n, aspect, (n - count) // 2, count)}[p{i}]")
             continue
-        src = shot.sources[0]
-        middle = max(min(src.duration, n / FPS) / 2 - count / FPS / 2, 0.0)
-        inputs += ["-ss", f"{middle:.3f}", "-t", f"{count / FPS + 0.5:.3f}", "-i", str(src.path)]
+        inputs += ["-t", f"{count / FPS + 0.5:.3f}", "-i", str(shot.sources[0].path)]
         chains.append(f"[{first}:v]setpts=PTS-STARTPTS,fps={FPS},{cover_filter(aspect)},"
                       f"tpad=stop_mode=clone:stop={count},trim=end_frame={count}[p{i}]")
     labels = "".join(f"[p{i}]" for i in range(len(media)))

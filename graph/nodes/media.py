@@ -19,7 +19,7 @@ from langgraph.types import Command, interrupt
 
 from graph.context import NodeContext, done, file_digest, fingerprint, remember, reusable, stage
 from graph.state import Answer, JobState, KeyframeApproval, ShotCaption, ShotVerdict
-from tools import compose, keyframes, motion, shots, subtitles
+from tools import compose, keyframes, motion, shots, subtitles, visuals
 from tools.align import Recognised, align
 from tools.files import write_json_atomic
 from tools.finish import finish, finish_metadata, music_or_bed
@@ -157,38 +157,96 @@ async def _sdxl_draw(ctx: NodeContext, gpu: GpuClient, stage_name: str, aspect: 
             await ctx.in_thread(keyframes.save_png, image, png)
 
 
+def _visual_source(ctx: NodeContext, state: JobState) -> visuals.SourceName:
+    """The user's own media when the request brought some, else what `--visuals` resolves to."""
+    request = ctx.request(state)
+    if request.media:
+        return "user"
+    choice = request.visuals
+    if choice == "gpu" and _gpu(ctx, "sdxl") is None:
+        choice = "auto"  # the job was started with a model this process no longer has
+    return visuals.resolve(choice, ctx.settings) if choice != "gpu" else "gpu"
+
+
+def _label(name: visuals.SourceName, ctx: NodeContext, made: list[str]) -> str:
+    """The provider the job records for the stage, e.g. "stock (pexels, pixabay)"."""
+    if name == "cards":
+        return "procedural art cards"
+    if name == "gpu":
+        gpu = _gpu(ctx, "sdxl")
+        return f"sdxl ({gpu.model('sdxl')})" if gpu else "sdxl"
+    used = ", ".join(dict.fromkeys(made)) or "none"
+    return {"user": "your media", "images": f"images ({ctx.settings.image_model})"}.get(name, f"{name} ({used})")
+
+
 @stage("keyframes")
 async def keyframes_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
-    aspect = ctx.request(state).aspect
+    """Ask the visual source for every shot whose picture is missing or re-rolled; a shot it cannot
+    serve gets a card and a notice. A re-roll asks the same source again, with the shot's earlier
+    media excluded (the next search hit) and a new seed."""
+    request = ctx.request(state)
+    aspect = request.aspect
     plan = shots.read_shots(ctx.path("shots.json"))
     folder = ctx.path("keyframes")
     folder.mkdir(exist_ok=True)
-    gpu = _gpu(ctx, "sdxl")
-    source = f"sdxl:{gpu.model('sdxl')}:{ctx.settings.sdxl_steps}" if gpu else "procedural"
+    name = _visual_source(ctx, state)
+    gpu = _gpu(ctx, "sdxl") if name == "gpu" else None
     extras = _extras(ctx)
-    names, todo, seeds = [], [], {}
-    for n, shot in enumerate(plan):
+    title = state.get("idea", {}).get("title")
+    before = visuals.read_records(ctx.job_dir)
+    rerolled = set(state.get("reroll", []))
+    pinned = {int(k): Path(v) for k, v in state.get("shot_media", {}).items()}  # the user's replacements
+    kept: dict[int, visuals.ShotRecord] = {}
+    todo: list[tuple[visuals.ShotBrief, Path, str]] = []
+    names, seeds = [], {}
+    for shot in plan:
         seed = _shot_seed(state, shot.index)
+        extra = extras.get(shot.index, {})
+        brief = visuals.brief(shot, _picture_prompt(shot, extras), _negative_prompt(ctx, shot, extras),
+                              extra.get("search_terms"), seed, title)
         png = folder / keyframes.keyframe_name(shot)
         manifest = folder / f".{png.stem}.json"
-        key = fingerprint(source, _picture_prompt(shot, extras) if gpu else shot.key_phrase, seed, aspect.value)
+        label = f"sdxl:{gpu.model('sdxl')}:{ctx.settings.sdxl_steps}" if gpu else name
+        key = fingerprint(label, brief.model_dump(exclude={"title"} if shot.index else set()), aspect.value,
+                          request.media, str(pinned.get(shot.index, "")))
         names.append(f"keyframes/{png.name}")
         seeds[str(shot.index + 1)] = seed
-        if reusable(manifest, key, png) is not None:
-            continue
-        if gpu is None:
-            card = await ctx.in_thread(keyframes.draw_art_card, shot, aspect.size, seed)
-            await ctx.in_thread(keyframes.save_png, card, png)
-            remember(manifest, key, seed=seed)
-            ctx.progress("keyframes", 100 * (n + 1) / len(plan))
+        old = before.get(shot.index + 1)
+        footage = visuals.clips_of(ctx.job_dir, old)
+        if old and reusable(manifest, key, png) is not None and all(c.is_file() for c in footage):
+            kept[shot.index] = old
         else:
-            todo.append((shot, seed, _picture_prompt(shot, extras), png, manifest, key))
-    if gpu is not None and todo:
-        await _sdxl_draw(ctx, gpu, "keyframes", aspect, [(shot, seed, p, png) for shot, seed, p, png, _, _ in todo])
-        for _, seed, prompt, _, manifest, key in todo:
-            remember(manifest, key, seed=seed, prompt=prompt)
+            todo.append((brief, manifest, key))
+    exclude = {m for r in kept.values() for m in r.media_ids}
+    exclude |= {m for b, _, _ in todo if b.index in rerolled and (r := before.get(b.index + 1)) for m in r.media_ids}
+    job = visuals.Job(aspect=aspect, folder=ctx.job_dir, shots=len(plan), exclude=exclude)
+
+    async def draw(jobs: list[tuple[visuals.ShotBrief, Path]]) -> None:
+        assert gpu is not None
+        await _sdxl_draw(ctx, gpu, "keyframes", aspect,
+                         [(plan[b.index], b.seed, b.prompt, png) for b, png in jobs])
+
+    own = [b for b, _, _ in todo if b.index in pinned]
+    rest = [b for b, _, _ in todo if b.index not in pinned]
+    with ctx.metered("keyframes"):
+        async with visuals.open_source(name, ctx.settings, draw=draw,
+                                       gpu_label=f"sdxl:{gpu.model('sdxl')}" if gpu else "sdxl",
+                                       user_files=[Path(m) for m in request.media]) as source:
+            by_shot = {v.shot: v for v in await visuals.make_visuals(source, rest, job)}
+        async with visuals.open_source("user", ctx.settings, pinned=pinned) as replacing:
+            by_shot |= {v.shot: v for v in await visuals.make_visuals(replacing, own, job)}
+    made = [by_shot[b.index] for b, _, _ in todo]
+    notices = []
+    for (brief, manifest, key), visual in zip(todo, made, strict=True):
+        rec = visuals.record(visual, ctx.job_dir)
+        kept[visual.shot] = rec
+        remember(manifest, key, seed=brief.seed, source=rec.source)
+        if rec.notice:
+            notices.append(rec.notice)
+    records = [kept[s.index] for s in plan]
+    visuals.write_records(ctx.job_dir, records)
     write_json_atomic(folder / "seeds.json", seeds)
-    return done(f"sdxl ({gpu.model('sdxl')})" if gpu else "procedural art cards", keyframes=names, reroll=[])
+    return done(_label(name, ctx, [r.source for r in records]), keyframes=names, reroll=[], notices=notices)
 
 
 def _best(attempts: list[dict[str, Any]]) -> int:
@@ -313,8 +371,12 @@ async def approve_keyframes(state: JobState, ctx: NodeContext) -> Command[Litera
         for number in answer.shots:
             index = number - 1
             seeds[str(index)] = _shot_seed(state, index) + 7919  # a new picture, still deterministic
-        return Command(update=done("user", shot_seeds=seeds, reroll=[n - 1 for n in answer.shots]),
-                       goto="keyframes")
+        own = dict(state.get("shot_media", {}))
+        for number in answer.shots:
+            own.pop(str(number - 1), None)  # a plain re-roll goes back to the job's source
+        own |= {str(n - 1): path for n, path in zip(answer.shots, answer.media, strict=False)}
+        return Command(update=done("user", shot_seeds=seeds, reroll=[n - 1 for n in answer.shots],
+                                   shot_media=own), goto="keyframes")
     return Command(update=done("user"), goto="animate")
 
 
@@ -332,10 +394,18 @@ async def animate(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     gpu, s = _gpu(ctx, "ltx"), ctx.settings
     extras = _extras(ctx)
     width, height = gpu_plan.ltx_size(aspect, s.gpu_size_divisor)
+    records = visuals.read_records(ctx.job_dir)
     names: list[str] = []
     media: list[motion.StillShot | motion.ClipShot] = []
     for n, (shot, frames) in enumerate(zip(plan, cut.clip_frames, strict=True)):
         keyframe = ctx.path(state["keyframes"][n])
+        footage = (rec := records.get(shot.index + 1)) and rec.clips
+        if footage:  # stock or the user's clips, fitted and chained in the final cut
+            media.append(motion.ClipShot(sources=[
+                (await ctx.in_thread(motion.clip_source, ctx.job_dir / c)).model_copy(update={"path": Path(c)})
+                for c in footage]))
+            names.append(footage[0])
+            continue
         if gpu is None:
             media.append(motion.StillShot(image=Path(state["keyframes"][n]), motion=shot.motion))
             names.append(state["keyframes"][n])
@@ -366,7 +436,11 @@ async def animate(state: JobState, ctx: NodeContext) -> dict[str, Any]:
         names.append(f"clips/{clip.name}")
         ctx.progress("animate", 100 * (n + 1) / len(plan))
     motion.write_media(ctx.path("clips/media.json"), media)
-    return done(f"ltx ({gpu.model('ltx')})" if gpu else "ken burns (in the final cut)", clips=names)
+    footage_shots = sum(bool(r.clips) for r in records.values())
+    kind = f"ltx ({gpu.model('ltx')})" if gpu else "ken burns (in the final cut)"
+    if footage_shots:
+        kind = "footage (in the final cut)" + (f" + {kind}" if footage_shots < len(plan) else "")
+    return done(kind, clips=names)
 
 
 @stage("post_produce")
@@ -396,6 +470,8 @@ async def post_produce(state: JobState, ctx: NodeContext) -> dict[str, Any]:
         "aspect": request.aspect.value,
         "voice": state["voice"],
         "shots": len(plan),
+        "visuals": [r.model_dump(include={"shot", "source", "media_ids", "notice"})
+                    for r in visuals.read_records(ctx.job_dir).values()],
         "script_version": state["script_version"],
         "platforms": platforms.model_dump(),
         "providers": state.get("providers", {}),

@@ -147,6 +147,7 @@ class OpenAIWriter:
         return [PlannedShot(first_sentence=s.first_sentence - 1, last_sentence=s.last_sentence - 1,
                             prompt=plain_text(s.image_prompt, 600) or visual_prompt(title, sentence_texts[i], i),
                             negative_prompt=plain_text(s.negative_prompt, 300), mood=plain_text(s.mood, 40),
+                            search_terms=[t for t in (plain_text(x, 40) for x in s.search_terms[:4]) if t],
                             motion=s.camera if s.camera in _MOTIONS else _MOTIONS[i % len(_MOTIONS)], beat=s.beat)
                 for i, s in enumerate(draft.shots)]
 
