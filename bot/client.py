@@ -4,6 +4,7 @@ and recovers jobs after a restart. Run it with `storybot bot`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
@@ -12,21 +13,14 @@ import discord
 import yarl
 from discord.ext import commands
 
-from bot.commands import VideoCommands
 from bot.conductor import Conductor
+from bot.links import LinkServer
 from bot.records import Records
 from bot.views import DYNAMIC_ITEMS
 from graph.api import BadInput, JobService, Settings, StorybotError
 
 log = logging.getLogger("storybot.bot")
 DISCORD_API = "https://discord.com/api/v10"
-
-
-def _ids(text: str) -> set[int]:
-    try:
-        return {int(part) for part in text.replace(" ", "").split(",") if part}
-    except ValueError:
-        raise BadInput(f"not a comma-separated list of ids: {text!r}") from None
 
 
 class StorybotBot(commands.Bot):
@@ -39,35 +33,35 @@ class StorybotBot(commands.Bot):
         self.settings, self.service = settings, service
         self.records = Records(settings.data_dir / "bot.sqlite")
         self.conductor = Conductor(self, service, self.records, settings)
-        self.guild_ids = _ids(settings.guild_ids)
-        self.channel_ids = _ids(settings.allowed_channel_ids)
-
-    def place_allowed(self, guild_id: int | None, channel_id: int | None) -> bool:
-        if self.guild_ids and guild_id not in self.guild_ids:
-            return False
-        return not self.channel_ids or channel_id in self.channel_ids
+        links = self.conductor.links
+        self.link_server = LinkServer(links, service, settings) if links is not None else None
 
     async def setup_hook(self) -> None:
         # A plain Client opens its default gateway without asking; behind a REST proxy the gateway
         # address must come from that API, as AutoShardedClient would ask.
         _shards, url, _limit = await self.http.get_bot_gateway()
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
-        await self.add_cog(VideoCommands(self))
+        if self.link_server is not None:
+            await self.link_server.start()
+        await self.load_extension("bot.commands")  # the cog's `setup`, given this bot
         self.add_dynamic_items(*DYNAMIC_ITEMS)
-        if self.guild_ids:
-            for guild_id in self.guild_ids:
+        if self.conductor.guild_ids:
+            for guild_id in self.conductor.guild_ids:
                 guild = discord.Object(guild_id)
                 self.tree.copy_global_to(guild=guild)
                 await self.tree.sync(guild=guild)
         else:
             await self.tree.sync()
         await self.conductor.recover()
+        self._warming = asyncio.create_task(self.service.warm())  # the first script need not wait for a voice
 
     async def on_ready(self) -> None:
         log.info("connected as %s (%s servers)", self.user, len(self.guilds))
 
     async def close(self) -> None:
         await self.conductor.close()
+        if self.link_server is not None:
+            await self.link_server.close()
         await super().close()
 
 

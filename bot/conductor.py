@@ -1,32 +1,32 @@
 """The bot's service layer: starts and steers jobs through JobService and keeps Discord in step.
 
 One `Conductor` per bot. For each job it follows JobService's events, edits the job's status
-message in place (at most every 2 s), posts each approval once, delivers the video once, and
-reports failures with a Retry button. The command, component and reply handlers are thin and all
-end up here, so authorisation and the answer protocol live in one place.
+message in place (at most every 2 s), has each approval posted once (`approvals.py`) and the video
+delivered once (`delivery.py`), and reports failures with a Retry button. The command, component
+and reply handlers are thin and all end up here, so authorisation and the answer protocol live in
+one place.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
-from PIL import Image
+from discord.ext import commands
 
-from bot.contact_sheet import contact_sheet
-from bot.messages import Live, delivery_text, failure_text, idea_embed, keyframes_embed, script_embeds, status_embed
+from bot.approvals import Approvals
+from bot.delivery import Delivery
+from bot.links import links_from
+from bot.messages import NO_MENTIONS, REFUSAL, Live, answered_text, failure_text, status_embed
 from bot.records import Post, Records
-from bot.text import mib, one_line, redact
-from bot.views import JobButton, approval_view
+from bot.text import one_line, redact
+from bot.views import JobButton
 from graph.api import (
     Answer,
     BadInput,
@@ -40,21 +40,20 @@ from graph.api import (
     Subscription,
 )
 
-if TYPE_CHECKING:
-    from bot.client import StorybotBot
-
 log = logging.getLogger("storybot.bot")
-NO_MENTIONS = discord.AllowedMentions.none()
 EDIT_INTERVAL = 2.0          # seconds between two edits of one status message
 TOKEN_LIFE = 14 * 60         # interaction tokens die after 15 minutes; stop using them a minute early
 ACTIVE = ("queued", "running", "waiting")
-PREVIEW_SIZE = (540, 960)
-REFUSAL = "Only the person who asked for this video, or someone with the approver role, can do that."
 
 
 class Conductor:
-    def __init__(self, bot: StorybotBot, service: JobService, records: Records, settings: Settings) -> None:
+    def __init__(self, bot: commands.Bot, service: JobService, records: Records, settings: Settings) -> None:
         self.bot, self.service, self.records, self.settings = bot, service, records, settings
+        self.links = links_from(settings)
+        self.approvals = Approvals(bot, service, records)
+        self.delivery = Delivery(bot, service, records, settings, self.links)
+        self.guild_ids = _ids(settings.guild_ids)
+        self.channel_ids = _ids(settings.allowed_channel_ids)
         self._live: dict[str, Live] = {}
         self._boards: dict[str, StatusBoard] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -63,6 +62,12 @@ class Conductor:
                                                         settings.elevenlabs_api_key) if s is not None]
 
     # who may act ----------------------------------------------------------
+
+    def place_allowed(self, guild_id: int | None, channel_id: int | None) -> bool:
+        """The optional guild and channel allow-lists."""
+        if self.guild_ids and guild_id not in self.guild_ids:
+            return False
+        return not self.channel_ids or channel_id in self.channel_ids
 
     def requester(self, user: discord.abc.User) -> Requester:
         role = self.settings.approver_role_id
@@ -106,9 +111,12 @@ class Conductor:
         who = self.requester(interaction.user)
         async with self._starting.setdefault(who.id, asyncio.Lock()):  # simultaneous requests see each other
             if (refusal := self.limit_message(who)) is not None:
-                await interaction.response.send_message(refusal, ephemeral=True)
+                done = interaction.response.is_done()
+                send = interaction.followup.send if done else interaction.response.send_message
+                await send(refusal, ephemeral=True)
                 return
-            await interaction.response.defer(thinking=True)
+            if not interaction.response.is_done():  # /video with attachments deferred while downloading them
+                await interaction.response.defer(thinking=True)
             job_id = await self.service.start(request, who, channel=str(interaction.channel_id),
                                               auto_approve=auto_approve)
         events = self.service.events(job_id)  # nothing has run yet: the job's task starts at our next await
@@ -149,14 +157,14 @@ class Conductor:
             await interaction.followup.send(refusal, ephemeral=True)
             return
         with contextlib.suppress(discord.HTTPException):
-            await interaction.edit_original_response(content=_answered(answer, interaction.user), view=None,
-                                                     allowed_mentions=NO_MENTIONS)
+            await interaction.edit_original_response(content=answered_text(answer, interaction.user.display_name),
+                                                     view=None, allowed_mentions=NO_MENTIONS)
 
     async def answer_reply(self, message: discord.Message, job_id: str, interrupt_id: str, answer: Answer) -> None:
         """A chat reply to an approval message; the reply itself is the acknowledgement."""
         who = self.requester(message.author)
         refusal = await self._steer(job_id, lambda: self.service.answer(job_id, who, answer, interrupt_id))
-        await message.reply(refusal or _answered(answer, message.author), allowed_mentions=NO_MENTIONS)
+        await message.reply(refusal or answered_text(answer, message.author.display_name), allowed_mentions=NO_MENTIONS)
 
     async def retry(self, interaction: discord.Interaction[Any], job_id: str) -> None:
         await interaction.response.defer()
@@ -191,10 +199,10 @@ class Conductor:
             _note(live, event, self.service.queue_position(job_id))
             try:
                 await self.refresh(job_id)
-                if event.kind == "waiting" and event.approval:
-                    await self.post_approval(job_id, event.approval)
+                if event.kind == "waiting" and event.approval and event.interrupt_id:
+                    await self.approvals.post(job_id, event.approval, event.interrupt_id)
                 elif event.kind == "done":
-                    await self.deliver(job_id)
+                    await self.delivery.deliver(job_id)
                 elif event.kind == "failed":
                     await self.post_failure(job_id, event.message or "unknown error")
             except Exception:
@@ -240,96 +248,7 @@ class Conductor:
         message = self.bot.get_partial_messageable(post.channel_id).get_partial_message(post.status_message_id)
         await message.edit(**fields)
 
-    # approvals ------------------------------------------------------------
-
-    async def post_approval(self, job_id: str, approval: dict[str, Any]) -> None:
-        """Post the question once per approval (a repeated `waiting` event or a restart posts nothing)."""
-        interrupt_id = str(approval.get("interrupt_id") or "")
-        post = self.records.post(job_id)
-        if post is None or not interrupt_id or self.records.prompt_posted(interrupt_id):
-            return
-        approval = {**approval, "own_script": bool(self.service.get(job_id).options.get("own_script"))}
-        channel = self.bot.get_partial_messageable(post.channel_id)
-        view = approval_view(job_id, interrupt_id, approval)
-        kind = approval.get("approval")
-        sent: list[discord.Message] = []
-        if kind == "pick_idea":
-            sent.append(await channel.send("**Your turn:** pick an idea, or reply with its number.",
-                                           embed=idea_embed(approval), view=view, allowed_mentions=NO_MENTIONS))
-        elif kind == "approve_script":
-            groups = script_embeds(approval)
-            for n, embeds in enumerate(groups):
-                last = n == len(groups) - 1
-                sent.append(await channel.send(
-                    "**Your turn:** approve the script, or reply to it with what to change "
-                    "(or attach a .txt to replace it)." if n == 0 else None,
-                    embeds=embeds, view=view if last else discord.utils.MISSING, allowed_mentions=NO_MENTIONS))
-        elif kind == "approve_keyframes":
-            sent.extend(await self._post_keyframes(channel, approval, view))
-        for message in sent:
-            self.records.remember_prompt(message.id, job_id, interrupt_id)
-
-    async def _post_keyframes(self, channel: discord.PartialMessageable, approval: dict[str, Any],
-                              view: discord.ui.View) -> list[discord.Message]:
-        images = [Path(p) for p in approval.get("keyframes", [])]
-        captions = [str(s.get("text", "")) for s in approval.get("shots", [])]
-        with tempfile.TemporaryDirectory(prefix="storybot-sheet-") as tmp:
-            folder = Path(tmp)
-            sheet = await asyncio.to_thread(contact_sheet, images, captions[: len(images)], folder / "keyframes.png")
-            previews = await asyncio.to_thread(_previews, images, folder)
-            first = await channel.send("**Your turn:** approve the keyframes, or pick shots to draw again.",
-                                       embed=keyframes_embed(approval).set_image(url="attachment://keyframes.png"),
-                                       file=discord.File(sheet, "keyframes.png"), view=view,
-                                       allowed_mentions=NO_MENTIONS)
-            sent = [first]
-            for start in range(0, len(previews), 10):
-                batch = [discord.File(p, p.name) for p in previews[start:start + 10]]
-                sent.append(await channel.send(files=batch, allowed_mentions=NO_MENTIONS))
-        return sent
-
     # the end of a job -----------------------------------------------------
-
-    async def deliver(self, job_id: str) -> None:
-        """Post the video once: the master if it fits the upload limit, else the fitted copy, else say why."""
-        post = self.records.post(job_id)
-        if post is None or not self.records.claim_delivery(job_id):
-            return
-        record = self.service.get(job_id)
-        artifacts = record.artifacts
-        target_id = self.settings.delivery_channel_id or post.channel_id
-        limit = self._upload_limit(post, target_id)
-        platforms: dict[str, Any] = {}
-        with contextlib.suppress(OSError, ValueError, TypeError):
-            platforms = json.loads(Path(artifacts["metadata"]).read_text(encoding="utf-8")).get("platforms", {})
-        text = delivery_text(job_id, platforms, await self._name(record.requester))
-        channel = self.bot.get_partial_messageable(target_id)
-        video = next((Path(p) for p in (artifacts.get("final_video"), artifacts.get("discord_video"))
-                      if p and Path(p).is_file() and Path(p).stat().st_size <= limit), None)
-        if video is None:
-            master = Path(str(artifacts.get("final_video", "")))
-            size = mib(master.stat().st_size) if master.is_file() else "unknown size"
-            message = await channel.send(f"{text}\n\n⚠️ The video ({size}) does not fit this server's upload "
-                                         f"limit of {mib(limit)}. The master is kept at `{master}`."[:2000],
-                                         allowed_mentions=NO_MENTIONS)
-        else:
-            message = await channel.send(text, file=discord.File(video, f"storybot-{job_id}.mp4"),
-                                         allowed_mentions=NO_MENTIONS)
-        self.records.update(job_id, delivered_message_id=message.id)
-
-    def _upload_limit(self, post: Post, channel_id: int) -> int:
-        limit = post.upload_limit
-        channel = self.bot.get_channel(channel_id)
-        guild = getattr(channel, "guild", None) or (self.bot.get_guild(post.guild_id) if post.guild_id else None)
-        if guild is not None and channel_id != post.channel_id:
-            limit = guild.filesize_limit  # a delivery channel elsewhere: its own server's limit
-        elif guild is not None:
-            limit = max(limit, guild.filesize_limit)
-        return limit
-
-    async def _name(self, requester: str) -> str:
-        user_id = requester.removeprefix("discord:")
-        user = self.bot.get_user(int(user_id)) if user_id.isdigit() else None
-        return str(user.display_name) if user else "you"
 
     async def post_failure(self, job_id: str, reason: str) -> None:
         post = self.records.post(job_id)
@@ -358,20 +277,10 @@ class Conductor:
                 refusal = await self._steer(post.job_id, resume)
                 log.info("job %s after a restart: %s", post.job_id, refusal or "resumed")
             elif record.status == "done" and not post.delivered_message_id:
-                if post.delivered_message_id == 0 and (found := await self._find_delivery(post)):
-                    self.records.update(post.job_id, delivered_message_id=found)  # it was posted after all
-                    continue
-                self.records.update(post.job_id, delivered_message_id=None)
-                await self.deliver(post.job_id)
-
-    async def _find_delivery(self, post: Post) -> int | None:
-        """After a crash in the middle of a delivery: the message, if it got posted (the recent history)."""
-        channel = self.bot.get_partial_messageable(self.settings.delivery_channel_id or post.channel_id)
-        mark = f"job {post.job_id}"
-        async for message in channel.history(limit=50):
-            if self.bot.user is not None and message.author.id == self.bot.user.id and mark in message.content:
-                return message.id
-        return None
+                try:
+                    await self.delivery.recover(post)
+                except discord.HTTPException as exc:  # the history cannot be read: settled at the next start
+                    log.warning("job %s: delivery left for the next start: %s", post.job_id, exc)
 
     def _auto(self, job_id: str) -> bool:
         post = self.records.post(job_id)
@@ -382,6 +291,21 @@ class Conductor:
             task.cancel()
         for board in self._boards.values():
             board.cancel()
+
+
+def conductor_of(client: object) -> Conductor:
+    """The bot's conductor (the cog and the views find it on the client)."""
+    conductor = getattr(client, "conductor", None)
+    if not isinstance(conductor, Conductor):
+        raise TypeError("this client has no storybot Conductor")
+    return conductor
+
+
+def _ids(text: str) -> set[int]:
+    try:
+        return {int(part) for part in text.replace(" ", "").split(",") if part}
+    except ValueError:
+        raise BadInput(f"not a comma-separated list of ids: {text!r}") from None
 
 
 class StatusBoard:
@@ -428,24 +352,3 @@ def _note(live: Live, event: Event, position: int | None) -> None:
         live.queue_position = None
     elif event.kind == "notice" and event.message:
         live.notices.append(one_line(event.message, 200))
-
-
-def _answered(answer: Answer, user: discord.abc.User) -> str:
-    verb = {"approve": "✅ Approved", "pick": f"✅ Idea {(answer.index or 0) + 1} picked",
-            "revise": "✏️ Revising", "replace": "📄 Script replaced", "regenerate": "🔄 Writing a new draft",
-            "reroll": f"🎲 Re-rolling shot{'s' if len(answer.shots) > 1 else ''} "
-                      f"{', '.join(map(str, answer.shots))}", "cancel": "✖️ Cancelled"}[answer.action]
-    return f"{verb} by {user.display_name}."
-
-
-def _previews(images: list[Path], folder: Path) -> list[Path]:
-    """Small JPEG copies of the keyframes, so ten of them fit in one upload."""
-    out = []
-    for n, path in enumerate(images, start=1):
-        with Image.open(path) as img:
-            preview = img.convert("RGB")
-            preview.thumbnail(PREVIEW_SIZE)
-            target = folder / f"shot_{n:02d}.jpg"
-            preview.save(target, quality=85)
-            out.append(target)
-    return out

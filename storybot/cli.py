@@ -11,7 +11,7 @@ from typing import NoReturn
 
 import typer
 
-from storybot import bot_cmd, job_cmds, render_cmd, worker_cmds  # noqa: F401  (they register their commands)
+from storybot import bot_cmd, job_cmds, render_cmd, voices_cmd, worker_cmds  # noqa: F401  (they register their commands)
 from storybot.app import app, err
 from tools.errors import BadInput, StorybotError
 

@@ -26,8 +26,11 @@ ARTIFACT_FILES = (
     "shots.json",
     "thumbnail.png",
     "script.txt",
+    "visuals.json",
+    "credits.json",
+    "usage.json",
 )
-ARTIFACT_DIRS = ("keyframes", "clips")
+ARTIFACT_DIRS = ("keyframes", "clips", "media")
 METADATA = "metadata.json"
 MARKER_KEY, MARKER = "generator", "storybot"
 WORK_PREFIX = ".render-"

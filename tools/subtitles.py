@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import math
 import re
+import unicodedata
 from collections.abc import Iterator
 from functools import cache
 from itertools import pairwise
@@ -22,8 +23,9 @@ from pydantic import BaseModel
 from pysubs2.formats.subrip import SubripFormat
 from pysubs2.formats.webvtt import WebVTTFormat
 
-from tools.assets import FONT_BOLD, FONT_FAMILY
+from tools.assets import FONT_FAMILY
 from tools.files import write_text_atomic
+from tools.fonts import Face, chain, runs
 from tools.models import Aspect, Word
 from tools.text import ends_clause, ends_sentence
 
@@ -48,6 +50,8 @@ _WEAK = frozenset({
 })
 _ASS_ESCAPABLE = re.compile(r"\\(?=[Nnh{}]|$)")
 _WORD_JOINER = "\u2060"
+# Where unspaced text (Chinese, Japanese, Thai) reads best cut when a line is full.
+_CHAR_BREAKS = frozenset("、。，！？；：」』）〉》】,.!?;:)")
 
 
 class Cue(BaseModel):
@@ -73,6 +77,12 @@ class SubtitleFiles(BaseModel):
 def line_limit(aspect: Aspect) -> int:
     """Most characters on one subtitle line for this aspect (42, the broadcast norm, at most)."""
     return _LINE_CHARS[aspect]
+
+
+def display_width(text: str) -> int:
+    """Columns a line takes: wide characters (CJK, emoji) count two, combining marks and joiners none."""
+    return sum(0 if unicodedata.category(ch) in ("Mn", "Me", "Cf") else
+               2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
 
 
 def escape_ass_text(text: str) -> str:
@@ -101,8 +111,56 @@ def build_cues(words: list[Word], aspect: Aspect, voice_end: float | None = None
     for n, (i, j) in enumerate(spans):
         next_start = words[spans[n + 1][0]].start if n + 1 < len(spans) else tail_end
         start, end = words[i].start, _cue_end(words[i].start, words[j - 1].end, next_start)
+        if _is_long_token(words[j - 1].word, aspect):
+            cues += _character_cues(words, i, j, start, end, limit)
+            continue
         _, lines = _split_lines([w.word for w in words[i:j]], limit)
         cues.append(Cue(start=round(start, 3), end=round(end, 3), lines=lines, first_word=i, last_word=j - 1))
+    return cues
+
+
+def break_characters(token: str, limit: int) -> list[str]:
+    """Lines of at most `limit` columns cut from unspaced text, after punctuation where one is near.
+
+    A combining mark (Thai vowels and tones) stays with its letter.
+    """
+    lines: list[str] = []
+    line, width, cut_after = "", 0, -1
+    for ch in token:
+        size = display_width(ch)
+        if line and size and width + size > limit:
+            cut = cut_after + 1 if cut_after + 1 >= len(line) // 2 else len(line)
+            lines.append(line[:cut])
+            line = line[cut:]
+            width, cut_after = display_width(line), -1
+        line += ch
+        width += size
+        if ch in _CHAR_BREAKS:
+            cut_after = len(line) - 1
+    return [*lines, line] if line else lines
+
+
+def _character_cues(words: list[Word], i: int, j: int, start: float, end: float, limit: int) -> list[Cue]:
+    """Words i..j-1 whose last is wider than a line: that token cut by characters into lines, two a
+    cue, the words before it (at most a line) above its first piece; the cues share the time.
+
+    Each cue gets at least MIN_CUE when the time allows, the rest by length.
+    """
+    index = j - 1
+    head = " ".join(w.word for w in words[i:index])
+    lines = break_characters(words[index].word, limit)
+    groups = [[head, lines[0]], *[lines[k:k + 2] for k in range(1, len(lines), 2)]] if head else \
+        [lines[k:k + 2] for k in range(0, len(lines), 2)]
+    sizes = [sum(len(line) for line in group) for group in groups]
+    total = end - start
+    floor = min(MIN_CUE, total / len(groups))
+    spare = total - floor * len(groups)
+    cues, t = [], start
+    for n, (group, size) in enumerate(zip(groups, sizes, strict=True)):
+        length = floor + spare * size / sum(sizes)
+        cues.append(Cue(start=round(t, 3), end=round(min(t + length, end), 3), lines=group,
+                        first_word=i if n == 0 else index, last_word=index))
+        t += length
     return cues
 
 
@@ -110,8 +168,7 @@ def write_subtitles(script: str, words: list[Word], aspect: Aspect, out_dir: Pat
     """Write subtitles.srt, .vtt and .ass for `script` into out_dir (each file replaced atomically)."""
     _check_words(script, words)
     cues = build_cues(words, aspect)
-    font_size = fit_font_size([ln for c in cues for ln in c.lines if not _is_long_token(ln, aspect)],
-                              aspect)
+    font_size = fit_font_size([ln for c in cues for ln in c.lines], aspect)
     files = SubtitleFiles(srt=out_dir / "subtitles.srt", vtt=out_dir / "subtitles.vtt",
                           ass=out_dir / "subtitles.ass", cues=cues, font_size=font_size)
     write_text_atomic(files.srt, _srt_text(cues))
@@ -142,22 +199,26 @@ def _break_cost(token: str) -> float:
 
 
 def _is_long_token(line: str, aspect: Aspect) -> bool:
-    return len(line) > line_limit(aspect) and " " not in line
+    return display_width(line) > line_limit(aspect) and " " not in line
 
 
 def _cue_ends(words: list[Word], i: int, limit: int) -> Iterator[int]:
     """Every j such that words[i:j] can be one cue: two greedy-packed lines, <= 7 s, no sentence inside.
 
-    A token longer than a line (a URL, unspaced text) fills a line of its own.
+    A token wider than a line (a URL, unspaced text) is a cue of its own, later cut by characters.
     """
     line, used = 0, limit  # the "line before the first" is full
     for j in range(i, len(words)):
-        size = len(words[j].word)
-        if size > limit or used + 1 + size > limit:
+        size = display_width(words[j].word)
+        if size > limit:  # after at most a line of other words
+            if line <= 1:
+                yield j + 1
+            return
+        if used + 1 + size > limit:
             line, used = line + 1, -1
         if line > 2:
             return
-        used = limit if size > limit else used + 1 + size
+        used = used + 1 + size
         if j > i and words[j].end - words[i].start > MAX_CUE:
             return
         yield j + 1
@@ -175,7 +236,8 @@ def _segment(words: list[Word], limit: int, tail_end: float) -> list[tuple[int, 
             room = (words[j].start if j < n else tail_end) - words[i].start
             fill = (words[j - 1].char_end - words[i].char_start) / (2 * limit)
             cost = best[i] + 1.0 + (0.0 if j == n else _break_cost(words[j - 1].word))
-            cost += _split_lines([w.word for w in words[i:j]], limit)[0]
+            tokens = [w.word for w in words[i:j]]
+            cost += 0.5 if display_width(tokens[-1]) > limit else _split_lines(tokens, limit)[0]
             cost += 0.5 * max(0.0, 1.0 - fill) ** 2  # among equal counts, prefer evenly filled cues
             cost += 5.0 if room < MIN_CUE else 0.0
             if cost < best[j]:
@@ -202,17 +264,13 @@ def _split_lines(tokens: list[str], limit: int) -> tuple[float, list[str]]:
     Returns (awkwardness, lines): cue breaking adds the awkwardness, so it avoids clumsy splits.
     """
     text = " ".join(tokens)
-    if len(text) <= limit or len(tokens) == 1:
+    if display_width(text) <= limit or len(tokens) == 1:
         return 0.0, [text]
-    long = [k for k, token in enumerate(tokens) if len(token) > limit]
-    if long:  # the long token has a line of its own, the other words share the other line
-        cut = long[0] or 1
-        return 0.5, [" ".join(tokens[:cut]), " ".join(tokens[cut:])]
     options = []
     for m in range(1, len(tokens)):
         top, bottom = " ".join(tokens[:m]), " ".join(tokens[m:])
-        if len(top) <= limit and len(bottom) <= limit:
-            cost = abs(len(top) - len(bottom)) / limit + 0.3 * _break_cost(tokens[m - 1])
+        if display_width(top) <= limit and display_width(bottom) <= limit:
+            cost = abs(display_width(top) - display_width(bottom)) / limit + 0.3 * _break_cost(tokens[m - 1])
             options.append((cost, [top, bottom]))
     return min(options, key=lambda option: option[0])
 
@@ -221,20 +279,29 @@ def _split_lines(tokens: list[str], limit: int) -> tuple[float, list[str]]:
 
 
 @cache
-def _em_per_size() -> float:
+def _em_per_size(face: Face) -> float:
     """libass sizes a font so ascender+descender equal the ASS size; Pillow sizes the em."""
-    ascent, descent = ImageFont.truetype(str(FONT_BOLD), 1000).getmetrics()
+    ascent, descent = ImageFont.truetype(str(face.path), 1000, index=face.index).getmetrics()
     return 1000 / (ascent + descent)
 
 
 @cache
-def _font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(str(FONT_BOLD), size * _em_per_size())
+def _font(face: Face, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(face.path), size * _em_per_size(face), index=face.index)
 
 
 def text_width(text: str, font_size: int) -> float:
-    """Width in pixels of `text` drawn by libass in Lato Bold at ASS size `font_size`."""
-    return _font(font_size).getlength(text)
+    """Width in pixels of `text` drawn by libass at ASS size `font_size`, each run in its chain font."""
+    return sum(_font(face, font_size).getlength(run) for face, run in runs(text))
+
+
+def ass_text(text: str) -> str:
+    """`text` escaped for libass, each run outside Lato wrapped in the `\\fn` of the font that has it."""
+    out = []
+    for face, run in runs(text):
+        escaped = escape_ass_text(run)
+        out.append(escaped if face == chain()[0] else f"{{\\fn{face.family}}}{escaped}{{\\fn{FONT_FAMILY}}}")
+    return "".join(out)
 
 
 def _margins(aspect: Aspect) -> tuple[int, int, int]:
@@ -256,18 +323,6 @@ def fit_font_size(lines: list[str], aspect: Aspect) -> int:
     while size > 1 and _widest(lines, size) > room:
         size -= 1
     return size
-
-
-def _is_hard_split(cue: Cue, aspect: Aspect) -> bool:
-    return len(cue.lines) == 1 and _is_long_token(cue.lines[0], aspect)
-
-
-def _display_lines(cue: Cue, aspect: Aspect) -> list[str]:
-    """The lines drawn: a long token alone in its cue is hard-split in two halves."""
-    if not _is_hard_split(cue, aspect):
-        return cue.lines
-    half = math.ceil(len(cue.lines[0]) / 2)
-    return [cue.lines[0][:half], cue.lines[0][half:]]
 
 
 # --- file formats ---------------------------------------------------------------------------------
@@ -319,11 +374,16 @@ def _karaoke_text(cue: Cue, words: list[Word], start_cs: int, end_cs: int, aspec
         bounds.append(min(max(round(w.start * 100), bounds[-1]), end_cs))
     bounds.append(end_cs)
     durations = iter(b - a for a, b in pairwise(bounds[1:]))
-    if _is_hard_split(cue, aspect):  # libass does not carry a syllable over \N: tag both halves
-        top, bottom = (escape_ass_text(half) for half in _display_lines(cue, aspect))
-        lines = [f"{{\\k0}}{top}", f"{{\\k{next(durations)}}}{bottom}"]
+    if _is_long_token(words[cue.last_word].word, aspect):  # pieces of unspaced text: one syllable a line
+        head = cue.last_word - cue.first_word  # words on a line before the token's first piece
+        lines = [" ".join(f"{{\\k{next(durations)}}}{ass_text(t)}" for t in cue.lines[0].split())] if head else []
+        pieces = cue.lines[1:] if head else cue.lines
+        length, sizes = end_cs - bounds[-2], [len(line) for line in pieces]
+        first = round(length * sizes[0] / sum(sizes))
+        ticks = [first, length - first][:len(pieces)]
+        lines += [f"{{\\k{k}}}{ass_text(line)}" for k, line in zip(ticks, pieces, strict=True)]
     else:
-        lines = [" ".join(f"{{\\k{next(durations)}}}{escape_ass_text(t)}" for t in line.split())
+        lines = [" ".join(f"{{\\k{next(durations)}}}{ass_text(t)}" for t in line.split())
                  for line in cue.lines]
     lead = bounds[1] - bounds[0]
     return (f"{{\\k{lead}}}" if lead else "") + "\\N".join(lines)
@@ -350,8 +410,6 @@ def _ass_file(cues: list[Cue], words: list[Word], aspect: Aspect, font_size: int
     for cue in cues:
         start_cs, end_cs = round(cue.start * 100), round(cue.end * 100)
         text = _karaoke_text(cue, words, start_cs, end_cs, aspect)
-        if any(_is_long_token(line, aspect) for line in cue.lines):  # may need a smaller size
-            text = f"{{\\fs{min(font_size, fit_font_size(_display_lines(cue, aspect), aspect))}}}" + text
         subs.append(pysubs2.SSAEvent(start=start_cs * 10, end=end_cs * 10, text=text))
     return subs
 

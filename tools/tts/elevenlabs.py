@@ -432,3 +432,27 @@ async def synthesize_elevenlabs(text: str, out_wav: Path, *, api_key: str, voice
     ]
     return Speech(wav=out_wav, duration=duration, words=words, words_per_minute=words_per_minute(words),
                   provider=PROVIDER, estimated=False)
+
+
+class ElevenLabsVoice:
+    """An ElevenLabs voice by id; its speaking rate is learnt from its narrations."""
+
+    provider = PROVIDER
+    language = "mul"  # multilingual models speak the script's language
+
+    def __init__(self, voice_id: str, *, api_key: str, base_url: str | None, model_id: str,
+                 voice_settings: dict[str, float | bool] | None, retries: int) -> None:
+        if not _VOICE_ID.fullmatch(voice_id):
+            raise BadInput(f"{voice_id!r} is not an ElevenLabs voice id (letters and digits, as in the voice library)")
+        self.voice_id, self.model_id = voice_id, model_id
+        self.name = f"elevenlabs:{voice_id}"
+        self.rate_key = self.name
+        self._api_key, self._base_url, self._settings, self._retries = api_key, base_url, voice_settings, retries
+
+    async def synthesize(self, text: str, wav: Path) -> Speech:
+        return await synthesize_elevenlabs(text, wav, api_key=self._api_key, voice_id=self.voice_id,
+                                           base_url=self._base_url, model_id=self.model_id,
+                                           voice_settings=self._settings, retries=self._retries)
+
+    async def speaking_rate(self) -> None:
+        return None

@@ -33,6 +33,7 @@ _INITIALIZE_DONT_EXIT = 0x8000  # a missing data folder must not exit() the whol
 _BUFFER_MS = 500  # fewer, larger callbacks than the 60 ms default
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1  # and no espeakSSML / espeakPHONEMES: "<b>" and "[[" are read as text
+_PHONEMES_IPA = 0x02  # espeak_TextToPhonemes: IPA as UTF-8
 _RATE = 1
 _EVENT_LIST_TERMINATED = 0
 _EVENT_WORD = 1
@@ -117,6 +118,8 @@ class _Engine:
         lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
         lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
                                      ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         self.rate = int(lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, _BUFFER_MS, str(data).encode(),
                                               _INITIALIZE_DONT_EXIT))
         if self.rate <= 0:
@@ -167,7 +170,7 @@ class _Engine:
                 voices.setdefault(language, voice.identifier.decode())
         return voices
 
-    def render(self, text: str, voice: str, rate_wpm: int) -> _Rendering:
+    def _select(self, voice: str) -> None:
         language, _, variant = voice.lower().partition("+")
         if language not in self.voices or (variant and variant not in self.variants):
             raise BadInput(f"unknown espeak-ng voice {voice!r}: use a language code such as en-us, "
@@ -175,6 +178,30 @@ class _Engine:
         name = self.voices[language] + (f"+{self.variants[variant]}" if variant else "")
         if self._lib.espeak_SetVoiceByName(name.encode()) != 0:
             raise MediaError(f"libespeak-ng could not load the voice {voice!r}")
+
+    def phonemes(self, text: str, voice: str) -> list[tuple[int, str]]:
+        """(character offset where the clause ends in `text`, its IPA) for each clause espeak-ng reads.
+
+        espeak_TextToPhonemes reads one clause per call and moves the text pointer past it; the
+        punctuation that ended the clause is not in the IPA, so callers find it in the text.
+        """
+        self._select(voice)
+        data = text.encode()
+        buffer = ctypes.create_string_buffer(data)
+        base = ctypes.addressof(buffer)
+        pointer = ctypes.c_void_p(base)
+        clauses: list[tuple[int, str]] = []
+        while pointer.value is not None and pointer.value - base < len(data):
+            before = pointer.value
+            ipa = self._lib.espeak_TextToPhonemes(ctypes.byref(pointer), _CHARS_UTF8, _PHONEMES_IPA)
+            consumed = len(data) if pointer.value is None else min(pointer.value - base, len(data))
+            clauses.append((len(data[:consumed].decode(errors="ignore")), (ipa or b"").decode(errors="replace")))
+            if pointer.value is not None and pointer.value <= before:  # never loop on a pointer that stays
+                break
+        return clauses
+
+    def render(self, text: str, voice: str, rate_wpm: int) -> _Rendering:
+        self._select(voice)
         self._lib.espeak_SetParameter(_RATE, rate_wpm, 0)
         self._audio = bytearray()
         self._events = []
@@ -200,6 +227,12 @@ def _render(text: str, voice: str, rate_wpm: int) -> _Rendering:
         raise BadInput(f"speaking rate {rate_wpm} is outside espeak-ng's {MIN_RATE}-{MAX_RATE} words/minute")
     with _LOCK:
         return _engine().render(text, voice, rate_wpm)
+
+
+def phonemize(text: str, voice: str) -> list[tuple[int, str]]:
+    """espeak-ng's IPA for `text`, clause by clause: (character offset where the clause ends, IPA)."""
+    with _LOCK:
+        return _engine().phonemes(text, voice)
 
 
 def list_voices() -> list[str]:
@@ -327,3 +360,21 @@ async def speaking_rate(voice: str = "en-us", rate_wpm: int = 175) -> float:
 async def spoken_seconds(text: str, voice: str = "en-us", rate_wpm: int = 175) -> float:
     """How long this text takes to say with this voice (a few milliseconds: nothing is written)."""
     return (await asyncio.to_thread(_render, text, voice, rate_wpm)).duration
+
+
+class EspeakVoice:
+    """An espeak-ng language voice (`espeak:en-us`, `espeak:fr-fr+f3`): robotic, but every language."""
+
+    provider = PROVIDER
+
+    def __init__(self, voice: str, rate_wpm: int = 175) -> None:
+        self.voice, self.rate_wpm = voice, rate_wpm
+        self.name = f"espeak:{voice}"
+        self.language = voice.partition("+")[0]
+        self.rate_key = self.name
+
+    async def synthesize(self, text: str, wav: Path) -> Speech:
+        return await synthesize(text, wav, voice=self.voice, rate_wpm=self.rate_wpm)
+
+    async def speaking_rate(self) -> float:
+        return await speaking_rate(self.voice, self.rate_wpm)

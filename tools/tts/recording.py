@@ -104,3 +104,21 @@ async def from_recording(audio: Path, text: str, out_wav: Path) -> Speech:
     words = assemble(spans, estimate_times(spans, segments), duration, estimated=True)
     return Speech(wav=out_wav, duration=duration, words=words, words_per_minute=words_per_minute(words),
                   provider=PROVIDER, estimated=True)
+
+
+class RecordingVoice:
+    """The user's own narration file, behind the same seam as the synthesised voices."""
+
+    provider = PROVIDER
+    language = "und"
+
+    def __init__(self, audio: Path) -> None:
+        self.audio = audio
+        self.name = f"recording:{audio.name}"
+        self.rate_key = "recording"
+
+    async def synthesize(self, text: str, wav: Path) -> Speech:
+        return await from_recording(self.audio, text, wav)
+
+    async def speaking_rate(self) -> None:
+        return None

