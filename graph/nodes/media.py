@@ -245,12 +245,13 @@ async def keyframes_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
             by_shot |= {v.shot: v for v in await visuals.make_visuals(replacing, own, job)}
     made = [by_shot[b.index] for b, _, _ in todo]
     notices = []
-    for (brief, manifest, key), visual in zip(todo, made, strict=True):
+    for n, ((brief, manifest, key), visual) in enumerate(zip(todo, made, strict=True)):
         rec = visuals.record(visual, ctx.job_dir)
         kept[visual.shot] = rec
         remember(manifest, key, seed=brief.seed, source=rec.source)
         if rec.notice:
             notices.append(rec.notice)
+        ctx.progress("keyframes", 100 * (n + 1) / len(todo))
     records = [kept[s.index] for s in plan]
     visuals.write_records(ctx.job_dir, records)
     write_json_atomic(folder / "seeds.json", seeds)

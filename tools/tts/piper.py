@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from tools.errors import BadInput, MediaError
 from tools.text import Span, ends_sentence, word_spans
 from tools.tts.espeak import phonemize
+from tools.tts.piper_graph import timed_model
 from tools.tts.speech import Speech, assemble, is_speakable, words_per_minute, write_wav
 
 PROVIDER = "piper"
@@ -90,26 +91,19 @@ class _Model:
 @cache
 def _load(model: Path, config_path: Path) -> _Model:
     """Read a voice once per process. A broken file is BadInput: the user pointed at it."""
-    import onnx
     import onnxruntime
 
     config = read_config(config_path)
+    prepared, durations = timed_model(model)
     try:
-        graph = onnx.load(str(model))
-        ceils = [node for node in graph.graph.node if node.op_type == "Ceil"]
-        if len(ceils) != 1:
-            raise ValueError(f"expected one Ceil node (the durations), found {len(ceils)}")
-        durations = ceils[0].output[0]
-        graph.graph.output.append(onnx.helper.make_empty_tensor_value_info(durations))
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         # Idle worker threads sleep instead of spinning: on a shared 2-core machine spinning threads
         # take the cores from FFmpeg and from each other (measured: 0.71 -> 0.51 real-time factor).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.inter_op_num_threads = 1
-        session = onnxruntime.InferenceSession(graph.SerializeToString(), options,
-                                               providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnx raises DecodeError, ValidationError, RuntimeError...
+        session = onnxruntime.InferenceSession(str(prepared), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises RuntimeError, InvalidGraph...
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise BadInput(f"Piper voice {model.name} is not a usable ONNX model: {first}") from None
     return _Model(config=config, session=session, durations=durations, lock=threading.Lock())

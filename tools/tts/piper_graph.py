@@ -1,0 +1,78 @@
+"""Piper's durations as a graph output, prepared once per voice file and kept in a cache.
+
+Marking the `Ceil` output means parsing and re-serialising the whole 60 MB protobuf, which holds the
+GIL for seconds: done in a thread it stalls the event loop (measured 0.4 s at rest, over 2 s under
+load). So a child process does it once per voice file, and onnxruntime then loads the cached file
+by path, which releases the GIL (20 ms worst loop lag measured).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tools.errors import BadInput
+
+PREPARE_TIMEOUT = 300  # seconds: a 60 MB voice takes about 2 s
+
+
+def cache_dir() -> Path:
+    """Where prepared voices live: the user's cache, else the temporary folder (read-only homes)."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "storybot" / "piper"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        return base
+    except OSError:
+        fallback = Path(tempfile.gettempdir()) / f"storybot-piper-{os.getuid()}"
+        fallback.mkdir(mode=0o700, exist_ok=True)
+        return fallback
+
+
+def timed_model(model: Path) -> tuple[Path, str]:
+    """(a copy of `model` whose durations are a graph output, that output's name)."""
+    stat = model.stat()
+    key = hashlib.sha256(f"{model.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    prepared = cache_dir() / f"{model.stem}-{key}.onnx"
+    meta = prepared.with_suffix(".json")
+    if not (prepared.is_file() and meta.is_file()):
+        try:
+            done = subprocess.run([sys.executable, "-m", "tools.tts.piper_graph", str(model), str(prepared)],
+                                  capture_output=True, text=True, timeout=PREPARE_TIMEOUT, check=False)
+        except subprocess.TimeoutExpired:
+            raise BadInput(f"Piper voice {model.name}: preparing it took over {PREPARE_TIMEOUT} s") from None
+        if done.returncode != 0:
+            reason = (done.stderr.strip().splitlines() or ["it could not be read"])[-1][:200]
+            raise BadInput(f"Piper voice {model.name} is not a usable ONNX model: {reason}")
+    return prepared, str(json.loads(meta.read_text(encoding="utf-8"))["durations"])
+
+
+def mark_durations(model: Path, out: Path) -> None:
+    """Write `model` with its single `Ceil` output marked as a graph output, then its name beside it."""
+    import onnx
+
+    graph = onnx.load(str(model))
+    ceils = [node for node in graph.graph.node if node.op_type == "Ceil"]
+    if len(ceils) != 1:
+        raise ValueError(f"expected one Ceil node (the durations), found {len(ceils)}")
+    durations = ceils[0].output[0]
+    graph.graph.output.append(onnx.helper.make_empty_tensor_value_info(durations))
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(graph.SerializeToString())
+    tmp.replace(out)
+    meta = out.with_suffix(".json")
+    tmp_meta = meta.with_name(f".{meta.name}.{os.getpid()}.tmp")
+    tmp_meta.write_text(json.dumps({"durations": durations}), encoding="utf-8")
+    tmp_meta.replace(meta)
+
+
+if __name__ == "__main__":
+    try:
+        mark_durations(Path(sys.argv[1]), Path(sys.argv[2]))
+    except Exception as exc:  # onnx raises DecodeError, ValidationError...: one line for the parent
+        print((str(exc).strip().splitlines() or [type(exc).__name__])[0], file=sys.stderr)
+        sys.exit(1)
