@@ -29,6 +29,7 @@ MIN_KBPS = 150
 AUDIO_KBPS = 160
 RETRY_FACTOR = 0.92
 SAMPLE_FRAMES = 12
+TRIAL_BIAS = 1.4  # trial bytes per frame / master bytes per frame, measured by bench/render.py (1.40 and 1.49)
 CONTAINER_MARGIN = 0.96      # room for the mp4 index and rate-control error
 
 
@@ -104,8 +105,9 @@ async def predict_master_bytes(media: list[ShotMedia], cut: CutPlan, aspect: Asp
     A CRF encode's size depends on the pictures, so it is measured, not guessed: SAMPLE_FRAMES of
     every shot (the start of a clip, so nothing before them is decoded; the middle of a still's move,
     where it is fastest) go through the same fitting and the same encoder settings. Each sample
-    starts on a cut, so the trial has more intra frames than the master and over-predicts a little:
-    the safe side, since a needless copy costs only its encode.
+    starts on a cut, so the trial has more intra frames than the master: it came out 1.4-1.5x the
+    master's bytes per frame on the bench's clips and cards, hence TRIAL_BIAS. The estimate errs to
+    either side by a few tens of percent: a needless copy costs its encode, a missing one the fallback.
     """
     inputs: list[str] = []
     chains: list[str] = []
@@ -128,4 +130,4 @@ async def predict_master_bytes(media: list[ShotMedia], cut: CutPlan, aspect: Asp
                           "-pix_fmt", "yuv420p", "-g", str(2 * FPS), "-an", "-f", "mp4", trial])
         video_bytes = trial.stat().st_size
     audio_kbps = int(enc.audio_bitrate.rstrip("k"))
-    return int(video_bytes / sampled * cut.total_frames + audio_kbps * 1000 / 8 * cut.total)
+    return int(video_bytes / sampled / TRIAL_BIAS * cut.total_frames + audio_kbps * 1000 / 8 * cut.total)
