@@ -40,6 +40,7 @@ from graph.state import (
 )
 from tools import store
 from tools.errors import BadInput
+from tools.files import sweep_stale
 from tools.gpu import GpuClient, make_client, models_of
 from tools.llm import get_writer
 from tools.settings import Settings
@@ -261,6 +262,8 @@ class JobService:
             return
         if not self._claim(job_id, record):
             raise BadInput(f"job {job_id} is running in another process (pid {record.runner_pid})")
+        if (self.jobs_dir / job_id).is_dir():  # half-written files of the run that was killed
+            sweep_stale(self.jobs_dir / job_id)
         self._launch(job_id, None, auto_approve)
 
     async def answer(self, job_id: str, requester: Requester, answer: Answer, interrupt_id: str | None = None,

@@ -160,7 +160,10 @@ def test_input_folder_inside_a_storybot_out_is_refused(finished: Path, script: P
     before = snapshot(finished)
     try:
         refused(storybot(*render_args(script, finished, "--clips", str(mine))), "inside --out")
-        refused(storybot(*render_args(script, finished, "--clips", str(finished / "clips"))), "inside --out")
+        assert snapshot(finished) == before
+        (finished / "clips").mkdir(exist_ok=True)  # storybot's own folder name, as an input
+        before = snapshot(finished)
+        refused(storybot(*render_args(script, finished, "--clips", str(finished / "clips"))), "--clips")
         refused(storybot(*render_args(finished / "script.txt", finished)), "would be replaced")
         assert snapshot(finished) == before
     finally:
@@ -277,6 +280,7 @@ def test_unwritable_out_is_refused_before_work(tmp_path: Path, script: Path, fin
     # a file where storybot writes its clips/ folder (in a storybot folder)
     (finished / "clips.bak").mkdir(exist_ok=True)
     clips = finished / "clips"
+    clips.mkdir(exist_ok=True)
     clips.rename(finished / "clips.bak" / "clips")
     clips.write_text("not a folder", encoding="utf-8")
     try:
@@ -398,6 +402,7 @@ def test_stale_temporaries_of_dead_runs_are_swept_live_ones_kept(finished: Path,
     dead = _dead_pid()
     stale = [finished / f".render-{dead}-abcd1234", finished / f".final.{dead}-0123abcd.tmp.mp4",
              finished / "clips" / f".shot_01.{dead}-89abcdef.tmp.mp4"]
+    (finished / "clips").mkdir(exist_ok=True)
     stale[0].mkdir()
     (stale[0] / "voice.wav").write_bytes(b"half")
     for p in stale[1:]:
@@ -405,9 +410,9 @@ def test_stale_temporaries_of_dead_runs_are_swept_live_ones_kept(finished: Path,
     live = finished / f".render-{os.getpid()}-live0000"
     live.mkdir()
     try:
-        empty = tmp_path / "empty.txt"
-        empty.write_text("   ", encoding="utf-8")
-        refused(storybot(*render_args(empty, finished)), "empty")  # refused, yet the sweep ran first
+        (tmp_path / "s.txt").write_text(SHORT, encoding="utf-8")
+        silent = zero_sample_wav(tmp_path / "silent.wav")  # refused after the --out checks, which sweep
+        refused(storybot(*render_args(tmp_path / "s.txt", finished, "--music", str(silent))), "silent.wav")
         assert not any(p.exists() for p in stale)
         assert live.is_dir() and (finished / "final.mp4").is_file()
     finally:
@@ -560,7 +565,7 @@ async def test_an_empty_or_huge_replacement_is_refused_and_the_job_unchanged(tmp
         await svc.answer(job, alice, Answer(action="replace", text="Mine\u200b now.  Two words."),
                          record.interrupt_id)
         record = await svc.wait(job)
-        assert record.approval and record.approval["script"] == "Mine now. Two words."
+        assert record.approval and record.approval.script == "Mine now. Two words."  # type: ignore[union-attr]
         await svc.cancel(job, alice)
 
 
@@ -624,7 +629,8 @@ async def test_forged_select_values_are_refused_in_words(conductor: Any) -> None
     from graph.api import JobRequest, Requester
 
     service = conductor.service
-    job_id = await service.start(JobRequest(prompt="a lost whale", duration=8), Requester(id="discord:111"))
+    job_id = await service.start(JobRequest(prompt="a lost whale", duration=8, ideas=True),
+                                 Requester(id="discord:111"))
     record = await service.wait(job_id)
     assert record.waiting_for == "pick_idea" and record.interrupt_id
     for forged in (["abc"], ["-1"], ["99"], ["²"], ["1e3"]):
@@ -725,7 +731,38 @@ def test_double_answer_is_refused_once_approved(tmp_path: Path) -> None:
     assert job["status"] == "waiting"
     before = snapshot(data / "jobs" / job["job_id"])
     refused(storybot("answer", job["job_id"], "replace", str(tmp_path / "missing.txt"), data=data), "not found")
-    refused(storybot("answer", job["job_id"], "pick", "1", data=data), "approve_script takes")
+    refused(storybot("answer", job["job_id"], "pick", "1", data=data), "answer")
     assert snapshot(data / "jobs" / job["job_id"]) == before
     status = json.loads(storybot("status", job["job_id"], "--json", data=data).stdout)
     assert status["status"] == "waiting" and status["waiting_for"] == "approve_script"
+
+
+def test_kill_9_mid_job_then_resume_finishes_and_sweeps(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (tmp_path / "s.txt").write_text(SHORT, encoding="utf-8")
+    env = {**os.environ, **FAST_ENV, "STORYBOT_DATA_DIR": str(data)}
+    proc = subprocess.Popen([sys.executable, "-m", "storybot", "make", "a lamp", "--script", str(tmp_path / "s.txt"),
+                             "--duration", "8", "--aspect", "1:1", "--yes"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ffmpeg: list[int] = []
+    deadline = time.monotonic() + 120
+    while not ffmpeg and time.monotonic() < deadline and proc.poll() is None:
+        ffmpeg = [k for k in _children(proc.pid) if "ffmpeg" in Path(f"/proc/{k}/cmdline").read_bytes().decode()]
+        time.sleep(0.01)
+    assert ffmpeg, "no FFmpeg seen"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    gone = time.monotonic() + 5
+    while any(_alive(p) for p in ffmpeg) and time.monotonic() < gone:
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in ffmpeg), "FFmpeg outlived storybot"
+    (job_dir,) = (data / "jobs").iterdir()
+    debris = job_dir / f".voice.{_dead_pid()}-0badc0de.tmp.wav"
+    debris.write_bytes(b"half")
+    result = storybot("resume", job_dir.name, "--yes", "--json", data=data)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["status"] == "done"
+    info = probe(Path(payload["artifacts"]["final_video"]))
+    assert info.video and info.audio and (info.video.width, info.video.height) == (1080, 1080)
+    assert not debris.exists() and not list(job_dir.rglob("*.tmp*"))
