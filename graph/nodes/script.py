@@ -36,7 +36,9 @@ async def _pace(ctx: NodeContext, request: JobRequest) -> tuple[str, float, floa
     narrator = chosen.voice
     estimator = narrator.voice if isinstance(narrator, EspeakVoice) else "en-us"
     rate = await speaking_rate(estimator)
-    measured = ctx.store.voice_rate(narrator.rate_key) or await narrator.speaking_rate()
+    measured = ctx.store.voice_rate(narrator.rate_key)
+    if measured is None and (measured := await narrator.speaking_rate()):
+        ctx.store.set_voice_rate(narrator.rate_key, measured)  # measured once, kept with the jobs
     return estimator, rate, measured or rate
 
 
