@@ -21,9 +21,9 @@ from gpu_workers.protocol import Message, Request, SdxlParams
 from tools.gpu.local import LocalBackend
 
 
-def params(out: Path, i: int) -> dict[str, object]:
+def params(out: Path, i: int) -> SdxlParams:
     return SdxlParams(prompts=["a lighthouse at dusk"], seeds=[i], outputs=[str(out / f"k{i}.png")], width=64,
-                      height=64, steps=2).model_dump()
+                      height=64, steps=2)
 
 
 async def warm(model: str, out: Path, n: int) -> list[tuple[float, float]]:
@@ -44,7 +44,7 @@ def cold(model: str, out: Path, n: int) -> list[tuple[float, float]]:
     timings = []
     for i in range(n):
         started = time.perf_counter()
-        request = Request(id=str(i), params=params(out, i)).model_dump_json() + "\n"
+        request = Request(id=str(i), params=params(out, i).model_dump()).model_dump_json() + "\n"
         done = subprocess.run([sys.executable, "-m", "gpu_workers.serve", "sdxl", model], input=request,
                               capture_output=True, text=True, check=True)
         result = Message.model_validate_json(done.stdout.splitlines()[-1])
@@ -71,7 +71,8 @@ def main() -> None:
         models = args.models
         if models is None:
             models = root / "models"
-            subprocess.run([Path(sys.executable).with_name("storybot"), "models", "tiny", models], check=True,
+            subprocess.run([Path(sys.executable).with_name("storybot"), "models", "tiny", models, "--no-settings"],
+                           check=True,
                            capture_output=True)
         model = str(models / "sdxl")
         warm_timings = asyncio.run(warm(model, root, args.requests))

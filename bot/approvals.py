@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import discord
 from discord.ext import commands
@@ -17,15 +17,15 @@ from bot.contact_sheet import contact_sheet
 from bot.messages import (
     ASK_IDEA,
     ASK_KEYFRAMES,
-    ASK_SCRIPT,
     NO_MENTIONS,
     idea_embed,
     keyframes_embed,
     script_embeds,
+    script_question,
 )
 from bot.records import Records
 from bot.views import approval_view
-from graph.api import JobService
+from graph.api import Approval, IdeaApproval, JobService, KeyframeApproval, ScriptApproval
 
 PREVIEW_SIZE = (540, 960)
 
@@ -34,49 +34,43 @@ class Approvals:
     def __init__(self, bot: commands.Bot, service: JobService, records: Records) -> None:
         self.bot, self.service, self.records = bot, service, records
 
-    async def post(self, job_id: str, approval: dict[str, Any]) -> None:
+    async def post(self, job_id: str, approval: Approval, interrupt_id: str) -> None:
         """Post the question once per approval (a repeated `waiting` event or a restart posts nothing)."""
-        interrupt_id = str(approval.get("interrupt_id") or "")
         post = self.records.post(job_id)
-        if post is None or not interrupt_id or self.records.prompt_posted(interrupt_id):
+        if post is None or self.records.prompt_posted(interrupt_id):
             return
-        approval = {**approval, "own_script": bool(self.service.get(job_id).options.get("own_script"))}
         channel = self.bot.get_partial_messageable(post.channel_id)
         view = approval_view(job_id, interrupt_id, approval)
-        kind = approval.get("approval")
-        sent: list[discord.Message] = []
-        if kind == "pick_idea":
-            sent.append(await channel.send(ASK_IDEA, embed=idea_embed(approval), view=view,
-                                           allowed_mentions=NO_MENTIONS))
-        elif kind == "approve_script":
+
+        def keep(message: discord.Message) -> None:  # at once: a quick reply to it must find its approval
+            self.records.remember_prompt(message.id, job_id, interrupt_id)
+
+        if isinstance(approval, IdeaApproval):
+            keep(await channel.send(ASK_IDEA, embed=idea_embed(approval), view=view, allowed_mentions=NO_MENTIONS))
+        elif isinstance(approval, ScriptApproval):
             groups = script_embeds(approval)
             for n, embeds in enumerate(groups):
                 last = n == len(groups) - 1
-                sent.append(await channel.send(ASK_SCRIPT if n == 0 else None, embeds=embeds,
-                                               view=view if last else discord.utils.MISSING,
-                                               allowed_mentions=NO_MENTIONS))
-        elif kind == "approve_keyframes":
-            sent.extend(await self._post_keyframes(channel, approval, view))
-        for message in sent:
-            self.records.remember_prompt(message.id, job_id, interrupt_id)
+                keep(await channel.send(script_question(approval) if n == 0 else None, embeds=embeds,
+                                        view=view if last else discord.utils.MISSING, allowed_mentions=NO_MENTIONS))
+        else:
+            await self._post_keyframes(channel, approval, view, keep)
 
-    async def _post_keyframes(self, channel: discord.PartialMessageable, approval: dict[str, Any],
-                              view: discord.ui.View) -> list[discord.Message]:
-        images = [Path(p) for p in approval.get("keyframes", [])]
-        captions = [str(s.get("text", "")) for s in approval.get("shots", [])]
+    async def _post_keyframes(self, channel: discord.PartialMessageable, approval: KeyframeApproval,
+                              view: discord.ui.View, keep: Callable[[discord.Message], None]) -> None:
+        images = [Path(p) for p in approval.keyframes]
+        captions = [s.text for s in approval.shots]
         with tempfile.TemporaryDirectory(prefix="storybot-sheet-") as tmp:
             folder = Path(tmp)
             sheet = await asyncio.to_thread(contact_sheet, images, captions[: len(images)], folder / "keyframes.png")
             previews = await asyncio.to_thread(_previews, images, folder)
-            first = await channel.send(ASK_KEYFRAMES,
-                                       embed=keyframes_embed(approval).set_image(url="attachment://keyframes.png"),
-                                       file=discord.File(sheet, "keyframes.png"), view=view,
-                                       allowed_mentions=NO_MENTIONS)
-            sent = [first]
+            keep(await channel.send(ASK_KEYFRAMES,
+                                    embed=keyframes_embed(approval).set_image(url="attachment://keyframes.png"),
+                                    file=discord.File(sheet, "keyframes.png"), view=view,
+                                    allowed_mentions=NO_MENTIONS))
             for start in range(0, len(previews), 10):
                 batch = [discord.File(p, p.name) for p in previews[start:start + 10]]
-                sent.append(await channel.send(files=batch, allowed_mentions=NO_MENTIONS))
-        return sent
+                keep(await channel.send(files=batch, allowed_mentions=NO_MENTIONS))
 
 
 def _previews(images: list[Path], folder: Path) -> list[Path]:

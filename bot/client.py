@@ -4,6 +4,7 @@ and recovers jobs after a restart. Run it with `storybot bot`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
@@ -13,6 +14,7 @@ import yarl
 from discord.ext import commands
 
 from bot.conductor import Conductor
+from bot.links import LinkServer
 from bot.records import Records
 from bot.views import DYNAMIC_ITEMS
 from graph.api import BadInput, JobService, Settings, StorybotError
@@ -31,12 +33,16 @@ class StorybotBot(commands.Bot):
         self.settings, self.service = settings, service
         self.records = Records(settings.data_dir / "bot.sqlite")
         self.conductor = Conductor(self, service, self.records, settings)
+        links = self.conductor.links
+        self.link_server = LinkServer(links, service, settings) if links is not None else None
 
     async def setup_hook(self) -> None:
         # A plain Client opens its default gateway without asking; behind a REST proxy the gateway
         # address must come from that API, as AutoShardedClient would ask.
         _shards, url, _limit = await self.http.get_bot_gateway()
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+        if self.link_server is not None:
+            await self.link_server.start()
         await self.load_extension("bot.commands")  # the cog's `setup`, given this bot
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         if self.conductor.guild_ids:
@@ -47,12 +53,15 @@ class StorybotBot(commands.Bot):
         else:
             await self.tree.sync()
         await self.conductor.recover()
+        self._warming = asyncio.create_task(self.service.warm())  # the first script need not wait for a voice
 
     async def on_ready(self) -> None:
         log.info("connected as %s (%s servers)", self.user, len(self.guilds))
 
     async def close(self) -> None:
         await self.conductor.close()
+        if self.link_server is not None:
+            await self.link_server.close()
         await super().close()
 
 

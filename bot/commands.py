@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
+from pathlib import Path
 from typing import Any
 
 import discord
@@ -11,9 +13,20 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.conductor import Conductor, conductor_of
-from bot.text import duration, is_approval, one_line, quote, shot_numbers, visible
+from bot.links import job_links
+from bot.text import duration, one_line, quote, visible
 from bot.views import modal_note
-from graph.api import Answer, BadInput, JobRequest, resolve_voice, voice_catalogue
+from graph.api import (
+    Answer,
+    BadInput,
+    JobRequest,
+    KeyframeApproval,
+    keep_uploads,
+    media_kind,
+    resolve_visuals,
+    resolve_voice,
+    voice_catalogue,
+)
 
 log = logging.getLogger("storybot.bot")
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -21,6 +34,13 @@ VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+:\-]{0,79}$")
 JOB_ID = re.compile(r"^[0-9a-f]{12}$")
 MAX_SCRIPT_BYTES = 64 * 1024
 SURPRISE = "a short, surprising story with a twist at the end"
+MAX_MEDIA = 10  # Discord's attachments per message
+MAX_MEDIA_BYTES = 200 * 1024 * 1024
+VISUALS = [app_commands.Choice(name="auto (the best configured)", value="auto"),
+           app_commands.Choice(name="art cards (offline)", value="cards"),
+           app_commands.Choice(name="stock footage (Pexels, Pixabay)", value="stock"),
+           app_commands.Choice(name="hosted image model", value="images"),
+           app_commands.Choice(name="SDXL on the GPU", value="gpu")]
 ASPECTS = [app_commands.Choice(name="9:16 vertical (Shorts, TikTok, Reels)", value="9:16"),
            app_commands.Choice(name="16:9 wide", value="16:9"),
            app_commands.Choice(name="1:1 square", value="1:1")]
@@ -40,13 +60,19 @@ class VideoCommands(commands.Cog):
     @app_commands.command(name="video", description="Make a short video from a prompt")
     @app_commands.describe(prompt="What the video is about", duration="Length in seconds (5 to 180)",
                            aspect="Frame shape", voice="Voice, e.g. piper:en_US-joe-medium (see /voices)",
-                           auto_approve="Skip the approvals and go straight to the video")
-    @app_commands.choices(aspect=ASPECTS)
+                           auto_approve="Skip the approvals and go straight to the video",
+                           ideas="Offer scored story ideas from the prompt to pick from first",
+                           visuals="Where the pictures come from", media1="Your own picture or clip for shot 1",
+                           media2="... for shot 2", media3="... for shot 3", media4="... for shot 4")
+    @app_commands.choices(aspect=ASPECTS, visuals=VISUALS)
     async def video(self, interaction: discord.Interaction[Any], prompt: app_commands.Range[str, 1, 1000],
                     duration: app_commands.Range[int, 5, 180] = 45, aspect: str = "9:16",
-                    voice: str | None = None, auto_approve: bool = False) -> None:
+                    voice: str | None = None, auto_approve: bool = False, ideas: bool = False,
+                    visuals: str = "auto", media1: discord.Attachment | None = None,
+                    media2: discord.Attachment | None = None, media3: discord.Attachment | None = None,
+                    media4: discord.Attachment | None = None) -> None:
         if voice is not None and not VOICE_NAME.match(voice):
-            await interaction.response.send_message("That voice name is not valid: use letters, digits, - or _.",
+            await interaction.response.send_message("That voice name is not valid: see /voices for the names.",
                                                     ephemeral=True)
             return
         if voice is not None:
@@ -55,7 +81,19 @@ class VideoCommands(commands.Cog):
             except BadInput as exc:
                 await interaction.response.send_message(f"⚠️ {_reason(exc)}", ephemeral=True)
                 return
-        await self._start(interaction, prompt, float(duration), aspect, voice, auto_approve)
+        attached = [a for a in (media1, media2, media3, media4) if a is not None]
+        if (refusal := _not_media(attached)) is not None:
+            await interaction.response.send_message(f"⚠️ {refusal}", ephemeral=True)
+            return
+        media: list[str] = []
+        if attached:
+            await interaction.response.defer(thinking=True)  # downloading can take longer than Discord waits
+            try:
+                media = [str(p) for p in await self._keep(attached)]
+            except BadInput as exc:
+                await interaction.followup.send(f"⚠️ {_reason(exc)}", ephemeral=True)
+                return
+        await self._start(interaction, prompt, float(duration), aspect, voice, auto_approve, ideas, visuals, media)
 
     @video.autocomplete("voice")
     async def voice_names(self, interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[str]]:
@@ -94,14 +132,20 @@ class VideoCommands(commands.Cog):
     @app_commands.describe(topic="A theme to start from (optional)")
     async def ideas(self, interaction: discord.Interaction[Any],
                     topic: app_commands.Range[str, 1, 1000] | None = None) -> None:
-        await self._start(interaction, topic or SURPRISE, 45.0, "9:16", None, False)
+        await self._start(interaction, topic or SURPRISE, 45.0, "9:16", None, False, True)
 
     async def _start(self, interaction: discord.Interaction[Any], prompt: str, seconds: float, aspect: str,
-                     voice: str | None, auto_approve: bool) -> None:
+                     voice: str | None, auto_approve: bool, ideas: bool, visuals: str = "auto",
+                     media: list[str] | None = None) -> None:
+        """`/video` goes straight to the script (the prompt is the idea); `/ideas` and `ideas:True` pick first."""
         try:
-            request = JobRequest(prompt=visible(prompt), duration=seconds, aspect=aspect, voice=voice)
+            request = JobRequest(prompt=visible(prompt), duration=seconds, aspect=aspect, voice=voice, ideas=ideas,
+                                 visuals=visuals, media=media or [])
+            if not media:
+                resolve_visuals(request.visuals, self.conductor.service.settings)
         except (BadInput, ValueError) as exc:
-            await interaction.response.send_message(f"⚠️ {_reason(exc)}", ephemeral=True)
+            send = interaction.followup.send if interaction.response.is_done() else interaction.response.send_message
+            await send(f"⚠️ {_reason(exc)}", ephemeral=True)
             return
         await self.conductor.start(interaction, request, auto_approve)
 
@@ -125,6 +169,9 @@ class VideoCommands(commands.Cog):
         record = self.conductor.service.get(job_id)
         if record.status == "done" and record.wall_seconds:
             embed.add_field(name="Made in", value=duration(record.wall_seconds))
+        if self.conductor.links is not None and (found := job_links(self.conductor.links, record)):
+            embed.add_field(name="Full-quality files (signed links)", inline=False,
+                            value="\n".join(f"[{name}]({url})" for name, url in found)[:1024])
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @app_commands.command(name="cancel", description="Stop one of your videos")
@@ -182,41 +229,66 @@ class VideoCommands(commands.Cog):
             await message.reply("Only the person who asked for this video, or an approver, can answer it.",
                                 allowed_mentions=NO_MENTIONS, delete_after=30)
             return
+        record = self.conductor.service.get(job_id)
         try:
-            answer = await self._answer_from(message, self.conductor.service.get(job_id).waiting_for)
+            if record.approval is None or record.interrupt_id != interrupt_id:
+                raise BadInput("that approval is no longer pending: answer the current one")
+            pictures = [a for a in message.attachments if not a.filename.lower().endswith(".txt")]
+            if pictures and isinstance(record.approval, KeyframeApproval):
+                answer = await self._replacement(pictures, visible(message.content), len(record.approval.shots))
+            else:
+                answer = record.approval.parse(visible(message.content), await _attached_script(message))
         except BadInput as exc:
             await message.reply(f"⚠️ {_reason(exc)}", allowed_mentions=NO_MENTIONS)
             return
         await self.conductor.answer_reply(message, job_id, interrupt_id, answer)
 
-    async def _answer_from(self, message: discord.Message, approval: str | None) -> Answer:
-        text = visible(message.content).strip()
-        scripts = [a for a in message.attachments if a.filename.lower().endswith(".txt")]
-        if scripts:
-            if scripts[0].size > MAX_SCRIPT_BYTES:
-                raise BadInput(f"that file is too big for a script (at most {MAX_SCRIPT_BYTES // 1024} KiB)")
-            try:
-                body = (await scripts[0].read()).decode("utf-8-sig")
-            except UnicodeDecodeError:
-                raise BadInput("that file is not UTF-8 text") from None
-            return Answer(action="replace", text=visible(body))
-        if text.lower() in ("cancel", "stop"):
-            return Answer(action="cancel")
-        if is_approval(text):
-            return Answer(action="approve")
-        if approval == "pick_idea":
-            numbers = shot_numbers(text)
-            if not numbers:
-                raise BadInput("reply with the number of the idea you want, or approve")
-            return Answer(action="pick", index=numbers[0] - 1)
-        if approval == "approve_keyframes":
-            numbers = shot_numbers(text)
-            if not numbers:
-                raise BadInput("reply with the shot numbers to draw again (e.g. `2, 4`), or approve")
-            return Answer(action="reroll", shots=numbers)
-        if not text:
-            raise BadInput("reply with what to change, approve, or attach a .txt script")
-        return Answer(action="revise", note=text)
+    async def _replacement(self, pictures: list[discord.Attachment], text: str, shots: int) -> Answer:
+        """Pictures or clips replying to the keyframes, with the shot numbers they replace ("3", "2,4")."""
+        if (refusal := _not_media(pictures)) is not None:
+            raise BadInput(refusal)
+        numbers = [int(n) for n in re.findall(r"\d+", text)]
+        if not numbers:
+            raise BadInput("say which shot each picture replaces, e.g. `3`, or `2,4` for two pictures")
+        if len(numbers) != len(pictures):
+            raise BadInput(f"{len(pictures)} pictures and {len(numbers)} shot numbers: give one number per picture")
+        if len(set(numbers)) != len(numbers):
+            raise BadInput("each shot number once, please")
+        if wrong := [n for n in numbers if not 1 <= n <= shots]:
+            raise BadInput(f"there is no shot {wrong[0]}: the shots are 1 to {shots}")
+        kept = await self._keep(pictures)
+        return Answer(action="reroll", shots=numbers, media=[str(p) for p in kept])
+
+    async def _keep(self, attachments: list[discord.Attachment]) -> list[Path]:
+        """The attachments saved under the data folder, named by order (never by the sender's names)."""
+        folder = self.conductor.service.settings.data_dir / "uploads" / secrets.token_hex(8)
+        return keep_uploads([(a.filename, await a.read()) for a in attachments], folder)
+
+
+async def _attached_script(message: discord.Message) -> str | None:
+    """The text of a .txt attached to a reply (a script to use instead), or None."""
+    scripts = [a for a in message.attachments if a.filename.lower().endswith(".txt")]
+    if not scripts:
+        return None
+    if scripts[0].size > MAX_SCRIPT_BYTES:
+        raise BadInput(f"that file is too big for a script (at most {MAX_SCRIPT_BYTES // 1024} KiB)")
+    try:
+        body = (await scripts[0].read()).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadInput("that file is not UTF-8 text") from None
+    return visible(body)
+
+def _not_media(attachments: list[discord.Attachment]) -> str | None:
+    """A refusal for an attachment that is plainly not a picture or clip (its bytes are checked later)."""
+    if len(attachments) > MAX_MEDIA:
+        return f"at most {MAX_MEDIA} pictures or clips at once"
+    for a in attachments:
+        kind = (a.content_type or "").split("/", 1)[0]
+        if kind not in ("image", "video") and media_kind(Path(a.filename)) is None:
+            return f"{one_line(a.filename, 80)}: not a picture or a video clip"
+        if a.size > MAX_MEDIA_BYTES:
+            return f"{one_line(a.filename, 80)}: over {MAX_MEDIA_BYTES // 2**20} MB"
+    return None
 
 
 def _reason(exc: Exception) -> str:

@@ -22,6 +22,7 @@ from discord.ext import commands
 
 from bot.approvals import Approvals
 from bot.delivery import Delivery
+from bot.links import links_from
 from bot.messages import NO_MENTIONS, REFUSAL, Live, answered_text, failure_text, status_embed
 from bot.records import Post, Records
 from bot.text import one_line, redact
@@ -48,13 +49,15 @@ ACTIVE = ("queued", "running", "waiting")
 class Conductor:
     def __init__(self, bot: commands.Bot, service: JobService, records: Records, settings: Settings) -> None:
         self.bot, self.service, self.records, self.settings = bot, service, records, settings
+        self.links = links_from(settings)
         self.approvals = Approvals(bot, service, records)
-        self.delivery = Delivery(bot, service, records, settings)
+        self.delivery = Delivery(bot, service, records, settings, self.links)
         self.guild_ids = _ids(settings.guild_ids)
         self.channel_ids = _ids(settings.allowed_channel_ids)
         self._live: dict[str, Live] = {}
         self._boards: dict[str, StatusBoard] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._starting: dict[str, asyncio.Lock] = {}  # per user: the limit check and the start are one step
         self._secrets = [s.get_secret_value() for s in (settings.discord_token, settings.openai_api_key,
                                                         settings.elevenlabs_api_key) if s is not None]
 
@@ -106,11 +109,16 @@ class Conductor:
     async def start(self, interaction: discord.Interaction[Any], request: JobRequest, auto_approve: bool) -> None:
         """`/video` and `/ideas` after validation: defer, start the job, make its status message."""
         who = self.requester(interaction.user)
-        if (refusal := self.limit_message(who)) is not None:
-            await interaction.response.send_message(refusal, ephemeral=True)
-            return
-        await interaction.response.defer(thinking=True)
-        job_id = await self.service.start(request, who, channel=str(interaction.channel_id), auto_approve=auto_approve)
+        async with self._starting.setdefault(who.id, asyncio.Lock()):  # simultaneous requests see each other
+            if (refusal := self.limit_message(who)) is not None:
+                done = interaction.response.is_done()
+                send = interaction.followup.send if done else interaction.response.send_message
+                await send(refusal, ephemeral=True)
+                return
+            if not interaction.response.is_done():  # /video with attachments deferred while downloading them
+                await interaction.response.defer(thinking=True)
+            job_id = await self.service.start(request, who, channel=str(interaction.channel_id),
+                                              auto_approve=auto_approve)
         events = self.service.events(job_id)  # nothing has run yet: the job's task starts at our next await
         post = Post(job_id=job_id, guild_id=interaction.guild_id, channel_id=interaction.channel_id or 0,
                     application_id=interaction.application_id, token=interaction.token, token_issued=time.time(),
@@ -191,8 +199,8 @@ class Conductor:
             _note(live, event, self.service.queue_position(job_id))
             try:
                 await self.refresh(job_id)
-                if event.kind == "waiting" and event.approval:
-                    await self.approvals.post(job_id, event.approval)
+                if event.kind == "waiting" and event.approval and event.interrupt_id:
+                    await self.approvals.post(job_id, event.approval, event.interrupt_id)
                 elif event.kind == "done":
                     await self.delivery.deliver(job_id)
                 elif event.kind == "failed":
@@ -269,7 +277,10 @@ class Conductor:
                 refusal = await self._steer(post.job_id, resume)
                 log.info("job %s after a restart: %s", post.job_id, refusal or "resumed")
             elif record.status == "done" and not post.delivered_message_id:
-                await self.delivery.recover(post)
+                try:
+                    await self.delivery.recover(post)
+                except discord.HTTPException as exc:  # the history cannot be read: settled at the next start
+                    log.warning("job %s: delivery left for the next start: %s", post.job_id, exc)
 
     def _auto(self, job_id: str) -> bool:
         post = self.records.post(job_id)

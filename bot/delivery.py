@@ -1,63 +1,111 @@
-"""Delivering a finished video once, and finishing a delivery a restart cut short.
+"""Delivering a finished video once, under the upload limit Discord reported, and finishing a delivery
+a restart cut short.
 
-The delivery is claimed with a compare-and-set in `Records`; a claim found unfinished after a crash is
-settled from the channel's recent history, so a video is posted exactly once.
+The limit is the one the job's interaction reported (`attachment_size_limit`, stored with the job), or
+the delivery channel's server limit. The master goes up when it fits; else a copy fitted to the limit
+(the render's, or one fitted here); a 413 (40005) from Discord falls back to a copy fitted smaller, then
+to a signed link to the master, then to a note saying where it is. The delivery is claimed with a
+compare-and-set in `Records`; a claim left unfinished (a crash, a failed post) is settled on the next
+start from the channel's recent history, so a video is posted exactly once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import discord
 from discord.ext import commands
 
-from bot.messages import NO_MENTIONS, delivery_text, too_big_text
+from bot.links import Links
+from bot.messages import NO_MENTIONS, credits_text, delivery_text, link_line, too_big_text
 from bot.records import Post, Records
 from bot.text import mib
-from graph.api import JobService, Settings
+from graph.api import DEFAULT_LIMIT, JobRecord, JobService, Settings, StorybotError, fit_for_upload
+
+log = logging.getLogger("storybot.bot")
+TOO_LARGE = 413          # with code 40005: the upload is over the limit, whatever the limit was said to be
+SHRINK = 0.8             # after a 413, the next copy aims this much under the file Discord refused
+FITTED = "final.fitted.mp4"
 
 
 class Delivery:
-    def __init__(self, bot: commands.Bot, service: JobService, records: Records, settings: Settings) -> None:
-        self.bot, self.service, self.records, self.settings = bot, service, records, settings
+    def __init__(self, bot: commands.Bot, service: JobService, records: Records, settings: Settings,
+                 links: Links | None) -> None:
+        self.bot, self.service, self.records, self.settings, self.links = bot, service, records, settings, links
 
     async def deliver(self, job_id: str) -> None:
-        """Post the video once: the master if it fits the upload limit, else the fitted copy, else say why."""
+        """Post the video once; a post that fails is left claimed-but-unfinished for the next start."""
         post = self.records.post(job_id)
         if post is None or not self.records.claim_delivery(job_id):
             return
+        try:
+            message_id = await self._post(post)
+        except (discord.HTTPException, OSError) as exc:
+            log.warning("job %s: delivery failed (%s); the bot tries again when it next starts", job_id, exc)
+            return
+        self.records.update(job_id, delivered_message_id=message_id)
+
+    async def _post(self, post: Post) -> int:
+        job_id = post.job_id
         record = self.service.get(job_id)
-        artifacts = record.artifacts
         target_id = self.settings.delivery_channel_id or post.channel_id
         limit = self._upload_limit(post, target_id)
-        platforms: dict[str, Any] = {}
-        with contextlib.suppress(OSError, ValueError, TypeError):
-            platforms = json.loads(Path(artifacts["metadata"]).read_text(encoding="utf-8")).get("platforms", {})
-        text = delivery_text(job_id, platforms, await self._name(record.requester))
         channel = self.bot.get_partial_messageable(target_id)
-        video = next((Path(p) for p in (artifacts.get("final_video"), artifacts.get("discord_video"))
-                      if p and Path(p).is_file() and Path(p).stat().st_size <= limit), None)
-        if video is None:
-            master = Path(str(artifacts.get("final_video", "")))
-            size = mib(master.stat().st_size) if master.is_file() else "unknown size"
-            message = await channel.send(too_big_text(text, size, mib(limit), master), allowed_mentions=NO_MENTIONS)
-        else:
-            message = await channel.send(text, file=discord.File(video, f"storybot-{job_id}.mp4"),
-                                         allowed_mentions=NO_MENTIONS)
-        self.records.update(job_id, delivered_message_id=message.id)
+        name = await self._name(record.requester)
+        platforms = _platforms(record)
+        credits = credits_text(_credits(record))
+        master = Path(str(record.artifacts.get("final_video", "")))
+        size = mib(master.stat().st_size) if master.is_file() else "unknown size"
+        expires = self.links.expiry() if self.links else 0
+        link = self.links.url(job_id, "final.mp4", expires) if self.links and master.is_file() else None
+        for _attempt in range(2):  # the best file under the limit; after a 413, one copy fitted smaller
+            video = await self._fitting(record, master, limit)
+            if video is None:
+                break
+            extra = "\n".join(filter(None, [link_line(job_id, link, size, expires) if link and video != master
+                                             else "", credits]))
+            try:
+                message = await channel.send(delivery_text(job_id, platforms, name, extra),
+                                             file=discord.File(video, f"storybot-{job_id}.mp4"),
+                                             allowed_mentions=NO_MENTIONS)
+                return message.id
+            except discord.HTTPException as exc:
+                if exc.status != TOO_LARGE:
+                    raise
+                refused = video.stat().st_size
+                limit = int(min(limit, refused) * SHRINK)
+                self.records.update(job_id, upload_limit=limit)  # a restart starts from what Discord took
+                log.warning("job %s: Discord refused %s as too large (%s); trying under %s",
+                            job_id, mib(refused), exc.code, mib(limit))
+        where = link_line(job_id, link, size, expires) if link else f"The master is kept at `{master}`."
+        note = "\n".join(filter(None, [too_big_text(size, mib(limit), where), credits]))
+        message = await channel.send(delivery_text(job_id, platforms, name, note), allowed_mentions=NO_MENTIONS)
+        return message.id
+
+    async def _fitting(self, record: JobRecord, master: Path, limit: int) -> Path | None:
+        """The master if it fits, else the render's fitted copy if it fits, else a copy fitted here."""
+        for candidate in (record.artifacts.get("final_video"), record.artifacts.get("discord_video")):
+            if isinstance(candidate, str) and Path(candidate).is_file() and Path(candidate).stat().st_size <= limit:
+                return Path(candidate)
+        if not master.is_file():
+            return None
+        try:
+            fitted = await fit_for_upload(master, master.with_name(FITTED), limit)
+        except StorybotError as exc:
+            log.warning("job %s: no copy fits %s: %s", record.job_id, mib(limit), exc)
+            return None
+        return Path(fitted.path) if fitted is not None else master
 
     def _upload_limit(self, post: Post, channel_id: int) -> int:
-        limit = post.upload_limit
-        channel = self.bot.get_channel(channel_id)
-        guild = getattr(channel, "guild", None) or (self.bot.get_guild(post.guild_id) if post.guild_id else None)
-        if guild is not None and channel_id != post.channel_id:
-            limit = guild.filesize_limit  # a delivery channel elsewhere: its own server's limit
-        elif guild is not None:
-            limit = max(limit, guild.filesize_limit)
-        return limit
+        """What Discord reported for the job's interaction; for a delivery channel elsewhere, its server's."""
+        if channel_id == post.channel_id:
+            return post.upload_limit
+        guild = getattr(self.bot.get_channel(channel_id), "guild", None)
+        return guild.filesize_limit if guild is not None else DEFAULT_LIMIT
 
     async def _name(self, requester: str) -> str:
         user_id = requester.removeprefix("discord:")
@@ -80,3 +128,20 @@ class Delivery:
             if self.bot.user is not None and message.author.id == self.bot.user.id and mark in message.content:
                 return message.id
         return None
+
+
+def _platforms(record: JobRecord) -> dict[str, Any]:
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+        platforms = json.loads(Path(record.artifacts["metadata"]).read_text(encoding="utf-8")).get("platforms", {})
+        if isinstance(platforms, dict):
+            return platforms
+    return {}
+
+
+def _credits(record: JobRecord) -> list[dict[str, Any]]:
+    """credits.json of a job that used stock media (empty otherwise)."""
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+        credits = json.loads(Path(record.artifacts["credits"]).read_text(encoding="utf-8"))
+        if isinstance(credits, list):
+            return [c for c in credits if isinstance(c, dict)]
+    return []

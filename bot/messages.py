@@ -7,13 +7,22 @@ Only building here (embeds and text); sending and editing live in `conductor.py`
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import discord
 
 from bot.text import duration, one_line, progress_bar, quote, split_text, word_diff
-from graph.api import Answer, JobRecord, StageRecord
+from graph.api import (
+    LONGER,
+    SHORTER,
+    Answer,
+    IdeaApproval,
+    JobRecord,
+    KeyframeApproval,
+    ScriptApproval,
+    ShotVerdict,
+    StageRecord,
+)
 
 NO_MENTIONS = discord.AllowedMentions.none()
 
@@ -36,10 +45,11 @@ COST = {"collect_ideas": 0.01, "story_ideas": 0.01, "write_script": 0.02, "revis
         "post_produce": 0.5, "deliver": 0.005}
 HIDDEN_WHEN_PENDING = {"revise_script"}
 REFUSAL = "Only the person who asked for this video, or someone with the approver role, can do that."
-ASK_IDEA = "**Your turn:** pick an idea, or reply with its number."
+ASK_IDEA = "**Your turn:** pick an idea, or reply with its number (or your own script)."
 ASK_SCRIPT = ("**Your turn:** approve the script, or reply to it with what to change "
-              "(or attach a .txt to replace it).")
-ASK_KEYFRAMES = "**Your turn:** approve the keyframes, or pick shots to draw again."
+              "(or your own script: a .txt file).")
+ASK_KEYFRAMES = ("**Your turn:** approve the keyframes, pick shots to draw again, or reply with a new script "
+                 "(a .txt file).")
 
 
 class Live:
@@ -97,33 +107,28 @@ def _headline(record: JobRecord) -> str:
     }.get(record.status, record.status)
 
 
-def idea_embed(approval: dict[str, Any]) -> discord.Embed:
+def idea_embed(approval: IdeaApproval) -> discord.Embed:
     embed = discord.Embed(title="💡 Pick an idea", colour=COLOURS["waiting"],
-                          description="Choose one below, or approve to take the first.")
-    for idea in approval.get("ideas", [])[:10]:
-        score = idea.get("score")
-        score_text = f" · score {score:g}" if isinstance(score, int | float) else ""
-        body = idea.get("logline") or idea.get("angle") or ""
-        hook = idea.get("hook")
-        value = quote(str(body)) + (f"\n*Hook:* {quote(str(hook))}" if hook else "")
-        embed.add_field(name=one_line(f"{idea.get('number', '?')}. {quote(str(idea.get('title', 'Idea')))}"
-                                      f"{score_text}", 250), value=one_line(value, 1000) or "—", inline=False)
+                          description="Choose one below or reply with its number, approve to take the first, or "
+                                      "reply with your own script (a .txt file or 40+ words).")
+    for number, idea in enumerate(approval.ideas[:10], start=1):
+        body = idea.logline or idea.angle
+        value = quote(body) + (f"\n*Hook:* {quote(idea.hook)}" if idea.hook else "")
+        embed.add_field(name=one_line(f"{number}. {quote(idea.title)} · score {idea.score:g}", 250),
+                        value=one_line(value, 1000) or "—", inline=False)
     return embed
 
 
-def script_embeds(approval: dict[str, Any]) -> list[list[discord.Embed]]:
+def script_embeds(approval: ScriptApproval) -> list[list[discord.Embed]]:
     """The script split cleanly (paragraphs, then sentences), grouped into messages under Discord's limits."""
-    version = approval.get("version", 1)
-    words, target = approval.get("words"), approval.get("target_seconds")
-    chunks = split_text(quote(str(approval.get("script", ""))), EMBED_TEXT) or ["(empty)"]
+    chunks = split_text(quote(approval.script), EMBED_TEXT) or ["(empty)"]
     embeds = [discord.Embed(description=c, colour=COLOURS["waiting"]) for c in chunks]
-    embeds[0].title = f"📝 Script, version {version}"
-    facts = [f"{words} words" if words else "", f"for about {target:g} s" if target else ""]
-    change = approval.get("summary") or approval.get("change")
-    if change:
-        facts.append(f"Change: {one_line(quote(str(change)), 300)}")
-    if approval.get("previous_script"):
-        facts.append(f"Diff: {word_diff(str(approval['previous_script']), str(approval.get('script', '')), 700)}")
+    embeds[0].title = f"📝 Script, version {approval.version}"
+    facts = [f"{approval.words} words", length_line(approval)]
+    if approval.summary:
+        facts.append(f"Change: {one_line(quote(approval.summary), 300)}")
+    if approval.previous_script:
+        facts.append(f"Diff: {word_diff(approval.previous_script, approval.script, 700)}")
     embeds[-1].set_footer(text=one_line(" · ".join(f for f in facts if f), 2000) or None)
     groups: list[list[discord.Embed]] = [[]]
     size = 0
@@ -137,57 +142,102 @@ def script_embeds(approval: dict[str, Any]) -> list[list[discord.Embed]]:
     return groups
 
 
-def keyframes_embed(approval: dict[str, Any]) -> discord.Embed:
+def length_line(approval: ScriptApproval) -> str:
+    """'about 21 s, you asked for 45 s' (with a warning sign when the draft misses the length)."""
+    return ("⚠️ " if approval.off_length else "") + approval.length_note()
+
+
+def script_question(approval: ScriptApproval) -> str:
+    """The line above a script: what to do with it, and what to do about its length when it is off."""
+    ask = ASK_SCRIPT
+    if approval.off_length:
+        fix = "**Make it longer**" if approval.off_length == "short" else "**Make it shorter**"
+        ask += f"\nThis draft is {approval.length_note()}: {fix} asks for a new draft nearer that."
+    return ask
+
+
+def keyframes_embed(approval: KeyframeApproval) -> discord.Embed:
     embed = discord.Embed(title="🖼️ Keyframes", colour=COLOURS["waiting"],
                           description="Approve them, or pick shots to draw again.")
-    verdicts = {v.get("shot"): v for v in approval.get("verdicts", []) if isinstance(v, dict)}
-    for shot in approval.get("shots", [])[:25]:
-        number = shot.get("number")
-        extra = _verdict_line(verdicts.get(number))
-        embed.add_field(name=f"Shot {number}", value=one_line(quote(str(shot.get("text", ""))) + extra, 1000) or "—",
+    verdicts = {v.shot: v for v in approval.verdicts}
+    for shot in approval.shots[:25]:
+        extra = _verdict_line(verdicts.get(shot.number))
+        embed.add_field(name=f"Shot {shot.number}", value=one_line(quote(shot.text) + extra, 1000) or "—",
                         inline=False)
     return embed
 
 
-def _verdict_line(verdict: dict[str, Any] | None) -> str:
+def _verdict_line(verdict: ShotVerdict | None) -> str:
     """The vision model's check of one keyframe, as shown under its text."""
-    if not verdict:
+    if verdict is None:
         return ""
-    if not verdict.get("parsed"):
+    if not verdict.parsed:
         return " · *check:* the vision model gave no usable verdict"
-    scores = f"prompt {_score(verdict.get('adherence'))}, quality {_score(verdict.get('quality'))}"
-    consistent = "" if verdict.get("consistent") is not False else ", differs from the previous shot"
-    critique = f": {quote(str(verdict['critique']))}" if verdict.get("critique") else ""
-    return f" · *check:* {scores}{consistent}{critique}"
+    if verdict.score is not None:
+        scores = f"score {_score(verdict.score)}"
+    else:
+        scores = f"prompt {_score(verdict.adherence)}, quality {_score(verdict.quality)}"
+    consistent = "" if verdict.consistent is not False else ", differs from the previous shot"
+    missing = f", missing: {quote(', '.join(verdict.missing))}" if verdict.missing else ""
+    critique = f": {quote(verdict.critique)}" if verdict.critique else ""
+    return f" · *check:* {scores}{consistent}{missing}{critique}"
 
 
 def _score(value: Any) -> str:
     return f"{value:g}/10" if isinstance(value, int | float) else "?"
 
 
-def delivery_text(job_id: str, platforms: dict[str, Any], requester_name: str) -> str:
+def credits_text(credits: list[dict[str, Any]]) -> str:
+    """One line crediting the stock authors, as Pexels and Pixabay ask ("" without stock media)."""
+    by_site: dict[str, list[str]] = {}
+    for c in credits:
+        names = by_site.setdefault(str(c.get("source", "")).capitalize(), [])
+        if (author := one_line(quote(str(c.get("author") or "")), 60)) and author not in names:
+            names.append(author)
+    parts = [f"{', '.join(names)} on {site}" if names else site for site, names in by_site.items() if site]
+    return one_line(f"-# footage and photos: {'; '.join(parts)}", 500) if parts else ""
+
+
+def delivery_text(job_id: str, platforms: dict[str, Any], requester_name: str, extra: str = "") -> str:
+    """The video's title, description and tags, then `extra` (a link or a note), then the job mark.
+
+    The description gives way when it is too long: the mark (`job <id>`) is how a restart finds a
+    delivery it made, and the link must stay whole.
+    """
     title = quote(str(platforms.get("title") or "Your video"))
-    description = quote(str(platforms.get("description") or ""))
     tags: list[str] = []
     for values in (platforms.get("hashtags") or {}).values():
         tags.extend(t for t in values if t not in tags)
-    lines = [f"🎬 **{one_line(title, 200)}**", description, " ".join(tags[:15]),
-             f"-# made for {quote(requester_name)} · job {job_id}"]
-    return "\n".join(line for line in lines if line)[:2000]
+    head = f"🎬 **{one_line(title, 200)}**"
+    tail = [" ".join(tags[:15]), extra, f"-# made for {quote(requester_name)} · job {job_id}"]
+    room = 2000 - len(head) - sum(len(line) + 1 for line in tail) - 1
+    description = quote(str(platforms.get("description") or ""))[: max(0, room)]
+    return "\n".join(line for line in [head, description, *tail] if line)[:2000]
 
 
-def too_big_text(text: str, size: str, limit: str, master: Path) -> str:
-    return (f"{text}\n\n⚠️ The video ({size}) does not fit this server's upload "
-            f"limit of {limit}. The master is kept at `{master}`.")[:2000]
+def link_line(job_id: str, url: str, size: str, expires: int) -> str:
+    return f"🔗 Full quality ({size}; until <t:{expires}:f>, then `/job {job_id}` for a fresh link): {url}"
+
+
+def too_big_text(size: str, limit: str, where: str) -> str:
+    """The note when no file fits: where the master is (a link, or its place on the server)."""
+    return f"⚠️ The video ({size}) does not fit this server's upload limit of {limit}. {where}"
 
 
 def answered_text(answer: Answer, name: str) -> str:
-    """The one line that acknowledges an answer, under the approval it answered."""
-    verb = {"approve": "✅ Approved", "pick": f"✅ Idea {(answer.index or 0) + 1} picked",
-            "revise": "✏️ Revising", "replace": "📄 Script replaced", "regenerate": "🔄 Writing a new draft",
-            "reroll": f"🎲 Re-rolling shot{'s' if len(answer.shots) > 1 else ''} "
-                      f"{', '.join(map(str, answer.shots))}", "cancel": "✖️ Cancelled"}[answer.action]
-    return f"{verb} by {name}."
+    """The one line that says what an answer did, under the approval it answered (everyone sees it)."""
+    if answer.action == "revise":
+        note = answer.note or ""
+        did = {LONGER: "✏️ Writing a longer draft", SHORTER: "✏️ Writing a shorter draft"}.get(
+            note, f"✏️ Revising the script: “{one_line(quote(note), 120)}”")
+    elif answer.action == "replace":
+        did = f"📄 Using your own script ({len((answer.text or '').split())} words) instead of the draft"
+    elif answer.action == "reroll":
+        did = f"🎲 Re-rolling shot{'s' if len(answer.shots) > 1 else ''} {', '.join(map(str, answer.shots))}"
+    else:
+        did = {"approve": "✅ Approved", "pick": f"✅ Idea {(answer.index or 0) + 1} picked: writing the script",
+               "regenerate": "🔄 Writing a new draft", "cancel": "✖️ Cancelled"}[answer.action]
+    return f"{did} (by {quote(name)})."
 
 
 def failure_text(stage: str | None, reason: str) -> str:

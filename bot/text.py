@@ -96,8 +96,15 @@ def word_diff(old: str, new: str, limit: int = 1000) -> str:
     return one_line(" ".join(parts), limit)
 
 
+_BULLET = re.compile(r"(?m)^(\s*)([-+])")
+_NUMBERED = re.compile(r"(?m)^(\s*\d+)\.(?=\s)")
+
+
 def _md(text: str) -> str:
-    return re.sub(r"([*_~`|>\\])", r"\\\1", text)
+    """Escape what Discord would render: emphasis, code, spoilers, quotes, masked links `[text](url)`,
+    headings and subtext (`#`, `-#`), and list markers at a line start (`-`, `+`, `1.`)."""
+    text = re.sub(r"([*_~`|>\\\[\]#])", r"\\\1", text)
+    return _NUMBERED.sub(r"\1\\.", _BULLET.sub(r"\1\\\2", text))
 
 
 def quote(text: str) -> str:

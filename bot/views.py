@@ -15,18 +15,20 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import discord
 from discord import ui
 
-from graph.api import Answer
+from graph.api import LONGER, SHORTER, Answer, Approval, IdeaApproval, KeyframeApproval, ScriptApproval
 
 if TYPE_CHECKING:
     from bot.conductor import Conductor
 
 JOB = r"(?P<job>[0-9a-f]{12})"
 IID = r"(?P<iid>[0-9a-f]{1,64})"
-ButtonAction = Literal["approve", "revise", "regen", "cancel"]
+ButtonAction = Literal["approve", "revise", "regen", "longer", "shorter", "cancel"]
 LABELS: dict[str, tuple[str, discord.ButtonStyle, str]] = {
     "approve": ("Approve", discord.ButtonStyle.success, "✅"),
     "revise": ("Revise", discord.ButtonStyle.primary, "✏️"),
     "regen": ("Regenerate", discord.ButtonStyle.secondary, "🔄"),
+    "longer": ("Make it longer", discord.ButtonStyle.primary, "➕"),
+    "shorter": ("Make it shorter", discord.ButtonStyle.primary, "➖"),
     "cancel": ("Cancel", discord.ButtonStyle.danger, "✖️"),
 }
 
@@ -45,7 +47,7 @@ class JobGuard:
 
 
 class ApprovalButton(JobGuard, ui.DynamicItem[ui.Button[Any]],
-                     template=rf"sb:(?P<action>approve|revise|regen|cancel):{JOB}:{IID}"):
+                     template=rf"sb:(?P<action>approve|revise|regen|longer|shorter|cancel):{JOB}:{IID}"):
     def __init__(self, action: ButtonAction, job_id: str, interrupt_id: str) -> None:
         label, style, emoji = LABELS[action]
         super().__init__(ui.Button(label=label, style=style, emoji=emoji,
@@ -61,15 +63,18 @@ class ApprovalButton(JobGuard, ui.DynamicItem[ui.Button[Any]],
         if self.action == "revise":  # a modal must be the first response
             await interaction.response.send_modal(ReviseModal(self.job_id, self.interrupt_id))
             return
-        answer = Answer(action={"approve": "approve", "regen": "regenerate", "cancel": "cancel"}[self.action])
+        answer = {"approve": Answer(action="approve"), "regen": Answer(action="regenerate"),
+                  "longer": Answer(action="revise", note=LONGER), "shorter": Answer(action="revise", note=SHORTER),
+                  "cancel": Answer(action="cancel")}[self.action]
         await conductor_of(interaction).answer_click(interaction, self.job_id, self.interrupt_id, answer)
 
 
 class IdeaSelect(JobGuard, ui.DynamicItem[ui.Select[Any]], template=rf"sb:pick:{JOB}:{IID}"):
-    def __init__(self, job_id: str, interrupt_id: str, ideas: list[dict[str, Any]] | None = None) -> None:
-        options = [discord.SelectOption(label=f"{n}. {str(i.get('title', 'Idea'))[:90]}", value=str(n - 1),
-                                        description=str(i.get("logline") or i.get("hook") or "")[:100] or None)
-                   for n, i in enumerate((ideas or [])[:25], start=1)]
+    def __init__(self, job_id: str, interrupt_id: str, approval: IdeaApproval | None = None) -> None:
+        ideas = approval.ideas if approval else []
+        options = [discord.SelectOption(label=f"{n}. {i.title[:90]}", value=str(n - 1),
+                                        description=(i.logline or i.hook)[:100] or None)
+                   for n, i in enumerate(ideas[:25], start=1)]
         super().__init__(ui.Select(custom_id=f"sb:pick:{job_id}:{interrupt_id}", placeholder="Pick an idea",
                                    options=options or [discord.SelectOption(label="1", value="0")]))
         self.job_id, self.interrupt_id = job_id, interrupt_id
@@ -81,7 +86,8 @@ class IdeaSelect(JobGuard, ui.DynamicItem[ui.Select[Any]], template=rf"sb:pick:{
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         values = _values(interaction)
-        answer = Answer(action="pick", index=int(values[0])) if values else Answer(action="approve")
+        # a forged value (not one of our option numbers) picks nothing; JobService refuses index -1 in words
+        answer = Answer(action="pick", index=_number(values[0], -1)) if values else Answer(action="approve")
         await conductor_of(interaction).answer_click(interaction, self.job_id, self.interrupt_id, answer)
 
 
@@ -100,7 +106,7 @@ class RerollSelect(JobGuard, ui.DynamicItem[ui.Select[Any]], template=rf"sb:rero
         return cls(match["job"], match["iid"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        shots = sorted({int(v) for v in _values(interaction) if v.isdigit()})
+        shots = sorted({_number(v, 0) for v in _values(interaction)})  # forged: 0, refused by JobService
         await conductor_of(interaction).answer_click(interaction, self.job_id, self.interrupt_id,
                                                      Answer(action="reroll", shots=shots))
 
@@ -154,25 +160,32 @@ def modal_note(interaction: discord.Interaction[Any]) -> tuple[str, str, str] | 
     return match["job"], match["iid"], note
 
 
+def _number(value: str, invalid: int) -> int:
+    """A select value as we wrote it (a short ASCII number); anything else a client sent is `invalid`."""
+    return int(value) if re.fullmatch(r"[0-9]{1,4}", value) else invalid
+
+
 def _values(interaction: discord.Interaction[Any]) -> list[str]:
     data = cast(dict[str, Any], interaction.data or {})
     return [str(v) for v in data.get("values", [])]
 
 
-def approval_view(job_id: str, interrupt_id: str, approval: dict[str, Any]) -> ui.View:
+def approval_view(job_id: str, interrupt_id: str, approval: Approval) -> ui.View:
     """The components under an approval message, by kind of approval."""
     view = ui.View(timeout=None)
-    kind = approval.get("approval")
-    if kind == "pick_idea":
-        view.add_item(IdeaSelect(job_id, interrupt_id, approval.get("ideas", [])))
+    if isinstance(approval, IdeaApproval):
+        view.add_item(IdeaSelect(job_id, interrupt_id, approval))
         view.add_item(ApprovalButton("approve", job_id, interrupt_id))
-    elif kind == "approve_script":
+    elif isinstance(approval, ScriptApproval):
         view.add_item(ApprovalButton("approve", job_id, interrupt_id))
         view.add_item(ApprovalButton("revise", job_id, interrupt_id))
-        if not approval.get("own_script"):
+        if approval.off_length:  # the fix for this draft's length, one click away
+            view.add_item(ApprovalButton("longer" if approval.off_length == "short" else "shorter", job_id,
+                                         interrupt_id))
+        if not approval.own_script:
             view.add_item(ApprovalButton("regen", job_id, interrupt_id))
-    elif kind == "approve_keyframes":
-        view.add_item(RerollSelect(job_id, interrupt_id, len(approval.get("shots", []))))
+    elif isinstance(approval, KeyframeApproval):
+        view.add_item(RerollSelect(job_id, interrupt_id, len(approval.shots)))
         view.add_item(ApprovalButton("approve", job_id, interrupt_id))
     view.add_item(ApprovalButton("cancel", job_id, interrupt_id))
     return view

@@ -1,18 +1,22 @@
 """The JSON messages between a GPU client and a worker (one JSON object per line).
 
 Large data never travels inside a message: images, audio and video are file paths that both sides
-can read (the same machine for `local`, a shared folder for `celery`).
+can read (the same machine for `local`, a shared folder for `celery`). Each family has a params
+model (client → worker) and a result model (worker → client); `GpuClient.run` takes and returns
+those models, so nothing past the boundary reads untyped dicts.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 Family = Literal["sdxl", "ltx", "whisper", "vision"]
 FAMILIES: tuple[Family, ...] = ("sdxl", "ltx", "whisper", "vision")
-ErrorKind = Literal["oom", "cancelled", "load", "bad_request", "error"]
+# fatal: a CUDA error that is not OOM; the worker exits after reporting it and the client restarts it
+ErrorKind = Literal["oom", "cancelled", "load", "bad_request", "error", "fatal"]
+OFFLOAD_MODES = ("auto", "none", "model", "sequential")
 
 
 class Request(BaseModel):
@@ -24,8 +28,9 @@ class Request(BaseModel):
 
 
 class Message(BaseModel):
-    """Worker → client: `ready` once the model is loaded, then per request `progress`* and one
-    `result` or `error`. A load failure is an `error` with kind `load` and no id."""
+    """Worker → client: `ready` once the model is loaded (with `info`: device, dtype, offload, tiling),
+    then per request `progress`* and one `result` or `error`. A load failure is an `error` with kind
+    `load` and no id."""
 
     kind: Literal["ready", "progress", "result", "error"]
     id: str | None = None
@@ -36,6 +41,8 @@ class Message(BaseModel):
     error_kind: ErrorKind | None = None
     load_seconds: float | None = None
     run_seconds: float | None = None  # time inside the model, so a client can tell its own overhead
+    info: dict[str, Any] | None = None
+    peak_bytes: int | None = None  # the worker's peak so far: CUDA memory allocated, or resident memory on CPU
 
 
 class SdxlParams(BaseModel):
@@ -52,8 +59,21 @@ class SdxlParams(BaseModel):
     guidance: float = 6.0
 
 
+class ImageResult(BaseModel):
+    """SDXL's answer: the pictures written, and the batch size that fitted (halved after an OOM)."""
+
+    outputs: list[str]
+    seeds: list[int]
+    width: int
+    height: int
+    batch: int = 0
+
+
 class LtxParams(BaseModel):
-    """One clip conditioned on an approved keyframe; width/height multiples of 32, frames 8k+1."""
+    """One clip conditioned on an approved keyframe; width/height multiples of 32, frames 8k+1.
+
+    `num_frames` covers the whole shot; one generation makes at most `max_frames` (LTX 2B degrades
+    past ~161), and a longer shot is extended by generating again from the last frame, never looped."""
 
     image: str
     prompt: str
@@ -62,16 +82,42 @@ class LtxParams(BaseModel):
     width: int = Field(704, ge=32, multiple_of=32)
     height: int = Field(1216, ge=32, multiple_of=32)
     num_frames: int = Field(121, ge=9)
+    max_frames: int = Field(121, ge=9)
     fps: int = Field(24, ge=1)
     steps: int = Field(30, ge=1)
+    guidance: float = 3.0
+    decode_timestep: float = 0.05
+    decode_noise_scale: float = 0.025
     seed: int = 0
+
+
+class ClipResult(BaseModel):
+    output: str
+    frames: int
+    fps: int
+    width: int
+    height: int
+    segments: int = 1
 
 
 class WhisperParams(BaseModel):
     audio: str
-    language: str | None = None
+    language: str | None = None  # the script's language: no detection per call
     beam_size: int = Field(5, ge=1)
     max_new_tokens: int | None = None
+
+
+class RecognisedWord(BaseModel):
+    word: str
+    start: float
+    end: float
+    probability: float = 0.0
+
+
+class Transcript(BaseModel):
+    words: list[RecognisedWord]
+    language: str
+    duration: float
 
 
 class VisionParams(BaseModel):
@@ -84,11 +130,39 @@ class VisionParams(BaseModel):
 
 
 class Verdict(BaseModel):
-    """The VLM's judgement; `parsed` is false when its output held no valid verdict (scores then None)."""
+    """A vision judge's verdict. `score` 0-10 (how well the picture shows the shot); `missing`: things
+    the shot text names that are not in the picture; `unwanted`: things in it that should not be.
+    `parsed` is false when the judge's output held no valid verdict (scores are then None)."""
 
     parsed: bool
+    score: float | None = Field(None, ge=0, le=10)
+    missing: list[str] = Field(default_factory=list)
+    unwanted: list[str] = Field(default_factory=list)
     adherence: float | None = Field(None, ge=0, le=10)
     quality: float | None = Field(None, ge=0, le=10)
     critique: str = ""
     consistent: bool | None = None
     raw: str = ""
+
+    @field_validator("missing", "unwanted", mode="before")
+    @classmethod
+    def _items(cls, value: Any) -> list[str]:
+        """Short, non-empty phrases; a judge that answers one string gets it split on commas."""
+        if value is None:
+            return []
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return [" ".join(str(i).split())[:60] for i in items if str(i).strip()][:8]
+
+    @property
+    def value(self) -> float | None:
+        """The score to rank attempts by: `score`, else the weaker of adherence and quality."""
+        if not self.parsed:
+            return None
+        if self.score is not None:
+            return self.score
+        parts = [v for v in (self.adherence, self.quality) if v is not None]
+        return min(parts) if parts else None
+
+
+RESULTS: dict[Family, type[BaseModel]] = {"sdxl": ImageResult, "ltx": ClipResult, "whisper": Transcript,
+                                          "vision": Verdict}

@@ -5,17 +5,72 @@ nodes and tools behind it can change shape without touching the bot.
 """
 
 from graph.events import Event
-from graph.service import END_EVENTS, JobService, JobStatus, NotAllowed, Requester, StaleAnswer, Subscription
-from graph.state import APPROVALS, MAX_PROMPT_CHARS, STAGES, Answer, JobRequest
+from graph.service import (
+    END_EVENTS,
+    JobRecord,
+    JobService,
+    JobStatus,
+    NotAllowed,
+    Requester,
+    StaleAnswer,
+    Subscription,
+)
+from graph.state import (
+    APPROVALS,
+    LONGER,
+    MAX_PROMPT_CHARS,
+    SHORTER,
+    STAGES,
+    Answer,
+    Approval,
+    IdeaApproval,
+    JobRequest,
+    KeyframeApproval,
+    ScriptApproval,
+    ShotVerdict,
+)
 from tools.errors import BadInput, StorybotError
 from tools.settings import Settings
-from tools.store import JobRecord, StageRecord
+from tools.store import StageRecord
 from tools.tts import VoiceInfo
 from tools.tts import catalogue as voice_catalogue
 from tools.tts import resolve as resolve_voice
+from tools.upload import DEFAULT_LIMIT, fit_for_upload
+from tools.visuals import resolve as resolve_visuals
+from tools.visuals.user import keep_uploads, media_kind
 
 __all__ = [
-    "APPROVALS", "END_EVENTS", "MAX_PROMPT_CHARS", "STAGES", "Answer", "BadInput", "Event", "JobRecord",
-    "JobRequest", "JobService", "JobStatus", "NotAllowed", "Requester", "Settings", "StageRecord",
-    "StaleAnswer", "StorybotError", "Subscription", "VoiceInfo", "resolve_voice", "voice_catalogue",
+    "APPROVALS",
+    "DEFAULT_LIMIT",
+    "END_EVENTS",
+    "LONGER",
+    "MAX_PROMPT_CHARS",
+    "SHORTER",
+    "STAGES",
+    "Answer",
+    "Approval",
+    "BadInput",
+    "Event",
+    "IdeaApproval",
+    "JobRecord",
+    "JobRequest",
+    "JobService",
+    "JobStatus",
+    "KeyframeApproval",
+    "NotAllowed",
+    "Requester",
+    "ScriptApproval",
+    "Settings",
+    "ShotVerdict",
+    "StageRecord",
+    "StaleAnswer",
+    "StorybotError",
+    "Subscription",
+    "VoiceInfo",
+    "fit_for_upload",
+    "keep_uploads",
+    "media_kind",
+    "resolve_visuals",
+    "resolve_voice",
+    "voice_catalogue",
 ]

@@ -12,7 +12,7 @@ from langgraph.types import RetryPolicy
 
 from graph.context import NodeContext
 from graph.nodes import ideas, media, scenes, script, voice
-from graph.state import JobState
+from graph.state import JobRequest, JobState
 from tools.errors import MediaError, ProviderGaveUp
 from tools.llm import WriterError
 
@@ -30,25 +30,25 @@ RETRY = RetryPolicy(max_attempts=3, initial_interval=1.0, backoff_factor=2.0, re
 
 
 def _entry(state: JobState) -> str:
-    """A user's own script skips the idea stages."""
-    return "write_script" if state["request"].get("script_text") else "collect_ideas"
+    """A prompt or the user's own script goes straight to the script; ideas are collected when asked
+    for (`--ideas`, `/ideas`) or when there is nothing else to write from."""
+    return "collect_ideas" if JobRequest.model_validate(state["request"]).idea_stages else "write_script"
 
 
 def build_graph(checkpointer: BaseCheckpointSaver[Any]) -> CompiledStateGraph[Any, Any, Any, Any]:
     g: StateGraph[Any, Any, Any, Any] = StateGraph(JobState, context_schema=NodeContext)
     g.add_node("collect_ideas", ideas.collect_ideas, retry_policy=RETRY)
     g.add_node("story_ideas", ideas.story_ideas, retry_policy=RETRY)
-    g.add_node("pick_idea", ideas.pick_idea, destinations=("write_script", END))
+    g.add_node("pick_idea", ideas.pick_idea)  # approvals: routes from their `-> Command[Literal[...]]`
     g.add_node("write_script", script.write_script, retry_policy=RETRY)
     g.add_node("revise_script", script.revise_script, retry_policy=RETRY)
-    g.add_node("approve_script", script.approve_script,
-               destinations=("voice", "revise_script", "write_script", END))
+    g.add_node("approve_script", script.approve_script)
     g.add_node("voice", voice.voice, retry_policy=RETRY)
     g.add_node("subtitles", media.subtitles_node)
     g.add_node("plan_scenes", scenes.plan_scenes, retry_policy=RETRY)
     g.add_node("keyframes", media.keyframes_node, retry_policy=RETRY)
     g.add_node("vision_guidance", media.vision_guidance)
-    g.add_node("approve_keyframes", media.approve_keyframes, destinations=("animate", "keyframes", END))
+    g.add_node("approve_keyframes", media.approve_keyframes)
     g.add_node("animate", media.animate, retry_policy=RETRY)
     g.add_node("post_produce", media.post_produce, retry_policy=RETRY)
     g.add_node("deliver", media.deliver)

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import time
+import typing
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -142,6 +143,8 @@ def stage(name: str) -> Callable[[NodeFn], GraphNode]:
         # no functools.wraps: LangGraph reads the signature to inject `runtime`, and would see `ctx`
         node.__name__ = node.__qualname__ = fn.__name__
         node.__doc__ = fn.__doc__
+        # but an approval's routes, `-> Command[Literal[...]]`, are read from the return type: keep it
+        node.__annotations__ = {**node.__annotations__, "return": typing.get_type_hints(fn)["return"]}
         return node
 
     return wrap

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from graph.state import Approval
+
 EventKind = Literal["queued", "stage_started", "progress", "stage_finished", "waiting", "done", "failed",
                     "cancelled", "notice"]
 
@@ -16,5 +18,6 @@ class Event(BaseModel):
     stage: str | None = None
     percent: float | None = None
     message: str | None = None
-    approval: dict[str, Any] | None = None
+    approval: Approval | None = None      # waiting: what to show, and the answers it takes
+    interrupt_id: str | None = None       # waiting: the id an answer must name
     artifacts: dict[str, Any] | None = None

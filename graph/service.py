@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import time
@@ -16,6 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command
 from pydantic import BaseModel
@@ -23,20 +25,40 @@ from pydantic import BaseModel
 from graph.builder import build_graph
 from graph.context import JobCancelled, NodeContext
 from graph.events import Event
-from graph.state import IDEA_STAGES, STAGES, Answer, JobRequest, JobState
+from graph.nodes.script import pace
+from graph.state import (
+    APPROVAL,
+    IDEA_STAGES,
+    STAGES,
+    Answer,
+    Approval,
+    IdeaApproval,
+    JobRequest,
+    JobState,
+    KeyframeApproval,
+    ScriptApproval,
+)
+from tools import store
 from tools.errors import BadInput
 from tools.gpu import GpuClient, make_client, models_of
 from tools.llm import get_writer
 from tools.settings import Settings
-from tools.store import JobRecord, JobStore, StageRecord, pid_alive
+from tools.store import JobStore, StageRecord, pid_alive
+from tools.text import clean_replacement
 
+log = logging.getLogger("storybot.graph")
 JOB_ID_LENGTH = 12
 END_EVENTS = ("waiting", "done", "failed", "cancelled")  # a job's run in this process stopped
-ALLOWED_ANSWERS = {
-    "pick_idea": {"pick", "approve", "cancel"},
-    "approve_script": {"approve", "revise", "replace", "regenerate", "cancel"},
-    "approve_keyframes": {"approve", "reroll", "cancel"},
-}
+
+
+class JobRecord(store.JobRecord):
+    """A job's row, with the pending approval as the typed model the front ends read."""
+
+    approval: Approval | None = None  # type: ignore[assignment]
+
+    @classmethod
+    def of(cls, row: store.JobRecord) -> JobRecord:
+        return cls.model_validate(row.model_dump())
 
 
 class Requester(BaseModel):
@@ -140,11 +162,26 @@ class JobService:
         """One saver per process and database file (several writers give "database is locked")."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         async with AsyncSqliteSaver.from_conn_string(str(settings.data_dir / "checkpoints.sqlite")) as saver:
+            # the approvals are the only objects of ours in checkpoints; nothing else is revived from them
+            saver.serde = JsonPlusSerializer(allowed_msgpack_modules=[
+                (t.__module__, t.__name__) for t in (IdeaApproval, ScriptApproval, KeyframeApproval)])
             service = cls(settings, saver)
             try:
                 yield service
             finally:
                 await service.close()
+
+    async def warm(self) -> None:
+        """Load the default voice and measure its pace once, in the background of a long-lived front end
+        (the bot): otherwise the first script of the process waits seconds for a model to load."""
+        started = time.perf_counter()
+        try:
+            _, _, rate = await pace(self.settings, self.store, JobRequest(prompt="A short story, told well."))
+        except Exception as exc:  # a broken voice is reported when a job uses it, with its own message
+            log.warning("could not warm the default voice: %s", " ".join(str(exc).split())[:300])
+            return
+        log.info("ready to write: the default voice is paced at %.0f words a minute (%.1f s to load)", rate,
+                 time.perf_counter() - started)
 
     async def close(self) -> None:
         for task in list(self._tasks.values()):
@@ -162,13 +199,13 @@ class JobService:
         record = self.store.get(job_id) if valid_job_id(job_id) else None
         if record is None:
             raise BadInput(f"unknown job id: {job_id!r}")
-        return record
+        return JobRecord.of(record)
 
     def status(self, job_id: str) -> JobStatus:
         return JobStatus(job=self.get(job_id), stages=self.store.stage_list(job_id))
 
     def jobs(self, limit: int = 50) -> list[JobRecord]:
-        return self.store.recent(limit)
+        return [JobRecord.of(r) for r in self.store.recent(limit)]
 
     # events -------------------------------------------------------------
 
@@ -190,7 +227,7 @@ class JobService:
 
     def jobs_of(self, requester: str, limit: int = 200) -> list[JobRecord]:
         """A person's recent jobs, newest first (for per-user limits and `/jobs`)."""
-        return self.store.of_requester(requester, limit)
+        return [JobRecord.of(r) for r in self.store.of_requester(requester, limit)]
 
     # commands -----------------------------------------------------------
 
@@ -202,9 +239,10 @@ class JobService:
         self.store.create(job_id, requester.id, channel, request.prompt,
                           request.model_dump(mode="json", exclude={"script_text"}) | {
                               "own_script": request.script_text is not None}, STAGES)
-        if request.script_text is not None:
+        if not request.idea_stages:
+            why = "user script" if request.script_text is not None else "the prompt is the idea"
             for name in IDEA_STAGES:
-                self.store.stage_ended(job_id, name, "skipped", provider="user script")
+                self.store.stage_ended(job_id, name, "skipped", provider=why)
         state: JobState = {"job_id": job_id, "request": request.model_dump(mode="json")}
         self._launch(job_id, state, auto_approve)
         return job_id
@@ -233,7 +271,11 @@ class JobService:
             raise StaleAnswer(f"job {job_id} is not waiting for an approval (it is {record.status})")
         if interrupt_id is not None and interrupt_id != record.interrupt_id:
             raise StaleAnswer("that approval is no longer pending: answer the current one")
-        self._validate(record, answer)
+        if record.approval is None:
+            raise StaleAnswer(f"job {job_id} is not waiting for an approval")
+        if answer.action == "replace":
+            answer = answer.model_copy(update={"text": clean_replacement(answer.text or "")})
+        record.approval.check(answer)
         pending = record.interrupt_id
         claimed = self.store.claim(job_id, "waiting", os.getpid(), interrupt_id=pending)
         if not claimed:
@@ -271,25 +313,6 @@ class JobService:
         if requester.id != record.requester and not requester.approver:
             raise NotAllowed("only the person who asked for this video, or an approver, can do that")
         return record
-
-    def _validate(self, record: JobRecord, answer: Answer) -> None:
-        approval = record.waiting_for or ""
-        allowed = ALLOWED_ANSWERS.get(approval, set())
-        if answer.action not in allowed:
-            raise BadInput(f"{approval} takes {', '.join(sorted(allowed))}, not {answer.action}")
-        shown = record.approval or {}
-        if answer.action == "pick" and not (answer.index is not None and 0 <= answer.index < len(shown["ideas"])):
-            raise BadInput(f"pick a number from 1 to {len(shown['ideas'])}")
-        if answer.action == "reroll":
-            count = len(shown.get("shots", []))
-            if not answer.shots or any(not 1 <= n <= count for n in answer.shots):
-                raise BadInput(f"re-roll shot numbers from 1 to {count}")
-        if answer.action == "revise" and not (answer.note or "").strip():
-            raise BadInput("say what to change: revise \"NOTE\"")
-        if answer.action == "replace" and not (answer.text or "").strip():
-            raise BadInput("the replacement script is empty")
-        if answer.action == "regenerate" and record.options.get("own_script"):
-            raise BadInput("this job uses your own script: use replace to change it")
 
     def _claim(self, job_id: str, record: JobRecord) -> bool:
         """Take over a job that no live process is running."""
@@ -338,8 +361,9 @@ class JobService:
         snapshot = await self.graph.aget_state(config)
         if snapshot.interrupts:
             pending = snapshot.interrupts[0]
-            self.store.update(job_id, status="waiting", waiting_for=pending.value.get("approval"),
-                              interrupt_id=pending.id, approval=pending.value, runner_pid=None)
+            approval = APPROVAL.validate_python(pending.value)
+            self.store.update(job_id, status="waiting", waiting_for=approval.approval, interrupt_id=pending.id,
+                              approval=approval.model_dump(mode="json"), runner_pid=None)
             self._emit_waiting(self.get(job_id))
             return
         values = snapshot.values
@@ -370,8 +394,8 @@ class JobService:
                              message=f"waiting for a render slot: position {position}"))
 
     def _emit_waiting(self, record: JobRecord) -> None:
-        self._emit(Event(job_id=record.job_id, kind="waiting", stage=record.waiting_for,
-                         approval={**(record.approval or {}), "interrupt_id": record.interrupt_id}))
+        self._emit(Event(job_id=record.job_id, kind="waiting", stage=record.waiting_for, approval=record.approval,
+                         interrupt_id=record.interrupt_id))
 
     def _finish(self, job_id: str, status: Literal["done", "failed", "cancelled"], error: str | None = None) -> None:
         """Record how the job ended; stages that never ran are marked skipped when it is done."""

@@ -6,6 +6,7 @@ Bad input exits with code 2 and one line on stderr; `--json` prints one JSON obj
 from __future__ import annotations
 
 import sys
+import unicodedata
 from typing import NoReturn
 
 import typer
@@ -15,8 +16,15 @@ from storybot.app import app, err
 from tools.errors import BadInput, StorybotError
 
 
+def safe_line(message: str) -> str:
+    """One line a terminal shows as written: whitespace collapsed, control and format characters
+    (ESC, BEL, bidi overrides, from a file name or any user text) shown as escapes, never obeyed."""
+    flat = " ".join(message.split())
+    return "".join(ascii(ch)[1:-1] if unicodedata.category(ch)[0] == "C" else ch for ch in flat)
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
-    print(f"storybot: error: {' '.join(message.split())}", file=sys.stderr)
+    print(f"storybot: error: {safe_line(message)}", file=sys.stderr)
     sys.exit(code)
 
 

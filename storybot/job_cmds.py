@@ -14,13 +14,11 @@ import typer
 
 from storybot.app import app, err, parse_aspect, settings_for
 from tools.errors import BadInput
-from tools.text import clean_script, read_script_file
+from tools.text import read_script_file
 
 if TYPE_CHECKING:
     from graph.events import Event
-    from graph.service import JobService, Requester
-    from graph.state import Answer
-    from tools.store import JobRecord
+    from graph.service import JobRecord, JobService, Requester
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 YesFlag = Annotated[bool, typer.Option("--yes", help="Approve every approval automatically.")]
@@ -32,6 +30,18 @@ def _me() -> Requester:
     from graph.service import Requester
 
     return Requester(id=f"cli:{getpass.getuser()}", name=getpass.getuser())
+
+
+def _job_id(value: str, data: Path | None) -> str:
+    """A well-formed id of a job that can exist, checked before any database is opened (or created)."""
+    from graph.service import valid_job_id
+
+    job_id = value.strip().lower()
+    if not valid_job_id(job_id):
+        raise BadInput(f"not a job id: {value!r} (job ids are 12 hexadecimal characters)")
+    if not (settings_for(data).data_dir / "jobs.sqlite").is_file():
+        raise BadInput(f"unknown job id: {job_id!r} (there are no jobs yet)")
+    return job_id
 
 
 def _iso(ts: float) -> str:
@@ -60,8 +70,9 @@ async def _follow(svc: JobService, job_id: str, events: Any, as_json: bool) -> i
 
 def _report(record: JobRecord, as_json: bool) -> int:
     if as_json:
+        approval = record.approval.model_dump(mode="json") if record.approval else None
         print(json.dumps({"job_id": record.job_id, "status": record.status, "waiting_for": record.waiting_for,
-                          "approval": record.approval, "error": record.error, "artifacts": record.artifacts},
+                          "approval": approval, "error": record.error, "artifacts": record.artifacts},
                          ensure_ascii=False))
         return EXIT[record.status]
     if record.status == "waiting":
@@ -78,16 +89,21 @@ def _report(record: JobRecord, as_json: bool) -> int:
 
 
 def _print_approval(record: JobRecord) -> None:
-    shown = record.approval or {}
-    out = [f"job {record.job_id} is waiting: {shown.get('question', record.waiting_for)}"]
-    if "script" in shown:
-        out += ["", shown["script"], ""]
-    for idea in shown.get("ideas", []):
-        out.append(f"  {idea['number']}. {idea['title']}: {idea['logline']}")
-    for path in shown.get("keyframes", []):
-        out.append(f"  {path}")
+    from graph.state import IdeaApproval, KeyframeApproval, ScriptApproval
+
+    shown = record.approval
+    if shown is None:
+        print(f"job {record.job_id} is waiting for {record.waiting_for}")
+        return
+    out = [f"job {record.job_id} is waiting: {shown.question()}"]
+    if isinstance(shown, ScriptApproval):
+        out += ["", shown.script, ""]
+    elif isinstance(shown, IdeaApproval):
+        out += [f"  {n}. {idea.title}: {idea.logline}" for n, idea in enumerate(shown.ideas, start=1)]
+    elif isinstance(shown, KeyframeApproval):
+        out += [f"  {path}" for path in shown.keyframes]
     out.append("answer with:")
-    out += [f"  storybot answer {record.job_id} {a}" for a in shown.get("answers", [])]
+    out += [f"  storybot answer {record.job_id} {a}" for a in shown.hints()]
     print("\n".join(out))
 
 
@@ -99,24 +115,31 @@ def _run(coro: Any) -> None:
 
 @app.command()
 def make(
-    prompt: Annotated[str, typer.Argument(help="What the video should be about.")],
+    prompt: Annotated[str, typer.Argument(help="What the video should be about (optional with --ideas).")] = "",
     script: Annotated[Path | None, typer.Option(help="Your own script (skips ideas and writing).")] = None,
     duration: Annotated[float, typer.Option(help="Target length in seconds (5 to 180).")] = 45.0,
     aspect: Annotated[str, typer.Option(help="9:16, 16:9 or 1:1.")] = "9:16",
     voice: Annotated[str | None, typer.Option(help="Voice name, provider:id (see `storybot voices`).")] = None,
     language: Annotated[str | None, typer.Option(help="The script's language (en, es, ja...); default: detected.")
                         ] = None,
+    ideas: Annotated[bool, typer.Option("--ideas", help="Collect and score ideas to pick from first (from the "
+                                                        "prompt, or the configured sources without one).")] = False,
+    visuals: Annotated[str, typer.Option(help="Pictures from: cards, stock, images, gpu or auto.")] = "auto",
     yes: YesFlag = False,
     as_json: JsonFlag = False,
     data: DataOpt = None,
 ) -> None:
-    """Make a video from a request; stops at the first approval unless --yes."""
+    """Make a video from a prompt (the prompt is the idea); stops at the first approval unless --yes."""
     from graph.state import JobRequest
     from tools.tts import VoiceRequest, get_voice
+    from tools.visuals import parse_choice, resolve
 
     settings = settings_for(data)
+    choice = parse_choice(visuals)
+    resolve(choice, settings)  # an unconfigured source is bad input before any job exists
     request = JobRequest(prompt=prompt, script_text=read_script_file(script) if script else None,
-                         duration=duration, aspect=parse_aspect(aspect), voice=voice, language=language)
+                         duration=duration, aspect=parse_aspect(aspect), voice=voice, language=language,
+                         ideas=ideas, visuals=choice)
     chosen = get_voice(settings, VoiceRequest(name=voice, language=language,
                                               text=request.script_text or request.prompt))
     if chosen.notice:
@@ -137,6 +160,7 @@ def make(
 @app.command()
 def resume(job_id: str, yes: YesFlag = False, as_json: JsonFlag = False, data: DataOpt = None) -> None:
     """Continue a job that stopped (killed, failed, or waiting: with --yes, approve and go on)."""
+    job_id = _job_id(job_id, data)
 
     async def go() -> int:
         from graph.service import JobService
@@ -152,47 +176,37 @@ def resume(job_id: str, yes: YesFlag = False, as_json: JsonFlag = False, data: D
     _run(go())
 
 
-def _parse_answer(action: str, arg: str | None) -> Answer:
-    from graph.state import Answer
-
-    needs = {"pick": "N", "revise": '"NOTE"', "replace": "FILE", "reroll": "N[,M]"}
-    if action in needs and not arg:
-        raise BadInput(f"answer {action} needs {needs[action]}")
-    if action not in needs and arg:
-        raise BadInput(f"answer {action} takes no argument")
-    match action:
-        case "approve" | "regenerate" | "cancel":
-            return Answer(action=action)
-        case "pick" if arg and arg.isdigit():
-            return Answer(action="pick", index=int(arg) - 1)
-        case "revise":
-            return Answer(action="revise", note=clean_script(arg or ""))
-        case "replace":
-            return Answer(action="replace", text=read_script_file(Path(arg or ""), "replacement script"))
-        case "reroll" if arg and all(p.strip().isdigit() for p in arg.split(",")):
-            return Answer(action="reroll", shots=sorted({int(p) for p in arg.split(",")}))
-    raise BadInput(f"cannot understand answer {action} {arg or ''}: use approve, pick N, revise \"NOTE\", "
-                   "replace FILE, regenerate, reroll N[,M] or cancel")
+def _reply(action: str, arg: str | None) -> tuple[str, str | None]:
+    """`storybot answer` as a chat reply: the words as text, `replace FILE` as an attached script."""
+    if action.lower() == "replace":
+        if not arg:
+            raise BadInput("answer replace needs FILE")
+        return "", read_script_file(Path(arg), "replacement script")
+    return " ".join(w for w in (action, arg) if w), None
 
 
 @app.command()
 def answer(
     job_id: str,
-    action: Annotated[str, typer.Argument(help="approve | pick N | revise NOTE | replace FILE | regenerate | "
-                                               "reroll N[,M] | cancel")],
+    action: Annotated[str, typer.Argument(help="approve | pick N | revise NOTE | longer | shorter | replace FILE | "
+                                               "regenerate | reroll N[,M] | cancel (or N, or a note)")],
     arg: Annotated[str | None, typer.Argument(help="The note, file, or numbers the action needs.")] = None,
     yes: YesFlag = False,
     as_json: JsonFlag = False,
     data: DataOpt = None,
 ) -> None:
-    """Answer the approval a job is waiting for, then carry on."""
-    reply = _parse_answer(action, arg)
+    """Answer the approval a job is waiting for, then carry on (the same rules as a reply in Discord)."""
+    job_id = _job_id(job_id, data)
+    text, attachment = _reply(action, arg)
 
     async def go() -> int:
-        from graph.service import JobService
+        from graph.service import JobService, StaleAnswer
 
         async with JobService.open(settings_for(data)) as svc:
-            svc.get(job_id)
+            record = svc.get(job_id)
+            if record.status != "waiting" or record.approval is None:
+                raise StaleAnswer(f"job {job_id} is not waiting for an approval (it is {record.status})")
+            reply = record.approval.parse(text, attachment)
             events = svc.events(job_id)
             await svc.answer(job_id, _me(), reply, auto_approve=yes)
             return await _follow(svc, job_id, events, as_json)
@@ -203,6 +217,7 @@ def answer(
 @app.command()
 def status(job_id: str, as_json: JsonFlag = False, data: DataOpt = None) -> None:
     """A job's status and its stages in graph order."""
+    job_id = _job_id(job_id, data)
 
     async def go() -> int:
         from graph.service import JobService

@@ -15,6 +15,7 @@ from tools.errors import BadInput
 from tools.render import RenderOptions, choose_voice, render
 from tools.settings import get_settings
 from tools.text import read_script_file
+from tools.visuals import parse_choice, resolve
 
 
 @app.command("render")
@@ -29,6 +30,8 @@ def render_command(
     music: Annotated[Path | None, typer.Option(help="Music to duck under the voice.")] = None,
     aspect: Annotated[str, typer.Option(help="9:16, 16:9 or 1:1.")] = "9:16",
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out"),
+    visuals: Annotated[str, typer.Option(help="cards, stock, images, gpu or auto (without --images/--clips).")
+                       ] = "auto",
     upload_limit: Annotated[int, typer.Option(help="Bytes; a smaller copy is made above it.")] = 10 * 2**20,
     as_json: Annotated[bool, typer.Option("--json", help="Print artifact paths as JSON.")] = False,
 ) -> None:
@@ -38,13 +41,14 @@ def render_command(
     if upload_limit <= 0:
         raise BadInput("--upload-limit must be a positive number of bytes")
     settings = get_settings()
+    choice = parse_choice(visuals)
+    resolve(choice, settings)  # refuses an unconfigured source before anything is written
     recording = Path(voice) if voice and (Path(voice).is_file() or (
         ":" not in voice and ("/" in voice or Path(voice).suffix))) else None
     opts = RenderOptions(script=script, images=images, clips=clips, voice=recording, music=music,
                          voice_name=None if recording else voice, language=language,
                          aspect=parse_aspect(aspect), out=out, upload_limit_bytes=upload_limit,
-                         video=VideoEncoding(preset=settings.video_preset, crf=settings.video_crf),
-                         concurrency=settings.media_concurrency)
+                         video=VideoEncoding(preset=settings.video_preset, crf=settings.video_crf), visuals=choice)
     chosen = choose_voice(read_script_file(script), opts, settings) if recording is None else None
     if chosen and chosen.notice:
         err.print(chosen.notice, markup=False)

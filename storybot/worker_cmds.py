@@ -14,19 +14,28 @@ from tools.errors import BadInput
 models_app = typer.Typer(no_args_is_help=True, help="Model helpers.")
 app.add_typer(models_app, name="models")
 QUEUES = ("sdxl", "ltx", "whisper", "vision")
+# Native sizes divided by 8, two denoising steps, 17-frame clips, short generations: a CPU job in about a minute.
+TINY_SETTINGS = {"STORYBOT_GPU_SIZE_DIVISOR": "8", "STORYBOT_SDXL_STEPS": "2", "STORYBOT_SDXL_BATCH": "4",
+                 "STORYBOT_LTX_STEPS": "2", "STORYBOT_LTX_MAX_FRAMES": "17", "STORYBOT_WHISPER_BEAM_SIZE": "1",
+                 "STORYBOT_WHISPER_MAX_NEW_TOKENS": "16", "STORYBOT_VISION_MAX_NEW_TOKENS": "24",
+                 "STORYBOT_VISION_ROUNDS": "1", "STORYBOT_GPU_OFFLOAD": "none"}
 
 
 @app.command()
 def worker(
     queue: Annotated[list[str] | None, typer.Option("--queue", help="Model family queue (repeatable).")] = None,
 ) -> None:
-    """Run a Celery GPU worker (STORYBOT_GPU_BACKEND=celery, REDIS_URL) for one or more model queues.
+    """Run a Celery GPU worker (STORYBOT_GPU_BACKEND=celery, REDIS_URL) for a model queue.
 
-    The `local` backend needs no command: the client starts its own worker processes.
+    One process per GPU and family: `CUDA_VISIBLE_DEVICES=0 storybot worker --queue sdxl`. Several
+    --queue are allowed; the process still holds one model at a time. The `local` backend needs no command.
     """
     from tools.settings import get_settings
 
-    queues = queue or list(QUEUES)
+    if not queue:
+        raise BadInput(f"name the queue this worker serves: storybot worker --queue NAME ({', '.join(QUEUES)}); "
+                       "run one worker per GPU and family")
+    queues = queue
     if unknown := [q for q in queues if q not in QUEUES]:
         raise BadInput(f"unknown queue {unknown[0]!r} (use {', '.join(QUEUES)})")
     url = get_settings().redis_url
@@ -46,14 +55,22 @@ def worker(
 def tiny(
     out: Annotated[Path, typer.Argument(help="Folder to create the four model folders in.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the folders as JSON.")] = False,
+    settings: Annotated[bool, typer.Option(help="Also print the sizes, steps and frame caps that keep a CPU run "
+                                                "short (--no-settings: only the folders).")] = True,
 ) -> None:
-    """Build tiny random-weight SDXL, LTX, Whisper and LLaVA models (no downloads) to test GPU stages on a CPU."""
+    """Build tiny random-weight SDXL, LTX, Whisper and LLaVA models (no downloads) to test GPU stages on a CPU.
+
+    Prints every setting a quick CPU run needs: `export $(storybot models tiny /tmp/tiny)`; with the
+    folders alone a job renders at production sizes and steps and takes over 20 minutes on a CPU.
+    """
     try:
         from gpu_workers.tiny import build_all
     except ImportError as exc:
         raise BadInput(f"the models extra is not installed ({exc.name}): pip install -e '.[models]'") from None
     folders = build_all(out.resolve())
     env = {f"STORYBOT_{name.upper()}_MODEL": str(path) for name, path in folders.items()}
+    if settings:
+        env |= TINY_SETTINGS
     if as_json:
         print(json.dumps(env))
         return

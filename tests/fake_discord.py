@@ -32,7 +32,9 @@ Usage (see tests/test_fake_discord.py; tests/discord_echo_bot.py is a bot run as
 
 Behaviour copied from the real API: a second interaction callback -> 400 code 40060; content > 2000, embed
 description > 4096, > 10 embeds, > 10 files, > 5 action rows, custom_id > 100 -> 400 code 50035 with `errors`;
-uploads over the guild limit (10 MiB, 50 MiB at premium_tier 2, 100 MiB at 3) -> 413 code 40005; unknown route ->
+uploads over the guild limit (10 MiB, 50 MiB at premium_tier 2, 100 MiB at 3; `Guild(attachment_size_limit=N)`
+reports and enforces N instead, `Guild(refuse_over=N)` refuses over N what it reports as fitting) -> 413 code
+40005; unknown route ->
 404 JSON. `GET /channels/{id}/messages` returns the channel's history, newest first.
 RESUME (op 6) of a session this fake issued gets RESUMED; after `invalidate_sessions()` it gets
 INVALID_SESSION (op 9, d=false) and the client identifies again (discord.py sleeps 5 s first).
@@ -100,10 +102,17 @@ class Guild:
     members: list[User] = field(default_factory=list)
     roles: list[int] = field(default_factory=list)  # extra role ids (the @everyone role is the guild id)
     premium_tier: int = 0
+    attachment_size_limit: int | None = None  # the limit interactions report and uploads meet (None: the tier's)
+    refuse_over: int | None = None  # uploads over this get 413 40005 even under the reported limit
 
     @property
     def upload_limit(self) -> int:
-        return TIER_LIMITS.get(self.premium_tier, 10 * MiB)
+        """What interactions report as `attachment_size_limit`."""
+        return self.attachment_size_limit or TIER_LIMITS.get(self.premium_tier, 10 * MiB)
+
+    @property
+    def enforced_limit(self) -> int:
+        return min(self.upload_limit, self.refuse_over or self.upload_limit)
 
     def payload(self, me: User) -> dict[str, Any]:
         roles = [{"id": str(r), "name": "everyone" if r == self.id else f"role{r}", "permissions": "1071698660929",
@@ -653,7 +662,7 @@ class FakeDiscord:
         if len(files) > 10:
             raise _invalid("files", "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length.")
         guild = self.guild_of(channel_id)
-        limit = guild.upload_limit if guild else 10 * MiB
+        limit = guild.enforced_limit if guild else 10 * MiB
         if sum(f.size for f in files) > limit:
             raise ApiError(413, 40005, "Request entity too large")
 

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from storybot.worker_cmds import TINY_SETTINGS
+
 STORYBOT = Path(sys.executable).with_name("storybot")
-# Small enough for a CPU: native sizes divided by 8, two denoising steps, short generations.
-TINY_ENV = {"STORYBOT_GPU_SIZE_DIVISOR": "8", "STORYBOT_SDXL_STEPS": "2", "STORYBOT_LTX_STEPS": "2",
-            "STORYBOT_LTX_MAX_FRAMES": "17", "STORYBOT_WHISPER_BEAM_SIZE": "1",
-            "STORYBOT_WHISPER_MAX_NEW_TOKENS": "16", "STORYBOT_VISION_MAX_NEW_TOKENS": "24"}
+# Small enough for a CPU (what `storybot models tiny` prints): native sizes / 8, two steps, short generations.
+TINY_ENV = dict(TINY_SETTINGS)
 
 
 @cache
@@ -31,8 +31,8 @@ def build_tiny_models() -> dict[str, str]:
     """{"STORYBOT_SDXL_MODEL": folder, ...} for the four tiny models, built once per test process."""
     out = Path(tempfile.mkdtemp(prefix="storybot-tiny-"))
     atexit.register(shutil.rmtree, out, True)
-    done = subprocess.run([STORYBOT, "models", "tiny", out, "--json"], capture_output=True, text=True, timeout=300,
-                          check=True)
+    done = subprocess.run([STORYBOT, "models", "tiny", out, "--json", "--no-settings"], capture_output=True,
+                          text=True, timeout=300, check=True)
     env: dict[str, str] = json.loads(done.stdout)
     return env
 

@@ -76,12 +76,12 @@ async def test_tiny_whisper_end_to_end(tiny_models: dict[str, str], tmp_path: Pa
     backend = LocalBackend(models(tiny_models))
     try:
         result = await backend.run("whisper", WhisperParams(audio=str(speech.wav), beam_size=1,
-                                                            max_new_tokens=16).model_dump())
+                                                            max_new_tokens=16))
     finally:
         await backend.close()
-    assert abs(result["duration"] - speech.duration) < 0.1
-    for w in result["words"]:  # random weights: gibberish words, but real word timestamps
-        assert set(w) == {"word", "start", "end", "probability"} and 0 <= w["start"] <= w["end"]
-    aligned = align(speech.words, [Recognised.model_validate(w) for w in result["words"]], result["duration"])
+    assert abs(result.duration - speech.duration) < 0.1
+    for w in result.words:  # random weights: gibberish words, but real word timestamps
+        assert 0 <= w.start <= w.end
+    aligned = align(speech.words, [Recognised.model_validate(w.model_dump()) for w in result.words], result.duration)
     assert [w.word for w in aligned.words] == SCRIPT.split()
     assert all(a.end <= b.start for a, b in pairwise(aligned.words))

@@ -10,70 +10,21 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import signal
-import sys
-from collections.abc import AsyncIterator
+import time
 from pathlib import Path
 from typing import Any
 
 import av
 import pytest
 
-from tests.fake_discord import Channel, FakeDiscord, FakeInteraction, FakeMessage, Guild, User
+from tests.conftest import ALICE, APPROVER, CHANNEL, GUILD, MALLORY, STORYBOT, BotProcess, asked_words
+from tests.fake_discord import FakeDiscord, FakeInteraction, FakeMessage
 
 pytestmark = pytest.mark.slow
 
-STORYBOT = Path(sys.executable).with_name("storybot")
-GUILD, CHANNEL, APPROVER_ROLE = 900001, 900002, 900003
-ALICE = User(id=111, name="alice")
-MALLORY = User(id=222, name="mallory")
-APPROVER = User(id=333, name="carol", roles=[APPROVER_ROLE])
 DEADLINE = 3.0
-
-
-class BotProcess:
-    """`storybot bot` as a child process with its own data folder; kill -9 and start again at will."""
-
-    def __init__(self, fake: FakeDiscord, data: Path) -> None:
-        self.fake, self.data = fake, data
-        self.proc: asyncio.subprocess.Process | None = None
-        self.log = data / "bot.log"
-
-    async def start(self, **extra_env: str) -> None:
-        ready = self.tail().count("connected as")
-        env = {**os.environ, "DISCORD_TOKEN": self.fake.token, "DISCORD_API_BASE": self.fake.api_base,
-               "STORYBOT_DATA_DIR": str(self.data), "STORYBOT_GUILD_IDS": str(GUILD),
-               "STORYBOT_APPROVER_ROLE_ID": str(APPROVER_ROLE), "STORYBOT_MAX_ACTIVE_JOBS_PER_USER": "3"}
-        for name in ("OPENAI_API_KEY", "ELEVENLABS_API_KEY", "STORYBOT_CRASH_AT", "STORYBOT_FFMPEG"):
-            env.pop(name, None)
-        env.update(extra_env)
-        with self.log.open("ab") as log:
-            self.proc = await asyncio.create_subprocess_exec(str(STORYBOT), "bot", cwd=self.data, env=env,
-                                                             stdout=log, stderr=log)
-        await self.fake.wait_for(lambda: self.tail().count("connected as") > ready, timeout=60)  # on_ready
-
-    async def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-20000:] if self.log.exists() else ""
-
-
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[tuple[FakeDiscord, BotProcess]]:
-    guild = Guild(id=GUILD, channels=[Channel(id=CHANNEL)], members=[ALICE, MALLORY, APPROVER],
-                  roles=[APPROVER_ROLE])
-    async with FakeDiscord(guilds=[guild]) as fake:
-        bot = BotProcess(fake, tmp_path)
-        await bot.start()
-        try:
-            yield fake, bot
-        finally:
-            if bot.proc and bot.proc.returncode is None:
-                await bot.kill()
-            print(bot.tail())
+FIRST_ACK = 0.5     # /video is acknowledged this fast
+SCRIPT_SHOWN = 5.0  # and its script is on screen this soon (offline writer)
 
 
 def custom_ids(message: FakeMessage) -> list[str]:
@@ -131,7 +82,7 @@ async def test_request_to_delivery_with_replies_clicks_refusals_and_a_restart(
     assert {"video", "ideas", "jobs", "job", "cancel"} <= names
 
     ask = await fake.slash(ALICE, CHANNEL, "video", {"prompt": "A lighthouse keeper befriends a lost whale @everyone",
-                                                     "duration": 6}, guild_id=GUILD)
+                                                     "duration": 6, "ideas": True}, guild_id=GUILD)
     kind, _ = await acknowledged(fake, ask)
     assert kind == 5  # deferred: the status message follows
 
@@ -218,10 +169,7 @@ async def test_modal_revision_txt_replacement_and_an_expired_token(world: tuple[
     ask = await fake.slash(ALICE, CHANNEL, "video", {"prompt": "A robot learns to paint", "duration": 5},
                            guild_id=GUILD)
     await acknowledged(fake, ask)
-    pick = await wait_prompt(fake, "sb:pick:")
-    await fake.say(ALICE, CHANNEL, "ok", reply_to=pick)
-
-    script = await wait_prompt(fake, "sb:revise:", after=pick)
+    script = await wait_prompt(fake, "sb:revise:")
     opened = await fake.click(ALICE, script, component(script, "sb:revise:"))
     kind, modal = await acknowledged(fake, opened)
     assert kind == 9 and modal["custom_id"].startswith("sb:note:")
@@ -306,3 +254,122 @@ def test_bot_without_a_token_or_a_reachable_api_says_so_in_one_line(tmp_path: Pa
     errors = [line for line in run.stderr.splitlines() if "error" in line]
     assert run.returncode == 1 and len(errors) == 1
     assert "cannot reach the Discord API at http://127.0.0.1:9/api/v10" in errors[0]
+
+
+def replies_to(fake: FakeDiscord, message: FakeMessage) -> list[str]:
+    """What the bot wrote in reply to a user's message."""
+    return [m.content for m in fake.messages if m.author is None and m.reference_id == message.id]
+
+
+async def answered(fake: FakeDiscord, said: FakeMessage) -> str:
+    """The bot's one-line answer to a reply: every reply gets one."""
+    found = await fake.wait_for(lambda: replies_to(fake, said), timeout=30)
+    assert len(found) == 1 and "\n" not in found[0], found
+    return str(found[0])
+
+
+OWN_SCRIPT = ("The old keeper counted ships every night from the top of the tower. One, two, three lights "
+              "crossed the black water before midnight. On the last night of winter a fourth light appeared, "
+              "small and steady, and it did not move. He climbed down to the rocks with his lamp and found a "
+              "little boat, and a child inside it, counting ships too.")
+
+
+async def test_video_goes_straight_to_the_script_and_every_reply_is_answered(
+        world: tuple[FakeDiscord, Any], tmp_path: Path) -> None:
+    fake, _ = world
+    asked = time.monotonic()
+    ask = await fake.slash(ALICE, CHANNEL, "video", {"prompt": "A lighthouse keeper who counts ships at night",
+                                                     "duration": 6}, guild_id=GUILD)
+    kind, _ = await acknowledged(fake, ask)
+    assert kind == 5 and ask.response_delay is not None and ask.response_delay < FIRST_ACK, ask.response_delay
+    script = await wait_prompt(fake, "sb:revise:", timeout=SCRIPT_SHOWN)
+    shown_after = script.created_at - asked
+    assert shown_after < SCRIPT_SHOWN
+    print(f"/video acknowledged in {ask.response_delay * 1000:.0f} ms, script on screen after {shown_after:.2f} s")
+    assert not any(c.startswith("sb:pick:") for m in fake.messages for c in custom_ids(m))  # no idea step
+    assert "version 1" in script.embeds[0]["title"] and "about" in script.embeds[-1]["footer"]["text"]
+
+    wrong = await fake.say(ALICE, CHANNEL, "2", reply_to=script)  # a number picks nothing here
+    refusal = await answered(fake, wrong)
+    assert refusal.startswith("⚠️") and "what to change" in refusal and ".txt" in refusal
+
+    note = await fake.say(ALICE, CHANNEL, "end on a hopeful note", reply_to=script)
+    assert "Revising the script" in await answered(fake, note)
+    second = await wait_prompt(fake, "sb:revise:", after=script)
+    assert "version 2" in second.embeds[0]["title"]
+
+    own = await fake.say(ALICE, CHANNEL, OWN_SCRIPT, reply_to=second)  # 40+ words: a script, not a note
+    assert "Using your own script (63 words)" in await answered(fake, own)
+    third = await wait_prompt(fake, "sb:revise:", after=second)
+    assert "version 3" in third.embeds[0]["title"] and "counting ships too" in third.embeds[-1]["description"]
+
+    ok = await fake.say(ALICE, CHANNEL, "👍", reply_to=third)
+    assert "Approved" in await answered(fake, ok)
+    frames = await wait_prompt(fake, "sb:reroll:", after=third)
+    newer = "The tower went dark for one night only. " * 3 + "Then the keeper lit it again."
+    txt = await fake.say(ALICE, CHANNEL, "", reply_to=frames, attachments=[("new.txt", newer.encode())])
+    assert "Using your own script" in await answered(fake, txt)
+    fourth = await wait_prompt(fake, "sb:revise:", after=frames)
+    assert "version 4" in fourth.embeds[0]["title"] and "went dark for one night" in fourth.embeds[0]["description"]
+    stop = await fake.say(ALICE, CHANNEL, "cancel", reply_to=fourth)
+    assert "Cancelled" in await answered(fake, stop)
+    assert not fake.errors
+
+
+async def test_ideas_offers_a_select_and_a_txt_reply_skips_the_pick(world: tuple[FakeDiscord, Any]) -> None:
+    fake, _ = world
+    ask = await fake.slash(ALICE, CHANNEL, "ideas", {"topic": "a lighthouse keeper"}, guild_id=GUILD)
+    await acknowledged(fake, ask)
+    pick = await wait_prompt(fake, "sb:pick:", timeout=30)
+    options = next(c["options"] for row in pick.components for c in row["components"] if c["type"] == 3)
+    assert len(options) >= 2
+    mine = "My own story. The keeper sang to the ships. The ships sang back."
+    txt = await fake.say(ALICE, CHANNEL, "", reply_to=pick, attachments=[("mine.txt", mine.encode())])
+    assert "Using your own script (13 words)" in await answered(fake, txt)
+    script = await wait_prompt(fake, "sb:revise:", after=pick)
+    assert "version 1" in script.embeds[0]["title"] and "The ships sang back." in script.embeds[0]["description"]
+
+    again = await fake.slash(ALICE, CHANNEL, "ideas", {"topic": "a lost whale"}, guild_id=GUILD)
+    await acknowledged(fake, again)
+    second_pick = await wait_prompt(fake, "sb:pick:", after=script, timeout=30)
+    title = next(o["label"] for row in second_pick.components for c in row["components"] if c["type"] == 3
+                 for o in c["options"] if o["value"] == "1")
+    chosen = await fake.select(ALICE, second_pick, component(second_pick, "sb:pick:"), ["1"])
+    await acknowledged(fake, chosen)
+    written = await wait_prompt(fake, "sb:revise:", after=second_pick)
+    assert "version 1" in written.embeds[0]["title"]
+    assert title.startswith("2. ")
+    assert not fake.errors
+
+
+def thirty_words(name: str, body: dict[str, Any]) -> dict[str, Any] | str:
+    """A model that writes 30 words whatever it is asked for."""
+    assert name in ("ScriptDraft", "RevisionDraft"), name
+    script = ("The old keeper climbed the tower. He counted the ships. One, two, three. The sea was calm and dark. "
+              "He smiled, lit the lamp, and went back down to sleep.")
+    assert len(script.split()) == 30
+    return {"script": script, "summary": "Tried again."}
+
+
+@pytest.mark.parametrize("llm_answer", [thirty_words])
+async def test_a_short_draft_reaches_the_approval_with_its_length(world: tuple[FakeDiscord, BotProcess],
+                                                                  llm: Any) -> None:
+    fake, bot = world
+    await bot.kill()
+    await bot.start(OPENAI_BASE_URL=llm.url, OPENAI_API_KEY="sk-test", STORYBOT_LLM_MODEL="tiny")
+    ask = await fake.slash(ALICE, CHANNEL, "video", {"prompt": "A keeper counts ships", "duration": 60},
+                           guild_id=GUILD)
+    await acknowledged(fake, ask)
+    script = await wait_prompt(fake, "sb:revise:", timeout=60)
+    targets = [asked_words(r.json()) for r in llm.requests]
+    assert targets and max(targets) >= 150  # asked for 150+ words, got 30, and the job did not fail
+    footer = script.embeds[-1]["footer"]["text"]
+    assert "30 words" in footer and "you asked for 60 s" in footer, footer
+    assert "Make it longer" in script.content
+    longer = await fake.click(ALICE, script, component(script, "sb:longer:"))
+    await acknowledged(fake, longer)
+    second = await wait_prompt(fake, "sb:revise:", after=script, timeout=60)
+    assert "version 2" in second.embeds[0]["title"] and "you asked for 60 s" in second.embeds[-1]["footer"]["text"]
+    assert "make it longer" in str([r.json() for r in llm.requests][-1])
+    assert not [m for m in fake.messages if "stopped at" in m.content]
+    assert not fake.errors

@@ -321,3 +321,21 @@ async def test_subprocess_bot_and_restart(fake: FakeDiscord) -> None:
     assert len(fake.identifies) == 2
     assert [r.path for r in fake.requests if r.method == "GET"][:3] == ["/users/@me", "/oauth2/applications/@me",
                                                                         "/gateway/bot"]
+
+
+async def test_a_smaller_reported_limit_and_a_refusal_under_it(fake: FakeDiscord, bot: EchoBot) -> None:
+    guild = fake.guild_of(CHANNEL)
+    assert guild is not None
+    guild.attachment_size_limit = 64 * 1024  # what Discord says for this server now
+    i = await fake.slash(ALICE, CHANNEL, "note")
+    assert i.payload["attachment_size_limit"] == 64 * 1024  # discord.py: Interaction.filesize_limit
+    channel = bot.get_channel(CHANNEL)
+    assert isinstance(channel, discord.TextChannel)
+    await channel.send(file=discord.File(io.BytesIO(b"\1" * 64 * 1024), "fits.mp4"))
+    with pytest.raises(discord.HTTPException) as over:
+        await channel.send(file=discord.File(io.BytesIO(b"\1" * (64 * 1024 + 1)), "over.mp4"))
+    assert over.value.status == 413 and over.value.code == 40005
+    guild.refuse_over = 1000  # refuses what it reported as fitting
+    with pytest.raises(discord.HTTPException) as refused:
+        await channel.send(file=discord.File(io.BytesIO(b"\1" * 2000), "small.mp4"))
+    assert refused.value.status == 413 and refused.value.code == 40005

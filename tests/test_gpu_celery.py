@@ -43,9 +43,9 @@ def worker(redis_url: str, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
         proc.wait()
 
 
-def sdxl(tmp_path: Path, steps: int) -> dict[str, object]:
+def sdxl(tmp_path: Path, steps: int) -> SdxlParams:
     return SdxlParams(prompts=["a whale"], seeds=[3], outputs=[str(tmp_path / "k.png")], width=96, height=160,
-                      steps=steps).model_dump()
+                      steps=steps)
 
 
 async def test_same_api_and_a_killed_worker_process_is_redelivered(
@@ -58,16 +58,16 @@ async def test_same_api_and_a_killed_worker_process_is_redelivered(
     try:
         speech = await synthesize("A lost whale sang below the rocks.", tmp_path / "voice.wav")
         heard = await client.run("whisper", WhisperParams(audio=str(speech.wav), beam_size=1,
-                                                          max_new_tokens=16).model_dump())
-        assert abs(heard["duration"] - speech.duration) < 0.1
+                                                          max_new_tokens=16))
+        assert abs(heard.duration - speech.duration) < 0.1
         Image.new("RGB", (108, 192), (30, 90, 160)).save(tmp_path / "key.png")
         clip = await client.run("ltx", LtxParams(image=str(tmp_path / "key.png"), prompt="waves", width=64,
                                                  height=96, num_frames=9, steps=2,
-                                                 output=str(tmp_path / "clip.mp4")).model_dump())
-        assert clip["frames"] == 9 and (tmp_path / "clip.mp4").stat().st_size > 0
+                                                 output=str(tmp_path / "clip.mp4")))
+        assert clip.frames == 9 and (tmp_path / "clip.mp4").stat().st_size > 0
         verdict = await client.run("vision", VisionParams(image=str(tmp_path / "key.png"), prompt="waves",
-                                                          max_new_tokens=16).model_dump())
-        assert verdict["parsed"] is False and verdict["quality"] is None
+                                                          max_new_tokens=16))
+        assert verdict.parsed is False and verdict.score is None
 
         killed: list[int] = []
 
@@ -80,7 +80,7 @@ async def test_same_api_and_a_killed_worker_process_is_redelivered(
 
         result = await client.run("sdxl", sdxl(tmp_path, steps=40), kill_the_pool_process)
         assert killed
-        assert Image.open(result["outputs"][0]).size == (96, 160)
+        assert Image.open(result.outputs[0]).size == (96, 160)
         assert children(worker.pid) != killed  # a new pool process served the redelivered task
     finally:
         await client.close()
@@ -101,7 +101,7 @@ async def test_no_worker_on_the_queue_times_out_clearly(redis_url: str, tmp_path
     client = CeleryBackend({"ltx": "some/model"}, redis_url, request_timeout=1)
     try:
         with pytest.raises(GpuError, match="is a worker consuming queue 'ltx'") as caught:
-            await client.run("ltx", {})
+            await client.run("ltx", LtxParams(image="k.png", prompt="p", output="o.mp4"))
         assert caught.value.kind == "timeout"
     finally:
         await client.close()

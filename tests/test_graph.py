@@ -61,7 +61,10 @@ def test_make_yes_produces_a_finished_video(tmp_path: Path) -> None:
     names = [s["name"] for s in status["stages"]]
     assert names[0] == "collect_ideas" and names[-1] == "deliver" and len(names) == 15
     by_name = {s["name"]: s for s in status["stages"]}
-    assert by_name["story_ideas"]["provider"] == "offline" and by_name["write_script"]["provider"] == "offline"
+    # a prompt is the idea: no idea stages, straight to the script
+    assert [by_name[n]["status"] for n in ("collect_ideas", "story_ideas", "pick_idea")] == ["skipped"] * 3
+    assert by_name["story_ideas"]["provider"] == "the prompt is the idea"
+    assert by_name["write_script"]["provider"] == "offline"
     assert by_name["vision_guidance"]["status"] == "skipped" and by_name["revise_script"]["status"] == "skipped"
     for name in ("voice", "subtitles", "plan_scenes", "keyframes", "animate", "post_produce", "deliver"):
         assert by_name[name]["status"] == "done" and by_name[name]["runs"] == 1, by_name[name]
@@ -70,7 +73,7 @@ def test_make_yes_produces_a_finished_video(tmp_path: Path) -> None:
 
 
 def test_approvals_revisions_and_reroll(tmp_path: Path) -> None:
-    first = ok_json(storybot(tmp_path, "make", PROMPT, "--duration", "10", "--json"))
+    first = ok_json(storybot(tmp_path, "make", PROMPT, "--duration", "10", "--ideas", "--json"))
     job = first["job_id"]
     assert first["status"] == "waiting" and first["waiting_for"] == "pick_idea"
     assert len(first["approval"]["ideas"]) >= 2
@@ -141,7 +144,9 @@ CRASHES = ["story_ideas:end", "voice:end", "plan_scenes:start", "keyframes:end",
 
 @pytest.mark.parametrize("crash", CRASHES)
 def test_kill_9_then_resume_finishes_without_repeating_finished_stages(tmp_path: Path, crash: str) -> None:
-    killed = storybot(tmp_path, "make", PROMPT, "--yes", "--duration", "8", "--json", env={"STORYBOT_CRASH_AT": crash})
+    ideas = ["--ideas"] if crash.startswith("story_ideas") else []  # a prompt alone skips the idea stages
+    killed = storybot(tmp_path, "make", PROMPT, *ideas, "--yes", "--duration", "8", "--json",
+                      env={"STORYBOT_CRASH_AT": crash})
     assert killed.returncode == -9, killed.stderr
     job = ok_json(storybot(tmp_path, "jobs", "--json"))[0]["job_id"]
     crashed_stage = crash.split(":")[0]
@@ -186,7 +191,7 @@ def test_failed_stage_is_retried_then_marked_failed_and_resumable(tmp_path: Path
     (["status", "0123456789ab", "--json"], "unknown job"),
     (["resume", "../../etc"], "unknown job"),
     (["answer", "nope", "approve"], "unknown job"),
-    (["answer", "0123456789ab", "frobnicate"], "cannot understand"),
+    (["answer", "0123456789ab", "frobnicate"], "unknown job"),
 ])
 def test_bad_input_exits_2_and_creates_no_job(tmp_path: Path, args: list[str], fragment: str) -> None:
     result = storybot(tmp_path, *args)
@@ -196,8 +201,9 @@ def test_bad_input_exits_2_and_creates_no_job(tmp_path: Path, args: list[str], f
     assert not (tmp_path / "jobs").exists() or not any((tmp_path / "jobs").iterdir())
 
 
-def test_real_kill_9_from_outside_during_animate(tmp_path: Path) -> None:
-    """A SIGKILL sent by another process while clips are being animated, then resume."""
+def test_real_kill_9_from_outside_during_the_final_cut(tmp_path: Path) -> None:
+    """A SIGKILL sent by another process while the video is being cut, then resume: the stages before
+    it (animate's cut sheet included) are not run again."""
     proc = subprocess.Popen([sys.executable, "-m", "storybot", "make", PROMPT, "--yes", "--duration", "20", "--json"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "STORYBOT_DATA_DIR": str(tmp_path)})
@@ -208,25 +214,25 @@ def test_real_kill_9_from_outside_during_animate(tmp_path: Path) -> None:
         if db.exists():
             try:
                 with sqlite3.connect(db) as conn:
-                    row = conn.execute("SELECT job_id FROM stages WHERE name = 'animate' AND status = 'running'"
+                    row = conn.execute("SELECT job_id FROM stages WHERE name = 'post_produce' AND status = 'running'"
                                        ).fetchone()
             except sqlite3.OperationalError:  # the process is still creating its tables
                 row = None
             if row:
                 break
         time.sleep(0.05)
-    assert row, "never saw the animate stage running"
+    assert row, "never saw the post_produce stage running"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     job = row[0]
     before = stages(tmp_path, job)
-    assert before["animate"]["status"] == "running" and before["keyframes"]["runs"] == 1
+    assert before["post_produce"]["status"] == "running" and before["animate"]["runs"] == 1
     resumed = ok_json(storybot(tmp_path, "resume", job, "--yes", "--json"))
     assert resumed["status"] == "done"
     after = stages(tmp_path, job)
-    for name in ("voice", "subtitles", "plan_scenes", "keyframes"):
+    for name in ("voice", "subtitles", "plan_scenes", "keyframes", "animate"):
         assert after[name]["runs"] == 1
-    assert after["animate"]["runs"] == 2
+    assert after["post_produce"]["runs"] == 2
 
 
 def test_hostile_prompt_still_makes_a_clean_video(tmp_path: Path) -> None:

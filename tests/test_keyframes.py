@@ -225,8 +225,8 @@ def test_cards_are_distinct_between_shots_and_deterministic() -> None:
 
 def _title_box(phrase: str, size: tuple[int, int], index: int = 0) -> tuple[int, int, int, int]:
     """Bounding box of what the title changed: the same card drawn with and without it."""
-    with_title = pixels(draw_art_card(shot(index, phrase), size, seed=1))
-    without = pixels(draw_art_card(shot(index, ""), size, seed=1))
+    with_title = pixels(draw_art_card(shot(index, "ignored words"), size, seed=1, title=phrase))
+    without = pixels(draw_art_card(shot(index, "ignored words"), size, seed=1))
     ys, xs = np.nonzero(np.abs(with_title - without).max(axis=2) > 0)
     assert len(xs) > 500, "no title pixels"
     return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
@@ -256,7 +256,14 @@ def test_phrases_without_drawable_glyphs_draw_no_title() -> None:
     size = (270, 480)
     plain = pixels(draw_art_card(shot(0, ""), size, seed=0))
     for phrase in ("🙂🎬", "東京の夜", "\u200d\u200b"):
-        assert np.array_equal(plain, pixels(draw_art_card(shot(0, phrase), size, seed=0))), phrase
+        assert np.array_equal(plain, pixels(draw_art_card(shot(0, phrase), size, seed=0, title=phrase))), phrase
+
+
+def test_cards_carry_no_words_from_the_shot() -> None:
+    """The subtitles carry the words: a card is the same picture whatever its shot says."""
+    size = (270, 480)
+    plain = pixels(draw_art_card(shot(1, ""), size, seed=3))
+    assert np.array_equal(plain, pixels(draw_art_card(shot(1, "rocky stretch coast lived"), size, seed=3)))
 
 
 def test_drawable_keeps_accents_and_drops_what_lato_lacks() -> None:

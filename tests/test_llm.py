@@ -398,7 +398,8 @@ def plan_answer(bad_first: bool) -> Answer:
 
     def answer(name: str, body: dict[str, Any]) -> dict[str, Any] | str:
         assert name == "ScenePlanDraft"
-        shot = {"image_prompt": "A lighthouse at night <@1>", "negative_prompt": "text, watermark",
+        shot = {"image_prompt": "A lighthouse at night <@1>", "search_terms": ["lighthouse", "night sea"],
+                "negative_prompt": "text, watermark",
                 "camera": "zoom_in", "mood": "tense", "beat": "hook"}
         if bad_first and next(calls) == 0:  # a gap: sentence 3 is in no shot
             return {"shots": [{**shot, "first_sentence": 1, "last_sentence": 2},
@@ -420,7 +421,7 @@ async def test_openai_scene_plan_must_cover_the_script() -> None:
     assert [(s.first_sentence, s.last_sentence, s.motion, s.beat) for s in plan] == [
         (0, 1, "zoom_in", "hook"), (2, 3, "pan_left", "resolution")]
     assert plan[0].prompt == "A lighthouse at night" and plan[0].negative_prompt == "text, watermark"
-    assert plan[0].mood == "tense"
+    assert plan[0].mood == "tense" and plan[0].search_terms == ["lighthouse", "night sea"]
 
 
 async def test_openai_usage_is_counted_per_block() -> None:

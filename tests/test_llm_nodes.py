@@ -86,9 +86,9 @@ def test_revision_summary_and_diff_reach_the_approval(tmp_path: Path) -> None:
             assert done.returncode == 0, done.stderr
             return dict(json.loads(done.stdout))
 
-        job = storybot("make", "a whale story", "--duration", "10")["job_id"]
+        job = storybot("make", "a whale story", "--duration", "10", "--ideas")["job_id"]
         first = storybot("answer", job, "approve")
-        assert first["waiting_for"] == "approve_script" and "summary" not in first["approval"]
+        assert first["waiting_for"] == "approve_script" and first["approval"]["summary"] == ""
         revised = storybot("answer", job, "revise", "make the whale sing")
     approval = revised["approval"]
     assert approval["version"] == 2 and approval["summary"] == "Gave the whale a song."

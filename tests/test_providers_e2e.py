@@ -65,6 +65,7 @@ def answer(name: str, body: dict[str, Any]) -> dict[str, Any] | str:
         script = said.split("<Script>", 1)[1].split("</Script>", 1)[0]
         n = len(re.findall(r"^\d+\. ", script, re.MULTILINE))
         shots = [{"first_sentence": i + 1, "last_sentence": min(i + 2, n), "image_prompt": f"Lantern light, shot {k}",
+                  "search_terms": ["lantern", "lighthouse"],
                   "negative_prompt": PLAN_NEGATIVE, "camera": "pan_left", "mood": "hushed",
                   "beat": "hook" if i == 0 else "build"} for k, i in enumerate(range(0, n, 2))]
         return {"shots": shots}
@@ -112,7 +113,7 @@ def test_make_yes_with_online_providers(servers: tuple[FakeOpenAI, FakeElevenLab
                                         tmp_path: Path) -> None:
     llm, voice, web = servers
     env = provider_env(llm, voice, web)
-    made = storybot(tmp_path, env, "make", PROMPT, "--yes", "--duration", "12", "--json")
+    made = storybot(tmp_path, env, "make", PROMPT, "--ideas", "--yes", "--duration", "12", "--json")
     assert made.returncode == 0, made.stderr
     result = json.loads(made.stdout)
     assert result["status"] == "done"

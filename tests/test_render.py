@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
 import numpy as np
 import pysubs2
 import pytest
@@ -18,6 +19,7 @@ from PIL import Image
 
 from tests.media_checks import audio_rms_db, top_level_atoms
 from tools.ffmpeg import run_ffmpeg
+from tools.loudness import measure_file
 from tools.models import Aspect
 from tools.probe import probe
 from tools.render import RenderOptions, render
@@ -113,8 +115,8 @@ def test_subtitles_carry_every_script_word_in_order(portrait: Path) -> None:
 def test_artifacts_shots_keyframes_clips_thumbnail(portrait: Path) -> None:
     shots = json.loads((portrait / "shots.json").read_text())
     keyframes = sorted((portrait / "keyframes").glob("shot_*.png"))
-    clips = sorted((portrait / "clips").glob("shot_*.mp4"))
-    assert len(shots) == len(keyframes) == len(clips) >= 1
+    assert len(shots) == len(keyframes) >= 1
+    assert not list((portrait / "clips").glob("shot_*.mp4")), "stills move inside the final cut, not in clip files"
     meta = json.loads((portrait / "metadata.json").read_text())
     assert shots[-1]["end"] == pytest.approx(meta["voice"]["duration"], abs=0.01)
     with Image.open(portrait / "thumbnail.png") as thumb:
@@ -166,13 +168,25 @@ async def _make_audio(voice: Path, music: Path) -> None:
     await run_ffmpeg(["-f", "lavfi", "-i", "sine=f=440:d=3", "-c:a", "libmp3lame", music])
 
 
-def test_clips_of_any_size_landscape_and_upload_fit(tmp_path: Path) -> None:
+def mean_rgb(video: Path, seconds: float) -> np.ndarray:
+    """Mean colour of the top half (above the subtitles) of the frame shown at `seconds`."""
+    with av.open(str(video)) as container:
+        for frame in container.decode(container.streams.video[0]):
+            if frame.time is not None and frame.time >= seconds:
+                rgb = frame.to_ndarray(format="rgb24")
+                return rgb[: rgb.shape[0] // 2].reshape(-1, 3).mean(axis=0)
+    raise AssertionError(f"no frame at {seconds} s")
+
+
+def test_clips_of_any_size_landscape_and_upload_copy_in_the_same_run(tmp_path: Path) -> None:
     clips = tmp_path / "clips"
     clips.mkdir()
-    asyncio.run(run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=s=320x240:r=24:d=1", clips / "a.mp4"]))
+    # a short, small, 24 fps red clip (slowed then held, never looped) and a long 60 fps portrait one
+    asyncio.run(run_ffmpeg(["-f", "lavfi", "-i", "color=c=0xd01010:s=320x240:r=24:d=1,noise=alls=20:allf=t",
+                            clips / "a.mp4"]))
     asyncio.run(run_ffmpeg(["-f", "lavfi", "-i", "mandelbrot=s=500x900:r=60", "-t", "9", clips / "b.mkv"]))
     script = tmp_path / "s.txt"
-    script.write_text("A short clip that loops. Then a long one that is trimmed to fit.", encoding="utf-8")
+    script.write_text("A short clip that is slowed down. Then a long one that is trimmed to fit.", encoding="utf-8")
     out = tmp_path / "out"
     limit = 400_000
     result = storybot("render", "--script", str(script), "--clips", str(clips), "--aspect", "16:9",
@@ -180,13 +194,28 @@ def test_clips_of_any_size_landscape_and_upload_fit(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     artifacts = json.loads(result.stdout)["artifacts"]
     meta = json.loads(Path(artifacts["metadata"]).read_text())
-    check_video(out / "final.mp4", Aspect.landscape, meta["voice"]["duration"])
-    assert artifacts["keyframes"] == [] and len(artifacts["clips"]) == 2
-    assert (out / "final.mp4").stat().st_size > limit
+    final = out / "final.mp4"
+    check_video(final, Aspect.landscape, meta["voice"]["duration"])
+    assert artifacts["keyframes"] == [] and artifacts["clips"] == [], "clips are fitted in the final cut, not copied"
+    assert meta["sources"] == ["clip", "clip"]
+    assert final.stat().st_size > limit
+    assert 0.5 < meta["predicted_master_bytes"] / final.stat().st_size < 3.0, meta["predicted_master_bytes"]
     fitted = Path(artifacts["discord_video"])
     assert fitted.stat().st_size <= limit
+    assert meta["discord"]["same_run"] is True and meta["discord"]["attempts"] == 1
     info = probe(fitted)
-    assert info.video and info.video.codec == "h264" and info.audio
-    assert info.duration == pytest.approx(probe(out / "final.mp4").duration, abs=0.1)
+    assert info.video and info.audio
+    assert info.video.codec == "h264" and info.video.profile == "High" and info.video.pix_fmt == "yuv420p"
+    assert info.video.fps == pytest.approx(30, abs=0.01) and info.video.width == meta["discord"]["width"]
+    assert info.audio.codec == "aac" and info.audio.sample_rate == 48000 and info.audio.channels == 2
+    assert info.duration == pytest.approx(probe(final).duration, abs=0.1)
     atoms = top_level_atoms(fitted)
     assert atoms.index("moov") < atoms.index("mdat")
+    copy_loudness = asyncio.run(measure_file(fitted))
+    assert copy_loudness.integrated_lufs == pytest.approx(-14, abs=1.0) and copy_loudness.true_peak_dbtp <= -1.0
+    shots = json.loads((out / "shots.json").read_text())
+    first, second = ((s["start"] + s["end"]) / 2 for s in shots)
+    for video in (final, fitted):  # the frames come from the clips: red first, then the mandelbrot
+        red, other = mean_rgb(video, first), mean_rgb(video, second)
+        assert red[0] > 120 and red[0] > 2 * red[1], red
+        assert not (other[0] > 120 and other[0] > 2 * other[1]), other

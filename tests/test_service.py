@@ -46,7 +46,7 @@ async def test_only_requester_or_approver_may_answer_and_stale_ids_are_refused(t
         # a moderator may steer: replace the script, which asks again with a new interrupt id
         await svc.answer(job, MOD, Answer(action="replace", text=SCRIPT + " The end."), first)
         second = await until_waiting(svc, job)
-        assert second != first and svc.get(job).approval["version"] == 2  # type: ignore[index]
+        assert second != first and svc.get(job).approval.version == 2  # type: ignore[union-attr]
         # the old button (first interrupt id) is stale now: refused, nothing changes
         with pytest.raises(StaleAnswer):
             await svc.answer(job, ALICE, Answer(action="approve"), first)

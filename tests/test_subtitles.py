@@ -213,7 +213,7 @@ def test_files_parse_back_with_the_same_words(tmp_path: Path, name: str, aspect:
     ass = pysubs2.load(str(files.ass))
     assert len(srt) == len(vtt) == len(ass) == len(cues)
     for cue, s, v, a in zip(cues, srt, vtt, ass, strict=True):
-        assert s.text == "\\N".join(cue.lines)  # pysubs2 reads a line break as \N
+        assert s.text.replace("\u2060", "") == "\\N".join(cue.lines)  # pysubs2 reads a line break as \N
         assert html.unescape(v.text) == "\\N".join(cue.lines)
         assert (s.start, s.end) == (v.start, v.end) == (round(cue.start * 1000), round(cue.end * 1000))
         assert abs(a.start - cue.start * 1000) <= 5 and abs(a.end - cue.end * 1000) <= 5
@@ -223,7 +223,7 @@ def test_files_parse_back_with_the_same_words(tmp_path: Path, name: str, aspect:
     if name == "url":
         assert "more &amp;" in vtt_text and "&lt;b&gt;bold&lt;/b&gt;" in vtt_text and "&x=1" not in vtt_text
         srt_text = files.srt.read_text(encoding="utf-8")
-        assert "more &" in srt_text and "<b>bold</b>" in srt_text
+        assert "more &" in srt_text and "<\u2060b>bold<\u2060/b>" in srt_text and "<b>" not in srt_text
 
 
 @pytest.mark.parametrize("aspect", list(Aspect))

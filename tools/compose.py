@@ -14,6 +14,8 @@ inside filter options (docs/ARCHITECTURE.md).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -23,7 +25,7 @@ from tools.files import atomic_path
 from tools.fonts import fonts_dir
 from tools.loudness import LoudnormStats, loudnorm_apply_filter, measure_loudnorm
 from tools.models import Aspect, Shot
-from tools.motion import FPS
+from tools.motion import FPS, ShotMedia, shot_chain
 
 TRANSITION_FRAMES = 12  # 0.4 s cross-fades
 TAIL = 0.5              # picture and music after the last word
@@ -69,16 +71,23 @@ def plan_cut(shots: list[Shot], tail: float = TAIL, transition_frames: int = TRA
     return CutPlan(clip_frames=frames, transition_frames=transition, total_frames=total)
 
 
-def _video_graph(plan: CutPlan, ass: Path) -> str:
+def _video_graph(media: list[ShotMedia], plan: CutPlan, ass: Path, aspect: Aspect) -> tuple[list[str], int, str]:
+    """Inputs and the video half of the graph: fitted shots, cross-fades, subtitles, into `[vout]`."""
     n, t = len(plan.clip_frames), plan.transition_frames
+    inputs: list[str] = []
     parts: list[str] = []
     order: list[str] = []
-    for i, frames in enumerate(plan.clip_frames):
+    count = 0
+    for i, (shot, frames) in enumerate(zip(media, plan.clip_frames, strict=True)):
+        fitted = shot_chain(shot, frames, aspect, count, f"s{i}")
+        count += len(fitted.inputs)
+        for args in fitted.inputs:
+            inputs += args
+        parts.append(fitted.chain)
         head = t if i > 0 else 0
         tail = t if i < n - 1 else 0
         pieces = (["h"] if head else []) + ["b"] + (["t"] if tail else [])
-        parts.append(f"[{i}:v]fps={FPS},format=yuv420p,setsar=1,settb=AVTB,"
-                     f"split={len(pieces)}" + "".join(f"[{p}{i}]" for p in pieces))
+        parts.append(f"[s{i}]settb=AVTB,split={len(pieces)}" + "".join(f"[{p}{i}]" for p in pieces))
         spans = {"h": (0, head), "b": (head, frames - tail), "t": (frames - tail, frames)}
         for p in pieces:
             a, b = spans[p]
@@ -90,7 +99,7 @@ def _video_graph(plan: CutPlan, ass: Path) -> str:
     parts.append("".join(order) + f"concat=n={len(order)}:v=1:a=0,"
                  f"ass=filename={escape_filter_value(str(ass))}:fontsdir={escape_filter_value(str(fonts_dir()))},"
                  "format=yuv420p[vout]")
-    return ";".join(parts)
+    return inputs, count, ";".join(parts)
 
 
 class AudioMix(BaseModel):
@@ -143,24 +152,58 @@ async def prepare_audio(voice: Path, music: Path, total: float) -> AudioMix:
     return AudioMix(voice_gain_db=voice_gain, music_gain_db=music_gain, total=total, measured=measured)
 
 
-async def compose(clips: list[Path], plan: CutPlan, voice: Path, music: Path, mix: AudioMix, ass: Path,
-                  aspect: Aspect, out: Path, enc: VideoEncoding | None = None) -> None:
-    """Cut `clips` (one per shot, `plan.clip_frames` long) with the voice, music and subtitles into `out`."""
+class UploadCopy(BaseModel):
+    """The second output of the final cut: a copy sized for a chat upload limit.
+
+    One-pass ABR under a VBV cap (maxrate 10% above the target, a one-second buffer) keeps the size
+    near bitrate x duration; two-pass would need a second run, which is what this copy avoids.
+    """
+
+    path: Path
+    video_kbps: int
+    width: int
+    height: int
+
+
+def _encode_args(frames: int, seconds: float, preset: str, audio_bitrate: str) -> list[str]:
+    return ["-frames:v", str(frames), "-t", f"{seconds:.3f}", "-r", str(FPS),
+            "-c:v", "libx264", "-profile:v", "high", "-preset", preset, "-pix_fmt", "yuv420p", "-g", str(2 * FPS),
+            "-c:a", "aac", "-b:a", audio_bitrate, "-ar", "48000", "-ac", "2", "-movflags", "+faststart", "-f", "mp4"]
+
+
+async def compose(media: list[ShotMedia], plan: CutPlan, voice: Path, music: Path, mix: AudioMix, ass: Path,
+                  aspect: Aspect, out: Path, enc: VideoEncoding | None = None,
+                  upload_copy: UploadCopy | None = None) -> None:
+    """Cut the shots (one `media` per shot) with the voice, music and subtitles into `out`, and into
+    `upload_copy` from the same decoded and filtered frames when one is asked for."""
     enc = enc or VideoEncoding()
-    n = len(clips)
-    audio = mix.graph(n, n + 1) + f";[mix]{loudnorm_apply_filter(mix.measured)}[aout]"
-    inputs: list[str | Path] = []
-    for clip in clips:
-        inputs += ["-i", clip]
-    inputs += ["-i", voice, *_music_input(music)]
+    inputs, count, video = _video_graph(media, plan, ass, aspect)
+    audio = mix.graph(count, count + 1) + f";[mix]{loudnorm_apply_filter(mix.measured)}[aout]"
+    graph = video + ";" + audio
+    maps = ["-map", "[vout]", "-map", "[aout]"]
+    if upload_copy is not None:
+        size = (upload_copy.width, upload_copy.height)
+        scale = f"scale={size[0]}:{size[1]}:flags=bicubic" if size != aspect.size else "null"
+        graph += f";[vout]split=2[vmain][vcopy];[vcopy]{scale}[vsmall];[aout]asplit=2[afull][asmall]"
+        maps = ["-map", "[vmain]", "-map", "[afull]"]
     w, h = aspect.size
-    with atomic_path(out) as tmp:
-        await run_ffmpeg([
-            "-v", "error", *inputs, "-filter_complex", _video_graph(plan, ass) + ";" + audio,
-            "-map", "[vout]", "-map", "[aout]", "-frames:v", str(plan.total_frames), "-t", f"{plan.total:.3f}",
-            "-s", f"{w}x{h}", "-r", str(FPS),
-            "-c:v", "libx264", "-profile:v", "high", "-preset", enc.preset, "-crf", str(enc.crf),
-            "-pix_fmt", "yuv420p", "-g", str(2 * FPS),
-            "-c:a", "aac", "-b:a", enc.audio_bitrate, "-ar", "48000", "-ac", "2",
-            "-movflags", "+faststart", "-f", "mp4", tmp,
-        ])
+    main = [*maps, "-s", f"{w}x{h}", *_encode_args(plan.total_frames, plan.total, enc.preset, enc.audio_bitrate),
+            "-crf", str(enc.crf)]
+    with atomic_path(out) as tmp, _maybe_atomic(upload_copy) as tmp_copy:
+        extra: list[str | Path] = []
+        if upload_copy is not None and tmp_copy is not None:
+            k = upload_copy.video_kbps
+            extra = ["-map", "[vsmall]", "-map", "[asmall]",
+                     *_encode_args(plan.total_frames, plan.total, enc.preset, enc.audio_bitrate),
+                     "-b:v", f"{k}k", "-maxrate", f"{int(k * 1.1)}k", "-bufsize", f"{k}k", tmp_copy]
+        await run_ffmpeg(["-v", "error", *inputs, "-i", voice, *_music_input(music), "-filter_complex", graph,
+                          *main, tmp, *extra])
+
+
+@contextmanager
+def _maybe_atomic(copy: UploadCopy | None) -> Iterator[Path | None]:
+    if copy is None:
+        yield None
+        return
+    with atomic_path(copy.path) as tmp:
+        yield tmp

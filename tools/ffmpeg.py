@@ -1,14 +1,25 @@
 """Running FFmpeg: argument lists only, asyncio subprocesses, FFmpeg's own error on failure.
 
 The binary comes from imageio-ffmpeg (PyPI), so `pip install` alone yields a complete toolchain.
+
+Nothing waits forever: every run has a time limit scaled to the media it handles (see
+`time_limit`), after which FFmpeg is killed and the run fails with one line. FFmpeg runs in its own
+process group and gets SIGKILL when storybot dies (`PR_SET_PDEATHSIG`), so a killed render leaves no
+orphaned encoder behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import itertools
 import os
+import signal
+import subprocess
+import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 
@@ -17,6 +28,16 @@ import imageio_ffmpeg
 from tools.errors import MediaError
 
 FFMPEG_NICENESS = 10
+# A run may take BASE seconds plus PER_MEDIA_SECOND for each second of media it reads or writes:
+# a 1080x1920 encode runs at about real time on two busy cores, so this is a wide margin that
+# still ends a hung run (a pipe that never closes, an endless -stream_loop) in bounded time.
+BASE_SECONDS = 60.0
+PER_MEDIA_SECOND = 20.0
+_PR_SET_PDEATHSIG = 1
+# Resolved once in the parent: a forked child must not load libraries (locks held by other threads).
+_prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None) if os.name == "posix" else None
+# Threads that only wait on FFmpeg; separate from the default executor so waits never starve probing.
+_POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="ffmpeg")
 
 
 @cache
@@ -31,27 +52,113 @@ def _last_error(stderr: str) -> str:
     return " | ".join(useful[-3:]) or "no message"
 
 
-async def run_ffmpeg(args: Sequence[str | Path], *, stdin: bytes | None = None,
-                     cwd: Path | None = None) -> tuple[bytes, str]:
-    """Run `ffmpeg ARGS...`; return (stdout, stderr). Raise MediaError with FFmpeg's message."""
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", *map(str, args)]
+def _file_seconds(path: str) -> float:
+    """Duration of an input file from its header (0 when it has none, e.g. a still image)."""
+    import av  # local: probing is needed only when a run has no explicit limit
+
+    with contextlib.suppress(Exception), av.open(path) as container:
+        return container.duration / av.time_base if container.duration else 0.0
+    return 0.0
+
+
+def media_seconds(args: Sequence[str], stdin: bytes | None = None) -> float:
+    """The most media, in seconds, that an FFmpeg command line reads or writes.
+
+    Taken from `-t` and `-frames:v` (at 30 fps) values, the durations of regular input files, and
+    the size of piped input (counted at 8 kB/s, generous for any compressed or PCM voice).
+    """
+    seconds = len(stdin) / 8000 if stdin else 0.0
+    for flag, value in itertools.pairwise(args):
+        with contextlib.suppress(ValueError):
+            if flag in ("-t", "-to"):
+                seconds = max(seconds, float(value))
+            elif flag in ("-frames:v", "-vframes"):
+                seconds = max(seconds, int(value) / 30)
+        if flag == "-i" and os.path.isfile(value):
+            seconds = max(seconds, _file_seconds(value))
+    return seconds
+
+
+def time_limit(args: Sequence[str], stdin: bytes | None = None) -> float:
+    return BASE_SECONDS + PER_MEDIA_SECOND * media_seconds(args, stdin)
+
+
+def _die_with_parent() -> None:
+    """Child side, before exec: SIGKILL when the parent dies; exit now if it already has."""
+    parent = os.getppid()
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill FFmpeg and anything it started (its own process group)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+
+
+def _communicate(proc: subprocess.Popen[bytes], stdin: bytes | None, limit: float) -> tuple[bytes, bytes, bool]:
+    """Worker-thread side: feed and drain FFmpeg; (stdout, stderr, timed out)."""
+    try:
+        out, err = proc.communicate(stdin, timeout=limit)
+        return out, err, False
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        out, err = proc.communicate()
+        return out, err, True
+
+
+async def _settle(job: asyncio.Future[tuple[bytes, bytes, bool]]) -> None:
+    """Wait until the worker thread has reaped FFmpeg, even through repeated cancellation."""
+    while not job.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(job)
+
+
+async def run_ffmpeg(
+    args: Sequence[str | Path], *, stdin: bytes | None = None, cwd: Path | None = None, limit_s: float | None = None
+) -> tuple[bytes, str]:
+    """Run `ffmpeg ARGS...`; return (stdout, stderr). Raise MediaError with FFmpeg's message.
+
+    `limit_s` (seconds) defaults to `time_limit(args)`; past it FFmpeg is killed and MediaError says so.
+    A plain Popen drained in a worker thread, not an asyncio subprocess: on Python 3.11 a task
+    cancelled while its asyncio subprocess starts can wait forever at shutdown, and a child watcher
+    that outlives `asyncio.run` prints "Loop ... that handles pid N is closed" on stderr.
+    Popen runs in the event-loop thread, so PR_SET_PDEATHSIG follows that long-lived thread.
+    """
+    argv = [*map(str, args)]
+    limit = time_limit(argv, stdin) if limit_s is None else limit_s
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", *argv]
     if stdin is not None:
         cmd.remove("-nostdin")
-    proc = await asyncio.create_subprocess_exec(
-        *cmd,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    started = time.monotonic()
+    # spawning is quick; the wait runs in a worker thread
+    proc = subprocess.Popen(  # noqa: ASYNC220
+        cmd,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         cwd=cwd,
+        process_group=0,
+        preexec_fn=_die_with_parent,
     )
     with contextlib.suppress(OSError):  # media work yields the CPU to the event loop (bot heartbeats)
         os.setpriority(os.PRIO_PROCESS, proc.pid, FFMPEG_NICENESS)
+    job = asyncio.get_running_loop().run_in_executor(_POOL, _communicate, proc, stdin, limit)
     try:
-        out, err = await proc.communicate(stdin)
-    except asyncio.CancelledError:
-        proc.kill()
-        await proc.wait()
+        out, err, timed_out = await asyncio.shield(job)
+    except BaseException:  # cancelled: never leave FFmpeg running
+        _kill_group(proc)
+        await _settle(job)
         raise
+    if timed_out:
+        raise MediaError(
+            f"ffmpeg took longer than its limit of {limit:.0f} s and was stopped "
+            f"(after {time.monotonic() - started:.1f} s)"
+        )
     log = err.decode("utf-8", "replace")
     if proc.returncode != 0:
         raise MediaError(f"ffmpeg failed: {_last_error(log)}")
@@ -60,8 +167,9 @@ async def run_ffmpeg(args: Sequence[str | Path], *, stdin: bytes | None = None,
 
 async def decode_audio(path: Path, sample_rate: int = 48000) -> bytes:
     """Decode any audio FFmpeg reads into mono float32 PCM at `sample_rate`."""
-    out, _ = await run_ffmpeg(["-v", "error", "-i", path, "-vn", "-ac", "1", "-ar", str(sample_rate),
-                               "-f", "f32le", "-"])
+    out, _ = await run_ffmpeg(
+        ["-v", "error", "-i", path, "-vn", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-"]
+    )
     return out
 
 

@@ -5,6 +5,9 @@ music bed, final cut, loudness check, upload copy and thumbnail, plus the metada
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +15,11 @@ from pydantic import BaseModel
 
 from tools import compose, loudness, thumbnail, upload
 from tools.models import Aspect
-from tools.motion import FPS
+from tools.motion import FPS, ShotMedia
 from tools.music import synth_bed
 from tools.probe import MediaInfo, probe
+
+PREDICT_MARGIN = 0.9  # make the copy in the same run when the master is predicted over 90% of the limit
 
 
 class Finished(BaseModel):
@@ -24,6 +29,8 @@ class Finished(BaseModel):
     info: MediaInfo
     loudness: loudness.Loudness
     fit: upload.FitReport | None
+    predicted_master_bytes: int
+    seconds: dict[str, float]  # where post-production's time went
 
 
 async def music_or_bed(music: Path | None, folder: Path, seconds: float, seed: int) -> Path:
@@ -35,19 +42,62 @@ async def music_or_bed(music: Path | None, folder: Path, seconds: float, seed: i
     return bed
 
 
-async def finish(folder: Path, clips: list[Path], cut: compose.CutPlan, voice: Path, music: Path, ass: Path,
+async def finish(folder: Path, media: list[ShotMedia], cut: compose.CutPlan, voice: Path, music: Path, ass: Path,
                  aspect: Aspect, enc: compose.VideoEncoding, upload_limit: int,
                  mix: compose.AudioMix | None = None) -> Finished:
-    """Cut, check and package the video into `folder` (final.mp4, final.discord.mp4, thumbnail.png)."""
-    if mix is None:
-        mix = await compose.prepare_audio(voice, music, cut.total)
-    final = folder / "final.mp4"
-    await compose.compose(clips, cut, voice, music, mix, ass, aspect, final, enc=enc)
-    measured = await loudness.measure_file(final)
-    fitted = await upload.fit_for_upload(final, folder / "final.discord.mp4", upload_limit)
-    thumb = await asyncio.to_thread(thumbnail.make_thumbnail, clips, aspect, folder / "thumbnail.png")
-    return Finished(final=final, discord=Path(fitted.path) if fitted else None, thumbnail=thumb,
-                    info=await asyncio.to_thread(probe, final), loudness=measured, fit=fitted)
+    """Cut, check and package the video into `folder` (final.mp4, final.discord.mp4, thumbnail.png).
+
+    When the master is predicted over the upload limit, the final cut writes the upload copy too,
+    from the same frames (no second decode, filter pass or full-size encode). The copy's size is
+    checked; only a copy that still does not fit (or a master that was predicted to fit and did
+    not) is re-encoded from the master.
+    """
+    clock = _Clock()
+    with clock("predict"):
+        predict = upload.predict_master_bytes(media, cut, aspect, enc)
+        if mix is None:
+            predicted, audio = await asyncio.gather(predict, compose.prepare_audio(voice, music, cut.total))
+        else:
+            predicted, audio = await predict, mix
+    final, copy_path = folder / "final.mp4", folder / "final.discord.mp4"
+    plan = upload.plan_copy(cut.total, aspect.size, upload_limit) if predicted > upload_limit * PREDICT_MARGIN else None
+    copy = (compose.UploadCopy(path=copy_path, video_kbps=plan.video_kbps, width=plan.width, height=plan.height)
+            if plan else None)
+    with clock("final_cut"):
+        await compose.compose(media, cut, voice, music, audio, ass, aspect, final, enc=enc, upload_copy=copy)
+    with clock("upload_copy"):
+        fitted = _same_run_fit(final, copy, upload_limit)
+        if fitted is None and final.stat().st_size > upload_limit:
+            fitted = await upload.fit_for_upload(final, copy_path, upload_limit, first_attempt=2 if copy else 1)
+    with clock("checks"):
+        measured = await loudness.measure_file(final)
+        thumb = await asyncio.to_thread(thumbnail.make_thumbnail, media, aspect, folder / "thumbnail.png")
+        info = await asyncio.to_thread(probe, final)
+    return Finished(final=final, discord=Path(fitted.path) if fitted else None, thumbnail=thumb, info=info,
+                    loudness=measured, fit=fitted, predicted_master_bytes=predicted, seconds=clock.seconds)
+
+
+def _same_run_fit(final: Path, copy: compose.UploadCopy | None, limit: int) -> upload.FitReport | None:
+    """The copy the final cut wrote, if it is needed and fits; a needless or oversized one is removed."""
+    if copy is None or not copy.path.exists():
+        return None
+    size = copy.path.stat().st_size
+    if final.stat().st_size <= limit or size > limit:
+        copy.path.unlink()
+        return None
+    return upload.FitReport(path=str(copy.path), size_bytes=size, video_kbps=copy.video_kbps, width=copy.width,
+                            height=copy.height, attempts=1, same_run=True)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - start, 3)
 
 
 def finish_metadata(done: Finished, enc: compose.VideoEncoding, cut: compose.CutPlan, music_supplied: bool,
@@ -64,5 +114,7 @@ def finish_metadata(done: Finished, enc: compose.VideoEncoding, cut: compose.Cut
             "music": "supplied" if music_supplied else "synth",
         },
         "discord": done.fit.model_dump() if done.fit else None,
+        "predicted_master_bytes": done.predicted_master_bytes,
+        "post_produce_seconds": done.seconds,
         "upload_limit_bytes": upload_limit,
     }

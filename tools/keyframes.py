@@ -33,7 +33,7 @@ from tools.text import natural_key
 RGB = tuple[int, int, int]
 T = TypeVar("T")
 
-MAX_PIXELS = 150_000_000  # larger than any camera; a header claiming more is a decompression bomb
+MAX_PIXELS = 50_000_000  # a 50 MP photo decodes to ~150 MB (RGB); a header claiming more is refused
 MATTE: RGB = (16, 18, 24)  # what the transparent parts of a picture are shown on
 _COMMON_EXTENSIONS = {
     ".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff",
@@ -202,12 +202,14 @@ SCENES = ("mountains", "sea", "hills", "dunes", "bokeh")
 WORK_SIDE = 960  # cards are painted at most this long on their long side, then upscaled
 
 
-def draw_art_card(shot: Shot, size: tuple[int, int], seed: int) -> Image.Image:
-    """A procedural landscape keyframe with the shot's key phrase as a small title.
+def draw_art_card(shot: Shot, size: tuple[int, int], seed: int, title: str | None = None) -> Image.Image:
+    """A procedural landscape keyframe, with no words on it unless a `title` is given (the video's
+    title, on the first card only): the subtitles already carry the words, and keyword titles
+    painted on every card read as noise.
 
     Palette and scene cycle through seed-shuffled lists by shot index, so neighbouring shots always
-    differ. The picture depends on (seed, index) only, not on the text: a revised key phrase gets a
-    new title on the same, already approved picture. Pass a per-job seed for variety between jobs.
+    differ. The picture depends on (seed, index) only, not on the text. Pass a per-job seed for
+    variety between jobs.
     """
     rng = random.Random(hashlib.sha256(f"{seed}|{shot.index}".encode()).digest())
     palette = _cycle(PALETTES, seed, shot.index)
@@ -229,7 +231,8 @@ def draw_art_card(shot: Shot, size: tuple[int, int], seed: int) -> Image.Image:
         _land(img, palette, horizon, scene, rng)
     _vignette(img)
     card = img.resize(size, Image.Resampling.BICUBIC) if small != size else img
-    _title(card, shot.key_phrase)
+    if title:
+        _title(card, title)
     return card
 
 
@@ -531,7 +534,7 @@ def fit_title(text: str, size: tuple[int, int]) -> tuple[ImageFont.FreeTypeFont,
 
 
 def _title(img: Image.Image, phrase: str) -> None:
-    """The key phrase, centred in the upper third, with a soft shadow (or halo on a light sky)."""
+    """The title, centred in the upper third, with a soft shadow (or halo on a light sky)."""
     font, lines = fit_title(drawable(phrase), img.size)
     if not lines:
         return
@@ -563,7 +566,7 @@ def keyframe_name(shot: Shot) -> str:
 
 def make_keyframes(shots: list[Shot], aspect: Aspect, out_dir: Path, images: list[Path] | None = None,
                    seed: int = 0) -> list[Path]:
-    """Write out_dir/keyframes/shot_NN.png for every shot: the user's pictures, else art cards.
+    """Write out_dir/keyframes/shot_NN.png for every shot: the user's pictures, else wordless art cards.
 
     Pictures are all decoded before anything is written, so one bad file leaves no partial set.
     """

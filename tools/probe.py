@@ -65,3 +65,31 @@ def probe(path: Path) -> MediaInfo:
             return info
     except (av.error.FFmpegError, OSError) as exc:
         raise BadInput(f"{path.name}: not a readable media file ({exc})") from exc
+
+
+def require_video_frame(path: Path) -> None:
+    """BadInput unless the first video frame really decodes.
+
+    A header can promise frames its data lacks; FFmpeg looping such a clip (`-stream_loop -1`)
+    never produces a frame and never ends, so a clip is proven by decoding, not by its header.
+    """
+    _require_decoded(path, "video", "no video frame can be decoded")
+
+
+def require_audio_sample(path: Path) -> None:
+    """BadInput unless the audio decodes to at least one sample (a 0-sample WAV loops forever)."""
+    _require_decoded(path, "audio", "no audio sample can be decoded")
+
+
+def _require_decoded(path: Path, kind: str, problem: str) -> None:
+    try:
+        with av.open(str(path)) as container:
+            streams = container.streams.video if kind == "video" else container.streams.audio
+            if not streams:
+                raise BadInput(f"{path.name}: has no {kind} stream")
+            for frame in container.decode(streams[0]):
+                if kind == "video" or getattr(frame, "samples", 0) > 0:
+                    return
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise BadInput(f"{path.name}: {problem} ({' '.join(str(exc).split())[:120]})") from exc
+    raise BadInput(f"{path.name}: {problem}")

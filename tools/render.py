@@ -8,25 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
-import tempfile
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from tools import compose, keyframes, motion, shots, subtitles, upload
+from tools import compose, keyframes, motion, outdir, shots, subtitles, upload, visuals
 from tools.errors import BadInput
 from tools.files import write_json_atomic, write_text_atomic
 from tools.finish import finish, finish_metadata, music_or_bed
-from tools.models import Aspect
-from tools.probe import probe
+from tools.llm.usage import metered
+from tools.models import Aspect, Shot
+from tools.probe import probe, require_audio_sample, require_video_frame
 from tools.settings import Settings, get_settings
 from tools.text import natural_key, read_script_file
 from tools.tts import Chosen, VoiceRequest, get_voice, voice_for_audio
+from tools.visuals import Choice
 
 Progress = Callable[[str], None]
 
@@ -44,7 +46,8 @@ class RenderOptions(BaseModel):
     voice_name: str | None = None  # a catalogue name; None: chosen by the script's language
     language: str | None = None
     video: compose.VideoEncoding = compose.VideoEncoding()
-    concurrency: int = 2
+    title: str = ""  # shown on the first card only
+    visuals: Choice = "auto"  # where pictures come from when no --images/--clips are given
 
 
 class Artifacts(BaseModel):
@@ -63,15 +66,16 @@ class Artifacts(BaseModel):
     words: str
     keyframes: list[str]
     clips: list[str]
+    credits: str | None = None  # credits.json, when stock media was used
 
 
 def _require_audio(path: Path | None, what: str) -> None:
     if path is None:
         return
-    if not path.is_file():
-        raise BadInput(f"{what} file not found: {path}")
+    outdir.require_regular_file(path, what)
     if probe(path).audio is None:
         raise BadInput(f"{path.name}: has no audio stream")
+    require_audio_sample(path)
 
 
 _VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".gif"}
@@ -88,6 +92,7 @@ def list_clips(folder: Path) -> list[Path]:
     for clip in clips:
         if probe(clip).video is None:
             raise BadInput(f"{clip.name}: has no video stream")
+        require_video_frame(clip)
     return clips
 
 
@@ -107,19 +112,10 @@ class _Stages:
         self.seconds[name] = round(time.perf_counter() - start, 3)
 
 
-async def _bounded(jobs: list[Coroutine[Any, Any, None]], limit: int) -> None:
-    """Run media jobs with at most `limit` at once (each FFmpeg already uses every core)."""
-    gate = asyncio.Semaphore(limit)
-
-    async def run(job: Coroutine[Any, Any, None]) -> None:
-        async with gate:
-            await job
-
-    await asyncio.gather(*(run(j) for j in jobs))
-
-
 async def render(opts: RenderOptions, progress: Progress | None = None, chosen: Chosen | None = None) -> Artifacts:
     """Render a video into `opts.out`; raise BadInput (nothing written) when an input is unusable."""
+    opts = absolute_paths(opts)
+    outdir.check_out(opts.out, _inputs(opts))
     text = read_script_file(opts.script)
     _require_audio(opts.voice, "voice")
     _require_audio(opts.music, "music")
@@ -128,8 +124,7 @@ async def render(opts: RenderOptions, progress: Progress | None = None, chosen: 
     narrator = chosen if chosen is not None else await asyncio.to_thread(choose_voice, text, opts)
 
     created_out = not opts.out.exists()
-    opts.out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".render-", dir=opts.out))
+    work = outdir.make_work_dir(opts.out)
     try:
         meta = await _render_into(work, text, opts, narrator, images, clips_in, _Stages(progress))
         return _publish(work, opts.out, meta)
@@ -146,6 +141,28 @@ def choose_voice(text: str, opts: RenderOptions, settings: Settings | None = Non
         return Chosen(voice_for_audio(opts.voice))
     return get_voice(settings or get_settings(), VoiceRequest(name=opts.voice_name, language=opts.language,
                                                               text=text))
+
+
+async def _pictures(plan: list[Shot], work: Path, opts: RenderOptions
+                    ) -> tuple[list[motion.StillShot | motion.ClipShot], list[str]]:
+    """What every shot shows, from the chosen visual source (misses become cards), and the notices."""
+    settings = get_settings()
+    name = visuals.resolve(opts.visuals, settings)
+    if name == "gpu":
+        raise BadInput("--visuals gpu runs in `storybot make` (it needs the GPU workers); use cards, stock or images")
+    briefs = [visuals.brief(s, s.prompt or s.text, settings.sdxl_negative_prompt, seed=opts.seed,
+                            title=opts.title or None) for s in plan]
+    job = visuals.Job(aspect=opts.aspect, folder=work, shots=len(plan))
+    with metered() as used:
+        async with visuals.open_source(name, settings) as source:
+            made = await visuals.make_visuals(source, briefs, job)
+    visuals.write_records(work, [visuals.record(v, work) for v in made])
+    if used:
+        write_json_atomic(work / "usage.json", [{"provider": p, "unit": u, "amount": n} for (p, u), n in used.items()])
+    media: list[motion.StillShot | motion.ClipShot] = [
+        motion.ClipShot(sources=[await asyncio.to_thread(motion.clip_source, c) for c in v.clips]) if v.clips
+        else motion.StillShot(image=v.keyframe, motion=s.motion) for v, s in zip(made, plan, strict=True)]
+    return media, [v.notice for v in made if v.notice]
 
 
 async def _render_into(work: Path, text: str, opts: RenderOptions, chosen: Chosen, images: list[Path] | None,
@@ -165,25 +182,24 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, chosen: Chose
     music = await music_or_bed(opts.music, work, cut.total, opts.seed)
     # audio analysis needs no pictures: run it while the clips are animated
     audio = asyncio.create_task(compose.prepare_audio(work / "voice.wav", music, cut.total))
-    clips_dir = work / "clips"
-    clips_dir.mkdir()
-    clip_paths = [clips_dir / f"shot_{s.index + 1:02d}.mp4" for s in plan]
+    notices: list[str] = []
     try:
         if clips_in:
-            with st.stage("animate"):
-                await _bounded([motion.fit_clip(src, frames, opts.aspect, dst)
-                                for src, frames, dst in zip(clips_in, cut.clip_frames, clip_paths, strict=True)],
-                               opts.concurrency)
-        else:
+            with st.stage("animate"):  # clips are fitted inside the final cut: only their lengths are read
+                media: list[motion.StillShot | motion.ClipShot] = [
+                    motion.ClipShot(sources=[await asyncio.to_thread(motion.clip_source, c)]) for c in clips_in]
+        elif images:
             with st.stage("keyframes"):
                 keyframe_paths = await asyncio.to_thread(
                     keyframes.make_keyframes, plan, opts.aspect, work, images, opts.seed)
-            with st.stage("animate"):
-                await _bounded([motion.ken_burns(kf, s.motion, frames, opts.aspect, dst)
-                                for kf, s, frames, dst in zip(keyframe_paths, plan, cut.clip_frames, clip_paths,
-                                                              strict=True)], opts.concurrency)
+            with st.stage("animate"):  # stills move inside the final cut: this only names them
+                media = [motion.StillShot(image=kf, motion=s.motion)
+                         for kf, s in zip(keyframe_paths, plan, strict=True)]
+        else:
+            with st.stage("keyframes"):
+                media, notices = await _pictures(plan, work, opts)
         with st.stage("post_produce"):
-            done = await finish(work, clip_paths, cut, work / "voice.wav", music, subs.ass, opts.aspect, opts.video,
+            done = await finish(work, media, cut, work / "voice.wav", music, subs.ass, opts.aspect, opts.video,
                                 opts.upload_limit_bytes, mix=await audio)
     finally:
         if not audio.done():
@@ -198,29 +214,40 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, chosen: Chose
                   "timings_estimated": speech.estimated},
         "aspect": opts.aspect.value,
         "shots": len(plan),
+        "visuals": [r.model_dump(include={"shot", "source", "media_ids", "notice"})
+                    for r in visuals.read_records(work).values()],
+        "notices": notices,
         "subtitles": {"cues": len(subs.cues), "font_size": subs.font_size},
         "stage_seconds": st.seconds,
+        "sources": [m.kind for m in media],
         "total_seconds": round(time.perf_counter() - started, 3),
     }
 
 
-_FILES = ["final.mp4", "final.discord.mp4", "voice.wav", "words.json", "subtitles.srt", "subtitles.vtt",
-          "subtitles.ass", "shots.json", "thumbnail.png", "script.txt"]
-_DIRS = ["keyframes", "clips"]
+def absolute_paths(opts: RenderOptions) -> RenderOptions:
+    """Every path absolute: a relative name such as `-dash` never reaches FFmpeg as an option."""
+    fields = ("script", "images", "clips", "voice", "music", "out")
+    return opts.model_copy(update={f: getattr(opts, f).absolute() for f in fields if getattr(opts, f)})
+
+
+def _inputs(opts: RenderOptions) -> dict[str, Path]:
+    named = {"--script": opts.script, "--images": opts.images, "--clips": opts.clips, "--voice": opts.voice,
+             "--music": opts.music}
+    return {name: path for name, path in named.items() if path is not None}
 
 
 def _publish(work: Path, out: Path, meta: dict[str, Any]) -> Artifacts:
     """Move finished artifacts from the work folder into `out`, then write metadata.json last."""
-    for name in _DIRS:
+    for name in outdir.ARTIFACT_DIRS:
         if (work / name).is_dir():
             shutil.rmtree(out / name, ignore_errors=True)
             (work / name).replace(out / name)
-    for name in _FILES:
+    for name in outdir.ARTIFACT_FILES:
         if (work / name).exists():
             (work / name).replace(out / name)
-        elif name == "final.discord.mp4":
+        else:  # a file an earlier render here wrote and this one did not (e.g. credits of stock media)
             (out / name).unlink(missing_ok=True)
-    write_json_atomic(out / "metadata.json", meta)
+    write_json_atomic(out / "metadata.json", {outdir.MARKER_KEY: outdir.MARKER, **meta})
     shutil.rmtree(work, ignore_errors=True)
     return collect_artifacts(out)
 
@@ -237,4 +264,12 @@ def collect_artifacts(folder: Path) -> Artifacts:
         voice=str(out / "voice.wav"), words=str(out / "words.json"),
         keyframes=sorted(str(p) for p in (out / "keyframes").glob("shot_*.png")),
         clips=sorted(str(p) for p in (out / "clips").glob("shot_*.mp4")),
+        credits=str(out / "credits.json") if _has_credits(out / "credits.json") else None,
     )
+
+
+def _has_credits(path: Path) -> bool:
+    try:
+        return bool(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return False

@@ -63,12 +63,31 @@ class Settings(BaseSettings):
     sdxl_negative_prompt: str = Field("blurry, low quality, text, watermark, deformed, extra limbs",
                                       alias="STORYBOT_SDXL_NEGATIVE_PROMPT")
     ltx_steps: int = Field(30, alias="STORYBOT_LTX_STEPS", ge=1)
-    ltx_max_frames: int = Field(257, alias="STORYBOT_LTX_MAX_FRAMES", ge=9)  # longer shots are fitted in post
+    ltx_max_frames: int = Field(121, alias="STORYBOT_LTX_MAX_FRAMES", ge=9)  # per generation; longer shots extended
+    ltx_guidance: float = Field(3.0, alias="STORYBOT_LTX_GUIDANCE", ge=1)  # distilled checkpoints run with 1
+    gpu_devices: str = Field("", alias="STORYBOT_GPU_DEVICES")  # sdxl=0,ltx=1,... → CUDA_VISIBLE_DEVICES per worker
+    gpu_offload: Literal["auto", "none", "model", "sequential"] = Field("auto", alias="STORYBOT_GPU_OFFLOAD")
+    gpu_idle_unload: float = Field(0, alias="STORYBOT_GPU_IDLE_UNLOAD", ge=0)  # seconds idle before unloading (0 never)
     whisper_beam_size: int = Field(5, alias="STORYBOT_WHISPER_BEAM_SIZE", ge=1)
     whisper_max_new_tokens: int | None = Field(None, alias="STORYBOT_WHISPER_MAX_NEW_TOKENS", ge=1)
     vision_threshold: float = Field(6.0, alias="STORYBOT_VISION_THRESHOLD", ge=0, le=10)
     vision_rounds: int = Field(2, alias="STORYBOT_VISION_ROUNDS", ge=0, le=5)  # regenerations per shot
     vision_max_new_tokens: int = Field(120, alias="STORYBOT_VISION_MAX_NEW_TOKENS", ge=8)
+    # the vision judge: `gpu` (STORYBOT_VISION_MODEL on a GPU worker) or `openai` (an OpenAI-compatible
+    # vision model named by STORYBOT_VISION_MODEL); auto picks openai when a vision base URL or key is set
+    vision_provider: Literal["auto", "gpu", "openai"] = Field("auto", alias="STORYBOT_VISION_PROVIDER")
+    vision_base_url: str | None = Field(None, alias="STORYBOT_VISION_BASE_URL")  # falls back to OPENAI_BASE_URL
+    vision_api_key: SecretStr | None = Field(None, alias="STORYBOT_VISION_API_KEY")  # falls back to OPENAI_API_KEY
+    vision_timeout: float = Field(120, alias="STORYBOT_VISION_TIMEOUT", gt=0)  # seconds per judged picture
+
+    # visual sources (tools/visuals): stock footage and a hosted Images API
+    pexels_api_key: SecretStr | None = Field(None, alias="PEXELS_API_KEY")
+    pexels_base_url: str = Field("https://api.pexels.com", alias="PEXELS_BASE_URL")
+    pixabay_api_key: SecretStr | None = Field(None, alias="PIXABAY_API_KEY")
+    pixabay_base_url: str = Field("https://pixabay.com", alias="PIXABAY_BASE_URL")
+    image_model: str | None = Field(None, alias="STORYBOT_IMAGE_MODEL")
+    image_base_url: str | None = Field(None, alias="STORYBOT_IMAGE_BASE_URL")  # else OPENAI_BASE_URL
+    image_api_key: SecretStr | None = Field(None, alias="STORYBOT_IMAGE_API_KEY")  # else OPENAI_API_KEY
 
     idea_feeds: str = Field("", alias="STORYBOT_IDEA_FEEDS")  # comma-separated RSS/Atom URLs
 
@@ -94,6 +113,12 @@ class Settings(BaseSettings):
     delivery_channel_id: int | None = Field(None, alias="STORYBOT_DELIVERY_CHANNEL_ID")
     max_active_jobs_per_user: int = Field(2, alias="STORYBOT_MAX_ACTIVE_JOBS_PER_USER", ge=1)
     max_requests_per_hour: int = Field(6, alias="STORYBOT_MAX_REQUESTS_PER_HOUR", ge=1)
+    # signed links to full-quality files, served by `storybot bot` (bot/links.py)
+    public_url: str | None = Field(None, alias="STORYBOT_PUBLIC_URL")  # how players reach the HTTP server
+    http_host: str = Field("127.0.0.1", alias="STORYBOT_HTTP_HOST")
+    http_port: int = Field(8080, alias="STORYBOT_HTTP_PORT", ge=0, le=65535)
+    link_secret: SecretStr | None = Field(None, alias="STORYBOT_LINK_SECRET")  # unset: generated under the data folder
+    link_ttl: int = Field(7 * 24 * 3600, alias="STORYBOT_LINK_TTL", ge=60)  # seconds a link stays valid
 
 
     @property

@@ -69,7 +69,8 @@ def plan_shots(script: str, words: list[Word], duration: float, count: int | Non
     if not words:
         raise BadInput("the script has no words to plan shots from")
     max_count = max(1, min(len(words), int(duration // MIN_SHOT_SECONDS)))
-    wanted = count or default_shot_count(duration)
+    # the default is only a wish: a long voice with few words (one huge word) gets as many as fit
+    wanted = count or min(default_shot_count(duration), max_count)
     if wanted > max_count:
         raise BadInput(f"{wanted} shots do not fit a {duration:.1f} s voice with {len(words)} words "
                        f"(at most {max_count})")

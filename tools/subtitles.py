@@ -339,10 +339,21 @@ def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
+_SRT_MARKUP = re.compile(r"(?<=\{)(?=\\)|(?<=<)(?=/?[A-Za-z])")
+WORD_JOINER = "\u2060"
+
+
+def srt_line(line: str) -> str:
+    """Script text as SRT text players show, never obey: VLC and YouTube read `{\\an8}` overrides
+    and `<font>`/`<b>` tags in SRT, so an invisible word joiner goes after `{` before a backslash and
+    after `<` before a tag name (every word still shows, as written)."""
+    return _SRT_MARKUP.sub(WORD_JOINER, line)
+
+
 def _srt_text(cues: list[Cue]) -> str:
     """Plain lines. pysubs2's own writer would read `C:\\new` as a line break and drop `{...}`."""
     blocks = [f"{n}\n{SubripFormat.ms_to_timestamp(_ms(c.start))} --> "
-              f"{SubripFormat.ms_to_timestamp(_ms(c.end))}\n" + "\n".join(c.lines)
+              f"{SubripFormat.ms_to_timestamp(_ms(c.end))}\n" + "\n".join(srt_line(line) for line in c.lines)
               for n, c in enumerate(cues, 1)]
     return "\n\n".join(blocks) + "\n"
 

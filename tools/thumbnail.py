@@ -6,10 +6,11 @@ from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from tools.files import atomic_path
 from tools.models import Aspect
+from tools.motion import ClipShot, StillShot
 
 
 def _strength(img: Image.Image) -> float:
@@ -33,12 +34,20 @@ def _frame_at(clip: Path, seconds: float) -> Image.Image | None:
     return last.to_image() if last is not None else None
 
 
-def make_thumbnail(clips: list[Path], aspect: Aspect, out: Path) -> Path:
-    """Pick from the middle of the first shots (before any cross-fade) and write a PNG."""
-    candidates = [img for clip in clips[:3] for img in [_frame_at(clip, 1.0)] if img is not None]
+def _picture(shot: StillShot | ClipShot) -> Image.Image | None:
+    """What the shot shows before any motion: the still, or its first clip one second in."""
+    if isinstance(shot, StillShot):
+        with Image.open(shot.image) as img:
+            return img.convert("RGB")
+    return _frame_at(shot.sources[0].path, min(1.0, shot.sources[0].duration / 2))
+
+
+def make_thumbnail(media: list[StillShot | ClipShot], aspect: Aspect, out: Path) -> Path:
+    """Pick from the first shots' own pictures (no subtitles, no cross-fade) and write a PNG."""
+    candidates = [img for shot in media[:3] for img in [_picture(shot)] if img is not None]
     if not candidates:
         raise ValueError("no frame to make a thumbnail from")
-    best = max(candidates, key=_strength).resize(aspect.size, Image.Resampling.LANCZOS)
+    best = ImageOps.fit(max(candidates, key=_strength), aspect.size, Image.Resampling.LANCZOS)
     with atomic_path(out) as tmp:
         best.save(tmp, format="PNG")
     return out

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
-from langgraph.graph import END
 from langgraph.types import Command, interrupt
 
 from graph.context import NodeContext, done, stage
-from graph.state import Answer, JobState
+from graph.state import Answer, IdeaApproval, JobState
 from tools.files import write_json_atomic
 from tools.ideas import collect_sources, source_key
 from tools.llm import IdeaSource, StoryIdea
@@ -50,17 +49,16 @@ async def story_ideas(state: JobState, ctx: NodeContext) -> dict[str, Any]:
 
 
 @stage("pick_idea")
-async def pick_idea(state: JobState, ctx: NodeContext) -> Command[Any]:
+async def pick_idea(state: JobState, ctx: NodeContext) -> Command[Literal["write_script", "revise_script", "__end__"]]:
+    """The requester picks an idea (approve takes the first), or replies with their own script."""
     ideas = [StoryIdea.model_validate(i) for i in state["ideas"]]
     if ctx.auto_approve:
         return Command(update=done("auto", idea=ideas[0].model_dump()), goto="write_script")
-    answer = Answer.model_validate(interrupt({
-        "approval": "pick_idea",
-        "question": "Which idea should I write? Pick one, or approve the first.",
-        "ideas": [{"number": n, **i.model_dump()} for n, i in enumerate(ideas, start=1)],
-        "answers": ["pick N", "approve", "cancel"],
-    }))
+    answer = Answer.model_validate(interrupt(IdeaApproval(ideas=ideas)))
     if answer.action == "cancel":
-        return Command(update=done("user", outcome="cancelled"), goto=END)
+        return Command(update=done("user", outcome="cancelled"), goto="__end__")
+    if answer.action == "replace":  # their own script: straight to the script approval with it
+        return Command(update=done("user", idea=ideas[0].model_dump(), revision={"text": answer.text or ""}),
+                       goto="revise_script")
     index = answer.index if answer.action == "pick" and answer.index is not None else 0
     return Command(update=done("user", idea=ideas[index].model_dump()), goto="write_script")

@@ -63,7 +63,7 @@ async def plan_scenes(state: JobState, ctx: NodeContext) -> dict[str, Any]:
             planned = await ctx.writer.scene_plan(title, texts, shots.default_shot_count(duration))
             if planned:
                 plan = planned_shots(text, words, duration, planned)
-                extras = [p.model_dump(include={"negative_prompt", "mood", "beat"}) for p in planned]
+                extras = [p.model_dump(include={"negative_prompt", "mood", "beat", "search_terms"}) for p in planned]
                 provider = ctx.writer.provider
         except (WriterError, ValueError) as exc:
             message = f"the scene plan was unusable, so the sentence planner cut the shots: {exc}"

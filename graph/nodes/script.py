@@ -9,56 +9,85 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
-from langgraph.graph import END
 from langgraph.types import Command, interrupt
 
 from graph.context import NodeContext, done, stage
 from graph.nodes.voice import choose_voice
-from graph.state import Answer, JobRequest, JobState
+from graph.state import LENGTH_TOLERANCE, Answer, JobRequest, JobState, ScriptApproval
 from tools.files import write_json_atomic, write_text_atomic
 from tools.llm import Revision, StoryIdea, target_words
+from tools.llm.revision import length_scale
+from tools.llm.schemas import TITLE_CHARS
+from tools.llm.story import ANGLES
+from tools.settings import Settings
+from tools.store import JobStore
 from tools.text import clean_script
 from tools.tts import speaking_rate, spoken_seconds
 from tools.tts.espeak import EspeakVoice
 
-LENGTH_TOLERANCE = 0.08
-
 
 async def _pace(ctx: NodeContext, request: JobRequest) -> tuple[str, float, float]:
+    return await pace(ctx.settings, ctx.store, request)
+
+
+async def pace(settings: Settings, store: JobStore, request: JobRequest) -> tuple[str, float, float]:
     """(espeak-ng voice that estimates durations, its measured rate, the narrating voice's rate).
 
     The narrator is paced by the rate measured on its last narration, else on a fixed paragraph
     (Piper, espeak-ng), else espeak-ng's; espeak-ng's pause-aware estimate of a draft is scaled by
-    the ratio of the two rates."""
-    chosen = await choose_voice(ctx.settings, request, request.script_text or request.prompt)
+    the ratio of the two rates. Voices and rates are cached per process: `JobService.warm` fills
+    them at start, so the first script does not wait for a model to load."""
+    chosen = await choose_voice(settings, request, request.script_text or request.prompt)
     narrator = chosen.voice
     estimator = narrator.voice if isinstance(narrator, EspeakVoice) else "en-us"
     rate = await speaking_rate(estimator)
-    measured = ctx.store.voice_rate(narrator.rate_key)
+    measured = store.voice_rate(narrator.rate_key)
     if measured is None and (measured := await narrator.speaking_rate()):
-        ctx.store.set_voice_rate(narrator.rate_key, measured)  # measured once, kept with the jobs
+        store.set_voice_rate(narrator.rate_key, measured)  # measured once, kept with the jobs
     return estimator, rate, measured or rate
 
 
-async def _sized(ctx: NodeContext, state: JobState, draft: Callable[[int], Awaitable[Revision]]) -> Revision:
-    """Write to the word target, then, if the spoken draft misses --duration by more than 8%, once
-    more with the target scaled by the miss: the calibrated rate cannot know this text's pauses."""
-    request = JobRequest.model_validate(state["request"])
+async def _seconds(ctx: NodeContext, request: JobRequest, text: str) -> float:
+    """How long the narrating voice takes to say `text` (espeak-ng's estimate, scaled to its rate)."""
     estimator, rate, narrator = await _pace(ctx, request)
+    return await spoken_seconds(text, estimator) * rate / narrator
+
+
+async def _sized(ctx: NodeContext, state: JobState, draft: Callable[[int], Awaitable[Revision]],
+                 goal: float | None = None, scale: float = 1.0) -> Revision:
+    """Write to the word target, then, if the spoken draft misses the goal (--duration, unless a note
+    asked for longer or shorter) by more than 8%, once more with the target scaled by the miss (the
+    calibrated rate cannot know this text's pauses). The closer of the two is kept, however far off:
+    the approval shows its length, and the reviewer can ask for it longer or shorter; a model that
+    misses the length never fails the job. `scale` is what the writer itself does to the target
+    for the note's length words, so it is taken out of the number passed to it."""
+    request = JobRequest.model_validate(state["request"])
+    goal = goal or request.duration
+    _, _, narrator = await _pace(ctx, request)
 
     async def seconds(text: str) -> float:
-        return await spoken_seconds(text, estimator) * rate / narrator
+        return await _seconds(ctx, request, text)
 
-    target = target_words(request.duration, narrator)
-    first = await draft(target)
+    target = target_words(goal, narrator) / scale
+    first = await draft(max(1, round(target)))
     took = await seconds(first.text)
-    if abs(took / request.duration - 1) <= LENGTH_TOLERANCE:
+    if abs(took / goal - 1) <= LENGTH_TOLERANCE:
         return first
-    second = await draft(max(1, round(target * request.duration / took)))
+    second = await draft(max(1, round(target * goal / took)))
     took2 = await seconds(second.text)
-    return second if abs(took2 - request.duration) < abs(took - request.duration) else first
+    return second if abs(took2 - goal) < abs(took - goal) else first
+
+
+def _length_goal(requested: float, current: float, scale: float) -> float:
+    """Seconds a revision aims at: "longer" fixes a short draft (back to the request) or lengthens one
+    that fits; "shorter" likewise; a note without length words aims at the request."""
+    if scale > 1:
+        return max(requested, current * scale)
+    if scale < 1:
+        return min(requested, current * scale)
+    return requested
 
 
 def word_diff(old: str, new: str) -> str:
@@ -101,6 +130,12 @@ def _save_draft(ctx: NodeContext, version: int, text: str) -> dict[str, Any]:
     return _draft_update(version)
 
 
+def prompt_idea(prompt: str) -> StoryIdea:
+    """A request with a prompt skips the idea stages: the prompt is the idea."""
+    title = prompt if len(prompt) <= TITLE_CHARS else prompt[: TITLE_CHARS - 1].rsplit(" ", 1)[0] + "…"
+    return StoryIdea(title=title, logline=prompt, hook=prompt, score=0)
+
+
 @stage("write_script")
 async def write_script(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     request = ctx.request(state)
@@ -110,10 +145,14 @@ async def write_script(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     if ctx.path(f"script.v{version}.txt").is_file():  # written before a crash: keep it
         return done(ctx.writer.provider, **_draft_update(version))
     ideas = [StoryIdea.model_validate(i) for i in state.get("ideas", [])]
-    idea = StoryIdea.model_validate(state["idea"])
-    if state.get("revision", {}).get("regenerate") and len(ideas) > 1:
-        # a fresh draft: move on to the next idea, so a deterministic writer also gives new text
-        idea = ideas[(version - 1) % len(ideas)]
+    idea = StoryIdea.model_validate(state["idea"]) if "idea" in state else prompt_idea(request.prompt)
+    if state.get("revision", {}).get("regenerate"):
+        # a fresh draft: move on to the next idea (or, with the prompt as the only idea, the next angle
+        # on it), so a deterministic writer also gives new text
+        if len(ideas) > 1:
+            idea = ideas[(version - 1) % len(ideas)]
+        else:
+            idea = idea.model_copy(update={"tags": [ANGLES[version % len(ANGLES)].name, *idea.tags]})
     async def draft(words: int) -> Revision:
         return Revision(text=await ctx.writer.script(request.prompt, idea, words), summary="")
 
@@ -124,7 +163,7 @@ async def write_script(state: JobState, ctx: NodeContext) -> dict[str, Any]:
 
 @stage("revise_script")
 async def revise_script(state: JobState, ctx: NodeContext) -> dict[str, Any]:
-    version = state["script_version"] + 1
+    version = state.get("script_version", 0) + 1  # 1: a script given at the idea approval
     revision = state.get("revision", {})
     change = ctx.path(f"script.v{version}.change.json")
     if revision.get("text"):
@@ -134,30 +173,29 @@ async def revise_script(state: JobState, ctx: NodeContext) -> dict[str, Any]:
         return done(ctx.writer.provider, **_draft_update(version))
     current = _draft(ctx, state["script_version"])
     note = revision.get("note", "")
+    request = ctx.request(state)
+    scale = length_scale(note)
+    goal = _length_goal(request.duration, await _seconds(ctx, request, current), scale)
     with ctx.metered("revise_script"):
-        revised = await _sized(ctx, state, lambda words: ctx.writer.revision(current, note, words))
+        revised = await _sized(ctx, state, lambda words: ctx.writer.revision(current, note, words), goal, scale)
     write_json_atomic(change, {"note": note, "summary": revised.summary})  # before the draft: it marks it done
     return done(ctx.writer.provider, **_save_draft(ctx, version, revised.text))
 
 
 @stage("approve_script")
-async def approve_script(state: JobState, ctx: NodeContext) -> Command[Any]:
+async def approve_script(state: JobState, ctx: NodeContext) -> Command[Literal[
+        "voice", "revise_script", "write_script", "__end__"]]:
     version = state["script_version"]
     text = _draft(ctx, version)
     if not ctx.auto_approve:
         request = ctx.request(state)
-        answer = Answer.model_validate(interrupt({
-            "approval": "approve_script",
-            "question": f"Approve script version {version}?",
-            "version": version,
-            "script": text,
-            "words": len(text.split()),
-            "target_seconds": request.duration,
-            **_change(ctx, version),
-            "answers": ["approve", "revise NOTE", "replace FILE", "regenerate", "cancel"],
-        }))
+        shown = ScriptApproval(version=version, script=text, words=len(text.split()),
+                               target_seconds=request.duration,
+                               spoken_seconds=round(await _seconds(ctx, request, text), 1),
+                               own_script=request.script_text is not None, **_change(ctx, version))
+        answer = Answer.model_validate(interrupt(shown))
         if answer.action == "cancel":
-            return Command(update=done("user", outcome="cancelled"), goto=END)
+            return Command(update=done("user", outcome="cancelled"), goto="__end__")
         if answer.action == "revise":
             return Command(update=done("user", revision={"note": answer.note or ""}), goto="revise_script")
         if answer.action == "replace":

@@ -1,21 +1,41 @@
 """The GPU client: nodes call `run(family, params)`; the backend (local subprocesses or Celery)
-comes from configuration. Heavy ML packages are never imported in this process; the request
-schemas come from gpu_workers.protocol, re-exported here so the graph imports tools only."""
+comes from configuration. Heavy ML packages are never imported in this process; the request and
+result models come from gpu_workers.protocol, re-exported here so the graph imports tools only."""
 
 from __future__ import annotations
 
-from gpu_workers.protocol import Family, LtxParams, SdxlParams, VisionParams, WhisperParams
+from gpu_workers.protocol import (
+    ClipResult,
+    Family,
+    ImageResult,
+    LtxParams,
+    RecognisedWord,
+    SdxlParams,
+    Transcript,
+    Verdict,
+    VisionParams,
+    WhisperParams,
+)
 from tools.gpu.client import GpuClient, ProgressFn
 from tools.gpu.errors import GpuError
 from tools.settings import Settings
 
-__all__ = ["Family", "GpuClient", "GpuError", "LtxParams", "ProgressFn", "SdxlParams", "VisionParams",
-           "WhisperParams", "make_client", "models_of"]
+__all__ = ["ClipResult", "Family", "GpuClient", "GpuError", "ImageResult", "LtxParams", "ProgressFn",
+           "RecognisedWord", "SdxlParams", "Transcript", "Verdict", "VisionParams", "WhisperParams", "make_client",
+           "models_of", "vision_on_api"]
+
+
+def vision_on_api(settings: Settings) -> bool:
+    """The vision judge is an OpenAI-compatible API (not a GPU worker): chosen, or a vision URL/key is set."""
+    if settings.vision_provider != "auto":
+        return settings.vision_provider == "openai"
+    return bool(settings.vision_base_url or settings.vision_api_key)
 
 
 def models_of(settings: Settings) -> dict[Family, str]:
+    vision = None if vision_on_api(settings) else settings.vision_model
     configured: dict[Family, str | None] = {"sdxl": settings.sdxl_model, "ltx": settings.ltx_model,
-                                            "whisper": settings.whisper_model, "vision": settings.vision_model}
+                                            "whisper": settings.whisper_model, "vision": vision}
     return {family: model for family, model in configured.items() if model}
 
 
@@ -29,8 +49,9 @@ def make_client(settings: Settings) -> GpuClient:
         return CeleryBackend(models_of(settings), settings.redis_url, request_timeout=settings.gpu_request_timeout)
     if settings.gpu_backend != "local":
         raise GpuError(f"unknown STORYBOT_GPU_BACKEND {settings.gpu_backend!r} (use local or celery)", "load")
-    from tools.gpu.local import LocalBackend
+    from tools.gpu.local import LocalBackend, parse_devices
 
     return LocalBackend(models_of(settings), load_timeout=settings.gpu_load_timeout,
                         request_timeout=settings.gpu_request_timeout, retries=settings.gpu_retries,
-                        queue_size=settings.gpu_queue_size)
+                        queue_size=settings.gpu_queue_size, devices=parse_devices(settings.gpu_devices),
+                        offload=settings.gpu_offload, idle_unload=settings.gpu_idle_unload)

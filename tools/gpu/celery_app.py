@@ -1,23 +1,28 @@
 """The `celery` backend's worker side: one task, routed to one queue per model family.
 
-Run it with `storybot worker --queue sdxl` on each GPU machine; the worker process keeps the
-requested model loaded between tasks. `acks_late` with `task_reject_on_worker_lost` puts a task
-whose worker process died back on its queue, and the broker's visibility timeout redelivers a task
-whose whole machine vanished. Model errors come back as a result (`error`, `error_kind`), not a
-raised exception, so the client reports them (OOM included) with the stage and shot.
+Run one worker process per GPU and family: `CUDA_VISIBLE_DEVICES=0 storybot worker --queue sdxl`.
+A worker process keeps one model loaded (a cache of one: a task for another model unloads it
+first). `acks_late` with `task_reject_on_worker_lost` puts a task whose worker process died back on
+its queue, and the broker's visibility timeout redelivers a task whose whole machine vanished.
+Every task carries `expires` and a time limit (set by the client). Model errors come back as a
+result (`error`, `error_kind`), not a raised exception, so the client reports them (OOM included)
+with the stage and shot. A cancel is a Redis flag the task's progress callback checks each step
+(`revoke` alone cannot stop a task already running in a prefork child).
 """
 
 from __future__ import annotations
 
 import os
-from functools import cache
 from typing import Any
 
 from celery import Celery, Task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from gpu_workers.protocol import Family
 
 TASK_NAME = "storybot.gpu.run"
+CANCEL_PREFIX = "storybot:gpu:cancel:"
+CANCEL_TTL = 3600
 
 
 def make_app(redis_url: str, visibility_timeout: float = 3600) -> Celery:
@@ -32,28 +37,67 @@ def make_app(redis_url: str, visibility_timeout: float = 3600) -> Celery:
     return app
 
 
-@cache
-def _runner(family: Family, model: str) -> Any:
-    from gpu_workers.families import load
+class _Loaded:
+    """The one model this worker process holds."""
 
-    return load(family, model)
+    key: tuple[str, str] | None = None
+    runner: Any = None
+    poisoned = False  # a CUDA error (not OOM) was reported: this process exits before its next task
+
+
+def _runner(family: Family, model: str) -> Any:
+    if _Loaded.poisoned:
+        os._exit(70)  # the task is redelivered (acks_late) to the fresh process the pool starts
+    if _Loaded.key != (family, model):
+        from gpu_workers.families import free_memory, load
+
+        _Loaded.key, _Loaded.runner = None, None
+        free_memory()  # the previous model's memory goes back before the next loads
+        _Loaded.runner, _Loaded.key = load(family, model), (family, model)
+    return _Loaded.runner
+
+
+def cancel_requested(redis_url: str, task_id: str) -> bool:
+    import redis
+
+    with redis.Redis.from_url(redis_url) as client:
+        return bool(client.exists(CANCEL_PREFIX + task_id))
+
+
+def request_cancel(redis_url: str, task_id: str) -> None:
+    import redis
+
+    with redis.Redis.from_url(redis_url) as client:
+        client.set(CANCEL_PREFIX + task_id, 1, ex=CANCEL_TTL)
 
 
 def run_task(self: Task, family: Family, model: str, params: dict[str, Any]) -> dict[str, Any]:
-    from gpu_workers.serve import error_kind, one_line
+    from gpu_workers.families import free_memory
+    from gpu_workers.serve import Cancelled, error_kind, one_line
+
+    task_id = str(self.request.id)
+    broker = str(self.app.conf.broker_url)
 
     def progress(step: int, total: int) -> None:
+        if cancel_requested(broker, task_id):
+            raise Cancelled("cancelled by the client")
         self.update_state(state="PROGRESS", meta={"step": step, "total": total, "pid": os.getpid()})
 
     try:
         runner = _runner(family, model)
     except Exception as exc:
         return {"error": f"{family} model {model} failed to load: {one_line(exc)}", "error_kind": "load"}
-    progress(0, 1)
     try:
-        return {"result": runner(params, progress)}
+        progress(0, 1)
+        return {"result": runner(params, progress).model_dump()}
+    except SoftTimeLimitExceeded:
+        return {"error": "the task ran past its time limit", "error_kind": "error"}
     except Exception as exc:
-        return {"error": one_line(exc), "error_kind": error_kind(exc)}
+        kind = error_kind(exc)
+        _Loaded.poisoned = kind == "fatal"
+        return {"error": one_line(exc), "error_kind": kind}
+    finally:
+        free_memory()
 
 
 app = make_app(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))

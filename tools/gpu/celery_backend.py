@@ -1,4 +1,8 @@
-"""The `celery` backend's client side: the same `run` API as the local backend."""
+"""The `celery` backend's client side: the same `run` API as the local backend.
+
+Every task is sent with `expires` (a task nobody picked up in time is dropped, not run for a
+client that gave up) and hard and soft time limits. Cancelling the awaiting coroutine sets a Redis
+flag the running task checks at its next step, then revokes (for a task still queued)."""
 
 from __future__ import annotations
 
@@ -7,34 +11,32 @@ import time
 from typing import Any
 
 from gpu_workers.protocol import Family
-from tools.gpu.client import ProgressFn
+from tools.gpu.client import GpuClient, ProgressFn
 from tools.gpu.errors import GpuError
 
 POLL_SECONDS = 0.1
 
 
-class CeleryBackend:
+class CeleryBackend(GpuClient):
     def __init__(self, models: dict[Family, str], redis_url: str, *, request_timeout: float = 1800) -> None:
         from tools.gpu.celery_app import make_app
 
         self.models = models
+        self.redis_url = redis_url
         self.app = make_app(redis_url)
         self.request_timeout = request_timeout
+        self.last_task_id: str | None = None
 
-    def configured(self, family: Family) -> bool:
-        return bool(self.models.get(family))
-
-    def model(self, family: Family) -> str:
-        return self.models[family]
-
-    async def run(self, family: Family, params: dict[str, Any], progress: ProgressFn | None = None) -> dict[str, Any]:
-        from tools.gpu.celery_app import TASK_NAME
+    async def request(self, family: Family, params: dict[str, Any], progress: ProgressFn | None) -> dict[str, Any]:
+        from tools.gpu.celery_app import TASK_NAME, request_cancel
 
         if not self.configured(family):
             raise GpuError(f"no {family} model configured", "load")
+        limit = self.request_timeout
         result = await asyncio.to_thread(self.app.send_task, TASK_NAME, args=[family, self.models[family], params],
-                                         queue=family)
-        deadline = time.monotonic() + self.request_timeout
+                                         queue=family, expires=limit, time_limit=limit + 60, soft_time_limit=limit)
+        self.last_task_id = result.id
+        deadline = time.monotonic() + limit
         try:
             while True:
                 state, info = await asyncio.to_thread(lambda: (result.state, result.info))
@@ -42,15 +44,17 @@ class CeleryBackend:
                     break
                 if state == "FAILURE":
                     raise GpuError(f"{family}: {info!r}", "error")
+                if state == "REVOKED":
+                    raise GpuError(f"{family}: the task expired before a worker took it", "timeout")
                 if state == "PROGRESS" and progress and isinstance(info, dict) and info.get("total"):
                     progress(int(info["step"]), int(info["total"]))
                 if time.monotonic() > deadline:
                     raise GpuError(f"{family} worker ({self.models[family]}): no answer within "
-                                   f"{self.request_timeout:.0f} s (is a worker consuming queue {family!r}?)",
-                                   "timeout")
+                                   f"{limit:.0f} s (is a worker consuming queue {family!r}?)", "timeout")
                 await asyncio.sleep(POLL_SECONDS)
         except BaseException:
             if not result.ready():
+                await asyncio.to_thread(request_cancel, self.redis_url, result.id)
                 result.revoke()
             raise
         finally:

@@ -4,6 +4,11 @@ A worker loads its model once (`ready`) and then serves requests one at a time; 
 front of it up to `queue_size`. A worker that dies mid-request is restarted and the request retried
 (at most `retries` times); a model that fails to load, or takes longer than `load_timeout`, fails
 the stage with one line instead of hanging. Cancelling the awaiting task cancels the request.
+
+Each worker sees only its family's card (`STORYBOT_GPU_DEVICES`, e.g. `sdxl=0,ltx=1`, becomes its
+`CUDA_VISIBLE_DEVICES`), picks its offload (`STORYBOT_GPU_OFFLOAD`) and exits when idle
+(`STORYBOT_GPU_IDLE_UNLOAD`); a worker that exits (idle, or after a CUDA error) is started afresh on
+the next request. Workers die with this process (see gpu_workers/serve.py).
 """
 
 from __future__ import annotations
@@ -11,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import sys
 from collections import deque
 from typing import Any
 
-from gpu_workers.protocol import Family, Message, Request
-from tools.gpu.client import ProgressFn
+from gpu_workers.protocol import FAMILIES, Family, Message, Request
+from tools.gpu.client import GpuClient, ProgressFn
 from tools.gpu.errors import GpuError
 
 STREAM_LIMIT = 1 << 24  # a result line (a long transcript) may exceed asyncio's 64 KiB default
@@ -26,12 +32,28 @@ class WorkerDied(Exception):
     pass
 
 
+def parse_devices(text: str | None) -> dict[Family, str]:
+    """`sdxl=0,ltx=1,vision=0,whisper=0` → {family: CUDA_VISIBLE_DEVICES value}."""
+    devices: dict[Family, str] = {}
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        family, _, device = part.partition("=")
+        if family.strip() not in FAMILIES or not device.strip():
+            raise GpuError(f"STORYBOT_GPU_DEVICES: {part!r} is not FAMILY=DEVICE (families: "
+                           f"{', '.join(FAMILIES)})", "load")
+        devices[family.strip()] = device.strip()  # type: ignore[index]
+    return devices
+
+
 class LocalWorker:
     """One family's subprocess and the lock that serialises requests to it."""
 
     def __init__(self, family: Family, model: str, *, load_timeout: float, request_timeout: float,
-                 retries: int, queue_size: int) -> None:
+                 retries: int, queue_size: int, env: dict[str, str] | None = None) -> None:
         self.family, self.model = family, model
+        self.env = env or {}
+        self.info: dict[str, Any] = {}  # the worker's own report: device, dtype, offload, tiling
+        self.load_seconds = 0.0
+        self.peak_bytes = 0
         self.load_timeout, self.request_timeout = load_timeout, request_timeout
         self.retries, self.queue_size = retries, queue_size
         self.proc: asyncio.subprocess.Process | None = None
@@ -67,7 +89,7 @@ class LocalWorker:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "gpu_workers.serve", self.family, self.model,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            limit=STREAM_LIMIT)
+            limit=STREAM_LIMIT, env={**os.environ, **self.env})
         self._stderr_task = asyncio.create_task(self._drain_stderr(proc))  # ends with the process
         try:
             message = await self._read(proc, self.load_timeout)
@@ -81,6 +103,8 @@ class LocalWorker:
             await self._kill(proc)
             raise GpuError(message.error or f"{self._label()} failed to load", "load")
         self.proc = proc
+        self.info = message.info or {}
+        self.load_seconds = message.load_seconds or 0.0
         return proc
 
     @staticmethod
@@ -107,7 +131,13 @@ class LocalWorker:
                     progress(message.step, message.total)
                 elif message.kind == "result":
                     self.last_run_seconds = message.run_seconds or 0.0
+                    self.peak_bytes = max(self.peak_bytes, message.peak_bytes or 0)
                     return message.result or {}
+                elif message.kind == "error" and message.error_kind == "fatal":
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(proc.wait(), 30)
+                    await self._kill(proc)
+                    raise WorkerDied(message.error or "fatal CUDA error")
                 elif message.kind == "error":
                     raise GpuError(f"{self.family}: {message.error}", message.error_kind or "error")
         except asyncio.CancelledError:
@@ -162,21 +192,24 @@ class LocalWorker:
         self.proc = None
 
 
-class LocalBackend:
-    """Workers start lazily, on a family's first request, and stay up until `close`."""
+class LocalBackend(GpuClient):
+    """Workers start lazily, on a family's first request, and stay up until `close` (or idle unload)."""
 
     def __init__(self, models: dict[Family, str], *, load_timeout: float = 600, request_timeout: float = 1800,
-                 retries: int = 2, queue_size: int = 16) -> None:
+                 retries: int = 2, queue_size: int = 16, devices: dict[Family, str] | None = None,
+                 offload: str = "auto", idle_unload: float = 0) -> None:
         self.models = models
         self.load_timeout, self.request_timeout = load_timeout, request_timeout
         self.retries, self.queue_size = retries, queue_size
+        self.devices = devices or {}
+        self.offload, self.idle_unload = offload, idle_unload
         self.workers: dict[Family, LocalWorker] = {}
 
-    def configured(self, family: Family) -> bool:
-        return bool(self.models.get(family))
-
-    def model(self, family: Family) -> str:
-        return self.models[family]
+    def _env(self, family: Family) -> dict[str, str]:
+        env = {"STORYBOT_GPU_OFFLOAD": self.offload, "STORYBOT_GPU_IDLE_UNLOAD": str(self.idle_unload)}
+        if family in self.devices:
+            env["CUDA_VISIBLE_DEVICES"] = self.devices[family]
+        return env
 
     def worker(self, family: Family) -> LocalWorker:
         if family not in self.workers:
@@ -184,10 +217,10 @@ class LocalBackend:
                 raise GpuError(f"no {family} model configured", "load")
             self.workers[family] = LocalWorker(
                 family, self.models[family], load_timeout=self.load_timeout, request_timeout=self.request_timeout,
-                retries=self.retries, queue_size=self.queue_size)
+                retries=self.retries, queue_size=self.queue_size, env=self._env(family))
         return self.workers[family]
 
-    async def run(self, family: Family, params: dict[str, Any], progress: ProgressFn | None = None) -> dict[str, Any]:
+    async def request(self, family: Family, params: dict[str, Any], progress: ProgressFn | None) -> dict[str, Any]:
         return await self.worker(family).run(params, progress)
 
     async def close(self) -> None:

@@ -65,7 +65,7 @@ METHODS: tuple[Method, ...] = ("json_schema", "function_calling", "json_mode")
 LOCAL_API_KEY = "not-needed"  # Ollama and vLLM ignore the key, but the client insists on one
 PARSE_ATTEMPTS = 3  # a reply that does not validate is asked for again, with the error, this often
 SANE = (0.7, 1.3)  # a first draft outside these multiples of the target is asked for again
-KEEP = (0.5, 1.15)  # after that: shorter than 0.5x fails, longer than 1.15x is cut at a sentence end
+KEEP = (0.5, 1.15)  # after that: shorter than 0.5x is kept (and shown as short), longer than 1.15x is cut
 _HEADING = re.compile(r"^\s*(?:#.*|\W*title\W*[:\-—].*)$", re.IGNORECASE | re.MULTILINE)  # "# The Whale"
 _LABEL = re.compile(r"^\W*(?:narration|narrator|script|voice ?over|hook)\W*[:\-—]\W*?(?=\w|[\"“‘'])",
                     re.IGNORECASE | re.MULTILINE)  # "**Narrator:** ..."
@@ -147,6 +147,7 @@ class OpenAIWriter:
         return [PlannedShot(first_sentence=s.first_sentence - 1, last_sentence=s.last_sentence - 1,
                             prompt=plain_text(s.image_prompt, 600) or visual_prompt(title, sentence_texts[i], i),
                             negative_prompt=plain_text(s.negative_prompt, 300), mood=plain_text(s.mood, 40),
+                            search_terms=[t for t in (plain_text(x, 40) for x in s.search_terms[:4]) if t],
                             motion=s.camera if s.camera in _MOTIONS else _MOTIONS[i % len(_MOTIONS)], beat=s.beat)
                 for i, s in enumerate(draft.shots)]
 
@@ -241,8 +242,10 @@ class OpenAIWriter:
         if n > KEEP[1] * target:
             text = trim_to_words(text, math.floor(KEEP[1] * target))
             n = word_count(text)
-        if n < KEEP[0] * target:
-            raise WriterError(f"{self.provider} wrote {n} words for a {target}-word script, twice")
+        if n == 0:
+            raise WriterError(f"{self.provider} wrote 0 words for a {target}-word script, twice")
+        if n < KEEP[0] * target:  # kept: the approval shows its length, and the reviewer can ask for longer
+            log.info("%s wrote %d words for a target of %d, twice; keeping the draft", self.provider, n, target)
         return Revision(text=text, summary=plain_text(getattr(draft, "summary", ""), 200))
 
     # bookkeeping -------------------------------------------------------------------------------

@@ -146,6 +146,9 @@ Group the sentences into about {count} shots, in order, and describe each shot's
 right after the previous one ends, and the last shot ends at sentence {last}. No gaps, no overlaps.
 - image_prompt: what the picture shows (subject, setting, action, light, mood) in 15 to 40 words; keep \
 characters, places and style consistent; no text, captions or logos.
+- search_terms: 2 to 4 searches for stock footage of this shot, 1 to 3 words each, most specific first: \
+concrete things and settings a camera could film that the shot's own sentences name (e.g. "lighthouse", \
+"stormy sea", "old fisherman"), never abstract ideas, feelings or names.
 - negative_prompt: what the picture must not show, such as text, watermark, extra limbs, blur.
 - camera: the slow motion over the still; mood: one or two words; beat: hook for the first shot, \
 resolution for the last, build or climax between.

@@ -167,6 +167,7 @@ class ShotDraft(BaseModel):
     first_sentence: int = Field(description="number of the shot's first sentence")
     last_sentence: int = Field(description="number of the shot's last sentence")
     image_prompt: str = Field(description="15 to 40 words: subject, setting, action, light, mood")
+    search_terms: list[str] = Field(description="2 to 4 stock-footage searches of 1 to 3 words each")
     negative_prompt: str = Field(description="what the picture must not show, comma-separated")
     camera: Literal["zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down"]
     mood: str = Field(description="one or two words")
@@ -186,6 +187,7 @@ class PlannedShot(BaseModel):
     last_sentence: int = Field(ge=0)
     prompt: str
     negative_prompt: str = ""
+    search_terms: list[str] = []  # for stock footage: concrete things a camera could film
     motion: str
     mood: str = ""
     beat: Literal["hook", "build", "climax", "resolution"]

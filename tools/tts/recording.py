@@ -61,8 +61,8 @@ def _cuts(tokens: list[str], segments: list[Segment]) -> list[int]:
     cuts: list[int] = []
     for pause, elapsed in enumerate(np.cumsum(durations)[:-1] / total):
         low = (cuts[-1] if cuts else 0) + 1
-        high = len(tokens) - (len(segments) - 1 - pause)
-        candidates = np.arange(low, high)
+        high = len(tokens) - (len(segments) - 1 - pause)  # the last cut that leaves a token per segment
+        candidates = np.arange(low, high + 1)
         cost = np.abs(share[candidates] - elapsed) * total - bonus[candidates]
         cuts.append(int(candidates[np.argmin(cost)]))
     return cuts

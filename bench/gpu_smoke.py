@@ -1,0 +1,270 @@
+"""GPU smoke test: every model family through a real local worker, one command.
+
+    .venv/bin/python bench/gpu_smoke.py [--real] [--models DIR] [--out report.json]
+
+On a CPU it runs the tiny random-weight models (`storybot models tiny`); on a CUDA machine the same
+tiny models on CUDA (bf16, generators on the device, VAE tiling, offload, empty_cache), and with
+`--real` the real checkpoints found in the local Hugging Face cache (HF_HUB_OFFLINE=1, nothing is
+downloaded). Per family it measures load seconds, seconds per image / clip / transcript / verdict,
+the worker's peak memory (CUDA: max_memory_allocated; CPU: resident peak) and GPU utilisation sampled
+with nvidia-smi; it checks pictures are neither black nor NaN, clip frames move, a cancelled request
+and an out-of-memory request (CUDA only) leave the worker serving. One JSON report, and a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+from PIL import Image
+
+from gpu_workers.protocol import FAMILIES, Family, LtxParams, SdxlParams, VisionParams, WhisperParams
+from tools.gpu import GpuError
+from tools.gpu.local import LocalBackend
+from tools.tts import synthesize
+
+# The checkpoints the real run looks for in the local cache, first found wins (see docs/GPU.md).
+REAL: dict[Family, list[str]] = {"sdxl": ["stabilityai/stable-diffusion-xl-base-1.0"],
+        "ltx": ["Lightricks/LTX-Video-0.9.7-distilled", "Lightricks/LTX-Video-0.9.5", "Lightricks/LTX-Video"],
+        "whisper": ["Systran/faster-whisper-large-v3", "Systran/faster-whisper-small"],
+        "vision": ["Qwen/Qwen2.5-VL-7B-Instruct", "Qwen/Qwen2.5-VL-3B-Instruct"]}
+# (sdxl w, h, steps), (ltx w, h, frames, steps): the tiny runs use the CPU settings of `storybot models tiny`
+TINY = {"sdxl": (96, 160, 2), "ltx": (64, 96, 17, 2)}
+FULL = {"sdxl": (768, 1344, 30), "ltx": (512, 896, 121, 30)}
+
+
+def cuda() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
+class Utilisation:
+    """nvidia-smi sampled every 200 ms while a family runs: mean and max utilisation, max memory used."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []
+        self.proc: subprocess.Popen[str] | None = None
+        self.thread: threading.Thread | None = None
+
+    def __enter__(self) -> Utilisation:
+        if smi := shutil.which("nvidia-smi"):
+            query = ["--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits", "-lms", "200"]
+            self.proc = subprocess.Popen([smi, *query], stdout=subprocess.PIPE, text=True)
+            self.thread = threading.Thread(target=self._read, daemon=True)
+            self.thread.start()
+        return self
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            parts = [p.strip() for p in line.split(",")]
+            if len(parts) >= 2 and parts[0].replace(".", "").isdigit():
+                self.samples.append((float(parts[0]), float(parts[1])))
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def summary(self) -> dict[str, float | None]:
+        if not self.samples:
+            return {"gpu_util_mean": None, "gpu_util_max": None, "gpu_mem_used_mib_max": None}
+        util = [u for u, _ in self.samples]
+        return {"gpu_util_mean": round(sum(util) / len(util), 1), "gpu_util_max": max(util),
+                "gpu_mem_used_mib_max": max(m for _, m in self.samples)}
+
+
+def picture_ok(path: str) -> dict[str, Any]:
+    """Not black, not NaN (diffusers turns NaN latents into black pictures), not one flat colour."""
+    pixels = np.asarray(Image.open(path).convert("RGB"), dtype=np.float64)
+    return {"mean": round(float(pixels.mean()), 2), "std": round(float(pixels.std()), 2),
+            "ok": bool(np.isfinite(pixels).all() and pixels.mean() > 2 and pixels.std() > 1)}
+
+
+def frames_move(path: str) -> dict[str, Any]:
+    with av.open(path) as container:
+        frames = [f.to_ndarray(format="rgb24").astype(np.float64) for f in container.decode(video=0)]
+    motion = float(np.mean([np.abs(b - a).mean() for a, b in itertools.pairwise(frames)]))
+    return {"frames": len(frames), "mean_abs_change": round(motion, 3),
+            "ok": bool(len(frames) > 1 and motion > 0.05 and picture_ok_array(frames[len(frames) // 2]))}
+
+
+def picture_ok_array(pixels: Any) -> bool:
+    return bool(np.isfinite(pixels).all() and pixels.mean() > 2 and pixels.std() > 1)
+
+
+def find_real() -> dict[Family, str]:
+    from huggingface_hub import scan_cache_dir
+
+    cached = {repo.repo_id for repo in scan_cache_dir().repos}
+    return {family: next(i for i in ids if i in cached) for family, ids in REAL.items()
+            if any(i in cached for i in ids)}
+
+
+async def smoke(models: dict[Family, str], out: Path, real: bool) -> list[dict[str, Any]]:
+    backend = LocalBackend(models, offload=os.environ.get("STORYBOT_GPU_OFFLOAD", "auto"))
+    rows: list[dict[str, Any]] = []
+    speech = await synthesize("The keeper lit the lamp at dusk. A lost whale answered from the dark water.",
+                              out / "voice.wav")
+    try:
+        for fam in FAMILIES:
+            family = str(fam)
+            if fam not in models:
+                rows.append({"family": family, "skipped": "no model"})
+                continue
+            row: dict[str, Any] = {"family": family, "model": models[fam]}
+            with Utilisation() as util:
+                try:
+                    started = time.perf_counter()
+                    await backend.worker(fam).start()
+                    row["load_s"] = round(time.perf_counter() - started, 2)
+                    row |= await run_family(backend, fam, out, real, speech.wav)
+                except GpuError as exc:
+                    row["error"] = str(exc)
+            worker = backend.workers[fam]
+            row |= {"info": worker.info, "peak_mib": round(worker.peak_bytes / 2**20, 1), **util.summary()}
+            rows.append(row)
+            await worker.close()  # one family at a time, so each peak is its own
+    finally:
+        await backend.close()
+    return rows
+
+
+async def run_family(backend: LocalBackend, family: Family, out: Path, real: bool, wav: Path) -> dict[str, Any]:
+    worker = backend.worker(family)
+    sizes = FULL if real else TINY
+    row: dict[str, Any] = {}
+    if family == "sdxl":
+        w, h, steps = sizes["sdxl"]
+        params = SdxlParams(prompts=["a lighthouse on a cliff at dusk", "a whale under the sea"], seeds=[1, 2],
+                            outputs=[str(out / "k1.png"), str(out / "k2.png")], width=w, height=h, steps=steps)
+        started = time.perf_counter()
+        images = await backend.run("sdxl", params)
+        row["s_per_image"] = round((time.perf_counter() - started) / 2, 3)
+        checks = [picture_ok(p) for p in images.outputs]
+        row["pictures_ok"] = all(c["ok"] for c in checks)
+        row["picture_stats"] = checks
+        row["cancel_leaves_serving"] = await cancel_then_serve(backend, params.model_copy(update={"steps": 5000}),
+                                                               params)
+        if cuda():  # a real out-of-memory on the card, then a normal request on the same worker
+            huge = params.model_copy(update={"width": 8192, "height": 8192, "prompts": params.prompts[:1],
+                                             "seeds": [1], "outputs": [str(out / "huge.png")]})
+            starts = worker.starts
+            try:
+                await backend.run("sdxl", huge)
+                row["oom_leaves_serving"] = "no oom at 8192x8192"
+            except GpuError as exc:
+                served = await backend.run("sdxl", params)
+                row["oom_leaves_serving"] = exc.kind == "oom" and worker.starts == starts and bool(served.outputs)
+        else:
+            row["oom_leaves_serving"] = "cpu: covered by tests/test_gpu_real_path.py (injected OOM)"
+    elif family == "ltx":
+        w, h, frames, steps = sizes["ltx"]
+        if (out / "k1.png").exists():  # animate the SDXL keyframe when there is one
+            shutil.copyfile(out / "k1.png", out / "key.png")
+        else:
+            Image.new("RGB", (w, h), (200, 120, 40)).save(out / "key.png")
+        clip_params = LtxParams(image=str(out / "key.png"), prompt="waves roll in, the camera slowly pushes in",
+                           output=str(out / "clip.mp4"), width=w, height=h, num_frames=frames, max_frames=frames,
+                           steps=steps)
+        started = time.perf_counter()
+        clip = await backend.run("ltx", clip_params)
+        row["s_per_clip"] = round(time.perf_counter() - started, 3)
+        row["frames"] = clip.frames
+        moved = frames_move(clip.output)
+        row["frames_move"], row["mean_abs_change"] = moved["ok"], moved["mean_abs_change"]
+    elif family == "whisper":
+        started = time.perf_counter()
+        heard = await backend.run("whisper", WhisperParams(audio=str(wav), language="en", beam_size=5 if real else 1,
+                                                           max_new_tokens=None if real else 16))
+        row["s_per_transcript"] = round(time.perf_counter() - started, 3)
+        row["audio_s"], row["words"] = heard.duration, len(heard.words)
+    else:
+        image = out / "k1.png" if (out / "k1.png").exists() else out / "key.png"
+        if not image.exists():
+            Image.new("RGB", (108, 192), (30, 90, 160)).save(image)
+        started = time.perf_counter()
+        verdict = await backend.run("vision", VisionParams(image=str(image), prompt="a lighthouse on a cliff at dusk",
+                                                           max_new_tokens=120 if real else 24))
+        row["s_per_verdict"] = round(time.perf_counter() - started, 3)
+        row["parsed"] = verdict.parsed
+    return row
+
+
+async def cancel_then_serve(backend: LocalBackend, long: SdxlParams, short: SdxlParams) -> bool:
+    worker = backend.worker("sdxl")
+    starts, stepping = worker.starts, asyncio.Event()
+    task = asyncio.create_task(backend.run("sdxl", long, lambda i, n: stepping.set()))
+    await asyncio.wait_for(stepping.wait(), 600)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    served = await backend.run("sdxl", short)
+    return worker.starts == starts and all(Path(p).is_file() for p in served.outputs)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    cols = ["family", "device", "dtype", "offload", "load_s", "per_item_s", "peak_mib", "gpu_util_mean", "checks"]
+    lines = [" | ".join(cols), " | ".join("---" for _ in cols)]
+    for r in rows:
+        if "skipped" in r:
+            lines.append(f"{r['family']} | skipped: {r['skipped']}" + " |" * (len(cols) - 2))
+            continue
+        info = r.get("info", {})
+        per = next((r[k] for k in ("s_per_image", "s_per_clip", "s_per_transcript", "s_per_verdict") if k in r), None)
+        checks = {k: r[k] for k in ("pictures_ok", "cancel_leaves_serving", "oom_leaves_serving", "frames_move",
+                                    "words", "parsed", "error") if k in r}
+        lines.append(" | ".join(str(v) for v in (r["family"], info.get("device"), info.get("dtype"),
+                                                 info.get("offload"), r.get("load_s"), per, r.get("peak_mib"),
+                                                 r.get("gpu_util_mean"), checks)))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--real", action="store_true", help="real checkpoints from the local Hugging Face cache")
+    parser.add_argument("--models", type=Path, help="tiny models already built by `storybot models tiny`")
+    parser.add_argument("--out", type=Path, default=Path("gpu_smoke.json"), help="the JSON report")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="gpu-smoke-") as tmp:
+        root = Path(tmp)
+        if args.real:
+            os.environ["HF_HUB_OFFLINE"] = "1"
+            models = find_real()
+        else:
+            folder = args.models or root / "models"
+            if args.models is None:
+                subprocess.run([sys.executable, "-m", "storybot", "models", "tiny", folder, "--no-settings"],
+                               check=True, capture_output=True, timeout=600)
+            models = {f: str(folder / f) for f in FAMILIES}
+        started = time.perf_counter()
+        rows = asyncio.run(smoke(models, root, args.real))
+    report = {"cuda": cuda(), "real": args.real, "wall_s": round(time.perf_counter() - started, 1), "families": rows}
+    args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    print(table(rows))
+    print(f"\nreport: {args.out} ({report['wall_s']} s, {'cuda' if report['cuda'] else 'cpu'})")
+    bad = [r["family"] for r in rows if "error" in r or r.get("pictures_ok") is False or r.get("frames_move") is False
+           or r.get("cancel_leaves_serving") is False or r.get("oom_leaves_serving") is False]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

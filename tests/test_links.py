@@ -1,0 +1,129 @@
+"""Signed links and the file server behind them, over a real JobService store and real HTTP."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.links import Links, LinkServer, link_secret, links_from
+from bot.messages import delivery_text, link_line
+from graph.api import JobService, Settings, StorybotError
+from tools.settings import get_settings
+
+JOB = "0123456789ab"
+BODY = bytes(range(256)) * 400  # 100 KiB that are not all the same byte
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[tuple[LinkServer, JobService, str]]:
+    settings = get_settings().model_copy(update={"data_dir": tmp_path, "public_url": "http://127.0.0.1:1/",
+                                                 "http_port": 0, "link_secret": None})
+    async with JobService.open(settings) as service:
+        folder = tmp_path / "jobs" / JOB
+        folder.mkdir(parents=True)
+        (folder / "final.mp4").write_bytes(BODY)
+        (folder / "subtitles.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nHi\n", encoding="utf-8")
+        service.store.create(JOB, "discord:1", None, "a fox", {}, ["post_produce"])
+        service.store.update(JOB, status="done", artifacts={"final_video": str(folder / "final.mp4"),
+                                                             "subtitles_srt": str(folder / "subtitles.srt"),
+                                                             "voice": str(folder / "final.mp4")})
+        links = links_from(settings)
+        assert links is not None
+        server = LinkServer(links, service, settings)
+        await server.start()
+        try:
+            yield server, service, f"http://127.0.0.1:{server.port}"
+        finally:
+            await server.close()
+
+
+def local(url: str, base: str) -> str:
+    return base + url.removeprefix("http://127.0.0.1:1")
+
+
+def test_signatures_cover_job_name_and_expiry() -> None:
+    links = Links(b"k" * 32, "https://v.example/", ttl=3600)
+    url = links.url(JOB, "final.mp4", expires=links.expiry(now=1000))
+    assert url.startswith(f"https://v.example/files/{JOB}/final.mp4?expires=4600&sig=")
+    sig = url.rsplit("sig=", 1)[1]
+    assert links.valid(JOB, "final.mp4", "4600", sig, now=4600)
+    assert not links.valid(JOB, "final.mp4", "4600", sig, now=4601)  # expired
+    assert not links.valid(JOB, "final.mp4", "4700", sig, now=1000)  # expiry pushed out
+    assert not links.valid("0123456789ac", "final.mp4", "4600", sig, now=1000)  # another job
+    assert not links.valid(JOB, "subtitles.srt", "4600", sig, now=1000)  # another file
+    assert not links.valid(JOB, "final.mp4", "4600", sig[:-1] + ("A" if sig[-1] != "A" else "B"), now=1000)
+    assert not Links(b"x" * 32, "https://v.example", 3600).valid(JOB, "final.mp4", "4600", sig, now=1000)
+    assert not links.valid(JOB, "../jobs.sqlite", "4600", sig, now=1000)
+
+
+def test_the_generated_secret_is_kept_owner_only(tmp_path: Path) -> None:
+    settings = get_settings().model_copy(update={"data_dir": tmp_path, "link_secret": None})
+    first = link_secret(settings)
+    assert len(first) >= 32 and link_secret(settings) == first  # generated once, then read back
+    assert stat.S_IMODE(os.stat(tmp_path / "link_secret").st_mode) == 0o600
+    given = Settings.model_validate({"STORYBOT_DATA_DIR": str(tmp_path), "STORYBOT_LINK_SECRET": "s3cret"})
+    assert link_secret(given) == b"s3cret"
+    assert links_from(settings) is None  # no public URL: no links
+
+
+async def test_a_signed_link_downloads_the_file_and_seeks(served: tuple[LinkServer, JobService, str]) -> None:
+    server, _service, base = served
+    url = local(server.links.url(JOB, "final.mp4"), base)
+    async with httpx.AsyncClient() as http:
+        whole = await http.get(url)
+        assert whole.status_code == 200 and whole.content == BODY
+        assert whole.headers["content-type"] == "video/mp4" and whole.headers["accept-ranges"] == "bytes"
+        part = await http.get(url, headers={"Range": "bytes=1000-1999"})
+        assert part.status_code == 206 and part.content == BODY[1000:2000]
+        assert part.headers["content-range"] == f"bytes 1000-1999/{len(BODY)}"
+        tail = await http.get(url, headers={"Range": "bytes=-10"})
+        assert tail.status_code == 206 and tail.content == BODY[-10:]
+        srt = await http.get(local(server.links.url(JOB, "subtitles.srt"), base))
+        assert srt.status_code == 200 and b"Hi" in srt.content
+
+
+async def test_every_wrong_link_is_the_same_bare_404(served: tuple[LinkServer, JobService, str]) -> None:
+    server, service, base = served
+    good = local(server.links.url(JOB, "final.mp4"), base)
+    expired = Links(server.links.secret, server.links.base, ttl=-120)
+    async with httpx.AsyncClient() as http:
+        wrong = [
+            good.replace("sig=", "sig=x"),                                   # tampered signature
+            good.replace("expires=", "expires=9"),                           # tampered expiry
+            good.replace(JOB, "0123456789ac"),                               # another job
+            local(expired.url(JOB, "final.mp4"), base),                      # expired
+            local(server.links.url(JOB, "voice.wav"), base),                 # not a served name
+            good.split("?")[0],                                              # unsigned
+            f"{base}/files/{JOB}/", f"{base}/files/", f"{base}/",            # listings
+            f"{base}/files/{JOB}/..%2Fjobs.sqlite?expires=1&sig=x",          # a path
+            local(server.links.url(JOB, "thumbnail.png"), base),             # signed, but the job has none
+        ]
+        for url in wrong:
+            answer = await http.get(url)
+            assert (answer.status_code, answer.text) == (404, "Not found"), url
+        posted = await http.post(good)
+        assert posted.status_code == 404
+        service.store.update(JOB, status="running")  # only finished jobs are served
+        assert (await http.get(good)).status_code == 404
+
+
+async def test_a_port_in_use_is_one_clear_error(served: tuple[LinkServer, JobService, str], tmp_path: Path) -> None:
+    server, service, _base = served
+    settings = server.settings.model_copy(update={"http_port": server.port})
+    second = LinkServer(server.links, service, settings)
+    with pytest.raises(StorybotError, match=rf"cannot serve links on 127\.0\.0\.1:{server.port} "):
+        await second.start()
+
+
+def test_a_long_description_gives_way_to_the_link_and_the_job_mark() -> None:
+    url = Links(b"k" * 32, "https://v.example", 3600).url(JOB, "final.mp4")
+    platforms = {"title": "The Keeper", "description": "A keeper and a whale. " * 200,
+                 "hashtags": {"tiktok": ["#whale", "#sea"]}}
+    text = delivery_text(JOB, platforms, "alice", link_line(JOB, url, "12.3 MiB", 1765000000))
+    assert len(text) <= 2000 and url in text and text.endswith(f"-# made for alice · job {JOB}")
+    assert "A keeper and a whale." in text and "#whale #sea" in text

@@ -1,0 +1,526 @@
+"""Visual sources against local servers that speak the Pexels, Pixabay and OpenAI Images protocols and
+serve real media made with FFmpeg: each served item has its own solid colour, so a frame of the final
+video tells which item it came from."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.local_http import Reply, Request, local_server
+from tools import motion
+from tools.errors import BadInput
+from tools.ffmpeg import ffmpeg_exe
+from tools.llm.usage import metered
+from tools.models import Aspect, Shot
+from tools.render import RenderOptions, render
+from tools.settings import Settings, get_settings
+from tools.visuals import Job, Visual, brief, make_visuals, open_source, parse_choice, resolve
+from tools.visuals import fetch as fetch_module
+from tools.visuals.images import nearest_size
+from tools.visuals.terms import search_terms
+
+KEY = "sekrit-key-0123456789"
+NAMES = [
+    "red.mp4",
+    "green.mp4",
+    "blue.mp4",
+    "yellow.mp4",
+    "audio.mp4",
+    "magenta.png",
+    "cyan.png",
+    "page.png",
+    "empty.mp4",
+    "corrupt.mp4",
+]
+COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 200, 40),
+    "blue": (30, 40, 220),
+    "yellow": (230, 220, 30),
+    "magenta": (210, 30, 210),
+    "cyan": (30, 210, 210),
+}
+
+
+def make_clip(path: Path, colour: str, seconds: float, size: str = "270x480", audio_only: bool = False) -> Path:
+    r, g, b = COLOURS[colour]
+    src = (
+        f"anullsrc=r=48000:cl=mono:d={seconds}"
+        if audio_only
+        else f"color=c=0x{r:02x}{g:02x}{b:02x}:s={size}:d={seconds}:r=25"
+    )
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            src,
+            *(["-c:a", "aac"] if audio_only else ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]),
+            str(path),
+        ],
+        check=True,
+        timeout=60,
+    )
+    return path
+
+
+def png_bytes(colour: str, size: tuple[int, int] = (300, 500)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, COLOURS[colour]).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    root = tmp_path_factory.mktemp("served")
+    files = {f"{c}.mp4": make_clip(root / f"{c}.mp4", c, 2.5).read_bytes() for c in ("red", "green", "blue")}
+    files["yellow.mp4"] = make_clip(root / "yellow.mp4", "yellow", 1.2).read_bytes()  # short: must be chained
+    files["audio.mp4"] = make_clip(root / "audio.mp4", "red", 1.0, audio_only=True).read_bytes()
+    files["magenta.png"] = png_bytes("magenta")
+    files["cyan.png"] = png_bytes("cyan")
+    return files
+
+
+class Stock:
+    """A fake Pexels + Pixabay: hits per query, files by name; faults to serve first, in order."""
+
+    def __init__(self, media: dict[str, bytes], videos: dict[str, list[str]], photos: dict[str, list[str]]) -> None:
+        self.media, self.videos, self.photos = media, videos, photos
+        self.faults: list[Reply] = []
+        self.base = ""
+
+    def handle(self, req: Request) -> Reply:
+        url = urlsplit(req.path)
+        q = {k: v[0] for k, v in parse_qs(url.query).items()}
+        if url.path.startswith("/files/"):
+            name = url.path.removeprefix("/files/")
+            if name == "page.png":
+                return Reply(200, b"<!DOCTYPE html><html>rate limited</html>", {"Content-Type": "image/png"})
+            if name == "empty.mp4":
+                return Reply(200, b"", {"Content-Type": "video/mp4"})
+            if name == "corrupt.mp4":
+                return Reply(200, self.media["red.mp4"][:40] + b"\0" * 500, {"Content-Type": "video/mp4"})
+            return Reply(200, self.media[name], {"Content-Type": "application/octet-stream"})
+        if self.faults:
+            return self.faults.pop(0)
+        if url.path in ("/videos/search", "/v1/search"):
+            if req.headers.get("Authorization") != KEY:
+                return Reply.json({"error": "unauthorised"}, 401)
+            names = (self.videos if url.path == "/videos/search" else self.photos).get(q["query"], [])
+            return Reply.json(self._pexels(url.path, names))
+        if url.path in ("/api/", "/api/videos/"):
+            if q.get("key") != KEY:
+                return Reply(400, b"[ERROR 400] Invalid or missing API key")
+            names = (self.videos if url.path == "/api/videos/" else self.photos).get(q["q"], [])
+            return Reply.json(self._pixabay(url.path, names))
+        return Reply(404, b"not found")
+
+    def _pexels(self, path: str, names: list[str]) -> dict[str, object]:
+        if path == "/videos/search":
+            return {
+                "page": 1,
+                "per_page": 15,
+                "total_results": len(names),
+                "videos": [
+                    {
+                        "id": 1000 + NAMES.index(n),
+                        "width": 270,
+                        "height": 480,
+                        "duration": 2,
+                        "url": f"https://www.pexels.com/video/{n}/",
+                        "user": {"name": f"Author {n}", "url": "https://www.pexels.com/@a"},
+                        "video_files": [
+                            {
+                                "id": 1,
+                                "quality": "sd",
+                                "file_type": "video/mp4",
+                                "width": 270,
+                                "height": 480,
+                                "fps": 25,
+                                "link": f"{self.base}/files/{n}",
+                            }
+                        ],
+                    }
+                    for n in names
+                ],
+            }
+        return {
+            "page": 1,
+            "per_page": 15,
+            "total_results": len(names),
+            "photos": [
+                {
+                    "id": 2000 + NAMES.index(n),
+                    "width": 300,
+                    "height": 500,
+                    "url": f"https://www.pexels.com/photo/{n}/",
+                    "photographer": f"Photographer {n}",
+                    "src": {"original": f"{self.base}/files/{n}", "large2x": f"{self.base}/files/{n}"},
+                }
+                for n in names
+            ],
+        }
+
+    def _pixabay(self, path: str, names: list[str]) -> dict[str, object]:
+        if path == "/api/videos/":
+            return {
+                "total": len(names),
+                "totalHits": len(names),
+                "hits": [
+                    {
+                        "id": 3000 + NAMES.index(n),
+                        "pageURL": f"https://pixabay.com/videos/{n}/",
+                        "duration": 2,
+                        "user": f"px {n}",
+                        "videos": {
+                            "large": {"url": "", "width": 0, "height": 0},
+                            "small": {"url": f"{self.base}/files/{n}", "width": 270, "height": 480},
+                        },
+                    }
+                    for n in names
+                ],
+            }
+        return {
+            "total": len(names),
+            "totalHits": len(names),
+            "hits": [
+                {
+                    "id": 4000 + NAMES.index(n),
+                    "pageURL": f"https://pixabay.com/photos/{n}/",
+                    "user": f"px {n}",
+                    "largeImageURL": f"{self.base}/files/{n}",
+                    "imageWidth": 300,
+                    "imageHeight": 500,
+                }
+                for n in names
+            ],
+        }
+
+
+@pytest.fixture
+def stock_server(media: dict[str, bytes]) -> Iterator[tuple[Stock, str, list[Request]]]:
+    stock = Stock(media, {}, {})
+    with local_server(stock.handle) as server:
+        stock.base = server.url
+        yield stock, server.url, server.requests
+
+
+@pytest.fixture(autouse=True)
+def fast_backoff(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    monkeypatch.setattr(fetch_module, "BACKOFF", 0.01)
+    for name in (
+        "PEXELS_API_KEY",
+        "PIXABAY_API_KEY",
+        "STORYBOT_IMAGE_MODEL",
+        "STORYBOT_SDXL_MODEL",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("STORYBOT_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def settings_for(**env: str) -> Settings:
+    return Settings(STORYBOT_DATA_DIR=env.pop("data"), **env)  # type: ignore[arg-type]
+
+
+def shot(index: int, text: str, seconds: float = 3.0) -> Shot:
+    return Shot(
+        index=index,
+        start=index * seconds,
+        end=(index + 1) * seconds,
+        first_word=0,
+        last_word=0,
+        text=text,
+        key_phrase="",
+    )
+
+
+def colour_of(rgb: np.ndarray) -> str:
+    return min(COLOURS, key=lambda c: float(np.abs(rgb - np.array(COLOURS[c])).sum()))
+
+
+def frame_at(video: Path, seconds: float) -> np.ndarray:
+    """The mean colour of the top half of the frame at `seconds` (subtitles sit lower)."""
+    out = subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-ss",
+            f"{seconds:.3f}",
+            "-i",
+            str(video),
+            "-frames:v",
+            "1",
+            "-vf",
+            "scale=54:96",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    ).stdout
+    frame = np.frombuffer(out, dtype=np.uint8).reshape(96, 54, 3).astype(float)
+    return frame[10:40, 10:44].reshape(-1, 3).mean(axis=0)
+
+
+def run_make(
+    source_name: str, settings: Settings, briefs: list, tmp_path: Path, exclude: set[str] | None = None
+) -> list[Visual]:
+    async def go() -> list[Visual]:
+        job = Job(aspect=Aspect.portrait, folder=tmp_path / "job", shots=len(briefs), exclude=exclude or set())
+        async with open_source(resolve(parse_choice(source_name), settings), settings) as source:
+            return await make_visuals(source, briefs, job)
+
+    return asyncio.run(go())
+
+
+# --- choosing the source -----------------------------------------------------------------------------
+
+
+def test_auto_picks_gpu_then_images_then_stock_then_cards(tmp_path: Path) -> None:
+    data = str(tmp_path)
+    assert resolve("auto", settings_for(data=data)) == "cards"
+    assert resolve("auto", settings_for(data=data, PIXABAY_API_KEY=KEY)) == "stock"
+    assert resolve("auto", settings_for(data=data, PEXELS_API_KEY=KEY, STORYBOT_IMAGE_MODEL="gpt-image-1")) == "images"
+    assert resolve("auto", settings_for(data=data, STORYBOT_IMAGE_MODEL="m", STORYBOT_SDXL_MODEL="/m")) == "gpu"
+    with pytest.raises(BadInput, match="PEXELS_API_KEY or PIXABAY_API_KEY"):
+        resolve("stock", settings_for(data=data))
+    with pytest.raises(BadInput, match="unknown visuals"):
+        parse_choice("pictures")
+
+
+def test_search_terms_are_things_a_camera_can_film() -> None:
+    terms = search_terms("The old lighthouse keeper climbed the stairs every night to light the lamp.")
+    assert 2 <= len(terms) <= 4 and terms[0] == "old lighthouse" and "keeper" in terms
+    assert not {"the", "every", "climbed", "old"} & set(terms)
+
+
+# --- stock --------------------------------------------------------------------------------------------
+
+
+def test_stock_render_uses_served_footage_once_each_with_credits(
+    stock_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stock, url, requests = stock_server
+    stock.videos = {
+        "lighthouse": ["red.mp4", "green.mp4"],
+        "harbour": ["green.mp4", "blue.mp4"],
+        "storm": ["yellow.mp4", "green.mp4", "blue.mp4"],
+    }
+    monkeypatch.setenv("PEXELS_API_KEY", KEY)
+    monkeypatch.setenv("PEXELS_BASE_URL", url)
+    get_settings.cache_clear()
+    script = tmp_path / "s.txt"
+    script.write_text(
+        "A lighthouse stood alone at the end of the world, and its keeper climbed up every single evening. "
+        "The harbour below was quiet and grey, with fishing boats resting there until the morning came. "
+        "Then the storm rolled in over the water, and the waves grew taller than anyone remembered.",
+        encoding="utf-8",
+    )
+    started = time.perf_counter()
+    art = asyncio.run(render(RenderOptions(script=script, out=tmp_path / "out", visuals="stock")))
+    elapsed = time.perf_counter() - started
+    meta = json.loads(Path(art.metadata).read_text(encoding="utf-8"))
+    shots = json.loads(Path(art.shots).read_text(encoding="utf-8"))
+    assert len(shots) >= 2
+    assert [v["source"] for v in meta["visuals"]] == ["pexels"] * len(shots) and not meta["notices"]
+    ids = [m for v in meta["visuals"] for m in v["media_ids"]]
+    assert len(ids) == len(set(ids)), "media reused across shots"
+    credits = json.loads(Path(art.credits or "").read_text(encoding="utf-8"))
+    assert {c["shot"] for c in credits} == set(range(1, len(shots) + 1))
+    assert all(c["author"] and c["url"].startswith("https://www.pexels.com/") and c["id"] for c in credits)
+    for s in shots:
+        first = next(c for c in credits if c["shot"] == s["index"] + 1)
+        want = NAMES[int(first["id"]) - 1000].removesuffix(".mp4")
+        assert colour_of(frame_at(Path(art.final_video), s["start"] + 0.6)) == want, s
+    assert colour_of(frame_at(Path(art.final_video), shots[0]["start"] + 0.6)) == "red"
+    assert all(r.headers.get("Authorization") == KEY for r in requests if "search" in r.path)
+    for name in ("metadata.json", "credits.json", "visuals.json"):
+        assert KEY not in (tmp_path / "out" / name).read_text(encoding="utf-8")
+    print(f"\nstock render: {elapsed / len(shots):.2f} s per shot ({elapsed:.1f} s, {len(shots)} shots)")
+
+
+def test_short_footage_is_chained_with_the_next_hit_not_looped(stock_server, tmp_path: Path) -> None:
+    stock, url, _ = stock_server
+    stock.videos = {"storm": ["yellow.mp4", "blue.mp4"]}
+    settings = settings_for(data=str(tmp_path / "d"), PEXELS_API_KEY=KEY, PEXELS_BASE_URL=url)
+    started = time.perf_counter()
+    made = run_make("stock", settings, [brief(shot(0, "The storm came.", 3.0), "p")], tmp_path)
+    print(f"\nstock (2 downloads, chained): {time.perf_counter() - started:.2f} s per shot")
+    assert [c.id for c in made[0].credits] == ["1003", "1002"] and len(made[0].clips) == 2
+    shot_clip = tmp_path / "shot.mp4"  # the clips as the final cut plays them
+    sources = [motion.clip_source(c) for c in made[0].clips]
+    asyncio.run(motion.render_shot(motion.ClipShot(sources=sources), 90, Aspect.portrait, shot_clip))
+    seen = [colour_of(frame_at(shot_clip, t)) for t in (0.3, 1.0, 1.6, 2.8)]
+    assert seen == ["yellow", "yellow", "blue", "blue"], "chained with the next hit, never looped"
+
+
+def test_faults_are_retried_and_empty_results_broaden_then_fall_back(stock_server, tmp_path: Path) -> None:
+    stock, url, requests = stock_server
+    stock.videos = {"harbour": ["blue.mp4"]}
+    stock.photos = {"kittens": ["cyan.png"]}
+    stock.faults = [
+        Reply(429, b"slow down", {"Retry-After": "0"}),
+        Reply(503, b"busy"),
+        Reply(200, b"<html>proxy error</html>", {"Content-Type": "text/html"}),
+    ]
+    settings = settings_for(
+        data=str(tmp_path / "d"), PEXELS_API_KEY=KEY, PEXELS_BASE_URL=url, STORYBOT_PROVIDER_RETRIES="3"
+    )
+    briefs = [
+        brief(shot(0, "A quiet old harbour at dawn."), "harbour"),
+        brief(shot(1, "Nothing matches zzyzx."), "x", title="Kittens"),
+        brief(shot(2, "Qqqq wwww."), "y"),
+    ]
+    made = run_make("stock", settings, briefs, tmp_path)
+    assert made[0].source == "pexels" and made[0].clips and made[0].notice is None
+    assert made[1].source == "pexels" and not made[1].clips, "the broader title term found a photo"
+    assert made[2].source == "cards" and "no stock media" in (made[2].notice or "")
+    queries = [parse_qs(urlsplit(r.path).query).get("query", [""])[0] for r in requests if "search" in r.path]
+    assert "kittens" in queries and "zzyzx" in queries
+    assert Image.open(made[1].keyframe).size == Aspect.portrait.size
+
+
+@pytest.mark.parametrize("bad", ["page.png", "empty.mp4", "corrupt.mp4", "audio.mp4"])
+def test_bad_downloads_are_refused_and_the_next_hit_used(stock_server, tmp_path: Path, bad: str) -> None:
+    stock, url, _ = stock_server
+    stock.videos = {"lighthouse": [bad, "green.mp4"]}
+    settings = settings_for(data=str(tmp_path / "d"), PIXABAY_API_KEY=KEY, PIXABAY_BASE_URL=url)
+    made = run_make("stock", settings, [brief(shot(0, "lighthouse"), "p")], tmp_path)
+    assert made[0].source == "pixabay" and made[0].media_ids == ["pixabay:video:3001"]
+    assert made[0].clips
+    cache = tmp_path / "d" / "cache" / "visuals" / "pixabay"
+    assert sorted(p.name for p in cache.iterdir()) == ["video_3001.mp4"], "no half or bad file left in the cache"
+
+
+def test_reroll_takes_the_next_hit_and_never_another_shots_media(stock_server, tmp_path: Path) -> None:
+    stock, url, _ = stock_server
+    stock.videos = {"lighthouse": ["red.mp4", "green.mp4", "blue.mp4"]}
+    settings = settings_for(data=str(tmp_path / "d"), PEXELS_API_KEY=KEY, PEXELS_BASE_URL=url)
+    first = run_make(
+        "stock", settings, [brief(shot(0, "lighthouse", 2), "p"), brief(shot(1, "lighthouse", 2), "p")], tmp_path
+    )
+    assert [v.media_ids for v in first] == [["pexels:video:1000"], ["pexels:video:1001"]]
+    again = run_make(
+        "stock",
+        settings,
+        [brief(shot(0, "lighthouse", 2), "p", seed=7919)],
+        tmp_path,
+        exclude={*first[0].media_ids, *first[1].media_ids},
+    )
+    assert again[0].media_ids == ["pexels:video:1002"]
+
+
+def test_a_wrong_key_falls_back_to_cards_without_showing_the_key(stock_server, tmp_path: Path) -> None:
+    _, url, _ = stock_server
+    settings = settings_for(data=str(tmp_path / "d"), PIXABAY_API_KEY="wrong-" + KEY, PIXABAY_BASE_URL=url)
+    made = run_make("stock", settings, [brief(shot(0, "lighthouse"), "p")], tmp_path)
+    assert made[0].source == "cards" and "HTTP 400" in (made[0].notice or "")
+    assert KEY not in (made[0].notice or "")
+
+
+# --- hosted Images API ---------------------------------------------------------------------------
+
+
+def images_server(answer: Callable[[Request, str], dict[str, object]], base: list[str]):
+    def handle(req: Request) -> Reply:
+        if req.path.startswith("/files/"):
+            return Reply(200, png_bytes("green", (1024, 1536)), {"Content-Type": "image/png"})
+        if req.path != "/v1/images/generations" or req.headers.get("Authorization") != f"Bearer {KEY}":
+            return Reply.json({"error": {"message": "no"}}, 401)
+        return Reply.json(answer(req, base[0]))
+
+    return handle
+
+
+def test_images_api_b64_and_url_nearest_size_usage(tmp_path: Path) -> None:
+    calls: list[dict[str, object]] = []
+
+    def answer(req: Request, base: str) -> dict[str, object]:
+        body = req.json()
+        calls.append(body)
+        if len(calls) == 1:
+            data = base64.b64encode(png_bytes("blue", (1024, 1536))).decode()
+            return {"created": 1, "data": [{"b64_json": data}], "usage": {"input_tokens": 30, "output_tokens": 4000}}
+        return {"created": 1, "data": [{"url": f"{base}/files/x.png"}]}
+
+    base: list[str] = []
+    with local_server(images_server(answer, base)) as server:
+        base.append(server.url)
+        settings = settings_for(
+            data=str(tmp_path / "d"),
+            STORYBOT_IMAGE_MODEL="gpt-image-1",
+            STORYBOT_IMAGE_BASE_URL=server.url + "/v1",
+            STORYBOT_IMAGE_API_KEY=KEY,
+        )
+        briefs = [
+            brief(shot(0, "A lighthouse."), "a lighthouse at dusk", "text, watermark"),
+            brief(shot(1, "A harbour."), "a harbour"),
+        ]
+        with metered() as used:
+            started = time.perf_counter()
+            made = run_make("images", settings, briefs, tmp_path)
+            elapsed = time.perf_counter() - started
+    assert [c["size"] for c in calls] == ["1024x1536", "1024x1536"] and all(c["n"] == 1 for c in calls)
+    assert calls[0]["model"] == "gpt-image-1" and "Avoid: text, watermark" in str(calls[0]["prompt"])
+    assert [v.source for v in made] == ["images:gpt-image-1"] * 2, [v.notice for v in made]
+    for visual, want in zip(made, ("blue", "green"), strict=True):
+        img = Image.open(visual.keyframe)
+        assert img.size == Aspect.portrait.size
+        assert colour_of(np.asarray(img.convert("RGB"), dtype=float).reshape(-1, 3).mean(axis=0)) == want
+    assert used[("images:gpt-image-1", "images")] == 2 and used[("images:gpt-image-1", "output_tokens")] == 4000
+    assert nearest_size("dall-e-3", Aspect.landscape) == (1792, 1024)
+    assert nearest_size("gpt-image-1", Aspect.square) == (1024, 1024)
+    print(f"\nimages: {elapsed / 2:.2f} s per shot")
+
+
+def test_images_api_garbage_falls_back_to_a_card(tmp_path: Path) -> None:
+    def answer(req: Request, base: str) -> dict[str, object]:
+        return {"created": 1, "data": [{"b64_json": base64.b64encode(b"<html>oops</html>").decode()}]}
+
+    base: list[str] = []
+    with local_server(images_server(answer, base)) as server:
+        base.append(server.url)
+        settings = settings_for(
+            data=str(tmp_path / "d"),
+            STORYBOT_IMAGE_MODEL="gpt-image-1",
+            OPENAI_BASE_URL=server.url + "/v1",
+            OPENAI_API_KEY=KEY,
+        )
+        made = run_make("images", settings, [brief(shot(0, "A lighthouse."), "p")], tmp_path)
+    assert made[0].source == "cards" and "a card stands in" in (made[0].notice or "")
+
+
+def test_cards_per_shot_speed(tmp_path: Path) -> None:
+    settings = settings_for(data=str(tmp_path / "d"))
+    briefs = [brief(shot(i, "words"), "p", title="The Keeper") for i in range(3)]
+    started = time.perf_counter()
+    made = run_make("cards", settings, briefs, tmp_path)
+    elapsed = time.perf_counter() - started
+    assert [v.source for v in made] == ["cards"] * 3
+    print(f"\ncards: {elapsed / 3:.2f} s per shot")

@@ -1,0 +1,104 @@
+"""A vision judge on any OpenAI-compatible chat model that takes images (GPT-4o class, Ollama, vLLM).
+
+The keyframe travels as a base64 data URL in an `image_url` part (scaled to at most ~1 MP, aspect
+kept). The answer is asked for as JSON-schema structured output first, then JSON mode, then plain
+text, for servers that refuse the former (the first that works is kept), and parsed with the
+same schema as the GPU judge's; an answer that does not parse is an unparsed verdict, never
+invented scores. Network faults are retried by the openai SDK; the key is never printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
+import openai
+from PIL import Image
+
+from gpu_workers.families import VERDICT_PROMPT, fit_pixels, parse_verdict
+from gpu_workers.protocol import Verdict
+from tools.gpu.client import ProgressFn
+from tools.gpu.errors import GpuError
+from tools.settings import Settings
+
+log = logging.getLogger(__name__)
+LOCAL_API_KEY = "not-needed"  # Ollama and vLLM ignore the key, but the client insists on one
+METHODS = ("json_schema", "json_object", "text")
+VERDICT_SCHEMA: dict[str, Any] = {
+    "name": "verdict", "strict": True,
+    "schema": {"type": "object", "additionalProperties": False,
+               "required": ["score", "missing", "unwanted", "consistent"],
+               "properties": {"score": {"type": "number", "minimum": 0, "maximum": 10},
+                              "missing": {"type": "array", "items": {"type": "string"}},
+                              "unwanted": {"type": "array", "items": {"type": "string"}},
+                              "consistent": {"type": "boolean"}}}}
+
+
+def data_url(path: Path) -> str:
+    """The picture as a PNG data URL, scaled down to about 1 MP with its aspect kept."""
+    with Image.open(path) as img:
+        picture = img.convert("RGB").resize(fit_pixels(img.size), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+class OpenAIJudge:
+    provider = "openai"
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.vision_model:
+            raise GpuError("the OpenAI-compatible vision judge needs STORYBOT_VISION_MODEL (e.g. gpt-4o-mini)", "load")
+        key = settings.vision_api_key or settings.openai_api_key
+        self.model = settings.vision_model
+        self.client = openai.AsyncOpenAI(
+            api_key=key.get_secret_value() if key else LOCAL_API_KEY,
+            base_url=settings.vision_base_url or settings.openai_base_url or None,
+            timeout=settings.vision_timeout, max_retries=settings.provider_retries)
+        self.max_tokens = max(settings.vision_max_new_tokens, 200)
+        self.methods = list(METHODS)
+
+    def _messages(self, image: Path, prompt: str, previous: Path | None) -> list[dict[str, Any]]:
+        note = ("The second image is the previous shot: set consistent to whether this one matches its "
+                "characters and style.\n" if previous else "")
+        parts: list[dict[str, Any]] = [{"type": "text", "text": VERDICT_PROMPT.format(prompt=prompt, previous=note)}]
+        for path in [image] + ([previous] if previous else []):
+            parts.append({"type": "image_url", "image_url": {"url": data_url(path)}})
+        return [{"role": "user", "content": parts}]
+
+    async def judge(self, image: Path, prompt: str, previous: Path | None,
+                    progress: ProgressFn | None = None) -> Verdict:
+        messages = await asyncio.to_thread(self._messages, image, prompt, previous)
+        if progress:
+            progress(0, 1)
+        while True:
+            method = self.methods[0]
+            formats: dict[str, Any] = {
+                "json_schema": {"response_format": {"type": "json_schema", "json_schema": VERDICT_SCHEMA}},
+                "json_object": {"response_format": {"type": "json_object"}}, "text": {}}
+            try:
+                reply = await self.client.chat.completions.create(
+                    model=self.model, messages=messages,  # type: ignore[arg-type]
+                    max_tokens=self.max_tokens, temperature=0, **formats[method])
+                break
+            except openai.BadRequestError as exc:
+                if len(self.methods) == 1:
+                    raise GpuError(f"vision model {self.model} refused the request: {exc.message}", "bad_request"
+                                   ) from None
+                log.info("vision server refused %s output; trying %s", method, self.methods[1])
+                self.methods.pop(0)
+            except openai.APIStatusError as exc:
+                raise GpuError(f"vision model {self.model}: HTTP {exc.status_code}", "error") from None
+            except openai.APIError as exc:
+                raise GpuError(f"vision model {self.model}: {type(exc).__name__}", "error") from None
+        if progress:
+            progress(1, 1)
+        text = reply.choices[0].message.content or "" if reply.choices else ""
+        return parse_verdict(text)
+
+    async def close(self) -> None:
+        await self.client.close()

@@ -1,0 +1,29 @@
+"""Offline pictures: procedural art cards with no words on them (the video's title, at most, on
+the first card). Always available, so it is also where every other source falls back."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Literal
+
+from tools import keyframes
+from tools.models import Shot
+from tools.visuals.base import Job, Miss, ShotBrief, Visual
+
+
+def draw_card(brief: ShotBrief, job: Job) -> Visual:
+    shot = Shot(
+        index=brief.index, start=0.0, end=brief.seconds, first_word=0, last_word=0, text=brief.text, key_phrase=""
+    )
+    title = brief.title if brief.index == 0 else None
+    card = keyframes.draw_art_card(shot, job.aspect.size, brief.seed, title=title)
+    png = job.keyframe(brief)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    return Visual(shot=brief.index, source="cards", keyframe=keyframes.save_png(card, png))
+
+
+class CardsSource:
+    name: Literal["cards"] = "cards"
+
+    async def make(self, briefs: list[ShotBrief], job: Job) -> list[Visual | Miss]:
+        return [await asyncio.to_thread(draw_card, b, job) for b in briefs]

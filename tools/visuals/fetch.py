@@ -1,0 +1,194 @@
+"""HTTP for visual providers: JSON calls and media downloads, with the providers' retry policy.
+
+Faults (429 after its Retry-After, 5xx, timeouts, dropped connections, a reply that is not JSON)
+are retried with exponential backoff and jitter, `STORYBOT_PROVIDER_RETRIES` times, as the LLM
+and idea sources do; then VisualError, and the shot falls back to a card.
+
+Downloads stream into a cache under the data folder keyed by provider and id, refuse more than
+`MAX_BYTES`, and check the bytes themselves (an HTML error page served as a JPEG is refused): a
+hidden temporary name is renamed into place only once the file is whole and readable, so a crash
+mid-download leaves nothing in use, and rerunning the stage resumes from the cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import re
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+from PIL import Image
+
+from tools.errors import StorybotError
+from tools.probe import probe
+from tools.visuals.base import VisualError
+
+MAX_BYTES = 200 * 1024 * 1024
+TIMEOUT = httpx.Timeout(20.0, connect=5.0)  # per read/connect
+DOWNLOAD_DEADLINE = 300.0  # a whole download, against servers that trickle bytes
+CALL_DEADLINE = 60.0  # a whole API call, retries included
+BACKOFF = 0.5  # seconds before the first retry without Retry-After, doubled each time, plus jitter
+MAX_RETRY_AFTER = 30.0
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+Kind = Literal["image", "video"]
+
+
+def _retry_after(value: str) -> float | None:
+    return float(value) if value.strip().isdigit() else None
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """`text` with every secret replaced, for messages that may quote a URL or a reply."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+class Http:
+    """One provider's client: its headers, secrets to keep out of messages, and retries."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        provider: str,
+        retries: int,
+        secrets: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.client, self.provider, self.retries = client, provider, retries
+        self.secrets = secrets or []
+        self.headers = headers or {}
+
+    def _fail(self, what: str) -> VisualError:
+        return VisualError(redact(f"{self.provider}: {what}", self.secrets))
+
+    async def _with_retries(self, attempt_once: Any) -> Any:
+        for attempt in range(self.retries + 1):
+            wait: float | None = None
+            try:
+                return await attempt_once()
+            except httpx.HTTPStatusError as exc:
+                status = exc.response.status_code
+                wait = _retry_after(exc.response.headers.get("retry-after", ""))
+                if attempt == self.retries or not (status == 429 or status >= 500) or (wait or 0) > MAX_RETRY_AFTER:
+                    raise self._fail(f"HTTP {status}") from None
+            except (httpx.TransportError, TimeoutError) as exc:
+                if attempt == self.retries:
+                    raise self._fail(f"{type(exc).__name__} (no answer in time)") from None
+            except _Malformed as exc:
+                if attempt == self.retries:
+                    raise self._fail(str(exc)) from None
+            await asyncio.sleep(wait if wait is not None else BACKOFF * 2**attempt * random.uniform(1, 1.25))
+        raise AssertionError("unreachable")
+
+    async def json(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """A JSON API call; VisualError (secrets redacted) after the retries."""
+
+        async def once() -> Any:
+            async with asyncio.timeout(CALL_DEADLINE):
+                response = await self.client.request(
+                    method, url, params=params, json=body, headers={**self.headers, **(headers or {})}
+                )
+            response.raise_for_status()
+            try:
+                return json.loads(response.content)
+            except ValueError:
+                raise _Malformed(
+                    f"the reply was not JSON ({response.headers.get('content-type', 'no type')})"
+                ) from None
+
+        return await self._with_retries(once)
+
+    async def download(self, url: str, cache: Path, media_id: str, kind: Kind) -> Path:
+        """The media at `url` in the cache as `<cache>/<provider>/<id>.<ext>`, downloaded once."""
+        folder = cache / _SAFE.sub("_", self.provider)
+        stem = _SAFE.sub("_", media_id)[:100]
+        for existing in folder.glob(f"{stem}.*") if folder.is_dir() else []:
+            if not existing.name.startswith("."):
+                return existing
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{stem}.{uuid.uuid4().hex[:8]}.part"
+        try:
+            suffix = await self._with_retries(lambda: self._stream(url, tmp, kind))
+            check_media(tmp, kind)
+            final = folder / f"{stem}{suffix}"
+            os.replace(tmp, final)
+            return final
+        except (StorybotError, ValueError) as exc:
+            raise self._fail(f"{media_id}: {exc}") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    async def _stream(self, url: str, tmp: Path, kind: Kind) -> str:
+        async with asyncio.timeout(DOWNLOAD_DEADLINE), self.client.stream("GET", url, headers=self.headers) as response:
+            response.raise_for_status()
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > MAX_BYTES:
+                raise ValueError(f"{int(declared) // 2**20} MB is over the {MAX_BYTES // 2**20} MB limit")
+            size, suffix = 0, None
+            with tmp.open("wb") as f:
+                async for chunk in response.aiter_bytes():
+                    if suffix is None:
+                        suffix = sniff(chunk, kind)
+                    size += len(chunk)
+                    if size > MAX_BYTES:
+                        raise ValueError(f"more than {MAX_BYTES // 2**20} MB")
+                    f.write(chunk)
+            if suffix is None:
+                raise ValueError("an empty file")
+            return suffix
+
+
+class _Malformed(Exception):
+    """A reply that is not what the protocol promises (retried like a fault)."""
+
+
+def sniff(head: bytes, kind: Kind) -> str:
+    """The file suffix the first bytes show; ValueError when they are not an image (or video) at all."""
+    images = {b"\x89PNG\r\n\x1a\n": ".png", b"\xff\xd8\xff": ".jpg", b"GIF87a": ".gif", b"GIF89a": ".gif"}
+    for magic, suffix in images.items():
+        if head.startswith(magic):
+            return suffix
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return ".webp"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"avif", b"avis"):
+            return ".avif"
+        if kind == "video":
+            return ".mov" if brand == b"qt  " else ".mp4"
+    if kind == "video" and head.startswith(b"\x1a\x45\xdf\xa3"):
+        return ".webm"
+    start = head.lstrip()[:15].lower()
+    what = "an HTML page" if start.startswith((b"<!doctype", b"<html", b"<")) else "not a known media format"
+    raise ValueError(f"{what}, not {'a video' if kind == 'video' else 'an image'}")
+
+
+def check_media(path: Path, kind: Kind) -> None:
+    """Refuse a file whose body does not decode: a truncated image, a video without a video stream."""
+    if kind == "image" and path.suffix != ".avif":
+        try:
+            with Image.open(path) as img:
+                img.verify()
+        except Exception as exc:
+            raise ValueError(f"a corrupt image ({type(exc).__name__})") from None
+        return
+    info = probe(path)
+    if info.video is None:
+        raise ValueError("no video stream in it")
+    if kind == "video" and info.video.duration <= 0:
+        raise ValueError("a video with no length")

@@ -1,0 +1,154 @@
+"""Stock footage and photos for each shot (Pexels, Pixabay), matched by the shot's search terms.
+
+For each shot, in order: each query (two best terms, each term, then broader terms) is put to
+every configured provider, videos first; the first hit no other shot of the video uses, in the
+output's orientation when there is one, is downloaded. Footage shorter than the shot is chained
+with the next unused hits of the same search. Photos (animated with Ken Burns) fill in when no
+footage is found. Re-roll asks again with the shot's earlier picks excluded: the next hit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Protocol
+
+import httpx
+from pydantic import BaseModel
+
+from tools.models import Aspect
+from tools.visuals import footage
+from tools.visuals.base import Credit, Job, Miss, ShotBrief, Visual, VisualError
+from tools.visuals.fetch import TIMEOUT, Http
+from tools.visuals.terms import queries
+
+MAX_CHAIN = 4  # clips at most in one shot
+TRIES_PER_SHOT = 3  # downloads that may fail before the shot gives up on a kind
+
+
+class Candidate(BaseModel):
+    """One search hit, reduced to what choosing, downloading and crediting need."""
+
+    provider: str
+    id: str
+    kind: Literal["image", "video"]
+    url: str  # the file to download
+    page: str  # the page to credit
+    author: str
+    width: int
+    height: int
+    seconds: float = 0.0
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}:{self.kind}:{self.id}"
+
+    def fits(self, aspect: Aspect) -> bool:
+        w, h = aspect.size
+        return (self.width > self.height) == (w > h) and (self.width == self.height) == (w == h)
+
+
+class StockProvider(Protocol):
+    name: str
+
+    async def search(
+        self, http: Http, query: str, kind: Literal["image", "video"], aspect: Aspect
+    ) -> list[Candidate]: ...
+
+
+class StockSource:
+    name: Literal["stock"] = "stock"
+
+    def __init__(self, providers: list[tuple[StockProvider, Http]], cache: Path) -> None:
+        self.providers, self.cache = providers, cache
+        self._searches: dict[tuple[str, str, str], list[Candidate]] = {}
+
+    @classmethod
+    def open(
+        cls, providers: list[tuple[StockProvider, dict[str, str], list[str]]], cache: Path, retries: int
+    ) -> tuple[StockSource, httpx.AsyncClient]:
+        """A source over one shared client (the caller closes it): (provider, headers, secrets)."""
+        client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=True)
+        return cls(
+            [(p, Http(client, p.name, retries, secrets, headers)) for p, headers, secrets in providers], cache
+        ), client
+
+    async def make(self, briefs: list[ShotBrief], job: Job) -> list[Visual | Miss]:
+        used = set(job.exclude)
+        out: list[Visual | Miss] = []
+        for brief in briefs:
+            result = await self._shot(brief, job, used)
+            if isinstance(result, Visual):
+                used.update(result.media_ids)
+            out.append(result)
+        return out
+
+    async def _search(
+        self, provider: StockProvider, http: Http, query: str, kind: Literal["image", "video"], aspect: Aspect
+    ) -> list[Candidate]:
+        key = (provider.name, query, kind)
+        if key not in self._searches:
+            self._searches[key] = await provider.search(http, query, kind, aspect)
+        return self._searches[key]
+
+    async def _shot(self, brief: ShotBrief, job: Job, used: set[str]) -> Visual | Miss:
+        problems: list[str] = []
+        for kind in ("video", "image"):
+            for query in queries(brief.terms, brief.broader):
+                for provider, http in self.providers:
+                    try:
+                        hits = await self._search(provider, http, query, kind, job.aspect)
+                    except VisualError as exc:
+                        problems.append(str(exc))
+                        continue
+                    fresh = sorted((h for h in hits if h.key not in used), key=lambda h: not h.fits(job.aspect))
+                    if not fresh:
+                        continue
+                    visual = await self._use(brief, job, http, fresh, problems)
+                    if visual is not None:
+                        return visual
+        why = (
+            "; ".join(dict.fromkeys(problems)) or f"nothing found for {', '.join(queries(brief.terms, brief.broader))}"
+        )
+        return Miss(shot=brief.index, reason=f"no stock media: {why}")
+
+    async def _use(
+        self, brief: ShotBrief, job: Job, http: Http, hits: list[Candidate], problems: list[str]
+    ) -> Visual | None:
+        """Download the first usable hit (chaining footage up to the shot's length)."""
+        taken: list[tuple[Candidate, Path]] = []
+        failures = 0
+        for hit in hits:
+            if failures >= TRIES_PER_SHOT or len(taken) >= MAX_CHAIN:
+                break
+            try:
+                path = await http.download(hit.url, self.cache, f"{hit.kind}_{hit.id}", hit.kind)
+                if hit.kind == "video":
+                    hit = hit.model_copy(update={"seconds": footage.clip_seconds(path)})
+            except VisualError as exc:
+                problems.append(str(exc))
+                failures += 1
+                continue
+            taken.append((hit, path))
+            if hit.kind == "image" or sum(h.seconds for h, _ in taken) >= brief.seconds:
+                break
+        if not taken:
+            return None
+        png = job.keyframe(brief)
+        png.parent.mkdir(parents=True, exist_ok=True)
+        first = taken[0][1]
+        clips: list[Path] = []
+        if taken[0][0].kind == "video":
+            clips = [footage.keep(p, job.media(brief, f"_{k + 1}{p.suffix}")) for k, (_, p) in enumerate(taken)]
+            await footage.clip_keyframe(first, job.aspect, png)
+        else:
+            footage.still_keyframe(first, job.aspect, png)
+        return Visual(
+            shot=brief.index,
+            source=taken[0][0].provider,
+            keyframe=png,
+            clips=clips,
+            media_ids=[h.key for h, _ in taken],
+            credits=[
+                Credit(shot=brief.index + 1, source=h.provider, id=h.id, author=h.author, url=h.page) for h, _ in taken
+            ],
+        )
