@@ -92,3 +92,23 @@ def test_delivery_credits_stock_authors_in_one_line() -> None:
                          {"shot": 3, "source": "pixabay", "author": "Bo @everyone", "id": "3", "url": "u"}])
     assert line.startswith("-# footage and photos: Ana on Pexels; Bo") and "Pixabay" in line and "\n" not in line
     assert credits_text([]) == ""
+
+
+async def test_attached_media_become_the_shots_in_order(conductor: Conductor, tmp_path: Path) -> None:
+    from graph.api import JobRequest, Requester, keep_uploads
+
+    media = keep_uploads([("a.png", png((200, 0, 0))), ("b.png", png((0, 0, 200)))], tmp_path / "uploads" / "x")
+    script = "The lamp went dark over the sea. The keeper climbed the stairs. The whale sang, and the light came back."
+    job_id = await conductor.service.start(
+        JobRequest(prompt="a whale", script_text=script, duration=8, media=[str(m) for m in media]),
+        Requester(id=f"discord:{ALICE}"), auto_approve=True)
+    record = await conductor.service.wait(job_id)
+    assert record.status == "done", record.error
+    folder = conductor.service.jobs_dir / job_id
+    visuals = json.loads((folder / "visuals.json").read_text(encoding="utf-8"))
+    assert [v["source"] for v in visuals] == ["user", "user"]
+    shots = json.loads((folder / "shots.json").read_text(encoding="utf-8"))
+    from tests.test_visuals import colour_of, frame_at
+
+    for s, want in zip(shots, ("red", "blue"), strict=True):
+        assert colour_of(frame_at(folder / "final.mp4", s["start"] + 0.5)) == want

@@ -524,3 +524,58 @@ def test_cards_per_shot_speed(tmp_path: Path) -> None:
     elapsed = time.perf_counter() - started
     assert [v.source for v in made] == ["cards"] * 3
     print(f"\ncards: {elapsed / 3:.2f} s per shot")
+
+
+@pytest.mark.parametrize("visuals,needs", [("stock", "PEXELS_API_KEY or PIXABAY_API_KEY"),
+                                           ("images", "STORYBOT_IMAGE_MODEL"), ("pictures", "unknown visuals")])
+def test_cli_refuses_an_unconfigured_source_with_exit_2(tmp_path: Path, visuals: str, needs: str) -> None:
+    import os
+    import sys
+
+    script = tmp_path / "s.txt"
+    script.write_text("A lighthouse.", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PEXELS", "PIXABAY", "STORYBOT_IMAGE"))}
+    result = subprocess.run([sys.executable, "-m", "storybot", "render", "--script", str(script), "--out",
+                             str(tmp_path / "out"), "--visuals", visuals], capture_output=True, text=True,
+                            timeout=120, env={**env, "STORYBOT_DATA_DIR": str(tmp_path / "d")})
+    assert result.returncode == 2 and needs in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_provider_that_keeps_failing_is_not_asked_again_for_each_shot(stock_server, tmp_path: Path) -> None:
+    stock, url, requests = stock_server
+    stock.faults = [Reply(503, b"down")] * 100
+    settings = settings_for(data=str(tmp_path / "d"), PEXELS_API_KEY=KEY, PEXELS_BASE_URL=url,
+                            STORYBOT_PROVIDER_RETRIES="2")
+    briefs = [brief(shot(i, "The lighthouse and the harbour at dawn."), "p") for i in range(3)]
+    started = time.perf_counter()
+    made = run_make("stock", settings, briefs, tmp_path)
+    assert [v.source for v in made] == ["cards"] * 3 and all("HTTP 503" in (v.notice or "") for v in made)
+    assert len(requests) == 3, "one search, retried twice, then the provider is skipped for this video"
+    assert time.perf_counter() - started < 10
+
+
+def test_a_vision_rank_picks_the_best_of_the_first_candidates(stock_server, tmp_path: Path) -> None:
+    """With a vision model configured, the frame it scores highest against the shot's words is used."""
+    from tools.visuals.pexels import Pexels
+    from tools.visuals.stock import StockSource
+
+    stock, url, _ = stock_server
+    stock.videos = {"lighthouse": ["red.mp4", "green.mp4", "blue.mp4"]}
+    judged: list[tuple[str, str]] = []
+
+    async def rank(frame: Path, text: str) -> float | None:
+        colour = colour_of(np.asarray(Image.open(frame).convert("RGB"), dtype=float).reshape(-1, 3).mean(axis=0))
+        judged.append((colour, text))
+        return {"red": 3.0, "green": None, "blue": 8.0}[colour]
+
+    async def go() -> list[Visual]:
+        source, client = StockSource.open([(Pexels(url), {"Authorization": KEY}, [KEY])], tmp_path / "cache", 0, rank)
+        async with client:
+            job = Job(aspect=Aspect.portrait, folder=tmp_path / "job", shots=1)
+            return await make_visuals(source, [brief(shot(0, "A lighthouse.", 2.0), "p")], job)
+
+    made = asyncio.run(go())
+    assert [c for c, _ in judged] == ["red", "green", "blue"] and judged[0][1] == "A lighthouse."
+    assert made[0].media_ids == ["pexels:video:1002"], "blue scored best"
+    assert not list((tmp_path / "job" / "media").glob("*.candidate*")), "candidate frames are not left behind"

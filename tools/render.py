@@ -215,7 +215,8 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, chosen: Chose
         "aspect": opts.aspect.value,
         "shots": len(plan),
         "visuals": [r.model_dump(include={"shot", "source", "media_ids", "notice"})
-                    for r in visuals.read_records(work).values()],
+                    for r in visuals.read_records(work).values()]
+        or [{"shot": s.index + 1, "source": "user", "media_ids": [], "notice": None} for s in plan],
         "notices": notices,
         "subtitles": {"cues": len(subs.cues), "font_size": subs.font_size},
         "stage_seconds": st.seconds,

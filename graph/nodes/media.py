@@ -226,12 +226,20 @@ async def keyframes_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
         await _sdxl_draw(ctx, gpu, "keyframes", aspect,
                          [(plan[b.index], b.seed, b.prompt, png) for b, png in jobs])
 
+    vision = get_judge(ctx.settings, ctx.gpu) if name == "stock" else None  # GPU or OpenAI-compatible vision
+
+    async def rank(frame: Path, text: str) -> float | None:
+        """A stock candidate's frame scored against the shot's words by the vision model."""
+        assert vision is not None
+        return (await _judge(ctx, vision, frame, text, None, "stock candidate")).value
+
     own = [b for b, _, _ in todo if b.index in pinned]
     rest = [b for b, _, _ in todo if b.index not in pinned]
     with ctx.metered("keyframes"):
         async with visuals.open_source(name, ctx.settings, draw=draw,
                                        gpu_label=f"sdxl:{gpu.model('sdxl')}" if gpu else "sdxl",
-                                       user_files=[Path(m) for m in request.media]) as source:
+                                       user_files=[Path(m) for m in request.media],
+                                       rank=rank if vision is not None else None) as source:
             by_shot = {v.shot: v for v in await visuals.make_visuals(source, rest, job)}
         async with visuals.open_source("user", ctx.settings, pinned=pinned) as replacing:
             by_shot |= {v.shot: v for v in await visuals.make_visuals(replacing, own, job)}

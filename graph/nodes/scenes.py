@@ -58,9 +58,11 @@ async def plan_scenes(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     plan: list[Shot] | None = None
     extras: list[dict[str, Any]] = []
     provider = f"sentence planner + {ctx.writer.provider}"
+    own = len(request.media)  # the user's pictures: one shot each (spares become re-roll alternates)
+    count = min(own, len(words), max(1, int(duration // shots.MIN_SHOT_SECONDS))) if own else None
     with ctx.metered("plan_scenes"):
         try:
-            planned = await ctx.writer.scene_plan(title, texts, shots.default_shot_count(duration))
+            planned = None if own else await ctx.writer.scene_plan(title, texts, shots.default_shot_count(duration))
             if planned:
                 plan = planned_shots(text, words, duration, planned)
                 extras = [p.model_dump(include={"negative_prompt", "mood", "beat", "search_terms"}) for p in planned]
@@ -69,7 +71,7 @@ async def plan_scenes(state: JobState, ctx: NodeContext) -> dict[str, Any]:
             message = f"the scene plan was unusable, so the sentence planner cut the shots: {exc}"
             ctx.emit(Event(job_id=ctx.job_id, kind="notice", message=message))
         if plan is None:
-            plan = shots.plan_shots(text, words, duration, seed=request.seed)
+            plan = shots.plan_shots(text, words, duration, count=count, seed=request.seed)
             prompts = await ctx.writer.scene_prompts(title, [s.text for s in plan])
             plan = [s.model_copy(update={"prompt": p}) for s, p in zip(plan, prompts, strict=True)]
     shots.write_shots(plan, ctx.path("shots.json"))

@@ -39,6 +39,10 @@ def nearest_size(model: str, aspect: Aspect) -> tuple[int, int]:
     return min(offered, key=lambda s: (abs(s[0] / s[1] - w / h), -s[0] * s[1]))
 
 
+class _ApiDown(VisualError):
+    """The Images API itself failed (after retries), not one picture."""
+
+
 class _Item(BaseModel):
     b64_json: str | None = None
     url: str | None = None
@@ -75,9 +79,16 @@ class ImagesSource:
 
     async def make(self, briefs: list[ShotBrief], job: Job) -> list[Visual | Miss]:
         out: list[Visual | Miss] = []
+        down: str | None = None  # the API failed through its retries: the other shots are not tried
         for brief in briefs:
+            if down is not None:
+                out.append(Miss(shot=brief.index, reason=down))
+                continue
             try:
                 out.append(await self._one(brief, job))
+            except _ApiDown as exc:
+                down = str(exc)
+                out.append(Miss(shot=brief.index, reason=down))
             except VisualError as exc:
                 out.append(Miss(shot=brief.index, reason=str(exc)))
         return out
@@ -85,7 +96,10 @@ class ImagesSource:
     async def _one(self, brief: ShotBrief, job: Job) -> Visual:
         w, h = nearest_size(self.model, job.aspect)
         body = {"model": self.model, "prompt": prompt_for(brief), "size": f"{w}x{h}", "n": 1}
-        data = await self.http.json("POST", f"{self.base}/images/generations", body=body, headers=self._auth)
+        try:
+            data = await self.http.json("POST", f"{self.base}/images/generations", body=body, headers=self._auth)
+        except VisualError as exc:
+            raise _ApiDown(str(exc)) from None
         try:
             reply = _Reply.model_validate(data)
         except ValidationError:

@@ -83,6 +83,7 @@ async def open_source(
     gpu_label: str = "sdxl",
     user_files: list[Path] | None = None,
     pinned: dict[int, Path] | None = None,
+    rank: Callable[[Path, str], Awaitable[float | None]] | None = None,
 ) -> AsyncIterator[VisualSource]:
     """The source, with its HTTP client closed when the block ends."""
     if name == "cards":
@@ -94,7 +95,9 @@ async def open_source(
             raise BadInput("--visuals gpu needs a GPU worker (STORYBOT_SDXL_MODEL)")
         yield GpuSource(draw, gpu_label)
     elif name == "stock":
-        stock, client = StockSource.open(stock_providers(settings), cache_dir(settings), settings.provider_retries)
+        stock, client = StockSource.open(
+            stock_providers(settings), cache_dir(settings), settings.provider_retries, rank
+        )
         async with client:
             yield stock
     else:

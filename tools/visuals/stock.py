@@ -9,6 +9,7 @@ footage is found. Re-roll asks again with the shot's earlier picks excluded: the
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -22,6 +23,8 @@ from tools.visuals.fetch import TIMEOUT, Http
 from tools.visuals.terms import queries
 
 MAX_CHAIN = 4  # clips at most in one shot
+RANKED = 3  # candidates a vision model scores per shot
+Rank = Callable[[Path, str], Awaitable[float | None]]
 TRIES_PER_SHOT = 3  # downloads that may fail before the shot gives up on a kind
 
 
@@ -58,18 +61,25 @@ class StockProvider(Protocol):
 class StockSource:
     name: Literal["stock"] = "stock"
 
-    def __init__(self, providers: list[tuple[StockProvider, Http]], cache: Path) -> None:
-        self.providers, self.cache = providers, cache
+    def __init__(self, providers: list[tuple[StockProvider, Http]], cache: Path, rank: Rank | None = None) -> None:
+        """`rank` (a vision model, when one is configured) scores a candidate's frame against the shot's
+        words; the best of the first RANKED candidates is then taken first."""
+        self.providers, self.cache, self.rank = providers, cache, rank
         self._searches: dict[tuple[str, str, str], list[Candidate]] = {}
+        self._down: dict[str, str] = {}  # provider -> why it failed through its retries
 
     @classmethod
     def open(
-        cls, providers: list[tuple[StockProvider, dict[str, str], list[str]]], cache: Path, retries: int
+        cls,
+        providers: list[tuple[StockProvider, dict[str, str], list[str]]],
+        cache: Path,
+        retries: int,
+        rank: Rank | None = None,
     ) -> tuple[StockSource, httpx.AsyncClient]:
         """A source over one shared client (the caller closes it): (provider, headers, secrets)."""
         client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=True)
         return cls(
-            [(p, Http(client, p.name, retries, secrets, headers)) for p, headers, secrets in providers], cache
+            [(p, Http(client, p.name, retries, secrets, headers)) for p, headers, secrets in providers], cache, rank
         ), client
 
     async def make(self, briefs: list[ShotBrief], job: Job) -> list[Visual | Miss]:
@@ -95,14 +105,20 @@ class StockSource:
         for kind in ("video", "image"):
             for query in queries(brief.terms, brief.broader):
                 for provider, http in self.providers:
+                    if provider.name in self._down:
+                        problems.append(self._down[provider.name])
+                        continue
                     try:
                         hits = await self._search(provider, http, query, kind, job.aspect)
-                    except VisualError as exc:
+                    except VisualError as exc:  # after its retries: not asked again for this video
+                        self._down[provider.name] = str(exc)
                         problems.append(str(exc))
                         continue
                     fresh = sorted((h for h in hits if h.key not in used), key=lambda h: not h.fits(job.aspect))
                     if not fresh:
                         continue
+                    if self.rank is not None:
+                        fresh = await self._ranked(brief, job, http, fresh[:RANKED]) + fresh[RANKED:]
                     visual = await self._use(brief, job, http, fresh, problems)
                     if visual is not None:
                         return visual
@@ -110,6 +126,26 @@ class StockSource:
             "; ".join(dict.fromkeys(problems)) or f"nothing found for {', '.join(queries(brief.terms, brief.broader))}"
         )
         return Miss(shot=brief.index, reason=f"no stock media: {why}")
+
+    async def _ranked(self, brief: ShotBrief, job: Job, http: Http, hits: list[Candidate]) -> list[Candidate]:
+        """`hits` best first by the vision model's score of one frame each (unscored ones last, in order)."""
+        assert self.rank is not None
+        scores: list[float] = []
+        for n, hit in enumerate(hits):
+            try:
+                path = await http.download(hit.url, self.cache, f"{hit.kind}_{hit.id}", hit.kind)
+                frame = job.media(brief, f".candidate{n + 1}.png")
+                if hit.kind == "video":
+                    await footage.clip_keyframe(path, job.aspect, frame)
+                else:
+                    footage.still_keyframe(path, job.aspect, frame)
+                score = await self.rank(frame, brief.text)
+                frame.unlink(missing_ok=True)
+            except VisualError:
+                score = None
+            scores.append(-1.0 if score is None else score)
+        order = sorted(range(len(hits)), key=lambda i: -scores[i])
+        return [hits[i] for i in order]
 
     async def _use(
         self, brief: ShotBrief, job: Job, http: Http, hits: list[Candidate], problems: list[str]
