@@ -107,7 +107,10 @@ class VideoCommands(commands.Cog):
     @app_commands.describe(language="Only voices for this language, e.g. en, es, ja")
     async def voices(self, interaction: discord.Interaction[Any],
                      language: app_commands.Range[str, 2, 16] | None = None) -> None:
-        rows = voice_catalogue(self.conductor.settings, language.strip() if language else None)
+        try:
+            rows = voice_catalogue(self.conductor.settings, language.strip() if language else None)
+        except BadInput:
+            rows = []
         if not rows:
             await interaction.response.send_message(f"No voice speaks {one_line(language or '', 16)!r}.",
                                                     ephemeral=True, allowed_mentions=NO_MENTIONS)

@@ -347,6 +347,10 @@ async def test_voices_and_voice_autocomplete_come_from_the_catalogue(conductor: 
     assert text.startswith("`piper:en_US-joe-medium` en-us · **default**") and "more: try `/voices" in text
     assert len(text) <= 2000
 
+    call = interaction(conductor, ALICE)
+    await cog.voices.callback(cog, call, language="xx")
+    assert call.response.send_message.call_args.args[0] == "No voice speaks 'xx'."
+
     choices = await cog.voice_names(interaction(conductor, ALICE), "joe")
     assert [c.value for c in choices] == ["piper:en_US-joe-medium"]
     everything = await cog.voice_names(interaction(conductor, ALICE), "")

