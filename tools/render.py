@@ -144,8 +144,8 @@ def choose_voice(text: str, opts: RenderOptions, settings: Settings | None = Non
 
 
 async def _pictures(plan: list[Shot], work: Path, opts: RenderOptions
-                    ) -> tuple[list[motion.StillShot | motion.ClipShot], list[str]]:
-    """What every shot shows, from the chosen visual source (misses become cards), and the notices."""
+                    ) -> list[visuals.Visual]:
+    """Every shot's picture from the chosen visual source (misses become cards, with a notice)."""
     settings = get_settings()
     name = visuals.resolve(opts.visuals, settings)
     if name == "gpu":
@@ -159,10 +159,13 @@ async def _pictures(plan: list[Shot], work: Path, opts: RenderOptions
     visuals.write_records(work, [visuals.record(v, work) for v in made])
     if used:
         write_json_atomic(work / "usage.json", [{"provider": p, "unit": u, "amount": n} for (p, u), n in used.items()])
-    media: list[motion.StillShot | motion.ClipShot] = [
-        motion.ClipShot(sources=[await asyncio.to_thread(motion.clip_source, c) for c in v.clips]) if v.clips
-        else motion.StillShot(image=v.keyframe, motion=s.motion) for v, s in zip(made, plan, strict=True)]
-    return media, [v.notice for v in made if v.notice]
+    return made
+
+
+async def _shown(made: list[visuals.Visual], plan: list[Shot]) -> list[motion.StillShot | motion.ClipShot]:
+    """What the final cut plays per shot: the footage (lengths probed), else the keyframe moving."""
+    return [motion.ClipShot(sources=[await asyncio.to_thread(motion.clip_source, c) for c in v.clips]) if v.clips
+            else motion.StillShot(image=v.keyframe, motion=s.motion) for v, s in zip(made, plan, strict=True)]
 
 
 async def _render_into(work: Path, text: str, opts: RenderOptions, chosen: Chosen, images: list[Path] | None,
@@ -197,7 +200,10 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, chosen: Chose
                          for kf, s in zip(keyframe_paths, plan, strict=True)]
         else:
             with st.stage("keyframes"):
-                media, notices = await _pictures(plan, work, opts)
+                made = await _pictures(plan, work, opts)
+                notices = [v.notice for v in made if v.notice]
+            with st.stage("animate"):  # footage and stills are fitted inside the final cut: this names them
+                media = await _shown(made, plan)
         with st.stage("post_produce"):
             done = await finish(work, media, cut, work / "voice.wav", music, subs.ass, opts.aspect, opts.video,
                                 opts.upload_limit_bytes, mix=await audio)
