@@ -366,6 +366,7 @@ class Vision:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self.device, dtype = device_and_dtype()
+        self.dtype = dtype
         self.processor = AutoProcessor.from_pretrained(model)
         self.model = AutoModelForImageTextToText.from_pretrained(model, dtype=dtype).to(self.device).eval()
         self.info = {"device": self.device, "dtype": str(dtype).removeprefix("torch."), "offload": "none",
@@ -395,7 +396,8 @@ class Vision:
         previous = ("The second image is the previous shot: set consistent to whether this one matches its "
                     "characters and style.\n" if p.previous else "")
         prompt = self.prompt(VERDICT_PROMPT.format(prompt=p.prompt, previous=previous), len(images))
-        inputs = self.processor(images=images, text=[prompt], return_tensors="pt").to(self.device)
+        # pixel values in the model's dtype (bf16 on CUDA); token ids stay integers
+        inputs = self.processor(images=images, text=[prompt], return_tensors="pt").to(self.device, dtype=self.dtype)
         progress(0, 1)
         with torch.inference_mode():
             out = self.model.generate(**inputs, max_new_tokens=p.max_new_tokens, do_sample=False)

@@ -4,13 +4,16 @@ mid-task whose task is redelivered and completes."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from celery.result import AsyncResult
 from PIL import Image
 
 from tests.gpu_fixtures import build_tiny_models, children, redis_server, start_celery_worker
@@ -52,7 +55,7 @@ async def test_same_api_and_a_killed_worker_process_is_redelivered(
         tiny_models: dict[str, str], redis_url: str, worker: subprocess.Popen[bytes],
         tmp_path: Path) -> None:
     settings = Settings.model_validate({"STORYBOT_GPU_BACKEND": "celery", "REDIS_URL": redis_url,
-                                        "STORYBOT_GPU_REQUEST_TIMEOUT": 120, **tiny_models})
+                                        "STORYBOT_GPU_REQUEST_TIMEOUT": 600, **tiny_models})
     client = make_client(settings)
     assert isinstance(client, CeleryBackend)
     try:
@@ -78,7 +81,7 @@ async def test_same_api_and_a_killed_worker_process_is_redelivered(
                 os.kill(pool[0], signal.SIGKILL)
                 killed.append(pool[0])
 
-        result = await client.run("sdxl", sdxl(tmp_path, steps=40), kill_the_pool_process)
+        result = await client.run("sdxl", sdxl(tmp_path, steps=12), kill_the_pool_process)
         assert killed
         assert Image.open(result.outputs[0]).size == (96, 160)
         assert children(worker.pid) != killed  # a new pool process served the redelivered task
@@ -103,5 +106,27 @@ async def test_no_worker_on_the_queue_times_out_clearly(redis_url: str, tmp_path
         with pytest.raises(GpuError, match="is a worker consuming queue 'ltx'") as caught:
             await client.run("ltx", LtxParams(image="k.png", prompt="p", output="o.mp4"))
         assert caught.value.kind == "timeout"
+    finally:
+        await client.close()
+
+
+async def test_cancel_stops_a_running_task_and_the_worker_serves_the_next(
+        tiny_models: dict[str, str], redis_url: str, worker: subprocess.Popen[bytes], tmp_path: Path) -> None:
+    client = CeleryBackend({"sdxl": tiny_models["STORYBOT_SDXL_MODEL"]}, redis_url, request_timeout=300)
+    try:
+        stepping = asyncio.Event()
+        task = asyncio.create_task(client.run("sdxl", sdxl(tmp_path, steps=2000),
+                                              lambda i, n: stepping.set() if i >= 1 else None))
+        await asyncio.wait_for(stepping.wait(), 120)
+        started = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert client.last_task_id is not None
+        outcome = await asyncio.to_thread(AsyncResult(client.last_task_id, app=client.app).get, timeout=60)
+        assert outcome["error_kind"] == "cancelled"  # stopped at a step, not run to its 2000th
+        assert time.monotonic() - started < 60
+        result = await client.run("sdxl", sdxl(tmp_path, steps=2))
+        assert Image.open(result.outputs[0]).size == (96, 160)
     finally:
         await client.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -260,3 +261,26 @@ def test_the_vision_judge_sees_the_whole_frame_under_a_megapixel() -> None:
     assert json.loads(families.VERDICT_PROMPT.split("like this example:\n")[1].format())["score"] == 4
 
 
+
+
+def test_a_redraw_leads_with_what_was_missing_within_clips_77_tokens() -> None:
+    from gpu_workers.protocol import Verdict
+    from tools.gpu import plan
+
+    long_prompt = ", ".join(f"detail number {i} of the old stone lighthouse" for i in range(30))
+    verdict = Verdict(parsed=True, score=3, missing=["a red lantern", "the whale"], unwanted=["text", "watermark"])
+    prompt, negative = plan.redraw_prompts(long_prompt, "blurry, low quality", verdict)
+    assert prompt.startswith("a red lantern, the whale, detail number 0")
+    assert plan.clip_tokens(prompt) <= plan.CLIP_TOKENS < plan.clip_tokens(long_prompt)
+    assert long_prompt.startswith(prompt.removeprefix("a red lantern, the whale, "))  # cut at a word, in order
+    assert negative == "text, watermark, blurry, low quality"
+    assert plan.ltx_prompt("a lighthouse", plan.Motion.pan_left, "climax") == (
+        "a lighthouse, the camera pans slowly to the left, dramatic motion")
+
+
+def test_a_celery_worker_must_name_its_queue() -> None:
+    from tests.gpu_fixtures import STORYBOT
+
+    done = subprocess.run([STORYBOT, "worker"], env={**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--queue" in done.stderr and len(done.stderr.strip().splitlines()) == 1

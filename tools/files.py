@@ -58,7 +58,9 @@ def sweep_stale(folder: Path, work_prefix: str = ".render-") -> list[Path]:
     """Remove temporaries a killed run left in `folder` (and its subfolders one level down): atomic-write
     `.tmp` files and `work_prefix` work folders whose process is gone. Returns what was removed."""
     removed: list[Path] = []
-    for parent in [folder, *(d for d in folder.iterdir() if d.is_dir() and not d.is_symlink())]:
+    subfolders = [d for d in folder.iterdir()
+                  if d.is_dir() and not d.is_symlink() and not d.name.startswith(work_prefix)]
+    for parent in [folder, *subfolders]:
         for entry in parent.iterdir():
             if entry.is_symlink():
                 continue
