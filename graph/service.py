@@ -40,11 +40,11 @@ from graph.state import (
 )
 from tools import store
 from tools.errors import BadInput
-from tools.files import sweep_stale
+from tools.files import pid_alive, sweep_stale
 from tools.gpu import GpuClient, make_client, models_of
 from tools.llm import get_writer
 from tools.settings import Settings
-from tools.store import JobStore, StageRecord, pid_alive
+from tools.store import JobStore, StageRecord
 from tools.text import clean_replacement
 
 log = logging.getLogger("storybot.graph")

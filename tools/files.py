@@ -40,7 +40,10 @@ def write_json_atomic(path: Path, data: object) -> None:
 _TMP = re.compile(r"^\..+\.(?:(?P<pid>\d+)-)?[0-9a-f]{8}\.tmp(?:\.[^.]+)?$")
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int | None) -> bool:
+    """Whether process `pid` exists (a stale temporary or a job's runner is judged by it)."""
+    if not pid:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -51,7 +54,7 @@ def _alive(pid: int) -> bool:
 
 
 def _stale_pid(text: str | None) -> bool:
-    return text is None or not text.isdigit() or (int(text) != os.getpid() and not _alive(int(text)))
+    return text is None or not text.isdigit() or (int(text) != os.getpid() and not pid_alive(int(text)))
 
 
 def sweep_stale(folder: Path, work_prefix: str = ".render-") -> list[Path]:

@@ -8,7 +8,6 @@ Writes are single small rows, so they are done inline on the event loop.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,18 +51,6 @@ class JobRecord(BaseModel):
 
 
 _JSON_FIELDS = ("options", "approval", "artifacts")
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class JobStore:
