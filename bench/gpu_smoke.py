@@ -38,10 +38,12 @@ from tools.gpu.local import LocalBackend
 from tools.tts import synthesize
 
 # The checkpoints the real run looks for in the local cache, first found wins (see docs/GPU.md).
-REAL: dict[Family, list[str]] = {"sdxl": ["stabilityai/stable-diffusion-xl-base-1.0"],
-        "ltx": ["Lightricks/LTX-Video-0.9.7-distilled", "Lightricks/LTX-Video-0.9.5", "Lightricks/LTX-Video"],
-        "whisper": ["Systran/faster-whisper-large-v3", "Systran/faster-whisper-small"],
-        "vision": ["Qwen/Qwen2.5-VL-7B-Instruct", "Qwen/Qwen2.5-VL-3B-Instruct"]}
+REAL: dict[Family, list[str]] = {
+    "sdxl": ["stabilityai/stable-diffusion-xl-base-1.0"],
+    "ltx": ["Lightricks/LTX-Video-0.9.7-distilled", "Lightricks/LTX-Video-0.9.5", "Lightricks/LTX-Video"],
+    "whisper": ["Systran/faster-whisper-large-v3", "Systran/faster-whisper-small"],
+    "vision": ["Qwen/Qwen2.5-VL-7B-Instruct", "Qwen/Qwen2.5-VL-3B-Instruct"],
+}
 # (sdxl w, h, steps), (ltx w, h, frames, steps): the tiny runs use the CPU settings of `storybot models tiny`
 TINY = {"sdxl": (96, 160, 2), "ltx": (64, 96, 17, 2)}
 FULL = {"sdxl": (768, 1344, 30), "ltx": (512, 896, 121, 30)}
@@ -88,23 +90,32 @@ class Utilisation:
         if not self.samples:
             return {"gpu_util_mean": None, "gpu_util_max": None, "gpu_mem_used_mib_max": None}
         util = [u for u, _ in self.samples]
-        return {"gpu_util_mean": round(sum(util) / len(util), 1), "gpu_util_max": max(util),
-                "gpu_mem_used_mib_max": max(m for _, m in self.samples)}
+        return {
+            "gpu_util_mean": round(sum(util) / len(util), 1),
+            "gpu_util_max": max(util),
+            "gpu_mem_used_mib_max": max(m for _, m in self.samples),
+        }
 
 
 def picture_ok(path: str) -> dict[str, Any]:
     """Not black, not NaN (diffusers turns NaN latents into black pictures), not one flat colour."""
     pixels = np.asarray(Image.open(path).convert("RGB"), dtype=np.float64)
-    return {"mean": round(float(pixels.mean()), 2), "std": round(float(pixels.std()), 2),
-            "ok": bool(np.isfinite(pixels).all() and pixels.mean() > 2 and pixels.std() > 1)}
+    return {
+        "mean": round(float(pixels.mean()), 2),
+        "std": round(float(pixels.std()), 2),
+        "ok": bool(np.isfinite(pixels).all() and pixels.mean() > 2 and pixels.std() > 1),
+    }
 
 
 def frames_move(path: str) -> dict[str, Any]:
     with av.open(path) as container:
         frames = [f.to_ndarray(format="rgb24").astype(np.float64) for f in container.decode(video=0)]
     motion = float(np.mean([np.abs(b - a).mean() for a, b in itertools.pairwise(frames)]))
-    return {"frames": len(frames), "mean_abs_change": round(motion, 3),
-            "ok": bool(len(frames) > 1 and motion > 0.05 and picture_ok_array(frames[len(frames) // 2]))}
+    return {
+        "frames": len(frames),
+        "mean_abs_change": round(motion, 3),
+        "ok": bool(len(frames) > 1 and motion > 0.05 and picture_ok_array(frames[len(frames) // 2])),
+    }
 
 
 def picture_ok_array(pixels: Any) -> bool:
@@ -115,15 +126,17 @@ def find_real() -> dict[Family, str]:
     from huggingface_hub import scan_cache_dir
 
     cached = {repo.repo_id for repo in scan_cache_dir().repos}
-    return {family: next(i for i in ids if i in cached) for family, ids in REAL.items()
-            if any(i in cached for i in ids)}
+    return {
+        family: next(i for i in ids if i in cached) for family, ids in REAL.items() if any(i in cached for i in ids)
+    }
 
 
 async def smoke(models: dict[Family, str], out: Path, real: bool) -> list[dict[str, Any]]:
     backend = LocalBackend(models, offload=os.environ.get("STORYBOT_GPU_OFFLOAD", "auto"))
     rows: list[dict[str, Any]] = []
-    speech = await synthesize("The keeper lit the lamp at dusk. A lost whale answered from the dark water.",
-                              out / "voice.wav")
+    speech = await synthesize(
+        "The keeper lit the lamp at dusk. A lost whale answered from the dark water.", out / "voice.wav"
+    )
     try:
         for fam in FAMILIES:
             family = str(fam)
@@ -154,19 +167,33 @@ async def run_family(backend: LocalBackend, family: Family, out: Path, real: boo
     row: dict[str, Any] = {}
     if family == "sdxl":
         w, h, steps = sizes["sdxl"]
-        params = SdxlParams(prompts=["a lighthouse on a cliff at dusk", "a whale under the sea"], seeds=[1, 2],
-                            outputs=[str(out / "k1.png"), str(out / "k2.png")], width=w, height=h, steps=steps)
+        params = SdxlParams(
+            prompts=["a lighthouse on a cliff at dusk", "a whale under the sea"],
+            seeds=[1, 2],
+            outputs=[str(out / "k1.png"), str(out / "k2.png")],
+            width=w,
+            height=h,
+            steps=steps,
+        )
         started = time.perf_counter()
         images = await backend.run("sdxl", params)
         row["s_per_image"] = round((time.perf_counter() - started) / 2, 3)
         checks = [picture_ok(p) for p in images.outputs]
         row["pictures_ok"] = all(c["ok"] for c in checks)
         row["picture_stats"] = checks
-        row["cancel_leaves_serving"] = await cancel_then_serve(backend, params.model_copy(update={"steps": 5000}),
-                                                               params)
+        row["cancel_leaves_serving"] = await cancel_then_serve(
+            backend, params.model_copy(update={"steps": 5000}), params
+        )
         if cuda():  # a real out-of-memory on the card, then a normal request on the same worker
-            huge = params.model_copy(update={"width": 8192, "height": 8192, "prompts": params.prompts[:1],
-                                             "seeds": [1], "outputs": [str(out / "huge.png")]})
+            huge = params.model_copy(
+                update={
+                    "width": 8192,
+                    "height": 8192,
+                    "prompts": params.prompts[:1],
+                    "seeds": [1],
+                    "outputs": [str(out / "huge.png")],
+                }
+            )
             starts = worker.starts
             try:
                 await backend.run("sdxl", huge)
@@ -182,9 +209,16 @@ async def run_family(backend: LocalBackend, family: Family, out: Path, real: boo
             shutil.copyfile(out / "k1.png", out / "key.png")
         else:
             Image.new("RGB", (w, h), (200, 120, 40)).save(out / "key.png")
-        clip_params = LtxParams(image=str(out / "key.png"), prompt="waves roll in, the camera slowly pushes in",
-                           output=str(out / "clip.mp4"), width=w, height=h, num_frames=frames, max_frames=frames,
-                           steps=steps)
+        clip_params = LtxParams(
+            image=str(out / "key.png"),
+            prompt="waves roll in, the camera slowly pushes in",
+            output=str(out / "clip.mp4"),
+            width=w,
+            height=h,
+            num_frames=frames,
+            max_frames=frames,
+            steps=steps,
+        )
         started = time.perf_counter()
         clip = await backend.run("ltx", clip_params)
         row["s_per_clip"] = round(time.perf_counter() - started, 3)
@@ -193,8 +227,12 @@ async def run_family(backend: LocalBackend, family: Family, out: Path, real: boo
         row["frames_move"], row["mean_abs_change"] = moved["ok"], moved["mean_abs_change"]
     elif family == "whisper":
         started = time.perf_counter()
-        heard = await backend.run("whisper", WhisperParams(audio=str(wav), language="en", beam_size=5 if real else 1,
-                                                           max_new_tokens=None if real else 16))
+        heard = await backend.run(
+            "whisper",
+            WhisperParams(
+                audio=str(wav), language="en", beam_size=5 if real else 1, max_new_tokens=None if real else 16
+            ),
+        )
         row["s_per_transcript"] = round(time.perf_counter() - started, 3)
         row["audio_s"], row["words"] = heard.duration, len(heard.words)
     else:
@@ -202,8 +240,12 @@ async def run_family(backend: LocalBackend, family: Family, out: Path, real: boo
         if not image.exists():
             Image.new("RGB", (108, 192), (30, 90, 160)).save(image)
         started = time.perf_counter()
-        verdict = await backend.run("vision", VisionParams(image=str(image), prompt="a lighthouse on a cliff at dusk",
-                                                           max_new_tokens=120 if real else 24))
+        verdict = await backend.run(
+            "vision",
+            VisionParams(
+                image=str(image), prompt="a lighthouse on a cliff at dusk", max_new_tokens=120 if real else 24
+            ),
+        )
         row["s_per_verdict"] = round(time.perf_counter() - started, 3)
         row["parsed"] = verdict.parsed
     return row
@@ -230,11 +272,35 @@ def table(rows: list[dict[str, Any]]) -> str:
             continue
         info = r.get("info", {})
         per = next((r[k] for k in ("s_per_image", "s_per_clip", "s_per_transcript", "s_per_verdict") if k in r), None)
-        checks = {k: r[k] for k in ("pictures_ok", "cancel_leaves_serving", "oom_leaves_serving", "frames_move",
-                                    "words", "parsed", "error") if k in r}
-        lines.append(" | ".join(str(v) for v in (r["family"], info.get("device"), info.get("dtype"),
-                                                 info.get("offload"), r.get("load_s"), per, r.get("peak_mib"),
-                                                 r.get("gpu_util_mean"), checks)))
+        checks = {
+            k: r[k]
+            for k in (
+                "pictures_ok",
+                "cancel_leaves_serving",
+                "oom_leaves_serving",
+                "frames_move",
+                "words",
+                "parsed",
+                "error",
+            )
+            if k in r
+        }
+        lines.append(
+            " | ".join(
+                str(v)
+                for v in (
+                    r["family"],
+                    info.get("device"),
+                    info.get("dtype"),
+                    info.get("offload"),
+                    r.get("load_s"),
+                    per,
+                    r.get("peak_mib"),
+                    r.get("gpu_util_mean"),
+                    checks,
+                )
+            )
+        )
     return "\n".join(lines)
 
 
@@ -252,8 +318,12 @@ def main() -> int:
         else:
             folder = args.models or root / "models"
             if args.models is None:
-                subprocess.run([sys.executable, "-m", "storybot", "models", "tiny", folder, "--no-settings"],
-                               check=True, capture_output=True, timeout=600)
+                subprocess.run(
+                    [sys.executable, "-m", "storybot", "models", "tiny", folder, "--no-settings"],
+                    check=True,
+                    capture_output=True,
+                    timeout=600,
+                )
             models = {f: str(folder / f) for f in FAMILIES}
         started = time.perf_counter()
         rows = asyncio.run(smoke(models, root, args.real))
@@ -261,8 +331,15 @@ def main() -> int:
     args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
     print(table(rows))
     print(f"\nreport: {args.out} ({report['wall_s']} s, {'cuda' if report['cuda'] else 'cpu'})")
-    bad = [r["family"] for r in rows if "error" in r or r.get("pictures_ok") is False or r.get("frames_move") is False
-           or r.get("cancel_leaves_serving") is False or r.get("oom_leaves_serving") is False]
+    bad = [
+        r["family"]
+        for r in rows
+        if "error" in r
+        or r.get("pictures_ok") is False
+        or r.get("frames_move") is False
+        or r.get("cancel_leaves_serving") is False
+        or r.get("oom_leaves_serving") is False
+    ]
     return 1 if bad else 0
 
 

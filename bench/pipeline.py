@@ -28,8 +28,7 @@ async def one_job(data: Path, duration: float) -> None:
     settings = get_settings().model_copy(update={"data_dir": data})
     async with JobService.open(settings) as svc:
         start = time.perf_counter()
-        job_id = await svc.start(JobRequest(prompt=PROMPT, duration=duration), Requester(id="bench"),
-                                 auto_approve=True)
+        job_id = await svc.start(JobRequest(prompt=PROMPT, duration=duration), Requester(id="bench"), auto_approve=True)
         record = await svc.wait(job_id)
         wall = time.perf_counter() - start
         stages = svc.status(job_id).stages

@@ -58,16 +58,38 @@ async def make_clips(folder: Path) -> list[Path]:
         rng = np.random.default_rng(i)
         noise = (rng.random((2400 // 4, 1400 // 4, 3)) * 255).astype(np.uint8)
         Image.fromarray(noise).resize((1400, 2400), Image.Resampling.BICUBIC).save(texture)
-        await run_ffmpeg(["-v", "error", "-loop", "1", "-framerate", str(rate), "-i", texture, "-vf",
-                          f"crop=1080:1920:x='160+150*sin(t/3+{i})':y='240+25*t',noise=alls=4:allf=t,format=yuv420p",
-                          "-t", str(CLIP_SECONDS), "-c:v", "libx264", "-preset", "ultrafast", "-crf", "23",
-                          "-r", str(rate), clip])
+        await run_ffmpeg(
+            [
+                "-v",
+                "error",
+                "-loop",
+                "1",
+                "-framerate",
+                str(rate),
+                "-i",
+                texture,
+                "-vf",
+                f"crop=1080:1920:x='160+150*sin(t/3+{i})':y='240+25*t',noise=alls=4:allf=t,format=yuv420p",
+                "-t",
+                str(CLIP_SECONDS),
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-crf",
+                "23",
+                "-r",
+                str(rate),
+                clip,
+            ]
+        )
         texture.unlink()
     return clips
 
 
-def reference_command(out: Path, media: list[Path], stills: bool, voice: Path, music: Path, ass: Path,
-                      aspect: Aspect) -> list[str | Path]:
+def reference_command(
+    out: Path, media: list[Path], stills: bool, voice: Path, music: Path, ass: Path, aspect: Aspect
+) -> list[str | Path]:
     """The one-graph reference, built here independently of tools.compose."""
     plan = read_shots(out / "shots.json")
     cut = plan_cut(plan)
@@ -81,29 +103,70 @@ def reference_command(out: Path, media: list[Path], stills: bool, voice: Path, m
             parts.append(f"[{i}:v]{ken_burns_filter(plan[i].motion, frames, aspect)},settb=AVTB[v{i}]")
         else:
             inputs += ["-t", f"{frames / FPS + 0.25:.3f}", "-i", src]
-            parts.append(f"[{i}:v]fps={FPS},scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h},"
-                         f"setsar=1,format=yuv420p,tpad=stop_mode=clone:stop={frames},trim=end_frame={frames},"
-                         f"setpts=PTS-STARTPTS,settb=AVTB[v{i}]")
+            parts.append(
+                f"[{i}:v]fps={FPS},scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h},"
+                f"setsar=1,format=yuv420p,tpad=stop_mode=clone:stop={frames},trim=end_frame={frames},"
+                f"setpts=PTS-STARTPTS,settb=AVTB[v{i}]"
+            )
     last, offset = "[v0]", 0.0
     for i in range(1, len(media)):
         offset += cut.clip_frames[i - 1] / FPS - t
         parts.append(f"{last}[v{i}]xfade=transition=fade:duration={t:.4f}:offset={offset:.4f}[x{i}]")
         last = f"[x{i}]"
-    parts.append(f"{last}ass=filename={escape_filter_value(str(ass))}:"
-                 f"fontsdir={escape_filter_value(str(FONTS_DIR))},format=yuv420p[vout]")
+    parts.append(
+        f"{last}ass=filename={escape_filter_value(str(ass))}:"
+        f"fontsdir={escape_filter_value(str(FONTS_DIR))},format=yuv420p[vout]"
+    )
     n = len(media)
     fmt = "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo"
-    parts += [f"[{n}:a]{fmt},apad=whole_dur={cut.total},asplit=2[voice][key]",
-              f"[{n + 1}:a]{fmt},atrim=0:{cut.total},volume=-18dB[bed]",
-              "[bed][key]sidechaincompress=threshold=0.02:ratio=6[ducked]",
-              "[voice][ducked]amix=inputs=2:duration=first:normalize=0,"
-              "loudnorm=I=-14:TP=-2:LRA=11,aresample=48000[aout]"]
-    return ["-v", "error", *inputs, "-i", voice, "-stream_loop", "-1", "-i", music,
-            "-filter_complex", ";".join(parts), "-map", "[vout]", "-map", "[aout]",
-            "-frames:v", str(cut.total_frames), "-r", str(FPS), "-c:v", "libx264", "-profile:v", "high",
-            "-preset", "veryfast", "-crf", str(VideoEncoding().crf), "-pix_fmt", "yuv420p",
-            "-c:a", "aac", "-b:a", "160k", "-ar", "48000", "-ac", "2", "-movflags", "+faststart",
-            out / "reference.mp4"]
+    parts += [
+        f"[{n}:a]{fmt},apad=whole_dur={cut.total},asplit=2[voice][key]",
+        f"[{n + 1}:a]{fmt},atrim=0:{cut.total},volume=-18dB[bed]",
+        "[bed][key]sidechaincompress=threshold=0.02:ratio=6[ducked]",
+        "[voice][ducked]amix=inputs=2:duration=first:normalize=0,loudnorm=I=-14:TP=-2:LRA=11,aresample=48000[aout]",
+    ]
+    return [
+        "-v",
+        "error",
+        *inputs,
+        "-i",
+        voice,
+        "-stream_loop",
+        "-1",
+        "-i",
+        music,
+        "-filter_complex",
+        ";".join(parts),
+        "-map",
+        "[vout]",
+        "-map",
+        "[aout]",
+        "-frames:v",
+        str(cut.total_frames),
+        "-r",
+        str(FPS),
+        "-c:v",
+        "libx264",
+        "-profile:v",
+        "high",
+        "-preset",
+        "veryfast",
+        "-crf",
+        str(VideoEncoding().crf),
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "160k",
+        "-ar",
+        "48000",
+        "-ac",
+        "2",
+        "-movflags",
+        "+faststart",
+        out / "reference.mp4",
+    ]
 
 
 def main() -> None:
@@ -119,27 +182,37 @@ def main() -> None:
         music = root / "music.wav"
         synth_bed(65.0, music, seed=3)
         cpu0, start = _children_cpu(), time.perf_counter()
-        artifacts = asyncio.run(render(RenderOptions(
-            script=HERE / "story60.txt", out=out, music=music, clips=clips[0].parent if clips else None)))
+        artifacts = asyncio.run(
+            render(
+                RenderOptions(
+                    script=HERE / "story60.txt", out=out, music=music, clips=clips[0].parent if clips else None
+                )
+            )
+        )
         ours, ours_cpu = time.perf_counter() - start, _children_cpu() - cpu0
         meta = json.loads(Path(artifacts.metadata).read_text())
         media = clips or [Path(k) for k in artifacts.keyframes]
-        cmd = reference_command(out, media, clips is None, Path(artifacts.voice), music,
-                                Path(artifacts.subtitles_ass), Aspect.portrait)
+        cmd = reference_command(
+            out, media, clips is None, Path(artifacts.voice), music, Path(artifacts.subtitles_ass), Aspect.portrait
+        )
         cpu0, start = _children_cpu(), time.perf_counter()
         asyncio.run(run_ffmpeg(cmd))
         ref, ref_cpu = time.perf_counter() - start, _children_cpu() - cpu0
         ref_mib = (out / "reference.mp4").stat().st_size / 2**20
     video = meta["video"]["duration"]
     discord = meta["discord"]
-    print(f"case {args.case}: {video:.1f} s video (voice {meta['voice']['duration']:.1f} s + {TAIL} s tail), "
-          f"{meta['shots']} shots, master {meta['video']['size_bytes'] / 2**20:.1f} MiB "
-          f"(predicted {meta['predicted_master_bytes'] / 2**20:.1f}), "
-          f"{meta['loudness']['integrated_lufs']} LUFS, {meta['loudness']['true_peak_dbtp']} dBTP")
+    print(
+        f"case {args.case}: {video:.1f} s video (voice {meta['voice']['duration']:.1f} s + {TAIL} s tail), "
+        f"{meta['shots']} shots, master {meta['video']['size_bytes'] / 2**20:.1f} MiB "
+        f"(predicted {meta['predicted_master_bytes'] / 2**20:.1f}), "
+        f"{meta['loudness']['integrated_lufs']} LUFS, {meta['loudness']['true_peak_dbtp']} dBTP"
+    )
     if discord:
         how = "same run" if discord["same_run"] else f"re-encoded, attempt {discord['attempts']}"
-        print(f"discord copy: {discord['size_bytes'] / 2**20:.2f} MiB at {discord['video_kbps']} kb/s, "
-              f"{discord['width']}x{discord['height']} ({how}); limit {meta['upload_limit_bytes'] / 2**20:.0f} MiB")
+        print(
+            f"discord copy: {discord['size_bytes'] / 2**20:.2f} MiB at {discord['video_kbps']} kb/s, "
+            f"{discord['width']}x{discord['height']} ({how}); limit {meta['upload_limit_bytes'] / 2**20:.0f} MiB"
+        )
     else:
         print("discord copy: none needed")
     for name, seconds in meta["stage_seconds"].items():
@@ -147,8 +220,10 @@ def main() -> None:
     for name, seconds in meta["post_produce_seconds"].items():
         print(f"    {name:<12} {seconds:7.2f} s")
     print(f"ours:      {ours:6.1f} s wall, {ours_cpu:6.1f} s FFmpeg CPU (whole render, Discord copy included)")
-    print(f"reference: {ref:6.1f} s wall, {ref_cpu:6.1f} s FFmpeg CPU (one graph, veryfast, master only, "
-          f"{ref_mib:.1f} MiB)")
+    print(
+        f"reference: {ref:6.1f} s wall, {ref_cpu:6.1f} s FFmpeg CPU (one graph, veryfast, master only, "
+        f"{ref_mib:.1f} MiB)"
+    )
     print(f"ratio:     {ours / ref:.2f}x wall, {ours_cpu / ref_cpu:.2f}x CPU (target <= 1.5x)")
 
 

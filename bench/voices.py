@@ -35,10 +35,18 @@ async def measure(name: str, text: str, folder: Path) -> dict[str, object]:
     speech = await voice.synthesize(text, folder / "voice.wav")
     took, cpu = time.perf_counter() - start, _cpu() - cpu
     timed = sum(1 for w in speech.words if w.end > w.start)
-    return {"voice": name, "provider": speech.provider, "load_s": round(loaded, 2), "synth_s": round(took, 2),
-            "speech_s": round(speech.duration, 2), "rtf": round(took / speech.duration, 3),
-            "cpu_per_speech_s": round(cpu / speech.duration, 3),
-            "words": len(speech.words), "words_timed": timed, "wpm": round(speech.words_per_minute, 1)}
+    return {
+        "voice": name,
+        "provider": speech.provider,
+        "load_s": round(loaded, 2),
+        "synth_s": round(took, 2),
+        "speech_s": round(speech.duration, 2),
+        "rtf": round(took / speech.duration, 3),
+        "cpu_per_speech_s": round(cpu / speech.duration, 3),
+        "words": len(speech.words),
+        "words_timed": timed,
+        "wpm": round(speech.words_per_minute, 1),
+    }
 
 
 def _cpu() -> float:
@@ -60,11 +68,15 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows))
         return
-    print(f"{'voice':32} {'load s':>7} {'synth s':>8} {'speech s':>9} {'RTF':>6} {'CPU/s':>6} {'words':>6} "
-          f"{'timed':>6} {'wpm':>6}")
+    print(
+        f"{'voice':32} {'load s':>7} {'synth s':>8} {'speech s':>9} {'RTF':>6} {'CPU/s':>6} {'words':>6} "
+        f"{'timed':>6} {'wpm':>6}"
+    )
     for r in rows:
-        print(f"{r['voice']!s:32} {r['load_s']:>7} {r['synth_s']:>8} {r['speech_s']:>9} {r['rtf']:>6} "
-              f"{r['cpu_per_speech_s']:>6} {r['words']:>6} {r['words_timed']:>6} {r['wpm']:>6}")
+        print(
+            f"{r['voice']!s:32} {r['load_s']:>7} {r['synth_s']:>8} {r['speech_s']:>9} {r['rtf']:>6} "
+            f"{r['cpu_per_speech_s']:>6} {r['words']:>6} {r['words_timed']:>6} {r['wpm']:>6}"
+        )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,9 @@ from tools.gpu.local import LocalBackend
 
 
 def params(out: Path, i: int) -> SdxlParams:
-    return SdxlParams(prompts=["a lighthouse at dusk"], seeds=[i], outputs=[str(out / f"k{i}.png")], width=64,
-                      height=64, steps=2)
+    return SdxlParams(
+        prompts=["a lighthouse at dusk"], seeds=[i], outputs=[str(out / f"k{i}.png")], width=64, height=64, steps=2
+    )
 
 
 async def warm(model: str, out: Path, n: int) -> list[tuple[float, float]]:
@@ -45,8 +46,13 @@ def cold(model: str, out: Path, n: int) -> list[tuple[float, float]]:
     for i in range(n):
         started = time.perf_counter()
         request = Request(id=str(i), params=params(out, i).model_dump()).model_dump_json() + "\n"
-        done = subprocess.run([sys.executable, "-m", "gpu_workers.serve", "sdxl", model], input=request,
-                              capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "gpu_workers.serve", "sdxl", model],
+            input=request,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         result = Message.model_validate_json(done.stdout.splitlines()[-1])
         timings.append((time.perf_counter() - started, result.run_seconds or 0.0))
     return timings
@@ -55,8 +61,10 @@ def cold(model: str, out: Path, n: int) -> list[tuple[float, float]]:
 def report(name: str, timings: list[tuple[float, float]]) -> float:
     walls = [w for w, _ in timings]
     overhead = statistics.median(w - r for w, r in timings) * 1000
-    print(f"{name:>28}: {len(walls)} requests, median wall {statistics.median(walls) * 1000:8.1f} ms, "
-          f"median overhead {overhead:8.1f} ms/request")
+    print(
+        f"{name:>28}: {len(walls)} requests, median wall {statistics.median(walls) * 1000:8.1f} ms, "
+        f"median overhead {overhead:8.1f} ms/request"
+    )
     return overhead
 
 
@@ -71,18 +79,22 @@ def main() -> None:
         models = args.models
         if models is None:
             models = root / "models"
-            subprocess.run([Path(sys.executable).with_name("storybot"), "models", "tiny", models, "--no-settings"],
-                           check=True,
-                           capture_output=True)
+            subprocess.run(
+                [Path(sys.executable).with_name("storybot"), "models", "tiny", models, "--no-settings"],
+                check=True,
+                capture_output=True,
+            )
         model = str(models / "sdxl")
         warm_timings = asyncio.run(warm(model, root, args.requests))
         warm_overhead = report("warm worker", warm_timings)
         cold_timings = cold(model, root, args.cold_requests)
         cold_overhead = report("new process per request", cold_timings)
         wall_ratio = statistics.median(w for w, _ in cold_timings) / statistics.median(w for w, _ in warm_timings)
-        print(f"overhead ratio (new process / warm): {cold_overhead / warm_overhead:,.0f}x; "
-              f"wall ratio: {wall_ratio:,.1f}x; "
-              f"warm target < 20 ms: {'met' if warm_overhead < 20 else 'MISSED'}")
+        print(
+            f"overhead ratio (new process / warm): {cold_overhead / warm_overhead:,.0f}x; "
+            f"wall ratio: {wall_ratio:,.1f}x; "
+            f"warm target < 20 ms: {'met' if warm_overhead < 20 else 'MISSED'}"
+        )
 
 
 if __name__ == "__main__":

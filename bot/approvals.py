@@ -51,25 +51,41 @@ class Approvals:
             groups = script_embeds(approval)
             for n, embeds in enumerate(groups):
                 last = n == len(groups) - 1
-                keep(await channel.send(script_question(approval) if n == 0 else None, embeds=embeds,
-                                        view=view if last else discord.utils.MISSING, allowed_mentions=NO_MENTIONS))
+                keep(
+                    await channel.send(
+                        script_question(approval) if n == 0 else None,
+                        embeds=embeds,
+                        view=view if last else discord.utils.MISSING,
+                        allowed_mentions=NO_MENTIONS,
+                    )
+                )
         else:
             await self._post_keyframes(channel, approval, view, keep)
 
-    async def _post_keyframes(self, channel: discord.PartialMessageable, approval: KeyframeApproval,
-                              view: discord.ui.View, keep: Callable[[discord.Message], None]) -> None:
+    async def _post_keyframes(
+        self,
+        channel: discord.PartialMessageable,
+        approval: KeyframeApproval,
+        view: discord.ui.View,
+        keep: Callable[[discord.Message], None],
+    ) -> None:
         images = [Path(p) for p in approval.keyframes]
         captions = [s.text for s in approval.shots]
         with tempfile.TemporaryDirectory(prefix="storybot-sheet-") as tmp:
             folder = Path(tmp)
             sheet = await asyncio.to_thread(contact_sheet, images, captions[: len(images)], folder / "keyframes.png")
             previews = await asyncio.to_thread(_previews, images, folder)
-            keep(await channel.send(ASK_KEYFRAMES,
-                                    embed=keyframes_embed(approval).set_image(url="attachment://keyframes.png"),
-                                    file=discord.File(sheet, "keyframes.png"), view=view,
-                                    allowed_mentions=NO_MENTIONS))
+            keep(
+                await channel.send(
+                    ASK_KEYFRAMES,
+                    embed=keyframes_embed(approval).set_image(url="attachment://keyframes.png"),
+                    file=discord.File(sheet, "keyframes.png"),
+                    view=view,
+                    allowed_mentions=NO_MENTIONS,
+                )
+            )
             for start in range(0, len(previews), 10):
-                batch = [discord.File(p, p.name) for p in previews[start:start + 10]]
+                batch = [discord.File(p, p.name) for p in previews[start : start + 10]]
                 keep(await channel.send(files=batch, allowed_mentions=NO_MENTIONS))
 
 

@@ -28,8 +28,12 @@ class StorybotBot(commands.Bot):
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False  # no voice channels: no warnings
         intents = discord.Intents.default()
         intents.message_content = True  # replies to approval messages carry the reviewer's note
-        super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None,
-                         allowed_mentions=discord.AllowedMentions.none())
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
         self.settings, self.service = settings, service
         self.records = Records(settings.data_dir / "bot.sqlite")
         self.conductor = Conductor(self, service, self.records, settings)
@@ -76,8 +80,7 @@ async def run_bot(settings: Settings) -> None:
             async with bot:
                 await bot.start(settings.discord_token.get_secret_value())
         except discord.LoginFailure:
-            raise StorybotError("Discord refused the token (DISCORD_TOKEN): check it in the developer portal") \
-                from None
+            raise StorybotError("Discord refused the token (DISCORD_TOKEN): check it in the developer portal") from None
         except (aiohttp.ClientConnectionError, discord.GatewayNotFound, TimeoutError) as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise StorybotError(f"cannot reach the Discord API at {settings.discord_api_base}: {reason}") from None

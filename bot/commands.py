@@ -36,14 +36,18 @@ MAX_SCRIPT_BYTES = 64 * 1024
 SURPRISE = "a short, surprising story with a twist at the end"
 MAX_MEDIA = 10  # Discord's attachments per message
 MAX_MEDIA_BYTES = 200 * 1024 * 1024
-VISUALS = [app_commands.Choice(name="auto (the best configured)", value="auto"),
-           app_commands.Choice(name="art cards (offline)", value="cards"),
-           app_commands.Choice(name="stock footage (Pexels, Pixabay)", value="stock"),
-           app_commands.Choice(name="hosted image model", value="images"),
-           app_commands.Choice(name="SDXL on the GPU", value="gpu")]
-ASPECTS = [app_commands.Choice(name="9:16 vertical (Shorts, TikTok, Reels)", value="9:16"),
-           app_commands.Choice(name="16:9 wide", value="16:9"),
-           app_commands.Choice(name="1:1 square", value="1:1")]
+VISUALS = [
+    app_commands.Choice(name="auto (the best configured)", value="auto"),
+    app_commands.Choice(name="art cards (offline)", value="cards"),
+    app_commands.Choice(name="stock footage (Pexels, Pixabay)", value="stock"),
+    app_commands.Choice(name="hosted image model", value="images"),
+    app_commands.Choice(name="SDXL on the GPU", value="gpu"),
+]
+ASPECTS = [
+    app_commands.Choice(name="9:16 vertical (Shorts, TikTok, Reels)", value="9:16"),
+    app_commands.Choice(name="16:9 wide", value="16:9"),
+    app_commands.Choice(name="1:1 square", value="1:1"),
+]
 
 
 class VideoCommands(commands.Cog):
@@ -58,22 +62,39 @@ class VideoCommands(commands.Cog):
         return False
 
     @app_commands.command(name="video", description="Make a short video from a prompt")
-    @app_commands.describe(prompt="What the video is about", duration="Length in seconds (5 to 180)",
-                           aspect="Frame shape", voice="Voice, e.g. piper:en_US-joe-medium (see /voices)",
-                           auto_approve="Skip the approvals and go straight to the video",
-                           ideas="Offer scored story ideas from the prompt to pick from first",
-                           visuals="Where the pictures come from", media1="Your own picture or clip for shot 1",
-                           media2="... for shot 2", media3="... for shot 3", media4="... for shot 4")
+    @app_commands.describe(
+        prompt="What the video is about",
+        duration="Length in seconds (5 to 180)",
+        aspect="Frame shape",
+        voice="Voice, e.g. piper:en_US-joe-medium (see /voices)",
+        auto_approve="Skip the approvals and go straight to the video",
+        ideas="Offer scored story ideas from the prompt to pick from first",
+        visuals="Where the pictures come from",
+        media1="Your own picture or clip for shot 1",
+        media2="... for shot 2",
+        media3="... for shot 3",
+        media4="... for shot 4",
+    )
     @app_commands.choices(aspect=ASPECTS, visuals=VISUALS)
-    async def video(self, interaction: discord.Interaction[Any], prompt: app_commands.Range[str, 1, 1000],
-                    duration: app_commands.Range[int, 5, 180] = 45, aspect: str = "9:16",
-                    voice: str | None = None, auto_approve: bool = False, ideas: bool = False,
-                    visuals: str = "auto", media1: discord.Attachment | None = None,
-                    media2: discord.Attachment | None = None, media3: discord.Attachment | None = None,
-                    media4: discord.Attachment | None = None) -> None:
+    async def video(
+        self,
+        interaction: discord.Interaction[Any],
+        prompt: app_commands.Range[str, 1, 1000],
+        duration: app_commands.Range[int, 5, 180] = 45,
+        aspect: str = "9:16",
+        voice: str | None = None,
+        auto_approve: bool = False,
+        ideas: bool = False,
+        visuals: str = "auto",
+        media1: discord.Attachment | None = None,
+        media2: discord.Attachment | None = None,
+        media3: discord.Attachment | None = None,
+        media4: discord.Attachment | None = None,
+    ) -> None:
         if voice is not None and not VOICE_NAME.match(voice):
-            await interaction.response.send_message("That voice name is not valid: see /voices for the names.",
-                                                    ephemeral=True)
+            await interaction.response.send_message(
+                "That voice name is not valid: see /voices for the names.", ephemeral=True
+            )
             return
         if voice is not None:
             try:
@@ -100,23 +121,33 @@ class VideoCommands(commands.Cog):
         """Catalogue names containing what was typed, the default first (Discord shows 25 at most)."""
         typed = current.strip().lower()
         rows = sorted(voice_catalogue(self.conductor.settings), key=lambda v: not v.default)
-        return [app_commands.Choice(name=f"{v.name} ({v.language}{', online' if not v.offline else ''})"[:100],
-                                    value=v.name) for v in rows if typed in v.name.lower()][:25]
+        return [
+            app_commands.Choice(
+                name=f"{v.name} ({v.language}{', online' if not v.offline else ''})"[:100], value=v.name
+            )
+            for v in rows
+            if typed in v.name.lower()
+        ][:25]
 
     @app_commands.command(name="voices", description="The voices /video can use")
     @app_commands.describe(language="Only voices for this language, e.g. en, es, ja")
-    async def voices(self, interaction: discord.Interaction[Any],
-                     language: app_commands.Range[str, 2, 16] | None = None) -> None:
+    async def voices(
+        self, interaction: discord.Interaction[Any], language: app_commands.Range[str, 2, 16] | None = None
+    ) -> None:
         try:
             rows = voice_catalogue(self.conductor.settings, language.strip() if language else None)
         except BadInput:
             rows = []
         if not rows:
-            await interaction.response.send_message(f"No voice speaks {one_line(language or '', 16)!r}.",
-                                                    ephemeral=True, allowed_mentions=NO_MENTIONS)
+            await interaction.response.send_message(
+                f"No voice speaks {one_line(language or '', 16)!r}.", ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
             return
-        lines = [f"`{v.name}` {v.language}{' · online' if not v.offline else ''}"
-                 f"{' · needs a key' if v.needs_key else ''}{' · **default**' if v.default else ''}" for v in rows]
+        lines = [
+            f"`{v.name}` {v.language}{' · online' if not v.offline else ''}"
+            f"{' · needs a key' if v.needs_key else ''}{' · **default**' if v.default else ''}"
+            for v in rows
+        ]
         shown, size = [], 0
         for line in lines:
             if size + len(line) + 1 > 1900:
@@ -125,22 +156,38 @@ class VideoCommands(commands.Cog):
             size += len(line) + 1
         more = len(lines) - len(shown)
         tail = f"\n…and {more} more: try `/voices language:es`" if more else ""
-        await interaction.response.send_message("\n".join(shown) + tail, ephemeral=True,
-                                                allowed_mentions=NO_MENTIONS)
+        await interaction.response.send_message("\n".join(shown) + tail, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     @app_commands.command(name="ideas", description="Get scored story ideas to pick from, then a video")
     @app_commands.describe(topic="A theme to start from (optional)")
-    async def ideas(self, interaction: discord.Interaction[Any],
-                    topic: app_commands.Range[str, 1, 1000] | None = None) -> None:
+    async def ideas(
+        self, interaction: discord.Interaction[Any], topic: app_commands.Range[str, 1, 1000] | None = None
+    ) -> None:
         await self._start(interaction, topic or SURPRISE, 45.0, "9:16", None, False, True)
 
-    async def _start(self, interaction: discord.Interaction[Any], prompt: str, seconds: float, aspect: str,
-                     voice: str | None, auto_approve: bool, ideas: bool, visuals: str = "auto",
-                     media: list[str] | None = None) -> None:
+    async def _start(
+        self,
+        interaction: discord.Interaction[Any],
+        prompt: str,
+        seconds: float,
+        aspect: str,
+        voice: str | None,
+        auto_approve: bool,
+        ideas: bool,
+        visuals: str = "auto",
+        media: list[str] | None = None,
+    ) -> None:
         """`/video` goes straight to the script (the prompt is the idea); `/ideas` and `ideas:True` pick first."""
         try:
-            request = JobRequest(prompt=visible(prompt), duration=seconds, aspect=aspect, voice=voice, ideas=ideas,
-                                 visuals=visuals, media=media or [])
+            request = JobRequest(
+                prompt=visible(prompt),
+                duration=seconds,
+                aspect=aspect,
+                voice=voice,
+                ideas=ideas,
+                visuals=visuals,
+                media=media or [],
+            )
             if not media:
                 resolve_visuals(request.visuals, self.conductor.service.settings)
         except (BadInput, ValueError) as exc:
@@ -155,10 +202,12 @@ class VideoCommands(commands.Cog):
         if not mine:
             await interaction.response.send_message("You have no videos yet: try `/video`.", ephemeral=True)
             return
-        lines = [f"`{j.job_id}` **{j.status}**{f' ({j.stage})' if j.status == 'running' and j.stage else ''}"
-                 f" · {one_line(quote(j.prompt), 60)} · <t:{int(j.created)}:R>" for j in mine]
-        await interaction.response.send_message("\n".join(lines)[:2000], ephemeral=True,
-                                                allowed_mentions=NO_MENTIONS)
+        lines = [
+            f"`{j.job_id}` **{j.status}**{f' ({j.stage})' if j.status == 'running' and j.stage else ''}"
+            f" · {one_line(quote(j.prompt), 60)} · <t:{int(j.created)}:R>"
+            for j in mine
+        ]
+        await interaction.response.send_message("\n".join(lines)[:2000], ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     @app_commands.command(name="job", description="The status of one of your videos")
     @app_commands.describe(id="The job id (from /jobs)")
@@ -170,8 +219,11 @@ class VideoCommands(commands.Cog):
         if record.status == "done" and record.wall_seconds:
             embed.add_field(name="Made in", value=duration(record.wall_seconds))
         if self.conductor.links is not None and (found := job_links(self.conductor.links, record)):
-            embed.add_field(name="Full-quality files (signed links)", inline=False,
-                            value="\n".join(f"[{name}]({url})" for name, url in found)[:1024])
+            embed.add_field(
+                name="Full-quality files (signed links)",
+                inline=False,
+                value="\n".join(f"[{name}]({url})" for name, url in found)[:1024],
+            )
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @app_commands.command(name="cancel", description="Stop one of your videos")
@@ -184,8 +236,9 @@ class VideoCommands(commands.Cog):
         except BadInput as exc:
             await interaction.response.send_message(f"⚠️ {_reason(exc)}", ephemeral=True)
             return
-        await interaction.response.send_message(f"Job `{job_id}` is cancelled (or stops before its next step).",
-                                                ephemeral=True)
+        await interaction.response.send_message(
+            f"Job `{job_id}` is cancelled (or stops before its next step).", ephemeral=True
+        )
         await self.conductor.refresh(job_id)
 
     async def _own(self, interaction: discord.Interaction[Any], job_id: str) -> str | None:
@@ -196,8 +249,9 @@ class VideoCommands(commands.Cog):
             return None
         return job_id
 
-    async def cog_app_command_error(self, interaction: discord.Interaction[Any],
-                                    error: app_commands.AppCommandError) -> None:
+    async def cog_app_command_error(
+        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+    ) -> None:
         log.error("command %s failed", interaction.command and interaction.command.name, exc_info=error)
         text = "⚠️ Something went wrong on my side; it is logged. Please try again."
         if interaction.response.is_done():
@@ -226,8 +280,11 @@ class VideoCommands(commands.Cog):
             return
         job_id, interrupt_id = found
         if not self.conductor.allowed(message.author, job_id):
-            await message.reply("Only the person who asked for this video, or an approver, can answer it.",
-                                allowed_mentions=NO_MENTIONS, delete_after=30)
+            await message.reply(
+                "Only the person who asked for this video, or an approver, can answer it.",
+                allowed_mentions=NO_MENTIONS,
+                delete_after=30,
+            )
             return
         record = self.conductor.service.get(job_id)
         try:
@@ -277,6 +334,7 @@ async def _attached_script(message: discord.Message) -> str | None:
     except UnicodeDecodeError:
         raise BadInput("that file is not UTF-8 text") from None
     return visible(body)
+
 
 def _not_media(attachments: list[discord.Attachment]) -> str | None:
     """A refusal for an attachment that is plainly not a picture or clip (its bytes are checked later)."""

@@ -41,8 +41,8 @@ from graph.api import (
 )
 
 log = logging.getLogger("storybot.bot")
-EDIT_INTERVAL = 2.0          # seconds between two edits of one status message
-TOKEN_LIFE = 14 * 60         # interaction tokens die after 15 minutes; stop using them a minute early
+EDIT_INTERVAL = 2.0  # seconds between two edits of one status message
+TOKEN_LIFE = 14 * 60  # interaction tokens die after 15 minutes; stop using them a minute early
 ACTIVE = ("queued", "running", "waiting")
 
 
@@ -58,8 +58,11 @@ class Conductor:
         self._boards: dict[str, StatusBoard] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._starting: dict[str, asyncio.Lock] = {}  # per user: the limit check and the start are one step
-        self._secrets = [s.get_secret_value() for s in (settings.discord_token, settings.openai_api_key,
-                                                        settings.elevenlabs_api_key) if s is not None]
+        self._secrets = [
+            s.get_secret_value()
+            for s in (settings.discord_token, settings.openai_api_key, settings.elevenlabs_api_key)
+            if s is not None
+        ]
 
     # who may act ----------------------------------------------------------
 
@@ -72,8 +75,11 @@ class Conductor:
     def requester(self, user: discord.abc.User) -> Requester:
         role = self.settings.approver_role_id
         roles = getattr(user, "roles", [])
-        return Requester(id=f"discord:{user.id}", name=str(user.display_name),
-                         approver=role is not None and any(r.id == role for r in roles))
+        return Requester(
+            id=f"discord:{user.id}",
+            name=str(user.display_name),
+            approver=role is not None and any(r.id == role for r in roles),
+        )
 
     def allowed(self, user: discord.abc.User, job_id: str) -> bool:
         who = self.requester(user)
@@ -95,13 +101,17 @@ class Conductor:
         active = [j for j in mine if j.status in ACTIVE]
         if len(active) >= self.settings.max_active_jobs_per_user:
             ids = ", ".join(j.job_id for j in active)
-            return (f"You already have {len(active)} videos in progress ({ids}). Finish or `/cancel` one first; "
-                    f"the limit is {self.settings.max_active_jobs_per_user}.")
+            return (
+                f"You already have {len(active)} videos in progress ({ids}). Finish or `/cancel` one first; "
+                f"the limit is {self.settings.max_active_jobs_per_user}."
+            )
         recent = [j for j in mine if j.created > time.time() - 3600]
         if len(recent) >= self.settings.max_requests_per_hour:
             wait = recent[-1].created + 3600 - time.time()
-            return (f"You have asked for {len(recent)} videos in the last hour (the limit is "
-                    f"{self.settings.max_requests_per_hour}). Try again in {max(1, round(wait / 60))} min.")
+            return (
+                f"You have asked for {len(recent)} videos in the last hour (the limit is "
+                f"{self.settings.max_requests_per_hour}). Try again in {max(1, round(wait / 60))} min."
+            )
         return None
 
     # starting -------------------------------------------------------------
@@ -117,18 +127,26 @@ class Conductor:
                 return
             if not interaction.response.is_done():  # /video with attachments deferred while downloading them
                 await interaction.response.defer(thinking=True)
-            job_id = await self.service.start(request, who, channel=str(interaction.channel_id),
-                                              auto_approve=auto_approve)
+            job_id = await self.service.start(
+                request, who, channel=str(interaction.channel_id), auto_approve=auto_approve
+            )
         events = self.service.events(job_id)  # nothing has run yet: the job's task starts at our next await
-        post = Post(job_id=job_id, guild_id=interaction.guild_id, channel_id=interaction.channel_id or 0,
-                    application_id=interaction.application_id, token=interaction.token, token_issued=time.time(),
-                    upload_limit=interaction.filesize_limit, auto_approve=auto_approve)
+        post = Post(
+            job_id=job_id,
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id or 0,
+            application_id=interaction.application_id,
+            token=interaction.token,
+            token_issued=time.time(),
+            upload_limit=interaction.filesize_limit,
+            auto_approve=auto_approve,
+        )
         self.records.save(post)
         try:
             status = self.service.status(job_id)
-            message = await interaction.edit_original_response(embed=self.job_embed(job_id, status),
-                                                               view=self._status_view(status.job),
-                                                               allowed_mentions=NO_MENTIONS)
+            message = await interaction.edit_original_response(
+                embed=self.job_embed(job_id, status), view=self._status_view(status.job), allowed_mentions=NO_MENTIONS
+            )
             self.records.update(job_id, status_message_id=message.id)
             self._board(job_id).last = time.monotonic()  # that was an edit too: the next waits its turn
         finally:
@@ -147,8 +165,9 @@ class Conductor:
         self.follow(job_id, events)
         return None
 
-    async def answer_click(self, interaction: discord.Interaction[Any], job_id: str, interrupt_id: str,
-                           answer: Answer) -> None:
+    async def answer_click(
+        self, interaction: discord.Interaction[Any], job_id: str, interrupt_id: str, answer: Answer
+    ) -> None:
         """A button, select or modal: acknowledge at once, then answer exactly the approval it was made for."""
         await interaction.response.defer()
         who = self.requester(interaction.user)
@@ -157,8 +176,9 @@ class Conductor:
             await interaction.followup.send(refusal, ephemeral=True)
             return
         with contextlib.suppress(discord.HTTPException):
-            await interaction.edit_original_response(content=answered_text(answer, interaction.user.display_name),
-                                                     view=None, allowed_mentions=NO_MENTIONS)
+            await interaction.edit_original_response(
+                content=answered_text(answer, interaction.user.display_name), view=None, allowed_mentions=NO_MENTIONS
+            )
 
     async def answer_reply(self, message: discord.Message, job_id: str, interrupt_id: str, answer: Answer) -> None:
         """A chat reply to an approval message; the reply itself is the acknowledgement."""
@@ -234,8 +254,11 @@ class Conductor:
         if post is None or not post.status_message_id:
             return
         status = self.service.status(job_id)  # one read for the embed and the buttons
-        fields: dict[str, Any] = {"embed": self.job_embed(job_id, status), "view": self._status_view(status.job),
-                                  "allowed_mentions": NO_MENTIONS}
+        fields: dict[str, Any] = {
+            "embed": self.job_embed(job_id, status),
+            "view": self._status_view(status.job),
+            "allowed_mentions": NO_MENTIONS,
+        }
         if post.token and post.application_id and time.time() - post.token_issued < TOKEN_LIFE:
             hook = discord.Webhook.partial(post.application_id, post.token, client=self.bot)
             try:
@@ -260,7 +283,8 @@ class Conductor:
         view.add_item(JobButton("retry", job_id))
         log.error("job %s failed at %s: %s", job_id, failed, redact(reason, self._secrets))
         await self.bot.get_partial_messageable(post.channel_id).send(
-            failure_text(failed, redact(reason, self._secrets)), view=view, allowed_mentions=NO_MENTIONS)
+            failure_text(failed, redact(reason, self._secrets)), view=view, allowed_mentions=NO_MENTIONS
+        )
 
     # restarts -------------------------------------------------------------
 
@@ -272,8 +296,9 @@ class Conductor:
             except BadInput:
                 continue
             if record.status in ("queued", "running"):
-                resume = partial(self.service.resume, post.job_id, Requester(id=record.requester, approver=True),
-                                 post.auto_approve)
+                resume = partial(
+                    self.service.resume, post.job_id, Requester(id=record.requester, approver=True), post.auto_approve
+                )
                 refusal = await self._steer(post.job_id, resume)
                 log.info("job %s after a restart: %s", post.job_id, refusal or "resumed")
             elif record.status == "done" and not post.delivered_message_id:

@@ -27,14 +27,15 @@ from bot.text import mib
 from graph.api import DEFAULT_LIMIT, JobRecord, JobService, Settings, StorybotError, fit_for_upload
 
 log = logging.getLogger("storybot.bot")
-TOO_LARGE = 413          # with code 40005: the upload is over the limit, whatever the limit was said to be
-SHRINK = 0.8             # after a 413, the next copy aims this much under the file Discord refused
+TOO_LARGE = 413  # with code 40005: the upload is over the limit, whatever the limit was said to be
+SHRINK = 0.8  # after a 413, the next copy aims this much under the file Discord refused
 FITTED = "final.fitted.mp4"
 
 
 class Delivery:
-    def __init__(self, bot: commands.Bot, service: JobService, records: Records, settings: Settings,
-                 links: Links | None) -> None:
+    def __init__(
+        self, bot: commands.Bot, service: JobService, records: Records, settings: Settings, links: Links | None
+    ) -> None:
         self.bot, self.service, self.records, self.settings, self.links = bot, service, records, settings, links
 
     async def deliver(self, job_id: str) -> None:
@@ -66,12 +67,15 @@ class Delivery:
             video = await self._fitting(record, master, limit)
             if video is None:
                 break
-            extra = "\n".join(filter(None, [link_line(job_id, link, size, expires) if link and video != master
-                                             else "", credits]))
+            extra = "\n".join(
+                filter(None, [link_line(job_id, link, size, expires) if link and video != master else "", credits])
+            )
             try:
-                message = await channel.send(delivery_text(job_id, platforms, name, extra),
-                                             file=discord.File(video, f"storybot-{job_id}.mp4"),
-                                             allowed_mentions=NO_MENTIONS)
+                message = await channel.send(
+                    delivery_text(job_id, platforms, name, extra),
+                    file=discord.File(video, f"storybot-{job_id}.mp4"),
+                    allowed_mentions=NO_MENTIONS,
+                )
                 return message.id
             except discord.HTTPException as exc:
                 if exc.status != TOO_LARGE:
@@ -79,8 +83,13 @@ class Delivery:
                 refused = video.stat().st_size
                 limit = int(min(limit, refused) * SHRINK)
                 self.records.update(job_id, upload_limit=limit)  # a restart starts from what Discord took
-                log.warning("job %s: Discord refused %s as too large (%s); trying under %s",
-                            job_id, mib(refused), exc.code, mib(limit))
+                log.warning(
+                    "job %s: Discord refused %s as too large (%s); trying under %s",
+                    job_id,
+                    mib(refused),
+                    exc.code,
+                    mib(limit),
+                )
         where = link_line(job_id, link, size, expires) if link else f"The master is kept at `{master}`."
         note = "\n".join(filter(None, [too_big_text(size, mib(limit), where), credits]))
         message = await channel.send(delivery_text(job_id, platforms, name, note), allowed_mentions=NO_MENTIONS)

@@ -29,8 +29,12 @@ from graph.api import BadInput, JobRecord, JobService, Settings, StorybotError
 
 log = logging.getLogger("storybot.bot")
 # the names a link may carry, each the artifact of the job record it serves
-ARTIFACTS = {"final.mp4": "final_video", "subtitles.srt": "subtitles_srt", "subtitles.vtt": "subtitles_vtt",
-             "thumbnail.png": "thumbnail"}
+ARTIFACTS = {
+    "final.mp4": "final_video",
+    "subtitles.srt": "subtitles_srt",
+    "subtitles.vtt": "subtitles_vtt",
+    "thumbnail.png": "thumbnail",
+}
 JOB_ID = re.compile(r"^[0-9a-f]{12}$")
 SECRET_FILE = "link_secret"
 
@@ -47,8 +51,7 @@ class Links:
 
     def url(self, job_id: str, name: str, expires: int | None = None) -> str:
         expires = self.expiry() if expires is None else expires
-        return (f"{self.base}/files/{job_id}/{quote(name)}?expires={expires}"
-                f"&sig={self._sign(job_id, name, expires)}")
+        return f"{self.base}/files/{job_id}/{quote(name)}?expires={expires}&sig={self._sign(job_id, name, expires)}"
 
     def expiry(self, now: float | None = None) -> int:
         return int(time.time() if now is None else now) + self.ttl
@@ -88,8 +91,11 @@ def job_links(links: Links, record: JobRecord) -> list[tuple[str, str]]:
     """(name, signed URL) of each file a finished job has that links may serve."""
     if record.status != "done":
         return []
-    return [(name, links.url(record.job_id, name)) for name, key in ARTIFACTS.items()
-            if isinstance(record.artifacts.get(key), str)]
+    return [
+        (name, links.url(record.job_id, name))
+        for name, key in ARTIFACTS.items()
+        if isinstance(record.artifacts.get(key), str)
+    ]
 
 
 def links_from(settings: Settings) -> Links | None:
@@ -116,8 +122,9 @@ class LinkServer:
             await web.TCPSite(self._runner, host, port).start()
         except OSError as exc:
             await self.close()
-            raise StorybotError(f"cannot serve links on {host}:{port} (STORYBOT_HTTP_HOST/PORT): "
-                                f"{exc.strerror or exc}") from None
+            raise StorybotError(
+                f"cannot serve links on {host}:{port} (STORYBOT_HTTP_HOST/PORT): {exc.strerror or exc}"
+            ) from None
         log.info("serving signed links on %s:%s", host, self.port)
 
     @property
@@ -151,9 +158,14 @@ class LinkServer:
         path = self.path(job_id, name) if self.links.valid(job_id, name, expires, sig) else None
         if path is None:
             return web.Response(status=404, text="Not found")
-        return web.FileResponse(path, headers={"Cache-Control": "private, max-age=3600",
-                                               "Content-Disposition": f'inline; filename="storybot-{job_id}-{name}"',
-                                               "X-Content-Type-Options": "nosniff"})
+        return web.FileResponse(
+            path,
+            headers={
+                "Cache-Control": "private, max-age=3600",
+                "Content-Disposition": f'inline; filename="storybot-{job_id}-{name}"',
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
 
 
 @web.middleware

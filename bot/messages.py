@@ -26,30 +26,51 @@ from graph.api import (
 
 NO_MENTIONS = discord.AllowedMentions.none()
 
-EMBED_TEXT = 4000           # under the 4096 limit of an embed description
-MESSAGE_EMBED_TEXT = 5800   # under the 6000 limit of all embeds of one message
+EMBED_TEXT = 4000  # under the 4096 limit of an embed description
+MESSAGE_EMBED_TEXT = 5800  # under the 6000 limit of all embeds of one message
 COLOURS = {"done": 0x2ECC71, "failed": 0xE74C3C, "cancelled": 0x95A5A6, "waiting": 0xF1C40F}
 RUNNING_COLOUR = 0x5865F2
 MARKS = {"pending": "⬜", "running": "⏳", "waiting": "⏸️", "done": "✅", "failed": "❌", "skipped": "➖"}
 LABELS = {
-    "collect_ideas": "Gather ideas", "story_ideas": "Score ideas", "pick_idea": "Pick an idea",
-    "write_script": "Write the script", "revise_script": "Revise", "approve_script": "Approve the script",
-    "voice": "Voice", "subtitles": "Subtitles", "plan_scenes": "Plan scenes", "keyframes": "Draw keyframes",
-    "vision_guidance": "Check keyframes", "approve_keyframes": "Approve keyframes", "animate": "Animate",
-    "post_produce": "Final cut", "deliver": "Deliver",
+    "collect_ideas": "Gather ideas",
+    "story_ideas": "Score ideas",
+    "pick_idea": "Pick an idea",
+    "write_script": "Write the script",
+    "revise_script": "Revise",
+    "approve_script": "Approve the script",
+    "voice": "Voice",
+    "subtitles": "Subtitles",
+    "plan_scenes": "Plan scenes",
+    "keyframes": "Draw keyframes",
+    "vision_guidance": "Check keyframes",
+    "approve_keyframes": "Approve keyframes",
+    "animate": "Animate",
+    "post_produce": "Final cut",
+    "deliver": "Deliver",
 }
 # Rough cost of each stage in seconds per second of video on a 2-core CPU (bench/pipeline.py): enough
 # for an estimate that shrinks as stages finish, not a promise.
-COST = {"collect_ideas": 0.01, "story_ideas": 0.01, "write_script": 0.02, "revise_script": 0.02, "voice": 0.01,
-        "subtitles": 0.005, "plan_scenes": 0.01, "keyframes": 0.04, "vision_guidance": 0.01, "animate": 0.3,
-        "post_produce": 0.5, "deliver": 0.005}
+COST = {
+    "collect_ideas": 0.01,
+    "story_ideas": 0.01,
+    "write_script": 0.02,
+    "revise_script": 0.02,
+    "voice": 0.01,
+    "subtitles": 0.005,
+    "plan_scenes": 0.01,
+    "keyframes": 0.04,
+    "vision_guidance": 0.01,
+    "animate": 0.3,
+    "post_produce": 0.5,
+    "deliver": 0.005,
+}
 HIDDEN_WHEN_PENDING = {"revise_script"}
 REFUSAL = "Only the person who asked for this video, or someone with the approver role, can do that."
 ASK_IDEA = "**Your turn:** pick an idea, or reply with its number (or your own script)."
-ASK_SCRIPT = ("**Your turn:** approve the script, or reply to it with what to change "
-              "(or your own script: a .txt file).")
-ASK_KEYFRAMES = ("**Your turn:** approve the keyframes, pick shots to draw again, or reply with a new script "
-                 "(a .txt file).")
+ASK_SCRIPT = "**Your turn:** approve the script, or reply to it with what to change (or your own script: a .txt file)."
+ASK_KEYFRAMES = (
+    "**Your turn:** approve the keyframes, pick shots to draw again, or reply with a new script (a .txt file)."
+)
 
 
 class Live:
@@ -84,8 +105,7 @@ def status_embed(record: JobRecord, stages: list[StageRecord], live: Live, now: 
     fraction = 1.0 if record.status == "done" else spent / (spent + left) if spent + left else 0.0
     elapsed = now - record.created
     title = f"🎬 {one_line(quote(record.prompt), 200)}"
-    embed = discord.Embed(title=title, colour=COLOURS.get(record.status, RUNNING_COLOUR),
-                          description="\n".join(lines))
+    embed = discord.Embed(title=title, colour=COLOURS.get(record.status, RUNNING_COLOUR), description="\n".join(lines))
     summary = [progress_bar(fraction), f"Elapsed {duration(elapsed)}"]
     if record.status == "running" and left > 0:
         summary.append(f"about {duration(left)} left")
@@ -94,28 +114,36 @@ def status_embed(record: JobRecord, stages: list[StageRecord], live: Live, now: 
     embed.add_field(name=_headline(record), value=" · ".join(summary), inline=False)
     if live.notices:
         embed.add_field(name="Notes", value=one_line(" / ".join(live.notices[-3:]), 1000), inline=False)
-    embed.set_footer(text=f"job {record.job_id} · {record.options.get('aspect', '9:16')} · "
-                          f"{seconds:g} s requested")
+    embed.set_footer(text=f"job {record.job_id} · {record.options.get('aspect', '9:16')} · {seconds:g} s requested")
     return embed
 
 
 def _headline(record: JobRecord) -> str:
     return {
-        "queued": "Queued", "running": f"Working: {LABELS.get(record.stage or '', record.stage or 'starting')}",
+        "queued": "Queued",
+        "running": f"Working: {LABELS.get(record.stage or '', record.stage or 'starting')}",
         "waiting": f"Waiting for you: {LABELS.get(record.waiting_for or '', record.waiting_for or '')}",
-        "done": "Done", "failed": "Stopped by an error", "cancelled": "Cancelled",
+        "done": "Done",
+        "failed": "Stopped by an error",
+        "cancelled": "Cancelled",
     }.get(record.status, record.status)
 
 
 def idea_embed(approval: IdeaApproval) -> discord.Embed:
-    embed = discord.Embed(title="💡 Pick an idea", colour=COLOURS["waiting"],
-                          description="Choose one below or reply with its number, approve to take the first, or "
-                                      "reply with your own script (a .txt file or 40+ words).")
+    embed = discord.Embed(
+        title="💡 Pick an idea",
+        colour=COLOURS["waiting"],
+        description="Choose one below or reply with its number, approve to take the first, or "
+        "reply with your own script (a .txt file or 40+ words).",
+    )
     for number, idea in enumerate(approval.ideas[:10], start=1):
         body = idea.logline or idea.angle
         value = quote(body) + (f"\n*Hook:* {quote(idea.hook)}" if idea.hook else "")
-        embed.add_field(name=one_line(f"{number}. {quote(idea.title)} · score {idea.score:g}", 250),
-                        value=one_line(value, 1000) or "—", inline=False)
+        embed.add_field(
+            name=one_line(f"{number}. {quote(idea.title)} · score {idea.score:g}", 250),
+            value=one_line(value, 1000) or "—",
+            inline=False,
+        )
     return embed
 
 
@@ -157,13 +185,13 @@ def script_question(approval: ScriptApproval) -> str:
 
 
 def keyframes_embed(approval: KeyframeApproval) -> discord.Embed:
-    embed = discord.Embed(title="🖼️ Keyframes", colour=COLOURS["waiting"],
-                          description="Approve them, or pick shots to draw again.")
+    embed = discord.Embed(
+        title="🖼️ Keyframes", colour=COLOURS["waiting"], description="Approve them, or pick shots to draw again."
+    )
     verdicts = {v.shot: v for v in approval.verdicts}
     for shot in approval.shots[:25]:
         extra = _verdict_line(verdicts.get(shot.number))
-        embed.add_field(name=f"Shot {shot.number}", value=one_line(quote(shot.text) + extra, 1000) or "—",
-                        inline=False)
+        embed.add_field(name=f"Shot {shot.number}", value=one_line(quote(shot.text) + extra, 1000) or "—", inline=False)
     return embed
 
 
@@ -229,18 +257,25 @@ def answered_text(answer: Answer, name: str) -> str:
     if answer.action == "revise":
         note = answer.note or ""
         did = {LONGER: "✏️ Writing a longer draft", SHORTER: "✏️ Writing a shorter draft"}.get(
-            note, f"✏️ Revising the script: “{one_line(quote(note), 120)}”")
+            note, f"✏️ Revising the script: “{one_line(quote(note), 120)}”"
+        )
     elif answer.action == "replace":
         did = f"📄 Using your own script ({len((answer.text or '').split())} words) instead of the draft"
     elif answer.action == "reroll":
         did = f"🎲 Re-rolling shot{'s' if len(answer.shots) > 1 else ''} {', '.join(map(str, answer.shots))}"
     else:
-        did = {"approve": "✅ Approved", "pick": f"✅ Idea {(answer.index or 0) + 1} picked: writing the script",
-               "regenerate": "🔄 Writing a new draft", "cancel": "✖️ Cancelled"}[answer.action]
+        did = {
+            "approve": "✅ Approved",
+            "pick": f"✅ Idea {(answer.index or 0) + 1} picked: writing the script",
+            "regenerate": "🔄 Writing a new draft",
+            "cancel": "✖️ Cancelled",
+        }[answer.action]
     return f"{did} (by {quote(name)})."
 
 
 def failure_text(stage: str | None, reason: str) -> str:
     where = LABELS.get(stage or "", stage or "a stage")
-    return (f"⚠️ The video stopped at **{where}**: {one_line(quote(reason), 600)}\n"
-            "Each step was already retried a few times. Finished steps are kept: **Retry** continues from here.")
+    return (
+        f"⚠️ The video stopped at **{where}**: {one_line(quote(reason), 600)}\n"
+        "Each step was already retried a few times. Finished steps are kept: **Retry** continues from here."
+    )

@@ -23,7 +23,7 @@ class Post(BaseModel):
     channel_id: int
     status_message_id: int | None = None
     application_id: int | None = None
-    token: str | None = None            # the interaction token: edits go through it while it lives
+    token: str | None = None  # the interaction token: edits go through it while it lives
     token_issued: float = 0.0
     upload_limit: int = 10 * 1024 * 1024
     auto_approve: bool = False
@@ -39,12 +39,28 @@ class Records:
         self.posts = self.db.table("posts")
         self.prompts = self.db.table("approval_messages")
         if not self.posts.exists():
-            self.posts.create({"job_id": str, "guild_id": int, "channel_id": int, "status_message_id": int,
-                               "application_id": int, "token": str, "token_issued": float, "upload_limit": int,
-                               "auto_approve": int, "delivered_message_id": int}, pk="job_id", if_not_exists=True)
+            self.posts.create(
+                {
+                    "job_id": str,
+                    "guild_id": int,
+                    "channel_id": int,
+                    "status_message_id": int,
+                    "application_id": int,
+                    "token": str,
+                    "token_issued": float,
+                    "upload_limit": int,
+                    "auto_approve": int,
+                    "delivered_message_id": int,
+                },
+                pk="job_id",
+                if_not_exists=True,
+            )
         if not self.prompts.exists():
-            self.prompts.create({"message_id": int, "job_id": str, "interrupt_id": str, "created": float},
-                                pk="message_id", if_not_exists=True)
+            self.prompts.create(
+                {"message_id": int, "job_id": str, "interrupt_id": str, "created": float},
+                pk="message_id",
+                if_not_exists=True,
+            )
             self.prompts.create_index(["interrupt_id"], if_not_exists=True)
 
     def save(self, post: Post) -> None:
@@ -63,13 +79,16 @@ class Records:
     def claim_delivery(self, job_id: str) -> bool:
         """Mark the job as being delivered; False if it already was (compare-and-set, so never twice)."""
         with self.db.conn:
-            cursor = self.db.execute("UPDATE posts SET delivered_message_id = 0 "
-                                     "WHERE job_id = ? AND delivered_message_id IS NULL", [job_id])
+            cursor = self.db.execute(
+                "UPDATE posts SET delivered_message_id = 0 WHERE job_id = ? AND delivered_message_id IS NULL", [job_id]
+            )
         return cursor.rowcount == 1
 
     def remember_prompt(self, message_id: int, job_id: str, interrupt_id: str) -> None:
-        self.prompts.upsert({"message_id": message_id, "job_id": job_id, "interrupt_id": interrupt_id,
-                             "created": time.time()}, pk="message_id")
+        self.prompts.upsert(
+            {"message_id": message_id, "job_id": job_id, "interrupt_id": interrupt_id, "created": time.time()},
+            pk="message_id",
+        )
 
     def prompt_posted(self, interrupt_id: str) -> bool:
         return self.prompts.count_where("interrupt_id = ?", [interrupt_id]) > 0

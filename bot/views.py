@@ -46,42 +46,60 @@ class JobGuard:
         return await conductor_of(interaction).authorize(interaction, self.job_id)
 
 
-class ApprovalButton(JobGuard, ui.DynamicItem[ui.Button[Any]],
-                     template=rf"sb:(?P<action>approve|revise|regen|longer|shorter|cancel):{JOB}:{IID}"):
+class ApprovalButton(
+    JobGuard,
+    ui.DynamicItem[ui.Button[Any]],
+    template=rf"sb:(?P<action>approve|revise|regen|longer|shorter|cancel):{JOB}:{IID}",
+):
     def __init__(self, action: ButtonAction, job_id: str, interrupt_id: str) -> None:
         label, style, emoji = LABELS[action]
-        super().__init__(ui.Button(label=label, style=style, emoji=emoji,
-                                   custom_id=f"sb:{action}:{job_id}:{interrupt_id}"))
+        super().__init__(
+            ui.Button(label=label, style=style, emoji=emoji, custom_id=f"sb:{action}:{job_id}:{interrupt_id}")
+        )
         self.action, self.job_id, self.interrupt_id = action, job_id, interrupt_id
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: ui.Item[Any],
-                             match: re.Match[str], /) -> ApprovalButton:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: ui.Item[Any], match: re.Match[str], /
+    ) -> ApprovalButton:
         return cls(cast(ButtonAction, match["action"]), match["job"], match["iid"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         if self.action == "revise":  # a modal must be the first response
             await interaction.response.send_modal(ReviseModal(self.job_id, self.interrupt_id))
             return
-        answer = {"approve": Answer(action="approve"), "regen": Answer(action="regenerate"),
-                  "longer": Answer(action="revise", note=LONGER), "shorter": Answer(action="revise", note=SHORTER),
-                  "cancel": Answer(action="cancel")}[self.action]
+        answer = {
+            "approve": Answer(action="approve"),
+            "regen": Answer(action="regenerate"),
+            "longer": Answer(action="revise", note=LONGER),
+            "shorter": Answer(action="revise", note=SHORTER),
+            "cancel": Answer(action="cancel"),
+        }[self.action]
         await conductor_of(interaction).answer_click(interaction, self.job_id, self.interrupt_id, answer)
 
 
 class IdeaSelect(JobGuard, ui.DynamicItem[ui.Select[Any]], template=rf"sb:pick:{JOB}:{IID}"):
     def __init__(self, job_id: str, interrupt_id: str, approval: IdeaApproval | None = None) -> None:
         ideas = approval.ideas if approval else []
-        options = [discord.SelectOption(label=f"{n}. {i.title[:90]}", value=str(n - 1),
-                                        description=(i.logline or i.hook)[:100] or None)
-                   for n, i in enumerate(ideas[:25], start=1)]
-        super().__init__(ui.Select(custom_id=f"sb:pick:{job_id}:{interrupt_id}", placeholder="Pick an idea",
-                                   options=options or [discord.SelectOption(label="1", value="0")]))
+        options = [
+            discord.SelectOption(
+                label=f"{n}. {i.title[:90]}", value=str(n - 1), description=(i.logline or i.hook)[:100] or None
+            )
+            for n, i in enumerate(ideas[:25], start=1)
+        ]
+        super().__init__(
+            ui.Select(
+                custom_id=f"sb:pick:{job_id}:{interrupt_id}",
+                placeholder="Pick an idea",
+                options=options or [discord.SelectOption(label="1", value="0")],
+            )
+        )
         self.job_id, self.interrupt_id = job_id, interrupt_id
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: ui.Item[Any],
-                             match: re.Match[str], /) -> IdeaSelect:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: ui.Item[Any], match: re.Match[str], /
+    ) -> IdeaSelect:
         return cls(match["job"], match["iid"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
@@ -94,35 +112,46 @@ class IdeaSelect(JobGuard, ui.DynamicItem[ui.Select[Any]], template=rf"sb:pick:{
 class RerollSelect(JobGuard, ui.DynamicItem[ui.Select[Any]], template=rf"sb:reroll:{JOB}:{IID}"):
     def __init__(self, job_id: str, interrupt_id: str, shots: int = 1) -> None:
         count = max(1, min(shots, 25))
-        super().__init__(ui.Select(custom_id=f"sb:reroll:{job_id}:{interrupt_id}", min_values=1,
-                                   max_values=count, placeholder="Re-roll shots…",
-                                   options=[discord.SelectOption(label=f"Shot {n}", value=str(n))
-                                            for n in range(1, count + 1)]))
+        super().__init__(
+            ui.Select(
+                custom_id=f"sb:reroll:{job_id}:{interrupt_id}",
+                min_values=1,
+                max_values=count,
+                placeholder="Re-roll shots…",
+                options=[discord.SelectOption(label=f"Shot {n}", value=str(n)) for n in range(1, count + 1)],
+            )
+        )
         self.job_id, self.interrupt_id = job_id, interrupt_id
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: ui.Item[Any],
-                             match: re.Match[str], /) -> RerollSelect:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: ui.Item[Any], match: re.Match[str], /
+    ) -> RerollSelect:
         return cls(match["job"], match["iid"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         shots = sorted({_number(v, 0) for v in _values(interaction)})  # forged: 0, refused by JobService
-        await conductor_of(interaction).answer_click(interaction, self.job_id, self.interrupt_id,
-                                                     Answer(action="reroll", shots=shots))
+        await conductor_of(interaction).answer_click(
+            interaction, self.job_id, self.interrupt_id, Answer(action="reroll", shots=shots)
+        )
 
 
 class JobButton(JobGuard, ui.DynamicItem[ui.Button[Any]], template=rf"sb:(?P<action>retry|stop):{JOB}"):
     """Buttons that act on the job rather than on one approval: Retry after a failure, Stop while running."""
 
     def __init__(self, action: Literal["retry", "stop"], job_id: str) -> None:
-        label, style, emoji = (("Retry", discord.ButtonStyle.primary, "🔁") if action == "retry"
-                               else ("Stop", discord.ButtonStyle.danger, "⏹️"))
+        label, style, emoji = (
+            ("Retry", discord.ButtonStyle.primary, "🔁")
+            if action == "retry"
+            else ("Stop", discord.ButtonStyle.danger, "⏹️")
+        )
         super().__init__(ui.Button(label=label, style=style, emoji=emoji, custom_id=f"sb:{action}:{job_id}"))
         self.action, self.job_id = action, job_id
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: ui.Item[Any],
-                             match: re.Match[str], /) -> JobButton:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: ui.Item[Any], match: re.Match[str], /
+    ) -> JobButton:
         return cls(cast(Literal["retry", "stop"], match["action"]), match["job"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
@@ -138,9 +167,14 @@ class ReviseModal(ui.Modal):
     are answered by `VideoCommands.on_interaction` from that custom_id alone, so a form left open
     while the bot restarts still works (discord.py keeps modals only in memory)."""
 
-    note: ui.TextInput[Any] = ui.TextInput(label="What should change?", style=discord.TextStyle.paragraph,
-                                           placeholder="e.g. make the ending happier, and shorter",
-                                           min_length=3, max_length=1000, custom_id="note")
+    note: ui.TextInput[Any] = ui.TextInput(
+        label="What should change?",
+        style=discord.TextStyle.paragraph,
+        placeholder="e.g. make the ending happier, and shorter",
+        min_length=3,
+        max_length=1000,
+        custom_id="note",
+    )
 
     def __init__(self, job_id: str, interrupt_id: str) -> None:
         super().__init__(title="Revise the script", timeout=None, custom_id=f"sb:note:{job_id}:{interrupt_id}")
@@ -180,8 +214,9 @@ def approval_view(job_id: str, interrupt_id: str, approval: Approval) -> ui.View
         view.add_item(ApprovalButton("approve", job_id, interrupt_id))
         view.add_item(ApprovalButton("revise", job_id, interrupt_id))
         if approval.off_length:  # the fix for this draft's length, one click away
-            view.add_item(ApprovalButton("longer" if approval.off_length == "short" else "shorter", job_id,
-                                         interrupt_id))
+            view.add_item(
+                ApprovalButton("longer" if approval.off_length == "short" else "shorter", job_id, interrupt_id)
+            )
         if not approval.own_script:
             view.add_item(ApprovalButton("regen", job_id, interrupt_id))
     elif isinstance(approval, KeyframeApproval):

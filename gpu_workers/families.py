@@ -41,8 +41,11 @@ GIB = 1 << 30
 # Activations, VAE decode and the CUDA context on top of the weights (estimates; see docs/GPU.md).
 HEADROOM = {"sdxl": 4 * GIB, "ltx": 8 * GIB, "vision": 3 * GIB}
 VISION_MAX_PIXELS = 1024 * 1024  # the judge sees the whole frame, aspect kept, about 1 MP at most
-LTX_CLASSES = {"LTXPipeline": "LTXImageToVideoPipeline", "LTXImageToVideoPipeline": "LTXImageToVideoPipeline",
-               "LTXConditionPipeline": "LTXConditionPipeline"}
+LTX_CLASSES = {
+    "LTXPipeline": "LTXImageToVideoPipeline",
+    "LTXImageToVideoPipeline": "LTXImageToVideoPipeline",
+    "LTXConditionPipeline": "LTXConditionPipeline",
+}
 
 
 def device_and_dtype() -> tuple[str, Any]:
@@ -62,8 +65,12 @@ def is_oom(exc: BaseException) -> bool:
 def is_fatal(exc: BaseException) -> bool:
     """A CUDA error other than OOM leaves the context unusable: the worker must exit, not serve failures."""
     text = str(exc).lower()
-    return not is_oom(exc) and ("cuda error" in text or "illegal memory access" in text
-                                or "device-side assert" in text or "cublas_status" in text)
+    return not is_oom(exc) and (
+        "cuda error" in text
+        or "illegal memory access" in text
+        or "device-side assert" in text
+        or "cublas_status" in text
+    )
 
 
 def free_memory() -> None:
@@ -118,17 +125,27 @@ def place(pipe: Any, family: str, device: str, mode: str | None = None) -> dict[
         free, _total = torch.cuda.mem_get_info()
         modules = [m for m in pipe.components.values() if isinstance(m, torch.nn.Module)]
         sizes = [_module_bytes(m) for m in modules]
-        offload = pick_offload(mode or os.environ.get("STORYBOT_GPU_OFFLOAD", "auto"), free, sum(sizes),
-                               max(sizes, default=0), HEADROOM.get(family, 4 * GIB))
+        offload = pick_offload(
+            mode or os.environ.get("STORYBOT_GPU_OFFLOAD", "auto"),
+            free,
+            sum(sizes),
+            max(sizes, default=0),
+            HEADROOM.get(family, 4 * GIB),
+        )
     if offload == "model":
         pipe.enable_model_cpu_offload()
     elif offload == "sequential":
         pipe.enable_sequential_cpu_offload()
     else:
         pipe.to(device)
-    return {"device": str(pipe._execution_device), "dtype": str(pipe.dtype).removeprefix("torch."),
-            "offload": offload, "tiling": bool(pipe.vae.use_tiling), "slicing": bool(pipe.vae.use_slicing),
-            "pipeline": type(pipe).__name__}
+    return {
+        "device": str(pipe._execution_device),
+        "dtype": str(pipe.dtype).removeprefix("torch."),
+        "offload": offload,
+        "tiling": bool(pipe.vae.use_tiling),
+        "slicing": bool(pipe.vae.use_slicing),
+        "pipeline": type(pipe).__name__,
+    }
 
 
 def generators(pipe: Any, seeds: list[int]) -> list[Any]:
@@ -140,8 +157,7 @@ def generators(pipe: Any, seeds: list[int]) -> list[Any]:
     return [torch.Generator(device=device).manual_seed(s) for s in seeds]
 
 
-def _step_callback(progress: Progress, total: int, done: int = 0, per_step: int = 1
-                   ) -> Callable[..., dict[str, Any]]:
+def _step_callback(progress: Progress, total: int, done: int = 0, per_step: int = 1) -> Callable[..., dict[str, Any]]:
     def on_step_end(pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         progress(done + (step + 1) * per_step, total)
         return kwargs
@@ -182,11 +198,15 @@ class Sdxl:
             part = slice(done, done + batch)
             try:
                 images = self.pipe(
-                    prompt=p.prompts[part], negative_prompt=negatives[part], width=p.width, height=p.height,
-                    num_inference_steps=p.steps, guidance_scale=p.guidance,
+                    prompt=p.prompts[part],
+                    negative_prompt=negatives[part],
+                    width=p.width,
+                    height=p.height,
+                    num_inference_steps=p.steps,
+                    guidance_scale=p.guidance,
                     generator=generators(self.pipe, p.seeds[part]),
-                    callback_on_step_end=_step_callback(progress, total, done * p.steps,
-                                                        len(p.prompts[part]))).images
+                    callback_on_step_end=_step_callback(progress, total, done * p.steps, len(p.prompts[part])),
+                ).images
             except Exception as exc:
                 if not is_oom(exc) or batch == 1:
                     raise
@@ -230,14 +250,24 @@ class Ltx:
         self.info = {**place(pipe, "ltx", self.device), "distilled": self.distilled}
         self.pipe = pipe
 
-    def _segment(self, p: LtxParams, image: Any, frames: int, seed: int, progress: Progress, done: int,
-                 total: int, steps: int) -> list[Any]:
+    def _segment(
+        self, p: LtxParams, image: Any, frames: int, seed: int, progress: Progress, done: int, total: int, steps: int
+    ) -> list[Any]:
         kwargs: dict[str, Any] = dict(
-            prompt=p.prompt, negative_prompt=p.negative_prompt, width=p.width, height=p.height, num_frames=frames,
-            frame_rate=p.fps, num_inference_steps=steps, guidance_scale=1.0 if self.distilled else p.guidance,
-            decode_timestep=p.decode_timestep, decode_noise_scale=p.decode_noise_scale,
-            generator=generators(self.pipe, [seed])[0], output_type="pil",
-            callback_on_step_end=_step_callback(progress, total, done))
+            prompt=p.prompt,
+            negative_prompt=p.negative_prompt,
+            width=p.width,
+            height=p.height,
+            num_frames=frames,
+            frame_rate=p.fps,
+            num_inference_steps=steps,
+            guidance_scale=1.0 if self.distilled else p.guidance,
+            decode_timestep=p.decode_timestep,
+            decode_noise_scale=p.decode_noise_scale,
+            generator=generators(self.pipe, [seed])[0],
+            output_type="pil",
+            callback_on_step_end=_step_callback(progress, total, done),
+        )
         if type(self.pipe).__name__ == "LTXConditionPipeline":
             from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
@@ -264,8 +294,9 @@ class Ltx:
             image = got[-1]
             free_memory()
         _write_mp4(frames, p.fps, Path(p.output))
-        return ClipResult(output=p.output, frames=len(frames), fps=p.fps, width=p.width, height=p.height,
-                          segments=len(plan))
+        return ClipResult(
+            output=p.output, frames=len(frames), fps=p.fps, width=p.width, height=p.height, segments=len(plan)
+        )
 
 
 def segments(total: int, cap: int) -> list[int]:
@@ -310,13 +341,26 @@ class Whisper:
     def __call__(self, params: dict[str, Any], progress: Progress) -> Transcript:
         p = WhisperParams.model_validate(params)
         extra = {"max_new_tokens": p.max_new_tokens} if p.max_new_tokens else {}
-        segments_, info = self.model.transcribe(p.audio, language=p.language, beam_size=p.beam_size,
-                                                word_timestamps=True, condition_on_previous_text=False,
-                                                temperature=0.0, **extra)
+        segments_, info = self.model.transcribe(
+            p.audio,
+            language=p.language,
+            beam_size=p.beam_size,
+            word_timestamps=True,
+            condition_on_previous_text=False,
+            temperature=0.0,
+            **extra,
+        )
         words = []
         for segment in segments_:  # a generator: decoding happens while iterating
-            words += [RecognisedWord(word=w.word.strip(), start=round(float(w.start), 3), end=round(float(w.end), 3),
-                                     probability=round(float(w.probability), 3)) for w in segment.words or []]
+            words += [
+                RecognisedWord(
+                    word=w.word.strip(),
+                    start=round(float(w.start), 3),
+                    end=round(float(w.end), 3),
+                    probability=round(float(w.probability), 3),
+                )
+                for w in segment.words or []
+            ]
             progress(min(int(segment.end), int(info.duration)), max(int(info.duration), 1))
         return Transcript(words=words, language=info.language, duration=round(float(info.duration), 3))
 
@@ -341,8 +385,9 @@ def parse_verdict(text: str) -> Verdict:
             data = json.loads(match.group(0))
             if not isinstance(data, dict) or not {"score", "adherence", "quality"} & data.keys():
                 continue
-            verdict = Verdict.model_validate({**data, "parsed": True, "raw": text[:500],
-                                              "critique": str(data.get("critique", ""))[:200]})
+            verdict = Verdict.model_validate(
+                {**data, "parsed": True, "raw": text[:500], "critique": str(data.get("critique", ""))[:200]}
+            )
             if verdict.value is not None:
                 return verdict
         except (json.JSONDecodeError, ValidationError, TypeError, AttributeError):
@@ -369,8 +414,13 @@ class Vision:
         self.dtype = dtype
         self.processor = AutoProcessor.from_pretrained(model)
         self.model = AutoModelForImageTextToText.from_pretrained(model, dtype=dtype).to(self.device).eval()
-        self.info = {"device": self.device, "dtype": str(dtype).removeprefix("torch."), "offload": "none",
-                     "model_type": self.model.config.model_type, "chat_template": self.chat_template}
+        self.info = {
+            "device": self.device,
+            "dtype": str(dtype).removeprefix("torch."),
+            "offload": "none",
+            "model_type": self.model.config.model_type,
+            "chat_template": self.chat_template,
+        }
 
     @property
     def chat_template(self) -> bool:
@@ -379,8 +429,11 @@ class Vision:
     def prompt(self, question: str, images: int) -> str:
         content = [{"type": "image"}] * images + [{"type": "text", "text": question}]
         if self.chat_template:
-            return str(self.processor.apply_chat_template([{"role": "user", "content": content}],
-                                                          add_generation_prompt=True, tokenize=False))
+            return str(
+                self.processor.apply_chat_template(
+                    [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+                )
+            )
         return "USER: " + "<image>\n" * images + question + " ASSISTANT:"
 
     def __call__(self, params: dict[str, Any], progress: Progress) -> Verdict:
@@ -393,15 +446,19 @@ class Vision:
         for path in paths:
             with Image.open(path) as img:
                 images.append(img.convert("RGB").resize(fit_pixels(img.size), Image.Resampling.LANCZOS))
-        previous = ("The second image is the previous shot: set consistent to whether this one matches its "
-                    "characters and style.\n" if p.previous else "")
+        previous = (
+            "The second image is the previous shot: set consistent to whether this one matches its "
+            "characters and style.\n"
+            if p.previous
+            else ""
+        )
         prompt = self.prompt(VERDICT_PROMPT.format(prompt=p.prompt, previous=previous), len(images))
         # pixel values in the model's dtype (bf16 on CUDA); token ids stay integers
         inputs = self.processor(images=images, text=[prompt], return_tensors="pt").to(self.device, dtype=self.dtype)
         progress(0, 1)
         with torch.inference_mode():
             out = self.model.generate(**inputs, max_new_tokens=p.max_new_tokens, do_sample=False)
-        text = self.processor.decode(out[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        text = self.processor.decode(out[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         progress(1, 1)
         return parse_verdict(text)
 

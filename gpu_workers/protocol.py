@@ -164,5 +164,9 @@ class Verdict(BaseModel):
         return min(parts) if parts else None
 
 
-RESULTS: dict[Family, type[BaseModel]] = {"sdxl": ImageResult, "ltx": ClipResult, "whisper": Transcript,
-                                          "vision": Verdict}
+RESULTS: dict[Family, type[BaseModel]] = {
+    "sdxl": ImageResult,
+    "ltx": ClipResult,
+    "whisper": Transcript,
+    "vision": Verdict,
+}

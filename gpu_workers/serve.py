@@ -103,6 +103,7 @@ class Server:
         from gpu_workers.families import free_memory, peak_bytes
 
         while (request := self._next()) is not None:
+
             def progress(step: int, total: int, rid: str = request.id) -> None:
                 if rid in self.cancelled or self.client_gone.is_set():
                     raise Cancelled("cancelled by the client")
@@ -114,8 +115,15 @@ class Server:
                     raise Cancelled("cancelled by the client")
                 started = time.perf_counter()
                 result = runner(request.params, progress)
-                self.send(Message(kind="result", id=request.id, result=result.model_dump(),
-                                  run_seconds=round(time.perf_counter() - started, 6), peak_bytes=peak_bytes()))
+                self.send(
+                    Message(
+                        kind="result",
+                        id=request.id,
+                        result=result.model_dump(),
+                        run_seconds=round(time.perf_counter() - started, 6),
+                        peak_bytes=peak_bytes(),
+                    )
+                )
             except Exception as exc:
                 kind = error_kind(exc)
                 self.send(Message(kind="error", id=request.id, error=one_line(exc), error_kind=kind))
@@ -142,11 +150,13 @@ def main(argv: list[str]) -> int:
 
         runner = load(family, argv[1])
     except Exception as exc:
-        server.send(Message(kind="error", error=f"{family} model {argv[1]} failed to load: {one_line(exc)}",
-                            error_kind="load"))
+        server.send(
+            Message(kind="error", error=f"{family} model {argv[1]} failed to load: {one_line(exc)}", error_kind="load")
+        )
         return 1
-    server.send(Message(kind="ready", load_seconds=round(time.perf_counter() - started, 3),
-                        info=getattr(runner, "info", None)))
+    server.send(
+        Message(kind="ready", load_seconds=round(time.perf_counter() - started, 3), info=getattr(runner, "info", None))
+    )
     threading.Thread(target=server.read, args=(sys.stdin,), daemon=True).start()
     code = server.serve(runner)
     sys.stdout.flush()

@@ -66,8 +66,7 @@ class NodeContext:
         return [Word.model_validate(w) for w in json.loads(self.path("words.json").read_text(encoding="utf-8"))]
 
     def progress(self, stage: str, percent: float, message: str | None = None) -> None:
-        self.emit(Event(job_id=self.job_id, kind="progress", stage=stage, percent=round(percent, 1),
-                        message=message))
+        self.emit(Event(job_id=self.job_id, kind="progress", stage=stage, percent=round(percent, 1), message=message))
 
     @contextmanager
     def metered(self, stage: str) -> Iterator[None]:
@@ -136,8 +135,7 @@ def stage(name: str) -> Callable[[NodeFn], GraphNode]:
             status: StageStatusName = "skipped" if provider == "skipped" else "done"
             seconds = time.perf_counter() - started
             ctx.store.stage_ended(ctx.job_id, name, status, seconds, provider)
-            ctx.emit(Event(job_id=ctx.job_id, kind="stage_finished", stage=name, percent=100.0,
-                           message=provider))
+            ctx.emit(Event(job_id=ctx.job_id, kind="stage_finished", stage=name, percent=100.0, message=provider))
             return result
 
         # no functools.wraps: LangGraph reads the signature to inject `runtime`, and would see `ctx`
@@ -151,6 +149,7 @@ def stage(name: str) -> Callable[[NodeFn], GraphNode]:
 
 
 # reuse of finished work ------------------------------------------------------
+
 
 def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]

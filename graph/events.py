@@ -8,8 +8,9 @@ from pydantic import BaseModel
 
 from graph.state import Approval
 
-EventKind = Literal["queued", "stage_started", "progress", "stage_finished", "waiting", "done", "failed",
-                    "cancelled", "notice"]
+EventKind = Literal[
+    "queued", "stage_started", "progress", "stage_finished", "waiting", "done", "failed", "cancelled", "notice"
+]
 
 
 class Event(BaseModel):
@@ -18,6 +19,6 @@ class Event(BaseModel):
     stage: str | None = None
     percent: float | None = None
     message: str | None = None
-    approval: Approval | None = None      # waiting: what to show, and the answers it takes
-    interrupt_id: str | None = None       # waiting: the id an answer must name
+    approval: Approval | None = None  # waiting: what to show, and the answers it takes
+    interrupt_id: str | None = None  # waiting: the id an answer must name
     artifacts: dict[str, Any] | None = None

@@ -164,8 +164,11 @@ class JobService:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         async with AsyncSqliteSaver.from_conn_string(str(settings.data_dir / "checkpoints.sqlite")) as saver:
             # the approvals are the only objects of ours in checkpoints; nothing else is revived from them
-            saver.serde = JsonPlusSerializer(allowed_msgpack_modules=[
-                (t.__module__, t.__name__) for t in (IdeaApproval, ScriptApproval, KeyframeApproval)])
+            saver.serde = JsonPlusSerializer(
+                allowed_msgpack_modules=[
+                    (t.__module__, t.__name__) for t in (IdeaApproval, ScriptApproval, KeyframeApproval)
+                ]
+            )
             service = cls(settings, saver)
             try:
                 yield service
@@ -181,8 +184,11 @@ class JobService:
         except Exception as exc:  # a broken voice is reported when a job uses it, with its own message
             log.warning("could not warm the default voice: %s", " ".join(str(exc).split())[:300])
             return
-        log.info("ready to write: the default voice is paced at %.0f words a minute (%.1f s to load)", rate,
-                 time.perf_counter() - started)
+        log.info(
+            "ready to write: the default voice is paced at %.0f words a minute (%.1f s to load)",
+            rate,
+            time.perf_counter() - started,
+        )
 
     async def close(self) -> None:
         for task in list(self._tasks.values()):
@@ -232,14 +238,20 @@ class JobService:
 
     # commands -----------------------------------------------------------
 
-    async def start(self, request: JobRequest, requester: Requester, channel: str | None = None,
-                    auto_approve: bool = False) -> str:
+    async def start(
+        self, request: JobRequest, requester: Requester, channel: str | None = None, auto_approve: bool = False
+    ) -> str:
         """Create a job and start running it; returns the job id (generated, never from user text)."""
         job_id = new_job_id()
         (self.jobs_dir / job_id).mkdir(parents=True)
-        self.store.create(job_id, requester.id, channel, request.prompt,
-                          request.model_dump(mode="json", exclude={"script_text"}) | {
-                              "own_script": request.script_text is not None}, STAGES)
+        self.store.create(
+            job_id,
+            requester.id,
+            channel,
+            request.prompt,
+            request.model_dump(mode="json", exclude={"script_text"}) | {"own_script": request.script_text is not None},
+            STAGES,
+        )
         if not request.idea_stages:
             why = "user script" if request.script_text is not None else "the prompt is the idea"
             for name in IDEA_STAGES:
@@ -255,8 +267,7 @@ class JobService:
             raise BadInput(f"job {job_id} is already {record.status}")
         if record.status == "waiting":
             if auto_approve and record.interrupt_id:
-                await self.answer(job_id, requester, Answer(action="approve"), record.interrupt_id,
-                                  auto_approve=True)
+                await self.answer(job_id, requester, Answer(action="approve"), record.interrupt_id, auto_approve=True)
             else:
                 self._emit_waiting(record)
             return
@@ -266,8 +277,14 @@ class JobService:
             sweep_stale(self.jobs_dir / job_id)
         self._launch(job_id, None, auto_approve)
 
-    async def answer(self, job_id: str, requester: Requester, answer: Answer, interrupt_id: str | None = None,
-                     auto_approve: bool = False) -> None:
+    async def answer(
+        self,
+        job_id: str,
+        requester: Requester,
+        answer: Answer,
+        interrupt_id: str | None = None,
+        auto_approve: bool = False,
+    ) -> None:
         """Answer the pending approval; refuse stale or foreign answers without changing anything."""
         record = self._check_allowed(job_id, requester)
         if record.status != "waiting" or not record.interrupt_id:
@@ -336,9 +353,17 @@ class JobService:
         # one GPU client per service, made on first use, so every job shares the warm workers
         if "gpu" not in self.__dict__:
             self.gpu: GpuClient | None = make_client(self.settings) if models_of(self.settings) else None
-        return NodeContext(job_id=job_id, job_dir=self.jobs_dir / job_id, settings=self.settings,
-                           store=self.store, writer=self.writer, auto_approve=auto_approve, emit=self._emit,
-                           cpu=self.cpu, gpu=self.gpu)
+        return NodeContext(
+            job_id=job_id,
+            job_dir=self.jobs_dir / job_id,
+            settings=self.settings,
+            store=self.store,
+            writer=self.writer,
+            auto_approve=auto_approve,
+            emit=self._emit,
+            cpu=self.cpu,
+            gpu=self.gpu,
+        )
 
     async def _run(self, job_id: str, payload: JobState | Command[Any] | None, auto_approve: bool) -> None:
         config: RunnableConfig = {"configurable": {"thread_id": job_id}}
@@ -347,8 +372,9 @@ class JobService:
             async with self._render_slot(job_id):
                 # durability="sync": a step's checkpoint is on disk before the next step starts, so a
                 # kill -9 never loses a finished stage
-                await self.graph.ainvoke(payload, config, context=self._context(job_id, auto_approve),
-                                         durability="sync")
+                await self.graph.ainvoke(
+                    payload, config, context=self._context(job_id, auto_approve), durability="sync"
+                )
         except asyncio.CancelledError:
             self._finish(job_id, "cancelled")
             raise
@@ -359,14 +385,21 @@ class JobService:
             self._finish(job_id, "failed", error=" ".join(str(exc).split())[:500] or type(exc).__name__)
             return
         finally:
-            self.store.update(job_id, max_loop_lag_ms=round(self.lag.max_ms, 1),
-                              wall_seconds=round(time.perf_counter() - started, 3))
+            self.store.update(
+                job_id, max_loop_lag_ms=round(self.lag.max_ms, 1), wall_seconds=round(time.perf_counter() - started, 3)
+            )
         snapshot = await self.graph.aget_state(config)
         if snapshot.interrupts:
             pending = snapshot.interrupts[0]
             approval = APPROVAL.validate_python(pending.value)
-            self.store.update(job_id, status="waiting", waiting_for=approval.approval, interrupt_id=pending.id,
-                              approval=approval.model_dump(mode="json"), runner_pid=None)
+            self.store.update(
+                job_id,
+                status="waiting",
+                waiting_for=approval.approval,
+                interrupt_id=pending.id,
+                approval=approval.model_dump(mode="json"),
+                runner_pid=None,
+            )
             self._emit_waiting(self.get(job_id))
             return
         values = snapshot.values
@@ -393,17 +426,38 @@ class JobService:
 
     def _announce_queue(self) -> None:
         for position, waiting in enumerate(self._queue, 1):
-            self._emit(Event(job_id=waiting, kind="queued", percent=None,
-                             message=f"waiting for a render slot: position {position}"))
+            self._emit(
+                Event(
+                    job_id=waiting,
+                    kind="queued",
+                    percent=None,
+                    message=f"waiting for a render slot: position {position}",
+                )
+            )
 
     def _emit_waiting(self, record: JobRecord) -> None:
-        self._emit(Event(job_id=record.job_id, kind="waiting", stage=record.waiting_for, approval=record.approval,
-                         interrupt_id=record.interrupt_id))
+        self._emit(
+            Event(
+                job_id=record.job_id,
+                kind="waiting",
+                stage=record.waiting_for,
+                approval=record.approval,
+                interrupt_id=record.interrupt_id,
+            )
+        )
 
     def _finish(self, job_id: str, status: Literal["done", "failed", "cancelled"], error: str | None = None) -> None:
         """Record how the job ended; stages that never ran are marked skipped when it is done."""
-        self.store.update(job_id, status=status, error=error, waiting_for=None, interrupt_id=None,
-                          approval=None, runner_pid=None, cancel_requested=False)
+        self.store.update(
+            job_id,
+            status=status,
+            error=error,
+            waiting_for=None,
+            interrupt_id=None,
+            approval=None,
+            runner_pid=None,
+            cancel_requested=False,
+        )
         if status == "done":
             for st in self.store.stage_list(job_id):
                 if st.status == "pending":

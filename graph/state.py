@@ -18,9 +18,21 @@ from tools.models import Aspect
 from tools.text import clean_script
 
 STAGES = [
-    "collect_ideas", "story_ideas", "pick_idea", "write_script", "revise_script", "approve_script",
-    "voice", "subtitles", "plan_scenes", "keyframes", "vision_guidance", "approve_keyframes",
-    "animate", "post_produce", "deliver",
+    "collect_ideas",
+    "story_ideas",
+    "pick_idea",
+    "write_script",
+    "revise_script",
+    "approve_script",
+    "voice",
+    "subtitles",
+    "plan_scenes",
+    "keyframes",
+    "vision_guidance",
+    "approve_keyframes",
+    "animate",
+    "post_produce",
+    "deliver",
 ]
 APPROVALS = ("pick_idea", "approve_script", "approve_keyframes")
 IDEA_STAGES = ("collect_ideas", "story_ideas", "pick_idea")
@@ -32,9 +44,9 @@ LENGTH_TOLERANCE = 0.08  # a draft spoken within 8% of the requested duration fi
 class JobRequest(BaseModel):
     """What a front end asks for; validated before any job or file exists."""
 
-    prompt: str = ""                  # empty only with `ideas`: the ideas come from the configured sources
+    prompt: str = ""  # empty only with `ideas`: the ideas come from the configured sources
     script_text: str | None = None
-    ideas: bool = False               # collect, score and offer ideas before writing (else the prompt is the idea)
+    ideas: bool = False  # collect, score and offer ideas before writing (else the prompt is the idea)
     duration: float = Field(45.0)
     aspect: Aspect = Aspect.portrait
     voice: str | None = None  # a catalogue name (provider:id) or bare id; None: chosen by language
@@ -89,13 +101,15 @@ class JobRequest(BaseModel):
 
 Action = Literal["approve", "pick", "revise", "replace", "regenerate", "reroll", "cancel"]
 REPLACE_WORDS = 40  # a reply this long is a script, not a note
-APPROVE_WORDS = frozenset({"approve", "approved", "ok", "okay", "yes", "y", "lgtm", "go", "ship it", "👍", "✅",
-                           "👌"})
+APPROVE_WORDS = frozenset({"approve", "approved", "ok", "okay", "yes", "y", "lgtm", "go", "ship it", "👍", "✅", "👌"})
 CANCEL_WORDS = frozenset({"cancel", "stop"})
 REGENERATE_WORDS = frozenset({"regenerate", "regen", "new draft", "another draft"})
 LONGER, SHORTER = "make it longer", "make it shorter"
-WHAT = {"pick_idea": "picking an idea", "approve_script": "the script approval",
-        "approve_keyframes": "the keyframe approval"}
+WHAT = {
+    "pick_idea": "picking an idea",
+    "approve_script": "the script approval",
+    "approve_keyframes": "the keyframe approval",
+}
 LENGTH_WORDS = {"longer": LONGER, LONGER: LONGER, "shorter": SHORTER, SHORTER: SHORTER}
 
 
@@ -103,11 +117,11 @@ class Answer(BaseModel):
     """A reply to an approval, from a button, a modal, a chat reply or `storybot answer`."""
 
     action: Action
-    index: int | None = None          # pick: which idea (0-based)
-    note: str | None = None           # revise: what to change
-    text: str | None = None           # replace: the new script
-    shots: list[int] = []             # reroll: 1-based shot numbers
-    media: list[str] = []             # reroll: the user's pictures or clips for those shots, in order
+    index: int | None = None  # pick: which idea (0-based)
+    note: str | None = None  # revise: what to change
+    text: str | None = None  # replace: the new script
+    shots: list[int] = []  # reroll: 1-based shot numbers
+    media: list[str] = []  # reroll: the user's pictures or clips for those shots, in order
 
 
 def _numbers(text: str) -> list[int] | None:
@@ -155,8 +169,9 @@ class ApprovalBase(BaseModel):
         verb, rest = _verb(text)
         if verb in ("revise", "replace") and rest:
             own = raw.split(None, 1)[1]
-            return self.check(Answer(action="revise", note=rest) if verb == "revise"
-                              else Answer(action="replace", text=own))
+            return self.check(
+                Answer(action="revise", note=rest) if verb == "revise" else Answer(action="replace", text=own)
+            )
         if len(text.split()) >= REPLACE_WORDS:
             return self.check(Answer(action="replace", text=raw))
         said = text.lower().rstrip("!.")
@@ -206,8 +221,10 @@ class IdeaApproval(ApprovalBase):
         return [f"pick N (1 to {len(self.ideas)})", "approve", "replace FILE (your own script)", "cancel"]
 
     def fits(self) -> str:
-        return (f"the number of an idea (1 to {len(self.ideas)}), ok (the first), your own script (a .txt file "
-                f"or {REPLACE_WORDS}+ words), or cancel")
+        return (
+            f"the number of an idea (1 to {len(self.ideas)}), ok (the first), your own script (a .txt file "
+            f"or {REPLACE_WORDS}+ words), or cancel"
+        )
 
     def _numbered(self, numbers: list[int], verb: str | None) -> Answer:
         if len(numbers) != 1 or verb == "reroll":
@@ -231,7 +248,7 @@ class ScriptApproval(ApprovalBase):
     target_seconds: float
     spoken_seconds: float | None = None  # estimated with the narrating voice's measured rate
     own_script: bool = False
-    summary: str = ""                     # how this version came to be (a revision's one line)
+    summary: str = ""  # how this version came to be (a revision's one line)
     diff: str = ""
     previous_script: str = ""
 
@@ -264,13 +281,17 @@ class ScriptApproval(ApprovalBase):
 
     def fits(self) -> str:
         again = "" if self.own_script else ", regenerate"
-        return (f"ok, what to change (a note), longer, shorter, your own script (a .txt file or {REPLACE_WORDS}+ "
-                f"words){again}, or cancel")
+        return (
+            f"ok, what to change (a note), longer, shorter, your own script (a .txt file or {REPLACE_WORDS}+ "
+            f"words){again}, or cancel"
+        )
 
     def check(self, answer: Answer) -> Answer:
         if answer.action == "regenerate" and self.own_script:
-            raise BadInput("this is your own script, so there is nothing to regenerate: replace it (a .txt file, "
-                           f"{REPLACE_WORDS}+ words, or replace FILE) or say what to change")
+            raise BadInput(
+                "this is your own script, so there is nothing to regenerate: replace it (a .txt file, "
+                f"{REPLACE_WORDS}+ words, or replace FILE) or say what to change"
+            )
         return super().check(answer)
 
     def _free_text(self, text: str) -> Answer:
@@ -289,7 +310,7 @@ class ShotVerdict(BaseModel):
 
     shot: int
     parsed: bool = False
-    score: float | None = None            # 0-10: how well the picture shows the shot
+    score: float | None = None  # 0-10: how well the picture shows the shot
     missing: list[str] = Field(default_factory=list)
     unwanted: list[str] = Field(default_factory=list)
     adherence: float | None = None
@@ -302,7 +323,7 @@ class KeyframeApproval(ApprovalBase):
     """The drawn keyframes: approve, or name the shots to draw again (a .txt still replaces the script)."""
 
     approval: Literal["approve_keyframes"] = "approve_keyframes"
-    keyframes: list[str]                  # absolute paths, in shot order
+    keyframes: list[str]  # absolute paths, in shot order
     shots: list[ShotCaption]
     verdicts: list[ShotVerdict] = []
 
@@ -317,8 +338,10 @@ class KeyframeApproval(ApprovalBase):
         return [f"reroll N[,M] (1 to {len(self.shots)})", "approve", "replace FILE", "cancel"]
 
     def fits(self) -> str:
-        return (f"ok, the shots to draw again (numbers 1 to {len(self.shots)}), a new script (a .txt file or "
-                f"{REPLACE_WORDS}+ words), or cancel")
+        return (
+            f"ok, the shots to draw again (numbers 1 to {len(self.shots)}), a new script (a .txt file or "
+            f"{REPLACE_WORDS}+ words), or cancel"
+        )
 
     def _numbered(self, numbers: list[int], verb: str | None) -> Answer:
         if verb == "pick":
@@ -331,8 +354,9 @@ class KeyframeApproval(ApprovalBase):
         if answer.action == "reroll" and (not answer.shots or any(not 1 <= n <= count for n in answer.shots)):
             raise BadInput(f"re-roll shot numbers from 1 to {count}")
         if answer.media and len(answer.media) != len(answer.shots):
-            raise BadInput(f"{len(answer.media)} pictures for {len(answer.shots)} shot numbers: "
-                           "give one shot number per picture")
+            raise BadInput(
+                f"{len(answer.media)} pictures for {len(answer.shots)} shot numbers: give one shot number per picture"
+            )
         return answer
 
 
@@ -346,17 +370,17 @@ def _merge(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
 
 class JobState(TypedDict, total=False):
     job_id: str
-    request: dict[str, Any]             # JobRequest, as JSON
+    request: dict[str, Any]  # JobRequest, as JSON
     ideas: list[dict[str, Any]]
     idea: dict[str, Any]
     script_version: int
-    script_file: str                    # the draft under review: script.vN.txt
-    revision: dict[str, Any]            # the pending revise/replace/regenerate request
+    script_file: str  # the draft under review: script.vN.txt
+    revision: dict[str, Any]  # the pending revise/replace/regenerate request
     voice: dict[str, Any]
     subtitles: dict[str, Any]
-    shot_seeds: dict[str, int]          # per-shot picture seed, bumped by a re-roll
-    reroll: list[int]                   # 0-based shots the next keyframes run must redraw
-    shot_media: dict[str, str]          # 0-based shot -> the user's own file that replaces its picture
+    shot_seeds: dict[str, int]  # per-shot picture seed, bumped by a re-roll
+    reroll: list[int]  # 0-based shots the next keyframes run must redraw
+    shot_media: dict[str, str]  # 0-based shot -> the user's own file that replaces its picture
     keyframes: list[str]
     clips: list[str]
     outcome: Literal["done", "cancelled"]

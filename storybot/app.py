@@ -11,8 +11,13 @@ from tools.errors import BadInput
 from tools.models import Aspect
 from tools.settings import Settings, get_settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  rich_markup_mode=None, help="Turn a request or a script into a finished short video.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Turn a request or a script into a finished short video.",
+)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

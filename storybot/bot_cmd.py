@@ -13,9 +13,10 @@ from storybot.app import app, settings_for
 
 
 @app.command()
-def bot(data: Annotated[Path | None, typer.Option("--data", help="Folder for databases and job folders.")] = None,
-        verbose: Annotated[bool, typer.Option("--verbose", help="Log discord.py's own messages too.")] = False,
-        ) -> None:
+def bot(
+    data: Annotated[Path | None, typer.Option("--data", help="Folder for databases and job folders.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Log discord.py's own messages too.")] = False,
+) -> None:
     """Run the Discord bot (needs DISCORD_TOKEN; DISCORD_API_BASE points it at a REST proxy)."""
     from bot.client import run_bot
 

@@ -71,9 +71,19 @@ async def _follow(svc: JobService, job_id: str, events: Any, as_json: bool) -> i
 def _report(record: JobRecord, as_json: bool) -> int:
     if as_json:
         approval = record.approval.model_dump(mode="json") if record.approval else None
-        print(json.dumps({"job_id": record.job_id, "status": record.status, "waiting_for": record.waiting_for,
-                          "approval": approval, "error": record.error, "artifacts": record.artifacts},
-                         ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "job_id": record.job_id,
+                    "status": record.status,
+                    "waiting_for": record.waiting_for,
+                    "approval": approval,
+                    "error": record.error,
+                    "artifacts": record.artifacts,
+                },
+                ensure_ascii=False,
+            )
+        )
         return EXIT[record.status]
     if record.status == "waiting":
         _print_approval(record)
@@ -81,8 +91,9 @@ def _report(record: JobRecord, as_json: bool) -> int:
         err.print(f"job {record.job_id} done", markup=False)
         print(record.artifacts.get("final_video", ""))
     elif record.status == "failed":
-        err.print(f"job {record.job_id} failed: {record.error}. Try again with: storybot resume {record.job_id}",
-                  markup=False)
+        err.print(
+            f"job {record.job_id} failed: {record.error}. Try again with: storybot resume {record.job_id}", markup=False
+        )
     else:
         err.print(f"job {record.job_id} {record.status}", markup=False)
     return EXIT[record.status]
@@ -120,10 +131,16 @@ def make(
     duration: Annotated[float, typer.Option(help="Target length in seconds (5 to 180).")] = 45.0,
     aspect: Annotated[str, typer.Option(help="9:16, 16:9 or 1:1.")] = "9:16",
     voice: Annotated[str | None, typer.Option(help="Voice name, provider:id (see `storybot voices`).")] = None,
-    language: Annotated[str | None, typer.Option(help="The script's language (en, es, ja...); default: detected.")
-                        ] = None,
-    ideas: Annotated[bool, typer.Option("--ideas", help="Collect and score ideas to pick from first (from the "
-                                                        "prompt, or the configured sources without one).")] = False,
+    language: Annotated[
+        str | None, typer.Option(help="The script's language (en, es, ja...); default: detected.")
+    ] = None,
+    ideas: Annotated[
+        bool,
+        typer.Option(
+            "--ideas",
+            help="Collect and score ideas to pick from first (from the prompt, or the configured sources without one).",
+        ),
+    ] = False,
     visuals: Annotated[str, typer.Option(help="Pictures from: cards, stock, images, gpu or auto.")] = "auto",
     yes: YesFlag = False,
     as_json: JsonFlag = False,
@@ -137,11 +154,19 @@ def make(
     settings = settings_for(data)
     choice = parse_choice(visuals)
     resolve(choice, settings)  # an unconfigured source is bad input before any job exists
-    request = JobRequest(prompt=prompt, script_text=read_script_file(script) if script else None,
-                         duration=duration, aspect=parse_aspect(aspect), voice=voice, language=language,
-                         ideas=ideas, visuals=choice)
-    chosen = get_voice(settings, VoiceRequest(name=voice, language=language,
-                                              text=request.script_text or request.prompt))
+    request = JobRequest(
+        prompt=prompt,
+        script_text=read_script_file(script) if script else None,
+        duration=duration,
+        aspect=parse_aspect(aspect),
+        voice=voice,
+        language=language,
+        ideas=ideas,
+        visuals=choice,
+    )
+    chosen = get_voice(
+        settings, VoiceRequest(name=voice, language=language, text=request.script_text or request.prompt)
+    )
     if chosen.notice:
         err.print(chosen.notice, markup=False)
     if not as_json:
@@ -188,8 +213,13 @@ def _reply(action: str, arg: str | None) -> tuple[str, str | None]:
 @app.command()
 def answer(
     job_id: str,
-    action: Annotated[str, typer.Argument(help="approve | pick N | revise NOTE | longer | shorter | replace FILE | "
-                                               "regenerate | reroll N[,M] | cancel (or N, or a note)")],
+    action: Annotated[
+        str,
+        typer.Argument(
+            help="approve | pick N | revise NOTE | longer | shorter | replace FILE | "
+            "regenerate | reroll N[,M] | cancel (or N, or a note)"
+        ),
+    ],
     arg: Annotated[str | None, typer.Argument(help="The note, file, or numbers the action needs.")] = None,
     yes: YesFlag = False,
     as_json: JsonFlag = False,
@@ -227,14 +257,26 @@ def status(job_id: str, as_json: JsonFlag = False, data: DataOpt = None) -> None
             usage = svc.store.usage_totals(job_id)  # {provider: {unit: amount}}: tokens, characters
         job = st.job
         if as_json:
-            print(json.dumps({
-                "job_id": job.job_id, "status": job.status, "stage": job.stage, "waiting_for": job.waiting_for,
-                "created": _iso(job.created), "prompt": job.prompt, "error": job.error,
-                "artifacts": job.artifacts, "max_loop_lag_ms": job.max_loop_lag_ms,
-                "stages": [s.model_dump(include={"name", "status", "runs", "seconds", "provider"})
-                           for s in st.stages],
-                "usage": usage,
-            }, ensure_ascii=False))
+            print(
+                json.dumps(
+                    {
+                        "job_id": job.job_id,
+                        "status": job.status,
+                        "stage": job.stage,
+                        "waiting_for": job.waiting_for,
+                        "created": _iso(job.created),
+                        "prompt": job.prompt,
+                        "error": job.error,
+                        "artifacts": job.artifacts,
+                        "max_loop_lag_ms": job.max_loop_lag_ms,
+                        "stages": [
+                            s.model_dump(include={"name", "status", "runs", "seconds", "provider"}) for s in st.stages
+                        ],
+                        "usage": usage,
+                    },
+                    ensure_ascii=False,
+                )
+            )
             return 0
         print(f"{job.job_id}  {job.status}  {job.prompt}")
         for s in st.stages:
@@ -253,8 +295,10 @@ def jobs(as_json: JsonFlag = False, data: DataOpt = None) -> None:
 
         async with JobService.open(settings_for(data)) as svc:
             records = svc.jobs()
-        rows = [{"job_id": r.job_id, "status": r.status, "stage": r.stage, "created": _iso(r.created),
-                 "prompt": r.prompt} for r in records]
+        rows = [
+            {"job_id": r.job_id, "status": r.status, "stage": r.stage, "created": _iso(r.created), "prompt": r.prompt}
+            for r in records
+        ]
         if as_json:
             print(json.dumps(rows, ensure_ascii=False))
         else:

@@ -28,6 +28,11 @@ def voices(
         return
     table = Table("name", "language", "offline", "key", "", box=None, highlight=False)
     for r in rows:
-        table.add_row(r.name, r.language, "yes" if r.offline else "no (online)", "needs key" if r.needs_key else "",
-                      "default" if r.default else "")
+        table.add_row(
+            r.name,
+            r.language,
+            "yes" if r.offline else "no (online)",
+            "needs key" if r.needs_key else "",
+            "default" if r.default else "",
+        )
     Console(highlight=False, soft_wrap=True).print(table)

@@ -15,10 +15,18 @@ models_app = typer.Typer(no_args_is_help=True, help="Model helpers.")
 app.add_typer(models_app, name="models")
 QUEUES = ("sdxl", "ltx", "whisper", "vision")
 # Native sizes divided by 8, two denoising steps, 17-frame clips, short generations: a CPU job in about a minute.
-TINY_SETTINGS = {"STORYBOT_GPU_SIZE_DIVISOR": "8", "STORYBOT_SDXL_STEPS": "2", "STORYBOT_SDXL_BATCH": "4",
-                 "STORYBOT_LTX_STEPS": "2", "STORYBOT_LTX_MAX_FRAMES": "17", "STORYBOT_WHISPER_BEAM_SIZE": "1",
-                 "STORYBOT_WHISPER_MAX_NEW_TOKENS": "16", "STORYBOT_VISION_MAX_NEW_TOKENS": "24",
-                 "STORYBOT_VISION_ROUNDS": "1", "STORYBOT_GPU_OFFLOAD": "none"}
+TINY_SETTINGS = {
+    "STORYBOT_GPU_SIZE_DIVISOR": "8",
+    "STORYBOT_SDXL_STEPS": "2",
+    "STORYBOT_SDXL_BATCH": "4",
+    "STORYBOT_LTX_STEPS": "2",
+    "STORYBOT_LTX_MAX_FRAMES": "17",
+    "STORYBOT_WHISPER_BEAM_SIZE": "1",
+    "STORYBOT_WHISPER_MAX_NEW_TOKENS": "16",
+    "STORYBOT_VISION_MAX_NEW_TOKENS": "24",
+    "STORYBOT_VISION_ROUNDS": "1",
+    "STORYBOT_GPU_OFFLOAD": "none",
+}
 
 
 @app.command()
@@ -33,8 +41,10 @@ def worker(
     from tools.settings import get_settings
 
     if not queue:
-        raise BadInput(f"name the queue this worker serves: storybot worker --queue NAME ({', '.join(QUEUES)}); "
-                       "run one worker per GPU and family")
+        raise BadInput(
+            f"name the queue this worker serves: storybot worker --queue NAME ({', '.join(QUEUES)}); "
+            "run one worker per GPU and family"
+        )
     queues = queue
     if unknown := [q for q in queues if q not in QUEUES]:
         raise BadInput(f"unknown queue {unknown[0]!r} (use {', '.join(QUEUES)})")
@@ -47,16 +57,34 @@ def worker(
         raise BadInput(f"the celery extra is not installed ({exc.name}): pip install -e '.[celery,models]'") from None
 
     # one task at a time per worker: a GPU holds one model and one batch
-    make_app(url).worker_main(["worker", "-Q", ",".join(queues), "--concurrency", "1", "--pool", "prefork",
-                               "--loglevel", "INFO", "--without-gossip", "--without-mingle"])
+    make_app(url).worker_main(
+        [
+            "worker",
+            "-Q",
+            ",".join(queues),
+            "--concurrency",
+            "1",
+            "--pool",
+            "prefork",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
 
 
 @models_app.command("tiny")
 def tiny(
     out: Annotated[Path, typer.Argument(help="Folder to create the four model folders in.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the folders as JSON.")] = False,
-    settings: Annotated[bool, typer.Option(help="Also print the sizes, steps and frame caps that keep a CPU run "
-                                                "short (--no-settings: only the folders).")] = True,
+    settings: Annotated[
+        bool,
+        typer.Option(
+            help="Also print the sizes, steps and frame caps that keep a CPU run "
+            "short (--no-settings: only the folders)."
+        ),
+    ] = True,
 ) -> None:
     """Build tiny random-weight SDXL, LTX, Whisper and LLaVA models (no downloads) to test GPU stages on a CPU.
 

@@ -31,8 +31,10 @@ GUILD, CHANNEL, APPROVER_ROLE = 900001, 900002, 900003
 ALICE = User(id=111, name="alice")
 MALLORY = User(id=222, name="mallory")
 APPROVER = User(id=333, name="carol", roles=[APPROVER_ROLE])
-STORY = ("The keeper climbed the stairs at dusk. The lamp was cold and the sea was dark. Far out, a whale "
-         "called, long and low. The keeper lit the lamp and answered with the light. ")
+STORY = (
+    "The keeper climbed the stairs at dusk. The lamp was cold and the sea was dark. Far out, a whale "
+    "called, long and low. The keeper lit the lamp and answered with the light. "
+)
 
 
 def asked_words(body: dict[str, Any]) -> int:
@@ -44,10 +46,21 @@ def asked_words(body: dict[str, Any]) -> int:
 def sized_answer(name: str, body: dict[str, Any]) -> dict[str, Any] | str:
     """A model that does what it is asked: ideas, and scripts of the asked length."""
     if name == "IdeaDrafts":
-        return {"ideas": [{"title": f"Idea {n}", "logline": f"The keeper's night number {n}.", "hook": "Listen.",
-                           "angle": "a", "audience": "b", "emotional_core": "c", "tags": ["drama"],
-                           "score_parts": {"hook": 20 - n, "originality": 20, "emotion": 20, "fit": 20}}
-                          for n in (1, 2, 3)]}
+        return {
+            "ideas": [
+                {
+                    "title": f"Idea {n}",
+                    "logline": f"The keeper's night number {n}.",
+                    "hook": "Listen.",
+                    "angle": "a",
+                    "audience": "b",
+                    "emotional_core": "c",
+                    "tags": ["drama"],
+                    "score_parts": {"hook": 20 - n, "originality": 20, "emotion": 20, "fit": 20},
+                }
+                for n in (1, 2, 3)
+            ]
+        }
     words = STORY.split()
     wanted = asked_words(body)
     script = " ".join(words[i % len(words)] for i in range(wanted)).rstrip(",") + "."
@@ -81,16 +94,23 @@ class BotProcess:
 
     async def start(self, **extra_env: str) -> None:
         ready, warm = self.tail().count("connected as"), self.warmed()
-        env = {**os.environ, "DISCORD_TOKEN": self.fake.token, "DISCORD_API_BASE": self.fake.api_base,
-               "STORYBOT_DATA_DIR": str(self.data), "STORYBOT_GUILD_IDS": str(GUILD),
-               "STORYBOT_APPROVER_ROLE_ID": str(APPROVER_ROLE), "STORYBOT_MAX_ACTIVE_JOBS_PER_USER": "3"}
+        env = {
+            **os.environ,
+            "DISCORD_TOKEN": self.fake.token,
+            "DISCORD_API_BASE": self.fake.api_base,
+            "STORYBOT_DATA_DIR": str(self.data),
+            "STORYBOT_GUILD_IDS": str(GUILD),
+            "STORYBOT_APPROVER_ROLE_ID": str(APPROVER_ROLE),
+            "STORYBOT_MAX_ACTIVE_JOBS_PER_USER": "3",
+        }
         for name in ("OPENAI_API_KEY", "ELEVENLABS_API_KEY", "STORYBOT_CRASH_AT", "STORYBOT_FFMPEG"):
             env.pop(name, None)
         env.update(self.env)
         env.update(extra_env)
         with self.log.open("ab") as log:
-            self.proc = await asyncio.create_subprocess_exec(str(STORYBOT), "bot", cwd=self.data, env=env,
-                                                             stdout=log, stderr=log)
+            self.proc = await asyncio.create_subprocess_exec(
+                str(STORYBOT), "bot", cwd=self.data, env=env, stdout=log, stderr=log
+            )
         await self.fake.wait_for(lambda: self.tail().count("connected as") > ready, timeout=60)  # on_ready
         # and the default voice is loaded (in the background of a real bot's start, here waited for)
         await self.fake.wait_for(lambda: self.warmed() > warm, timeout=120)
@@ -115,8 +135,7 @@ def bot_env() -> dict[str, str]:
 
 @pytest.fixture
 async def world(tmp_path: Path, bot_env: dict[str, str]) -> AsyncIterator[tuple[FakeDiscord, BotProcess]]:
-    guild = Guild(id=GUILD, channels=[Channel(id=CHANNEL)], members=[ALICE, MALLORY, APPROVER],
-                  roles=[APPROVER_ROLE])
+    guild = Guild(id=GUILD, channels=[Channel(id=CHANNEL)], members=[ALICE, MALLORY, APPROVER], roles=[APPROVER_ROLE])
     async with FakeDiscord(guilds=[guild]) as fake:
         bot = BotProcess(fake, tmp_path, bot_env)
         await bot.start()

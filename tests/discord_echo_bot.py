@@ -30,8 +30,12 @@ class EchoBot(commands.Bot):
 
 def main() -> None:
     discord.http.Route.BASE = os.environ["DISCORD_API_BASE"]
-    bot = EchoBot(command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0.05,
-                  allowed_mentions=discord.AllowedMentions.none())
+    bot = EchoBot(
+        command_prefix="!",
+        intents=discord.Intents.default(),
+        guild_ready_timeout=0.05,
+        allowed_mentions=discord.AllowedMentions.none(),
+    )
     bot.run(os.environ["DISCORD_TOKEN"], log_handler=None)
 
 

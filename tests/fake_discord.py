@@ -79,12 +79,27 @@ class User:
     bot: bool = False
 
     def payload(self) -> dict[str, Any]:
-        return {"id": str(self.id), "username": self.name, "global_name": self.name, "discriminator": "0",
-                "avatar": None, "bot": self.bot}
+        return {
+            "id": str(self.id),
+            "username": self.name,
+            "global_name": self.name,
+            "discriminator": "0",
+            "avatar": None,
+            "bot": self.bot,
+        }
 
     def member(self) -> dict[str, Any]:
-        return {"user": self.payload(), "roles": [str(r) for r in self.roles], "joined_at": _iso(), "deaf": False,
-                "mute": False, "flags": 0, "pending": False, "nick": None, "permissions": str((1 << 41) - 1)}
+        return {
+            "user": self.payload(),
+            "roles": [str(r) for r in self.roles],
+            "joined_at": _iso(),
+            "deaf": False,
+            "mute": False,
+            "flags": 0,
+            "pending": False,
+            "nick": None,
+            "permissions": str((1 << 41) - 1),
+        }
 
 
 @dataclass
@@ -115,21 +130,64 @@ class Guild:
         return min(self.upload_limit, self.refuse_over or self.upload_limit)
 
     def payload(self, me: User) -> dict[str, Any]:
-        roles = [{"id": str(r), "name": "everyone" if r == self.id else f"role{r}", "permissions": "1071698660929",
-                  "position": 0 if r == self.id else 1, "color": 0, "hoist": False, "managed": False,
-                  "mentionable": False, "flags": 0} for r in [self.id, *self.roles]]
+        roles = [
+            {
+                "id": str(r),
+                "name": "everyone" if r == self.id else f"role{r}",
+                "permissions": "1071698660929",
+                "position": 0 if r == self.id else 1,
+                "color": 0,
+                "hoist": False,
+                "managed": False,
+                "mentionable": False,
+                "flags": 0,
+            }
+            for r in [self.id, *self.roles]
+        ]
         channels: list[dict[str, Any]] = [
-            {"id": str(c.id), "type": c.type, "name": c.name, "position": n, "guild_id": str(self.id),
-             "permission_overwrites": [], "nsfw": False, "parent_id": None, "topic": None}
-            for n, c in enumerate(self.channels)]
+            {
+                "id": str(c.id),
+                "type": c.type,
+                "name": c.name,
+                "position": n,
+                "guild_id": str(self.id),
+                "permission_overwrites": [],
+                "nsfw": False,
+                "parent_id": None,
+                "topic": None,
+            }
+            for n, c in enumerate(self.channels)
+        ]
         members = [u.member() for u in [me, *self.members]]
-        return {"id": str(self.id), "name": self.name, "unavailable": False, "owner_id": str(me.id),
-                "premium_tier": self.premium_tier, "member_count": len(members), "members": members,
-                "channels": channels, "threads": [], "roles": roles, "emojis": [], "stickers": [], "features": [],
-                "large": False, "verification_level": 0, "default_message_notifications": 0,
-                "explicit_content_filter": 0, "mfa_level": 0, "system_channel_flags": 0, "preferred_locale": "en-US",
-                "joined_at": _iso(), "presences": [], "voice_states": [], "stage_instances": [],
-                "guild_scheduled_events": [], "nsfw_level": 0, "premium_progress_bar_enabled": False}
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "unavailable": False,
+            "owner_id": str(me.id),
+            "premium_tier": self.premium_tier,
+            "member_count": len(members),
+            "members": members,
+            "channels": channels,
+            "threads": [],
+            "roles": roles,
+            "emojis": [],
+            "stickers": [],
+            "features": [],
+            "large": False,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "system_channel_flags": 0,
+            "preferred_locale": "en-US",
+            "joined_at": _iso(),
+            "presences": [],
+            "voice_states": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "nsfw_level": 0,
+            "premium_progress_bar_enabled": False,
+        }
 
 
 @dataclass
@@ -204,8 +262,14 @@ def _invalid(path: str, code: str, message: str) -> ApiError:
 
 
 class FakeDiscord:
-    def __init__(self, token: str = "fake-token", guilds: list[Guild] | None = None, app_id: int = 1100000000000000001,
-                 bot_user: User | None = None, heartbeat_interval_ms: int = 41250):
+    def __init__(
+        self,
+        token: str = "fake-token",
+        guilds: list[Guild] | None = None,
+        app_id: int = 1100000000000000001,
+        bot_user: User | None = None,
+        heartbeat_interval_ms: int = 41250,
+    ):
         self.token, self.app_id = token, app_id
         self.guilds = guilds or []
         self.me = bot_user or User(id=app_id, name="storybot", bot=True)
@@ -350,28 +414,53 @@ class FakeDiscord:
         self._seq = 0
         session_id = f"session-{snowflake()}"
         self._sessions.add(session_id)
-        await self.dispatch("READY", {
-            "v": 10, "user": self.me.payload(), "session_id": session_id,
-            "resume_gateway_url": self.gateway_url, "application": {"id": str(self.app_id), "flags": 0},
-            "guilds": [{"id": str(g.id), "unavailable": True} for g in self.guilds], "private_channels": [],
-            "relationships": [], "user_settings": {}, "shard": [0, 1],
-        })
+        await self.dispatch(
+            "READY",
+            {
+                "v": 10,
+                "user": self.me.payload(),
+                "session_id": session_id,
+                "resume_gateway_url": self.gateway_url,
+                "application": {"id": str(self.app_id), "flags": 0},
+                "guilds": [{"id": str(g.id), "unavailable": True} for g in self.guilds],
+                "private_channels": [],
+                "relationships": [],
+                "user_settings": {},
+                "shard": [0, 1],
+            },
+        )
         for g in self.guilds:
             await self.dispatch("GUILD_CREATE", g.payload(self.me))
         self._ready.set()
 
     # ---- user actions --------------------------------------------------------------------------------------
-    async def _interact(self, type_: int, user: User, channel_id: int, data: dict[str, Any],
-                        guild_id: int | None = None, message: FakeMessage | None = None) -> FakeInteraction:
+    async def _interact(
+        self,
+        type_: int,
+        user: User,
+        channel_id: int,
+        data: dict[str, Any],
+        guild_id: int | None = None,
+        message: FakeMessage | None = None,
+    ) -> FakeInteraction:
         guild = next((g for g in self.guilds if g.id == guild_id), None) if guild_id else self.guild_of(channel_id)
         iid = snowflake()
         token = f"aW50ZXJhY3Rpb24{iid}.{secrets.token_urlsafe(48)}"  # long enough for Webhook.from_url
         payload: dict[str, Any] = {
-            "id": str(iid), "application_id": str(self.app_id), "type": type_, "data": data, "token": token,
-            "version": 1, "locale": "en-US", "app_permissions": str((1 << 41) - 1), "entitlements": [],
-            "authorizing_integration_owners": {}, "context": 0 if guild else 1,
+            "id": str(iid),
+            "application_id": str(self.app_id),
+            "type": type_,
+            "data": data,
+            "token": token,
+            "version": 1,
+            "locale": "en-US",
+            "app_permissions": str((1 << 41) - 1),
+            "entitlements": [],
+            "authorizing_integration_owners": {},
+            "context": 0 if guild else 1,
             "attachment_size_limit": guild.upload_limit if guild else 10 * MiB,
-            "channel_id": str(channel_id), "channel": {"id": str(channel_id), "type": 0, "name": "general"},
+            "channel_id": str(channel_id),
+            "channel": {"id": str(channel_id), "type": 0, "name": "general"},
         }
         if guild is not None:
             payload["guild_id"] = str(guild.id)
@@ -387,12 +476,21 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", payload)
         return interaction
 
-    async def slash(self, user: User, channel_id: int, name: str, options: dict[str, Any] | None = None,
-                    guild_id: int | None = None, subcommand: str | None = None) -> FakeInteraction:
+    async def slash(
+        self,
+        user: User,
+        channel_id: int,
+        name: str,
+        options: dict[str, Any] | None = None,
+        guild_id: int | None = None,
+        subcommand: str | None = None,
+    ) -> FakeInteraction:
         """Run slash command `name`; option types are guessed from the Python values (str/int/float/bool)."""
+
         def opt(k: str, v: Any) -> dict[str, Any]:
             t = 5 if isinstance(v, bool) else 4 if isinstance(v, int) else 10 if isinstance(v, float) else 3
             return {"name": k, "type": t, "value": v}
+
         opts = [opt(k, v) for k, v in (options or {}).items()]
         if subcommand:
             opts = [{"name": subcommand, "type": 1, "options": opts}]
@@ -404,25 +502,43 @@ class FakeDiscord:
         return await self._interact(2, user, channel_id, data, guild_id)
 
     async def click(self, user: User, message: FakeMessage, custom_id: str) -> FakeInteraction:
-        return await self._interact(3, user, message.channel_id, {"custom_id": custom_id, "component_type": 2},
-                                    message=message)
+        return await self._interact(
+            3, user, message.channel_id, {"custom_id": custom_id, "component_type": 2}, message=message
+        )
 
     async def select(self, user: User, message: FakeMessage, custom_id: str, values: list[str]) -> FakeInteraction:
-        return await self._interact(3, user, message.channel_id,
-                                    {"custom_id": custom_id, "component_type": 3, "values": values}, message=message)
+        return await self._interact(
+            3,
+            user,
+            message.channel_id,
+            {"custom_id": custom_id, "component_type": 3, "values": values},
+            message=message,
+        )
 
-    async def submit_modal(self, user: User, custom_id: str, fields: dict[str, str], channel_id: int | None = None,
-                           message: FakeMessage | None = None) -> FakeInteraction:
+    async def submit_modal(
+        self,
+        user: User,
+        custom_id: str,
+        fields: dict[str, str],
+        channel_id: int | None = None,
+        message: FakeMessage | None = None,
+    ) -> FakeInteraction:
         channel_id = channel_id or (message.channel_id if message else self.guilds[0].channels[0].id)
         rows = [{"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]} for k, v in fields.items()]
-        return await self._interact(5, user, channel_id, {"custom_id": custom_id, "components": rows},
-                                    message=message)
+        return await self._interact(5, user, channel_id, {"custom_id": custom_id, "components": rows}, message=message)
 
-    async def say(self, user: User, channel_id: int, content: str, reply_to: FakeMessage | None = None,
-                  attachments: list[tuple[str, bytes]] | None = None) -> FakeMessage:
+    async def say(
+        self,
+        user: User,
+        channel_id: int,
+        content: str,
+        reply_to: FakeMessage | None = None,
+        attachments: list[tuple[str, bytes]] | None = None,
+    ) -> FakeMessage:
         """A user posts a message (MESSAGE_CREATE); attachments are served by this fake."""
-        msg = FakeMessage(snowflake(), channel_id, content, author=user, via="user",
-                          reference_id=reply_to.id if reply_to else None)
+        msg = FakeMessage(
+            snowflake(), channel_id, content, author=user, via="user", reference_id=reply_to.id if reply_to else None
+        )
         for name, data in attachments or []:
             att = FakeAttachment(snowflake(), name, data)
             self.user_attachments[att.id] = att
@@ -442,14 +558,32 @@ class FakeDiscord:
     def _message_payload(self, m: FakeMessage) -> dict[str, Any]:
         author = m.author or self.me
         p: dict[str, Any] = {
-            "id": str(m.id), "channel_id": str(m.channel_id), "type": 19 if m.reference_id else 0,
-            "content": m.content, "author": author.payload(), "embeds": m.embeds, "components": m.components,
-            "attachments": [{"id": str(a.id), "filename": a.filename, "size": a.size,
-                             "url": f"{self.base_url}/attachments/{a.id}/{a.filename}",
-                             "proxy_url": f"{self.base_url}/attachments/{a.id}/{a.filename}",
-                             **({"content_type": a.content_type} if a.content_type else {})} for a in m.attachments],
-            "flags": m.flags, "timestamp": _iso(), "edited_timestamp": _iso() if m.edits else None, "tts": False,
-            "mention_everyone": False, "mentions": [], "mention_roles": [], "pinned": False,
+            "id": str(m.id),
+            "channel_id": str(m.channel_id),
+            "type": 19 if m.reference_id else 0,
+            "content": m.content,
+            "author": author.payload(),
+            "embeds": m.embeds,
+            "components": m.components,
+            "attachments": [
+                {
+                    "id": str(a.id),
+                    "filename": a.filename,
+                    "size": a.size,
+                    "url": f"{self.base_url}/attachments/{a.id}/{a.filename}",
+                    "proxy_url": f"{self.base_url}/attachments/{a.id}/{a.filename}",
+                    **({"content_type": a.content_type} if a.content_type else {}),
+                }
+                for a in m.attachments
+            ],
+            "flags": m.flags,
+            "timestamp": _iso(),
+            "edited_timestamp": _iso() if m.edits else None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "pinned": False,
         }
         if m.reference_id:
             p["message_reference"] = {"message_id": str(m.reference_id), "channel_id": str(m.channel_id)}
@@ -480,8 +614,9 @@ class FakeDiscord:
 
     async def _rest(self, request: web.Request) -> web.StreamResponse:
         body, parts = await self._read_body(request)
-        rec = FakeRequest(request.method, "/" + request.match_info["tail"], dict(request.query), body, parts,
-                          time.monotonic())
+        rec = FakeRequest(
+            request.method, "/" + request.match_info["tail"], dict(request.query), body, parts, time.monotonic()
+        )
         self.requests.append(rec)
         try:
             auth = request.headers.get("Authorization")
@@ -497,33 +632,62 @@ class FakeDiscord:
         if status == 204:
             return web.Response(status=204)
         # discord.py parses JSON only for a Content-Type of exactly "application/json" (no charset)
-        return web.Response(body=json.dumps(result).encode(), status=status, headers={
-            "Content-Type": "application/json", "X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "4",
-            "X-RateLimit-Reset-After": "1.0", "X-RateLimit-Bucket": "fake"})
+        return web.Response(
+            body=json.dumps(result).encode(),
+            status=status,
+            headers={
+                "Content-Type": "application/json",
+                "X-RateLimit-Limit": "5",
+                "X-RateLimit-Remaining": "4",
+                "X-RateLimit-Reset-After": "1.0",
+                "X-RateLimit-Bucket": "fake",
+            },
+        )
 
     async def _route(self, r: FakeRequest) -> tuple[int, Any]:
         seg = r.path.strip("/").split("/")
         m, n = r.method, len(seg)
         if m == "GET" and r.path == "/gateway/bot":
-            return 200, {"url": self.gateway_url, "shards": 1, "session_start_limit": {
-                "total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}}
+            return 200, {
+                "url": self.gateway_url,
+                "shards": 1,
+                "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1},
+            }
         if m == "GET" and r.path == "/gateway":
             return 200, {"url": self.gateway_url}
         if m == "GET" and r.path == "/users/@me":
             return 200, self.me.payload()
         if m == "GET" and r.path == "/oauth2/applications/@me":
-            return 200, {"id": str(self.app_id), "name": self.me.name, "icon": None, "description": "",
-                         "bot_public": True, "bot_require_code_grant": False, "verify_key": "0" * 64,
-                         "flags": 0, "owner": self.me.payload(), "team": None}
+            return 200, {
+                "id": str(self.app_id),
+                "name": self.me.name,
+                "icon": None,
+                "description": "",
+                "bot_public": True,
+                "bot_require_code_grant": False,
+                "verify_key": "0" * 64,
+                "flags": 0,
+                "owner": self.me.payload(),
+                "team": None,
+            }
         if seg[0] == "applications" and seg[-1] == "commands" and n in (3, 5):
             guild_id = int(seg[3]) if n == 5 else None
             if m == "PUT":
-                cmds = [{**c, "id": c.get("id") or str(snowflake()), "application_id": str(self.app_id),
-                         "version": str(snowflake()), "description": c.get("description", ""),
-                         "type": c.get("type", 1), "options": c.get("options", []),
-                         "default_member_permissions": c.get("default_member_permissions"),
-                         "nsfw": c.get("nsfw", False), **({"guild_id": str(guild_id)} if guild_id else {})}
-                        for c in r.json or []]
+                cmds = [
+                    {
+                        **c,
+                        "id": c.get("id") or str(snowflake()),
+                        "application_id": str(self.app_id),
+                        "version": str(snowflake()),
+                        "description": c.get("description", ""),
+                        "type": c.get("type", 1),
+                        "options": c.get("options", []),
+                        "default_member_permissions": c.get("default_member_permissions"),
+                        "nsfw": c.get("nsfw", False),
+                        **({"guild_id": str(guild_id)} if guild_id else {}),
+                    }
+                    for c in r.json or []
+                ]
                 self.commands[guild_id] = cmds
                 return 200, cmds
             if m == "GET":
@@ -549,8 +713,11 @@ class FakeDiscord:
             if n == 3 and seg[2] == "messages" and m == "GET":  # history, newest first
                 limit = min(int(r.query.get("limit", 50)), 100)
                 before = int(r.query.get("before", 0)) or None
-                found = [x for x in reversed(self.messages) if x.channel_id == cid and not x.deleted
-                         and not x.ephemeral and (before is None or x.id < before)]
+                found = [
+                    x
+                    for x in reversed(self.messages)
+                    if x.channel_id == cid and not x.deleted and not x.ephemeral and (before is None or x.id < before)
+                ]
                 return 200, [self._message_payload(x) for x in found[:limit]]
             if n == 4 and seg[2] == "messages":
                 return self._existing(cid, int(seg[3]), r)
@@ -603,11 +770,17 @@ class FakeDiscord:
         inter.response_delay = r.at - inter.dispatched_at
         if r.query.get("with_response") not in ("1", "true", "True"):
             return 204, None
-        out: dict[str, Any] = {"interaction": {
-            "id": str(iid), "type": inter.type, "activity_instance_id": None,
-            "response_message_id": str(inter.message_id) if inter.message_id else None,
-            "response_message_loading": rtype == 5, "response_message_ephemeral": bool((data.get("flags") or 0) & 64),
-        }, "resource": {"type": rtype}}
+        out: dict[str, Any] = {
+            "interaction": {
+                "id": str(iid),
+                "type": inter.type,
+                "activity_instance_id": None,
+                "response_message_id": str(inter.message_id) if inter.message_id else None,
+                "response_message_loading": rtype == 5,
+                "response_message_ephemeral": bool((data.get("flags") or 0) & 64),
+            },
+            "resource": {"type": rtype},
+        }
         if msg is not None:
             out["resource"]["message"] = self._message_payload(msg)
         return 200, out
@@ -636,8 +809,11 @@ class FakeDiscord:
 
     # ---- messages ------------------------------------------------------------------------------------------
     def _files(self, r: FakeRequest) -> list[FakeAttachment]:
-        files = [FakeAttachment(snowflake(), fn or name, data) for name, (fn, data) in r.parts.items()
-                 if name.startswith("files[") or name == "file"]
+        files = [
+            FakeAttachment(snowflake(), fn or name, data)
+            for name, (fn, data) in r.parts.items()
+            if name.startswith("files[") or name == "file"
+        ]
         return files
 
     def _validate(self, channel_id: int, body: dict[str, Any], files: list[FakeAttachment]) -> None:
@@ -652,10 +828,14 @@ class FakeDiscord:
                 raise _invalid(f"embeds.{n}.description", "BASE_TYPE_MAX_LENGTH", "Must be 4096 or fewer in length.")
             if len(e.get("title") or "") > 256:
                 raise _invalid(f"embeds.{n}.title", "BASE_TYPE_MAX_LENGTH", "Must be 256 or fewer in length.")
-        total = sum(len(e.get("title") or "") + len(e.get("description") or "")
-                    + len((e.get("footer") or {}).get("text") or "") + len((e.get("author") or {}).get("name") or "")
-                    + sum(len(f.get("name") or "") + len(f.get("value") or "") for f in e.get("fields") or [])
-                    for e in embeds)
+        total = sum(
+            len(e.get("title") or "")
+            + len(e.get("description") or "")
+            + len((e.get("footer") or {}).get("text") or "")
+            + len((e.get("author") or {}).get("name") or "")
+            + sum(len(f.get("name") or "") + len(f.get("value") or "") for f in e.get("fields") or [])
+            for e in embeds
+        )
         if total > 6000:
             raise _invalid("embeds", "MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000")
         self._check_components(body.get("components") or [], "components")
@@ -673,20 +853,35 @@ class FakeDiscord:
             items = row.get("components") or ([row.get("component")] if row.get("component") else [])
             for k, item in enumerate(items):
                 if len(item.get("custom_id") or "") > 100:
-                    raise _invalid(f"{path}.{n}.components.{k}.custom_id", "BASE_TYPE_MAX_LENGTH",
-                                   "Must be 100 or fewer in length.")
+                    raise _invalid(
+                        f"{path}.{n}.components.{k}.custom_id",
+                        "BASE_TYPE_MAX_LENGTH",
+                        "Must be 100 or fewer in length.",
+                    )
                 if modal and item.get("max_length", 0) > 4000:
-                    raise _invalid(f"{path}.{n}.components.{k}.max_length", "NUMBER_TYPE_MAX",
-                                   "int value should be less than or equal to 4000.")
+                    raise _invalid(
+                        f"{path}.{n}.components.{k}.max_length",
+                        "NUMBER_TYPE_MAX",
+                        "int value should be less than or equal to 4000.",
+                    )
 
     def _new_message(self, channel_id: int, r: FakeRequest, via: str, interaction_id: int | None = None) -> FakeMessage:
         body = r.json or {}
         files = self._files(r)
         self._validate(channel_id, body, files)
         self._name_files(body, files)
-        msg = FakeMessage(snowflake(), channel_id, body.get("content") or "", list(body.get("embeds") or []),
-                          list(body.get("components") or []), files, int(body.get("flags") or 0),
-                          body.get("allowed_mentions"), interaction_id, via=via)
+        msg = FakeMessage(
+            snowflake(),
+            channel_id,
+            body.get("content") or "",
+            list(body.get("embeds") or []),
+            list(body.get("components") or []),
+            files,
+            int(body.get("flags") or 0),
+            body.get("allowed_mentions"),
+            interaction_id,
+            via=via,
+        )
         self.messages.append(msg)
         return msg
 

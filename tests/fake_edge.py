@@ -74,27 +74,42 @@ class FakeEdge:
         ssml = messages["ssml"]
         voice = re.search(r"<voice name='([^']+)'>", ssml)
         text = html.unescape(re.sub(r"<[^>]+>", "", ssml))
-        self.requests.append({"query": dict(request.query), "config": config, "voice": voice and voice.group(1),
-                              "text": text})
+        self.requests.append(
+            {"query": dict(request.query), "config": config, "voice": voice and voice.group(1), "text": text}
+        )
         rid = uuid.uuid4().hex
-        await ws.send_str(f"X-RequestId:{rid}\r\nContent-Type:application/json; charset=utf-8\r\n"
-                          f"Path:turn.start\r\n\r\n{{\"context\":{{\"serviceTag\":\"x\"}}}}")
+        await ws.send_str(
+            f"X-RequestId:{rid}\r\nContent-Type:application/json; charset=utf-8\r\n"
+            f'Path:turn.start\r\n\r\n{{"context":{{"serviceTag":"x"}}}}'
+        )
         if self.connections <= self.drop_first:
             await ws.close()
             return ws
         mp3, words = await self._speech(text)
         self.sent_words = words
         for word, start, end in words:
-            meta = {"Metadata": [{"Type": "WordBoundary", "Data": {
-                "Offset": round(start * TICKS), "Duration": round((end - start) * TICKS),
-                "text": {"Text": html.escape(word), "Length": len(word), "BoundaryType": "WordBoundary"}}}]}
-            await ws.send_str(f"X-RequestId:{rid}\r\nContent-Type:application/json; charset=utf-8\r\n"
-                              f"Path:audio.metadata\r\n\r\n{json.dumps(meta)}")
+            meta = {
+                "Metadata": [
+                    {
+                        "Type": "WordBoundary",
+                        "Data": {
+                            "Offset": round(start * TICKS),
+                            "Duration": round((end - start) * TICKS),
+                            "text": {"Text": html.escape(word), "Length": len(word), "BoundaryType": "WordBoundary"},
+                        },
+                    }
+                ]
+            }
+            await ws.send_str(
+                f"X-RequestId:{rid}\r\nContent-Type:application/json; charset=utf-8\r\n"
+                f"Path:audio.metadata\r\n\r\n{json.dumps(meta)}"
+            )
         header = f"X-RequestId:{rid}\r\nContent-Type:audio/mpeg\r\nX-StreamId:{rid}\r\nPath:audio\r\n".encode()
         for at in range(0, len(mp3), _CHUNK):
-            await ws.send_bytes(len(header).to_bytes(2, "big") + header + mp3[at:at + _CHUNK])
-        await ws.send_str(f"X-RequestId:{rid}\r\nContent-Type:application/json; charset=utf-8\r\n"
-                          f"Path:turn.end\r\n\r\n{{}}")
+            await ws.send_bytes(len(header).to_bytes(2, "big") + header + mp3[at : at + _CHUNK])
+        await ws.send_str(
+            f"X-RequestId:{rid}\r\nContent-Type:application/json; charset=utf-8\r\nPath:turn.end\r\n\r\n{{}}"
+        )
         await ws.close()
         return ws
 
@@ -106,7 +121,30 @@ class FakeEdge:
             bare = re.sub(r"^\W+|\W+$", "", spans[index].text)  # the service reports words without punctuation
             if bare:
                 words.append((bare, start, end))
-        mp3, _ = await run_ffmpeg(["-v", "error", "-f", "s16le", "-ar", str(rendering.rate), "-ac", "1", "-i", "pipe:0",
-                                   "-ar", "24000", "-c:a", "libmp3lame", "-b:a", "48k", "-write_xing", "0",
-                                   "-f", "mp3", "-"], stdin=rendering.samples.astype("<i2").tobytes())
+        mp3, _ = await run_ffmpeg(
+            [
+                "-v",
+                "error",
+                "-f",
+                "s16le",
+                "-ar",
+                str(rendering.rate),
+                "-ac",
+                "1",
+                "-i",
+                "pipe:0",
+                "-ar",
+                "24000",
+                "-c:a",
+                "libmp3lame",
+                "-b:a",
+                "48k",
+                "-write_xing",
+                "0",
+                "-f",
+                "mp3",
+                "-",
+            ],
+            stdin=rendering.samples.astype("<i2").tobytes(),
+        )
         return mp3, words

@@ -37,6 +37,7 @@ TAIL = 0.2  # silence after the speech in every MP3, as real narrations end
 PER_CHAR = 0.06
 PATH = re.compile(r"^/v1/text-to-speech/(?P<voice>[^/]+)/with-timestamps$")
 
+
 @cache
 def tone_mp3(seconds: float, tagged: bool) -> bytes:
     """A real MP3 from FFmpeg: a 440 Hz tone for `seconds`, then TAIL seconds of silence.
@@ -47,8 +48,23 @@ def tone_mp3(seconds: float, tagged: bool) -> bytes:
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "tone.mp3"
         tone = f"sine=frequency=440:sample_rate=44100:duration={seconds:.6f}"
-        args: list[str | Path] = ["-v", "error", "-f", "lavfi", "-i", tone, "-af", f"apad=pad_dur={TAIL}",
-                                  "-c:a", "libmp3lame", "-b:a", "128k", "-write_xing", str(int(tagged)), out]
+        args: list[str | Path] = [
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            tone,
+            "-af",
+            f"apad=pad_dur={TAIL}",
+            "-c:a",
+            "libmp3lame",
+            "-b:a",
+            "128k",
+            "-write_xing",
+            str(int(tagged)),
+            out,
+        ]
         asyncio.run(run_ffmpeg(args))  # runs in the server's thread, with its own event loop
         return out.read_bytes()
 
@@ -117,8 +133,9 @@ def make_handler(fake: FakeElevenLabs) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             url = urlsplit(self.path)
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            fake.requests.append({"path": url.path, "query": parse_qs(url.query), "key": self.headers["xi-api-key"],
-                                  "body": body})
+            fake.requests.append(
+                {"path": url.path, "query": parse_qs(url.query), "key": self.headers["xi-api-key"], "body": body}
+            )
             if fake.stalled:
                 fake.stalled -= 1
                 time.sleep(fake.stall)
@@ -131,18 +148,29 @@ def make_handler(fake: FakeElevenLabs) -> type[BaseHTTPRequestHandler]:
                 self.send(status, answer)
                 return
             if self.headers["xi-api-key"] != fake.key:
-                self.send(401, {"detail": {"status": "invalid_api_key",
-                                           "message": f"Invalid API key: {self.headers['xi-api-key']}"}})
+                self.send(
+                    401,
+                    {
+                        "detail": {
+                            "status": "invalid_api_key",
+                            "message": f"Invalid API key: {self.headers['xi-api-key']}",
+                        }
+                    },
+                )
                 return
             match = PATH.match(url.path)
             if not match or match["voice"] != VOICE:
                 self.send(404, {"detail": {"status": "voice_not_found", "message": "That voice was not found."}})
                 return
-            problems = [name for name, ok in [
-                ("output_format", parse_qs(url.query).get("output_format") == ["mp3_44100_128"]),
-                ("model_id", body.get("model_id") == fake.model_id),
-                ("text", isinstance(body.get("text"), str) and 0 < len(body["text"]) <= MAX_REQUEST_CHARS),
-            ] if not ok]
+            problems = [
+                name
+                for name, ok in [
+                    ("output_format", parse_qs(url.query).get("output_format") == ["mp3_44100_128"]),
+                    ("model_id", body.get("model_id") == fake.model_id),
+                    ("text", isinstance(body.get("text"), str) and 0 < len(body["text"]) <= MAX_REQUEST_CHARS),
+                ]
+                if not ok
+            ]
             if problems:
                 fake.error = f"bad request fields: {problems}"
                 self.send(422, {"detail": [{"loc": ["body", p], "msg": "invalid"} for p in problems]})
@@ -150,8 +178,10 @@ def make_handler(fake: FakeElevenLabs) -> type[BaseHTTPRequestHandler]:
             text = body["text"]
             audio = tone_mp3(round(len(text) * fake.per_char, 6), fake.tagged)
             timing = alignment(text, fake.per_char, fake.mode)
-            self.send(200, {"audio_base64": base64.b64encode(audio).decode(), "alignment": timing,
-                            "normalized_alignment": timing})
+            self.send(
+                200,
+                {"audio_base64": base64.b64encode(audio).decode(), "alignment": timing, "normalized_alignment": timing},
+            )
 
     return Handler
 
@@ -171,5 +201,3 @@ def fake_elevenlabs() -> Iterator[FakeElevenLabs]:
         httpd.server_close()
         thread.join()
     assert fake.error is None, fake.error
-
-

@@ -52,22 +52,42 @@ class FakeOpenAI:
         body = request.json()
         mode, name = mode_of(body)
         if mode in self.refuse:
-            return Reply.json({"error": {"message": f"{mode} is not supported by this server",
-                                         "type": "invalid_request_error", "param": "response_format"}}, 400)
+            return Reply.json(
+                {
+                    "error": {
+                        "message": f"{mode} is not supported by this server",
+                        "type": "invalid_request_error",
+                        "param": "response_format",
+                    }
+                },
+                400,
+            )
         answer = self.answer(name, body)
         content = answer if isinstance(answer, str) else json.dumps(answer)
         message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
         finish = "stop"
         if mode == "tools":
-            message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": name, "arguments": content}}]}
+            message = {
+                "role": "assistant",
+                "content": None,
+                "refusal": None,
+                "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": name, "arguments": content}}],
+            }
             finish = "tool_calls"
-        return Reply.json({
-            "id": "chatcmpl-fake", "object": "chat.completion", "created": 1700000000, "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": finish, "logprobs": None, "message": message}],
-            "usage": {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                      "total_tokens": self.prompt_tokens + self.completion_tokens},
-        })
+        return Reply.json(
+            {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": 1700000000,
+                "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": finish, "logprobs": None, "message": message}],
+                "usage": {
+                    "prompt_tokens": self.prompt_tokens,
+                    "completion_tokens": self.completion_tokens,
+                    "total_tokens": self.prompt_tokens + self.completion_tokens,
+                },
+            }
+        )
 
 
 def mode_of(body: dict[str, Any]) -> tuple[str, str]:

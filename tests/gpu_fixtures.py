@@ -31,8 +31,13 @@ def build_tiny_models() -> dict[str, str]:
     """{"STORYBOT_SDXL_MODEL": folder, ...} for the four tiny models, built once per test process."""
     out = Path(tempfile.mkdtemp(prefix="storybot-tiny-"))
     atexit.register(shutil.rmtree, out, True)
-    done = subprocess.run([STORYBOT, "models", "tiny", out, "--json", "--no-settings"], capture_output=True,
-                          text=True, timeout=300, check=True)
+    done = subprocess.run(
+        [STORYBOT, "models", "tiny", out, "--json", "--no-settings"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     env: dict[str, str] = json.loads(done.stdout)
     return env
 
@@ -55,8 +60,10 @@ def redis_server(tmp_path: Path) -> Iterator[str]:
     if server is None:
         pytest.fail("redis-server is not installed: run `make redis`")
     port = free_port()
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp_path,
-                             "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp_path, "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -84,5 +91,10 @@ def children(pid: int) -> list[int]:
 def start_celery_worker(redis_url: str, queues: str, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "REDIS_URL": redis_url, "STORYBOT_GPU_BACKEND": "celery"}
     with log.open("wb") as out:
-        return subprocess.Popen([STORYBOT, "worker", *[a for q in queues.split(",") for a in ("--queue", q)]],
-                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [STORYBOT, "worker", *[a for q in queues.split(",") for a in ("--queue", q)]],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )

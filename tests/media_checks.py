@@ -16,9 +16,9 @@ def top_level_atoms(path: Path) -> list[str]:
     atoms, data = [], path.read_bytes()
     pos = 0
     while pos + 8 <= len(data):
-        size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
         if size == 1:
-            size = struct.unpack(">Q", data[pos + 8:pos + 16])[0]
+            size = struct.unpack(">Q", data[pos + 8 : pos + 16])[0]
         atoms.append(kind.decode("latin-1"))
         if size < 8:
             break
@@ -29,5 +29,5 @@ def top_level_atoms(path: Path) -> list[str]:
 def audio_rms_db(path: Path, start: float, end: float) -> float:
     """RMS level (dBFS) of a file's audio between two times."""
     pcm = np.frombuffer(asyncio.run(decode_audio(path)), dtype=np.float32)
-    seg = pcm[int(start * 48000):int(end * 48000)]
+    seg = pcm[int(start * 48000) : int(end * 48000)]
     return float(20 * np.log10(np.sqrt(np.mean(seg**2)) + 1e-12))

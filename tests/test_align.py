@@ -15,9 +15,10 @@ from tools.gpu.local import LocalBackend
 from tools.models import Word
 from tools.tts import from_recording, synthesize
 
-SCRIPT = ("The keeper climbed the tower at dusk. A lost whale sang below the rocks, "
-          "and he answered with the lamp, three long flashes over the water.")
-
+SCRIPT = (
+    "The keeper climbed the tower at dusk. A lost whale sang below the rocks, "
+    "and he answered with the lamp, three long flashes over the water."
+)
 
 
 @pytest.fixture(scope="session")
@@ -61,8 +62,10 @@ async def test_alignment_gives_the_script_words_recognised_timings(tmp_path: Pat
 
 
 def test_alignment_edges() -> None:
-    script = [Word(word=t, start=0, end=0.1, char_start=i * 10, char_end=i * 10 + len(t))
-              for i, t in enumerate(["Hello,", "wide", "world!"])]
+    script = [
+        Word(word=t, start=0, end=0.1, char_start=i * 10, char_end=i * 10 + len(t))
+        for i, t in enumerate(["Hello,", "wide", "world!"])
+    ]
     nothing = align(script, [], duration=3.0)
     assert nothing.matched == 0 and nothing.words[0].start == 0 and nothing.words[-1].end == 3.0
     assert all(w.estimated for w in nothing.words)
@@ -75,8 +78,7 @@ async def test_tiny_whisper_end_to_end(tiny_models: dict[str, str], tmp_path: Pa
     speech = await synthesize(SCRIPT, tmp_path / "voice.wav")
     backend = LocalBackend(models(tiny_models))
     try:
-        result = await backend.run("whisper", WhisperParams(audio=str(speech.wav), beam_size=1,
-                                                            max_new_tokens=16))
+        result = await backend.run("whisper", WhisperParams(audio=str(speech.wav), beam_size=1, max_new_tokens=16))
     finally:
         await backend.close()
     assert abs(result.duration - speech.duration) < 0.1

@@ -19,9 +19,11 @@ from tests.fake_openai import fake_openai
 from tools.errors import BadInput
 from tools.llm import StoryIdea
 
-LONG = ("The keeper counted ships from the tower every night of the year, and wrote each one down in a small "
-        "blue book. When the book was full he climbed down to the rocks, opened it to the first page, and read "
-        "the names aloud to the sea, which listened.")
+LONG = (
+    "The keeper counted ships from the tower every night of the year, and wrote each one down in a small "
+    "blue book. When the book was full he climbed down to the rocks, opened it to the first page, and read "
+    "the names aloud to the sea, which listened."
+)
 IDEAS = IdeaApproval(ideas=[StoryIdea(title=f"Idea {n}", logline="l", hook="h", score=50) for n in (1, 2, 3)])
 SCRIPT = ScriptApproval(version=1, script="A short draft.", words=3, target_seconds=45, spoken_seconds=21.4)
 FRAMES = KeyframeApproval(keyframes=["/a.png", "/b.png"], shots=[ShotCaption(number=n, text="t") for n in (1, 2)])
@@ -80,12 +82,17 @@ def test_keyframe_approval_rerolls_numbers_in_range() -> None:
 
 def test_old_approvals_read_from_the_job_table_still_parse() -> None:
     """A job that waited before approvals were typed: its stored dict becomes the model."""
-    old = {"approval": "pick_idea", "question": "Which idea?", "answers": ["pick N"],
-           "ideas": [{"number": 1, "title": "T", "logline": "L", "hook": "H", "score": 70}]}
+    old = {
+        "approval": "pick_idea",
+        "question": "Which idea?",
+        "answers": ["pick N"],
+        "ideas": [{"number": 1, "title": "T", "logline": "L", "hook": "H", "score": 70}],
+    }
     shown = APPROVAL.validate_python(old)
     assert isinstance(shown, IdeaApproval) and shown.parse("1") == Answer(action="pick", index=0)
-    script = APPROVAL.validate_python({"approval": "approve_script", "version": 2, "script": "S.", "words": 1,
-                                       "target_seconds": 30, "answers": []})
+    script = APPROVAL.validate_python(
+        {"approval": "approve_script", "version": 2, "script": "S.", "words": 1, "target_seconds": 30, "answers": []}
+    )
     assert isinstance(script, ScriptApproval) and script.spoken_seconds is None and script.off_length is None
 
 
@@ -93,8 +100,13 @@ def test_old_approvals_read_from_the_job_table_still_parse() -> None:
 
 
 def storybot(data: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "storybot", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "STORYBOT_DATA_DIR": str(data), **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "storybot", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "STORYBOT_DATA_DIR": str(data), **(env or {})},
+    )
 
 
 def ok_json(done: subprocess.CompletedProcess[str]) -> Any:
@@ -146,8 +158,10 @@ def test_make_ideas_without_a_prompt_and_a_script_given_at_the_idea_approval(tmp
 
 
 def thirty_words(name: str, body: dict[str, Any]) -> dict[str, Any]:
-    words = ("The old keeper climbed the tower. He counted the ships. One, two, three. The sea was calm and "
-             "dark. He smiled, lit the lamp, and went back down to sleep.")
+    words = (
+        "The old keeper climbed the tower. He counted the ships. One, two, three. The sea was calm and "
+        "dark. He smiled, lit the lamp, and went back down to sleep."
+    )
     return {"script": words, "summary": "Tried again."}
 
 

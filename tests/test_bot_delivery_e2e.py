@@ -24,7 +24,7 @@ from tests.test_bot_e2e import acknowledged
 
 pytestmark = pytest.mark.slow
 
-SMALL, SMALL_CHANNEL = 910001, 910002        # reports a 400 KiB limit
+SMALL, SMALL_CHANNEL = 910001, 910002  # reports a 400 KiB limit
 REFUSING, REFUSING_CHANNEL = 920001, 920002  # reports 10 MiB, refuses anything over 4 KiB
 LIMIT = 400 * 1024
 LINK = re.compile(r"http://127\.0\.0\.1:\d+/files/[0-9a-f]{12}/final\.mp4\?expires=\d+&sig=[\w-]+")
@@ -38,13 +38,19 @@ def free_port() -> int:
 
 @pytest.fixture
 async def two_servers(tmp_path: Path) -> AsyncIterator[tuple[FakeDiscord, BotProcess, int]]:
-    guilds = [Guild(id=SMALL, channels=[Channel(id=SMALL_CHANNEL)], members=[ALICE], attachment_size_limit=LIMIT),
-              Guild(id=REFUSING, channels=[Channel(id=REFUSING_CHANNEL)], members=[ALICE], refuse_over=4096)]
+    guilds = [
+        Guild(id=SMALL, channels=[Channel(id=SMALL_CHANNEL)], members=[ALICE], attachment_size_limit=LIMIT),
+        Guild(id=REFUSING, channels=[Channel(id=REFUSING_CHANNEL)], members=[ALICE], refuse_over=4096),
+    ]
     port = free_port()
     async with FakeDiscord(guilds=guilds) as fake:
         bot = BotProcess(fake, tmp_path, {})
-        await bot.start(STORYBOT_GUILD_IDS=f"{SMALL},{REFUSING}", STORYBOT_PUBLIC_URL=f"http://127.0.0.1:{port}",
-                        STORYBOT_HTTP_HOST="127.0.0.1", STORYBOT_HTTP_PORT=str(port))
+        await bot.start(
+            STORYBOT_GUILD_IDS=f"{SMALL},{REFUSING}",
+            STORYBOT_PUBLIC_URL=f"http://127.0.0.1:{port}",
+            STORYBOT_HTTP_HOST="127.0.0.1",
+            STORYBOT_HTTP_PORT=str(port),
+        )
         try:
             yield fake, bot, port
         finally:
@@ -59,11 +65,17 @@ def final_post(fake: FakeDiscord, channel: int) -> FakeMessage | None:
 
 
 async def test_a_master_over_the_limit_comes_fitted_with_a_signed_link_and_a_413_falls_back(
-        two_servers: tuple[FakeDiscord, BotProcess, int], tmp_path: Path) -> None:
+    two_servers: tuple[FakeDiscord, BotProcess, int], tmp_path: Path
+) -> None:
     fake, bot, port = two_servers
     for guild, channel in ((SMALL, SMALL_CHANNEL), (REFUSING, REFUSING_CHANNEL)):
-        ask = await fake.slash(ALICE, channel, "video", {"prompt": "A lighthouse keeper befriends a lost whale",
-                                                         "duration": 5, "auto_approve": True}, guild_id=guild)
+        ask = await fake.slash(
+            ALICE,
+            channel,
+            "video",
+            {"prompt": "A lighthouse keeper befriends a lost whale", "duration": 5, "auto_approve": True},
+            guild_id=guild,
+        )
         await acknowledged(fake, ask)
     small = await fake.wait_for(lambda: final_post(fake, SMALL_CHANNEL), timeout=240)
     refused = await fake.wait_for(lambda: final_post(fake, REFUSING_CHANNEL), timeout=120)
@@ -99,11 +111,17 @@ async def test_a_master_over_the_limit_comes_fitted_with_a_signed_link_and_a_413
     assert [r.status for r in small_uploads] == [200]  # fitted before posting: no 413 at all
 
     # the 413: the master, then a copy fitted smaller, both refused; then the note with the link
-    uploads = [r for r in fake.requests if r.method == "POST" and r.path == f"/channels/{REFUSING_CHANNEL}/messages"
-               and any(name.startswith("files[") for name in r.parts)]
+    uploads = [
+        r
+        for r in fake.requests
+        if r.method == "POST"
+        and r.path == f"/channels/{REFUSING_CHANNEL}/messages"
+        and any(name.startswith("files[") for name in r.parts)
+    ]
     assert [r.status for r in uploads] == [413, 413]
-    first, second = (len(next(data for name, (_, data) in r.parts.items() if name.startswith("files[")))
-                     for r in uploads)
+    first, second = (
+        len(next(data for name, (_, data) in r.parts.items() if name.startswith("files["))) for r in uploads
+    )
     assert second <= first * 0.8
     print(f"413 chain: refused {first} bytes, then a copy of {second} bytes, then the link")
     assert not refused.attachments and "does not fit" in refused.content
@@ -120,8 +138,11 @@ async def test_a_master_over_the_limit_comes_fitted_with_a_signed_link_and_a_413
     assert "Traceback" not in bot.tail()
     posted = len(fake.bot_messages)
     await bot.kill()
-    await bot.start(STORYBOT_GUILD_IDS=f"{SMALL},{REFUSING}", STORYBOT_PUBLIC_URL=f"http://127.0.0.1:{port}",
-                    STORYBOT_HTTP_PORT=str(port))
+    await bot.start(
+        STORYBOT_GUILD_IDS=f"{SMALL},{REFUSING}",
+        STORYBOT_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        STORYBOT_HTTP_PORT=str(port),
+    )
     await asyncio.sleep(3)  # recovery has run: both deliveries are recorded
     assert len(fake.bot_messages) == posted
     assert not fake.errors

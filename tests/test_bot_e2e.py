@@ -23,7 +23,7 @@ from tests.fake_discord import FakeDiscord, FakeInteraction, FakeMessage
 pytestmark = pytest.mark.slow
 
 DEADLINE = 3.0
-FIRST_ACK = 0.5     # /video is acknowledged this fast
+FIRST_ACK = 0.5  # /video is acknowledged this fast
 SCRIPT_SHOWN = 5.0  # and its script is on screen this soon (offline writer)
 
 
@@ -45,8 +45,12 @@ def component(message: FakeMessage, prefix: str) -> str:
     return next(c for c in custom_ids(message) if c.startswith(prefix))
 
 
-async def wait_prompt(fake: FakeDiscord, prefix: str, after: FakeMessage | None = None,
-                      timeout: float = 120) -> FakeMessage:  # noqa: ASYNC109
+async def wait_prompt(
+    fake: FakeDiscord,
+    prefix: str,
+    after: FakeMessage | None = None,
+    timeout: float = 120,  # noqa: ASYNC109
+) -> FakeMessage:
     found = await fake.wait_for(lambda: prompt_with(fake, prefix, after), timeout=timeout)
     assert isinstance(found, FakeMessage)
     return found
@@ -76,13 +80,19 @@ def check_video(data: bytes, folder: Path, limit: int = 10 * 1024 * 1024) -> flo
 
 
 async def test_request_to_delivery_with_replies_clicks_refusals_and_a_restart(
-        world: tuple[FakeDiscord, BotProcess], tmp_path: Path) -> None:
+    world: tuple[FakeDiscord, BotProcess], tmp_path: Path
+) -> None:
     fake, bot = world
     names = {c["name"] for c in fake.commands[GUILD]}
     assert {"video", "ideas", "jobs", "job", "cancel"} <= names
 
-    ask = await fake.slash(ALICE, CHANNEL, "video", {"prompt": "A lighthouse keeper befriends a lost whale @everyone",
-                                                     "duration": 6, "ideas": True}, guild_id=GUILD)
+    ask = await fake.slash(
+        ALICE,
+        CHANNEL,
+        "video",
+        {"prompt": "A lighthouse keeper befriends a lost whale @everyone", "duration": 6, "ideas": True},
+        guild_id=GUILD,
+    )
     kind, _ = await acknowledged(fake, ask)
     assert kind == 5  # deferred: the status message follows
 
@@ -131,8 +141,9 @@ async def test_request_to_delivery_with_replies_clicks_refusals_and_a_restart(
 
     bot_messages = [m for m in fake.messages if m.author is None and m.via != "callback"]
     assert all(m.allowed_mentions == {"parse": []} for m in bot_messages if m.allowed_mentions is not None)
-    assert all(m.allowed_mentions is not None for m in bot_messages if not m.ephemeral), \
-        [m.content for m in bot_messages if m.allowed_mentions is None]
+    assert all(m.allowed_mentions is not None for m in bot_messages if not m.ephemeral), [
+        m.content for m in bot_messages if m.allowed_mentions is None
+    ]
     status = next(m for m in fake.messages if m.interaction_id == ask.id)
     times = [t for t, _ in status.edits]
     assert len(times) >= 3
@@ -141,12 +152,20 @@ async def test_request_to_delivery_with_replies_clicks_refusals_and_a_restart(
     assert not fake.errors
 
 
-async def test_three_jobs_at_once_never_miss_the_deadline(world: tuple[FakeDiscord, BotProcess],
-                                                          tmp_path: Path) -> None:
+async def test_three_jobs_at_once_never_miss_the_deadline(
+    world: tuple[FakeDiscord, BotProcess], tmp_path: Path
+) -> None:
     fake, bot = world
-    asks = [await fake.slash(user, CHANNEL, "video", {"prompt": f"Story number {n} about a brave fox",
-                                                      "duration": 5, "auto_approve": True}, guild_id=GUILD)
-            for n, user in enumerate((ALICE, MALLORY, APPROVER))]
+    asks = [
+        await fake.slash(
+            user,
+            CHANNEL,
+            "video",
+            {"prompt": f"Story number {n} about a brave fox", "duration": 5, "auto_approve": True},
+            guild_id=GUILD,
+        )
+        for n, user in enumerate((ALICE, MALLORY, APPROVER))
+    ]
     for ask in asks:
         await acknowledged(fake, ask)
     probes = []
@@ -163,11 +182,13 @@ async def test_three_jobs_at_once_never_miss_the_deadline(world: tuple[FakeDisco
     print(f"/jobs answered in at most {max(probes) * 1000:.0f} ms while three jobs ran")
 
 
-async def test_modal_revision_txt_replacement_and_an_expired_token(world: tuple[FakeDiscord, BotProcess],
-                                                                   tmp_path: Path) -> None:
+async def test_modal_revision_txt_replacement_and_an_expired_token(
+    world: tuple[FakeDiscord, BotProcess], tmp_path: Path
+) -> None:
     fake, bot = world
-    ask = await fake.slash(ALICE, CHANNEL, "video", {"prompt": "A robot learns to paint", "duration": 5},
-                           guild_id=GUILD)
+    ask = await fake.slash(
+        ALICE, CHANNEL, "video", {"prompt": "A robot learns to paint", "duration": 5}, guild_id=GUILD
+    )
     await acknowledged(fake, ask)
     script = await wait_prompt(fake, "sb:revise:")
     opened = await fake.click(ALICE, script, component(script, "sb:revise:"))
@@ -201,12 +222,18 @@ async def test_modal_revision_txt_replacement_and_an_expired_token(world: tuple[
 
 
 async def test_a_crash_mid_render_resumes_and_the_status_message_carries_on(
-        world: tuple[FakeDiscord, BotProcess], tmp_path: Path) -> None:
+    world: tuple[FakeDiscord, BotProcess], tmp_path: Path
+) -> None:
     fake, bot = world
     await bot.kill()
     await bot.start(STORYBOT_CRASH_AT="animate:start")  # this process dies by SIGKILL when animate starts
-    ask = await fake.slash(ALICE, CHANNEL, "video", {"prompt": "A kite that will not land", "duration": 5,
-                                                     "auto_approve": True}, guild_id=GUILD)
+    ask = await fake.slash(
+        ALICE,
+        CHANNEL,
+        "video",
+        {"prompt": "A kite that will not land", "duration": 5, "auto_approve": True},
+        guild_id=GUILD,
+    )
     await acknowledged(fake, ask)
     assert bot.proc is not None
     await asyncio.wait_for(bot.proc.wait(), timeout=120)
@@ -221,13 +248,15 @@ async def test_a_crash_mid_render_resumes_and_the_status_message_carries_on(
     check_video(delivered(fake)[0].attachments[0].data, tmp_path)
 
 
-async def test_a_failure_is_explained_and_retry_finishes_the_job(world: tuple[FakeDiscord, BotProcess],
-                                                                 tmp_path: Path) -> None:
+async def test_a_failure_is_explained_and_retry_finishes_the_job(
+    world: tuple[FakeDiscord, BotProcess], tmp_path: Path
+) -> None:
     fake, bot = world
     await bot.kill()
     await bot.start(STORYBOT_FFMPEG=str(tmp_path / "no-such-ffmpeg"), OPENAI_API_KEY="sk-secret-should-not-show")
-    ask = await fake.slash(ALICE, CHANNEL, "video", {"prompt": "A snail wins a race", "duration": 5,
-                                                     "auto_approve": True}, guild_id=GUILD)
+    ask = await fake.slash(
+        ALICE, CHANNEL, "video", {"prompt": "A snail wins a race", "duration": 5, "auto_approve": True}, guild_id=GUILD
+    )
     await acknowledged(fake, ask)
     failure = await wait_prompt(fake, "sb:retry:", timeout=120)
     assert "stopped at" in failure.content and "Retry" in failure.content
@@ -248,7 +277,8 @@ def test_bot_without_a_token_or_a_reachable_api_says_so_in_one_line(tmp_path: Pa
     env = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"} | {"STORYBOT_DATA_DIR": str(tmp_path)}
     run = subprocess.run([str(STORYBOT), "bot"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and run.stderr.strip().splitlines() == [
-        "storybot: error: DISCORD_TOKEN is not set: put the bot's token in the environment or .env"]
+        "storybot: error: DISCORD_TOKEN is not set: put the bot's token in the environment or .env"
+    ]
     env |= {"DISCORD_TOKEN": "x", "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10"}
     run = subprocess.run([str(STORYBOT), "bot"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     errors = [line for line in run.stderr.splitlines() if "error" in line]
@@ -268,18 +298,26 @@ async def answered(fake: FakeDiscord, said: FakeMessage) -> str:
     return str(found[0])
 
 
-OWN_SCRIPT = ("The old keeper counted ships every night from the top of the tower. One, two, three lights "
-              "crossed the black water before midnight. On the last night of winter a fourth light appeared, "
-              "small and steady, and it did not move. He climbed down to the rocks with his lamp and found a "
-              "little boat, and a child inside it, counting ships too.")
+OWN_SCRIPT = (
+    "The old keeper counted ships every night from the top of the tower. One, two, three lights "
+    "crossed the black water before midnight. On the last night of winter a fourth light appeared, "
+    "small and steady, and it did not move. He climbed down to the rocks with his lamp and found a "
+    "little boat, and a child inside it, counting ships too."
+)
 
 
 async def test_video_goes_straight_to_the_script_and_every_reply_is_answered(
-        world: tuple[FakeDiscord, Any], tmp_path: Path) -> None:
+    world: tuple[FakeDiscord, Any], tmp_path: Path
+) -> None:
     fake, _ = world
     asked = time.monotonic()
-    ask = await fake.slash(ALICE, CHANNEL, "video", {"prompt": "A lighthouse keeper who counts ships at night",
-                                                     "duration": 6}, guild_id=GUILD)
+    ask = await fake.slash(
+        ALICE,
+        CHANNEL,
+        "video",
+        {"prompt": "A lighthouse keeper who counts ships at night", "duration": 6},
+        guild_id=GUILD,
+    )
     kind, _ = await acknowledged(fake, ask)
     assert kind == 5 and ask.response_delay is not None and ask.response_delay < FIRST_ACK, ask.response_delay
     script = await wait_prompt(fake, "sb:revise:", timeout=SCRIPT_SHOWN)
@@ -332,8 +370,14 @@ async def test_ideas_offers_a_select_and_a_txt_reply_skips_the_pick(world: tuple
     again = await fake.slash(ALICE, CHANNEL, "ideas", {"topic": "a lost whale"}, guild_id=GUILD)
     await acknowledged(fake, again)
     second_pick = await wait_prompt(fake, "sb:pick:", after=script, timeout=30)
-    title = next(o["label"] for row in second_pick.components for c in row["components"] if c["type"] == 3
-                 for o in c["options"] if o["value"] == "1")
+    title = next(
+        o["label"]
+        for row in second_pick.components
+        for c in row["components"]
+        if c["type"] == 3
+        for o in c["options"]
+        if o["value"] == "1"
+    )
     chosen = await fake.select(ALICE, second_pick, component(second_pick, "sb:pick:"), ["1"])
     await acknowledged(fake, chosen)
     written = await wait_prompt(fake, "sb:revise:", after=second_pick)
@@ -345,20 +389,22 @@ async def test_ideas_offers_a_select_and_a_txt_reply_skips_the_pick(world: tuple
 def thirty_words(name: str, body: dict[str, Any]) -> dict[str, Any] | str:
     """A model that writes 30 words whatever it is asked for."""
     assert name in ("ScriptDraft", "RevisionDraft"), name
-    script = ("The old keeper climbed the tower. He counted the ships. One, two, three. The sea was calm and dark. "
-              "He smiled, lit the lamp, and went back down to sleep.")
+    script = (
+        "The old keeper climbed the tower. He counted the ships. One, two, three. The sea was calm and dark. "
+        "He smiled, lit the lamp, and went back down to sleep."
+    )
     assert len(script.split()) == 30
     return {"script": script, "summary": "Tried again."}
 
 
 @pytest.mark.parametrize("llm_answer", [thirty_words])
-async def test_a_short_draft_reaches_the_approval_with_its_length(world: tuple[FakeDiscord, BotProcess],
-                                                                  llm: Any) -> None:
+async def test_a_short_draft_reaches_the_approval_with_its_length(
+    world: tuple[FakeDiscord, BotProcess], llm: Any
+) -> None:
     fake, bot = world
     await bot.kill()
     await bot.start(OPENAI_BASE_URL=llm.url, OPENAI_API_KEY="sk-test", STORYBOT_LLM_MODEL="tiny")
-    ask = await fake.slash(ALICE, CHANNEL, "video", {"prompt": "A keeper counts ships", "duration": 60},
-                           guild_id=GUILD)
+    ask = await fake.slash(ALICE, CHANNEL, "video", {"prompt": "A keeper counts ships", "duration": 60}, guild_id=GUILD)
     await acknowledged(fake, ask)
     script = await wait_prompt(fake, "sb:revise:", timeout=60)
     targets = [asked_words(r.json()) for r in llm.requests]

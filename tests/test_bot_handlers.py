@@ -40,8 +40,9 @@ def interaction(conductor: Conductor, uid: int, **data: Any) -> Any:
     fake.client = SimpleNamespace(conductor=conductor)
     fake.data = data
     fake.guild_id, fake.channel_id = 5, 6
-    fake.response = SimpleNamespace(defer=AsyncMock(), send_message=AsyncMock(), send_modal=AsyncMock(),
-                                    is_done=lambda: False)
+    fake.response = SimpleNamespace(
+        defer=AsyncMock(), send_message=AsyncMock(), send_modal=AsyncMock(), is_done=lambda: False
+    )
     fake.followup = SimpleNamespace(send=AsyncMock())
     fake.edit_original_response = AsyncMock()
     return fake
@@ -49,8 +50,9 @@ def interaction(conductor: Conductor, uid: int, **data: Any) -> Any:
 
 async def waiting_script(conductor: Conductor, script: str = SCRIPT) -> tuple[str, str]:
     service = conductor.service
-    job_id = await service.start(JobRequest(prompt="a whale", script_text=script, duration=8),
-                                 Requester(id=f"discord:{ALICE}"))
+    job_id = await service.start(
+        JobRequest(prompt="a whale", script_text=script, duration=8), Requester(id=f"discord:{ALICE}")
+    )
     record = await service.wait(job_id)
     assert record.status == "waiting" and record.interrupt_id
     return job_id, record.interrupt_id
@@ -75,8 +77,10 @@ async def test_revise_opens_a_modal_whose_note_revises_the_script(conductor: Con
     await revise.callback(click)
     modal = click.response.send_modal.call_args.args[0]
     assert isinstance(modal, ReviseModal) and modal.custom_id == f"sb:note:{job_id}:{iid}"
-    fields = {"custom_id": modal.custom_id,
-              "components": [{"type": 1, "components": [{"type": 4, "custom_id": "note", "value": "make it shorter"}]}]}
+    fields = {
+        "custom_id": modal.custom_id,
+        "components": [{"type": 1, "components": [{"type": 4, "custom_id": "note", "value": "make it shorter"}]}],
+    }
     stranger = interaction(conductor, MALLORY, **fields)
     stranger.type = discord.InteractionType.modal_submit
     cog = VideoCommands(conductor.bot)
@@ -94,8 +98,9 @@ async def test_revise_opens_a_modal_whose_note_revises_the_script(conductor: Con
 
 async def test_a_stale_button_answers_nothing(conductor: Conductor) -> None:
     job_id, iid = await waiting_script(conductor)
-    await conductor.service.answer(job_id, Requester(id=f"discord:{ALICE}"), Answer(action="revise", note="shorter"),
-                                   iid)
+    await conductor.service.answer(
+        job_id, Requester(id=f"discord:{ALICE}"), Answer(action="revise", note="shorter"), iid
+    )
     fresh = (await conductor.service.wait(job_id)).interrupt_id
     old = interaction(conductor, ALICE)
     await ApprovalButton("approve", job_id, iid).callback(old)
@@ -217,8 +222,9 @@ def test_contact_sheet_numbers_every_shot(tmp_path: Path) -> None:
 
 async def test_delivery_fits_the_upload_limit_or_says_where_the_master_is(conductor: Conductor) -> None:
     service = conductor.service
-    job_id = await service.start(JobRequest(prompt="a fox", script_text=SCRIPT, duration=8),
-                                 Requester(id=f"discord:{ALICE}"), auto_approve=True)
+    job_id = await service.start(
+        JobRequest(prompt="a fox", script_text=SCRIPT, duration=8), Requester(id=f"discord:{ALICE}"), auto_approve=True
+    )
     record = await service.wait(job_id)
     assert record.status == "done"
     master = Path(record.artifacts["final_video"])
@@ -240,8 +246,9 @@ async def test_delivery_fits_the_upload_limit_or_says_where_the_master_is(conduc
     assert len(sent) == 1 and sent[0][1].filename == f"storybot-{job_id}.mp4"
     assert sent[0][1].fp.name == str(master)
 
-    other = await service.start(JobRequest(prompt="a fox", script_text=SCRIPT, duration=8),
-                                Requester(id=f"discord:{ALICE}"), auto_approve=True)
+    other = await service.start(
+        JobRequest(prompt="a fox", script_text=SCRIPT, duration=8), Requester(id=f"discord:{ALICE}"), auto_approve=True
+    )
     await service.wait(other)
     bot.get_guild = lambda _id: SimpleNamespace(filesize_limit=1000)  # type: ignore[attr-defined]
     conductor.records.save(Post(job_id=other, channel_id=6, guild_id=5, upload_limit=1000))
@@ -253,8 +260,7 @@ async def test_delivery_fits_the_upload_limit_or_says_where_the_master_is(conduc
 def test_guild_and_channel_allow_lists(tmp_path: Path) -> None:
     from bot.client import StorybotBot
 
-    settings = get_settings().model_copy(update={"data_dir": tmp_path, "guild_ids": "5, 7",
-                                                 "allowed_channel_ids": "6"})
+    settings = get_settings().model_copy(update={"data_dir": tmp_path, "guild_ids": "5, 7", "allowed_channel_ids": "6"})
     conductor = StorybotBot(settings, SimpleNamespace()).conductor  # type: ignore[arg-type]
     assert conductor.place_allowed(5, 6) and not conductor.place_allowed(5, 8) and not conductor.place_allowed(9, 6)
     assert not conductor.place_allowed(None, 6)  # direct messages are outside every allowed server
@@ -263,11 +269,25 @@ def test_guild_and_channel_allow_lists(tmp_path: Path) -> None:
 def test_keyframe_embed_shows_vision_verdicts() -> None:
     from bot.messages import keyframes_embed
 
-    embed = keyframes_embed(KeyframeApproval.model_validate({
-        "keyframes": ["/a.png", "/b.png"],
-        "shots": [{"number": 1, "text": "A whale."}, {"number": 2, "text": "A lamp."}],
-        "verdicts": [{"shot": 1, "parsed": True, "adherence": 8, "quality": 6.5, "critique": "too dark",
-                      "consistent": False}, {"shot": 2, "parsed": False}]}))
+    embed = keyframes_embed(
+        KeyframeApproval.model_validate(
+            {
+                "keyframes": ["/a.png", "/b.png"],
+                "shots": [{"number": 1, "text": "A whale."}, {"number": 2, "text": "A lamp."}],
+                "verdicts": [
+                    {
+                        "shot": 1,
+                        "parsed": True,
+                        "adherence": 8,
+                        "quality": 6.5,
+                        "critique": "too dark",
+                        "consistent": False,
+                    },
+                    {"shot": 2, "parsed": False},
+                ],
+            }
+        )
+    )
     first, second = (f.value or "" for f in embed.fields)
     assert "prompt 8/10, quality 6.5/10, differs from the previous shot: too dark" in first
     assert "no usable verdict" in second
@@ -277,8 +297,11 @@ async def test_a_delivery_cut_short_by_a_crash_or_a_failed_post_is_finished_once
     service = conductor.service
     jobs = []
     for _ in range(2):
-        job_id = await service.start(JobRequest(prompt="a fox", script_text=SCRIPT, duration=8),
-                                     Requester(id=f"discord:{ALICE}"), auto_approve=True)
+        job_id = await service.start(
+            JobRequest(prompt="a fox", script_text=SCRIPT, duration=8),
+            Requester(id=f"discord:{ALICE}"),
+            auto_approve=True,
+        )
         assert (await service.wait(job_id)).status == "done"
         conductor.records.save(Post(job_id=job_id, channel_id=6, guild_id=5))
         assert conductor.records.claim_delivery(job_id)  # then the bot died: posted or not, nobody knows
@@ -291,8 +314,10 @@ async def test_a_delivery_cut_short_by_a_crash_or_a_failed_post_is_finished_once
 
     async def send(content: str, file: Any = None, **_: Any) -> Any:
         if down:
-            raise discord.HTTPException(SimpleNamespace(status=503, reason="Service Unavailable"),
-                                        {"code": 0, "message": "upstream connect error"})
+            raise discord.HTTPException(
+                SimpleNamespace(status=503, reason="Service Unavailable"),
+                {"code": 0, "message": "upstream connect error"},
+            )
         sent.append(content)
         return SimpleNamespace(id=78)
 

@@ -34,8 +34,13 @@ def attachment(name: str, body: bytes, content_type: str | None = None) -> objec
 async def test_video_with_attachments_keeps_them_as_the_shots(conductor: Conductor, tmp_path: Path) -> None:
     cog = VideoCommands(conductor.bot)
     call = interaction(conductor, ALICE)
-    await cog.video.callback(cog, call, prompt="a fox", media1=attachment("a.png", png((200, 0, 0))),
-                             media2=attachment("notes.zip", b"PK\x03\x04", "application/zip"))
+    await cog.video.callback(
+        cog,
+        call,
+        prompt="a fox",
+        media1=attachment("a.png", png((200, 0, 0))),
+        media2=attachment("notes.zip", b"PK\x03\x04", "application/zip"),
+    )
     assert call.response.send_message.call_args.args[0] == "⚠️ notes.zip: not a picture or a video clip"
     call = interaction(conductor, ALICE)
     await cog.video.callback(cog, call, prompt="a fox", media1=attachment("a.png", b"<html>nope</html>", "image/png"))
@@ -45,8 +50,13 @@ async def test_video_with_attachments_keeps_them_as_the_shots(conductor: Conduct
     call = interaction(conductor, ALICE)
     call.token, call.application_id, call.filesize_limit = "tok", 1, 10 * 2**20
     call.edit_original_response = AsyncMock(return_value=SimpleNamespace(id=99))
-    await cog.video.callback(cog, call, prompt="a fox", media1=attachment("../../x.png", png((200, 0, 0))),
-                             media2=attachment("b.png", png((0, 0, 200))))
+    await cog.video.callback(
+        cog,
+        call,
+        prompt="a fox",
+        media1=attachment("../../x.png", png((200, 0, 0))),
+        media2=attachment("b.png", png((0, 0, 200))),
+    )
     (job,) = conductor.service.jobs()
     media = conductor.service.get(job.job_id).options["media"]
     assert [Path(m).name for m in media] == ["01.png", "02.png"]
@@ -87,9 +97,13 @@ async def test_a_reply_with_a_picture_and_a_number_replaces_that_shot(conductor:
 
 
 def test_delivery_credits_stock_authors_in_one_line() -> None:
-    line = credits_text([{"shot": 1, "source": "pexels", "author": "Ana", "id": "1", "url": "u"},
-                         {"shot": 2, "source": "pexels", "author": "Ana", "id": "2", "url": "u"},
-                         {"shot": 3, "source": "pixabay", "author": "Bo @everyone", "id": "3", "url": "u"}])
+    line = credits_text(
+        [
+            {"shot": 1, "source": "pexels", "author": "Ana", "id": "1", "url": "u"},
+            {"shot": 2, "source": "pexels", "author": "Ana", "id": "2", "url": "u"},
+            {"shot": 3, "source": "pixabay", "author": "Bo @everyone", "id": "3", "url": "u"},
+        ]
+    )
     assert line.startswith("-# footage and photos: Ana on Pexels; Bo") and "Pixabay" in line and "\n" not in line
     assert credits_text([]) == ""
 
@@ -101,7 +115,9 @@ async def test_attached_media_become_the_shots_in_order(conductor: Conductor, tm
     script = "The lamp went dark over the sea. The keeper climbed the stairs. The whale sang, and the light came back."
     job_id = await conductor.service.start(
         JobRequest(prompt="a whale", script_text=script, duration=8, media=[str(m) for m in media]),
-        Requester(id=f"discord:{ALICE}"), auto_approve=True)
+        Requester(id=f"discord:{ALICE}"),
+        auto_approve=True,
+    )
     record = await conductor.service.wait(job_id)
     assert record.status == "done", record.error
     folder = conductor.service.jobs_dir / job_id

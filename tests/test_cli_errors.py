@@ -11,8 +11,7 @@ from PIL import Image
 
 
 def storybot(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "storybot", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-m", "storybot", *args], capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
@@ -33,8 +32,7 @@ def assert_refused(result: subprocess.CompletedProcess[str], fragment: str, out:
 
 def test_missing_script(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert_refused(storybot("render", "--script", str(tmp_path / "nope.txt"), "--out", str(out)),
-                   "not found", out)
+    assert_refused(storybot("render", "--script", str(tmp_path / "nope.txt"), "--out", str(out)), "not found", out)
 
 
 @pytest.mark.parametrize("content", ["", "   \n\t ", "\u200b\u200b\u2060", "!!! ... ???"])
@@ -54,8 +52,7 @@ def test_binary_and_huge_scripts(tmp_path: Path) -> None:
 
 def test_unknown_aspect_and_option(tmp_path: Path, script: Path) -> None:
     out = tmp_path / "out"
-    assert_refused(storybot("render", "--script", str(script), "--aspect", "4:3", "--out", str(out)),
-                   "aspect", out)
+    assert_refused(storybot("render", "--script", str(script), "--aspect", "4:3", "--out", str(out)), "aspect", out)
     assert_refused(storybot("render", "--script", str(script), "--frobnicate"), "--frobnicate", out)
 
 
@@ -65,20 +62,30 @@ def test_corrupt_image_and_audio(tmp_path: Path, script: Path) -> None:
     Image.new("RGB", (10, 10)).save(images / "a.png")
     (images / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     out = tmp_path / "out"
-    assert_refused(storybot("render", "--script", str(script), "--images", str(images), "--out", str(out)),
-                   "b.png", out)
+    assert_refused(
+        storybot("render", "--script", str(script), "--images", str(images), "--out", str(out)), "b.png", out
+    )
     bad_audio = tmp_path / "voice.mp3"
     bad_audio.write_bytes(b"ID3 this is not audio at all" * 10)
-    assert_refused(storybot("render", "--script", str(script), "--voice", str(bad_audio), "--out", str(out)),
-                   "voice.mp3", out)
-    assert_refused(storybot("render", "--script", str(script), "--music", str(tmp_path / "none.wav"),
-                            "--out", str(out)), "not found", out)
+    assert_refused(
+        storybot("render", "--script", str(script), "--voice", str(bad_audio), "--out", str(out)), "voice.mp3", out
+    )
+    assert_refused(
+        storybot("render", "--script", str(script), "--music", str(tmp_path / "none.wav"), "--out", str(out)),
+        "not found",
+        out,
+    )
 
 
 def test_images_and_clips_together(tmp_path: Path, script: Path) -> None:
     out = tmp_path / "out"
-    assert_refused(storybot("render", "--script", str(script), "--images", str(tmp_path),
-                            "--clips", str(tmp_path), "--out", str(out)), "not both", out)
+    assert_refused(
+        storybot(
+            "render", "--script", str(script), "--images", str(tmp_path), "--clips", str(tmp_path), "--out", str(out)
+        ),
+        "not both",
+        out,
+    )
 
 
 def test_existing_output_untouched_on_failure(tmp_path: Path, script: Path) -> None:

@@ -29,8 +29,9 @@ async def test_words_and_timings_come_from_the_boundaries(tmp_path: Path) -> Non
     assert request["config"]["context"]["synthesis"]["audio"]["metadataoptions"]["wordBoundaryEnabled"] == "true"
     assert "Sec-MS-GEC" in request["query"] and "ConnectionId" in request["query"]
     assert speech.provider == "edge" and not speech.estimated
-    assert [(w.word, w.char_start, w.char_end) for w in speech.words] == \
-        [(s.text, s.start, s.end) for s in word_spans(TEXT)]
+    assert [(w.word, w.char_start, w.char_end) for w in speech.words] == [
+        (s.text, s.start, s.end) for s in word_spans(TEXT)
+    ]
     # each word within 80 ms of where the server's audio has it
     for word, (said, start, end) in zip(speech.words, server.sent_words, strict=True):
         assert word.word.strip(".,?!") == said

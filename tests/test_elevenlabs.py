@@ -45,8 +45,9 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def speak(fake: FakeElevenLabs, text: str, out: Path, **kwargs: Any) -> Speech:
-    return await synthesize_elevenlabs(text, out, api_key=kwargs.pop("api_key", KEY), voice_id=VOICE,
-                                       base_url=fake.base_url, **kwargs)
+    return await synthesize_elevenlabs(
+        text, out, api_key=kwargs.pop("api_key", KEY), voice_id=VOICE, base_url=fake.base_url, **kwargs
+    )
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int, int, int]:
@@ -134,7 +135,7 @@ async def test_unaligned_tokens_are_interpolated(server: FakeElevenLabs, tmp_pat
             assert word.end > word.start
         else:
             assert not word.estimated
-            assert [word.start, word.end] == pytest.approx(expected[2 * i:2 * i + 2], abs=0.001)
+            assert [word.start, word.end] == pytest.approx(expected[2 * i : 2 * i + 2], abs=0.001)
 
 
 @pytest.mark.parametrize("status", [503, 429])
@@ -159,8 +160,9 @@ async def test_persistent_server_error_gives_up(server: FakeElevenLabs, tmp_path
     assert not (tmp_path / "voice.wav").exists()
 
 
-async def test_rejected_key_is_one_clear_line_without_the_key(server: FakeElevenLabs, tmp_path: Path,
-                                                             caplog: pytest.LogCaptureFixture) -> None:
+async def test_rejected_key_is_one_clear_line_without_the_key(
+    server: FakeElevenLabs, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     wrong = "sk_wrong_fedcba9876543210fedcba9876543210"
     with pytest.raises(MediaError) as caught:
@@ -176,21 +178,24 @@ async def test_rejected_key_is_one_clear_line_without_the_key(server: FakeEleven
 
 async def test_unknown_voice_is_bad_input(server: FakeElevenLabs, tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="no voice 'NoSuchVoice123'"):
-        await synthesize_elevenlabs("Hello there.", tmp_path / "voice.wav", api_key=KEY, voice_id="NoSuchVoice123",
-                                    base_url=server.base_url)
+        await synthesize_elevenlabs(
+            "Hello there.", tmp_path / "voice.wav", api_key=KEY, voice_id="NoSuchVoice123", base_url=server.base_url
+        )
 
 
 @pytest.mark.parametrize("voice", ["../../v1/user", "abc?x=1", ""])
 async def test_voice_id_cannot_change_the_url(server: FakeElevenLabs, voice: str, tmp_path: Path) -> None:
     with pytest.raises(BadInput):
-        await synthesize_elevenlabs("Hello.", tmp_path / "voice.wav", api_key=KEY, voice_id=voice,
-                                    base_url=server.base_url)
+        await synthesize_elevenlabs(
+            "Hello.", tmp_path / "voice.wav", api_key=KEY, voice_id=voice, base_url=server.base_url
+        )
     assert not server.requests
 
 
 def long_text(limit: int) -> str:
-    sentences = [f"Sentence number {i} tells of ships, storms, and the keeper who watched them pass. "
-                 for i in range(200)]
+    sentences = [
+        f"Sentence number {i} tells of ships, storms, and the keeper who watched them pass. " for i in range(200)
+    ]
     text, i = "", 0
     while len(text) <= limit + 800:
         text += sentences[i]
@@ -209,8 +214,8 @@ async def test_long_text_is_chunked_and_offset(server: FakeElevenLabs, tmp_path:
     assert all(len(b["text"]) <= el.MAX_REQUEST_CHARS and ends_sentence(b["text"]) for b in bodies)
     assert " ".join(b["text"] for b in bodies) == text
     # Neighbouring text goes along as context, so the voice flows on across requests.
-    after_first = text[len(bodies[0]["text"]):]
-    assert "previous_text" not in bodies[0] and bodies[0]["next_text"] == after_first[:el._CONTEXT_CHARS].strip()
+    after_first = text[len(bodies[0]["text"]) :]
+    assert "previous_text" not in bodies[0] and bodies[0]["next_text"] == after_first[: el._CONTEXT_CHARS].strip()
     assert bodies[0]["text"].endswith(bodies[1]["previous_text"])
     check_words(speech, text)
 
@@ -224,26 +229,29 @@ async def test_long_text_is_chunked_and_offset(server: FakeElevenLabs, tmp_path:
 
     n_first = len(word_spans(bodies[0]["text"]))
     got = times(speech.words)
-    assert got[:2 * n_first] == pytest.approx(expected_times(bodies[0]["text"], server.per_char, first_onset),
-                                              abs=0.001)
+    assert got[: 2 * n_first] == pytest.approx(
+        expected_times(bodies[0]["text"], server.per_char, first_onset), abs=0.001
+    )
     second = bodies[1]["text"]
-    assert got[2 * n_first:2 * (n_first + len(word_spans(second)))] == pytest.approx(
-        expected_times(second, server.per_char, offset=second_onset), abs=0.001)
-    assert speech.duration == pytest.approx(sum(len(b["text"]) * server.per_char + TAIL for b in bodies),
-                                            abs=0.06 * len(bodies))
+    assert got[2 * n_first : 2 * (n_first + len(word_spans(second)))] == pytest.approx(
+        expected_times(second, server.per_char, offset=second_onset), abs=0.001
+    )
+    assert speech.duration == pytest.approx(
+        sum(len(b["text"]) * server.per_char + TAIL for b in bodies), abs=0.06 * len(bodies)
+    )
 
 
 def test_split_chunks_prefers_sentence_ends() -> None:
     text = "One two three. Four five, six seven eight nine ten eleven twelve."
-    chunks = [text[c.start:c.end] for c in el.split_chunks(text, 26)]
+    chunks = [text[c.start : c.end] for c in el.split_chunks(text, 26)]
     assert chunks[0] == "One two three." and all(len(c) <= 26 for c in chunks)
     assert " ".join(chunks) == text
-    assert [text[c.start:c.end] for c in el.split_chunks(text, 1000)] == [text]
+    assert [text[c.start : c.end] for c in el.split_chunks(text, 1000)] == [text]
 
 
 def test_split_chunks_cuts_a_giant_token() -> None:
     text = "short " + "x" * 25 + " end."
-    chunks = [text[c.start:c.end] for c in el.split_chunks(text, 10)]
+    chunks = [text[c.start : c.end] for c in el.split_chunks(text, 10)]
     assert all(0 < len(c) <= 10 for c in chunks)
     assert "".join(chunks).replace(" ", "") == text.replace(" ", "")
 
@@ -252,8 +260,13 @@ async def test_model_voice_settings_and_characters(server: FakeElevenLabs, tmp_p
     server.model_id = "eleven_flash_v2_5"
     text = TEXTS["plain"]
     with metered() as used:
-        speech = await speak(server, text, tmp_path / "voice.wav", model_id="eleven_flash_v2_5",
-                             voice_settings={"stability": 0.4, "similarity_boost": 0.8, "use_speaker_boost": True})
+        speech = await speak(
+            server,
+            text,
+            tmp_path / "voice.wav",
+            model_id="eleven_flash_v2_5",
+            voice_settings={"stability": 0.4, "similarity_boost": 0.8, "use_speaker_boost": True},
+        )
     [request] = server.requests
     assert request["body"]["model_id"] == "eleven_flash_v2_5"
     assert request["body"]["voice_settings"] == {"stability": 0.4, "similarity_boost": 0.8, "use_speaker_boost": True}
@@ -269,12 +282,21 @@ async def test_429_honours_retry_after(server: FakeElevenLabs, tmp_path: Path) -
     assert time.monotonic() - started >= 0.95 and len(server.requests) == 2
 
 
-@pytest.mark.parametrize("reply", [
-    {"audio_base64": "%%% not base64 %%%", "alignment": None},
-    {"audio_base64": "SUQzBAAAAAAAI1RTU0UAAAAPAAADTGF2ZjU4Ljc2LjEwMAAAAAAAAAAAAAAA", "alignment": None},
-    {"audio_base64": "", "alignment": {"characters": ["a"], "character_start_times_seconds": [0.0],
-                                       "character_end_times_seconds": []}},
-])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        {"audio_base64": "%%% not base64 %%%", "alignment": None},
+        {"audio_base64": "SUQzBAAAAAAAI1RTU0UAAAAPAAADTGF2ZjU4Ljc2LjEwMAAAAAAAAAAAAAAA", "alignment": None},
+        {
+            "audio_base64": "",
+            "alignment": {
+                "characters": ["a"],
+                "character_start_times_seconds": [0.0],
+                "character_end_times_seconds": [],
+            },
+        },
+    ],
+)
 async def test_malformed_replies_are_retried(server: FakeElevenLabs, reply: dict[str, Any], tmp_path: Path) -> None:
     server.queued = [(200, reply)]
     with metered() as used:
@@ -284,8 +306,9 @@ async def test_malformed_replies_are_retried(server: FakeElevenLabs, reply: dict
     assert used[("elevenlabs", "characters")] == len(TEXTS["plain"])  # counted once, for the reply that was used
 
 
-async def test_timeouts_are_retried_then_named(server: FakeElevenLabs, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_timeouts_are_retried_then_named(
+    server: FakeElevenLabs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(el, "TIMEOUT_SECONDS", 0.3)
     server.stall, server.stalled = 0.6, 1
     speech = await speak(server, TEXTS["plain"], tmp_path / "voice.wav")
@@ -295,8 +318,9 @@ async def test_timeouts_are_retried_then_named(server: FakeElevenLabs, tmp_path:
         await speak(server, TEXTS["plain"], tmp_path / "voice2.wav", retries=2)
 
 
-async def test_server_errors_name_the_status_never_the_key(server: FakeElevenLabs, tmp_path: Path,
-                                                          caplog: pytest.LogCaptureFixture) -> None:
+async def test_server_errors_name_the_status_never_the_key(
+    server: FakeElevenLabs, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     server.queued = [(503, {"detail": {"status": "system_busy", "message": f"busy for {KEY}"}})] * 3
     with pytest.raises(MediaError) as caught:

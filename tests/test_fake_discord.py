@@ -29,8 +29,9 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"job:(
         self.job = job
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
-                             match: re.Match[str]) -> JobButton:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> JobButton:
         return cls(int(match["job"]))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
@@ -62,8 +63,12 @@ class EchoBot(commands.Bot):
     def __init__(self) -> None:
         intents = discord.Intents.default()
         intents.message_content = True
-        super().__init__(command_prefix="!", intents=intents, guild_ready_timeout=0.05,
-                         allowed_mentions=discord.AllowedMentions.none())
+        super().__init__(
+            command_prefix="!",
+            intents=intents,
+            guild_ready_timeout=0.05,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
         self.seen: list[discord.Message] = []
         self.downloads: list[bytes] = []
         self.errors: list[BaseException] = []
@@ -95,9 +100,12 @@ class EchoBot(commands.Bot):
                 await interaction.response.send_message("two")
             except discord.InteractionResponded:  # discord.py guards this itself; hit the API directly
                 try:
-                    await self.http.request(discord.http.Route(
-                        "POST", "/interactions/{id}/{token}/callback", id=interaction.id, token=interaction.token),
-                        json={"type": 4, "data": {"content": "two"}})
+                    await self.http.request(
+                        discord.http.Route(
+                            "POST", "/interactions/{id}/{token}/callback", id=interaction.id, token=interaction.token
+                        ),
+                        json={"type": 4, "data": {"content": "two"}},
+                    )
                 except discord.HTTPException as e:
                     self.errors.append(e)
 
@@ -120,8 +128,10 @@ class EchoBot(commands.Bot):
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeDiscord]:
-    guilds = [Guild(GUILD, "main", [Channel(CHANNEL)], [ALICE], roles=[77]),
-              Guild(BIG_GUILD, "boosted", [Channel(BIG_CHANNEL)], [ALICE], premium_tier=2)]
+    guilds = [
+        Guild(GUILD, "main", [Channel(CHANNEL)], [ALICE], roles=[77]),
+        Guild(BIG_GUILD, "boosted", [Channel(BIG_CHANNEL)], [ALICE], premium_tier=2),
+    ]
     old_base, old_gw = discord.http.Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
     async with FakeDiscord(token="t0ken", guilds=guilds) as f:
         discord.http.Route.BASE = f.api_base
@@ -161,7 +171,9 @@ async def test_connect_ready_and_sync(fake: FakeDiscord, bot: EchoBot) -> None:
     assert {c["name"] for c in fake.commands[None]} == {"video", "note", "twice", "limit", "panel"}
     video = next(c for c in fake.commands[None] if c["name"] == "video")
     assert [(o["name"], o["type"], o.get("required")) for o in video["options"]] == [
-        ("prompt", 3, True), ("duration", 4, False)]
+        ("prompt", 3, True),
+        ("duration", 4, False),
+    ]
     assert fake.commands[GUILD] == []
     assert ("GET", "/users/@me") in [(r.method, r.path) for r in fake.requests]
 
@@ -261,8 +273,11 @@ async def test_expired_token_and_reconnect(fake: FakeDiscord, bot: EchoBot) -> N
     await fake.wait_for(lambda: i.message_id, 3)
     assert fake.message(i.message_id).content == f"limit {50 * MiB}"  # type: ignore[arg-type]
     webhook = discord.Webhook.partial(fake.app_id, i.token, client=bot)
-    await webhook.edit_message(i.message_id, content="with file",  # type: ignore[arg-type]
-                               attachments=[discord.File(io.BytesIO(b"mp4 bytes"), "out.mp4")])
+    await webhook.edit_message(
+        i.message_id,
+        content="with file",  # type: ignore[arg-type]
+        attachments=[discord.File(io.BytesIO(b"mp4 bytes"), "out.mp4")],
+    )
     stored = fake.message(i.message_id)  # type: ignore[arg-type]
     assert [(a.filename, a.data) for a in stored.attachments] == [("out.mp4", b"mp4 bytes")]
     assert stored.content == "with file" and stored.edits[-1][1]["allowed_mentions"] == {"parse": []}
@@ -305,8 +320,9 @@ async def test_subprocess_bot_and_restart(fake: FakeDiscord) -> None:
     """The real bot runs in its own process (like `storybot bot`); a restart is a fresh IDENTIFY."""
     env = {**os.environ, "DISCORD_TOKEN": "t0ken", "DISCORD_API_BASE": fake.api_base}
     for run in (1, 2):
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "tests.discord_echo_bot", env=env,
-                                                    cwd=Path(__file__).resolve().parent.parent)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.discord_echo_bot", env=env, cwd=Path(__file__).resolve().parent.parent
+        )
         try:
             await fake.wait_connected(15)
             await fake.wait_for(lambda: fake.commands.get(None), 5)
@@ -319,8 +335,11 @@ async def test_subprocess_bot_and_restart(fake: FakeDiscord) -> None:
             await proc.wait()
         await fake.wait_for(lambda: not fake.connected, 5)
     assert len(fake.identifies) == 2
-    assert [r.path for r in fake.requests if r.method == "GET"][:3] == ["/users/@me", "/oauth2/applications/@me",
-                                                                        "/gateway/bot"]
+    assert [r.path for r in fake.requests if r.method == "GET"][:3] == [
+        "/users/@me",
+        "/oauth2/applications/@me",
+        "/gateway/bot",
+    ]
 
 
 async def test_a_smaller_reported_limit_and_a_refusal_under_it(fake: FakeDiscord, bot: EchoBot) -> None:

@@ -28,7 +28,7 @@ from tools.subtitles import display_width, line_limit, text_width, write_subtitl
 
 SCRIPTS = {
     "japanese": "灯台守は毎晩、らせん階段を上りました。ある夜、海の向こうから歌が聞こえてきたのです。"
-                "それはクジラの歌でした。",
+    "それはクジラの歌でした。",
     "russian": "Смотритель маяка каждый вечер поднимался по винтовой лестнице. Однажды ночью он услышал песню кита.",
     "arabic": "كان حارس المنارة يصعد الدرج كل ليلة. وفي إحدى الليالي سمع أغنية حوت بعيد.",
     "spanish": "El farero subía la escalera cada noche. ¿Oyó algo? ¡Sí! Una ballena cantaba, señor Muñoz.",
@@ -57,7 +57,7 @@ def drawn_characters(event_text: str, style_font: str) -> list[tuple[str, str]]:
     """(character, family libass is told to draw it with) for each visible character of an event."""
     out, font, at = [], style_font, 0
     for match in re.finditer(r"\{[^}]*\}", event_text):
-        out += [(ch, font) for ch in event_text[at:match.start()]]
+        out += [(ch, font) for ch in event_text[at : match.start()]]
         named = _FN.fullmatch(match.group())
         font = named.group(1) if named else font
         at = match.end()
@@ -65,7 +65,7 @@ def drawn_characters(event_text: str, style_font: str) -> list[tuple[str, str]]:
     text = "".join(ch for ch, _ in out)
     visible = []
     for k, (ch, family) in enumerate(out):
-        if text[k:k + 2] == "\\N" or (k and text[k - 1:k + 1] == "\\N"):
+        if text[k : k + 2] == "\\N" or (k and text[k - 1 : k + 1] == "\\N"):
             continue
         if ch.isspace() or unicodedata.category(ch) in ("Cf", "Mn") or 0xFE00 <= ord(ch) <= 0xFE0F:
             continue
@@ -76,9 +76,23 @@ def drawn_characters(event_text: str, style_font: str) -> list[tuple[str, str]]:
 def burn(ass: Path, aspect: Aspect, at: float, out: Path) -> np.ndarray:
     width, height = aspect.size
     vf = f"ass=filename={escape_filter_value(str(ass))}:fontsdir={escape_filter_value(str(fonts_dir()))}"
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-f", "lavfi",
-           "-i", f"color=c=0x336699:s={width}x{height}:d={at + 0.5}", "-vf", vf, "-ss", f"{at}", "-frames:v", "1",
-           str(out)]
+    cmd = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"color=c=0x336699:s={width}x{height}:d={at + 0.5}",
+        "-vf",
+        vf,
+        "-ss",
+        f"{at}",
+        "-frames:v",
+        "1",
+        str(out),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     image = np.asarray(Image.open(out).convert("RGB")).astype(int)
@@ -98,9 +112,11 @@ def test_every_character_has_a_glyph_in_its_font(tmp_path: Path, name: str) -> N
             assert family in known, f"{family!r} is not in the fonts folder"
             assert ord(ch) in known[family], f"{ch!r} (U+{ord(ch):04X}) is not in {family}"
             shown += ch
-    assert shown.replace("\\", "") == "".join(ch for ch in script if not ch.isspace()
-                                              and unicodedata.category(ch) not in ("Cf", "Mn")
-                                              and not 0xFE00 <= ord(ch) <= 0xFE0F)
+    assert shown.replace("\\", "") == "".join(
+        ch
+        for ch in script
+        if not ch.isspace() and unicodedata.category(ch) not in ("Cf", "Mn") and not 0xFE00 <= ord(ch) <= 0xFE0F
+    )
     # unspaced scripts are cut by characters within the line limit, and fit the safe area
     room = aspect.size[0] - 2 * subs.styles["Default"].marginl
     for cue in files.cues:
@@ -120,6 +136,6 @@ def test_a_frame_burns_inside_the_safe_area(tmp_path: Path, name: str) -> None:
     width, height = aspect.size
     safe = aspect.safe_area
     inside = np.zeros_like(ink)
-    inside[safe.top:height - safe.bottom, safe.left:width - safe.right] = True
+    inside[safe.top : height - safe.bottom, safe.left : width - safe.right] = True
     assert ink[inside].sum() > 2000
     assert not ink[~inside].any()

@@ -47,29 +47,40 @@ def worker(redis_url: str, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
 
 
 def sdxl(tmp_path: Path, steps: int) -> SdxlParams:
-    return SdxlParams(prompts=["a whale"], seeds=[3], outputs=[str(tmp_path / "k.png")], width=96, height=160,
-                      steps=steps)
+    return SdxlParams(
+        prompts=["a whale"], seeds=[3], outputs=[str(tmp_path / "k.png")], width=96, height=160, steps=steps
+    )
 
 
 async def test_same_api_and_a_killed_worker_process_is_redelivered(
-        tiny_models: dict[str, str], redis_url: str, worker: subprocess.Popen[bytes],
-        tmp_path: Path) -> None:
-    settings = Settings.model_validate({"STORYBOT_GPU_BACKEND": "celery", "REDIS_URL": redis_url,
-                                        "STORYBOT_GPU_REQUEST_TIMEOUT": 600, **tiny_models})
+    tiny_models: dict[str, str], redis_url: str, worker: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    settings = Settings.model_validate(
+        {"STORYBOT_GPU_BACKEND": "celery", "REDIS_URL": redis_url, "STORYBOT_GPU_REQUEST_TIMEOUT": 600, **tiny_models}
+    )
     client = make_client(settings)
     assert isinstance(client, CeleryBackend)
     try:
         speech = await synthesize("A lost whale sang below the rocks.", tmp_path / "voice.wav")
-        heard = await client.run("whisper", WhisperParams(audio=str(speech.wav), beam_size=1,
-                                                          max_new_tokens=16))
+        heard = await client.run("whisper", WhisperParams(audio=str(speech.wav), beam_size=1, max_new_tokens=16))
         assert abs(heard.duration - speech.duration) < 0.1
         Image.new("RGB", (108, 192), (30, 90, 160)).save(tmp_path / "key.png")
-        clip = await client.run("ltx", LtxParams(image=str(tmp_path / "key.png"), prompt="waves", width=64,
-                                                 height=96, num_frames=9, steps=2,
-                                                 output=str(tmp_path / "clip.mp4")))
+        clip = await client.run(
+            "ltx",
+            LtxParams(
+                image=str(tmp_path / "key.png"),
+                prompt="waves",
+                width=64,
+                height=96,
+                num_frames=9,
+                steps=2,
+                output=str(tmp_path / "clip.mp4"),
+            ),
+        )
         assert clip.frames == 9 and (tmp_path / "clip.mp4").stat().st_size > 0
-        verdict = await client.run("vision", VisionParams(image=str(tmp_path / "key.png"), prompt="waves",
-                                                          max_new_tokens=16))
+        verdict = await client.run(
+            "vision", VisionParams(image=str(tmp_path / "key.png"), prompt="waves", max_new_tokens=16)
+        )
         assert verdict.parsed is False and verdict.score is None
 
         killed: list[int] = []
@@ -89,8 +100,9 @@ async def test_same_api_and_a_killed_worker_process_is_redelivered(
         await client.close()
 
 
-async def test_a_missing_model_is_reported_by_the_worker(redis_url: str,
-                                                         worker: subprocess.Popen[bytes], tmp_path: Path) -> None:
+async def test_a_missing_model_is_reported_by_the_worker(
+    redis_url: str, worker: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
     client = CeleryBackend({"sdxl": str(tmp_path / "nope")}, redis_url, request_timeout=60)
     try:
         with pytest.raises(GpuError, match=r"sdxl model .*nope failed to load") as caught:
@@ -111,12 +123,14 @@ async def test_no_worker_on_the_queue_times_out_clearly(redis_url: str, tmp_path
 
 
 async def test_cancel_stops_a_running_task_and_the_worker_serves_the_next(
-        tiny_models: dict[str, str], redis_url: str, worker: subprocess.Popen[bytes], tmp_path: Path) -> None:
+    tiny_models: dict[str, str], redis_url: str, worker: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
     client = CeleryBackend({"sdxl": tiny_models["STORYBOT_SDXL_MODEL"]}, redis_url, request_timeout=300)
     try:
         stepping = asyncio.Event()
-        task = asyncio.create_task(client.run("sdxl", sdxl(tmp_path, steps=2000),
-                                              lambda i, n: stepping.set() if i >= 1 else None))
+        task = asyncio.create_task(
+            client.run("sdxl", sdxl(tmp_path, steps=2000), lambda i, n: stepping.set() if i >= 1 else None)
+        )
         await asyncio.wait_for(stepping.wait(), 120)
         started = time.monotonic()
         task.cancel()

@@ -31,17 +31,22 @@ def tiny_models() -> dict[str, str]:
 def sdxl_params(tmp_path: Path, n: int = 2, steps: int = 2, seeds: list[int] | None = None) -> SdxlParams:
     tmp_path.mkdir(exist_ok=True)
     width, height = gpu_plan.sdxl_size(Aspect.portrait, 8)
-    return SdxlParams(prompts=["a lighthouse at dusk"] * n, seeds=seeds or list(range(n)),
-                      outputs=[str(tmp_path / f"k{i}.png") for i in range(n)], negative_prompt="blurry",
-                      width=width, height=height, steps=steps)
+    return SdxlParams(
+        prompts=["a lighthouse at dusk"] * n,
+        seeds=seeds or list(range(n)),
+        outputs=[str(tmp_path / f"k{i}.png") for i in range(n)],
+        negative_prompt="blurry",
+        width=width,
+        height=height,
+        steps=steps,
+    )
 
 
 async def test_sdxl_batch_warm_worker_progress_and_seeds(tiny_models: dict[str, str], tmp_path: Path) -> None:
     backend = LocalBackend(models(tiny_models))
     try:
         steps: list[tuple[int, int]] = []
-        result = await backend.run("sdxl", sdxl_params(tmp_path, 3, seeds=[5, 6, 5]),
-                                   lambda i, n: steps.append((i, n)))
+        result = await backend.run("sdxl", sdxl_params(tmp_path, 3, seeds=[5, 6, 5]), lambda i, n: steps.append((i, n)))
         assert steps == [(3, 6), (6, 6)]  # one batch: every step advances all three pictures
         assert result.seeds == [5, 6, 5] and result.batch == 3
         sizes = {Image.open(p).size for p in result.outputs}
@@ -62,7 +67,8 @@ async def test_per_shot_negative_prompts_change_only_their_shot(tiny_models: dic
     try:
         plain = await backend.run("sdxl", sdxl_params(tmp_path / "a", 2, seeds=[4, 4]))
         params = sdxl_params(tmp_path / "b", 2, seeds=[4, 4]).model_copy(
-            update={"negative_prompts": ["blurry", "neon, crowds"]})
+            update={"negative_prompts": ["blurry", "neon, crowds"]}
+        )
         steered = await backend.run("sdxl", params)
         before, after = ([np.asarray(Image.open(p), dtype=np.int16) for p in r.outputs] for r in (plain, steered))
         assert np.abs(before[0] - after[0]).max() <= 2 < np.abs(before[1] - after[1]).max()
@@ -72,8 +78,7 @@ async def test_per_shot_negative_prompts_change_only_their_shot(tiny_models: dic
         await backend.close()
 
 
-async def test_killed_worker_is_restarted_and_the_request_retried(tiny_models: dict[str, str],
-                                                                    tmp_path: Path) -> None:
+async def test_killed_worker_is_restarted_and_the_request_retried(tiny_models: dict[str, str], tmp_path: Path) -> None:
     backend = LocalBackend(models(tiny_models), retries=2)
     worker = backend.worker("sdxl")
     killed: list[int] = []
@@ -91,13 +96,15 @@ async def test_killed_worker_is_restarted_and_the_request_retried(tiny_models: d
         await backend.close()
 
 
-async def test_cancel_stops_the_request_and_the_worker_serves_the_next(tiny_models: dict[str, str],
-                                                                         tmp_path: Path) -> None:
+async def test_cancel_stops_the_request_and_the_worker_serves_the_next(
+    tiny_models: dict[str, str], tmp_path: Path
+) -> None:
     backend = LocalBackend(models(tiny_models))
     try:
         first_step = asyncio.Event()
-        task = asyncio.create_task(backend.run("sdxl", sdxl_params(tmp_path, 1, steps=200),
-                                               lambda i, n: first_step.set()))
+        task = asyncio.create_task(
+            backend.run("sdxl", sdxl_params(tmp_path, 1, steps=200), lambda i, n: first_step.set())
+        )
         await asyncio.wait_for(first_step.wait(), 60)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -115,9 +122,18 @@ async def test_ltx_clip_from_a_keyframe(tiny_models: dict[str, str], tmp_path: P
     frames = gpu_plan.ltx_frames(0.5)
     backend = LocalBackend(models(tiny_models))
     try:
-        result = await backend.run("ltx", LtxParams(image=str(tmp_path / "key.png"), prompt="waves", width=width,
-                                                    height=height, num_frames=frames, steps=2,
-                                                    output=str(tmp_path / "clip.mp4")))
+        result = await backend.run(
+            "ltx",
+            LtxParams(
+                image=str(tmp_path / "key.png"),
+                prompt="waves",
+                width=width,
+                height=height,
+                num_frames=frames,
+                steps=2,
+                output=str(tmp_path / "clip.mp4"),
+            ),
+        )
     finally:
         await backend.close()
     with av.open(str(tmp_path / "clip.mp4")) as container:
@@ -127,15 +143,19 @@ async def test_ltx_clip_from_a_keyframe(tiny_models: dict[str, str], tmp_path: P
     assert decoded == result.frames == frames == 17
 
 
-async def test_vision_verdict_from_random_weights_is_recorded_unparsed(tiny_models: dict[str, str],
-                                                                         tmp_path: Path) -> None:
+async def test_vision_verdict_from_random_weights_is_recorded_unparsed(
+    tiny_models: dict[str, str], tmp_path: Path
+) -> None:
     Image.new("RGB", (108, 192), (10, 60, 90)).save(tmp_path / "a.png")
     Image.new("RGB", (108, 192), (90, 60, 10)).save(tmp_path / "b.png")
     backend = LocalBackend(models(tiny_models))
     try:
-        verdict = await backend.run("vision", VisionParams(image=str(tmp_path / "b.png"), prompt="a whale",
-                                                           previous=str(tmp_path / "a.png"),
-                                                           max_new_tokens=24))
+        verdict = await backend.run(
+            "vision",
+            VisionParams(
+                image=str(tmp_path / "b.png"), prompt="a whale", previous=str(tmp_path / "a.png"), max_new_tokens=24
+            ),
+        )
         info = backend.workers["vision"].info
     finally:
         await backend.close()
@@ -145,8 +165,10 @@ async def test_vision_verdict_from_random_weights_is_recorded_unparsed(tiny_mode
 
 
 def test_verdict_parsing_policy() -> None:
-    good = parse_verdict('Sure! {"score": 4, "missing": ["whale", "moon"], "unwanted": "text, watermark",'
-                         ' "consistent": true} hope that helps')
+    good = parse_verdict(
+        'Sure! {"score": 4, "missing": ["whale", "moon"], "unwanted": "text, watermark",'
+        ' "consistent": true} hope that helps'
+    )
     assert good.parsed and good.score == 4 and good.consistent is True
     assert good.missing == ["whale", "moon"] and good.unwanted == ["text", "watermark"]
     assert gpu_plan.needs_retry(good, 6) and not gpu_plan.needs_retry(good, 4)
@@ -155,8 +177,7 @@ def test_verdict_parsing_policy() -> None:
     prompt, negative = gpu_plan.redraw_prompts("a lighthouse keeper on a cliff at dusk", "blurry", good)
     assert prompt == "whale, moon, a lighthouse keeper on a cliff at dusk"
     assert negative == "text, watermark, blurry"
-    for text in ("no json here", '{"adherence": 42, "quality": 1}', '{"note": 1}', "{adherence: 3}",
-                 '{"score": null}'):
+    for text in ("no json here", '{"adherence": 42, "quality": 1}', '{"note": 1}', "{adherence: 3}", '{"score": null}'):
         verdict = parse_verdict(text)
         assert not verdict.parsed and verdict.adherence is None and verdict.raw == text
 
@@ -206,11 +227,14 @@ def test_the_scene_plan_steers_each_shots_prompts(tmp_path: Path) -> None:
     from graph.nodes.media import _extras, _negative_prompt, _picture_prompt
     from tools.models import Shot
 
-    (tmp_path / "scenes.json").write_text(json.dumps([{"shot": 1, "negative_prompt": "text", "mood": "hushed"},
-                                                      {"shot": 2}]))
+    (tmp_path / "scenes.json").write_text(
+        json.dumps([{"shot": 1, "negative_prompt": "text", "mood": "hushed"}, {"shot": 2}])
+    )
     ctx = SimpleNamespace(path=lambda name: tmp_path / name, settings=SimpleNamespace(sdxl_negative_prompt="blurry"))
-    first, second = (Shot(index=i, start=i, end=i + 1, first_word=0, last_word=0, text="t", key_phrase="k",
-                          prompt=f"shot {i}") for i in range(2))
+    first, second = (
+        Shot(index=i, start=i, end=i + 1, first_word=0, last_word=0, text="t", key_phrase="k", prompt=f"shot {i}")
+        for i in range(2)
+    )
     extras = _extras(ctx)  # type: ignore[arg-type]
     assert _picture_prompt(first, extras) == "shot 0, hushed mood" and _picture_prompt(second, extras) == "shot 1"
     assert _negative_prompt(ctx, first, extras) == "text, blurry"  # type: ignore[arg-type]

@@ -19,7 +19,6 @@ pytestmark = pytest.mark.slow
 SCRIPT = "The keeper lit the lamp at dusk. A lost whale answered from the dark water below."
 
 
-
 @pytest.fixture(scope="session")
 def tiny_models() -> dict[str, str]:
     return build_tiny_models()
@@ -41,8 +40,10 @@ def test_make_runs_every_gpu_stage_with_tiny_models(tiny_models: dict[str, str],
     assert shown["waiting_for"] == "approve_keyframes"
     verdicts = shown["approval"]["verdicts"]  # the VLM's verdicts are shown beside the keyframes
     assert len(verdicts) == len(shown["approval"]["keyframes"]) >= 1
-    assert all(set(v) == {"shot", "parsed", "score", "missing", "unwanted", "adherence", "quality", "critique",
-                          "consistent"} for v in verdicts)
+    assert all(
+        set(v) == {"shot", "parsed", "score", "missing", "unwanted", "adherence", "quality", "critique", "consistent"}
+        for v in verdicts
+    )
     final = storybot(env, "answer", first["job_id"], "approve")
     assert final["status"] == "done"
 

@@ -55,12 +55,19 @@ class Spy:
 
 def sdxl_params(out: Path, n: int, steps: int = 2) -> SdxlParams:
     out.mkdir(parents=True, exist_ok=True)
-    return SdxlParams(prompts=[f"a lighthouse {i}" for i in range(n)], seeds=list(range(10, 10 + n)),
-                      outputs=[str(out / f"k{i}.png") for i in range(n)], width=64, height=96, steps=steps)
+    return SdxlParams(
+        prompts=[f"a lighthouse {i}" for i in range(n)],
+        seeds=list(range(10, 10 + n)),
+        outputs=[str(out / f"k{i}.png") for i in range(n)],
+        width=64,
+        height=96,
+        steps=steps,
+    )
 
 
-def test_generators_live_on_the_execution_device_and_tiling_reaches_the_vae(tiny_models: dict[str, str],
-                                                                            tmp_path: Path) -> None:
+def test_generators_live_on_the_execution_device_and_tiling_reaches_the_vae(
+    tiny_models: dict[str, str], tmp_path: Path
+) -> None:
     folders = models(tiny_models)
     sdxl = families.load("sdxl", folders["sdxl"])
     assert sdxl.pipe.vae.use_tiling and sdxl.pipe.vae.use_slicing  # the VAE's own switches, not the pipe's
@@ -77,8 +84,19 @@ def test_generators_live_on_the_execution_device_and_tiling_reaches_the_vae(tiny
     spy = Spy(ltx.pipe)
     ltx.pipe = spy
     Image.new("RGB", (64, 96), (200, 80, 20)).save(tmp_path / "key.png")
-    ltx(LtxParams(image=str(tmp_path / "key.png"), prompt="waves", output=str(tmp_path / "c.mp4"), width=64,
-                  height=96, num_frames=9, max_frames=9, steps=1).model_dump(), lambda i, n: None)
+    ltx(
+        LtxParams(
+            image=str(tmp_path / "key.png"),
+            prompt="waves",
+            output=str(tmp_path / "c.mp4"),
+            width=64,
+            height=96,
+            num_frames=9,
+            max_frames=9,
+            steps=1,
+        ).model_dump(),
+        lambda i, n: None,
+    )
     call = spy.calls[0]
     assert call["generator"].device == spy.pipe._execution_device
     assert call["decode_timestep"] == 0.05 and call["decode_noise_scale"] == 0.025 and call["guidance_scale"] == 3
@@ -105,8 +123,7 @@ def test_offload_is_chosen_from_free_memory() -> None:
         pick("always", free=1, weights=1, largest=1, headroom=1)
 
 
-def test_an_oom_on_a_batch_halves_it_and_keeps_every_seeds_picture(tiny_models: dict[str, str],
-                                                                   tmp_path: Path) -> None:
+def test_an_oom_on_a_batch_halves_it_and_keeps_every_seeds_picture(tiny_models: dict[str, str], tmp_path: Path) -> None:
     sdxl = families.load("sdxl", models(tiny_models)["sdxl"])
     whole = sdxl(sdxl_params(tmp_path / "whole", 4).model_dump(), lambda i, n: None)
     assert whole.batch == 4
@@ -137,14 +154,26 @@ def test_ltx_segments_cover_the_shot() -> None:
         assert sum(plan) - (len(plan) - 1) == total and all((c - 1) % 8 == 0 and c <= 121 for c in plan)
 
 
-def test_a_shot_longer_than_the_cap_is_extended_from_its_last_frame(tiny_models: dict[str, str],
-                                                                    tmp_path: Path) -> None:
+def test_a_shot_longer_than_the_cap_is_extended_from_its_last_frame(
+    tiny_models: dict[str, str], tmp_path: Path
+) -> None:
     ltx = families.load("ltx", models(tiny_models)["ltx"])
     Image.new("RGB", (64, 96), (30, 120, 200)).save(tmp_path / "key.png")
     spy = Spy(ltx.pipe)
     ltx.pipe = spy
-    result = ltx(LtxParams(image=str(tmp_path / "key.png"), prompt="waves", output=str(tmp_path / "c.mp4"),
-                           width=64, height=96, num_frames=25, max_frames=17, steps=1).model_dump(), lambda i, n: None)
+    result = ltx(
+        LtxParams(
+            image=str(tmp_path / "key.png"),
+            prompt="waves",
+            output=str(tmp_path / "c.mp4"),
+            width=64,
+            height=96,
+            num_frames=25,
+            max_frames=17,
+            steps=1,
+        ).model_dump(),
+        lambda i, n: None,
+    )
     assert result.segments == 2 and result.frames == 25
     assert [c["num_frames"] for c in spy.calls] == [17, 9]
     assert spy.calls[1]["image"] is not spy.calls[0]["image"]  # the continuation starts from the last frame
@@ -190,17 +219,20 @@ def _wait_gone(pid: int, seconds: float) -> bool:
 
 def test_a_worker_dies_with_its_client(tiny_models: dict[str, str], tmp_path: Path) -> None:
     """The client (here a small parent process) is SIGKILLed mid-request: its worker goes too."""
-    parent = ("import subprocess, sys\n"
-              "p = subprocess.Popen([sys.executable, '-m', 'gpu_workers.serve', 'sdxl', sys.argv[1]],"
-              " stdin=subprocess.PIPE, stdout=subprocess.PIPE)\n"
-              "assert b'ready' in p.stdout.readline()\n"
-              "p.stdin.write(sys.argv[2].encode() + b'\\n'); p.stdin.flush()\n"
-              "p.stdout.readline()\n"  # the first progress step: it is computing
-              "print(p.pid, flush=True)\n"
-              "import time; time.sleep(600)\n")
+    parent = (
+        "import subprocess, sys\n"
+        "p = subprocess.Popen([sys.executable, '-m', 'gpu_workers.serve', 'sdxl', sys.argv[1]],"
+        " stdin=subprocess.PIPE, stdout=subprocess.PIPE)\n"
+        "assert b'ready' in p.stdout.readline()\n"
+        "p.stdin.write(sys.argv[2].encode() + b'\\n'); p.stdin.flush()\n"
+        "p.stdout.readline()\n"  # the first progress step: it is computing
+        "print(p.pid, flush=True)\n"
+        "import time; time.sleep(600)\n"
+    )
     request = Request(id="r1", params=sdxl_params(tmp_path, 1, steps=500).model_dump()).model_dump_json()
-    proc = subprocess.Popen([sys.executable, "-c", parent, models(tiny_models)["sdxl"], request],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", parent, models(tiny_models)["sdxl"], request], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout is not None
         worker = int(proc.stdout.readline())
@@ -213,8 +245,12 @@ def test_a_worker_dies_with_its_client(tiny_models: dict[str, str], tmp_path: Pa
 
 
 def test_a_request_whose_client_is_gone_is_abandoned(tiny_models: dict[str, str], tmp_path: Path) -> None:
-    worker = subprocess.Popen([sys.executable, "-m", "gpu_workers.serve", "sdxl", models(tiny_models)["sdxl"]],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "gpu_workers.serve", "sdxl", models(tiny_models)["sdxl"]],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert worker.stdin is not None and worker.stdout is not None
         assert '"ready"' in worker.stdout.readline()
@@ -231,8 +267,9 @@ def test_a_request_whose_client_is_gone_is_abandoned(tiny_models: dict[str, str]
         worker.kill()
 
 
-async def test_an_idle_worker_unloads_and_the_next_request_starts_a_fresh_one(tiny_models: dict[str, str],
-                                                                              tmp_path: Path) -> None:
+async def test_an_idle_worker_unloads_and_the_next_request_starts_a_fresh_one(
+    tiny_models: dict[str, str], tmp_path: Path
+) -> None:
     backend = LocalBackend(models(tiny_models), idle_unload=1, devices=parse_devices("sdxl=3, ltx=1"))
     try:
         await backend.run("sdxl", sdxl_params(tmp_path, 1, steps=1))
@@ -248,8 +285,7 @@ async def test_an_idle_worker_unloads_and_the_next_request_starts_a_fresh_one(ti
 
 
 def test_bad_device_maps_are_refused() -> None:
-    assert parse_devices("sdxl=0,ltx=1,vision=0,whisper=0") == {"sdxl": "0", "ltx": "1", "vision": "0",
-                                                               "whisper": "0"}
+    assert parse_devices("sdxl=0,ltx=1,vision=0,whisper=0") == {"sdxl": "0", "ltx": "1", "vision": "0", "whisper": "0"}
     for text in ("sdxl", "gpu=1", "ltx="):
         with pytest.raises(Exception, match="STORYBOT_GPU_DEVICES"):
             parse_devices(text)
@@ -259,8 +295,6 @@ def test_the_vision_judge_sees_the_whole_frame_under_a_megapixel() -> None:
     assert families.fit_pixels((1080, 1920)) == (768, 1365)
     assert families.fit_pixels((512, 896)) == (512, 896)  # never scaled up
     assert json.loads(families.VERDICT_PROMPT.split("like this example:\n")[1].format())["score"] == 4
-
-
 
 
 def test_a_redraw_leads_with_what_was_missing_within_clips_77_tokens() -> None:
@@ -275,12 +309,18 @@ def test_a_redraw_leads_with_what_was_missing_within_clips_77_tokens() -> None:
     assert long_prompt.startswith(prompt.removeprefix("a red lantern, the whale, "))  # cut at a word, in order
     assert negative == "text, watermark, blurry, low quality"
     assert plan.ltx_prompt("a lighthouse", plan.Motion.pan_left, "climax") == (
-        "a lighthouse, the camera pans slowly to the left, dramatic motion")
+        "a lighthouse, the camera pans slowly to the left, dramatic motion"
+    )
 
 
 def test_a_celery_worker_must_name_its_queue() -> None:
     from tests.gpu_fixtures import STORYBOT
 
-    done = subprocess.run([STORYBOT, "worker"], env={**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0"},
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [STORYBOT, "worker"],
+        env={**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and "--queue" in done.stderr and len(done.stderr.strip().splitlines()) == 1

@@ -23,8 +23,13 @@ PROMPT = "A lighthouse keeper who befriends a lost whale"
 
 
 def storybot(data: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "storybot", *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "STORYBOT_DATA_DIR": str(data), **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "storybot", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "STORYBOT_DATA_DIR": str(data), **(env or {})},
+    )
 
 
 def ok_json(result: subprocess.CompletedProcess[str]) -> Any:
@@ -89,9 +94,12 @@ def test_approvals_revisions_and_reroll(tmp_path: Path) -> None:
     assert v1 != v2 and revised["approval"]["script"].strip() == v2.strip()
 
     replacement = tmp_path / "mine.txt"
-    replacement.write_text("The keeper lit the great lamp every night for a year. Far out at sea, the lost whale "
-                           "answered with a long and lonely song. One winter morning the whale swam home at last, "
-                           "and the keeper finally slept until noon.", encoding="utf-8")
+    replacement.write_text(
+        "The keeper lit the great lamp every night for a year. Far out at sea, the lost whale "
+        "answered with a long and lonely song. One winter morning the whale swam home at last, "
+        "and the keeper finally slept until noon.",
+        encoding="utf-8",
+    )
     replaced = ok_json(storybot(tmp_path, "answer", job, "replace", str(replacement), "--json"))
     assert replaced["approval"]["version"] == 3
     assert (folder / "script.v3.txt").read_text().strip() == replacement.read_text().strip()
@@ -145,8 +153,9 @@ CRASHES = ["story_ideas:end", "voice:end", "plan_scenes:start", "keyframes:end",
 @pytest.mark.parametrize("crash", CRASHES)
 def test_kill_9_then_resume_finishes_without_repeating_finished_stages(tmp_path: Path, crash: str) -> None:
     ideas = ["--ideas"] if crash.startswith("story_ideas") else []  # a prompt alone skips the idea stages
-    killed = storybot(tmp_path, "make", PROMPT, *ideas, "--yes", "--duration", "8", "--json",
-                      env={"STORYBOT_CRASH_AT": crash})
+    killed = storybot(
+        tmp_path, "make", PROMPT, *ideas, "--yes", "--duration", "8", "--json", env={"STORYBOT_CRASH_AT": crash}
+    )
     assert killed.returncode == -9, killed.stderr
     job = ok_json(storybot(tmp_path, "jobs", "--json"))[0]["job_id"]
     crashed_stage = crash.split(":")[0]
@@ -179,20 +188,23 @@ def test_failed_stage_is_retried_then_marked_failed_and_resumable(tmp_path: Path
     assert stages(tmp_path, job)["write_script"]["runs"] == 1
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (["make", ""], "empty"),
-    (["make", "x" * 1001], "too long"),
-    (["make", "\u200b\u200b  "], "empty"),
-    (["make", "ok", "--aspect", "4:3"], "aspect"),
-    (["make", "ok", "--duration", "3"], "duration"),
-    (["make", "ok", "--duration", "200"], "duration"),
-    (["make", "ok", "--script", "/nonexistent/script.txt"], "not found"),
-    (["make", "ok", "--voice", "klingon"], "voice"),
-    (["status", "0123456789ab", "--json"], "unknown job"),
-    (["resume", "../../etc"], "unknown job"),
-    (["answer", "nope", "approve"], "unknown job"),
-    (["answer", "0123456789ab", "frobnicate"], "unknown job"),
-])
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["make", ""], "empty"),
+        (["make", "x" * 1001], "too long"),
+        (["make", "\u200b\u200b  "], "empty"),
+        (["make", "ok", "--aspect", "4:3"], "aspect"),
+        (["make", "ok", "--duration", "3"], "duration"),
+        (["make", "ok", "--duration", "200"], "duration"),
+        (["make", "ok", "--script", "/nonexistent/script.txt"], "not found"),
+        (["make", "ok", "--voice", "klingon"], "voice"),
+        (["status", "0123456789ab", "--json"], "unknown job"),
+        (["resume", "../../etc"], "unknown job"),
+        (["answer", "nope", "approve"], "unknown job"),
+        (["answer", "0123456789ab", "frobnicate"], "unknown job"),
+    ],
+)
 def test_bad_input_exits_2_and_creates_no_job(tmp_path: Path, args: list[str], fragment: str) -> None:
     result = storybot(tmp_path, *args)
     assert result.returncode == 2, (result.returncode, result.stderr)
@@ -204,9 +216,12 @@ def test_bad_input_exits_2_and_creates_no_job(tmp_path: Path, args: list[str], f
 def test_real_kill_9_from_outside_during_the_final_cut(tmp_path: Path) -> None:
     """A SIGKILL sent by another process while the video is being cut, then resume: the stages before
     it (animate's cut sheet included) are not run again."""
-    proc = subprocess.Popen([sys.executable, "-m", "storybot", "make", PROMPT, "--yes", "--duration", "20", "--json"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "STORYBOT_DATA_DIR": str(tmp_path)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "storybot", "make", PROMPT, "--yes", "--duration", "20", "--json"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "STORYBOT_DATA_DIR": str(tmp_path)},
+    )
     db = tmp_path / "jobs.sqlite"
     deadline = time.monotonic() + 300
     row = None
@@ -214,8 +229,9 @@ def test_real_kill_9_from_outside_during_the_final_cut(tmp_path: Path) -> None:
         if db.exists():
             try:
                 with sqlite3.connect(db) as conn:
-                    row = conn.execute("SELECT job_id FROM stages WHERE name = 'post_produce' AND status = 'running'"
-                                       ).fetchone()
+                    row = conn.execute(
+                        "SELECT job_id FROM stages WHERE name = 'post_produce' AND status = 'running'"
+                    ).fetchone()
             except sqlite3.OperationalError:  # the process is still creating its tables
                 row = None
             if row:

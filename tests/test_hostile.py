@@ -54,14 +54,16 @@ def _report_worst_refusal() -> Any:
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def storybot(*args: str, cwd: Path | None = None, data: Path | None = None,
-             timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def storybot(
+    *args: str, cwd: Path | None = None, data: Path | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **FAST_ENV}
     if data is not None:
         env["STORYBOT_DATA_DIR"] = str(data)
     start = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "storybot", *args], capture_output=True, text=True,
-                            cwd=cwd, env=env, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-m", "storybot", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout
+    )
     result.elapsed = time.monotonic() - start  # type: ignore[attr-defined]
     return result
 
@@ -70,8 +72,10 @@ def snapshot(folder: Path) -> dict[str, str]:
     """Every path under `folder` with a digest of its content: equal snapshots mean nothing changed."""
     if not folder.exists():
         return {}
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 def refused(result: subprocess.CompletedProcess[str], fragment: str, code: int = 2, case: str = "") -> str:
@@ -112,8 +116,25 @@ def script(tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("clip") / "good.mp4"
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc=s=64x64:d=1",
-                    "-c:v", "libx264", "-preset", "ultrafast", "-movflags", "+faststart", str(path)], check=True)
+    subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=s=64x64:d=1",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-movflags",
+            "+faststart",
+            str(path),
+        ],
+        check=True,
+    )
     return path
 
 
@@ -148,8 +169,9 @@ def test_out_with_users_own_clips_and_files_is_refused_untouched(tmp_path: Path,
     (out / "final.discord.mp4").write_bytes(b"my own video")
     before = snapshot(out)
     refused(storybot(*render_args(script, out)), "storybot did not write", case="1 foreign --out")
-    refused(storybot(*render_args(script, out, "--clips", str(out / "clips"))), "inside --out",
-            case="1 input inside --out")
+    refused(
+        storybot(*render_args(script, out, "--clips", str(out / "clips"))), "inside --out", case="1 input inside --out"
+    )
     assert snapshot(out) == before
 
 
@@ -189,7 +211,7 @@ def test_clip_whose_header_promises_missing_frames_is_refused_fast(tmp_path: Pat
     clips = tmp_path / "clips"
     clips.mkdir()
     data = clip.read_bytes()
-    (clips / "a.mp4").write_bytes(data[:data.index(b"mdat") + 4])  # moov promises 25 frames; no data
+    (clips / "a.mp4").write_bytes(data[: data.index(b"mdat") + 4])  # moov promises 25 frames; no data
     assert probe(clips / "a.mp4").video is not None  # the header alone looks fine
     out = tmp_path / "out"
     result = storybot(*render_args(script, out, "--clips", str(clips)), timeout=60)
@@ -225,8 +247,9 @@ def test_a_hung_ffmpeg_is_killed_at_its_limit_and_reported(tmp_path: Path) -> No
     try:
         start = time.monotonic()
         with pytest.raises(MediaError) as caught:
-            asyncio.run(run_ffmpeg(["-f", "s16le", "-ar", "8000", "-ac", "1", "-i", fifo, "-f", "null", "-"],
-                                   limit_s=2))
+            asyncio.run(
+                run_ffmpeg(["-f", "s16le", "-ar", "8000", "-ac", "1", "-i", fifo, "-f", "null", "-"], limit_s=2)
+            )
         elapsed = time.monotonic() - start
     finally:
         os.close(writer)
@@ -400,8 +423,11 @@ def _dead_pid() -> int:
 
 def test_stale_temporaries_of_dead_runs_are_swept_live_ones_kept(finished: Path, tmp_path: Path) -> None:
     dead = _dead_pid()
-    stale = [finished / f".render-{dead}-abcd1234", finished / f".final.{dead}-0123abcd.tmp.mp4",
-             finished / "clips" / f".shot_01.{dead}-89abcdef.tmp.mp4"]
+    stale = [
+        finished / f".render-{dead}-abcd1234",
+        finished / f".final.{dead}-0123abcd.tmp.mp4",
+        finished / "clips" / f".shot_01.{dead}-89abcdef.tmp.mp4",
+    ]
     (finished / "clips").mkdir(exist_ok=True)
     stale[0].mkdir()
     (stale[0] / "voice.wav").write_bytes(b"half")
@@ -438,8 +464,12 @@ def _alive(pid: int) -> bool:
 def test_kill_9_mid_render_takes_ffmpeg_along_and_the_rerun_is_clean(tmp_path: Path, script: Path) -> None:
     out = tmp_path / "out"
     env = {**os.environ, **FAST_ENV}
-    proc = subprocess.Popen([sys.executable, "-m", "storybot", *render_args(script, out)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "storybot", *render_args(script, out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     ffmpeg: list[int] = []
     deadline = time.monotonic() + 60
     while not ffmpeg and time.monotonic() < deadline and proc.poll() is None:
@@ -530,8 +560,9 @@ def test_a_refusal_during_keyframes_while_audio_is_analysed(tmp_path: Path, scri
     Image.new("L", (8000, 7000)).save(images / "huge.png", compress_level=1)  # 56 MP, just over the cap
     out = tmp_path / "out"
     for _ in range(3):
-        refused(storybot(*render_args(script, out, "--images", str(images))), "over 50 megapixels",
-                case="17 56 MP picture")
+        refused(
+            storybot(*render_args(script, out, "--images", str(images))), "over 50 megapixels", case="17 56 MP picture"
+        )
         assert not out.exists()
 
 
@@ -552,18 +583,21 @@ async def test_an_empty_or_huge_replacement_is_refused_and_the_job_unchanged(tmp
 
     alice = Requester(id="discord:1", name="alice")
     async with JobService.open(get_settings().model_copy(update={"data_dir": tmp_path})) as svc:
-        job = await svc.start(JobRequest(prompt="keeper", script_text="The lamp went dark. It came back.",
-                                         duration=8), alice)
+        job = await svc.start(
+            JobRequest(prompt="keeper", script_text="The lamp went dark. It came back.", duration=8), alice
+        )
         record = await svc.wait(job)
         assert record.status == "waiting" and record.interrupt_id
         for text in ("", " \u200b ", "word " * 10_000):
             with pytest.raises(BadInput, match="replacement script"):
                 await svc.answer(job, alice, Answer(action="replace", text=text), record.interrupt_id)
             after = svc.get(job)
-            assert (after.status, after.interrupt_id, after.approval) == ("waiting", record.interrupt_id,
-                                                                           record.approval)
-        await svc.answer(job, alice, Answer(action="replace", text="Mine\u200b now.  Two words."),
-                         record.interrupt_id)
+            assert (after.status, after.interrupt_id, after.approval) == (
+                "waiting",
+                record.interrupt_id,
+                record.approval,
+            )
+        await svc.answer(job, alice, Answer(action="replace", text="Mine\u200b now.  Two words."), record.interrupt_id)
         record = await svc.wait(job)
         assert record.approval and record.approval.script == "Mine now. Two words."  # type: ignore[union-attr]
         await svc.cancel(job, alice)
@@ -588,8 +622,9 @@ def _fake_interaction(uid: int, conductor: Any, **data: Any) -> Any:
     async def slow_defer(**_: Any) -> None:
         await asyncio.sleep(0.05)  # Discord's round trip: other requests run meanwhile
 
-    fake.response = SimpleNamespace(defer=AsyncMock(side_effect=slow_defer), send_message=AsyncMock(),
-                                    send_modal=AsyncMock(), is_done=lambda: False)
+    fake.response = SimpleNamespace(
+        defer=AsyncMock(side_effect=slow_defer), send_message=AsyncMock(), send_modal=AsyncMock(), is_done=lambda: False
+    )
     fake.followup = SimpleNamespace(send=AsyncMock())
     fake.edit_original_response = AsyncMock(return_value=SimpleNamespace(id=99))
     return fake
@@ -621,16 +656,14 @@ async def test_simultaneous_video_requests_respect_the_per_user_limit(conductor:
     assert len(conductor.service.jobs()) == 1
     refusals = [c for c in calls if c.response.send_message.await_count]
     assert len(refusals) == 3
-    assert all("You already have 1 videos in progress" in c.response.send_message.call_args.args[0]
-               for c in refusals)
+    assert all("You already have 1 videos in progress" in c.response.send_message.call_args.args[0] for c in refusals)
 
 
 async def test_forged_select_values_are_refused_in_words(conductor: Any) -> None:
     from graph.api import JobRequest, Requester
 
     service = conductor.service
-    job_id = await service.start(JobRequest(prompt="a lost whale", duration=8, ideas=True),
-                                 Requester(id="discord:111"))
+    job_id = await service.start(JobRequest(prompt="a lost whale", duration=8, ideas=True), Requester(id="discord:111"))
     record = await service.wait(job_id)
     assert record.waiting_for == "pick_idea" and record.interrupt_id
     for forged in (["abc"], ["-1"], ["99"], ["²"], ["1e3"]):
@@ -660,18 +693,25 @@ def test_path_tricks_for_the_script(tmp_path: Path, path_trick: str) -> None:
 
 def test_fifo_as_voice_or_clip_never_blocks(tmp_path: Path, script: Path) -> None:
     os.mkfifo(tmp_path / "voice.wav")
-    refused(storybot(*render_args(script, tmp_path / "out", "--voice", str(tmp_path / "voice.wav")), timeout=30),
-            "not a regular file")
+    refused(
+        storybot(*render_args(script, tmp_path / "out", "--voice", str(tmp_path / "voice.wav")), timeout=30),
+        "not a regular file",
+    )
     clips = tmp_path / "clips"
     clips.mkdir()
     os.mkfifo(clips / "a.mp4")
     refused(storybot(*render_args(script, tmp_path / "out", "--clips", str(clips)), timeout=30), "no video clips")
 
 
-@pytest.mark.parametrize(("flag", "value", "fragment"), [
-    ("--aspect", "4:3", "aspect"), ("--aspect", "9:16;rm", "aspect"), ("--upload-limit", "-1", "upload-limit"),
-    ("--upload-limit", "nan", "upload-limit"),
-])
+@pytest.mark.parametrize(
+    ("flag", "value", "fragment"),
+    [
+        ("--aspect", "4:3", "aspect"),
+        ("--aspect", "9:16;rm", "aspect"),
+        ("--upload-limit", "-1", "upload-limit"),
+        ("--upload-limit", "nan", "upload-limit"),
+    ],
+)
 def test_bad_render_values(tmp_path: Path, script: Path, flag: str, value: str, fragment: str) -> None:
     refused(storybot(*render_args(script, tmp_path / "out", flag, value), timeout=60), fragment)
     assert not (tmp_path / "out").exists()
@@ -688,8 +728,10 @@ def test_bad_make_durations(tmp_path: Path, duration: str) -> None:
 def test_odd_clips_audio_only_and_a_gif(tmp_path: Path, script: Path) -> None:
     clips = tmp_path / "clips"
     clips.mkdir()
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=d=1",
-                    str(clips / "a.mp4")], check=True)
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=d=1", str(clips / "a.mp4")],
+        check=True,
+    )
     refused(storybot(*render_args(script, tmp_path / "out", "--clips", str(clips))), "has no video stream")
     (clips / "a.mp4").unlink()
     frames = [Image.new("RGB", (40, 40), (n * 40, 0, 0)) for n in range(5)]
@@ -724,8 +766,7 @@ def test_filter_metacharacters_in_every_path(tmp_path: Path) -> None:
 def test_double_answer_is_refused_once_approved(tmp_path: Path) -> None:
     data = tmp_path / "data"
     (tmp_path / "s.txt").write_text("The lamp went dark. It came back on.", encoding="utf-8")
-    made = storybot("make", "a lamp", "--script", str(tmp_path / "s.txt"), "--duration", "8", "--json",
-                    data=data)
+    made = storybot("make", "a lamp", "--script", str(tmp_path / "s.txt"), "--duration", "8", "--json", data=data)
     assert made.returncode == 0, made.stderr
     job = json.loads(made.stdout)
     assert job["status"] == "waiting"
@@ -741,9 +782,25 @@ def test_kill_9_mid_job_then_resume_finishes_and_sweeps(tmp_path: Path) -> None:
     data = tmp_path / "data"
     (tmp_path / "s.txt").write_text(SHORT, encoding="utf-8")
     env = {**os.environ, **FAST_ENV, "STORYBOT_DATA_DIR": str(data)}
-    proc = subprocess.Popen([sys.executable, "-m", "storybot", "make", "a lamp", "--script", str(tmp_path / "s.txt"),
-                             "--duration", "8", "--aspect", "1:1", "--yes"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "storybot",
+            "make",
+            "a lamp",
+            "--script",
+            str(tmp_path / "s.txt"),
+            "--duration",
+            "8",
+            "--aspect",
+            "1:1",
+            "--yes",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     ffmpeg: list[int] = []
     deadline = time.monotonic() + 120
     while not ffmpeg and time.monotonic() < deadline and proc.poll() is None:

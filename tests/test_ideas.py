@@ -40,15 +40,36 @@ BOMB = b"""<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b 
 <!ENTITY g "&f;&f;&f;&f;&f;&f;&f;&f;&f;&f;"><!ENTITY h "&g;&g;&g;&g;&g;&g;&g;&g;&g;&g;">]>
 <rss><channel><item><title>&h;</title></item></channel></rss>"""
 FIVE_MB = 5 * 1024 * 1024
-LISTING = {"kind": "Listing", "data": {"after": None, "children": [
-    {"kind": "t3", "data": {"title": "Announcement: rules", "stickied": True, "permalink": "/r/WritingPrompts/x/"}},
-    {"kind": "t3", "data": {"title": "[WP] A dragon opens a bakery &amp; <@1> nobody notices", "over_18": False,
-                            "selftext": "**Every** morning the smoke... https://x.example",
-                            "permalink": "/r/WritingPrompts/comments/abc/wp_a_dragon/"}},
-    {"kind": "t3", "data": {"title": "Not for work", "over_18": True, "permalink": "/r/WritingPrompts/n/"}},
-    {"kind": "t3", "data": {"title": "[WP] The moon files a complaint", "selftext": "",
-                            "permalink": "/r/WritingPrompts/comments/def/wp_moon/"}},
-]}}
+LISTING = {
+    "kind": "Listing",
+    "data": {
+        "after": None,
+        "children": [
+            {
+                "kind": "t3",
+                "data": {"title": "Announcement: rules", "stickied": True, "permalink": "/r/WritingPrompts/x/"},
+            },
+            {
+                "kind": "t3",
+                "data": {
+                    "title": "[WP] A dragon opens a bakery &amp; <@1> nobody notices",
+                    "over_18": False,
+                    "selftext": "**Every** morning the smoke... https://x.example",
+                    "permalink": "/r/WritingPrompts/comments/abc/wp_a_dragon/",
+                },
+            },
+            {"kind": "t3", "data": {"title": "Not for work", "over_18": True, "permalink": "/r/WritingPrompts/n/"}},
+            {
+                "kind": "t3",
+                "data": {
+                    "title": "[WP] The moon files a complaint",
+                    "selftext": "",
+                    "permalink": "/r/WritingPrompts/comments/def/wp_moon/",
+                },
+            },
+        ],
+    },
+}
 FAST = HostPacer(0.0)
 SEEN_REQUESTS: list[Request] = []
 
@@ -110,10 +131,18 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 async def test_request_seeds_and_feeds_in_order(server: LocalServer, client: httpx.AsyncClient, tmp_path: Path) -> None:
     seeds = tmp_path / "seeds.txt"
-    seeds.write_text("# saved ideas\n\nA robot who learns to paint\n  a lighthouse KEEPER befriends a whale!  \n"
-                     "Penguins open a cafe\n", encoding="utf-8")
-    found = await collect_sources("A lighthouse keeper who befriends a lost whale", seeds,
-                                  [f"{server.url}/rss.xml", f"{server.url}/atom.xml"], client, pacer=FAST)
+    seeds.write_text(
+        "# saved ideas\n\nA robot who learns to paint\n  a lighthouse KEEPER befriends a whale!  \n"
+        "Penguins open a cafe\n",
+        encoding="utf-8",
+    )
+    found = await collect_sources(
+        "A lighthouse keeper who befriends a lost whale",
+        seeds,
+        [f"{server.url}/rss.xml", f"{server.url}/atom.xml"],
+        client,
+        pacer=FAST,
+    )
     assert [(s.kind, s.text) for s in found] == [
         ("request", "A lighthouse keeper who befriends a lost whale"),
         ("seed", "A robot who learns to paint"),
@@ -130,14 +159,20 @@ async def test_request_seeds_and_feeds_in_order(server: LocalServer, client: htt
     assert links["A fox guards an old library"] is None  # a javascript: link is no link
 
 
-async def test_broken_feeds_are_skipped_not_fatal(server: LocalServer, client: httpx.AsyncClient,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+async def test_broken_feeds_are_skipped_not_fatal(
+    server: LocalServer, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.WARNING, logger="tools.ideas")
     bad = ["/missing.xml", "/slow.xml", "/huge.xml", "/trickle.xml", "/bomb.xml", "/text"]
     started = time.monotonic()
-    found = await collect_sources("a whale", None, [f"{server.url}{p}" for p in bad] + [
-        f"{server.url}/rdf.xml", "file:///etc/passwd", "http://", "http://127.0.0.1:9/closed.xml"], client,
-                                  pacer=FAST)
+    found = await collect_sources(
+        "a whale",
+        None,
+        [f"{server.url}{p}" for p in bad]
+        + [f"{server.url}/rdf.xml", "file:///etc/passwd", "http://", "http://127.0.0.1:9/closed.xml"],
+        client,
+        pacer=FAST,
+    )
     assert time.monotonic() - started < 3
     assert [(s.kind, s.text) for s in found] == [("request", "a whale"), ("rss", "An RSS 1.0 headline")]
     skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
@@ -146,8 +181,9 @@ async def test_broken_feeds_are_skipped_not_fatal(server: LocalServer, client: h
 
 
 async def test_limit_and_own_client(server: LocalServer, tmp_path: Path) -> None:
-    found = await collect_sources("first", tmp_path / "no-such-file.txt",
-                                  [f"{server.url}/rss.xml", f"{server.url}/atom.xml"], limit=3, pacer=FAST)
+    found = await collect_sources(
+        "first", tmp_path / "no-such-file.txt", [f"{server.url}/rss.xml", f"{server.url}/atom.xml"], limit=3, pacer=FAST
+    )
     assert [s.kind for s in found] == ["request", "rss", "rss"]
     # enough sources without feeds: the network is not touched
     seeds = tmp_path / "seeds.txt"
@@ -168,14 +204,24 @@ async def test_hostile_texts_are_cleaned(tmp_path: Path) -> None:
 
 def test_parse_feed_reads_every_flavour() -> None:
     assert [i.text for i in parse_feed(RSS)] == [
-        "A lighthouse keeper befriends a whale", "Dragons return to the valley", "A robot who learns to paint"]
+        "A lighthouse keeper befriends a whale",
+        "Dragons return to the valley",
+        "A robot who learns to paint",
+    ]
     [rdf] = parse_feed(RDF)
     assert (rdf.text, rdf.url) == ("An RSS 1.0 headline", "https://example.com/a")
 
 
 async def test_reddit_listing_with_user_agent_and_inspiration(server: LocalServer) -> None:
-    found = await collect_sources("a whale", None, [], subreddits=["WritingPrompts"], reddit_url=server.url,
-                                  user_agent="storybot/test (+contact)", pacer=FAST)
+    found = await collect_sources(
+        "a whale",
+        None,
+        [],
+        subreddits=["WritingPrompts"],
+        reddit_url=server.url,
+        user_agent="storybot/test (+contact)",
+        pacer=FAST,
+    )
     assert [(s.kind, s.text) for s in found] == [
         ("request", "a whale"),
         ("reddit", "WP A dragon opens a bakery & nobody notices"),  # pinned and over-18 posts left out
@@ -199,8 +245,9 @@ async def test_broken_listing_is_skipped(server: LocalServer, caplog: pytest.Log
 
 async def test_requests_to_one_host_are_paced(server: LocalServer) -> None:
     started = time.monotonic()
-    await collect_sources("x", None, [f"{server.url}/rss.xml", f"{server.url}/atom.xml", f"{server.url}/rdf.xml"],
-                          pacer=HostPacer(0.25))
+    await collect_sources(
+        "x", None, [f"{server.url}/rss.xml", f"{server.url}/atom.xml", f"{server.url}/rdf.xml"], pacer=HostPacer(0.25)
+    )
     assert time.monotonic() - started >= 0.5  # three requests, two waits
 
 
@@ -208,8 +255,15 @@ async def test_items_seen_by_earlier_jobs_are_left_out(server: LocalServer, tmp_
     store = JobStore(tmp_path / "jobs.sqlite")
 
     async def run(job: str) -> list[str]:
-        found = await collect_sources("a whale", None, [f"{server.url}/rss.xml"], subreddits=["WritingPrompts"],
-                                      reddit_url=server.url, pacer=FAST, seen=store.seen_sources)
+        found = await collect_sources(
+            "a whale",
+            None,
+            [f"{server.url}/rss.xml"],
+            subreddits=["WritingPrompts"],
+            reddit_url=server.url,
+            pacer=FAST,
+            seen=store.seen_sources,
+        )
         online = [s for s in found if s.kind != "request"]
         store.mark_sources_seen(job, [source_key(s) for s in online])
         return [s.text for s in online]
@@ -218,7 +272,10 @@ async def test_items_seen_by_earlier_jobs_are_left_out(server: LocalServer, tmp_
     assert len(first) == 5
     assert await run("job-2") == []  # every item was used by job-1
     assert JobStore(tmp_path / "jobs.sqlite").seen_sources([source_key(s) for s in parse_feed(RSS)]) == {
-        "https://example.org/1", "https://example.org/2", "a robot who learns to paint"}
+        "https://example.org/1",
+        "https://example.org/2",
+        "a robot who learns to paint",
+    }
 
 
 async def test_busy_sources_are_retried_within_a_budget(server: LocalServer, caplog: pytest.LogCaptureFixture) -> None:

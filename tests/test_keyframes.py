@@ -30,8 +30,9 @@ SMALL_SIZES = [(w // 4, h // 4) for w, h in SIZES]  # same proportions, 16x fewe
 
 
 def shot(index: int, phrase: str = "The lighthouse keeper") -> Shot:
-    return Shot(index=index, start=index * 3.0, end=index * 3.0 + 3.0, first_word=0, last_word=1,
-                text=phrase, key_phrase=phrase)
+    return Shot(
+        index=index, start=index * 3.0, end=index * 3.0 + 3.0, first_word=0, last_word=1, text=phrase, key_phrase=phrase
+    )
 
 
 def rgb(img: Image.Image, x: int, y: int) -> tuple[int, ...]:
@@ -86,8 +87,7 @@ def odd_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("size", SIZES, ids=[a.value for a in Aspect])
-def test_every_odd_mode_comes_out_rgb_at_exactly_the_size(odd_images: dict[str, Path],
-                                                         size: tuple[int, int]) -> None:
+def test_every_odd_mode_comes_out_rgb_at_exactly_the_size(odd_images: dict[str, Path], size: tuple[int, int]) -> None:
     for name, path in odd_images.items():
         img = load_image_cover(path, size)
         assert (img.mode, img.size) == ("RGB", size), name

@@ -21,17 +21,24 @@ BODY = bytes(range(256)) * 400  # 100 KiB that are not all the same byte
 
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[tuple[LinkServer, JobService, str]]:
-    settings = get_settings().model_copy(update={"data_dir": tmp_path, "public_url": "http://127.0.0.1:1/",
-                                                 "http_port": 0, "link_secret": None})
+    settings = get_settings().model_copy(
+        update={"data_dir": tmp_path, "public_url": "http://127.0.0.1:1/", "http_port": 0, "link_secret": None}
+    )
     async with JobService.open(settings) as service:
         folder = tmp_path / "jobs" / JOB
         folder.mkdir(parents=True)
         (folder / "final.mp4").write_bytes(BODY)
         (folder / "subtitles.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nHi\n", encoding="utf-8")
         service.store.create(JOB, "discord:1", None, "a fox", {}, ["post_produce"])
-        service.store.update(JOB, status="done", artifacts={"final_video": str(folder / "final.mp4"),
-                                                             "subtitles_srt": str(folder / "subtitles.srt"),
-                                                             "voice": str(folder / "final.mp4")})
+        service.store.update(
+            JOB,
+            status="done",
+            artifacts={
+                "final_video": str(folder / "final.mp4"),
+                "subtitles_srt": str(folder / "subtitles.srt"),
+                "voice": str(folder / "final.mp4"),
+            },
+        )
         links = links_from(settings)
         assert links is not None
         server = LinkServer(links, service, settings)
@@ -93,15 +100,17 @@ async def test_every_wrong_link_is_the_same_bare_404(served: tuple[LinkServer, J
     expired = Links(server.links.secret, server.links.base, ttl=-120)
     async with httpx.AsyncClient() as http:
         wrong = [
-            good.replace("sig=", "sig=x"),                                   # tampered signature
-            good.replace("expires=", "expires=9"),                           # tampered expiry
-            good.replace(JOB, "0123456789ac"),                               # another job
-            local(expired.url(JOB, "final.mp4"), base),                      # expired
-            local(server.links.url(JOB, "voice.wav"), base),                 # not a served name
-            good.split("?")[0],                                              # unsigned
-            f"{base}/files/{JOB}/", f"{base}/files/", f"{base}/",            # listings
-            f"{base}/files/{JOB}/..%2Fjobs.sqlite?expires=1&sig=x",          # a path
-            local(server.links.url(JOB, "thumbnail.png"), base),             # signed, but the job has none
+            good.replace("sig=", "sig=x"),  # tampered signature
+            good.replace("expires=", "expires=9"),  # tampered expiry
+            good.replace(JOB, "0123456789ac"),  # another job
+            local(expired.url(JOB, "final.mp4"), base),  # expired
+            local(server.links.url(JOB, "voice.wav"), base),  # not a served name
+            good.split("?")[0],  # unsigned
+            f"{base}/files/{JOB}/",
+            f"{base}/files/",
+            f"{base}/",  # listings
+            f"{base}/files/{JOB}/..%2Fjobs.sqlite?expires=1&sig=x",  # a path
+            local(server.links.url(JOB, "thumbnail.png"), base),  # signed, but the job has none
         ]
         for url in wrong:
             answer = await http.get(url)
@@ -122,8 +131,11 @@ async def test_a_port_in_use_is_one_clear_error(served: tuple[LinkServer, JobSer
 
 def test_a_long_description_gives_way_to_the_link_and_the_job_mark() -> None:
     url = Links(b"k" * 32, "https://v.example", 3600).url(JOB, "final.mp4")
-    platforms = {"title": "The Keeper", "description": "A keeper and a whale. " * 200,
-                 "hashtags": {"tiktok": ["#whale", "#sea"]}}
+    platforms = {
+        "title": "The Keeper",
+        "description": "A keeper and a whale. " * 200,
+        "hashtags": {"tiktok": ["#whale", "#sea"]},
+    }
     text = delivery_text(JOB, platforms, "alice", link_line(JOB, url, "12.3 MiB", 1765000000))
     assert len(text) <= 2000 and url in text and text.endswith(f"-# made for alice · job {JOB}")
     assert "A keeper and a whale." in text and "#whale #sea" in text

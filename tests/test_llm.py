@@ -30,9 +30,10 @@ REQUESTS = [
     "my grandmother who fought off three pirates with a frying pan in the harbour of an old city at night",
     "surprise me",
 ]
-HOSTILE = ("@everyone @here <@123> <@!456> <@&789> <#42> <:blob:99> </cmd:1> \u200b\u202e\u2066\ufeff\x00\x07\x1b "
-           "[a]:b;c'd\\e ｛＠ｅｖｅｒｙｏｎｅ｝ " + "z" * 500 + " " + WHALE
-           + " https://evil.example/x?y=1 `rm -rf` **bold**")
+HOSTILE = (
+    "@everyone @here <@123> <@!456> <@&789> <#42> <:blob:99> </cmd:1> \u200b\u202e\u2066\ufeff\x00\x07\x1b "
+    "[a]:b;c'd\\e ｛＠ｅｖｅｒｙｏｎｅ｝ " + "z" * 500 + " " + WHALE + " https://evil.example/x?y=1 `rm -rf` **bold**"
+)
 API_KEY = "sk-test-do-not-log-4242"
 
 
@@ -113,7 +114,11 @@ async def test_vague_request_takes_its_premise_from_the_sources(writer: OfflineW
 def test_premise_extraction() -> None:
     whale = parse_premise("Make a short video about " + WHALE.lower())
     assert whale and (whale.hero, whale.hero_ref, whale.thing, whale.thing_ref) == (
-        "a lighthouse keeper", "the lighthouse keeper", "a lost whale", "the lost whale")
+        "a lighthouse keeper",
+        "the lighthouse keeper",
+        "a lost whale",
+        "the lost whale",
+    )
     dragons = parse_premise("make a funny video about dragons in space")
     assert dragons and dragons.thing == "dragons in space" and dragons.tone == "comedy"
     assert "station" in dragons.place  # the place named beats the dragons' forest
@@ -140,8 +145,10 @@ async def test_revise_differs_and_shows_the_note(writer: OfflineWriter) -> None:
 
 
 async def test_revise_works_on_a_users_own_script(writer: OfflineWriter) -> None:
-    own = ("The storm came at night. Waves broke on the rocks, and the lamp went dark. Mara climbed the "
-           "stairs with a candle. She lit the lamp again! Ships turned home, one by one. By dawn the sea was calm.")
+    own = (
+        "The storm came at night. Waves broke on the rocks, and the lamp went dark. Mara climbed the "
+        "stairs with a candle. She lit the lamp again! Ships turned home, one by one. By dawn the sea was calm."
+    )
     revised = await writer.revise(own, "more dramatic", 45)
     assert revised != own and "The storm came at night." in revised
     assert abs(word_count(revised) - 45) <= 0.15 * 45
@@ -187,15 +194,20 @@ async def test_offline_platform_meta_limits(writer: OfflineWriter) -> None:
 
 
 def test_platform_meta_rejects_what_platforms_would() -> None:
-    good = {"youtube_shorts": ["#shorts", "#a1", "#b"], "tiktok": ["#storytime", "#c", "#d"],
-            "instagram_reels": ["#reels", "#e", "#f"]}
+    good = {
+        "youtube_shorts": ["#shorts", "#a1", "#b"],
+        "tiktok": ["#storytime", "#c", "#d"],
+        "instagram_reels": ["#reels", "#e", "#f"],
+    }
     PlatformMeta(title="t", description="", hashtags=good)
-    for bad in ({**good, "facebook": ["#x", "#y", "#z"]},
-                {k: v for k, v in good.items() if k != "tiktok"},
-                {**good, "tiktok": ["#storytime", "#two words", "#d"]},
-                {**good, "tiktok": ["#storytime", "#123", "#d"]},
-                {**good, "tiktok": ["#storytime"]},
-                {**good, "youtube_shorts": ["#short", "#a", "#b"]}):
+    for bad in (
+        {**good, "facebook": ["#x", "#y", "#z"]},
+        {k: v for k, v in good.items() if k != "tiktok"},
+        {**good, "tiktok": ["#storytime", "#two words", "#d"]},
+        {**good, "tiktok": ["#storytime", "#123", "#d"]},
+        {**good, "tiktok": ["#storytime"]},
+        {**good, "youtube_shorts": ["#short", "#a", "#b"]},
+    ):
         with pytest.raises(ValidationError):
             PlatformMeta(title="t", description="", hashtags=bad)
     with pytest.raises(ValidationError):
@@ -222,19 +234,48 @@ def test_target_words() -> None:
 # --- OpenAI-compatible writer against a local /v1/chat/completions ------------------------------
 
 PARTS = {"hook": 20, "originality": 15, "emotion": 22, "fit": 18}
-IDEAS = {"ideas": [
-    {"title": "The Keeper's Whale", "logline": "A keeper hides a whale.", "hook": "Nobody believed him.",
-     "angle": "a secret kept", "audience": "families", "emotional_core": "loyalty", "score_parts": PARTS,
-     "tags": ["#Drama", "sea"]},
-    {"title": "  " + "Long " * 40, "logline": "A very long idea.", "hook": "Hook.", "angle": "a", "audience": "b",
-     "emotional_core": "c", "score_parts": {"hook": 40, "originality": 25, "emotion": 25, "fit": 25}, "tags": []},
-    {"title": "@everyone", "logline": "Nothing left.", "hook": "x", "angle": "", "audience": "",
-     "emotional_core": "", "score_parts": PARTS, "tags": []},
-]}
+IDEAS = {
+    "ideas": [
+        {
+            "title": "The Keeper's Whale",
+            "logline": "A keeper hides a whale.",
+            "hook": "Nobody believed him.",
+            "angle": "a secret kept",
+            "audience": "families",
+            "emotional_core": "loyalty",
+            "score_parts": PARTS,
+            "tags": ["#Drama", "sea"],
+        },
+        {
+            "title": "  " + "Long " * 40,
+            "logline": "A very long idea.",
+            "hook": "Hook.",
+            "angle": "a",
+            "audience": "b",
+            "emotional_core": "c",
+            "score_parts": {"hook": 40, "originality": 25, "emotion": 25, "fit": 25},
+            "tags": [],
+        },
+        {
+            "title": "@everyone",
+            "logline": "Nothing left.",
+            "hook": "x",
+            "angle": "",
+            "audience": "",
+            "emotional_core": "",
+            "score_parts": PARTS,
+            "tags": [],
+        },
+    ]
+}
 PROMPTS = {"prompts": ["A lighthouse at dusk, vertical frame.", "A whale surfacing beside a rowing boat."]}
-META = {"title": "The Keeper's Whale <@1>", "description": "A keeper. A whale. A friendship.",
-        "youtube_shorts": ["whale", "#Lighthouse Keeper"], "tiktok": ["#storytime", "fyp", "#123"],
-        "instagram_reels": []}
+META = {
+    "title": "The Keeper's Whale <@1>",
+    "description": "A keeper. A whale. A friendship.",
+    "youtube_shorts": ["whale", "#Lighthouse Keeper"],
+    "tiktok": ["#storytime", "fyp", "#123"],
+    "instagram_reels": [],
+}
 
 
 def narration(words: int) -> str:
@@ -257,8 +298,9 @@ def canned(lengths: list[int] | None = None) -> Answer:
 
 
 def openai_settings(url: str, key: str | None = API_KEY, **more: Any) -> Settings:
-    return Settings(_env_file=None, OPENAI_API_KEY=key, OPENAI_BASE_URL=url, STORYBOT_LLM_MODEL="story-model-test",
-                    **more)
+    return Settings(
+        _env_file=None, OPENAI_API_KEY=key, OPENAI_BASE_URL=url, STORYBOT_LLM_MODEL="story-model-test", **more
+    )
 
 
 def writer_for(fake: FakeOpenAI, **options: Any) -> Any:
@@ -273,8 +315,9 @@ def prompt_text(request: Request) -> str:
     return "\n".join(str(m["content"]) for m in request.json()["messages"])
 
 
-IDEA = StoryIdea(title="The Keeper's Whale", logline="A keeper hides a whale.", hook="Nobody believed him.",
-                 score=80, tags=["drama"])
+IDEA = StoryIdea(
+    title="The Keeper's Whale", logline="A keeper hides a whale.", hook="Nobody believed him.", score=80, tags=["drama"]
+)
 
 
 async def test_openai_script_request_and_cleaning() -> None:
@@ -340,10 +383,10 @@ async def test_openai_structured_outputs_parse_into_the_schemas() -> None:
     assert len(meta.hashtags["instagram_reels"]) >= 3
 
 
-@pytest.mark.parametrize(("refused", "used"), [({"json_schema"}, "tools"),
-                                               ({"json_schema", "tools"}, "json_object")])
-async def test_openai_falls_back_when_the_server_refuses_json_schema(refused: set[str], used: str,
-                                                                     caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(("refused", "used"), [({"json_schema"}, "tools"), ({"json_schema", "tools"}, "json_object")])
+async def test_openai_falls_back_when_the_server_refuses_json_schema(
+    refused: set[str], used: str, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.WARNING)
     with fake_openai(canned(), refuse=refused) as fake:
         writer = writer_for(fake)
@@ -398,15 +441,27 @@ def plan_answer(bad_first: bool) -> Answer:
 
     def answer(name: str, body: dict[str, Any]) -> dict[str, Any] | str:
         assert name == "ScenePlanDraft"
-        shot = {"image_prompt": "A lighthouse at night <@1>", "search_terms": ["lighthouse", "night sea"],
-                "negative_prompt": "text, watermark",
-                "camera": "zoom_in", "mood": "tense", "beat": "hook"}
+        shot = {
+            "image_prompt": "A lighthouse at night <@1>",
+            "search_terms": ["lighthouse", "night sea"],
+            "negative_prompt": "text, watermark",
+            "camera": "zoom_in",
+            "mood": "tense",
+            "beat": "hook",
+        }
         if bad_first and next(calls) == 0:  # a gap: sentence 3 is in no shot
-            return {"shots": [{**shot, "first_sentence": 1, "last_sentence": 2},
-                              {**shot, "first_sentence": 4, "last_sentence": 4, "beat": "resolution"}]}
-        return {"shots": [{**shot, "first_sentence": 1, "last_sentence": 2},
-                          {**shot, "first_sentence": 3, "last_sentence": 4, "camera": "pan_left",
-                           "beat": "resolution"}]}
+            return {
+                "shots": [
+                    {**shot, "first_sentence": 1, "last_sentence": 2},
+                    {**shot, "first_sentence": 4, "last_sentence": 4, "beat": "resolution"},
+                ]
+            }
+        return {
+            "shots": [
+                {**shot, "first_sentence": 1, "last_sentence": 2},
+                {**shot, "first_sentence": 3, "last_sentence": 4, "camera": "pan_left", "beat": "resolution"},
+            ]
+        }
 
     return answer
 
@@ -416,10 +471,13 @@ async def test_openai_scene_plan_must_cover_the_script() -> None:
         plan = await writer_for(fake).scene_plan("The Keeper", SENTENCES, 2)
     assert len(fake.requests) == 2
     assert "4. Dawn came at last." in prompt_text(fake.requests[0]) and "ends at sentence 4" in prompt_text(
-        fake.requests[0])
+        fake.requests[0]
+    )
     assert "shot 2 starts at sentence 4, but must start at 3" in prompt_text(fake.requests[1])
     assert [(s.first_sentence, s.last_sentence, s.motion, s.beat) for s in plan] == [
-        (0, 1, "zoom_in", "hook"), (2, 3, "pan_left", "resolution")]
+        (0, 1, "zoom_in", "hook"),
+        (2, 3, "pan_left", "resolution"),
+    ]
     assert plan[0].prompt == "A lighthouse at night" and plan[0].negative_prompt == "text, watermark"
     assert plan[0].mood == "tense" and plan[0].search_terms == ["lighthouse", "night sea"]
 
@@ -432,16 +490,19 @@ async def test_openai_usage_is_counted_per_block() -> None:
             await writer.platform_meta("t", "s")
         await writer.platform_meta("t", "s")  # outside any block: not counted anywhere
     provider = "openai:story-model-test"
-    assert dict(used) == {(provider, "prompt_tokens"): 222, (provider, "completion_tokens"): 44,
-                          (provider, "total_tokens"): 266}
+    assert dict(used) == {
+        (provider, "prompt_tokens"): 222,
+        (provider, "completion_tokens"): 44,
+        (provider, "total_tokens"): 266,
+    }
 
 
 # --- faults: retried with backoff within a budget, then one clear line without the key -------------
 
+
 def error_reply(status: int, headers: dict[str, str] | None = None) -> Reply:
     # servers echo what they were sent; the key must still never surface
-    return Reply.json({"error": {"message": f"overloaded for key {API_KEY}", "type": "server_error"}}, status,
-                      headers)
+    return Reply.json({"error": {"message": f"overloaded for key {API_KEY}", "type": "server_error"}}, status, headers)
 
 
 async def test_openai_429_honours_retry_after() -> None:
@@ -464,17 +525,25 @@ def slow() -> Reply:
     return Reply.json({"error": {"message": "late"}}, 500)
 
 
-@pytest.mark.parametrize(("faults", "message"), [
-    ([error_reply(503, {"retry-after-ms": "1"})] * 3,
-     r"failed \(HTTP 503\) after 3 attempts: overloaded for key \*\*\*"),
-    ([error_reply(429, {"retry-after-ms": "1"})] * 3, r"is rate limiting \(HTTP 429\) after 3 attempts"),
-    ([slow] * 3, r"did not answer within 0\.3 s after 3 attempts"),
-    ([Reply(200, b"<html>bad gateway</html>", {"Content-Type": "application/json"})] * 3,
-     r"sent a malformed reply .* 3 times"),
-    ([error_reply(401)], r"refused the API key \(HTTP 401\); check OPENAI_API_KEY"),
-])
+@pytest.mark.parametrize(
+    ("faults", "message"),
+    [
+        (
+            [error_reply(503, {"retry-after-ms": "1"})] * 3,
+            r"failed \(HTTP 503\) after 3 attempts: overloaded for key \*\*\*",
+        ),
+        ([error_reply(429, {"retry-after-ms": "1"})] * 3, r"is rate limiting \(HTTP 429\) after 3 attempts"),
+        ([slow] * 3, r"did not answer within 0\.3 s after 3 attempts"),
+        (
+            [Reply(200, b"<html>bad gateway</html>", {"Content-Type": "application/json"})] * 3,
+            r"sent a malformed reply .* 3 times",
+        ),
+        ([error_reply(401)], r"refused the API key \(HTTP 401\); check OPENAI_API_KEY"),
+    ],
+)
 async def test_openai_faults_end_in_one_clear_line_without_the_key(
-        faults: list[Any], message: str, caplog: pytest.LogCaptureFixture) -> None:
+    faults: list[Any], message: str, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     with fake_openai(canned(), faults=list(faults)) as fake:
         writer = writer_for(fake, timeout=0.3, max_retries=2)

@@ -24,8 +24,9 @@ NEW = "The keeper rowed out at dawn. The whale sang for him. Nobody came back."
 
 
 def test_word_diff_marks_removed_and_added_words() -> None:
-    assert word_diff(OLD, NEW) == ("The keeper rowed out at dawn. The whale [-was silent.-] {+sang for him.+} "
-                                   "Nobody came back.")
+    assert word_diff(OLD, NEW) == (
+        "The keeper rowed out at dawn. The whale [-was silent.-] {+sang for him.+} Nobody came back."
+    )
     assert word_diff(OLD, OLD) == OLD
     assert word_diff("", "New words.") == "{+New words.+}"
 
@@ -34,15 +35,23 @@ def timed(text: str, per_word: float = 0.5) -> list[Word]:
     out, at = [], 0
     for i, token in enumerate(text.split()):
         at = text.index(token, at)
-        out.append(Word(word=token, start=i * per_word, end=(i + 0.8) * per_word, char_start=at,
-                        char_end=at + len(token)))
+        out.append(
+            Word(word=token, start=i * per_word, end=(i + 0.8) * per_word, char_start=at, char_end=at + len(token))
+        )
         at += len(token)
     return out
 
 
 def shot(first: int, last: int) -> PlannedShot:
-    return PlannedShot(first_sentence=first, last_sentence=last, prompt="p", negative_prompt="text", motion="pan_up",
-                       mood="calm", beat="build")
+    return PlannedShot(
+        first_sentence=first,
+        last_sentence=last,
+        prompt="p",
+        negative_prompt="text",
+        motion="pan_up",
+        mood="calm",
+        beat="build",
+    )
 
 
 def test_planned_shots_cover_the_voice_or_are_refused() -> None:
@@ -50,7 +59,9 @@ def test_planned_shots_cover_the_voice_or_are_refused() -> None:
     assert sentence_ranges(words) == [(0, 5), (6, 9), (10, 12)]
     shots = planned_shots(OLD, words, 7.0, [shot(0, 1), shot(2, 2)])
     assert [(s.first_word, s.last_word, s.text) for s in shots] == [
-        (0, 9, "The keeper rowed out at dawn. The whale was silent."), (10, 12, "Nobody came back.")]
+        (0, 9, "The keeper rowed out at dawn. The whale was silent."),
+        (10, 12, "Nobody came back."),
+    ]
     assert shots[0].start == 0 and shots[0].end == shots[1].start == pytest.approx((4.9 + 5.0) / 2, abs=0.001)
     assert shots[1].end == 7.0 and shots[0].motion.value == "pan_up"
     with pytest.raises(ValueError, match="must start at 2"):
@@ -63,9 +74,20 @@ def test_planned_shots_cover_the_voice_or_are_refused() -> None:
 
 def answer(name: str, body: dict[str, Any]) -> dict[str, Any] | str:
     if name == "IdeaDrafts":
-        return {"ideas": [{"title": "The Silent Whale", "logline": "A keeper and a whale.", "hook": "Listen.",
-                           "angle": "a", "audience": "b", "emotional_core": "c", "tags": ["drama"],
-                           "score_parts": {"hook": 20, "originality": 20, "emotion": 20, "fit": 20}}]}
+        return {
+            "ideas": [
+                {
+                    "title": "The Silent Whale",
+                    "logline": "A keeper and a whale.",
+                    "hook": "Listen.",
+                    "angle": "a",
+                    "audience": "b",
+                    "emotional_core": "c",
+                    "tags": ["drama"],
+                    "score_parts": {"hook": 20, "originality": 20, "emotion": 20, "fit": 20},
+                }
+            ]
+        }
     said = user_text(body)
     words = int(re.findall(r"(\d+) words \(between|aim for (\d+)", said)[-1][0] or 30)
     base = (OLD + " ") * max(1, words // 13)
@@ -77,12 +99,16 @@ def answer(name: str, body: dict[str, Any]) -> dict[str, Any] | str:
 
 def test_revision_summary_and_diff_reach_the_approval(tmp_path: Path) -> None:
     with fake_openai(answer) as llm:
-        env = {**os.environ, "STORYBOT_DATA_DIR": str(tmp_path), "OPENAI_BASE_URL": llm.url,
-               "STORYBOT_LLM_MODEL": "m"}
+        env = {**os.environ, "STORYBOT_DATA_DIR": str(tmp_path), "OPENAI_BASE_URL": llm.url, "STORYBOT_LLM_MODEL": "m"}
 
         def storybot(*args: str) -> dict[str, Any]:
-            done = subprocess.run([sys.executable, "-m", "storybot", *args, "--json"], capture_output=True,
-                                  text=True, timeout=300, env=env)
+            done = subprocess.run(
+                [sys.executable, "-m", "storybot", *args, "--json"],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                env=env,
+            )
             assert done.returncode == 0, done.stderr
             return dict(json.loads(done.stdout))
 

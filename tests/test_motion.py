@@ -70,12 +70,30 @@ def test_every_frame_moves(tmp_path: Path, motion: Motion) -> None:
 
 # fitting clips: the chain the final cut runs, rendered on its own ---------------------------------
 
+
 async def moving_bar(path: Path, seconds: float, rate: int, size: str = "320x240") -> None:
     """A white bar crossing a dark clip left to right: its position tells which source frame is shown."""
-    await run_ffmpeg(["-v", "error", "-f", "lavfi", "-i", f"color=c=0x202020:s={size}:r={rate}:d={seconds}",
-                      "-f", "lavfi", "-i", f"color=c=white:s=8x{size.split('x')[1]}:r={rate}:d={seconds}",
-                      "-filter_complex", f"[0][1]overlay=x='t/{seconds}*(W-w)':y=0", "-c:v", "libx264",
-                      "-preset", "ultrafast", path])
+    await run_ffmpeg(
+        [
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            f"color=c=0x202020:s={size}:r={rate}:d={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"color=c=white:s=8x{size.split('x')[1]}:r={rate}:d={seconds}",
+            "-filter_complex",
+            f"[0][1]overlay=x='t/{seconds}*(W-w)':y=0",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            path,
+        ]
+    )
 
 
 def frames_of(clip: Path) -> list[np.ndarray]:
@@ -124,8 +142,23 @@ def test_long_clip_is_trimmed_and_only_the_start_is_read(tmp_path: Path) -> None
 def test_clips_for_one_shot_are_chained_in_order(tmp_path: Path) -> None:
     red, blue = tmp_path / "red.mp4", tmp_path / "blue.mp4"
     for path, colour in ((red, "red"), (blue, "blue")):
-        asyncio.run(run_ffmpeg(["-v", "error", "-f", "lavfi", "-i", f"color=c={colour}:s=300x500:r=25:d=1",
-                                "-c:v", "libx264", "-preset", "ultrafast", path]))
+        asyncio.run(
+            run_ffmpeg(
+                [
+                    "-v",
+                    "error",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    f"color=c={colour}:s=300x500:r=25:d=1",
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "ultrafast",
+                    path,
+                ]
+            )
+        )
     frames = fitted(tmp_path, [red, blue], 50)
     means = [f.reshape(-1, 3).mean(axis=0) for f in frames]
     assert len(frames) == 50

@@ -32,15 +32,30 @@ from tools.text import word_spans
 OPENAI_KEY = "sk-e2e-recognisable-key-31337"
 PROMPT = "A lighthouse keeper who befriends a lost whale"
 # The server's own vocabulary: no offline template writes these words.
-SENTENCES = ["Marisol counted nine silver whales beneath the copper moon.",
-             "Every tide brought another humming giant toward her crooked tower.",
-             "She answered them with lanterns, blinking patient questions across the water.",
-             "One evening the smallest whale blinked back."]
+SENTENCES = [
+    "Marisol counted nine silver whales beneath the copper moon.",
+    "Every tide brought another humming giant toward her crooked tower.",
+    "She answered them with lanterns, blinking patient questions across the water.",
+    "One evening the smallest whale blinked back.",
+]
 PLAN_NEGATIVE = "text, watermark, extra fins"
-LISTING = {"data": {"children": [{"data": {"title": "[WP] A whale learns morse code", "selftext": "It blinks.",
-                                           "permalink": "/r/WritingPrompts/comments/w1/wp/"}}]}}
-RSS = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item><title>Keeper rescues '
-       b'stranded orca</title><link>https://news.example/orca</link></item></channel></rss>')
+LISTING = {
+    "data": {
+        "children": [
+            {
+                "data": {
+                    "title": "[WP] A whale learns morse code",
+                    "selftext": "It blinks.",
+                    "permalink": "/r/WritingPrompts/comments/w1/wp/",
+                }
+            }
+        ]
+    }
+}
+RSS = (
+    b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item><title>Keeper rescues '
+    b"stranded orca</title><link>https://news.example/orca</link></item></channel></rss>"
+)
 
 
 def narration(words: int) -> str:
@@ -57,21 +72,45 @@ def answer(name: str, body: dict[str, Any]) -> dict[str, Any] | str:
     said = user_text(body)
     if name == "IdeaDrafts":
         assert "Keeper rescues stranded orca" in said and "A whale learns morse code -- It blinks." in said
-        return {"ideas": [{"title": "The Lantern Conversations", "logline": "A keeper talks to whales with light.",
-                           "hook": "Marisol counted nine silver whales.", "angle": "signals", "audience": "all",
-                           "emotional_core": "wonder", "tags": ["drama"],
-                           "score_parts": {"hook": 22, "originality": 20, "emotion": 21, "fit": 24}}]}
+        return {
+            "ideas": [
+                {
+                    "title": "The Lantern Conversations",
+                    "logline": "A keeper talks to whales with light.",
+                    "hook": "Marisol counted nine silver whales.",
+                    "angle": "signals",
+                    "audience": "all",
+                    "emotional_core": "wonder",
+                    "tags": ["drama"],
+                    "score_parts": {"hook": 22, "originality": 20, "emotion": 21, "fit": 24},
+                }
+            ]
+        }
     if name == "ScenePlanDraft":
         script = said.split("<Script>", 1)[1].split("</Script>", 1)[0]
         n = len(re.findall(r"^\d+\. ", script, re.MULTILINE))
-        shots = [{"first_sentence": i + 1, "last_sentence": min(i + 2, n), "image_prompt": f"Lantern light, shot {k}",
-                  "search_terms": ["lantern", "lighthouse"],
-                  "negative_prompt": PLAN_NEGATIVE, "camera": "pan_left", "mood": "hushed",
-                  "beat": "hook" if i == 0 else "build"} for k, i in enumerate(range(0, n, 2))]
+        shots = [
+            {
+                "first_sentence": i + 1,
+                "last_sentence": min(i + 2, n),
+                "image_prompt": f"Lantern light, shot {k}",
+                "search_terms": ["lantern", "lighthouse"],
+                "negative_prompt": PLAN_NEGATIVE,
+                "camera": "pan_left",
+                "mood": "hushed",
+                "beat": "hook" if i == 0 else "build",
+            }
+            for k, i in enumerate(range(0, n, 2))
+        ]
         return {"shots": shots}
     if name == "MetaDraft":
-        return {"title": "Lanterns for the Whales", "description": "A keeper and a whale learn to talk.",
-                "youtube_shorts": ["#whales"], "tiktok": ["#lighthouse"], "instagram_reels": ["#ocean"]}
+        return {
+            "title": "Lanterns for the Whales",
+            "description": "A keeper and a whale learn to talk.",
+            "youtube_shorts": ["#whales"],
+            "tiktok": ["#lighthouse"],
+            "instagram_reels": ["#ocean"],
+        }
     assert name == "ScriptDraft", name
     wanted = re.findall(r"(\d+) words \(between|aim for (\d+)", said)[-1]
     return {"script": narration(int(wanted[0] or wanted[1]))}
@@ -85,21 +124,37 @@ def feeds(request: Request) -> Reply:
 
 @pytest.fixture
 def servers() -> Iterator[tuple[FakeOpenAI, FakeElevenLabs, LocalServer]]:
-    with fake_openai(answer, prompt_tokens=100, completion_tokens=30) as llm, fake_elevenlabs() as voice, \
-            local_server(feeds) as web:
+    with (
+        fake_openai(answer, prompt_tokens=100, completion_tokens=30) as llm,
+        fake_elevenlabs() as voice,
+        local_server(feeds) as web,
+    ):
         yield llm, voice, web
 
 
 def storybot(data: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "storybot", *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "STORYBOT_DATA_DIR": str(data), **env})
+    return subprocess.run(
+        [sys.executable, "-m", "storybot", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "STORYBOT_DATA_DIR": str(data), **env},
+    )
 
 
 def provider_env(llm: FakeOpenAI, voice: FakeElevenLabs, web: LocalServer) -> dict[str, str]:
-    return {"OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": llm.url, "STORYBOT_LLM_MODEL": "tale-1",
-            "STORYBOT_PROVIDER_RETRIES": "1", "ELEVENLABS_API_KEY": ELEVEN_KEY, "ELEVENLABS_BASE_URL": voice.base_url,
-            "STORYBOT_ELEVENLABS_VOICE_ID": VOICE, "STORYBOT_IDEA_SUBREDDITS": "WritingPrompts",
-            "STORYBOT_REDDIT_BASE_URL": web.url, "STORYBOT_IDEA_FEEDS": f"{web.url}/feed.xml"}
+    return {
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "OPENAI_BASE_URL": llm.url,
+        "STORYBOT_LLM_MODEL": "tale-1",
+        "STORYBOT_PROVIDER_RETRIES": "1",
+        "ELEVENLABS_API_KEY": ELEVEN_KEY,
+        "ELEVENLABS_BASE_URL": voice.base_url,
+        "STORYBOT_ELEVENLABS_VOICE_ID": VOICE,
+        "STORYBOT_IDEA_SUBREDDITS": "WritingPrompts",
+        "STORYBOT_REDDIT_BASE_URL": web.url,
+        "STORYBOT_IDEA_FEEDS": f"{web.url}/feed.xml",
+    }
 
 
 def no_keys(data: Path, *texts: str) -> None:
@@ -109,8 +164,9 @@ def no_keys(data: Path, *texts: str) -> None:
         assert not any(key.encode() in blob for blob in blobs), key
 
 
-def test_make_yes_with_online_providers(servers: tuple[FakeOpenAI, FakeElevenLabs, LocalServer],
-                                        tmp_path: Path) -> None:
+def test_make_yes_with_online_providers(
+    servers: tuple[FakeOpenAI, FakeElevenLabs, LocalServer], tmp_path: Path
+) -> None:
     llm, voice, web = servers
     env = provider_env(llm, voice, web)
     made = storybot(tmp_path, env, "make", PROMPT, "--ideas", "--yes", "--duration", "12", "--json")
@@ -148,11 +204,18 @@ def test_make_yes_with_online_providers(servers: tuple[FakeOpenAI, FakeElevenLab
     # usage: every chat completion's tokens and every character spoken, per job, in status and metadata
     status = json.loads(storybot(tmp_path, env, "status", result["job_id"], "--json").stdout)
     calls = len(llm.requests)
-    assert status["usage"] == meta["usage"] == {
-        "elevenlabs": {"characters": sum(len(r["body"]["text"]) for r in voice.requests)},
-        "openai:tale-1": {"prompt_tokens": 100 * calls, "completion_tokens": 30 * calls,
-                          "total_tokens": 130 * calls},
-    }
+    assert (
+        status["usage"]
+        == meta["usage"]
+        == {
+            "elevenlabs": {"characters": sum(len(r["body"]["text"]) for r in voice.requests)},
+            "openai:tale-1": {
+                "prompt_tokens": 100 * calls,
+                "completion_tokens": 30 * calls,
+                "total_tokens": 130 * calls,
+            },
+        }
+    )
     providers = {s["name"]: s["provider"] for s in status["stages"]}
     assert providers["collect_ideas"] == "reddit+request+rss" and providers["voice"] == "elevenlabs"
     assert providers["write_script"] == providers["plan_scenes"] == "openai:tale-1"
@@ -161,8 +224,9 @@ def test_make_yes_with_online_providers(servers: tuple[FakeOpenAI, FakeElevenLab
     no_keys(tmp_path, made.stdout, made.stderr)
 
 
-def test_outage_fails_clearly_and_resume_finishes(servers: tuple[FakeOpenAI, FakeElevenLabs, LocalServer],
-                                                  tmp_path: Path) -> None:
+def test_outage_fails_clearly_and_resume_finishes(
+    servers: tuple[FakeOpenAI, FakeElevenLabs, LocalServer], tmp_path: Path
+) -> None:
     llm, voice, web = servers
     env = provider_env(llm, voice, web)
     del env["STORYBOT_ELEVENLABS_VOICE_ID"]  # the voice id comes from --voice instead
@@ -173,8 +237,11 @@ def test_outage_fails_clearly_and_resume_finishes(servers: tuple[FakeOpenAI, Fak
     job_id = json.loads(failed.stdout)["job_id"]
     status = json.loads(storybot(tmp_path, env, "status", job_id, "--json").stdout)
     assert status["status"] == "failed"
-    assert re.fullmatch(r"LLM openai:tale-1 at 127\.0\.0\.1:\d+ failed \(HTTP 503\) after 2 attempts: "
-                        r"maintenance \(key \*\*\*\); the job can be resumed", status["error"]), status["error"]
+    assert re.fullmatch(
+        r"LLM openai:tale-1 at 127\.0\.0\.1:\d+ failed \(HTTP 503\) after 2 attempts: "
+        r"maintenance \(key \*\*\*\); the job can be resumed",
+        status["error"],
+    ), status["error"]
     with sqlite3.connect(tmp_path / "jobs.sqlite") as db:
         assert OPENAI_KEY not in json.dumps(db.execute("SELECT * FROM jobs").fetchall())
 

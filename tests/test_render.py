@@ -26,14 +26,17 @@ from tools.render import RenderOptions, render
 
 pytestmark = pytest.mark.slow
 
-SCRIPT = ("Crème brûlée at the café: \"perfect,\" she said. The waiter [smiling] bowed!\n\n"
-          "Outside, rain fell on C:\\new\\Name and {braces} alike. Then the sun came out, and everyone "
-          "cheered.")
+SCRIPT = (
+    'Crème brûlée at the café: "perfect," she said. The waiter [smiling] bowed!\n\n'
+    "Outside, rain fell on C:\\new\\Name and {braces} alike. Then the sun came out, and everyone "
+    "cheered."
+)
 
 
 def storybot(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "storybot", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "storybot", *args], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 def check_video(path: Path, aspect: Aspect, voice_seconds: float) -> None:
@@ -77,9 +80,10 @@ def test_offline_render_meets_output_targets(portrait: Path) -> None:
 
 def test_loudness_measured_independently(portrait: Path) -> None:
     """Re-measure with FFmpeg's ebur128 rather than trusting metadata.json."""
-    _, log = asyncio.run(run_ffmpeg(["-nostats", "-i", portrait / "final.mp4", "-vn", "-af",
-                                     "ebur128=peak=true", "-f", "null", "-"]))
-    summary = log[log.rfind("Summary:"):]
+    _, log = asyncio.run(
+        run_ffmpeg(["-nostats", "-i", portrait / "final.mp4", "-vn", "-af", "ebur128=peak=true", "-f", "null", "-"])
+    )
+    summary = log[log.rfind("Summary:") :]
     integrated = float(summary.split("I:")[1].split("LUFS")[0])
     peak = float(summary.split("Peak:")[1].split("dBFS")[0])
     assert -15.0 <= integrated <= -13.0
@@ -95,7 +99,7 @@ def subtitle_words(path: Path) -> list[str]:
         text = text.replace("\\{", "{").replace("\\}", "}").replace("\u2060", "")
     else:
         blocks = [b.splitlines() for b in raw.strip().split("\n\n")]
-        cues = [b[b.index(next(ln for ln in b if "-->" in ln)) + 1:] for b in blocks if any("-->" in ln for ln in b)]
+        cues = [b[b.index(next(ln for ln in b if "-->" in ln)) + 1 :] for b in blocks if any("-->" in ln for ln in b)]
         text = " ".join(" ".join(c) for c in cues)
         text = html.unescape(text) if path.suffix == ".vtt" else text
     return text.split()
@@ -149,8 +153,9 @@ def test_images_voice_music_and_square_aspect(tmp_path: Path) -> None:
     script = tmp_path / "s.txt"
     script.write_text("First line here. Second one now. Third is this. And the last.", encoding="utf-8")
     out = tmp_path / "out"
-    artifacts = asyncio.run(render(RenderOptions(script=script, images=images, voice=voice, music=music,
-                                                 aspect=Aspect.square, out=out)))
+    artifacts = asyncio.run(
+        render(RenderOptions(script=script, images=images, voice=voice, music=music, aspect=Aspect.square, out=out))
+    )
     meta = json.loads(Path(artifacts.metadata).read_text())
     check_video(out / "final.mp4", Aspect.square, meta["voice"]["duration"])
     assert meta["voice"]["timings_estimated"] is True and meta["encoder"]["music"] == "supplied"
@@ -163,8 +168,19 @@ def test_images_voice_music_and_square_aspect(tmp_path: Path) -> None:
 
 async def _make_audio(voice: Path, music: Path) -> None:
     # a voice-like signal: four bursts of a modulated tone with pauses between them
-    await run_ffmpeg(["-f", "lavfi", "-i", "sine=f=180:d=9", "-af",
-                      "volume='if(lt(mod(t,2.2),1.6),0.5,0)':eval=frame", "-c:a", "libopus", voice])
+    await run_ffmpeg(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=180:d=9",
+            "-af",
+            "volume='if(lt(mod(t,2.2),1.6),0.5,0)':eval=frame",
+            "-c:a",
+            "libopus",
+            voice,
+        ]
+    )
     await run_ffmpeg(["-f", "lavfi", "-i", "sine=f=440:d=3", "-c:a", "libmp3lame", music])
 
 
@@ -182,15 +198,28 @@ def test_clips_of_any_size_landscape_and_upload_copy_in_the_same_run(tmp_path: P
     clips = tmp_path / "clips"
     clips.mkdir()
     # a short, small, 24 fps red clip (slowed then held, never looped) and a long 60 fps portrait one
-    asyncio.run(run_ffmpeg(["-f", "lavfi", "-i", "color=c=0xd01010:s=320x240:r=24:d=1,noise=alls=20:allf=t",
-                            clips / "a.mp4"]))
+    asyncio.run(
+        run_ffmpeg(["-f", "lavfi", "-i", "color=c=0xd01010:s=320x240:r=24:d=1,noise=alls=20:allf=t", clips / "a.mp4"])
+    )
     asyncio.run(run_ffmpeg(["-f", "lavfi", "-i", "mandelbrot=s=500x900:r=60", "-t", "9", clips / "b.mkv"]))
     script = tmp_path / "s.txt"
     script.write_text("A short clip that is slowed down. Then a long one that is trimmed to fit.", encoding="utf-8")
     out = tmp_path / "out"
     limit = 400_000
-    result = storybot("render", "--script", str(script), "--clips", str(clips), "--aspect", "16:9",
-                      "--out", str(out), "--upload-limit", str(limit), "--json")
+    result = storybot(
+        "render",
+        "--script",
+        str(script),
+        "--clips",
+        str(clips),
+        "--aspect",
+        "16:9",
+        "--out",
+        str(out),
+        "--upload-limit",
+        str(limit),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     artifacts = json.loads(result.stdout)["artifacts"]
     meta = json.loads(Path(artifacts["metadata"]).read_text())

@@ -74,8 +74,10 @@ async def test_double_click_approves_once(tmp_path: Path) -> None:
 
 async def test_many_jobs_at_once_with_progress_events_and_low_loop_lag(tmp_path: Path) -> None:
     async with service(tmp_path) as svc:
-        ids = [await svc.start(JobRequest(prompt=f"story {n}", script_text=SCRIPT, duration=8), ALICE,
-                               auto_approve=True) for n in range(3)]
+        ids = [
+            await svc.start(JobRequest(prompt=f"story {n}", script_text=SCRIPT, duration=8), ALICE, auto_approve=True)
+            for n in range(3)
+        ]
         streams = [svc.events(job) for job in ids]
 
         async def collect(stream: object) -> list[Event]:

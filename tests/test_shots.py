@@ -11,16 +11,17 @@ from tools.motion import FPS
 from tools.shots import plan_shots
 from tools.text import word_spans
 
-SCRIPT = ("The storm came at night. Waves broke on the rocks, and the lamp went dark. "
-          "Mara climbed the stairs with a candle. She lit the lamp again! Ships turned home, "
-          "one by one. By dawn the sea was calm.")
+SCRIPT = (
+    "The storm came at night. Waves broke on the rocks, and the lamp went dark. "
+    "Mara climbed the stairs with a candle. She lit the lamp again! Ships turned home, "
+    "one by one. By dawn the sea was calm."
+)
 
 
 def timed_words(text: str, per_word: float = 0.4, sentence_pause: float = 0.5) -> list[Word]:
     words, t = [], 0.0
     for span in word_spans(text):
-        words.append(Word(word=span.text, start=t, end=t + per_word * 0.8, char_start=span.start,
-                          char_end=span.end))
+        words.append(Word(word=span.text, start=t, end=t + per_word * 0.8, char_start=span.start, char_end=span.end))
         t += per_word + (sentence_pause if span.text[-1] in ".!?" else 0)
     return words
 
@@ -48,7 +49,8 @@ def test_more_shots_than_sentences_cut_at_clauses_then_words() -> None:
     shots = plan_shots(text, words, words[-1].end, count=3)
     assert len(shots) == 3
     assert [words[s.last_word].word for s in shots[:-1]] == ["sentence,", "pause,"] or all(
-        words[s.last_word].word.endswith(",") for s in shots[:-1])
+        words[s.last_word].word.endswith(",") for s in shots[:-1]
+    )
 
 
 def test_default_count_follows_duration_and_too_many_shots_is_bad_input() -> None:

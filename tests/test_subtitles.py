@@ -39,13 +39,13 @@ SCRIPTS = {
         "The lighthouse keeper had not spoken to anyone in three years, and the silence had become a "
         "kind of company. Every night he climbed the spiral stairs, counted them under his breath, and "
         "lit the lamp. Then one evening a boat appeared on the horizon; it carried a single passenger. "
-        "She said: \"These are yours.\" He did not remember writing any of them.\n\n"
+        'She said: "These are yours." He did not remember writing any of them.\n\n'
         "But the handwriting was his own."
     ),
     "accents_quotes": "Crème brûlée à Zürich, naïve owners said: «C'est la vie» — “truly” 'so' ok.",
     "hostile": r"Look at [x] and (y) and {z}; type C:\new\Name or \N and \h, \{ok\} or {\i1} done.",
     "emoji_cjk": "We start filming 🎬 today. 日本語のテキストです。 "
-                 "吾輩は猫である。名前はまだ無い。どこで生れたかとんと見当がつかぬ。",
+    "吾輩は猫である。名前はまだ無い。どこで生れたかとんと見当がつかぬ。",
     "run_on": RUN_ON,
     "url": f"Visit {URL} for more & <b>bold</b> details.",
 }
@@ -56,8 +56,9 @@ def timed_words(script: str, per_char: float = 0.065) -> list[Word]:
     t, words = 0.0, []
     for span in word_spans(script):
         length = 0.12 + per_char * len(span.text)
-        words.append(Word(word=span.text, start=round(t, 3), end=round(t + length, 3),
-                          char_start=span.start, char_end=span.end))
+        words.append(
+            Word(word=span.text, start=round(t, 3), end=round(t + length, 3), char_start=span.start, char_end=span.end)
+        )
         t += length + (0.35 if ends_sentence(span.text) else 0.15 if ends_clause(span.text) else 0.04)
     return words
 
@@ -65,8 +66,10 @@ def timed_words(script: str, per_char: float = 0.065) -> list[Word]:
 def words_at(script: str, times: list[tuple[float, float]]) -> list[Word]:
     spans = word_spans(script)
     assert len(spans) == len(times)
-    return [Word(word=s.text, start=a, end=b, char_start=s.start, char_end=s.end)
-            for s, (a, b) in zip(spans, times, strict=True)]
+    return [
+        Word(word=s.text, start=a, end=b, char_start=s.start, char_end=s.end)
+        for s, (a, b) in zip(spans, times, strict=True)
+    ]
 
 
 def cue_words(cues: list[Cue]) -> list[str]:
@@ -118,7 +121,7 @@ def test_line_limits_are_smaller_on_narrow_frames() -> None:
 def test_cues_break_at_every_sentence_end(aspect: Aspect) -> None:
     words = timed_words(SCRIPTS["story"])
     for cue in build_cues(words, aspect):
-        inside = words[cue.first_word:cue.last_word]
+        inside = words[cue.first_word : cue.last_word]
         assert not any(ends_sentence(w.word) for w in inside), cue.lines
 
 
@@ -143,14 +146,12 @@ def test_lines_split_after_punctuation_rather_than_before_a_weak_word() -> None:
 
 def test_short_cue_is_held_one_second_and_small_gaps_close() -> None:
     script = "Hi. Then the long story begins here."
-    words = words_at(script, [(0.0, 0.3), (2.0, 2.2), (2.2, 2.4), (2.4, 2.6), (2.6, 2.8), (2.8, 3.0),
-                              (3.0, 3.4)])
+    words = words_at(script, [(0.0, 0.3), (2.0, 2.2), (2.2, 2.4), (2.4, 2.6), (2.6, 2.8), (2.8, 3.0), (3.0, 3.4)])
     first, second = build_cues(words, Aspect.portrait)
     assert (first.start, first.end, first.lines) == (0.0, 1.0, ["Hi."])
     assert second.start == 2.0
 
-    words = words_at(script, [(0.0, 0.3), (1.2, 1.4), (1.4, 1.6), (1.6, 1.8), (1.8, 2.0), (2.0, 2.2),
-                              (2.2, 2.6)])
+    words = words_at(script, [(0.0, 0.3), (1.2, 1.4), (1.4, 1.6), (1.6, 1.8), (1.8, 2.0), (2.0, 2.2), (2.2, 2.6)])
     first, _ = build_cues(words, Aspect.portrait)
     assert first.end == 1.2  # a 0.2 s gap would flicker: bridged
 
@@ -194,8 +195,9 @@ _TAG = re.compile(r"\{\\(?:k\d+|fs\d+|fn[^}]*)\}")
 
 def ass_plain(text: str) -> list[str]:
     """The lines an ASS event shows (escapes undone, tags removed, hard-split halves kept apart)."""
-    return [_TAG.sub("", part).replace("\\{", "{").replace("\\}", "}").replace("\u2060", "")
-            for part in text.split("\\N")]
+    return [
+        _TAG.sub("", part).replace("\\{", "{").replace("\\}", "}").replace("\u2060", "") for part in text.split("\\N")
+    ]
 
 
 @pytest.mark.parametrize("aspect", list(Aspect))
@@ -284,19 +286,35 @@ BACKGROUND = (0x33, 0x66, 0x99)
 def burn_first_frame(ass: Path, aspect: Aspect, out: Path) -> np.ndarray:
     width, height = aspect.size
     vf = f"ass=filename={escape_filter_value(str(ass))}:fontsdir={escape_filter_value(str(fonts_dir()))}"
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-f", "lavfi",
-           "-i", f"color=c=0x336699:s={width}x{height}:d=2", "-vf", vf, "-frames:v", "1", str(out)]
+    cmd = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"color=c=0x336699:s={width}x{height}:d=2",
+        "-vf",
+        vf,
+        "-frames:v",
+        "1",
+        str(out),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     image = np.asarray(Image.open(out).convert("RGB")).astype(int)
     return np.abs(image - np.array(BACKGROUND)).sum(axis=2) > 40
 
 
-@pytest.mark.parametrize(("script", "aspect"), [
-    (r"{\i1}x C:\new\Name \N\h", Aspect.portrait),
-    ("WWWWWWWWWWWW MMMMMMMMMMMMM", Aspect.portrait),
-    (r"[x] «a» “b” 'c', d:e {z} \{ok\} \n\N\h", Aspect.landscape),
-])
+@pytest.mark.parametrize(
+    ("script", "aspect"),
+    [
+        (r"{\i1}x C:\new\Name \N\h", Aspect.portrait),
+        ("WWWWWWWWWWWW MMMMMMMMMMMMM", Aspect.portrait),
+        (r"[x] «a» “b” 'c', d:e {z} \{ok\} \n\N\h", Aspect.landscape),
+    ],
+)
 def test_burned_text_is_literal_and_inside_the_safe_area(tmp_path: Path, script: str, aspect: Aspect) -> None:
     files = write_subtitles(script, timed_words(script), aspect, tmp_path)
     (cue,) = files.cues
@@ -305,7 +323,7 @@ def test_burned_text_is_literal_and_inside_the_safe_area(tmp_path: Path, script:
     width, height = aspect.size
     safe = aspect.safe_area
     inside = np.zeros_like(ink)
-    inside[safe.top:height - safe.bottom, safe.left:width - safe.right] = True
+    inside[safe.top : height - safe.bottom, safe.left : width - safe.right] = True
     assert ink[inside].sum() > 500
     assert not ink[~inside].any()
 

@@ -38,7 +38,7 @@ def check_words(speech: Speech, text: str) -> None:
     spans = word_spans(text)
     assert [w.word for w in speech.words] == [s.text for s in spans]
     assert [(w.char_start, w.char_end) for w in speech.words] == [(s.start, s.end) for s in spans]
-    assert all(text[w.char_start:w.char_end] == w.word for w in speech.words)
+    assert all(text[w.char_start : w.char_end] == w.word for w in speech.words)
     previous_start = previous_end = 0.0
     for w in speech.words:
         assert 0 <= w.start <= w.end <= speech.duration
@@ -48,7 +48,7 @@ def check_words(speech: Speech, text: str) -> None:
 
 def level_at(samples: np.ndarray, t: float, width: float = 0.02) -> float:
     """dBFS of the audio around time t."""
-    window = samples[int((t - width / 2) * 48000):int((t + width / 2) * 48000)].astype(float) / 32768
+    window = samples[int((t - width / 2) * 48000) : int((t + width / 2) * 48000)].astype(float) / 32768
     return float(10 * np.log10(np.mean(window**2) + 1e-12))
 
 
@@ -78,7 +78,7 @@ def test_event_positions_are_code_points() -> None:
     """text_position is 1-based and counts characters, not UTF-8 bytes, even past emoji."""
     text = "Crème brûlée à Zürich 🎉 is nice"
     rendering = espeak._render(text, "en-us", 175)
-    found = [text[e.position:e.position + e.length] for e in rendering.events if e.length]
+    found = [text[e.position : e.position + e.length] for e in rendering.events if e.length]
     for word in ["Crème", "brûlée", "à", "Zürich", "is", "nice"]:
         assert word in found
 
@@ -158,8 +158,7 @@ async def test_other_voices(tmp_path: Path) -> None:
 @pytest.fixture
 async def paused_recording(tmp_path: Path) -> tuple[str, np.ndarray, float]:
     """A narration with one second of silence inserted before the second sentence."""
-    text = ("The river was quiet that morning, and the boats stayed home. "
-            "Then the storm arrived, loud and sudden.")
+    text = "The river was quiet that morning, and the boats stayed home. Then the storm arrived, loud and sudden."
     speech = await synthesize(text, tmp_path / "source.wav")
     samples, *_ = read_wav(speech.wav)
     then = next(w for w in speech.words if w.word == "Then")
@@ -169,8 +168,9 @@ async def paused_recording(tmp_path: Path) -> tuple[str, np.ndarray, float]:
 
 
 @pytest.mark.parametrize("ext", ["mp3", "ogg"])
-async def test_recording_words_avoid_silence(ext: str, paused_recording: tuple[str, np.ndarray, float],
-                                             tmp_path: Path) -> None:
+async def test_recording_words_avoid_silence(
+    ext: str, paused_recording: tuple[str, np.ndarray, float], tmp_path: Path
+) -> None:
     text, samples, silence_end = paused_recording
     audio = tmp_path / f"take.{ext}"
     raw = ["-f", "s16le", "-ar", "48000", "-ac", "1", "-i", "pipe:0"]

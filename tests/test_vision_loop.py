@@ -32,8 +32,13 @@ def redness(picture: Image.Image) -> float:
 
 
 def image_parts(body: dict[str, Any]) -> list[str]:
-    return [p["image_url"]["url"] for m in body["messages"] if isinstance(m["content"], list)
-            for p in m["content"] if p["type"] == "image_url"]
+    return [
+        p["image_url"]["url"]
+        for m in body["messages"]
+        if isinstance(m["content"], list)
+        for p in m["content"]
+        if p["type"] == "image_url"
+    ]
 
 
 def judge_by_colour(seen: list[dict[str, Any]]) -> Any:
@@ -42,8 +47,8 @@ def judge_by_colour(seen: list[dict[str, Any]]) -> Any:
         assert url.startswith("data:image/png;base64,")
         picture = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
         seen.append({"schema": schema, "size": picture.size, "score": redness(picture)})
-        return {"score": seen[-1]["score"], "missing": ["a red lantern"], "unwanted": ["blue haze"],
-                "consistent": True}
+        return {"score": seen[-1]["score"], "missing": ["a red lantern"], "unwanted": ["blue haze"], "consistent": True}
+
     return answer
 
 
@@ -52,13 +57,24 @@ def test_low_scores_redraw_and_the_best_attempt_is_kept(tmp_path: Path) -> None:
     seen: list[dict[str, Any]] = []
     with fake_openai(judge_by_colour(seen)) as judge:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "STORYBOT_"))}
-        env |= {**TINY_ENV, "STORYBOT_SDXL_MODEL": tiny["STORYBOT_SDXL_MODEL"], "STORYBOT_DATA_DIR": str(tmp_path),
-                "STORYBOT_VISION_BASE_URL": judge.url, "STORYBOT_VISION_MODEL": "judge-1",
-                "STORYBOT_VISION_API_KEY": "sk-vision-secret", "STORYBOT_VISION_THRESHOLD": "10",
-                "STORYBOT_VISION_ROUNDS": "2"}
+        env |= {
+            **TINY_ENV,
+            "STORYBOT_SDXL_MODEL": tiny["STORYBOT_SDXL_MODEL"],
+            "STORYBOT_DATA_DIR": str(tmp_path),
+            "STORYBOT_VISION_BASE_URL": judge.url,
+            "STORYBOT_VISION_MODEL": "judge-1",
+            "STORYBOT_VISION_API_KEY": "sk-vision-secret",
+            "STORYBOT_VISION_THRESHOLD": "10",
+            "STORYBOT_VISION_ROUNDS": "2",
+        }
         (tmp_path / "script.txt").write_text(SCRIPT, encoding="utf-8")
-        done = subprocess.run([STORYBOT, "make", "a lighthouse", "--script", tmp_path / "script.txt", "--yes",
-                               "--json"], env=env, capture_output=True, text=True, timeout=900)
+        done = subprocess.run(
+            [STORYBOT, "make", "a lighthouse", "--script", tmp_path / "script.txt", "--yes", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "sk-vision-secret" not in done.stdout + done.stderr
     job = Path(json.loads(done.stdout)["artifacts"]["final_video"]).parent
@@ -86,10 +102,12 @@ def test_low_scores_redraw_and_the_best_attempt_is_kept(tmp_path: Path) -> None:
 
 async def test_a_server_without_json_schema_is_asked_in_json_mode(tmp_path: Path) -> None:
     Image.new("RGB", (1080, 1920), (200, 30, 30)).save(tmp_path / "k.png")
-    with fake_openai(lambda schema, body: '{"score": 7, "missing": [], "unwanted": ["text"]}',
-                     refuse={"json_schema"}) as server:
-        judge = OpenAIJudge(Settings.model_validate({"STORYBOT_VISION_BASE_URL": server.url,
-                                                     "STORYBOT_VISION_MODEL": "llava:13b"}))
+    with fake_openai(
+        lambda schema, body: '{"score": 7, "missing": [], "unwanted": ["text"]}', refuse={"json_schema"}
+    ) as server:
+        judge = OpenAIJudge(
+            Settings.model_validate({"STORYBOT_VISION_BASE_URL": server.url, "STORYBOT_VISION_MODEL": "llava:13b"})
+        )
         try:
             first = await judge.judge(tmp_path / "k.png", "a red room", None)
             second = await judge.judge(tmp_path / "k.png", "a red room", tmp_path / "k.png")
@@ -97,16 +115,16 @@ async def test_a_server_without_json_schema_is_asked_in_json_mode(tmp_path: Path
             await judge.close()
         bodies = [r.json() for r in server.requests]
     assert first.parsed and first.score == 7 and first.unwanted == ["text"] and second.score == 7
-    assert [b.get("response_format", {}).get("type") for b in bodies] == ["json_schema", "json_object",
-                                                                         "json_object"]
+    assert [b.get("response_format", {}).get("type") for b in bodies] == ["json_schema", "json_object", "json_object"]
     assert len(image_parts(bodies[-1])) == 2  # the previous shot travels as a second image
 
 
 async def test_an_answer_that_does_not_parse_is_no_verdict(tmp_path: Path) -> None:
     Image.new("RGB", (64, 64), (0, 0, 0)).save(tmp_path / "k.png")
     with fake_openai(lambda schema, body: "I think it is lovely!") as server:
-        judge = OpenAIJudge(Settings.model_validate({"STORYBOT_VISION_BASE_URL": server.url,
-                                                     "STORYBOT_VISION_MODEL": "m"}))
+        judge = OpenAIJudge(
+            Settings.model_validate({"STORYBOT_VISION_BASE_URL": server.url, "STORYBOT_VISION_MODEL": "m"})
+        )
         try:
             verdict = await judge.judge(tmp_path / "k.png", "a whale", None)
         finally:

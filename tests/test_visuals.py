@@ -526,8 +526,14 @@ def test_cards_per_shot_speed(tmp_path: Path) -> None:
     print(f"\ncards: {elapsed / 3:.2f} s per shot")
 
 
-@pytest.mark.parametrize("visuals,needs", [("stock", "PEXELS_API_KEY or PIXABAY_API_KEY"),
-                                           ("images", "STORYBOT_IMAGE_MODEL"), ("pictures", "unknown visuals")])
+@pytest.mark.parametrize(
+    "visuals,needs",
+    [
+        ("stock", "PEXELS_API_KEY or PIXABAY_API_KEY"),
+        ("images", "STORYBOT_IMAGE_MODEL"),
+        ("pictures", "unknown visuals"),
+    ],
+)
 def test_cli_refuses_an_unconfigured_source_with_exit_2(tmp_path: Path, visuals: str, needs: str) -> None:
     import os
     import sys
@@ -535,9 +541,24 @@ def test_cli_refuses_an_unconfigured_source_with_exit_2(tmp_path: Path, visuals:
     script = tmp_path / "s.txt"
     script.write_text("A lighthouse.", encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PEXELS", "PIXABAY", "STORYBOT_IMAGE"))}
-    result = subprocess.run([sys.executable, "-m", "storybot", "render", "--script", str(script), "--out",
-                             str(tmp_path / "out"), "--visuals", visuals], capture_output=True, text=True,
-                            timeout=120, env={**env, "STORYBOT_DATA_DIR": str(tmp_path / "d")})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "storybot",
+            "render",
+            "--script",
+            str(script),
+            "--out",
+            str(tmp_path / "out"),
+            "--visuals",
+            visuals,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "STORYBOT_DATA_DIR": str(tmp_path / "d")},
+    )
     assert result.returncode == 2 and needs in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
@@ -545,8 +566,9 @@ def test_cli_refuses_an_unconfigured_source_with_exit_2(tmp_path: Path, visuals:
 def test_a_provider_that_keeps_failing_is_not_asked_again_for_each_shot(stock_server, tmp_path: Path) -> None:
     stock, url, requests = stock_server
     stock.faults = [Reply(503, b"down")] * 100
-    settings = settings_for(data=str(tmp_path / "d"), PEXELS_API_KEY=KEY, PEXELS_BASE_URL=url,
-                            STORYBOT_PROVIDER_RETRIES="2")
+    settings = settings_for(
+        data=str(tmp_path / "d"), PEXELS_API_KEY=KEY, PEXELS_BASE_URL=url, STORYBOT_PROVIDER_RETRIES="2"
+    )
     briefs = [brief(shot(i, "The lighthouse and the harbour at dawn."), "p") for i in range(3)]
     started = time.perf_counter()
     made = run_make("stock", settings, briefs, tmp_path)

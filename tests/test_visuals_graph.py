@@ -14,15 +14,22 @@ from tests.test_visuals import KEY, NAMES, Stock, colour_of, frame_at, media, st
 __all__ = ["media", "stock_server"]  # the served media and the fake Pexels, shared with test_visuals
 pytestmark = pytest.mark.slow
 
-SCRIPT = ("The lighthouse stood on the rocks above the sea. A fishing boat came home through the harbour "
-          "at dusk. Snow fell on the empty beach all night long.")
+SCRIPT = (
+    "The lighthouse stood on the rocks above the sea. A fishing boat came home through the harbour "
+    "at dusk. Snow fell on the empty beach all night long."
+)
 
 
 def test_make_with_stock_reroll_and_credits(stock_server: tuple[Stock, str, list], tmp_path: Path) -> None:
     stock, url, _ = stock_server
-    stock.videos = {"lighthouse": ["red.mp4", "green.mp4"], "rocks": ["red.mp4"], "sea": ["blue.mp4"],
-                    "boat": ["green.mp4", "blue.mp4"], "fishing boat": ["green.mp4", "blue.mp4"],
-                    "beach": ["yellow.mp4"]}
+    stock.videos = {
+        "lighthouse": ["red.mp4", "green.mp4"],
+        "rocks": ["red.mp4"],
+        "sea": ["blue.mp4"],
+        "boat": ["green.mp4", "blue.mp4"],
+        "fishing boat": ["green.mp4", "blue.mp4"],
+        "beach": ["yellow.mp4"],
+    }
     stock.photos = {"snow": ["cyan.png"], "beach": ["magenta.png"]}
     script = tmp_path / "story.txt"
     script.write_text(SCRIPT, encoding="utf-8")
@@ -31,8 +38,9 @@ def test_make_with_stock_reroll_and_credits(stock_server: tuple[Stock, str, list
 
     missing = storybot(data, "make", "x", "--script", str(script), "--visuals", "images")
     assert missing.returncode == 2 and "STORYBOT_IMAGE_MODEL" in missing.stderr
-    first = ok_json(storybot(data, "make", "A lighthouse", "--script", str(script), "--visuals", "stock",
-                             "--json", env=env))
+    first = ok_json(
+        storybot(data, "make", "A lighthouse", "--script", str(script), "--visuals", "stock", "--json", env=env)
+    )
     job = first["job_id"]
     shown = ok_json(storybot(data, "answer", job, "approve", "--json", env=env))
     assert shown["waiting_for"] == "approve_keyframes"

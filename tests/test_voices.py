@@ -51,9 +51,23 @@ def silences(wav: Path) -> list[tuple[float, float]]:
     """Pauses (150 ms or more) FFmpeg's silencedetect finds: an independent judge of where speech is.
 
     Shorter gaps are stop closures and the breath inside a spoken number, not pauses."""
-    run = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(wav), "-af",
-                          "silencedetect=noise=-40dB:duration=0.15", "-f", "null", "-"],
-                         capture_output=True, text=True, timeout=60, check=True)
+    run = subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-hide_banner",
+            "-i",
+            str(wav),
+            "-af",
+            "silencedetect=noise=-40dB:duration=0.15",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     starts = [float(x) for x in re.findall(r"silence_start: ([\d.]+)", run.stderr)]
     ends = [float(x) for x in re.findall(r"silence_end: ([\d.]+)", run.stderr)]
     return list(zip(starts, ends, strict=False))
@@ -139,21 +153,25 @@ def test_language_picks_the_best_offline_voice() -> None:
     assert get_voice(settings(STORYBOT_VOICE="espeak:en-gb"), VoiceRequest(text="Hello.")).voice.name == "espeak:en-gb"
 
 
-@pytest.mark.parametrize(("text", "language"), [
-    ("The keeper and the whale were friends for the rest of their lives.", "en"),
-    ("La guardiana y la ballena fueron amigas para toda la vida.", "es"),
-    ("Смотритель маяка и кит были друзьями всю жизнь.", "ru"),
-    ("灯台守とクジラは一生の友達でした。", "ja"),
-    ("كان حارس المنارة والحوت صديقين", "ar"),
-    ("🎉🏆", None),
-])
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("The keeper and the whale were friends for the rest of their lives.", "en"),
+        ("La guardiana y la ballena fueron amigas para toda la vida.", "es"),
+        ("Смотритель маяка и кит были друзьями всю жизнь.", "ru"),
+        ("灯台守とクジラは一生の友達でした。", "ja"),
+        ("كان حارس المنارة والحوت صديقين", "ar"),
+        ("🎉🏆", None),
+    ],
+)
 def test_detect_language(text: str, language: str | None) -> None:
     assert detect_language(text) == language
 
 
 def storybot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "storybot", *args], capture_output=True, text=True, timeout=120,
-                          env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "storybot", *args], capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 def test_voices_folder_and_broken_model(tmp_path: Path) -> None:

@@ -55,8 +55,9 @@ def align(script_words: Sequence[Word], recognised: Sequence[Recognised], durati
     `duration` is the audio length: it bounds a run of unmatched words at the end.
     """
     times: list[tuple[float, float] | None] = [None] * len(script_words)
-    matcher = SequenceMatcher(None, [normalise(w.word) for w in script_words],
-                              [normalise(r.word) for r in recognised], autojunk=False)
+    matcher = SequenceMatcher(
+        None, [normalise(w.word) for w in script_words], [normalise(r.word) for r in recognised], autojunk=False
+    )
     matched = 0
     for block in matcher.get_matching_blocks():
         for k in range(block.size):
@@ -69,8 +70,7 @@ def align(script_words: Sequence[Word], recognised: Sequence[Recognised], durati
         if (t := times[i]) is not None:
             lo = out[-1].end if out else 0.0
             start = max(t[0], lo)  # recognisers sometimes overlap neighbours: keep times monotonic
-            out.append(script_words[i].model_copy(update={"start": start, "end": max(t[1], start),
-                                                          "estimated": False}))
+            out.append(script_words[i].model_copy(update={"start": start, "end": max(t[1], start), "estimated": False}))
             i += 1
             continue
         j = i

@@ -28,7 +28,7 @@ from tools.models import Aspect, Shot
 from tools.motion import FPS, ShotMedia, shot_chain
 
 TRANSITION_FRAMES = 12  # 0.4 s cross-fades
-TAIL = 0.5              # picture and music after the last word
+TAIL = 0.5  # picture and music after the last word
 VOICE_LUFS = -16.0
 BED_BELOW_VOICE_LU = 18.0
 
@@ -96,9 +96,11 @@ def _video_graph(media: list[ShotMedia], plan: CutPlan, ass: Path, aspect: Aspec
             parts.append(f"[t{i - 1}c][h{i}c]xfade=transition=fade:duration={t / FPS:.4f}:offset=0[x{i}]")
             order.append(f"[x{i}]")
         order.append(f"[b{i}c]")
-    parts.append("".join(order) + f"concat=n={len(order)}:v=1:a=0,"
-                 f"ass=filename={escape_filter_value(str(ass))}:fontsdir={escape_filter_value(str(fonts_dir()))},"
-                 "format=yuv420p[vout]")
+    parts.append(
+        "".join(order) + f"concat=n={len(order)}:v=1:a=0,"
+        f"ass=filename={escape_filter_value(str(ass))}:fontsdir={escape_filter_value(str(fonts_dir()))},"
+        "format=yuv420p[vout]"
+    )
     return inputs, count, ";".join(parts)
 
 
@@ -122,14 +124,16 @@ def _mix_graph(voice_idx: int, music_idx: int, voice_gain: float, music_gain: fl
     """
     fmt = "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo"
     fade_out = max(total - 1.0, 0.0)
-    return ";".join([
-        f"[{voice_idx}:a]{fmt},volume={voice_gain:.2f}dB,apad=whole_dur={total},asplit=2[voice][key]",
-        f"[{music_idx}:a]{fmt},atrim=0:{total},asetpts=PTS-STARTPTS,volume={music_gain:.2f}dB,"
-        f"afade=t=in:d=0.5,afade=t=out:st={fade_out}:d=1[bed]",
-        "[bed][key]sidechaincompress=threshold=0.02:ratio=6:attack=20:release=400[ducked]",
-        "[voice][ducked]amix=inputs=2:duration=first:normalize=0,"
-        "alimiter=limit=0.5:attack=5:release=50:level=false[mix]",
-    ])
+    return ";".join(
+        [
+            f"[{voice_idx}:a]{fmt},volume={voice_gain:.2f}dB,apad=whole_dur={total},asplit=2[voice][key]",
+            f"[{music_idx}:a]{fmt},atrim=0:{total},asetpts=PTS-STARTPTS,volume={music_gain:.2f}dB,"
+            f"afade=t=in:d=0.5,afade=t=out:st={fade_out}:d=1[bed]",
+            "[bed][key]sidechaincompress=threshold=0.02:ratio=6:attack=20:release=400[ducked]",
+            "[voice][ducked]amix=inputs=2:duration=first:normalize=0,"
+            "alimiter=limit=0.5:attack=5:release=50:level=false[mix]",
+        ]
+    )
 
 
 def _music_input(music: Path) -> list[str | Path]:
@@ -166,14 +170,50 @@ class UploadCopy(BaseModel):
 
 
 def _encode_args(frames: int, seconds: float, preset: str, audio_bitrate: str) -> list[str]:
-    return ["-frames:v", str(frames), "-t", f"{seconds:.3f}", "-r", str(FPS),
-            "-c:v", "libx264", "-profile:v", "high", "-preset", preset, "-pix_fmt", "yuv420p", "-g", str(2 * FPS),
-            "-c:a", "aac", "-b:a", audio_bitrate, "-ar", "48000", "-ac", "2", "-movflags", "+faststart", "-f", "mp4"]
+    return [
+        "-frames:v",
+        str(frames),
+        "-t",
+        f"{seconds:.3f}",
+        "-r",
+        str(FPS),
+        "-c:v",
+        "libx264",
+        "-profile:v",
+        "high",
+        "-preset",
+        preset,
+        "-pix_fmt",
+        "yuv420p",
+        "-g",
+        str(2 * FPS),
+        "-c:a",
+        "aac",
+        "-b:a",
+        audio_bitrate,
+        "-ar",
+        "48000",
+        "-ac",
+        "2",
+        "-movflags",
+        "+faststart",
+        "-f",
+        "mp4",
+    ]
 
 
-async def compose(media: list[ShotMedia], plan: CutPlan, voice: Path, music: Path, mix: AudioMix, ass: Path,
-                  aspect: Aspect, out: Path, enc: VideoEncoding | None = None,
-                  upload_copy: UploadCopy | None = None) -> None:
+async def compose(
+    media: list[ShotMedia],
+    plan: CutPlan,
+    voice: Path,
+    music: Path,
+    mix: AudioMix,
+    ass: Path,
+    aspect: Aspect,
+    out: Path,
+    enc: VideoEncoding | None = None,
+    upload_copy: UploadCopy | None = None,
+) -> None:
     """Cut the shots (one `media` per shot) with the voice, music and subtitles into `out`, and into
     `upload_copy` from the same decoded and filtered frames when one is asked for."""
     enc = enc or VideoEncoding()
@@ -187,17 +227,35 @@ async def compose(media: list[ShotMedia], plan: CutPlan, voice: Path, music: Pat
         graph += f";[vout]split=2[vmain][vcopy];[vcopy]{scale}[vsmall];[aout]asplit=2[afull][asmall]"
         maps = ["-map", "[vmain]", "-map", "[afull]"]
     w, h = aspect.size
-    main = [*maps, "-s", f"{w}x{h}", *_encode_args(plan.total_frames, plan.total, enc.preset, enc.audio_bitrate),
-            "-crf", str(enc.crf)]
+    main = [
+        *maps,
+        "-s",
+        f"{w}x{h}",
+        *_encode_args(plan.total_frames, plan.total, enc.preset, enc.audio_bitrate),
+        "-crf",
+        str(enc.crf),
+    ]
     with atomic_path(out) as tmp, _maybe_atomic(upload_copy) as tmp_copy:
         extra: list[str | Path] = []
         if upload_copy is not None and tmp_copy is not None:
             k = upload_copy.video_kbps
-            extra = ["-map", "[vsmall]", "-map", "[asmall]",
-                     *_encode_args(plan.total_frames, plan.total, enc.preset, enc.audio_bitrate),
-                     "-b:v", f"{k}k", "-maxrate", f"{int(k * 1.1)}k", "-bufsize", f"{k}k", tmp_copy]
-        await run_ffmpeg(["-v", "error", *inputs, "-i", voice, *_music_input(music), "-filter_complex", graph,
-                          *main, tmp, *extra])
+            extra = [
+                "-map",
+                "[vsmall]",
+                "-map",
+                "[asmall]",
+                *_encode_args(plan.total_frames, plan.total, enc.preset, enc.audio_bitrate),
+                "-b:v",
+                f"{k}k",
+                "-maxrate",
+                f"{int(k * 1.1)}k",
+                "-bufsize",
+                f"{k}k",
+                tmp_copy,
+            ]
+        await run_ffmpeg(
+            ["-v", "error", *inputs, "-i", voice, *_music_input(music), "-filter_complex", graph, *main, tmp, *extra]
+        )
 
 
 @contextmanager

@@ -61,8 +61,9 @@ def sweep_stale(folder: Path, work_prefix: str = ".render-") -> list[Path]:
     """Remove temporaries a killed run left in `folder` (and its subfolders one level down): atomic-write
     `.tmp` files and `work_prefix` work folders whose process is gone. Returns what was removed."""
     removed: list[Path] = []
-    subfolders = [d for d in folder.iterdir()
-                  if d.is_dir() and not d.is_symlink() and not d.name.startswith(work_prefix)]
+    subfolders = [
+        d for d in folder.iterdir() if d.is_dir() and not d.is_symlink() and not d.name.startswith(work_prefix)
+    ]
     for parent in [folder, *subfolders]:
         for entry in parent.iterdir():
             if entry.is_symlink():
@@ -71,8 +72,8 @@ def sweep_stale(folder: Path, work_prefix: str = ".render-") -> list[Path]:
                 entry.unlink(missing_ok=True)
                 removed.append(entry)
             elif parent == folder and entry.is_dir() and entry.name.startswith(work_prefix):
-                pid = entry.name[len(work_prefix):].split("-", 1)[0]
-                if _stale_pid(pid if "-" in entry.name[len(work_prefix):] else None):
+                pid = entry.name[len(work_prefix) :].split("-", 1)[0]
+                if _stale_pid(pid if "-" in entry.name[len(work_prefix) :] else None):
                     shutil.rmtree(entry, ignore_errors=True)
                     removed.append(entry)
     return removed

@@ -42,9 +42,18 @@ async def music_or_bed(music: Path | None, folder: Path, seconds: float, seed: i
     return bed
 
 
-async def finish(folder: Path, media: list[ShotMedia], cut: compose.CutPlan, voice: Path, music: Path, ass: Path,
-                 aspect: Aspect, enc: compose.VideoEncoding, upload_limit: int,
-                 mix: compose.AudioMix | None = None) -> Finished:
+async def finish(
+    folder: Path,
+    media: list[ShotMedia],
+    cut: compose.CutPlan,
+    voice: Path,
+    music: Path,
+    ass: Path,
+    aspect: Aspect,
+    enc: compose.VideoEncoding,
+    upload_limit: int,
+    mix: compose.AudioMix | None = None,
+) -> Finished:
     """Cut, check and package the video into `folder` (final.mp4, final.discord.mp4, thumbnail.png).
 
     When the master is predicted over the upload limit, the final cut writes the upload copy too,
@@ -61,8 +70,11 @@ async def finish(folder: Path, media: list[ShotMedia], cut: compose.CutPlan, voi
             predicted, audio = await predict, mix
     final, copy_path = folder / "final.mp4", folder / "final.discord.mp4"
     plan = upload.plan_copy(cut.total, aspect.size, upload_limit) if predicted > upload_limit * PREDICT_MARGIN else None
-    copy = (compose.UploadCopy(path=copy_path, video_kbps=plan.video_kbps, width=plan.width, height=plan.height)
-            if plan else None)
+    copy = (
+        compose.UploadCopy(path=copy_path, video_kbps=plan.video_kbps, width=plan.width, height=plan.height)
+        if plan
+        else None
+    )
     with clock("final_cut"):
         await compose.compose(media, cut, voice, music, audio, ass, aspect, final, enc=enc, upload_copy=copy)
     with clock("upload_copy"):
@@ -73,8 +85,16 @@ async def finish(folder: Path, media: list[ShotMedia], cut: compose.CutPlan, voi
         measured = await loudness.measure_file(final)
         thumb = await asyncio.to_thread(thumbnail.make_thumbnail, media, aspect, folder / "thumbnail.png")
         info = await asyncio.to_thread(probe, final)
-    return Finished(final=final, discord=Path(fitted.path) if fitted else None, thumbnail=thumb, info=info,
-                    loudness=measured, fit=fitted, predicted_master_bytes=predicted, seconds=clock.seconds)
+    return Finished(
+        final=final,
+        discord=Path(fitted.path) if fitted else None,
+        thumbnail=thumb,
+        info=info,
+        loudness=measured,
+        fit=fitted,
+        predicted_master_bytes=predicted,
+        seconds=clock.seconds,
+    )
 
 
 def _same_run_fit(final: Path, copy: compose.UploadCopy | None, limit: int) -> upload.FitReport | None:
@@ -85,8 +105,15 @@ def _same_run_fit(final: Path, copy: compose.UploadCopy | None, limit: int) -> u
     if final.stat().st_size <= limit or size > limit:
         copy.path.unlink()
         return None
-    return upload.FitReport(path=str(copy.path), size_bytes=size, video_kbps=copy.video_kbps, width=copy.width,
-                            height=copy.height, attempts=1, same_run=True)
+    return upload.FitReport(
+        path=str(copy.path),
+        size_bytes=size,
+        video_kbps=copy.video_kbps,
+        width=copy.width,
+        height=copy.height,
+        attempts=1,
+        same_run=True,
+    )
 
 
 class _Clock:
@@ -100,15 +127,23 @@ class _Clock:
         self.seconds[name] = round(time.perf_counter() - start, 3)
 
 
-def finish_metadata(done: Finished, enc: compose.VideoEncoding, cut: compose.CutPlan, music_supplied: bool,
-                    upload_limit: int) -> dict[str, Any]:
+def finish_metadata(
+    done: Finished, enc: compose.VideoEncoding, cut: compose.CutPlan, music_supplied: bool, upload_limit: int
+) -> dict[str, Any]:
     """The video half of metadata.json: what was made, how it measures, how it was encoded."""
     return {
         "video": done.info.model_dump(exclude={"path"}),
         "loudness": {**done.loudness.model_dump(), "target_lufs": loudness.TARGET_LUFS, "ceiling_dbtp": -1.0},
         "encoder": {
-            "video": {"codec": "libx264", "profile": "high", "preset": enc.preset, "crf": enc.crf,
-                      "pix_fmt": "yuv420p", "fps": FPS, "faststart": True},
+            "video": {
+                "codec": "libx264",
+                "profile": "high",
+                "preset": enc.preset,
+                "crf": enc.crf,
+                "pix_fmt": "yuv420p",
+                "fps": FPS,
+                "faststart": True,
+            },
             "audio": {"codec": "aac", "bitrate": enc.audio_bitrate, "sample_rate": 48000, "channels": 2},
             "transition_seconds": cut.transition_frames / FPS,
             "music": "supplied" if music_supplied else "synth",

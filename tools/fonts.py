@@ -47,15 +47,35 @@ def _cjk() -> Path | None:
 
 
 # Script fonts in the order they are tried; the CJK collection holds JP, KR, SC, TC, HK faces.
-_SCRIPTS = ["NotoSans[wght].ttf", "NotoSansArabic[wght].ttf", "NotoSansHebrew[wght].ttf",
-            "NotoSansDevanagari[wght].ttf", "NotoSansThai[wght].ttf", "NotoSansBengali[wght].ttf",
-            "NotoSansTamil[wght].ttf", "NotoSansTelugu[wght].ttf", "NotoSansKannada[wght].ttf",
-            "NotoSansMalayalam[wght].ttf", "NotoSansGujarati[wght].ttf", "NotoSansGurmukhi[wght].ttf",
-            "NotoSansOriya[wght].ttf", "NotoSansSinhala[wght].ttf", "NotoSansKhmer[wght].ttf",
-            "NotoSansLao[wght].ttf", "NotoSansMyanmar[wght].ttf", "NotoSansGeorgian[wght].ttf",
-            "NotoSansArmenian[wght].ttf", "NotoSansEthiopic[wght].ttf"]
-_CJK_FACES = {"ja": ("Noto Sans CJK JP", 0), "ko": ("Noto Sans CJK KR", 1), "zh": ("Noto Sans CJK SC", 2),
-              "zh-tw": ("Noto Sans CJK TC", 3), "zh-hk": ("Noto Sans CJK HK", 4)}
+_SCRIPTS = [
+    "NotoSans[wght].ttf",
+    "NotoSansArabic[wght].ttf",
+    "NotoSansHebrew[wght].ttf",
+    "NotoSansDevanagari[wght].ttf",
+    "NotoSansThai[wght].ttf",
+    "NotoSansBengali[wght].ttf",
+    "NotoSansTamil[wght].ttf",
+    "NotoSansTelugu[wght].ttf",
+    "NotoSansKannada[wght].ttf",
+    "NotoSansMalayalam[wght].ttf",
+    "NotoSansGujarati[wght].ttf",
+    "NotoSansGurmukhi[wght].ttf",
+    "NotoSansOriya[wght].ttf",
+    "NotoSansSinhala[wght].ttf",
+    "NotoSansKhmer[wght].ttf",
+    "NotoSansLao[wght].ttf",
+    "NotoSansMyanmar[wght].ttf",
+    "NotoSansGeorgian[wght].ttf",
+    "NotoSansArmenian[wght].ttf",
+    "NotoSansEthiopic[wght].ttf",
+]
+_CJK_FACES = {
+    "ja": ("Noto Sans CJK JP", 0),
+    "ko": ("Noto Sans CJK KR", 1),
+    "zh": ("Noto Sans CJK SC", 2),
+    "zh-tw": ("Noto Sans CJK TC", 3),
+    "zh-hk": ("Noto Sans CJK HK", 4),
+}
 _LAST = ["NotoSansSymbols[wght].ttf", "NotoEmoji[wght].ttf"]
 
 

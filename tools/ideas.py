@@ -71,11 +71,19 @@ def source_key(source: IdeaSource) -> str:
     return source.url or re.sub(r"\W+", " ", source.text.casefold()).strip()
 
 
-async def collect_sources(request: str, seeds_file: Path | None, feeds: list[str],
-                          client: httpx.AsyncClient | None = None, limit: int = 10, *,
-                          subreddits: Iterable[str] = (), reddit_url: str = REDDIT,
-                          user_agent: str = DEFAULT_USER_AGENT, pacer: HostPacer | None = None,
-                          seen: Callable[[list[str]], set[str]] | None = None) -> list[IdeaSource]:
+async def collect_sources(
+    request: str,
+    seeds_file: Path | None,
+    feeds: list[str],
+    client: httpx.AsyncClient | None = None,
+    limit: int = 10,
+    *,
+    subreddits: Iterable[str] = (),
+    reddit_url: str = REDDIT,
+    user_agent: str = DEFAULT_USER_AGENT,
+    pacer: HostPacer | None = None,
+    seen: Callable[[list[str]], set[str]] | None = None,
+) -> list[IdeaSource]:
     """The request first, then seed lines, then online items taken in turn from each source.
 
     Texts are cleaned, deduplicated (case and punctuation aside) and capped at `limit`; `seen`
@@ -108,8 +116,9 @@ async def _client(given: httpx.AsyncClient | None, user_agent: str) -> AsyncIter
     if given is not None:
         yield given
         return
-    async with httpx.AsyncClient(timeout=FEED_TIMEOUT, follow_redirects=True,
-                                 headers={"User-Agent": user_agent}) as own:
+    async with httpx.AsyncClient(
+        timeout=FEED_TIMEOUT, follow_redirects=True, headers={"User-Agent": user_agent}
+    ) as own:
         yield own
 
 
@@ -123,8 +132,11 @@ def _seed_lines(path: Path) -> list[str]:
     except OSError as exc:
         log.warning("seeds file %s skipped: %s", path, exc.strerror or type(exc).__name__)
         return []
-    lines = (plain_text(line, MAX_TEXT_CHARS) for line in data.decode("utf-8", "replace").splitlines()
-             if not line.lstrip().startswith("#"))
+    lines = (
+        plain_text(line, MAX_TEXT_CHARS)
+        for line in data.decode("utf-8", "replace").splitlines()
+        if not line.lstrip().startswith("#")
+    )
     return [line for line in lines if line]
 
 
@@ -199,8 +211,14 @@ def parse_feed(data: bytes) -> list[IdeaSource]:
         title = _text(entry.get("title", ""))
         if title:
             link = entry.get("link") or ""
-            items.append(IdeaSource(kind="rss", text=title, url=link if _web(link) else None,
-                                    inspiration=_text(entry.get("summary", ""))))
+            items.append(
+                IdeaSource(
+                    kind="rss",
+                    text=title,
+                    url=link if _web(link) else None,
+                    inspiration=_text(entry.get("summary", "")),
+                )
+            )
     return items
 
 
@@ -220,8 +238,9 @@ def parse_listing(data: bytes) -> list[IdeaSource]:
         permalink = str(post.get("permalink", ""))
         link = f"https://www.reddit.com{permalink}" if permalink.startswith("/r/") else None
         if title:
-            items.append(IdeaSource(kind="reddit", text=title, url=link,
-                                    inspiration=_text(str(post.get("selftext", "")))))
+            items.append(
+                IdeaSource(kind="reddit", text=title, url=link, inspiration=_text(str(post.get("selftext", ""))))
+            )
     return items
 
 

@@ -36,13 +36,32 @@ T = TypeVar("T")
 MAX_PIXELS = 50_000_000  # a 50 MP photo decodes to ~150 MB (RGB); a header claiming more is refused
 MATTE: RGB = (16, 18, 24)  # what the transparent parts of a picture are shown on
 _COMMON_EXTENSIONS = {
-    ".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff",
-    ".tga", ".ppm", ".pgm", ".pbm", ".pnm", ".avif", ".qoi", ".jp2", ".j2k", ".psd", ".ico",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".jpe",
+    ".jfif",
+    ".webp",
+    ".gif",
+    ".bmp",
+    ".dib",
+    ".tif",
+    ".tiff",
+    ".tga",
+    ".ppm",
+    ".pgm",
+    ".pbm",
+    ".pnm",
+    ".avif",
+    ".qoi",
+    ".jp2",
+    ".j2k",
+    ".psd",
+    ".ico",
 }
 # Only extensions this Pillow build can actually open (AVIF and JPEG 2000 depend on the build).
 IMAGE_EXTENSIONS = frozenset(
-    ext for ext, fmt in Image.registered_extensions().items()
-    if fmt in Image.OPEN and ext in _COMMON_EXTENSIONS
+    ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN and ext in _COMMON_EXTENSIONS
 )
 _ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
@@ -153,8 +172,11 @@ def list_images(folder: Path) -> list[Path]:
     """Pictures in `folder` in natural name order (shot2 before shot10), hidden files skipped."""
     if not folder.is_dir():
         raise BadInput(f"{folder}: no such folder")
-    found = [p for p in folder.iterdir()
-             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS]
+    found = [
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
+    ]
     if not found:
         raise BadInput(f"{folder}: no pictures in it (expected .png, .jpg, .webp, ...)")
     return sorted(found, key=lambda p: (natural_key(p.name), p.name))
@@ -173,30 +195,43 @@ class Palette:
 
 
 PALETTES: tuple[Palette, ...] = (
-    Palette(((44, 62, 110), (120, 110, 170), (238, 160, 160), (255, 212, 172)), (255, 238, 205),
-            (160, 125, 165), (36, 32, 66)),  # dawn
-    Palette(((38, 28, 78), (138, 50, 112), (238, 100, 92), (255, 182, 104)), (255, 224, 160),
-            (128, 52, 96), (28, 14, 38)),  # sunset
-    Palette(((28, 86, 158), (88, 158, 214), (196, 228, 242)), (255, 250, 228),
-            (96, 150, 186), (10, 48, 88)),  # ocean day
-    Palette(((52, 84, 86), (132, 166, 148), (218, 226, 200)), (250, 246, 222),
-            (122, 150, 128), (18, 46, 38)),  # forest mist
-    Palette(((8, 12, 36), (24, 34, 82), (62, 72, 134)), (236, 236, 255),
-            (44, 54, 100), (8, 10, 28), night=True),  # moonlit night
-    Palette(((68, 108, 168), (214, 168, 124), (250, 214, 160)), (255, 246, 216),
-            (212, 142, 96), (104, 52, 40)),  # desert
-    Palette(((26, 20, 62), (82, 52, 132), (190, 110, 170), (250, 182, 170)), (255, 232, 212),
-            (96, 64, 124), (24, 14, 44)),  # violet twilight
-    Palette(((78, 118, 170), (168, 198, 224), (234, 240, 246)), (255, 255, 246),
-            (150, 182, 210), (42, 72, 112)),  # arctic
-    Palette(((88, 70, 122), (230, 140, 82), (255, 206, 122)), (255, 242, 192),
-            (176, 104, 74), (48, 28, 30)),  # golden hour
-    Palette(((14, 58, 80), (40, 128, 140), (238, 150, 120)), (255, 226, 192),
-            (36, 104, 114), (8, 34, 44)),  # teal and coral
-    Palette(((4, 18, 30), (10, 68, 80), (60, 158, 130)), (226, 255, 240),
-            (20, 62, 72), (3, 14, 20), night=True),  # aurora
-    Palette(((108, 80, 140), (228, 150, 172), (255, 216, 200)), (255, 240, 230),
-            (172, 112, 142), (66, 38, 68)),  # rose
+    Palette(
+        ((44, 62, 110), (120, 110, 170), (238, 160, 160), (255, 212, 172)),
+        (255, 238, 205),
+        (160, 125, 165),
+        (36, 32, 66),
+    ),  # dawn
+    Palette(
+        ((38, 28, 78), (138, 50, 112), (238, 100, 92), (255, 182, 104)), (255, 224, 160), (128, 52, 96), (28, 14, 38)
+    ),  # sunset
+    Palette(
+        ((28, 86, 158), (88, 158, 214), (196, 228, 242)), (255, 250, 228), (96, 150, 186), (10, 48, 88)
+    ),  # ocean day
+    Palette(
+        ((52, 84, 86), (132, 166, 148), (218, 226, 200)), (250, 246, 222), (122, 150, 128), (18, 46, 38)
+    ),  # forest mist
+    Palette(
+        ((8, 12, 36), (24, 34, 82), (62, 72, 134)), (236, 236, 255), (44, 54, 100), (8, 10, 28), night=True
+    ),  # moonlit night
+    Palette(
+        ((68, 108, 168), (214, 168, 124), (250, 214, 160)), (255, 246, 216), (212, 142, 96), (104, 52, 40)
+    ),  # desert
+    Palette(
+        ((26, 20, 62), (82, 52, 132), (190, 110, 170), (250, 182, 170)), (255, 232, 212), (96, 64, 124), (24, 14, 44)
+    ),  # violet twilight
+    Palette(
+        ((78, 118, 170), (168, 198, 224), (234, 240, 246)), (255, 255, 246), (150, 182, 210), (42, 72, 112)
+    ),  # arctic
+    Palette(
+        ((88, 70, 122), (230, 140, 82), (255, 206, 122)), (255, 242, 192), (176, 104, 74), (48, 28, 30)
+    ),  # golden hour
+    Palette(
+        ((14, 58, 80), (40, 128, 140), (238, 150, 120)), (255, 226, 192), (36, 104, 114), (8, 34, 44)
+    ),  # teal and coral
+    Palette(
+        ((4, 18, 30), (10, 68, 80), (60, 158, 130)), (226, 255, 240), (20, 62, 72), (3, 14, 20), night=True
+    ),  # aurora
+    Palette(((108, 80, 140), (228, 150, 172), (255, 216, 200)), (255, 240, 230), (172, 112, 142), (66, 38, 68)),  # rose
 )
 SCENES = ("mountains", "sea", "hills", "dunes", "bokeh")
 WORK_SIDE = 960  # cards are painted at most this long on their long side, then upscaled
@@ -246,8 +281,14 @@ def _mix(a: RGB, b: RGB, t: float) -> RGB:
     return (round(a[0] + (b[0] - a[0]) * t), round(a[1] + (b[1] - a[1]) * t), round(a[2] + (b[2] - a[2]) * t))
 
 
-def _paint(img: Image.Image, colour: RGB, mask: Image.Image, alpha: float = 1.0, blur: float = 0.0,
-           at: tuple[int, int] = (0, 0)) -> None:
+def _paint(
+    img: Image.Image,
+    colour: RGB,
+    mask: Image.Image,
+    alpha: float = 1.0,
+    blur: float = 0.0,
+    at: tuple[int, int] = (0, 0),
+) -> None:
     """Lay `colour` over `img` through a mask, softened and faded: every shape goes through here."""
     if blur > 0:
         mask = mask.filter(ImageFilter.GaussianBlur(blur))
@@ -289,13 +330,14 @@ def _stars(img: Image.Image, horizon: float, rng: random.Random) -> None:
     w, h = img.size
     unit = min(w, h)
     for bright, count in ((0.9, 25), (0.5, 70)):
-        dots = [_circle(rng.uniform(0, w), h * horizon * rng.random() ** 1.4,
-                        unit * rng.uniform(0.0015, 0.003)) for _ in range(count)]
+        dots = [
+            _circle(rng.uniform(0, w), h * horizon * rng.random() ** 1.4, unit * rng.uniform(0.0015, 0.003))
+            for _ in range(count)
+        ]
         _paint(img, (255, 255, 255), _ellipse_mask(img.size, dots), alpha=bright, blur=0.6)
 
 
-def _sun(img: Image.Image, palette: Palette, horizon: float, scene: str,
-         rng: random.Random) -> tuple[float, float]:
+def _sun(img: Image.Image, palette: Palette, horizon: float, scene: str, rng: random.Random) -> tuple[float, float]:
     """Sun or moon with two layers of glow; returns its centre (a sea reflects it)."""
     w, h = img.size
     unit = min(w, h)
@@ -305,8 +347,13 @@ def _sun(img: Image.Image, palette: Palette, horizon: float, scene: str,
     _paint(img, palette.sun, _ellipse_mask(img.size, [_circle(cx, cy, r * 4)]), alpha=0.28, blur=r * 2.5)
     _paint(img, palette.sun, _ellipse_mask(img.size, [_circle(cx, cy, r * 1.8)]), alpha=0.45, blur=r * 0.8)
     if scene != "bokeh":
-        _paint(img, _mix(palette.sun, (255, 255, 255), 0.4), _ellipse_mask(img.size, [_circle(cx, cy, r)]),
-               alpha=0.96, blur=max(0.8, r * 0.03))
+        _paint(
+            img,
+            _mix(palette.sun, (255, 255, 255), 0.4),
+            _ellipse_mask(img.size, [_circle(cx, cy, r)]),
+            alpha=0.96,
+            blur=max(0.8, r * 0.03),
+        )
     return cx, cy
 
 
@@ -330,8 +377,10 @@ def _bokeh(img: Image.Image, palette: Palette, rng: random.Random) -> None:
     w, h = img.size
     unit = min(w, h)
     for blur, radius, count in ((0.05, 0.13, 5), (0.018, 0.07, 9), (0.005, 0.035, 12)):
-        discs = [_circle(rng.uniform(0, w), rng.uniform(0, h * 0.8), unit * radius * rng.uniform(0.5, 1.2))
-                 for _ in range(count)]
+        discs = [
+            _circle(rng.uniform(0, w), rng.uniform(0, h * 0.8), unit * radius * rng.uniform(0.5, 1.2))
+            for _ in range(count)
+        ]
         colour = _mix(palette.sun, rng.choice(palette.sky), rng.uniform(0.1, 0.5))
         _paint(img, colour, _ellipse_mask(img.size, discs), alpha=rng.uniform(0.18, 0.32), blur=unit * blur)
 
@@ -385,14 +434,12 @@ def _land(img: Image.Image, palette: Palette, horizon: float, scene: str, rng: r
         t = k / max(layers - 1, 1)
         base = h * (horizon + (start + t * (0.85 - start)) * (1 - horizon) * 0.9)
         amp = h * (amp_far + (amp_near - amp_far) * t)
-        _ridge(img, _mix(palette.far, palette.near, t**0.8), base, amp, _profile(scene, k, nprng, w + 1),
-               blur=1.2 - t)
+        _ridge(img, _mix(palette.far, palette.near, t**0.8), base, amp, _profile(scene, k, nprng, w + 1), blur=1.2 - t)
         if k < layers - 1:
             _mist(img, palette.sky[-1], base, h * 0.05, alpha=0.22)
 
 
-def _sea(img: Image.Image, palette: Palette, horizon: float, sun: tuple[float, float],
-         rng: random.Random) -> None:
+def _sea(img: Image.Image, palette: Palette, horizon: float, sun: tuple[float, float], rng: random.Random) -> None:
     """A faint far coast, water that darkens towards the viewer, the sun's glitter path, near swell."""
     w, h = img.size
     unit = min(w, h)
@@ -413,15 +460,21 @@ def _sea(img: Image.Image, palette: Palette, horizon: float, sun: tuple[float, f
         x = cx + rng.gauss(0, unit * (0.02 + 0.05 * depth))
         half_w, half_h = unit * rng.uniform(0.015, 0.04) * (1 + depth), unit * 0.002 * (1 + 2 * depth)
         glints.append((x - half_w, y - half_h, x + half_w, y + half_h))
-    _paint(img, _mix(palette.sun, (255, 255, 255), 0.5), _ellipse_mask(img.size, glints), alpha=0.6,
-           blur=unit * 0.003)
+    _paint(img, _mix(palette.sun, (255, 255, 255), 0.5), _ellipse_mask(img.size, glints), alpha=0.6, blur=unit * 0.003)
     for k, (foot, amp) in enumerate(((0.9, 0.012), (0.97, 0.016))):
-        _ridge(img, _mix(palette.far, palette.near, 0.75 + 0.25 * k), h * foot, h * amp,
-               _swell(nprng, w + 1, (2.0, 5.0)), blur=0.8)
+        _ridge(
+            img,
+            _mix(palette.far, palette.near, 0.75 + 0.25 * k),
+            h * foot,
+            h * amp,
+            _swell(nprng, w + 1, (2.0, 5.0)),
+            blur=0.8,
+        )
 
 
-def _ridge(img: Image.Image, colour: RGB, base: float, amp: float, profile: np.ndarray,
-           alpha: float = 1.0, blur: float = 0.6) -> None:
+def _ridge(
+    img: Image.Image, colour: RGB, base: float, amp: float, profile: np.ndarray, alpha: float = 1.0, blur: float = 0.6
+) -> None:
     w, h = img.size
     xs = np.linspace(0, w, len(profile))
     ys = base - amp * profile
@@ -564,8 +617,9 @@ def keyframe_name(shot: Shot) -> str:
     return f"shot_{shot.index + 1:02d}.png"
 
 
-def make_keyframes(shots: list[Shot], aspect: Aspect, out_dir: Path, images: list[Path] | None = None,
-                   seed: int = 0) -> list[Path]:
+def make_keyframes(
+    shots: list[Shot], aspect: Aspect, out_dir: Path, images: list[Path] | None = None, seed: int = 0
+) -> list[Path]:
     """Write out_dir/keyframes/shot_NN.png for every shot: the user's pictures, else wordless art cards.
 
     Pictures are all decoded before anything is written, so one bad file leaves no partial set.

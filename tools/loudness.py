@@ -40,8 +40,9 @@ def _parse_loudnorm(log: str) -> LoudnormStats:
     if not blocks:
         raise MediaError("loudness analysis printed no measurement")
     raw = json.loads(blocks[-1])
-    values = {k: float(v) if v not in ("-inf", "inf") else -70.0 for k, v in raw.items()
-              if k in LoudnormStats.model_fields}
+    values = {
+        k: float(v) if v not in ("-inf", "inf") else -70.0 for k, v in raw.items() if k in LoudnormStats.model_fields
+    }
     return LoudnormStats(**values)
 
 
@@ -50,9 +51,11 @@ def loudnorm_measure_filter() -> str:
 
 
 def loudnorm_apply_filter(m: LoudnormStats) -> str:
-    return (f"loudnorm=I={TARGET_LUFS}:TP={TARGET_TP}:LRA={TARGET_LRA}:measured_I={m.input_i}:"
-            f"measured_TP={m.input_tp}:measured_LRA={m.input_lra}:measured_thresh={m.input_thresh}:"
-            f"offset={m.target_offset}:linear=true,aresample=48000")
+    return (
+        f"loudnorm=I={TARGET_LUFS}:TP={TARGET_TP}:LRA={TARGET_LRA}:measured_I={m.input_i}:"
+        f"measured_TP={m.input_tp}:measured_LRA={m.input_lra}:measured_thresh={m.input_thresh}:"
+        f"offset={m.target_offset}:linear=true,aresample=48000"
+    )
 
 
 async def measure_loudnorm(inputs: Sequence[str | Path], audio_graph: str, label: str) -> LoudnormStats:
@@ -65,7 +68,7 @@ async def measure_loudnorm(inputs: Sequence[str | Path], audio_graph: str, label
 async def measure_file(path: Path) -> Loudness:
     """EBU R128 integrated loudness, true peak and range of a file's audio, as ebur128 reports them."""
     _, log = await run_ffmpeg(["-nostats", "-i", path, "-vn", "-af", "ebur128=peak=true", "-f", "null", "-"])
-    summary = log[log.rfind("Summary:"):]
+    summary = log[log.rfind("Summary:") :]
     i = re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary)
     lra = re.search(r"LRA:\s+(-?[\d.]+) LU", summary)
     peak = re.search(r"True peak:\s+Peak:\s+(-?[\d.]+|-inf) dBFS", summary)

@@ -49,13 +49,10 @@ class Aspect(StrEnum):
         """
         w, h = self.size
         if self is Aspect.portrait:
-            return SafeArea(left=round(w * 0.09), right=round(w * 0.15), top=round(h * 0.12),
-                            bottom=round(h * 0.24))
+            return SafeArea(left=round(w * 0.09), right=round(w * 0.15), top=round(h * 0.12), bottom=round(h * 0.24))
         if self is Aspect.landscape:
-            return SafeArea(left=round(w * 0.05), right=round(w * 0.05), top=round(h * 0.05),
-                            bottom=round(h * 0.08))
-        return SafeArea(left=round(w * 0.07), right=round(w * 0.07), top=round(h * 0.07),
-                        bottom=round(h * 0.12))
+            return SafeArea(left=round(w * 0.05), right=round(w * 0.05), top=round(h * 0.05), bottom=round(h * 0.08))
+        return SafeArea(left=round(w * 0.07), right=round(w * 0.07), top=round(h * 0.07), bottom=round(h * 0.12))
 
 
 class SafeArea(BaseModel):

@@ -27,9 +27,9 @@ from tools.models import Aspect, Motion
 from tools.probe import probe
 
 FPS = 30
-ZOOM = 0.12          # how far a move travels: 12% of the frame
-MAX_STRETCH = 2.0    # a short clip plays at half speed at the slowest
-READ_MARGIN = 0.25   # seconds read past what a shot needs, for frame-rate rounding
+ZOOM = 0.12  # how far a move travels: 12% of the frame
+MAX_STRETCH = 2.0  # a short clip plays at half speed at the slowest
+READ_MARGIN = 0.25  # seconds read past what a shot needs, for frame-rate rounding
 
 
 class StillShot(BaseModel):
@@ -72,9 +72,12 @@ def write_media(path: Path, media: list[StillShot | ClipShot]) -> None:
 def read_media(path: Path, root: Path) -> list[StillShot | ClipShot]:
     """The cut sheet with its paths resolved under `root`."""
     media = _MEDIA.validate_json(path.read_bytes())
-    return [m.model_copy(update={"image": root / m.image}) if isinstance(m, StillShot) else
-            m.model_copy(update={"sources": [c.model_copy(update={"path": root / c.path}) for c in m.sources]})
-            for m in media]
+    return [
+        m.model_copy(update={"image": root / m.image})
+        if isinstance(m, StillShot)
+        else m.model_copy(update={"sources": [c.model_copy(update={"path": root / c.path}) for c in m.sources]})
+        for m in media
+    ]
 
 
 def media_files(media: list[StillShot | ClipShot]) -> list[Path]:
@@ -113,21 +116,24 @@ def ken_burns_filter(motion: Motion, frames: int, aspect: Aspect, offset: int = 
     """Frames `offset` .. `offset + count` of a `frames`-long move, from a single still."""
     w, h = aspect.size
     z, x, y = _motion_exprs(motion, frames, offset)
-    return (f"scale={2 * w}:{2 * h}:flags=bicubic,format=yuv420p,"
-            f"zoompan=z='{z}':x='{x}':y='{y}':d={count or frames}:s={w}x{h}:fps={FPS},setsar=1")
+    return (
+        f"scale={2 * w}:{2 * h}:flags=bicubic,format=yuv420p,"
+        f"zoompan=z='{z}':x='{x}':y='{y}':d={count or frames}:s={w}x{h}:fps={FPS},setsar=1"
+    )
 
 
 def cover_filter(aspect: Aspect) -> str:
     w, h = aspect.size
-    return (f"scale={w}:{h}:force_original_aspect_ratio=increase:flags=bicubic,crop={w}:{h},setsar=1,"
-            "format=yuv420p")
+    return f"scale={w}:{h}:force_original_aspect_ratio=increase:flags=bicubic,crop={w}:{h},setsar=1,format=yuv420p"
 
 
 def shot_chain(media: StillShot | ClipShot, frames: int, aspect: Aspect, first_input: int, label: str) -> ShotChain:
     """The inputs and filters that turn one shot's media into exactly `frames` frames at 30 fps."""
     if isinstance(media, StillShot):
-        return ShotChain(inputs=[["-i", str(media.image)]],
-                         chain=f"[{first_input}:v]{ken_burns_filter(media.motion, frames, aspect)}[{label}]")
+        return ShotChain(
+            inputs=[["-i", str(media.image)]],
+            chain=f"[{first_input}:v]{ken_burns_filter(media.motion, frames, aspect)}[{label}]",
+        )
     need = frames / FPS
     inputs: list[list[str]] = []
     have = 0.0
@@ -154,10 +160,33 @@ async def render_shot(media: StillShot | ClipShot, frames: int, aspect: Aspect, 
     """One shot on its own, through the same chain as the final cut (previews and checks)."""
     part = shot_chain(media, frames, aspect, 0, "v")
     with atomic_path(out) as tmp:
-        await run_ffmpeg(["-v", "error", *(a for i in part.inputs for a in i), "-filter_complex", part.chain,
-                          "-map", "[v]", "-frames:v", str(frames), "-c:v", "libx264", "-preset", "ultrafast",
-                          "-crf", "18", "-pix_fmt", "yuv420p", "-r", str(FPS), "-an", "-movflags", "+faststart",
-                          tmp])
+        await run_ffmpeg(
+            [
+                "-v",
+                "error",
+                *(a for i in part.inputs for a in i),
+                "-filter_complex",
+                part.chain,
+                "-map",
+                "[v]",
+                "-frames:v",
+                str(frames),
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-crf",
+                "18",
+                "-pix_fmt",
+                "yuv420p",
+                "-r",
+                str(FPS),
+                "-an",
+                "-movflags",
+                "+faststart",
+                tmp,
+            ]
+        )
 
 
 async def ken_burns(image: Path, motion: Motion, frames: int, aspect: Aspect, out: Path) -> None:

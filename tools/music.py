@@ -43,7 +43,7 @@ def synth_bed(seconds: float, out: Path, seed: int = 0) -> None:
     edge = min(n // 2, RATE)  # one-second fade in and out of the whole bed
     ramp = np.linspace(0, 1, edge)[:, None]
     stereo[:edge] *= ramp
-    stereo[n - edge:] *= ramp[::-1]
+    stereo[n - edge :] *= ramp[::-1]
     stereo *= 0.25 / max(np.abs(stereo).max(), 1e-9)
     pcm = (stereo * 32767).astype("<i2")
     with atomic_path(out) as tmp, wave.open(str(tmp), "wb") as w:

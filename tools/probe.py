@@ -50,15 +50,19 @@ def probe(path: Path) -> MediaInfo:
                 vs = container.streams.video[0]
                 rate = vs.average_rate or vs.base_rate or 0
                 info.video = VideoInfo(
-                    codec=vs.codec_context.name, profile=vs.codec_context.profile,
-                    width=vs.codec_context.width, height=vs.codec_context.height,
+                    codec=vs.codec_context.name,
+                    profile=vs.codec_context.profile,
+                    width=vs.codec_context.width,
+                    height=vs.codec_context.height,
                     pix_fmt=vs.codec_context.format.name if vs.codec_context.format else None,
-                    fps=float(rate), duration=_seconds(vs.duration, vs.time_base) or duration,
+                    fps=float(rate),
+                    duration=_seconds(vs.duration, vs.time_base) or duration,
                 )
             if container.streams.audio:
                 aus = container.streams.audio[0]
                 info.audio = AudioInfo(
-                    codec=aus.codec_context.name, sample_rate=aus.codec_context.sample_rate,
+                    codec=aus.codec_context.name,
+                    sample_rate=aus.codec_context.sample_rate,
                     channels=aus.codec_context.channels,
                     duration=_seconds(aus.duration, aus.time_base) or duration,
                 )

@@ -84,8 +84,9 @@ _VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".gif"}
 def list_clips(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise BadInput(f"clips folder not found: {folder}")
-    found = sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")),
-                   key=lambda p: natural_key(p.name))
+    found = sorted(
+        (p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")), key=lambda p: natural_key(p.name)
+    )
     clips = [p for p in found if p.suffix.lower() in _VIDEO_SUFFIXES]
     if not clips:
         raise BadInput(f"no video clips in {folder}")
@@ -139,19 +140,19 @@ def choose_voice(text: str, opts: RenderOptions, settings: Settings | None = Non
     """The narrating voice: the recording when one is given, else the named or best offline voice."""
     if opts.voice:
         return Chosen(voice_for_audio(opts.voice))
-    return get_voice(settings or get_settings(), VoiceRequest(name=opts.voice_name, language=opts.language,
-                                                              text=text))
+    return get_voice(settings or get_settings(), VoiceRequest(name=opts.voice_name, language=opts.language, text=text))
 
 
-async def _pictures(plan: list[Shot], work: Path, opts: RenderOptions
-                    ) -> tuple[list[visuals.Visual], list[str]]:
+async def _pictures(plan: list[Shot], work: Path, opts: RenderOptions) -> tuple[list[visuals.Visual], list[str]]:
     """Pictures (and footage) for every shot from the chosen visual source (misses become cards)."""
     settings = get_settings()
     name = visuals.resolve(opts.visuals, settings)
     if name == "gpu":
         raise BadInput("--visuals gpu runs in `storybot make` (it needs the GPU workers); use cards, stock or images")
-    briefs = [visuals.brief(s, s.prompt or s.text, settings.sdxl_negative_prompt, seed=opts.seed,
-                            title=opts.title or None) for s in plan]
+    briefs = [
+        visuals.brief(s, s.prompt or s.text, settings.sdxl_negative_prompt, seed=opts.seed, title=opts.title or None)
+        for s in plan
+    ]
     job = visuals.Job(aspect=opts.aspect, folder=work, shots=len(plan))
     with metered() as used:
         async with visuals.open_source(name, settings) as source:
@@ -164,12 +165,23 @@ async def _pictures(plan: list[Shot], work: Path, opts: RenderOptions
 
 async def _media_of(made: list[visuals.Visual], plan: list[Shot]) -> list[motion.StillShot | motion.ClipShot]:
     """What every shot shows for the final cut: footage (lengths probed) or a still to move."""
-    return [motion.ClipShot(sources=[await asyncio.to_thread(motion.clip_source, c) for c in v.clips]) if v.clips
-            else motion.StillShot(image=v.keyframe, motion=s.motion) for v, s in zip(made, plan, strict=True)]
+    return [
+        motion.ClipShot(sources=[await asyncio.to_thread(motion.clip_source, c) for c in v.clips])
+        if v.clips
+        else motion.StillShot(image=v.keyframe, motion=s.motion)
+        for v, s in zip(made, plan, strict=True)
+    ]
 
 
-async def _render_into(work: Path, text: str, opts: RenderOptions, chosen: Chosen, images: list[Path] | None,
-                       clips_in: list[Path] | None, st: _Stages) -> dict[str, Any]:
+async def _render_into(
+    work: Path,
+    text: str,
+    opts: RenderOptions,
+    chosen: Chosen,
+    images: list[Path] | None,
+    clips_in: list[Path] | None,
+    st: _Stages,
+) -> dict[str, Any]:
     write_text_atomic(work / "script.txt", text + "\n")
     started = time.perf_counter()
     with st.stage("voice"):
@@ -190,22 +202,35 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, chosen: Chose
         if clips_in:
             with st.stage("animate"):  # clips are fitted inside the final cut: only their lengths are read
                 media: list[motion.StillShot | motion.ClipShot] = [
-                    motion.ClipShot(sources=[await asyncio.to_thread(motion.clip_source, c)]) for c in clips_in]
+                    motion.ClipShot(sources=[await asyncio.to_thread(motion.clip_source, c)]) for c in clips_in
+                ]
         elif images:
             with st.stage("keyframes"):
                 keyframe_paths = await asyncio.to_thread(
-                    keyframes.make_keyframes, plan, opts.aspect, work, images, opts.seed)
+                    keyframes.make_keyframes, plan, opts.aspect, work, images, opts.seed
+                )
             with st.stage("animate"):  # stills move inside the final cut: this only names them
-                media = [motion.StillShot(image=kf, motion=s.motion)
-                         for kf, s in zip(keyframe_paths, plan, strict=True)]
+                media = [
+                    motion.StillShot(image=kf, motion=s.motion) for kf, s in zip(keyframe_paths, plan, strict=True)
+                ]
         else:
             with st.stage("keyframes"):
                 made, notices = await _pictures(plan, work, opts)
             with st.stage("animate"):  # footage is fitted and stills move inside the final cut
                 media = await _media_of(made, plan)
         with st.stage("post_produce"):
-            done = await finish(work, media, cut, work / "voice.wav", music, subs.ass, opts.aspect, opts.video,
-                                opts.upload_limit_bytes, mix=await audio)
+            done = await finish(
+                work,
+                media,
+                cut,
+                work / "voice.wav",
+                music,
+                subs.ass,
+                opts.aspect,
+                opts.video,
+                opts.upload_limit_bytes,
+                mix=await audio,
+            )
     finally:
         if not audio.done():
             audio.cancel()
@@ -213,14 +238,21 @@ async def _render_into(work: Path, text: str, opts: RenderOptions, chosen: Chose
                 await audio
     return {
         **finish_metadata(done, opts.video, cut, opts.music is not None, opts.upload_limit_bytes),
-        "voice": {"provider": speech.provider, "name": chosen.voice.name, "language": chosen.voice.language,
-                  "notice": chosen.notice, "duration": round(speech.duration, 3),
-                  "words": len(speech.words), "words_per_minute": round(speech.words_per_minute, 1),
-                  "timings_estimated": speech.estimated},
+        "voice": {
+            "provider": speech.provider,
+            "name": chosen.voice.name,
+            "language": chosen.voice.language,
+            "notice": chosen.notice,
+            "duration": round(speech.duration, 3),
+            "words": len(speech.words),
+            "words_per_minute": round(speech.words_per_minute, 1),
+            "timings_estimated": speech.estimated,
+        },
         "aspect": opts.aspect.value,
         "shots": len(plan),
-        "visuals": [r.model_dump(include={"shot", "source", "media_ids", "notice"})
-                    for r in visuals.read_records(work).values()]
+        "visuals": [
+            r.model_dump(include={"shot", "source", "media_ids", "notice"}) for r in visuals.read_records(work).values()
+        ]
         or [{"shot": s.index + 1, "source": "user", "media_ids": [], "notice": None} for s in plan],
         "notices": notices,
         "subtitles": {"cues": len(subs.cues), "font_size": subs.font_size},
@@ -237,8 +269,13 @@ def absolute_paths(opts: RenderOptions) -> RenderOptions:
 
 
 def _inputs(opts: RenderOptions) -> dict[str, Path]:
-    named = {"--script": opts.script, "--images": opts.images, "--clips": opts.clips, "--voice": opts.voice,
-             "--music": opts.music}
+    named = {
+        "--script": opts.script,
+        "--images": opts.images,
+        "--clips": opts.clips,
+        "--voice": opts.voice,
+        "--music": opts.music,
+    }
     return {name: path for name, path in named.items() if path is not None}
 
 
@@ -263,11 +300,17 @@ def collect_artifacts(folder: Path) -> Artifacts:
     out = folder.resolve()
     discord = out / "final.discord.mp4"
     return Artifacts(
-        final_video=str(out / "final.mp4"), discord_video=str(discord) if discord.exists() else None,
-        subtitles_srt=str(out / "subtitles.srt"), subtitles_vtt=str(out / "subtitles.vtt"),
-        subtitles_ass=str(out / "subtitles.ass"), thumbnail=str(out / "thumbnail.png"),
-        metadata=str(out / "metadata.json"), shots=str(out / "shots.json"), script=str(out / "script.txt"),
-        voice=str(out / "voice.wav"), words=str(out / "words.json"),
+        final_video=str(out / "final.mp4"),
+        discord_video=str(discord) if discord.exists() else None,
+        subtitles_srt=str(out / "subtitles.srt"),
+        subtitles_vtt=str(out / "subtitles.vtt"),
+        subtitles_ass=str(out / "subtitles.ass"),
+        thumbnail=str(out / "thumbnail.png"),
+        metadata=str(out / "metadata.json"),
+        shots=str(out / "shots.json"),
+        script=str(out / "script.txt"),
+        voice=str(out / "voice.wav"),
+        words=str(out / "words.json"),
         keyframes=sorted(str(p) for p in (out / "keyframes").glob("shot_*.png")),
         clips=sorted(str(p) for p in (out / "clips").glob("shot_*.mp4")),
         credits=str(out / "credits.json") if _has_credits(out / "credits.json") else None,

@@ -24,8 +24,7 @@ def _json_or_empty(value: Any) -> Any:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
-                                      populate_by_name=True)
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
 
     data_dir: Path = Field(PROJECT_DIR / "data", alias="STORYBOT_DATA_DIR")
 
@@ -60,8 +59,9 @@ class Settings(BaseSettings):
     gpu_size_divisor: int = Field(1, alias="STORYBOT_GPU_SIZE_DIVISOR", ge=1)  # >1 shrinks native sizes (tests)
     sdxl_steps: int = Field(30, alias="STORYBOT_SDXL_STEPS", ge=1)
     sdxl_batch: int = Field(4, alias="STORYBOT_SDXL_BATCH", ge=1)  # shots per SDXL call
-    sdxl_negative_prompt: str = Field("blurry, low quality, text, watermark, deformed, extra limbs",
-                                      alias="STORYBOT_SDXL_NEGATIVE_PROMPT")
+    sdxl_negative_prompt: str = Field(
+        "blurry, low quality, text, watermark, deformed, extra limbs", alias="STORYBOT_SDXL_NEGATIVE_PROMPT"
+    )
     ltx_steps: int = Field(30, alias="STORYBOT_LTX_STEPS", ge=1)
     ltx_max_frames: int = Field(121, alias="STORYBOT_LTX_MAX_FRAMES", ge=9)  # per generation; longer shots extended
     ltx_guidance: float = Field(3.0, alias="STORYBOT_LTX_GUIDANCE", ge=1)  # distilled checkpoints run with 1
@@ -93,14 +93,17 @@ class Settings(BaseSettings):
 
     # online providers (docs/PROVIDERS.md)
     llm_structured_method: Literal["json_schema", "function_calling", "json_mode"] = Field(
-        "json_schema", alias="STORYBOT_LLM_STRUCTURED_METHOD")  # the first tried; a server that refuses it falls back
+        "json_schema", alias="STORYBOT_LLM_STRUCTURED_METHOD"
+    )  # the first tried; a server that refuses it falls back
     elevenlabs_model_id: str = Field("eleven_multilingual_v2", alias="STORYBOT_ELEVENLABS_MODEL_ID")
     elevenlabs_voice_settings: Annotated[dict[str, float | bool], NoDecode, BeforeValidator(_json_or_empty)] = Field(
-        default_factory=dict, alias="STORYBOT_ELEVENLABS_VOICE_SETTINGS")  # JSON: {"stability": 0.5, ...}
+        default_factory=dict, alias="STORYBOT_ELEVENLABS_VOICE_SETTINGS"
+    )  # JSON: {"stability": 0.5, ...}
     idea_subreddits: str = Field("", alias="STORYBOT_IDEA_SUBREDDITS")  # comma-separated, e.g. WritingPrompts
     reddit_base_url: str = Field("https://www.reddit.com", alias="STORYBOT_REDDIT_BASE_URL")
-    user_agent: str = Field("storybot/0.1 (short story videos; +https://github.com/storybot)",
-                            alias="STORYBOT_USER_AGENT")
+    user_agent: str = Field(
+        "storybot/0.1 (short story videos; +https://github.com/storybot)", alias="STORYBOT_USER_AGENT"
+    )
     provider_retries: int = Field(4, alias="STORYBOT_PROVIDER_RETRIES", ge=0, le=10)  # after the first attempt
 
     upload_limit_bytes: int = Field(10 * 1024 * 1024, alias="STORYBOT_UPLOAD_LIMIT_BYTES", gt=0)
@@ -119,7 +122,6 @@ class Settings(BaseSettings):
     http_port: int = Field(8080, alias="STORYBOT_HTTP_PORT", ge=0, le=65535)
     link_secret: SecretStr | None = Field(None, alias="STORYBOT_LINK_SECRET")  # unset: generated under the data folder
     link_ttl: int = Field(7 * 24 * 3600, alias="STORYBOT_LINK_TTL", ge=60)  # seconds a link stays valid
-
 
     @property
     def feed_urls(self) -> list[str]:

@@ -63,8 +63,7 @@ def key_phrase(text: str, max_words: int = 4) -> str:
     return " ".join(content[:max_words] or tokens[:max_words])
 
 
-def plan_shots(script: str, words: list[Word], duration: float, count: int | None = None,
-               seed: int = 0) -> list[Shot]:
+def plan_shots(script: str, words: list[Word], duration: float, count: int | None = None, seed: int = 0) -> list[Shot]:
     """Split the voice into `count` shots (default: one per ~7.5 s) at the best breaks."""
     if not words:
         raise BadInput("the script has no words to plan shots from")
@@ -72,8 +71,9 @@ def plan_shots(script: str, words: list[Word], duration: float, count: int | Non
     # the default is only a wish: a long voice with few words (one huge word) gets as many as fit
     wanted = count or min(default_shot_count(duration), max_count)
     if wanted > max_count:
-        raise BadInput(f"{wanted} shots do not fit a {duration:.1f} s voice with {len(words)} words "
-                       f"(at most {max_count})")
+        raise BadInput(
+            f"{wanted} shots do not fit a {duration:.1f} s voice with {len(words)} words (at most {max_count})"
+        )
     breaks = _choose_breaks(words, wanted, duration)
     motions = list(Motion)
     rng = random.Random(seed)
@@ -85,12 +85,22 @@ def plan_shots(script: str, words: list[Word], duration: float, count: int | Non
             end = duration
         else:  # cut in the middle of the pause before the next word
             end = (words[last].end + words[last + 1].start) / 2
-        text = script[words[first].char_start:words[last].char_end]
+        text = script[words[first].char_start : words[last].char_end]
         previous = shots[-1].motion if shots else None
         motion = rng.choice([m for m in motions if m != previous])
-        shots.append(Shot(index=index, start=round(start, 3), end=round(end, 3), first_word=first,
-                          last_word=last, text=text, key_phrase=key_phrase(text), prompt=text,
-                          motion=motion))
+        shots.append(
+            Shot(
+                index=index,
+                start=round(start, 3),
+                end=round(end, 3),
+                first_word=first,
+                last_word=last,
+                text=text,
+                key_phrase=key_phrase(text),
+                prompt=text,
+                motion=motion,
+            )
+        )
         first = last + 1
     return shots
 

@@ -66,41 +66,91 @@ class JobStore:
         self.stages = self.db.table("stages")
         self.usage = self.db.table("usage")
         if not self.jobs.exists():
-            self.jobs.create({
-                "job_id": str, "created": float, "updated": float, "requester": str, "channel": str,
-                "prompt": str, "options": str, "status": str, "stage": str, "waiting_for": str,
-                "interrupt_id": str, "approval": str, "error": str, "artifacts": str, "runner_pid": int,
-                "cancel_requested": int, "max_loop_lag_ms": float, "wall_seconds": float,
-            }, pk="job_id", if_not_exists=True)
+            self.jobs.create(
+                {
+                    "job_id": str,
+                    "created": float,
+                    "updated": float,
+                    "requester": str,
+                    "channel": str,
+                    "prompt": str,
+                    "options": str,
+                    "status": str,
+                    "stage": str,
+                    "waiting_for": str,
+                    "interrupt_id": str,
+                    "approval": str,
+                    "error": str,
+                    "artifacts": str,
+                    "runner_pid": int,
+                    "cancel_requested": int,
+                    "max_loop_lag_ms": float,
+                    "wall_seconds": float,
+                },
+                pk="job_id",
+                if_not_exists=True,
+            )
             self.jobs.create_index(["created"], if_not_exists=True)
         self.jobs.create_index(["requester", "created"], if_not_exists=True)  # per-user limits and /jobs
         if not self.stages.exists():
-            self.stages.create({
-                "job_id": str, "name": str, "position": int, "status": str, "runs": int, "seconds": float,
-                "provider": str, "error": str, "started": float, "finished": float,
-            }, pk=("job_id", "name"), if_not_exists=True)
+            self.stages.create(
+                {
+                    "job_id": str,
+                    "name": str,
+                    "position": int,
+                    "status": str,
+                    "runs": int,
+                    "seconds": float,
+                    "provider": str,
+                    "error": str,
+                    "started": float,
+                    "finished": float,
+                },
+                pk=("job_id", "name"),
+                if_not_exists=True,
+            )
         self.rates = self.db.table("voice_rates")
         if not self.rates.exists():
-            self.rates.create({"voice": str, "words_per_minute": float, "updated": float}, pk="voice",
-                              if_not_exists=True)
+            self.rates.create(
+                {"voice": str, "words_per_minute": float, "updated": float}, pk="voice", if_not_exists=True
+            )
         self.seen = self.db.table("seen_sources")
         if not self.seen.exists():
             self.seen.create({"key": str, "job_id": str, "first_seen": float}, pk="key", if_not_exists=True)
         if not self.usage.exists():
-            self.usage.create({"job_id": str, "stage": str, "provider": str, "unit": str, "amount": int},
-                              pk=("job_id", "stage", "provider", "unit"), if_not_exists=True)
+            self.usage.create(
+                {"job_id": str, "stage": str, "provider": str, "unit": str, "amount": int},
+                pk=("job_id", "stage", "provider", "unit"),
+                if_not_exists=True,
+            )
 
     # jobs -----------------------------------------------------------------
 
-    def create(self, job_id: str, requester: str, channel: str | None, prompt: str, options: dict[str, Any],
-               stages: list[str]) -> None:
+    def create(
+        self, job_id: str, requester: str, channel: str | None, prompt: str, options: dict[str, Any], stages: list[str]
+    ) -> None:
         now = time.time()
         with self.db.conn:
-            self.jobs.insert({"job_id": job_id, "created": now, "updated": now, "requester": requester,
-                              "channel": channel, "prompt": prompt, "options": json.dumps(options),
-                              "status": "queued", "artifacts": "{}", "cancel_requested": 0})
-            self.stages.insert_all([{"job_id": job_id, "name": name, "position": i, "status": "pending",
-                                     "runs": 0, "seconds": 0.0} for i, name in enumerate(stages)])
+            self.jobs.insert(
+                {
+                    "job_id": job_id,
+                    "created": now,
+                    "updated": now,
+                    "requester": requester,
+                    "channel": channel,
+                    "prompt": prompt,
+                    "options": json.dumps(options),
+                    "status": "queued",
+                    "artifacts": "{}",
+                    "cancel_requested": 0,
+                }
+            )
+            self.stages.insert_all(
+                [
+                    {"job_id": job_id, "name": name, "position": i, "status": "pending", "runs": 0, "seconds": 0.0}
+                    for i, name in enumerate(stages)
+                ]
+            )
 
     def get(self, job_id: str) -> JobRecord | None:
         rows = list(self.jobs.rows_where("job_id = ?", [job_id]))
@@ -115,8 +165,9 @@ class JobStore:
         fields["updated"] = time.time()
         self.jobs.update(job_id, fields)
 
-    def claim(self, job_id: str, status: str, pid: int, *, interrupt_id: str | None = None,
-              runner_pid: int | None = None) -> bool:
+    def claim(
+        self, job_id: str, status: str, pid: int, *, interrupt_id: str | None = None, runner_pid: int | None = None
+    ) -> bool:
         """Atomically move a job from `status` to running in this process; False if someone was first.
 
         The compare-and-set is what makes a double click (or two `answer` commands) approve once.
@@ -160,12 +211,22 @@ class JobStore:
 
     def stage_started(self, job_id: str, name: str) -> None:
         with self.db.conn:
-            self.db.execute("UPDATE stages SET runs = runs + 1, status = 'running', started = ?, error = NULL "
-                            "WHERE job_id = ? AND name = ?", [time.time(), job_id, name])
+            self.db.execute(
+                "UPDATE stages SET runs = runs + 1, status = 'running', started = ?, error = NULL "
+                "WHERE job_id = ? AND name = ?",
+                [time.time(), job_id, name],
+            )
             self.update(job_id, stage=name, status="running")
 
-    def stage_ended(self, job_id: str, name: str, status: StageStatusName, seconds: float | None = None,
-                    provider: str | None = None, error: str | None = None) -> None:
+    def stage_ended(
+        self,
+        job_id: str,
+        name: str,
+        status: StageStatusName,
+        seconds: float | None = None,
+        provider: str | None = None,
+        error: str | None = None,
+    ) -> None:
         fields: dict[str, Any] = {"status": status, "finished": time.time(), "error": error}
         if seconds is not None:
             fields["seconds"] = round(seconds, 3)
@@ -182,13 +243,17 @@ class JobStore:
                 self.db.execute(
                     "INSERT INTO usage (job_id, stage, provider, unit, amount) VALUES (?, ?, ?, ?, ?) "
                     "ON CONFLICT (job_id, stage, provider, unit) DO UPDATE SET amount = amount + excluded.amount",
-                    [job_id, stage, provider, unit, amount])
+                    [job_id, stage, provider, unit, amount],
+                )
 
     def usage_totals(self, job_id: str) -> dict[str, dict[str, int]]:
         """{provider: {unit: amount}} over the job's stages, e.g. {"elevenlabs": {"characters": 812}}."""
         totals: dict[str, dict[str, int]] = {}
-        rows = self.db.execute("SELECT provider, unit, SUM(amount) FROM usage WHERE job_id = ? "
-                               "GROUP BY provider, unit ORDER BY provider, unit", [job_id]).fetchall()
+        rows = self.db.execute(
+            "SELECT provider, unit, SUM(amount) FROM usage WHERE job_id = ? "
+            "GROUP BY provider, unit ORDER BY provider, unit",
+            [job_id],
+        ).fetchall()
         for provider, unit, amount in rows:
             totals.setdefault(provider, {})[unit] = int(amount)
         return totals
@@ -199,10 +264,12 @@ class JobStore:
         """Which of these source keys (links or normalised headlines) an earlier job already used."""
         found: set[str] = set()
         for start in range(0, len(keys), 500):  # SQLite caps bound parameters
-            batch = keys[start:start + 500]
+            batch = keys[start : start + 500]
             marks = ",".join("?" * len(batch))
-            found |= {row[0] for row in self.db.execute(f"SELECT key FROM seen_sources WHERE key IN ({marks})",
-                                                        batch).fetchall()}
+            found |= {
+                row[0]
+                for row in self.db.execute(f"SELECT key FROM seen_sources WHERE key IN ({marks})", batch).fetchall()
+            }
         return found
 
     def mark_sources_seen(self, job_id: str, keys: list[str]) -> None:
@@ -219,5 +286,6 @@ class JobStore:
 
     def set_voice_rate(self, voice: str, words_per_minute: float) -> None:
         with self.db.conn:
-            self.rates.upsert({"voice": voice, "words_per_minute": words_per_minute, "updated": time.time()},
-                              pk="voice")
+            self.rates.upsert(
+                {"voice": voice, "words_per_minute": words_per_minute, "updated": time.time()}, pk="voice"
+            )

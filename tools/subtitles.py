@@ -43,11 +43,41 @@ SHADOW = 3
 _PAD = OUTLINE + SHADOW  # outline and shadow draw outside the glyphs: keep them in the safe area too
 
 # Words that lean on the next one: a cue or line ending with them reads badly.
-_WEAK = frozenset({
-    "a", "an", "the", "to", "of", "and", "or", "but", "nor", "so", "in", "on", "at", "by", "for", "with",
-    "from", "into", "as", "is", "are", "was", "my", "your", "his", "her", "its", "our", "their", "this",
-    "that",
-})
+_WEAK = frozenset(
+    {
+        "a",
+        "an",
+        "the",
+        "to",
+        "of",
+        "and",
+        "or",
+        "but",
+        "nor",
+        "so",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "with",
+        "from",
+        "into",
+        "as",
+        "is",
+        "are",
+        "was",
+        "my",
+        "your",
+        "his",
+        "her",
+        "its",
+        "our",
+        "their",
+        "this",
+        "that",
+    }
+)
 _ASS_ESCAPABLE = re.compile(r"\\(?=[Nnh{}]|$)")
 _WORD_JOINER = "\u2060"
 # Where unspaced text (Chinese, Japanese, Thai) reads best cut when a line is full.
@@ -81,8 +111,14 @@ def line_limit(aspect: Aspect) -> int:
 
 def display_width(text: str) -> int:
     """Columns a line takes: wide characters (CJK, emoji) count two, combining marks and joiners none."""
-    return sum(0 if unicodedata.category(ch) in ("Mn", "Me", "Cf") else
-               2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+    return sum(
+        0
+        if unicodedata.category(ch) in ("Mn", "Me", "Cf")
+        else 2
+        if unicodedata.east_asian_width(ch) in ("W", "F")
+        else 1
+        for ch in text
+    )
 
 
 def escape_ass_text(text: str) -> str:
@@ -149,8 +185,11 @@ def _character_cues(words: list[Word], i: int, j: int, start: float, end: float,
     index = j - 1
     head = " ".join(w.word for w in words[i:index])
     lines = break_characters(words[index].word, limit)
-    groups = [[head, lines[0]], *[lines[k:k + 2] for k in range(1, len(lines), 2)]] if head else \
-        [lines[k:k + 2] for k in range(0, len(lines), 2)]
+    groups = (
+        [[head, lines[0]], *[lines[k : k + 2] for k in range(1, len(lines), 2)]]
+        if head
+        else [lines[k : k + 2] for k in range(0, len(lines), 2)]
+    )
     sizes = [sum(len(line) for line in group) for group in groups]
     total = end - start
     floor = min(MIN_CUE, total / len(groups))
@@ -158,8 +197,15 @@ def _character_cues(words: list[Word], i: int, j: int, start: float, end: float,
     cues, t = [], start
     for n, (group, size) in enumerate(zip(groups, sizes, strict=True)):
         length = floor + spare * size / sum(sizes)
-        cues.append(Cue(start=round(t, 3), end=round(min(t + length, end), 3), lines=group,
-                        first_word=i if n == 0 else index, last_word=index))
+        cues.append(
+            Cue(
+                start=round(t, 3),
+                end=round(min(t + length, end), 3),
+                lines=group,
+                first_word=i if n == 0 else index,
+                last_word=index,
+            )
+        )
         t += length
     return cues
 
@@ -169,8 +215,13 @@ def write_subtitles(script: str, words: list[Word], aspect: Aspect, out_dir: Pat
     _check_words(script, words)
     cues = build_cues(words, aspect)
     font_size = fit_font_size([ln for c in cues for ln in c.lines], aspect)
-    files = SubtitleFiles(srt=out_dir / "subtitles.srt", vtt=out_dir / "subtitles.vtt",
-                          ass=out_dir / "subtitles.ass", cues=cues, font_size=font_size)
+    files = SubtitleFiles(
+        srt=out_dir / "subtitles.srt",
+        vtt=out_dir / "subtitles.vtt",
+        ass=out_dir / "subtitles.ass",
+        cues=cues,
+        font_size=font_size,
+    )
     write_text_atomic(files.srt, _srt_text(cues))
     write_text_atomic(files.vtt, _vtt_text(cues))
     write_text_atomic(files.ass, _ass_file(cues, words, aspect, font_size).to_string("ass"))
@@ -331,7 +382,7 @@ def fit_font_size(lines: list[str], aspect: Aspect) -> int:
 def _check_words(script: str, words: list[Word]) -> None:
     if [w.word for w in words] != script.split():
         raise ValueError("words.json does not hold the script's words, one per token, in order")
-    if any(script[w.char_start:w.char_end] != w.word for w in words):
+    if any(script[w.char_start : w.char_end] != w.word for w in words):
         raise ValueError("words.json character positions do not match the script")
 
 
@@ -352,25 +403,28 @@ def srt_line(line: str) -> str:
 
 def _srt_text(cues: list[Cue]) -> str:
     """Plain lines. pysubs2's own writer would read `C:\\new` as a line break and drop `{...}`."""
-    blocks = [f"{n}\n{SubripFormat.ms_to_timestamp(_ms(c.start))} --> "
-              f"{SubripFormat.ms_to_timestamp(_ms(c.end))}\n" + "\n".join(srt_line(line) for line in c.lines)
-              for n, c in enumerate(cues, 1)]
+    blocks = [
+        f"{n}\n{SubripFormat.ms_to_timestamp(_ms(c.start))} --> "
+        f"{SubripFormat.ms_to_timestamp(_ms(c.end))}\n" + "\n".join(srt_line(line) for line in c.lines)
+        for n, c in enumerate(cues, 1)
+    ]
     return "\n\n".join(blocks) + "\n"
 
 
 def _vtt_text(cues: list[Cue]) -> str:
     """WebVTT needs `&`, `<`, `>` escaped (which also keeps `-->` out of cue text)."""
-    blocks = [f"{n}\n{WebVTTFormat.ms_to_timestamp(_ms(c.start))} --> "
-              f"{WebVTTFormat.ms_to_timestamp(_ms(c.end))}\n"
-              + "\n".join(html.escape(line, quote=False) for line in c.lines)
-              for n, c in enumerate(cues, 1)]
+    blocks = [
+        f"{n}\n{WebVTTFormat.ms_to_timestamp(_ms(c.start))} --> "
+        f"{WebVTTFormat.ms_to_timestamp(_ms(c.end))}\n" + "\n".join(html.escape(line, quote=False) for line in c.lines)
+        for n, c in enumerate(cues, 1)
+    ]
     return "WEBVTT\n\n" + "\n\n".join(blocks) + "\n"
 
 
 def _karaoke_text(cue: Cue, words: list[Word], start_cs: int, end_cs: int, aspect: Aspect) -> str:
     """Cue text with one `\\k` per word, from its start to the next word's (the last: to cue end)."""
     bounds = [start_cs]
-    for w in words[cue.first_word:cue.last_word + 1]:
+    for w in words[cue.first_word : cue.last_word + 1]:
         bounds.append(min(max(round(w.start * 100), bounds[-1]), end_cs))
     bounds.append(end_cs)
     durations = iter(b - a for a, b in pairwise(bounds[1:]))
@@ -380,11 +434,10 @@ def _karaoke_text(cue: Cue, words: list[Word], start_cs: int, end_cs: int, aspec
         pieces = cue.lines[1:] if head else cue.lines
         length, sizes = end_cs - bounds[-2], [len(line) for line in pieces]
         first = round(length * sizes[0] / sum(sizes))
-        ticks = [first, length - first][:len(pieces)]
+        ticks = [first, length - first][: len(pieces)]
         lines += [f"{{\\k{k}}}{ass_text(line)}" for k, line in zip(ticks, pieces, strict=True)]
     else:
-        lines = [" ".join(f"{{\\k{next(durations)}}}{ass_text(t)}" for t in line.split())
-                 for line in cue.lines]
+        lines = [" ".join(f"{{\\k{next(durations)}}}{ass_text(t)}" for t in line.split()) for line in cue.lines]
     lead = bounds[1] - bounds[0]
     return (f"{{\\k{lead}}}" if lead else "") + "\\N".join(lines)
 
@@ -393,24 +446,31 @@ def _ass_style(aspect: Aspect, font_size: int) -> pysubs2.SSAStyle:
     """White words turn yellow as they are spoken (karaoke fills Secondary -> Primary)."""
     left, right, bottom = _margins(aspect)
     return pysubs2.SSAStyle(
-        fontname=FONT_FAMILY, fontsize=font_size, bold=True,
-        primarycolor=pysubs2.Color(255, 214, 0), secondarycolor=pysubs2.Color(255, 255, 255),
-        outlinecolor=pysubs2.Color(0, 0, 0), backcolor=pysubs2.Color(0, 0, 0, 112),
-        outline=OUTLINE, shadow=SHADOW, alignment=pysubs2.Alignment.BOTTOM_CENTER,
-        marginl=left, marginr=right, marginv=bottom,
+        fontname=FONT_FAMILY,
+        fontsize=font_size,
+        bold=True,
+        primarycolor=pysubs2.Color(255, 214, 0),
+        secondarycolor=pysubs2.Color(255, 255, 255),
+        outlinecolor=pysubs2.Color(0, 0, 0),
+        backcolor=pysubs2.Color(0, 0, 0, 112),
+        outline=OUTLINE,
+        shadow=SHADOW,
+        alignment=pysubs2.Alignment.BOTTOM_CENTER,
+        marginl=left,
+        marginr=right,
+        marginv=bottom,
     )
 
 
 def _ass_file(cues: list[Cue], words: list[Word], aspect: Aspect, font_size: int) -> pysubs2.SSAFile:
     subs = pysubs2.SSAFile()
     width, height = aspect.size
-    subs.info.update({"PlayResX": str(width), "PlayResY": str(height), "WrapStyle": "2",
-                      "ScaledBorderAndShadow": "yes"})
+    subs.info.update(
+        {"PlayResX": str(width), "PlayResY": str(height), "WrapStyle": "2", "ScaledBorderAndShadow": "yes"}
+    )
     subs.styles = {"Default": _ass_style(aspect, font_size)}
     for cue in cues:
         start_cs, end_cs = round(cue.start * 100), round(cue.end * 100)
         text = _karaoke_text(cue, words, start_cs, end_cs, aspect)
         subs.append(pysubs2.SSAEvent(start=start_cs * 10, end=end_cs * 10, text=text))
     return subs
-
-

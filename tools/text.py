@@ -19,8 +19,7 @@ MAX_MARKS = 2  # combining marks kept per base character (real scripts need at m
 
 # Zero-width and bidirectional-control characters hide text or reorder it on screen.
 # Hangul fillers (U+115F, U+1160, U+3164, U+FFA0) are letters to Unicode but draw nothing.
-_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad"
-                        "\u115f\u1160\u3164\uffa0]")
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad\u115f\u1160\u3164\uffa0]")
 _SENTENCE_END = re.compile(r"[.!?…。！？]+[\"'”’»)\]」』]*$")
 _CLAUSE_END = re.compile(r"[,;:—–、，；：]+[\"'”’»)\]」』]*$")
 
@@ -32,9 +31,7 @@ def clean_script(text: str) -> str:
     """
     text = unicodedata.normalize("NFC", text)
     text = _limit_marks(_INVISIBLE.sub("", text))
-    text = "".join(
-        ch if ch in "\n\t" or unicodedata.category(ch)[0] != "C" else " " for ch in text
-    )
+    text = "".join(ch if ch in "\n\t" or unicodedata.category(ch)[0] != "C" else " " for ch in text)
     lines = [" ".join(line.split()) for line in text.replace("\t", " ").splitlines()]
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
     if not any(ch.isalnum() for ch in text):

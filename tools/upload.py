@@ -24,13 +24,13 @@ from tools.motion import FPS, ShotMedia, StillShot, cover_filter, ken_burns_filt
 from tools.probe import probe
 
 DEFAULT_LIMIT = 10 * 1024 * 1024
-MIN_FULL_WIDTH_KBPS = 1800   # below this, 720-wide looks better than starved 1080-wide
+MIN_FULL_WIDTH_KBPS = 1800  # below this, 720-wide looks better than starved 1080-wide
 MIN_KBPS = 150
 AUDIO_KBPS = 160
 RETRY_FACTOR = 0.92
 SAMPLE_FRAMES = 12
 TRIAL_BIAS = 1.4  # trial bytes per frame / master bytes per frame, measured by bench/render.py (1.40 and 1.49)
-CONTAINER_MARGIN = 0.96      # room for the mp4 index and rate-control error
+CONTAINER_MARGIN = 0.96  # room for the mp4 index and rate-control error
 
 
 class FitReport(BaseModel):
@@ -49,8 +49,9 @@ class CopyPlan(BaseModel):
     height: int
 
 
-def plan_copy(duration: float, size: tuple[int, int], limit_bytes: int, audio_kbps: int = AUDIO_KBPS,
-              attempt: int = 1) -> CopyPlan | None:
+def plan_copy(
+    duration: float, size: tuple[int, int], limit_bytes: int, audio_kbps: int = AUDIO_KBPS, attempt: int = 1
+) -> CopyPlan | None:
     """Bitrate and picture size for a copy of `duration` seconds under `limit_bytes`; None when none fits."""
     budget_kbps = limit_bytes * 8 / 1000 / (duration + 1) * CONTAINER_MARGIN - audio_kbps
     w, h = size
@@ -61,8 +62,9 @@ def plan_copy(duration: float, size: tuple[int, int], limit_bytes: int, audio_kb
     return CopyPlan(video_kbps=kbps, width=w, height=h) if kbps >= MIN_KBPS else None
 
 
-async def fit_for_upload(master: Path, out: Path, limit_bytes: int = DEFAULT_LIMIT,
-                         first_attempt: int = 1) -> FitReport | None:
+async def fit_for_upload(
+    master: Path, out: Path, limit_bytes: int = DEFAULT_LIMIT, first_attempt: int = 1
+) -> FitReport | None:
     """Write `out` under `limit_bytes` when `master` is over it; None when the master already fits.
 
     `first_attempt` > 1 starts lower: the fallback after a copy made in the final cut came out too big.
@@ -83,8 +85,15 @@ async def fit_for_upload(master: Path, out: Path, limit_bytes: int = DEFAULT_LIM
             size = scratch.stat().st_size
             if size <= limit_bytes:  # else try again, asking for 8% less
                 scratch.replace(out)
-                return FitReport(path=str(out), size_bytes=size, video_kbps=copy.video_kbps, width=copy.width,
-                                 height=copy.height, attempts=attempt, same_run=False)
+                return FitReport(
+                    path=str(out),
+                    size_bytes=size,
+                    video_kbps=copy.video_kbps,
+                    width=copy.width,
+                    height=copy.height,
+                    attempts=attempt,
+                    same_run=False,
+                )
     finally:
         scratch.unlink(missing_ok=True)
     raise MediaError(f"cannot fit {master.name} ({info.duration:.0f} s) under {limit_bytes} bytes")
@@ -92,11 +101,37 @@ async def fit_for_upload(master: Path, out: Path, limit_bytes: int = DEFAULT_LIM
 
 async def _encode_capped(master: Path, out: Path, copy: CopyPlan) -> None:
     kbps = copy.video_kbps
-    await run_ffmpeg([
-        "-v", "error", "-i", master, "-vf", f"scale={copy.width}:{copy.height}:flags=bicubic", "-c:v", "libx264",
-        "-profile:v", "high", "-preset", "veryfast", "-b:v", f"{kbps}k", "-maxrate", f"{int(kbps * 1.1)}k",
-        "-bufsize", f"{kbps}k", "-pix_fmt", "yuv420p", "-c:a", "copy", "-movflags", "+faststart", "-f", "mp4", out,
-    ])
+    await run_ffmpeg(
+        [
+            "-v",
+            "error",
+            "-i",
+            master,
+            "-vf",
+            f"scale={copy.width}:{copy.height}:flags=bicubic",
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "high",
+            "-preset",
+            "veryfast",
+            "-b:v",
+            f"{kbps}k",
+            "-maxrate",
+            f"{int(kbps * 1.1)}k",
+            "-bufsize",
+            f"{kbps}k",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "copy",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            out,
+        ]
+    )
 
 
 async def predict_master_bytes(media: list[ShotMedia], cut: CutPlan, aspect: Aspect, enc: VideoEncoding) -> int:
@@ -118,16 +153,42 @@ async def predict_master_bytes(media: list[ShotMedia], cut: CutPlan, aspect: Asp
             chains.append(f"[{first}:v]{ken_burns_filter(shot.motion, n, aspect, (n - count) // 2, count)}[p{i}]")
             continue
         inputs += ["-t", f"{count / FPS + 0.5:.3f}", "-i", str(shot.sources[0].path)]
-        chains.append(f"[{first}:v]setpts=PTS-STARTPTS,fps={FPS},{cover_filter(aspect)},"
-                      f"tpad=stop_mode=clone:stop={count},trim=end_frame={count}[p{i}]")
+        chains.append(
+            f"[{first}:v]setpts=PTS-STARTPTS,fps={FPS},{cover_filter(aspect)},"
+            f"tpad=stop_mode=clone:stop={count},trim=end_frame={count}[p{i}]"
+        )
     labels = "".join(f"[p{i}]" for i in range(len(media)))
     graph = ";".join(chains) + f";{labels}concat=n={len(media)}:v=1:a=0[v]"
     sampled = sum(min(SAMPLE_FRAMES, n) for n in cut.clip_frames)
     with tempfile.TemporaryDirectory(prefix="storybot-trial-") as tmp:
         trial = Path(tmp) / "trial.mp4"
-        await run_ffmpeg(["-v", "error", *inputs, "-filter_complex", graph, "-map", "[v]",
-                          "-c:v", "libx264", "-profile:v", "high", "-preset", enc.preset, "-crf", str(enc.crf),
-                          "-pix_fmt", "yuv420p", "-g", str(2 * FPS), "-an", "-f", "mp4", trial])
+        await run_ffmpeg(
+            [
+                "-v",
+                "error",
+                *inputs,
+                "-filter_complex",
+                graph,
+                "-map",
+                "[v]",
+                "-c:v",
+                "libx264",
+                "-profile:v",
+                "high",
+                "-preset",
+                enc.preset,
+                "-crf",
+                str(enc.crf),
+                "-pix_fmt",
+                "yuv420p",
+                "-g",
+                str(2 * FPS),
+                "-an",
+                "-f",
+                "mp4",
+                trial,
+            ]
+        )
         video_bytes = trial.stat().st_size
     audio_kbps = int(enc.audio_bitrate.rstrip("k"))
     return int(video_bytes / sampled / TRIAL_BIAS * cut.total_frames + audio_kbps * 1000 / 8 * cut.total)

@@ -28,9 +28,15 @@ async def collect_ideas(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     else:
         s = ctx.settings
         seeds = s.data_dir / "seeds.txt"
-        sources = await collect_sources(ctx.request(state).prompt, seeds if seeds.is_file() else None, s.feed_urls,
-                                        subreddits=s.subreddits, reddit_url=s.reddit_base_url,
-                                        user_agent=s.user_agent, seen=ctx.store.seen_sources)
+        sources = await collect_sources(
+            ctx.request(state).prompt,
+            seeds if seeds.is_file() else None,
+            s.feed_urls,
+            subreddits=s.subreddits,
+            reddit_url=s.reddit_base_url,
+            user_agent=s.user_agent,
+            seen=ctx.store.seen_sources,
+        )
         write_json_atomic(ctx.path("ideas.json"), {"sources": [s.model_dump() for s in sources]})
         ctx.store.mark_sources_seen(ctx.job_id, [source_key(s) for s in sources if s.kind in ("rss", "reddit")])
     kinds = sorted({s.kind for s in sources})
@@ -58,7 +64,8 @@ async def pick_idea(state: JobState, ctx: NodeContext) -> Command[Literal["write
     if answer.action == "cancel":
         return Command(update=done("user", outcome="cancelled"), goto="__end__")
     if answer.action == "replace":  # their own script: straight to the script approval with it
-        return Command(update=done("user", idea=ideas[0].model_dump(), revision={"text": answer.text or ""}),
-                       goto="revise_script")
+        return Command(
+            update=done("user", idea=ideas[0].model_dump(), revision={"text": answer.text or ""}), goto="revise_script"
+        )
     index = answer.index if answer.action == "pick" and answer.index is not None else 0
     return Command(update=done("user", idea=ideas[index].model_dump()), goto="write_script")

@@ -49,8 +49,16 @@ def _gpu(ctx: NodeContext, family: Family) -> GpuClient | None:
     return ctx.gpu if ctx.gpu is not None and ctx.gpu.configured(family) else None
 
 
-async def _call(ctx: NodeContext, family: str, model: str, call: Callable[[ProgressFn], Awaitable[T]], *,
-                stage_name: str, what: str, span: tuple[float, float] = (0.0, 100.0)) -> T:
+async def _call(
+    ctx: NodeContext,
+    family: str,
+    model: str,
+    call: Callable[[ProgressFn], Awaitable[T]],
+    *,
+    stage_name: str,
+    what: str,
+    span: tuple[float, float] = (0.0, 100.0),
+) -> T:
     """One GPU (or vision API) request with progress mapped into `span` percent of the stage; a
     failure names the stage, the shot(s) and the model, and says out-of-memory plainly."""
     lo, hi = span
@@ -80,8 +88,12 @@ async def subtitles_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
         provider = "estimated timings"
     if (gpu := _gpu(ctx, "whisper")) is not None:
         s = ctx.settings
-        params = WhisperParams(audio=str(ctx.path("voice.wav")), beam_size=s.whisper_beam_size,
-                               max_new_tokens=s.whisper_max_new_tokens, language=_language(state))
+        params = WhisperParams(
+            audio=str(ctx.path("voice.wav")),
+            beam_size=s.whisper_beam_size,
+            max_new_tokens=s.whisper_max_new_tokens,
+            language=_language(state),
+        )
 
         def hear(progress: ProgressFn, gpu: GpuClient = gpu) -> Awaitable[Transcript]:
             return gpu.run("whisper", params, progress)
@@ -89,16 +101,22 @@ async def subtitles_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
         result = await _call(ctx, "whisper", gpu.model("whisper"), hear, stage_name="subtitles", what="voice")
         heard = [Recognised.model_validate(w.model_dump()) for w in result.words]
         aligned = align(words, heard, result.duration)
-        asr = {"model": gpu.model("whisper"), "recognised": len(result.words), "matched": aligned.matched,
-               "coverage": round(aligned.coverage, 3), "applied": bool(state["voice"]["estimated"])}
+        asr = {
+            "model": gpu.model("whisper"),
+            "recognised": len(result.words),
+            "matched": aligned.matched,
+            "coverage": round(aligned.coverage, 3),
+            "applied": bool(state["voice"]["estimated"]),
+        }
         write_json_atomic(ctx.path("asr.json"), {**asr, "words": [w.model_dump() for w in result.words]})
         if state["voice"]["estimated"]:
             words, provider = aligned.words, "whisper alignment"
             write_json_atomic(ctx.path("words.json"), [w.model_dump() for w in words])
         else:
             provider = "voice timings (whisper checked)"
-    result_files = await ctx.in_thread(subtitles.write_subtitles, ctx.script(), words, ctx.request(state).aspect,
-                                       ctx.job_dir)
+    result_files = await ctx.in_thread(
+        subtitles.write_subtitles, ctx.script(), words, ctx.request(state).aspect, ctx.job_dir
+    )
     return done(provider, subtitles={"cues": len(result_files.cues), "font_size": result_files.font_size, "asr": asr})
 
 
@@ -126,9 +144,15 @@ def _negative_prompt(ctx: NodeContext, shot: Shot, extras: dict[int, dict[str, A
     return ", ".join(p for p in (own, ctx.settings.sdxl_negative_prompt) if p)
 
 
-async def _sdxl_draw(ctx: NodeContext, gpu: GpuClient, stage_name: str, aspect: Aspect,
-                     jobs: list[tuple[Shot, int, str, Path]], span: tuple[float, float] = (0.0, 100.0),
-                     negatives: list[str] | None = None) -> None:
+async def _sdxl_draw(
+    ctx: NodeContext,
+    gpu: GpuClient,
+    stage_name: str,
+    aspect: Aspect,
+    jobs: list[tuple[Shot, int, str, Path]],
+    span: tuple[float, float] = (0.0, 100.0),
+    negatives: list[str] | None = None,
+) -> None:
     """Draw (shot, seed, prompt, png) in batches at SDXL's native size, then scale each to the output size;
     `negatives` (one per job) replace the planned negative prompts (a vision redraw's)."""
     s = ctx.settings
@@ -138,20 +162,34 @@ async def _sdxl_draw(ctx: NodeContext, gpu: GpuClient, stage_name: str, aspect: 
     raw_dir.mkdir(parents=True, exist_ok=True)
     lo, hi = span
     for b in range(0, len(jobs), s.sdxl_batch):
-        batch = jobs[b:b + s.sdxl_batch]
+        batch = jobs[b : b + s.sdxl_batch]
         raws = [raw_dir / png.name for _, _, _, png in batch]
-        params = SdxlParams(prompts=[p for _, _, p, _ in batch], seeds=[seed for _, seed, _, _ in batch],
-                            outputs=[str(r) for r in raws], width=width, height=height, steps=s.sdxl_steps,
-                            negative_prompts=negatives[b:b + s.sdxl_batch] if negatives else
-                            [_negative_prompt(ctx, shot, extras) for shot, _, _, _ in batch])
+        params = SdxlParams(
+            prompts=[p for _, _, p, _ in batch],
+            seeds=[seed for _, seed, _, _ in batch],
+            outputs=[str(r) for r in raws],
+            width=width,
+            height=height,
+            steps=s.sdxl_steps,
+            negative_prompts=negatives[b : b + s.sdxl_batch]
+            if negatives
+            else [_negative_prompt(ctx, shot, extras) for shot, _, _, _ in batch],
+        )
         numbers = ", ".join(str(shot.index + 1) for shot, _, _, _ in batch)
         part = (hi - lo) / len(jobs)
 
         def draw(progress: ProgressFn, params: SdxlParams = params) -> Awaitable[ImageResult]:
             return gpu.run("sdxl", params, progress)
 
-        await _call(ctx, "sdxl", gpu.model("sdxl"), draw, stage_name=stage_name, what=f"shot {numbers}",
-                    span=(lo + part * b, lo + part * (b + len(batch))))
+        await _call(
+            ctx,
+            "sdxl",
+            gpu.model("sdxl"),
+            draw,
+            stage_name=stage_name,
+            what=f"shot {numbers}",
+            span=(lo + part * b, lo + part * (b + len(batch))),
+        )
         for raw, (_, _, _, png) in zip(raws, batch, strict=True):
             image = await ctx.in_thread(keyframes.load_image_cover, raw, aspect.size)
             await ctx.in_thread(keyframes.save_png, image, png)
@@ -202,13 +240,24 @@ async def keyframes_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     for shot in plan:
         seed = _shot_seed(state, shot.index)
         extra = extras.get(shot.index, {})
-        brief = visuals.brief(shot, _picture_prompt(shot, extras), _negative_prompt(ctx, shot, extras),
-                              extra.get("search_terms"), seed, title)
+        brief = visuals.brief(
+            shot,
+            _picture_prompt(shot, extras),
+            _negative_prompt(ctx, shot, extras),
+            extra.get("search_terms"),
+            seed,
+            title,
+        )
         png = folder / keyframes.keyframe_name(shot)
         manifest = folder / f".{png.stem}.json"
         label = f"sdxl:{gpu.model('sdxl')}:{ctx.settings.sdxl_steps}" if gpu else name
-        key = fingerprint(label, brief.model_dump(exclude={"title"} if shot.index else set()), aspect.value,
-                          request.media, str(pinned.get(shot.index, "")))
+        key = fingerprint(
+            label,
+            brief.model_dump(exclude={"title"} if shot.index else set()),
+            aspect.value,
+            request.media,
+            str(pinned.get(shot.index, "")),
+        )
         names.append(f"keyframes/{png.name}")
         seeds[str(shot.index + 1)] = seed
         old = before.get(shot.index + 1)
@@ -223,8 +272,7 @@ async def keyframes_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
 
     async def draw(jobs: list[tuple[visuals.ShotBrief, Path]]) -> None:
         assert gpu is not None
-        await _sdxl_draw(ctx, gpu, "keyframes", aspect,
-                         [(plan[b.index], b.seed, b.prompt, png) for b, png in jobs])
+        await _sdxl_draw(ctx, gpu, "keyframes", aspect, [(plan[b.index], b.seed, b.prompt, png) for b, png in jobs])
 
     vision = get_judge(ctx.settings, ctx.gpu) if name == "stock" else None  # GPU or OpenAI-compatible vision
 
@@ -236,10 +284,14 @@ async def keyframes_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     own = [b for b, _, _ in todo if b.index in pinned]
     rest = [b for b, _, _ in todo if b.index not in pinned]
     with ctx.metered("keyframes"):
-        async with visuals.open_source(name, ctx.settings, draw=draw,
-                                       gpu_label=f"sdxl:{gpu.model('sdxl')}" if gpu else "sdxl",
-                                       user_files=[Path(m) for m in request.media],
-                                       rank=rank if vision is not None else None) as source:
+        async with visuals.open_source(
+            name,
+            ctx.settings,
+            draw=draw,
+            gpu_label=f"sdxl:{gpu.model('sdxl')}" if gpu else "sdxl",
+            user_files=[Path(m) for m in request.media],
+            rank=rank if vision is not None else None,
+        ) as source:
             by_shot = {v.shot: v for v in await visuals.make_visuals(source, rest, job)}
         async with visuals.open_source("user", ctx.settings, pinned=pinned) as replacing:
             by_shot |= {v.shot: v for v in await visuals.make_visuals(replacing, own, job)}
@@ -260,6 +312,7 @@ async def keyframes_node(state: JobState, ctx: NodeContext) -> dict[str, Any]:
 
 def _best(attempts: list[dict[str, Any]]) -> int:
     """The attempt to keep: the highest score; unparsed verdicts rank below any parsed one."""
+
     def value(i: int) -> float:
         verdict = Verdict.model_validate(attempts[i]["verdict"])
         return verdict.value if verdict.value is not None else -1.0
@@ -267,10 +320,15 @@ def _best(attempts: list[dict[str, Any]]) -> int:
     return max(range(len(attempts)), key=lambda i: (value(i), -i))
 
 
-async def _judge(ctx: NodeContext, judge: Judge, png: Path, prompt: str, previous: Path | None,
-                 what: str) -> Verdict:
-    return await _call(ctx, "vision", judge.model, lambda p: judge.judge(png, prompt, previous, p),
-                       stage_name="vision_guidance", what=what)
+async def _judge(ctx: NodeContext, judge: Judge, png: Path, prompt: str, previous: Path | None, what: str) -> Verdict:
+    return await _call(
+        ctx,
+        "vision",
+        judge.model,
+        lambda p: judge.judge(png, prompt, previous, p),
+        stage_name="vision_guidance",
+        what=what,
+    )
 
 
 @stage("vision_guidance")
@@ -292,13 +350,25 @@ async def vision_guidance(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     verdicts = [Verdict.model_validate(a["verdict"]) for r in records for a in r["attempts"]]
     unparsed = sum(not Verdict.model_validate(r["verdict"]).parsed for r in records)
     parse_rate = round(sum(v.parsed for v in verdicts) / len(verdicts), 3) if verdicts else 1.0
-    log.info("job %s: %s vision verdicts parsed %.0f%% of %d", ctx.job_id, judge.model, 100 * parse_rate,
-             len(verdicts))
-    write_json_atomic(ctx.path("vision.json"), {
-        "skipped": False, "provider": judge.provider, "model": judge.model, "threshold": s.vision_threshold,
-        "rounds": s.vision_rounds, "unparsed": unparsed, "parse_rate": parse_rate, "shots": records})
-    notices = [f"vision guidance: {unparsed} of {len(records)} verdicts did not parse; those shots were kept"
-               ] if unparsed else []
+    log.info("job %s: %s vision verdicts parsed %.0f%% of %d", ctx.job_id, judge.model, 100 * parse_rate, len(verdicts))
+    write_json_atomic(
+        ctx.path("vision.json"),
+        {
+            "skipped": False,
+            "provider": judge.provider,
+            "model": judge.model,
+            "threshold": s.vision_threshold,
+            "rounds": s.vision_rounds,
+            "unparsed": unparsed,
+            "parse_rate": parse_rate,
+            "shots": records,
+        },
+    )
+    notices = (
+        [f"vision guidance: {unparsed} of {len(records)} verdicts did not parse; those shots were kept"]
+        if unparsed
+        else []
+    )
     return done(f"{judge.provider} ({judge.model})", notices=notices)
 
 
@@ -313,8 +383,9 @@ async def _judge_all(state: JobState, ctx: NodeContext, judge: Judge) -> list[di
     for n, shot in enumerate(plan):
         png = ctx.path(state["keyframes"][n])
         manifest = png.with_name(f".{png.stem}.vision.json")
-        key = fingerprint(judge.model, file_digest(png), s.vision_threshold, s.vision_rounds,
-                          previous and file_digest(previous))
+        key = fingerprint(
+            judge.model, file_digest(png), s.vision_threshold, s.vision_rounds, previous and file_digest(previous)
+        )
         if (kept := reusable(manifest, key, png)) is not None:
             records.append(kept["record"])
             previous = png
@@ -323,8 +394,16 @@ async def _judge_all(state: JobState, ctx: NodeContext, judge: Judge) -> list[di
         seed, prompt = _shot_seed(state, shot.index), _picture_prompt(shot, extras)
         negative = _negative_prompt(ctx, shot, extras)
         first = await _judge(ctx, judge, png, prompt, previous, what)
-        attempts: list[dict[str, Any]] = [{"round": 0, "seed": seed, "prompt": prompt, "negative_prompt": negative,
-                                           "file": png.name, "verdict": first.model_dump()}]
+        attempts: list[dict[str, Any]] = [
+            {
+                "round": 0,
+                "seed": seed,
+                "prompt": prompt,
+                "negative_prompt": negative,
+                "file": png.name,
+                "verdict": first.model_dump(),
+            }
+        ]
         verdict = first
         for round_ in range(1, s.vision_rounds + 1 if sdxl else 1):
             if not gpu_plan.needs_retry(verdict, s.vision_threshold):
@@ -333,11 +412,20 @@ async def _judge_all(state: JobState, ctx: NodeContext, judge: Judge) -> list[di
             retry = png.with_name(f".{png.stem}.try{round_}.png")
             new_seed = seed + 7919 * round_
             new_prompt, new_negative = gpu_plan.redraw_prompts(prompt, negative, verdict)
-            await _sdxl_draw(ctx, sdxl, "vision_guidance", aspect, [(shot, new_seed, new_prompt, retry)],
-                             negatives=[new_negative])
+            await _sdxl_draw(
+                ctx, sdxl, "vision_guidance", aspect, [(shot, new_seed, new_prompt, retry)], negatives=[new_negative]
+            )
             verdict = await _judge(ctx, judge, retry, prompt, previous, what)  # judged against the shot, always
-            attempts.append({"round": round_, "seed": new_seed, "prompt": new_prompt,
-                             "negative_prompt": new_negative, "file": retry.name, "verdict": verdict.model_dump()})
+            attempts.append(
+                {
+                    "round": round_,
+                    "seed": new_seed,
+                    "prompt": new_prompt,
+                    "negative_prompt": new_negative,
+                    "file": retry.name,
+                    "verdict": verdict.model_dump(),
+                }
+            )
         best = _best(attempts)
         if best:  # every round's picture stays on disk beside vision.json; the best becomes the keyframe
             first_file = png.with_name(f".{png.stem}.try0.png")
@@ -346,8 +434,13 @@ async def _judge_all(state: JobState, ctx: NodeContext, judge: Judge) -> list[di
             shutil.copyfile(png.with_name(attempts[best]["file"]), png)
         record = {"shot": shot.index + 1, "kept": best, "verdict": attempts[best]["verdict"], "attempts": attempts}
         records.append(record)
-        remember(manifest, fingerprint(judge.model, file_digest(png), s.vision_threshold,
-                                       s.vision_rounds, previous and file_digest(previous)), record=record)
+        remember(
+            manifest,
+            fingerprint(
+                judge.model, file_digest(png), s.vision_threshold, s.vision_rounds, previous and file_digest(previous)
+            ),
+            record=record,
+        )
         previous = png
         ctx.progress("vision_guidance", 100 * (n + 1) / len(plan))
     return records
@@ -358,19 +451,30 @@ def _verdicts(ctx: NodeContext) -> list[ShotVerdict]:
     path = ctx.path("vision.json")
     data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     shown = ("parsed", "score", "missing", "unwanted", "adherence", "quality", "critique", "consistent")
-    return [ShotVerdict.model_validate({"shot": r["shot"], **Verdict.model_validate(r["verdict"]).model_dump(
-        include=set(shown))}) for r in data.get("shots", [])]
+    return [
+        ShotVerdict.model_validate(
+            {"shot": r["shot"], **Verdict.model_validate(r["verdict"]).model_dump(include=set(shown))}
+        )
+        for r in data.get("shots", [])
+    ]
 
 
 @stage("approve_keyframes")
-async def approve_keyframes(state: JobState, ctx: NodeContext) -> Command[Literal[
-        "animate", "keyframes", "revise_script", "__end__"]]:
+async def approve_keyframes(
+    state: JobState, ctx: NodeContext
+) -> Command[Literal["animate", "keyframes", "revise_script", "__end__"]]:
     if ctx.auto_approve:
         return Command(update=done("auto"), goto="animate")
     plan = shots.read_shots(ctx.path("shots.json"))
-    answer = Answer.model_validate(interrupt(KeyframeApproval(
-        keyframes=[str(ctx.path(k)) for k in state["keyframes"]],
-        shots=[ShotCaption(number=s.index + 1, text=s.text) for s in plan], verdicts=_verdicts(ctx))))
+    answer = Answer.model_validate(
+        interrupt(
+            KeyframeApproval(
+                keyframes=[str(ctx.path(k)) for k in state["keyframes"]],
+                shots=[ShotCaption(number=s.index + 1, text=s.text) for s in plan],
+                verdicts=_verdicts(ctx),
+            )
+        )
+    )
     if answer.action == "cancel":
         return Command(update=done("user", outcome="cancelled"), goto="__end__")
     if answer.action == "replace":  # a new script: back to its approval, then voice and pictures again
@@ -384,8 +488,10 @@ async def approve_keyframes(state: JobState, ctx: NodeContext) -> Command[Litera
         for number in answer.shots:
             own.pop(str(number - 1), None)  # a plain re-roll goes back to the job's source
         own |= {str(n - 1): path for n, path in zip(answer.shots, answer.media, strict=False)}
-        return Command(update=done("user", shot_seeds=seeds, reroll=[n - 1 for n in answer.shots],
-                                   shot_media=own), goto="keyframes")
+        return Command(
+            update=done("user", shot_seeds=seeds, reroll=[n - 1 for n in answer.shots], shot_media=own),
+            goto="keyframes",
+        )
     return Command(update=done("user"), goto="animate")
 
 
@@ -410,9 +516,14 @@ async def animate(state: JobState, ctx: NodeContext) -> dict[str, Any]:
         keyframe = ctx.path(state["keyframes"][n])
         footage = (rec := records.get(shot.index + 1)) and rec.clips
         if footage:  # stock or the user's clips, fitted and chained in the final cut
-            media.append(motion.ClipShot(sources=[
-                (await ctx.in_thread(motion.clip_source, ctx.job_dir / c)).model_copy(update={"path": Path(c)})
-                for c in footage]))
+            media.append(
+                motion.ClipShot(
+                    sources=[
+                        (await ctx.in_thread(motion.clip_source, ctx.job_dir / c)).model_copy(update={"path": Path(c)})
+                        for c in footage
+                    ]
+                )
+            )
             names.append(footage[0])
             continue
         if gpu is None:
@@ -422,23 +533,53 @@ async def animate(state: JobState, ctx: NodeContext) -> dict[str, Any]:
         clip = folder / f"shot_{shot.index + 1:02d}.mp4"
         manifest = folder / f".{clip.stem}.json"
         ltx_frames = gpu_plan.ltx_frames(frames / motion.FPS)
-        ltx_prompt = gpu_plan.ltx_prompt(_picture_prompt(shot, extras), shot.motion,
-                                         extras.get(shot.index, {}).get("beat"))
-        key = fingerprint("ltx", gpu.model("ltx"), await ctx.in_thread(file_digest, keyframe), ltx_prompt, frames,
-                          ltx_frames, s.ltx_max_frames, width, height, s.ltx_steps, s.ltx_guidance, aspect.value)
+        ltx_prompt = gpu_plan.ltx_prompt(
+            _picture_prompt(shot, extras), shot.motion, extras.get(shot.index, {}).get("beat")
+        )
+        key = fingerprint(
+            "ltx",
+            gpu.model("ltx"),
+            await ctx.in_thread(file_digest, keyframe),
+            ltx_prompt,
+            frames,
+            ltx_frames,
+            s.ltx_max_frames,
+            width,
+            height,
+            s.ltx_steps,
+            s.ltx_guidance,
+            aspect.value,
+        )
         if reusable(manifest, key, clip) is None:
-            params = LtxParams(image=str(keyframe), prompt=ltx_prompt, output=str(clip),
-                               width=width, height=height, num_frames=ltx_frames, fps=gpu_plan.LTX_FPS,
-                               max_frames=gpu_plan.frame_cap(s.ltx_max_frames), steps=s.ltx_steps,
-                               guidance=s.ltx_guidance, seed=_shot_seed(state, shot.index),
-                               negative_prompt=_negative_prompt(ctx, shot, extras))
+            params = LtxParams(
+                image=str(keyframe),
+                prompt=ltx_prompt,
+                output=str(clip),
+                width=width,
+                height=height,
+                num_frames=ltx_frames,
+                fps=gpu_plan.LTX_FPS,
+                max_frames=gpu_plan.frame_cap(s.ltx_max_frames),
+                steps=s.ltx_steps,
+                guidance=s.ltx_guidance,
+                seed=_shot_seed(state, shot.index),
+                negative_prompt=_negative_prompt(ctx, shot, extras),
+            )
 
-            def animate_one(progress: ProgressFn, gpu: GpuClient = gpu, params: LtxParams = params
-                            ) -> Awaitable[ClipResult]:
+            def animate_one(
+                progress: ProgressFn, gpu: GpuClient = gpu, params: LtxParams = params
+            ) -> Awaitable[ClipResult]:
                 return gpu.run("ltx", params, progress)
 
-            await _call(ctx, "ltx", gpu.model("ltx"), animate_one, stage_name="animate",
-                        what=f"shot {shot.index + 1}", span=(100 * n / len(plan), 100 * (n + 1) / len(plan)))
+            await _call(
+                ctx,
+                "ltx",
+                gpu.model("ltx"),
+                animate_one,
+                stage_name="animate",
+                what=f"shot {shot.index + 1}",
+                span=(100 * n / len(plan), 100 * (n + 1) / len(plan)),
+            )
             remember(manifest, key)
         source = await ctx.in_thread(motion.clip_source, clip)
         media.append(motion.ClipShot(sources=[source.model_copy(update={"path": Path(f"clips/{clip.name}")})]))
@@ -467,8 +608,17 @@ async def post_produce(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     if (kept := reusable(manifest, key, ctx.path("final.mp4"), ctx.path("metadata.json"))) is not None:
         return done("ffmpeg", artifacts=kept["artifacts"])
     music = await music_or_bed(None, ctx.job_dir, cut.total, request.seed)
-    finished = await finish(ctx.job_dir, media, cut, ctx.path("voice.wav"), music, ctx.path("subtitles.ass"),
-                            request.aspect, enc, s.upload_limit_bytes)
+    finished = await finish(
+        ctx.job_dir,
+        media,
+        cut,
+        ctx.path("voice.wav"),
+        music,
+        ctx.path("subtitles.ass"),
+        request.aspect,
+        enc,
+        s.upload_limit_bytes,
+    )
     title = state.get("idea", {}).get("title") or request.prompt
     with ctx.metered("post_produce"):
         platforms = await ctx.writer.platform_meta(title, ctx.script())
@@ -479,14 +629,18 @@ async def post_produce(state: JobState, ctx: NodeContext) -> dict[str, Any]:
         "aspect": request.aspect.value,
         "voice": state["voice"],
         "shots": len(plan),
-        "visuals": [r.model_dump(include={"shot", "source", "media_ids", "notice"})
-                    for r in visuals.read_records(ctx.job_dir).values()],
+        "visuals": [
+            r.model_dump(include={"shot", "source", "media_ids", "notice"})
+            for r in visuals.read_records(ctx.job_dir).values()
+        ],
         "script_version": state["script_version"],
         "platforms": platforms.model_dump(),
         "providers": state.get("providers", {}),
         "usage": ctx.store.usage_totals(ctx.job_id),
-        "stages": {r.name: {"runs": r.runs, "seconds": r.seconds, "provider": r.provider}
-                   for r in ctx.store.stage_list(ctx.job_id)},
+        "stages": {
+            r.name: {"runs": r.runs, "seconds": r.seconds, "provider": r.provider}
+            for r in ctx.store.stage_list(ctx.job_id)
+        },
     }
     write_json_atomic(ctx.path("metadata.json"), metadata)
     artifacts = collect_artifacts(ctx.job_dir).model_dump()

@@ -42,9 +42,20 @@ def planned_shots(script: str, words: list[Word], duration: float, plan: list[Pl
         end = duration if last == len(words) - 1 else (words[last].end + words[last + 1].start) / 2
         if end - start < shots.MIN_SHOT_SECONDS:
             raise ValueError(f"shot {index + 1} would last {end - start:.2f} s")
-        text = script[words[first].char_start:words[last].char_end]
-        out.append(Shot(index=index, start=round(start, 3), end=round(end, 3), first_word=first, last_word=last,
-                        text=text, key_phrase=shots.key_phrase(text), prompt=p.prompt, motion=Motion(p.motion)))
+        text = script[words[first].char_start : words[last].char_end]
+        out.append(
+            Shot(
+                index=index,
+                start=round(start, 3),
+                end=round(end, 3),
+                first_word=first,
+                last_word=last,
+                text=text,
+                key_phrase=shots.key_phrase(text),
+                prompt=p.prompt,
+                motion=Motion(p.motion),
+            )
+        )
     return out
 
 
@@ -54,7 +65,7 @@ async def plan_scenes(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     text, words = ctx.script(), ctx.words()
     duration = state["voice"]["duration"]
     title = state.get("idea", {}).get("title") or request.prompt
-    texts = [text[words[a].char_start:words[b].char_end] for a, b in sentence_ranges(words)]
+    texts = [text[words[a].char_start : words[b].char_end] for a, b in sentence_ranges(words)]
     plan: list[Shot] | None = None
     extras: list[dict[str, Any]] = []
     provider = f"sentence planner + {ctx.writer.provider}"
@@ -75,7 +86,19 @@ async def plan_scenes(state: JobState, ctx: NodeContext) -> dict[str, Any]:
             prompts = await ctx.writer.scene_prompts(title, [s.text for s in plan])
             plan = [s.model_copy(update={"prompt": p}) for s, p in zip(plan, prompts, strict=True)]
     shots.write_shots(plan, ctx.path("shots.json"))
-    write_json_atomic(ctx.path("scenes.json"), [
-        {"shot": s.index + 1, "start": s.start, "end": s.end, "text": s.text, "prompt": s.prompt,
-         "motion": s.motion.value, **(extras[s.index] if extras else {})} for s in plan])
+    write_json_atomic(
+        ctx.path("scenes.json"),
+        [
+            {
+                "shot": s.index + 1,
+                "start": s.start,
+                "end": s.end,
+                "text": s.text,
+                "prompt": s.prompt,
+                "motion": s.motion.value,
+                **(extras[s.index] if extras else {}),
+            }
+            for s in plan
+        ],
+    )
     return done(provider, shot_seeds={}, reroll=[])

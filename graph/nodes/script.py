@@ -55,8 +55,13 @@ async def _seconds(ctx: NodeContext, request: JobRequest, text: str) -> float:
     return await spoken_seconds(text, estimator) * rate / narrator
 
 
-async def _sized(ctx: NodeContext, state: JobState, draft: Callable[[int], Awaitable[Revision]],
-                 goal: float | None = None, scale: float = 1.0) -> Revision:
+async def _sized(
+    ctx: NodeContext,
+    state: JobState,
+    draft: Callable[[int], Awaitable[Revision]],
+    goal: float | None = None,
+    scale: float = 1.0,
+) -> Revision:
     """Write to the word target, then, if the spoken draft misses the goal (--duration, unless a note
     asked for longer or shorter) by more than 8%, once more with the target scaled by the miss (the
     calibrated rate cannot know this text's pauses). The closer of the two is kept, however far off:
@@ -113,8 +118,11 @@ def _change(ctx: NodeContext, version: int) -> dict[str, Any]:
         return {}
     change = json.loads(path.read_text(encoding="utf-8"))
     previous = _draft(ctx, version - 1)
-    return {"summary": change.get("summary", ""), "diff": word_diff(previous, _draft(ctx, version)),
-            "previous_script": previous}
+    return {
+        "summary": change.get("summary", ""),
+        "diff": word_diff(previous, _draft(ctx, version)),
+        "previous_script": previous,
+    }
 
 
 def _draft(ctx: NodeContext, version: int) -> str:
@@ -153,6 +161,7 @@ async def write_script(state: JobState, ctx: NodeContext) -> dict[str, Any]:
             idea = ideas[(version - 1) % len(ideas)]
         else:
             idea = idea.model_copy(update={"tags": [ANGLES[version % len(ANGLES)].name, *idea.tags]})
+
     async def draft(words: int) -> Revision:
         return Revision(text=await ctx.writer.script(request.prompt, idea, words), summary="")
 
@@ -183,16 +192,22 @@ async def revise_script(state: JobState, ctx: NodeContext) -> dict[str, Any]:
 
 
 @stage("approve_script")
-async def approve_script(state: JobState, ctx: NodeContext) -> Command[Literal[
-        "voice", "revise_script", "write_script", "__end__"]]:
+async def approve_script(
+    state: JobState, ctx: NodeContext
+) -> Command[Literal["voice", "revise_script", "write_script", "__end__"]]:
     version = state["script_version"]
     text = _draft(ctx, version)
     if not ctx.auto_approve:
         request = ctx.request(state)
-        shown = ScriptApproval(version=version, script=text, words=len(text.split()),
-                               target_seconds=request.duration,
-                               spoken_seconds=round(await _seconds(ctx, request, text), 1),
-                               own_script=request.script_text is not None, **_change(ctx, version))
+        shown = ScriptApproval(
+            version=version,
+            script=text,
+            words=len(text.split()),
+            target_seconds=request.duration,
+            spoken_seconds=round(await _seconds(ctx, request, text), 1),
+            own_script=request.script_text is not None,
+            **_change(ctx, version),
+        )
         answer = Answer.model_validate(interrupt(shown))
         if answer.action == "cancel":
             return Command(update=done("user", outcome="cancelled"), goto="__end__")

@@ -34,8 +34,15 @@ async def voice(state: JobState, ctx: NodeContext) -> dict[str, Any]:
     write_json_atomic(words_file, [w.model_dump() for w in speech.words])
     if speech.words_per_minute > 0 and not speech.estimated:  # the next script for this voice is sized by it
         ctx.store.set_voice_rate(narrator.rate_key, speech.words_per_minute)
-    summary = {"wav": "voice.wav", "duration": speech.duration, "words_per_minute": speech.words_per_minute,
-               "provider": speech.provider, "name": narrator.name, "language": narrator.language,
-               "estimated": speech.estimated, "notice": chosen.notice}
+    summary = {
+        "wav": "voice.wav",
+        "duration": speech.duration,
+        "words_per_minute": speech.words_per_minute,
+        "provider": speech.provider,
+        "name": narrator.name,
+        "language": narrator.language,
+        "estimated": speech.estimated,
+        "notice": chosen.notice,
+    }
     remember(manifest, key, voice=summary)
     return done(narrator.provider, voice=summary)

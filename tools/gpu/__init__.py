@@ -20,9 +20,24 @@ from tools.gpu.client import GpuClient, ProgressFn
 from tools.gpu.errors import GpuError
 from tools.settings import Settings
 
-__all__ = ["ClipResult", "Family", "GpuClient", "GpuError", "ImageResult", "LtxParams", "ProgressFn",
-           "RecognisedWord", "SdxlParams", "Transcript", "Verdict", "VisionParams", "WhisperParams", "make_client",
-           "models_of", "vision_on_api"]
+__all__ = [
+    "ClipResult",
+    "Family",
+    "GpuClient",
+    "GpuError",
+    "ImageResult",
+    "LtxParams",
+    "ProgressFn",
+    "RecognisedWord",
+    "SdxlParams",
+    "Transcript",
+    "Verdict",
+    "VisionParams",
+    "WhisperParams",
+    "make_client",
+    "models_of",
+    "vision_on_api",
+]
 
 
 def vision_on_api(settings: Settings) -> bool:
@@ -34,8 +49,12 @@ def vision_on_api(settings: Settings) -> bool:
 
 def models_of(settings: Settings) -> dict[Family, str]:
     vision = None if vision_on_api(settings) else settings.vision_model
-    configured: dict[Family, str | None] = {"sdxl": settings.sdxl_model, "ltx": settings.ltx_model,
-                                            "whisper": settings.whisper_model, "vision": vision}
+    configured: dict[Family, str | None] = {
+        "sdxl": settings.sdxl_model,
+        "ltx": settings.ltx_model,
+        "whisper": settings.whisper_model,
+        "vision": vision,
+    }
     return {family: model for family, model in configured.items() if model}
 
 
@@ -51,7 +70,13 @@ def make_client(settings: Settings) -> GpuClient:
         raise GpuError(f"unknown STORYBOT_GPU_BACKEND {settings.gpu_backend!r} (use local or celery)", "load")
     from tools.gpu.local import LocalBackend, parse_devices
 
-    return LocalBackend(models_of(settings), load_timeout=settings.gpu_load_timeout,
-                        request_timeout=settings.gpu_request_timeout, retries=settings.gpu_retries,
-                        queue_size=settings.gpu_queue_size, devices=parse_devices(settings.gpu_devices),
-                        offload=settings.gpu_offload, idle_unload=settings.gpu_idle_unload)
+    return LocalBackend(
+        models_of(settings),
+        load_timeout=settings.gpu_load_timeout,
+        request_timeout=settings.gpu_request_timeout,
+        retries=settings.gpu_retries,
+        queue_size=settings.gpu_queue_size,
+        devices=parse_devices(settings.gpu_devices),
+        offload=settings.gpu_offload,
+        idle_unload=settings.gpu_idle_unload,
+    )

@@ -28,11 +28,19 @@ CANCEL_TTL = 3600
 def make_app(redis_url: str, visibility_timeout: float = 3600) -> Celery:
     app = Celery("storybot", broker=redis_url, backend=redis_url)
     app.conf.update(
-        task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
-        task_track_started=True, task_serializer="json", result_serializer="json", accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_track_started=True,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
         broker_transport_options={"visibility_timeout": visibility_timeout},
         result_backend_transport_options={"visibility_timeout": visibility_timeout},
-        result_expires=24 * 3600, broker_connection_retry_on_startup=True, worker_hijack_root_logger=False)
+        result_expires=24 * 3600,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+    )
     app.task(bind=True, name=TASK_NAME)(run_task)
     return app
 

@@ -33,8 +33,15 @@ class CeleryBackend(GpuClient):
         if not self.configured(family):
             raise GpuError(f"no {family} model configured", "load")
         limit = self.request_timeout
-        result = await asyncio.to_thread(self.app.send_task, TASK_NAME, args=[family, self.models[family], params],
-                                         queue=family, expires=limit, time_limit=limit + 60, soft_time_limit=limit)
+        result = await asyncio.to_thread(
+            self.app.send_task,
+            TASK_NAME,
+            args=[family, self.models[family], params],
+            queue=family,
+            expires=limit,
+            time_limit=limit + 60,
+            soft_time_limit=limit,
+        )
         self.last_task_id = result.id
         deadline = time.monotonic() + limit
         try:
@@ -49,8 +56,11 @@ class CeleryBackend(GpuClient):
                 if state == "PROGRESS" and progress and isinstance(info, dict) and info.get("total"):
                     progress(int(info["step"]), int(info["total"]))
                 if time.monotonic() > deadline:
-                    raise GpuError(f"{family} worker ({self.models[family]}): no answer within "
-                                   f"{limit:.0f} s (is a worker consuming queue {family!r}?)", "timeout")
+                    raise GpuError(
+                        f"{family} worker ({self.models[family]}): no answer within "
+                        f"{limit:.0f} s (is a worker consuming queue {family!r}?)",
+                        "timeout",
+                    )
                 await asyncio.sleep(POLL_SECONDS)
         except BaseException:
             if not result.ready():

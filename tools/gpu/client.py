@@ -28,8 +28,12 @@ from gpu_workers.protocol import (
 from tools.gpu.errors import GpuError
 
 ProgressFn = Callable[[int, int], None]
-PARAMS: dict[Family, type[BaseModel]] = {"sdxl": SdxlParams, "ltx": LtxParams, "whisper": WhisperParams,
-                                         "vision": VisionParams}
+PARAMS: dict[Family, type[BaseModel]] = {
+    "sdxl": SdxlParams,
+    "ltx": LtxParams,
+    "whisper": WhisperParams,
+    "vision": VisionParams,
+}
 
 
 class GpuClient:
@@ -48,17 +52,21 @@ class GpuClient:
         raise NotImplementedError
 
     @overload
-    async def run(self, family: Literal["sdxl"], params: SdxlParams,
-                  progress: ProgressFn | None = None) -> ImageResult: ...
+    async def run(
+        self, family: Literal["sdxl"], params: SdxlParams, progress: ProgressFn | None = None
+    ) -> ImageResult: ...
     @overload
-    async def run(self, family: Literal["ltx"], params: LtxParams,
-                  progress: ProgressFn | None = None) -> ClipResult: ...
+    async def run(
+        self, family: Literal["ltx"], params: LtxParams, progress: ProgressFn | None = None
+    ) -> ClipResult: ...
     @overload
-    async def run(self, family: Literal["whisper"], params: WhisperParams,
-                  progress: ProgressFn | None = None) -> Transcript: ...
+    async def run(
+        self, family: Literal["whisper"], params: WhisperParams, progress: ProgressFn | None = None
+    ) -> Transcript: ...
     @overload
-    async def run(self, family: Literal["vision"], params: VisionParams,
-                  progress: ProgressFn | None = None) -> Verdict: ...
+    async def run(
+        self, family: Literal["vision"], params: VisionParams, progress: ProgressFn | None = None
+    ) -> Verdict: ...
 
     async def run(self, family: Family, params: BaseModel, progress: ProgressFn | None = None) -> BaseModel:
         if not isinstance(params, PARAMS[family]):
@@ -67,7 +75,9 @@ class GpuClient:
         try:
             return RESULTS[family].model_validate(raw)
         except ValidationError as exc:
-            raise GpuError(f"{family} worker ({self.model(family)}) answered an unexpected result: "
-                           f"{exc.errors()[0]['msg']}", "error") from None
+            raise GpuError(
+                f"{family} worker ({self.model(family)}) answered an unexpected result: {exc.errors()[0]['msg']}",
+                "error",
+            ) from None
 
     async def close(self) -> None: ...

@@ -38,8 +38,9 @@ def parse_devices(text: str | None) -> dict[Family, str]:
     for part in filter(None, (p.strip() for p in (text or "").split(","))):
         family, _, device = part.partition("=")
         if family.strip() not in FAMILIES or not device.strip():
-            raise GpuError(f"STORYBOT_GPU_DEVICES: {part!r} is not FAMILY=DEVICE (families: "
-                           f"{', '.join(FAMILIES)})", "load")
+            raise GpuError(
+                f"STORYBOT_GPU_DEVICES: {part!r} is not FAMILY=DEVICE (families: {', '.join(FAMILIES)})", "load"
+            )
         devices[family.strip()] = device.strip()  # type: ignore[index]
     return devices
 
@@ -47,8 +48,17 @@ def parse_devices(text: str | None) -> dict[Family, str]:
 class LocalWorker:
     """One family's subprocess and the lock that serialises requests to it."""
 
-    def __init__(self, family: Family, model: str, *, load_timeout: float, request_timeout: float,
-                 retries: int, queue_size: int, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        family: Family,
+        model: str,
+        *,
+        load_timeout: float,
+        request_timeout: float,
+        retries: int,
+        queue_size: int,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.family, self.model = family, model
         self.env = env or {}
         self.info: dict[str, Any] = {}  # the worker's own report: device, dtype, offload, tiling
@@ -87,9 +97,17 @@ class LocalWorker:
             return self.proc
         self.starts += 1
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gpu_workers.serve", self.family, self.model,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            limit=STREAM_LIMIT, env={**os.environ, **self.env})
+            sys.executable,
+            "-m",
+            "gpu_workers.serve",
+            self.family,
+            self.model,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            limit=STREAM_LIMIT,
+            env={**os.environ, **self.env},
+        )
         self._stderr_task = asyncio.create_task(self._drain_stderr(proc))  # ends with the process
         try:
             message = await self._read(proc, self.load_timeout)
@@ -175,8 +193,9 @@ class LocalWorker:
                 except WorkerDied as exc:
                     self.proc = None
                     if attempt >= self.retries:
-                        raise GpuError(f"{self._label()} crashed {attempt + 1} times ({exc}); giving up",
-                                       "crashed") from None
+                        raise GpuError(
+                            f"{self._label()} crashed {attempt + 1} times ({exc}); giving up", "crashed"
+                        ) from None
         finally:
             self.lock.release()
         raise AssertionError("unreachable")
@@ -195,9 +214,18 @@ class LocalWorker:
 class LocalBackend(GpuClient):
     """Workers start lazily, on a family's first request, and stay up until `close` (or idle unload)."""
 
-    def __init__(self, models: dict[Family, str], *, load_timeout: float = 600, request_timeout: float = 1800,
-                 retries: int = 2, queue_size: int = 16, devices: dict[Family, str] | None = None,
-                 offload: str = "auto", idle_unload: float = 0) -> None:
+    def __init__(
+        self,
+        models: dict[Family, str],
+        *,
+        load_timeout: float = 600,
+        request_timeout: float = 1800,
+        retries: int = 2,
+        queue_size: int = 16,
+        devices: dict[Family, str] | None = None,
+        offload: str = "auto",
+        idle_unload: float = 0,
+    ) -> None:
         self.models = models
         self.load_timeout, self.request_timeout = load_timeout, request_timeout
         self.retries, self.queue_size = retries, queue_size
@@ -216,8 +244,14 @@ class LocalBackend(GpuClient):
             if not self.configured(family):
                 raise GpuError(f"no {family} model configured", "load")
             self.workers[family] = LocalWorker(
-                family, self.models[family], load_timeout=self.load_timeout, request_timeout=self.request_timeout,
-                retries=self.retries, queue_size=self.queue_size, env=self._env(family))
+                family,
+                self.models[family],
+                load_timeout=self.load_timeout,
+                request_timeout=self.request_timeout,
+                retries=self.retries,
+                queue_size=self.queue_size,
+                env=self._env(family),
+            )
         return self.workers[family]
 
     async def request(self, family: Family, params: dict[str, Any], progress: ProgressFn | None) -> dict[str, Any]:

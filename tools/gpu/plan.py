@@ -14,10 +14,14 @@ SDXL_SIZES = {Aspect.portrait: (768, 1344), Aspect.landscape: (1344, 768), Aspec
 LTX_SIZES = {Aspect.portrait: (512, 896), Aspect.landscape: (896, 512), Aspect.square: (640, 640)}
 LTX_FPS = 24
 CLIP_TOKENS = 75  # CLIP's 77 minus its start and end tokens: SDXL ignores anything past them
-CAMERA = {Motion.zoom_in: "the camera slowly pushes in", Motion.zoom_out: "the camera slowly pulls back",
-          Motion.pan_left: "the camera pans slowly to the left",
-          Motion.pan_right: "the camera pans slowly to the right",
-          Motion.pan_up: "the camera tilts slowly up", Motion.pan_down: "the camera tilts slowly down"}
+CAMERA = {
+    Motion.zoom_in: "the camera slowly pushes in",
+    Motion.zoom_out: "the camera slowly pulls back",
+    Motion.pan_left: "the camera pans slowly to the left",
+    Motion.pan_right: "the camera pans slowly to the right",
+    Motion.pan_up: "the camera tilts slowly up",
+    Motion.pan_down: "the camera tilts slowly down",
+}
 _PIECE = re.compile(r"\w+|[^\w\s]")
 
 

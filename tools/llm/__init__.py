@@ -19,5 +19,15 @@ def get_writer(settings: Settings) -> Writer:
     return OpenAIWriter(settings)
 
 
-__all__ = ["IdeaSource", "OfflineWriter", "PlannedShot", "PlatformMeta", "Revision", "StoryIdea", "Writer",
-           "WriterError", "get_writer", "target_words"]
+__all__ = [
+    "IdeaSource",
+    "OfflineWriter",
+    "PlannedShot",
+    "PlatformMeta",
+    "Revision",
+    "StoryIdea",
+    "Writer",
+    "WriterError",
+    "get_writer",
+    "target_words",
+]

@@ -72,8 +72,9 @@ class OfflineWriter:
     async def revision(self, script: str, note: str, target_words: int) -> Revision:
         text = await self.revise(script, note, target_words)
         shown = plain_text(note, 80) or "a new draft"
-        return Revision(text=text, summary=f"Rewrote for the note “{shown}”: {word_count(script)} to "
-                                           f"{word_count(text)} words.")
+        return Revision(
+            text=text, summary=f"Rewrote for the note “{shown}”: {word_count(script)} to {word_count(text)} words."
+        )
 
     async def scene_plan(self, title: str, sentence_texts: list[str], count: int) -> list[PlannedShot] | None:
         return None  # the sentence planner cuts by the voice's timing, which is better than a guess
@@ -108,8 +109,12 @@ def _idea(premise: Premise, angle: Angle, premise_rank: int, angle_rank: int) ->
     if len(title) > TITLE_CHARS:
         title = title[:TITLE_CHARS].rsplit(" ", 1)[0]
     jitter = stable_hash(premise.summary, angle.name) % 3
-    parts = {"hook": 20 - angle_rank + jitter, "originality": 18 - 2 * angle_rank,
-             "emotion": 20 - angle_rank, "fit": max(0, 23 - 6 * premise_rank)}
+    parts = {
+        "hook": 20 - angle_rank + jitter,
+        "originality": 18 - 2 * angle_rank,
+        "emotion": 20 - angle_rank,
+        "fit": max(0, 23 - 6 * premise_rank),
+    }
     parts = {name: max(0, min(PART_MAX, value)) for name, value in parts.items()}
     return StoryIdea(
         title=title,

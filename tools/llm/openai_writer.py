@@ -67,8 +67,9 @@ PARSE_ATTEMPTS = 3  # a reply that does not validate is asked for again, with th
 SANE = (0.7, 1.3)  # a first draft outside these multiples of the target is asked for again
 KEEP = (0.5, 1.15)  # after that: shorter than 0.5x is kept (and shown as short), longer than 1.15x is cut
 _HEADING = re.compile(r"^\s*(?:#.*|\W*title\W*[:\-—].*)$", re.IGNORECASE | re.MULTILINE)  # "# The Whale"
-_LABEL = re.compile(r"^\W*(?:narration|narrator|script|voice ?over|hook)\W*[:\-—]\W*?(?=\w|[\"“‘'])",
-                    re.IGNORECASE | re.MULTILINE)  # "**Narrator:** ..."
+_LABEL = re.compile(
+    r"^\W*(?:narration|narrator|script|voice ?over|hook)\W*[:\-—]\W*?(?=\w|[\"“‘'])", re.IGNORECASE | re.MULTILINE
+)  # "**Narrator:** ..."
 _CUE = re.compile(r"[\[(][^\[\]()]{0,60}[\])]")  # [Music], (pause), (Narrator, softly)
 _QUOTES = "\"'“”‘’«»"
 _MALFORMED = (json.JSONDecodeError, openai.APIResponseValidationError)
@@ -85,9 +86,14 @@ class OpenAIWriter:
         self._attempts = 1 + (settings.provider_retries if max_retries is None else max_retries)
         self._timeout = timeout
         self._method: Method = settings.llm_structured_method
-        self._llm = ChatOpenAI(model=settings.llm_model, base_url=settings.openai_base_url,
-                               api_key=settings.openai_api_key or SecretStr(LOCAL_API_KEY),
-                               use_responses_api=False, max_retries=self._attempts - 1, timeout=timeout)
+        self._llm = ChatOpenAI(
+            model=settings.llm_model,
+            base_url=settings.openai_base_url,
+            api_key=settings.openai_api_key or SecretStr(LOCAL_API_KEY),
+            use_responses_api=False,
+            max_retries=self._attempts - 1,
+            timeout=timeout,
+        )
 
     def __repr__(self) -> str:
         return f"OpenAIWriter({self.provider!r} at {self._where})"
@@ -95,11 +101,18 @@ class OpenAIWriter:
     async def ideas(self, request: str, sources: list[IdeaSource], count: int = 3) -> list[StoryIdea]:
         if count < 1:
             raise ValueError("count must be at least 1")
-        listed = "\n".join(f"- ({s.kind}) {plain_text(s.text, 300)}"
-                           + (f" -- {plain_text(s.inspiration, 300)}" if s.inspiration else "")
-                           for s in sources if s.kind != "request")
-        drafts = await self._structured(IdeaDrafts, prompts.story_ideas_prompt.format(
-            request=plain_text(request, 1000), sources=listed or "(none)", count=count))
+        listed = "\n".join(
+            f"- ({s.kind}) {plain_text(s.text, 300)}"
+            + (f" -- {plain_text(s.inspiration, 300)}" if s.inspiration else "")
+            for s in sources
+            if s.kind != "request"
+        )
+        drafts = await self._structured(
+            IdeaDrafts,
+            prompts.story_ideas_prompt.format(
+                request=plain_text(request, 1000), sources=listed or "(none)", count=count
+            ),
+        )
         ideas = [idea for idea in map(_idea, drafts.ideas) if idea]
         if not ideas:
             raise WriterError(f"{self.provider} proposed no usable story ideas")
@@ -108,8 +121,12 @@ class OpenAIWriter:
     async def script(self, request: str, idea: StoryIdea, target_words: int) -> str:
         target = clamp_target(target_words)
         prompt = prompts.write_script_prompt.format(
-            request=plain_text(request, 1000), title=plain_text(idea.title), logline=plain_text(idea.logline),
-            hook=plain_text(idea.hook), **_length(target))
+            request=plain_text(request, 1000),
+            title=plain_text(idea.title),
+            logline=plain_text(idea.logline),
+            hook=plain_text(idea.hook),
+            **_length(target),
+        )
         return (await self._narration(target, prompt, ScriptDraft)).text
 
     async def revise(self, script: str, note: str, target_words: int) -> str:
@@ -118,7 +135,8 @@ class OpenAIWriter:
     async def revision(self, script: str, note: str, target_words: int) -> Revision:
         target = clamp_target(round(target_words * length_scale(note)))
         prompt = prompts.revise_script_prompt.format(
-            script=plain_text(script, 20_000), note=plain_text(note, 1000), **_length(target))
+            script=plain_text(script, 20_000), note=plain_text(note, 1000), **_length(target)
+        )
         return await self._narration(target, prompt, RevisionDraft)
 
     async def scene_prompts(self, title: str, shot_texts: list[str]) -> list[str]:
@@ -126,11 +144,16 @@ class OpenAIWriter:
         if not shot_texts:
             return []
         shots = "\n".join(f"{i + 1}. {plain_text(text, 600)}" for i, text in enumerate(shot_texts))
-        drafts = await self._structured(ScenePromptDrafts, prompts.scene_prompts_prompt.format(
-            title=plain_text(title, TITLE_CHARS), shots=shots, count=len(shot_texts)))
+        drafts = await self._structured(
+            ScenePromptDrafts,
+            prompts.scene_prompts_prompt.format(
+                title=plain_text(title, TITLE_CHARS), shots=shots, count=len(shot_texts)
+            ),
+        )
         made = [plain_text(p, 600) for p in drafts.prompts]
-        return [made[i] if i < len(made) and made[i] else visual_prompt(title, text, i)
-                for i, text in enumerate(shot_texts)]
+        return [
+            made[i] if i < len(made) and made[i] else visual_prompt(title, text, i) for i, text in enumerate(shot_texts)
+        ]
 
     async def scene_plan(self, title: str, sentence_texts: list[str], count: int) -> list[PlannedShot]:
         """Shots over the numbered sentences; a plan that does not cover them exactly is sent back."""
@@ -142,30 +165,50 @@ class OpenAIWriter:
         def covers(plan: ScenePlanDraft) -> None:
             check_coverage([(s.first_sentence - 1, s.last_sentence - 1) for s in plan.shots], n)
 
-        draft = await self._structured(ScenePlanDraft, prompts.scene_plan_prompt.format(
-            title=plain_text(title, TITLE_CHARS), sentences=listed, count=min(count, n), last=n), covers)
-        return [PlannedShot(first_sentence=s.first_sentence - 1, last_sentence=s.last_sentence - 1,
-                            prompt=plain_text(s.image_prompt, 600) or visual_prompt(title, sentence_texts[i], i),
-                            negative_prompt=plain_text(s.negative_prompt, 300), mood=plain_text(s.mood, 40),
-                            search_terms=[t for t in (plain_text(x, 40) for x in s.search_terms[:4]) if t],
-                            motion=s.camera if s.camera in _MOTIONS else _MOTIONS[i % len(_MOTIONS)], beat=s.beat)
-                for i, s in enumerate(draft.shots)]
+        draft = await self._structured(
+            ScenePlanDraft,
+            prompts.scene_plan_prompt.format(
+                title=plain_text(title, TITLE_CHARS), sentences=listed, count=min(count, n), last=n
+            ),
+            covers,
+        )
+        return [
+            PlannedShot(
+                first_sentence=s.first_sentence - 1,
+                last_sentence=s.last_sentence - 1,
+                prompt=plain_text(s.image_prompt, 600) or visual_prompt(title, sentence_texts[i], i),
+                negative_prompt=plain_text(s.negative_prompt, 300),
+                mood=plain_text(s.mood, 40),
+                search_terms=[t for t in (plain_text(x, 40) for x in s.search_terms[:4]) if t],
+                motion=s.camera if s.camera in _MOTIONS else _MOTIONS[i % len(_MOTIONS)],
+                beat=s.beat,
+            )
+            for i, s in enumerate(draft.shots)
+        ]
 
     async def platform_meta(self, title: str, script: str) -> PlatformMeta:
-        draft = await self._structured(MetaDraft, prompts.platform_meta_prompt.format(
-            title=plain_text(title, TITLE_CHARS), script=plain_text(script, 20_000)))
-        return PlatformMeta.build(draft.title or title, draft.description, {
-            "youtube_shorts": draft.youtube_shorts, "tiktok": draft.tiktok,
-            "instagram_reels": draft.instagram_reels})
+        draft = await self._structured(
+            MetaDraft,
+            prompts.platform_meta_prompt.format(
+                title=plain_text(title, TITLE_CHARS), script=plain_text(script, 20_000)
+            ),
+        )
+        return PlatformMeta.build(
+            draft.title or title,
+            draft.description,
+            {"youtube_shorts": draft.youtube_shorts, "tiktok": draft.tiktok, "instagram_reels": draft.instagram_reels},
+        )
 
     # structured output -------------------------------------------------------------------------
 
     async def _structured(self, schema: type[M], prompt: str, check: Callable[[M], None] | None = None) -> M:
         return await self._structured_chat(
-            schema, [SystemMessage(prompts.writer_system_prompt), HumanMessage(prompt)], check)
+            schema, [SystemMessage(prompts.writer_system_prompt), HumanMessage(prompt)], check
+        )
 
-    async def _structured_chat(self, schema: type[M], messages: list[BaseMessage],
-                               check: Callable[[M], None] | None = None) -> M:
+    async def _structured_chat(
+        self, schema: type[M], messages: list[BaseMessage], check: Callable[[M], None] | None = None
+    ) -> M:
         """A validated `schema` instance; validation errors (and `check`'s) are fed back and retried."""
         messages = list(messages)
         error = ""
@@ -178,11 +221,14 @@ class OpenAIWriter:
                 return result
             except ValueError as exc:  # pydantic's ValidationError is one
                 error = _validation_error(exc)
-            log.info("%s: unusable %s (attempt %d of %d): %s", self.provider, schema.__name__, attempt,
-                     PARSE_ATTEMPTS, error)
+            log.info(
+                "%s: unusable %s (attempt %d of %d): %s", self.provider, schema.__name__, attempt, PARSE_ATTEMPTS, error
+            )
             messages += [AIMessage(_raw_text(raw)), HumanMessage(prompts.fix_structured_prompt.format(error=error))]
-        raise WriterError(f"LLM {self.provider} at {self._where} answered with an unusable {schema.__name__} "
-                          f"{PARSE_ATTEMPTS} times ({self._scrub(error)[:200]}); the job can be resumed")
+        raise WriterError(
+            f"LLM {self.provider} at {self._where} answered with an unusable {schema.__name__} "
+            f"{PARSE_ATTEMPTS} times ({self._scrub(error)[:200]}); the job can be resumed"
+        )
 
     async def _ask_structured(self, schema: type[BaseModel], messages: list[BaseMessage]) -> tuple[Any, Any]:
         """(raw reply, parsed JSON or None) with the current method, falling back when the server refuses it."""
@@ -191,18 +237,31 @@ class OpenAIWriter:
             method = self._method
             asked = messages
             if method == "json_mode":
-                asked = [*messages, SystemMessage(prompts.json_mode_prompt.format(
-                    name=function["name"], schema=json.dumps(function["parameters"])))]
+                asked = [
+                    *messages,
+                    SystemMessage(
+                        prompts.json_mode_prompt.format(
+                            name=function["name"], schema=json.dumps(function["parameters"])
+                        )
+                    ),
+                ]
             runnable = self._llm.with_structured_output(
-                function, method=method, include_raw=True, strict=True if method == "json_schema" else None)
+                function, method=method, include_raw=True, strict=True if method == "json_schema" else None
+            )
             try:
                 out = await self._call(runnable, asked)
             except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
-                fallback = METHODS[METHODS.index(method) + 1:]
+                fallback = METHODS[METHODS.index(method) + 1 :]
                 if not fallback:
                     raise self._failure(exc) from None
-                log.warning("%s at %s refused %s structured output (HTTP %s); trying %s", self.provider,
-                            self._where, method, exc.status_code, fallback[0])
+                log.warning(
+                    "%s at %s refused %s structured output (HTTP %s); trying %s",
+                    self.provider,
+                    self._where,
+                    method,
+                    exc.status_code,
+                    fallback[0],
+                )
                 self._method = fallback[0]
                 continue
             except openai.APIError as exc:
@@ -215,15 +274,18 @@ class OpenAIWriter:
         """One model call. The SDK retries HTTP faults; a reply that is not JSON at all (a proxy's
         error page, a cut-off body) is retried here the same way: exponential backoff with jitter."""
         wait = wait_exponential_jitter(multiplier=self.backoff, max=8, jitter=self.backoff)
-        retrying = AsyncRetrying(retry=retry_if_exception_type(_MALFORMED), stop=stop_after_attempt(self._attempts),
-                                 wait=wait, reraise=True)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_MALFORMED), stop=stop_after_attempt(self._attempts), wait=wait, reraise=True
+        )
         try:
             async for attempt in retrying:
                 with attempt:
                     return await runnable.ainvoke(messages)
         except _MALFORMED:
-            raise WriterError(f"LLM {self.provider} at {self._where} sent a malformed reply (not the JSON of the "
-                              f"chat completions API) {self._attempts} times; the job can be resumed") from None
+            raise WriterError(
+                f"LLM {self.provider} at {self._where} sent a malformed reply (not the JSON of the "
+                f"chat completions API) {self._attempts} times; the job can be resumed"
+            ) from None
         raise AssertionError("unreachable")
 
     async def _narration(self, target: int, prompt: str, schema: type[ScriptDraft]) -> Revision:
@@ -234,8 +296,10 @@ class OpenAIWriter:
         n = word_count(text)
         if not SANE[0] * target <= n <= SANE[1] * target:
             log.info("%s wrote %d words for a target of %d; asking again", self.provider, n, target)
-            messages += [AIMessage(draft.model_dump_json()),
-                         HumanMessage(prompts.fix_length_prompt.format(words=n, **_length(target)))]
+            messages += [
+                AIMessage(draft.model_dump_json()),
+                HumanMessage(prompts.fix_length_prompt.format(words=n, **_length(target))),
+            ]
             draft = await self._structured_chat(schema, messages)
             text = clean_narration(draft.script)
             n = word_count(text)
@@ -252,8 +316,12 @@ class OpenAIWriter:
 
     def _count(self, reply: Any) -> None:
         usage = getattr(reply, "usage_metadata", None) or {}
-        count(self.provider, prompt_tokens=usage.get("input_tokens", 0),
-              completion_tokens=usage.get("output_tokens", 0), total_tokens=usage.get("total_tokens", 0))
+        count(
+            self.provider,
+            prompt_tokens=usage.get("input_tokens", 0),
+            completion_tokens=usage.get("output_tokens", 0),
+            total_tokens=usage.get("total_tokens", 0),
+        )
 
     def _scrub(self, text: str) -> str:
         key = self._key.get_secret_value() if self._key else ""
@@ -304,10 +372,17 @@ def _idea(draft: IdeaDraft) -> StoryIdea | None:
         return None
     tags = [t for t in (plain_text(tag, 40).lower().lstrip("#") for tag in draft.tags) if t][:5]
     parts = {name: min(PART_MAX, max(0, int(getattr(draft.score_parts, name)))) for name in SCORE_PARTS}
-    return StoryIdea(title=title, logline=cap(plain_text(draft.logline)) or title,
-                     hook=cap(plain_text(draft.hook)) or title, score=sum(parts.values()), tags=tags,
-                     angle=plain_text(draft.angle, 80), audience=plain_text(draft.audience, 80),
-                     emotional_core=plain_text(draft.emotional_core, 80), score_parts=parts)
+    return StoryIdea(
+        title=title,
+        logline=cap(plain_text(draft.logline)) or title,
+        hook=cap(plain_text(draft.hook)) or title,
+        score=sum(parts.values()),
+        tags=tags,
+        angle=plain_text(draft.angle, 80),
+        audience=plain_text(draft.audience, 80),
+        emotional_core=plain_text(draft.emotional_core, 80),
+        score_parts=parts,
+    )
 
 
 def _raw_text(raw: Any) -> str:

@@ -42,14 +42,19 @@ _VAGUE = frozenset(
 )
 # Words that ask for a tone, by the story angle that has it.
 TONES: dict[str, frozenset[str]] = {
-    "comedy": frozenset("funny funnier humor humour humorous joke jokes comic comedy comedic lighter silly "
-                        "sillier laugh laughs hilarious witty wittier".split()),
-    "adventure": frozenset("dramatic drama darker dark tense tension epic intense scarier scary suspense "
-                           "suspenseful exciting thrilling stakes action adventure".split()),
-    "mystery": frozenset("mystery mysterious secret secrets detective clue clues eerie puzzle "
-                         "spooky spookier".split()),
-    "friendship": frozenset("happier happy warmer warm sweet sweeter hopeful kinder softer gentle gentler "
-                            "uplifting heartwarming cozy cosy calm calmer friendship friend friends".split()),
+    "comedy": frozenset(
+        "funny funnier humor humour humorous joke jokes comic comedy comedic lighter silly "
+        "sillier laugh laughs hilarious witty wittier".split()
+    ),
+    "adventure": frozenset(
+        "dramatic drama darker dark tense tension epic intense scarier scary suspense "
+        "suspenseful exciting thrilling stakes action adventure".split()
+    ),
+    "mystery": frozenset("mystery mysterious secret secrets detective clue clues eerie puzzle spooky spookier".split()),
+    "friendship": frozenset(
+        "happier happy warmer warm sweet sweeter hopeful kinder softer gentle gentler "
+        "uplifting heartwarming cozy cosy calm calmer friendship friend friends".split()
+    ),
 }
 _SMALL_WORDS = frozenset("a an and as at but by for in nor of on or the to with".split())
 MAX_PHRASE_WORDS = 6
@@ -58,24 +63,36 @@ MAX_DEED_WORDS = 10
 # (place words, hint words) -> setting. A place named in the request wins over a hint anywhere in it:
 # "dragons in space" happens in space, not in the dragons' forest.
 _PLACES: tuple[tuple[frozenset[str], frozenset[str], str], ...] = (
-    (frozenset("sea ocean harbour harbor island beach shore coast lighthouse".split()),
-     frozenset("whale whales ship ships boat fish sailor pirate pirates wave waves dolphin shark mermaid".split()),
-     "on a rocky stretch of coast"),
-    (frozenset("space planet moon orbit mars galaxy station".split()),
-     frozenset("star stars rocket astronaut alien aliens robot robots".split()),
-     "aboard a quiet station far above the earth"),
-    (frozenset("forest wood woods jungle".split()),
-     frozenset("tree trees fox wolf bear owl dragon dragons witch deer elf mushroom".split()),
-     "in a forest older than any map"),
-    (frozenset("mountain mountains arctic valley".split()),
-     frozenset("snow ice winter penguin polar cold".split()),
-     "in a valley buried deep in snow"),
-    (frozenset("desert dune dunes".split()),
-     frozenset("sand camel cactus pyramid".split()),
-     "at the edge of a wide and silent desert"),
-    (frozenset("city town street subway office apartment".split()),
-     frozenset("taxi cafe bakery baker shop cat dog train".split()),
-     "in a busy city that never quite went to sleep"),
+    (
+        frozenset("sea ocean harbour harbor island beach shore coast lighthouse".split()),
+        frozenset("whale whales ship ships boat fish sailor pirate pirates wave waves dolphin shark mermaid".split()),
+        "on a rocky stretch of coast",
+    ),
+    (
+        frozenset("space planet moon orbit mars galaxy station".split()),
+        frozenset("star stars rocket astronaut alien aliens robot robots".split()),
+        "aboard a quiet station far above the earth",
+    ),
+    (
+        frozenset("forest wood woods jungle".split()),
+        frozenset("tree trees fox wolf bear owl dragon dragons witch deer elf mushroom".split()),
+        "in a forest older than any map",
+    ),
+    (
+        frozenset("mountain mountains arctic valley".split()),
+        frozenset("snow ice winter penguin polar cold".split()),
+        "in a valley buried deep in snow",
+    ),
+    (
+        frozenset("desert dune dunes".split()),
+        frozenset("sand camel cactus pyramid".split()),
+        "at the edge of a wide and silent desert",
+    ),
+    (
+        frozenset("city town street subway office apartment".split()),
+        frozenset("taxi cafe bakery baker shop cat dog train".split()),
+        "in a busy city that never quite went to sleep",
+    ),
 )
 _DEFAULT_PLACE = "in a small town at the edge of the map"
 # (first mention, later mention) for requests that name a thing but no one to meet it.
@@ -109,8 +126,14 @@ class Premise:
 
     def fill(self, template: str) -> str:
         """Render a template; capitalised placeholder names give a capitalised phrase."""
-        parts = {"hero": self.hero, "H": self.hero_ref, "thing": self.thing, "T": self.thing_ref,
-                 "place": self.place, "summary": self.summary}
+        parts = {
+            "hero": self.hero,
+            "H": self.hero_ref,
+            "thing": self.thing,
+            "T": self.thing_ref,
+            "place": self.place,
+            "summary": self.summary,
+        }
         return template.format(**parts, **{_capital_key(k): cap(v) for k, v in parts.items()})
 
 
@@ -143,15 +166,16 @@ def parse_premise(text: str) -> Premise | None:
         thing, thing_ref = _mentions(thing_tokens)
         return Premise(hero, hero_ref, thing, thing_ref, place, thing, "", keywords, tone)
     hero, hero_ref = _mentions(_noun_phrase(tokens[:split]))
-    deed_tokens = _trim_end(tokens[split + 1:][:MAX_DEED_WORDS])
+    deed_tokens = _trim_end(tokens[split + 1 :][:MAX_DEED_WORDS])
     thing_tokens = _object(deed_tokens)
     if thing_tokens:
         thing, thing_ref = _mentions(thing_tokens)
     else:
         thing, thing_ref = f"a dream of {_gerund(deed_tokens)}", "the dream"
     deed = " ".join(deed_tokens) or "found something new"
-    return Premise(hero, hero_ref, thing, thing_ref, place, f"{hero} {tokens[split].lower()} {deed}",
-                   deed, keywords, tone)
+    return Premise(
+        hero, hero_ref, thing, thing_ref, place, f"{hero} {tokens[split].lower()} {deed}", deed, keywords, tone
+    )
 
 
 def title_case(text: str) -> str:
@@ -190,8 +214,11 @@ def _place(tokens: list[str]) -> str:
 def _verb_like(token: str, following: str) -> bool:
     """`discovers a`, `opened the`: a verb ending before the article of its object."""
     lower = token.lower()
-    return (lower.endswith(("s", "ed")) and lower not in STOPWORDS | _PREPOSITIONS
-            and following.lower() in _ARTICLES | _POSSESSIVES | _NUMBERS)
+    return (
+        lower.endswith(("s", "ed"))
+        and lower not in STOPWORDS | _PREPOSITIONS
+        and following.lower() in _ARTICLES | _POSSESSIVES | _NUMBERS
+    )
 
 
 def _noun_phrase(tokens: list[str]) -> list[str]:
@@ -199,7 +226,7 @@ def _noun_phrase(tokens: list[str]) -> list[str]:
     if len(tokens) <= MAX_PHRASE_WORDS:
         return tokens
     cut = next((i for i, t in enumerate(tokens) if i >= 2 and t.lower() in _PREPOSITIONS), MAX_PHRASE_WORDS)
-    return tokens[:min(cut, MAX_PHRASE_WORDS)]
+    return tokens[: min(cut, MAX_PHRASE_WORDS)]
 
 
 def _object(deed: list[str]) -> list[str]:
@@ -210,9 +237,8 @@ def _object(deed: list[str]) -> list[str]:
             return []
         start = 1
     phrase = deed[start:]
-    end = next((i for i, t in enumerate(phrase) if i >= 2 and t.lower() in _PREPOSITIONS | _RELATIVE),
-               len(phrase))
-    return _trim_end(phrase[:min(end, MAX_PHRASE_WORDS)])
+    end = next((i for i, t in enumerate(phrase) if i >= 2 and t.lower() in _PREPOSITIONS | _RELATIVE), len(phrase))
+    return _trim_end(phrase[: min(end, MAX_PHRASE_WORDS)])
 
 
 def _trim_end(tokens: list[str]) -> list[str]:
@@ -249,8 +275,16 @@ def _gerund(deed: list[str]) -> str:
     if not deed:
         return "something new"
     verb = deed[0].lower()
-    special = {"is": "being", "are": "being", "has": "having", "have": "having", "does": "doing",
-               "goes": "going", "dies": "dying", "lies": "lying"}
+    special = {
+        "is": "being",
+        "are": "being",
+        "has": "having",
+        "have": "having",
+        "does": "doing",
+        "goes": "going",
+        "dies": "dying",
+        "lies": "lying",
+    }
     if verb in special:
         verb = special[verb]
     else:

@@ -18,37 +18,49 @@ from tools.llm.premise import TONES
 from tools.llm.story import MIDDLE, Line, episodes, fillers, fit
 
 _TONE_LINES = {
-    "comedy": ("Nobody had warned {H} about this part, and frankly, nobody would have believed it.",
-               "{H_} tried to look calm, which fooled exactly no one.",
-               "Even the birds seemed to be laughing.",
-               "It was, by any measure, a ridiculous plan, which is exactly why it worked."),
-    "adventure": ("Then the silence broke, and everything {H} had built began to shake.",
-                  "There would be no second chance.",
-                  "Every heartbeat felt like a countdown.",
-                  "For one terrible moment, it seemed that all was lost."),
-    "mystery": ("Somewhere, a door creaked open that should have stayed shut.",
-                "{H_} had the strange feeling of being watched.",
-                "None of the clues fit together, not yet.",
-                "The answer had been hiding in plain sight all along."),
-    "friendship": ("There was kindness in it, the quiet kind that lasts.",
-                   "{H_} smiled, and meant it.",
-                   "Some days, hope is a very small thing, and that is enough.",
-                   "The light stayed on, warm and steady, all night long."),
+    "comedy": (
+        "Nobody had warned {H} about this part, and frankly, nobody would have believed it.",
+        "{H_} tried to look calm, which fooled exactly no one.",
+        "Even the birds seemed to be laughing.",
+        "It was, by any measure, a ridiculous plan, which is exactly why it worked.",
+    ),
+    "adventure": (
+        "Then the silence broke, and everything {H} had built began to shake.",
+        "There would be no second chance.",
+        "Every heartbeat felt like a countdown.",
+        "For one terrible moment, it seemed that all was lost.",
+    ),
+    "mystery": (
+        "Somewhere, a door creaked open that should have stayed shut.",
+        "{H_} had the strange feeling of being watched.",
+        "None of the clues fit together, not yet.",
+        "The answer had been hiding in plain sight all along.",
+    ),
+    "friendship": (
+        "There was kindness in it, the quiet kind that lasts.",
+        "{H_} smiled, and meant it.",
+        "Some days, hope is a very small thing, and that is enough.",
+        "The light stayed on, warm and steady, all night long.",
+    ),
 }
 _SHORTER = frozenset("shorter shorten cut trim tighter tighten brief briefer condense concise quicker".split())
 _LONGER = frozenset("longer lengthen expand extend detailed slower".split())
 # Words that only say how to change the script, never what it is about.
-_STYLE = frozenset("make it this script story video bit little lot much way more less please version "
-                   "draft tone feel sound ending beginning".split())
-_ADD = re.compile(r"^(?:(?:add|include|mention|introduce|use|show|feature|focus\s+on|talk\s+about|bring\s+in"
-                  r"|put\s+in)\s+|(?:make|let)\s+(?:it|this|the\s+\w+)\s+(?:be\s+)?(?:more\s+)?about\s+|about\s+)",
-                  re.IGNORECASE)
+_STYLE = frozenset(
+    "make it this script story video bit little lot much way more less please version "
+    "draft tone feel sound ending beginning".split()
+)
+_ADD = re.compile(
+    r"^(?:(?:add|include|mention|introduce|use|show|feature|focus\s+on|talk\s+about|bring\s+in"
+    r"|put\s+in)\s+|(?:make|let)\s+(?:it|this|the\s+\w+)\s+(?:be\s+)?(?:more\s+)?about\s+|about\s+)",
+    re.IGNORECASE,
+)
 _SEE = re.compile(r"^(?:make|let|have|see)\s+", re.IGNORECASE)
-_MODAL = re.compile(r"\b(?:should|must|could|can|will|needs?\s+to|has\s+to|have\s+to|ought\s+to)\b",
-                    re.IGNORECASE)
+_MODAL = re.compile(r"\b(?:should|must|could|can|will|needs?\s+to|has\s+to|have\s+to|ought\s+to)\b", re.IGNORECASE)
 _PLEASE = re.compile(r"^(?:please\s+|(?:can|could|would)\s+you\s+)+", re.IGNORECASE)
-_NOT_NAMES = frozenset("same next end first last only other way day days night nights morning time moment rest "
-                       "whole".split())
+_NOT_NAMES = frozenset(
+    "same next end first last only other way day days night nights morning time moment rest whole".split()
+)
 OPENERS = ("Listen closely, because this one is worth it.", "Here it is again, told a little differently.")
 
 
@@ -105,8 +117,10 @@ def revise_lines(script: str, note: Note, seed: int, target: int) -> str:
         lines.append(Line(note.sentence.format(**fill), 0, (MIDDLE, third)))
     if note.tone:
         slots = (third + 1, 10 * max(1, 2 * n // 3) - 5, 10 * (n - 1) - 5, 10 * max(1, n // 2) - 5)
-        lines += [Line(text.format(**fill), min(i, 2), (MIDDLE, slot))  # one sure, one as the script's own
-                  for i, (text, slot) in enumerate(zip(_TONE_LINES[note.tone], slots, strict=True))]
+        lines += [
+            Line(text.format(**fill), min(i, 2), (MIDDLE, slot))  # one sure, one as the script's own
+            for i, (text, slot) in enumerate(zip(_TONE_LINES[note.tone], slots, strict=True))
+        ]
     if not note.sentence and not note.tone and note.scale == 1:  # "again": still a new draft
         lines.append(Line(OPENERS[seed % len(OPENERS)], 0, (MIDDLE, -1)))
     extra = [Line(e.text, e.priority, (MIDDLE, 10 * (n - 1) - 3)) for e in episodes(hero, thing, seed, target)]
@@ -122,7 +136,7 @@ def _refs(kept: list[str]) -> tuple[str, str]:
             if i > 0 and token[:1].isupper() and token.lower() not in STOPWORDS:
                 counts[token] += 1
             if token.lower() == "the" and i + 1 < len(tokens) and _noun(tokens[i + 1]):
-                pair = tokens[i + 1:i + 3]
+                pair = tokens[i + 1 : i + 3]
                 counts[f"the {tokens[i + 1]}"] += 1
                 if len(pair) == 2 and _noun(pair[1]):
                     counts[f"the {' '.join(pair)}"] += 1

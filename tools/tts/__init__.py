@@ -7,6 +7,20 @@ from tools.tts.espeak import list_voices, speaking_rate, spoken_seconds, synthes
 from tools.tts.recording import from_recording
 from tools.tts.speech import Speech
 
-__all__ = ["Chosen", "Speech", "Voice", "VoiceInfo", "VoiceRequest", "catalogue", "from_recording", "get_voice",
-           "list_voices", "resolve", "speaking_rate", "spoken_seconds", "synthesize", "synthesize_elevenlabs",
-           "voice_for_audio"]
+__all__ = [
+    "Chosen",
+    "Speech",
+    "Voice",
+    "VoiceInfo",
+    "VoiceRequest",
+    "catalogue",
+    "from_recording",
+    "get_voice",
+    "list_voices",
+    "resolve",
+    "speaking_rate",
+    "spoken_seconds",
+    "synthesize",
+    "synthesize_elevenlabs",
+    "voice_for_audio",
+]

@@ -68,9 +68,17 @@ def _config_language(config: Path) -> str:
 
 
 def _piper_listing(settings: Settings) -> list[VoiceInfo]:
-    return [VoiceInfo(name=f"piper:{vid}", provider="piper", language=_config_language(config),
-                      offline=True, needs_key=False, description="Piper neural voice (ONNX)")
-            for vid, (_, config) in _piper_voices(settings).items()]
+    return [
+        VoiceInfo(
+            name=f"piper:{vid}",
+            provider="piper",
+            language=_config_language(config),
+            offline=True,
+            needs_key=False,
+            description="Piper neural voice (ONNX)",
+        )
+        for vid, (_, config) in _piper_voices(settings).items()
+    ]
 
 
 def _piper_make(settings: Settings, vid: str) -> Voice:
@@ -86,8 +94,17 @@ def _espeak_listing_cached() -> tuple[str, ...]:
 
 
 def _espeak_listing(settings: Settings) -> list[VoiceInfo]:
-    return [VoiceInfo(name=f"espeak:{code}", provider="espeak-ng", language=code, offline=True, needs_key=False,
-                      description="espeak-ng formant voice") for code in _espeak_listing_cached()]
+    return [
+        VoiceInfo(
+            name=f"espeak:{code}",
+            provider="espeak-ng",
+            language=code,
+            offline=True,
+            needs_key=False,
+            description="espeak-ng formant voice",
+        )
+        for code in _espeak_listing_cached()
+    ]
 
 
 def _espeak_make(settings: Settings, vid: str) -> Voice:
@@ -98,23 +115,43 @@ def _elevenlabs_listing(settings: Settings) -> list[VoiceInfo]:
     vid = settings.elevenlabs_voice_id
     if settings.elevenlabs_api_key is None or not vid:
         return []
-    return [VoiceInfo(name=f"elevenlabs:{vid}", provider="elevenlabs", language="mul", offline=False,
-                      needs_key=True, description="the configured ElevenLabs voice")]
+    return [
+        VoiceInfo(
+            name=f"elevenlabs:{vid}",
+            provider="elevenlabs",
+            language="mul",
+            offline=False,
+            needs_key=True,
+            description="the configured ElevenLabs voice",
+        )
+    ]
 
 
 def _elevenlabs_make(settings: Settings, vid: str) -> Voice:
     if settings.elevenlabs_api_key is None:
         raise BadInput(f"elevenlabs:{vid} needs ELEVENLABS_API_KEY")
-    return ElevenLabsVoice(vid, api_key=settings.elevenlabs_api_key.get_secret_value(),
-                           base_url=settings.elevenlabs_base_url, model_id=settings.elevenlabs_model_id,
-                           voice_settings=settings.elevenlabs_voice_settings or None,
-                           retries=settings.provider_retries)
+    return ElevenLabsVoice(
+        vid,
+        api_key=settings.elevenlabs_api_key.get_secret_value(),
+        base_url=settings.elevenlabs_base_url,
+        model_id=settings.elevenlabs_model_id,
+        voice_settings=settings.elevenlabs_voice_settings or None,
+        retries=settings.provider_retries,
+    )
 
 
 def _edge_listing(settings: Settings) -> list[VoiceInfo]:
-    return [VoiceInfo(name=f"edge:{v.short_name}", provider="edge", language=v.locale.lower(), offline=False,
-                      needs_key=False, description=f"Edge TTS ({v.gender}); sends the text to Microsoft")
-            for v in edge.snapshot()]
+    return [
+        VoiceInfo(
+            name=f"edge:{v.short_name}",
+            provider="edge",
+            language=v.locale.lower(),
+            offline=False,
+            needs_key=False,
+            description=f"Edge TTS ({v.gender}); sends the text to Microsoft",
+        )
+        for v in edge.snapshot()
+    ]
 
 
 def _edge_make(settings: Settings, vid: str) -> Voice:
@@ -167,8 +204,9 @@ def resolve(settings: Settings, name: str) -> tuple[str, str]:
     prefix, colon, vid = name.partition(":")
     if colon:
         if prefix not in PROVIDERS:
-            raise BadInput(f"unknown voice provider {prefix!r} in {name!r}: use one of "
-                           + ", ".join(f"{p}:" for p in PROVIDERS))
+            raise BadInput(
+                f"unknown voice provider {prefix!r} in {name!r}: use one of " + ", ".join(f"{p}:" for p in PROVIDERS)
+            )
         if prefix == "elevenlabs":
             if not _VOICE_ID.fullmatch(vid):
                 raise BadInput(f"{vid!r} is not an ElevenLabs voice id (letters and digits, as in the voice library)")
@@ -196,13 +234,13 @@ def _best_offline(settings: Settings, language: str) -> VoiceInfo:
     primary = language.lower().split("-")[0]
     for code in (language.lower(), _PREFERRED_ESPEAK.get(primary, primary)):
         if code in codes:
-            return VoiceInfo(name=f"espeak:{code}", provider="espeak-ng", language=code, offline=True,
-                             needs_key=False)
+            return VoiceInfo(name=f"espeak:{code}", provider="espeak-ng", language=code, offline=True, needs_key=False)
     matches = [c for c in codes if same_language(c, language)]
     if not matches:
         raise BadInput(f"no offline voice speaks {language!r} (see `storybot voices`)")
-    return VoiceInfo(name=f"espeak:{matches[0]}", provider="espeak-ng", language=matches[0], offline=True,
-                     needs_key=False)
+    return VoiceInfo(
+        name=f"espeak:{matches[0]}", provider="espeak-ng", language=matches[0], offline=True, needs_key=False
+    )
 
 
 def voice_for_audio(audio: Path) -> Voice:
@@ -222,13 +260,17 @@ def get_voice(settings: Settings, request: VoiceRequest) -> Chosen:
         voice = PROVIDERS[prefix].make(settings, vid)
         wanted = language or detected
         if wanted and voice.language not in ("mul", "und") and not same_language(voice.language, wanted):
-            return Chosen(voice, f"note: {voice.name} speaks {voice.language}, but the script is {wanted}; "
-                                 "continuing with it")
+            return Chosen(
+                voice, f"note: {voice.name} speaks {voice.language}, but the script is {wanted}; continuing with it"
+            )
         return Chosen(voice)
     info = _best_offline(settings, language or detected or "en")
     prefix, vid = info.name.split(":", 1)
     voice = PROVIDERS[prefix].make(settings, vid)
     if prefix == "espeak":
-        return Chosen(voice, f"note: no Piper voice for {info.language} is installed: narrating with espeak-ng "
-                             f"({info.name}); set STORYBOT_PIPER_VOICES_DIR to add one")
+        return Chosen(
+            voice,
+            f"note: no Piper voice for {info.language} is installed: narrating with espeak-ng "
+            f"({info.name}); set STORYBOT_PIPER_VOICES_DIR to add one",
+        )
     return Chosen(voice)

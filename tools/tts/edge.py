@@ -47,8 +47,9 @@ def snapshot() -> tuple[EdgeVoiceInfo, ...]:
     return tuple(EdgeVoiceInfo.model_validate(v) for v in json.loads(SNAPSHOT.read_text(encoding="utf-8")))
 
 
-def boundary_times(spans: list[Span], text: str, boundaries: list[tuple[float, float, str]]
-                   ) -> dict[int, tuple[float, float]]:
+def boundary_times(
+    spans: list[Span], text: str, boundaries: list[tuple[float, float, str]]
+) -> dict[int, tuple[float, float]]:
     """Token index -> (start, end) from (offset s, duration s, text) boundaries, matched in order."""
     starts = [s.start for s in spans]
     timed: dict[int, tuple[float, float]] = {}
@@ -86,16 +87,16 @@ class EdgeVoice:
             raise BadInput("Edge voices need the optional edge-tts package: pip install 'storybot[edge]'") from None
         if self._url:  # a local server speaking the same protocol (tests), or a proxy
             edge_tts.communicate.WSS_URL = self._url
-        speaker = edge_tts.Communicate(text, self.short_name, boundary="WordBoundary",
-                                       connect_timeout=10, receive_timeout=_RECEIVE_TIMEOUT)
+        speaker = edge_tts.Communicate(
+            text, self.short_name, boundary="WordBoundary", connect_timeout=10, receive_timeout=_RECEIVE_TIMEOUT
+        )
         audio = bytearray()
         boundaries: list[tuple[float, float, str]] = []
         async for chunk in speaker.stream():
             if chunk["type"] == "audio":
                 audio += chunk["data"]
             elif chunk["type"] == "WordBoundary":
-                boundaries.append((chunk["offset"] / TICKS, chunk["duration"] / TICKS,
-                                   chunk["text"]))
+                boundaries.append((chunk["offset"] / TICKS, chunk["duration"] / TICKS, chunk["text"]))
         return bytes(audio), boundaries
 
     async def _attempts(self, text: str) -> tuple[bytes, list[tuple[float, float, str]]]:
@@ -112,7 +113,7 @@ class EdgeVoice:
             except (aiohttp.ClientError, TimeoutError, edge_tts.exceptions.EdgeTTSException, OSError) as exc:
                 failure = (str(exc).splitlines() or [type(exc).__name__])[0][:200] or type(exc).__name__
             if attempt < self._retries:
-                await asyncio.sleep(_BACKOFF * 2 ** attempt * (0.5 + random.random() / 2))
+                await asyncio.sleep(_BACKOFF * 2**attempt * (0.5 + random.random() / 2))
         raise VoiceGaveUp(f"Edge TTS failed after {self._retries + 1} attempts for {self.name}: {failure}")
 
     async def synthesize(self, text: str, wav: Path) -> Speech:
@@ -128,8 +129,14 @@ class EdgeVoice:
             raise MediaError(f"Edge TTS sent audio that FFmpeg cannot decode: {exc}") from None
         shifted = [(offset + _DECODER_DELAY, length, said) for offset, length, said in boundaries]
         words = assemble(spans, boundary_times(spans, text, shifted), duration, estimated=False)
-        return Speech(wav=wav, duration=duration, words=words, words_per_minute=words_per_minute(words),
-                      provider=PROVIDER, estimated=False)
+        return Speech(
+            wav=wav,
+            duration=duration,
+            words=words,
+            words_per_minute=words_per_minute(words),
+            provider=PROVIDER,
+            estimated=False,
+        )
 
     async def speaking_rate(self) -> None:
         return None

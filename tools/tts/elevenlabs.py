@@ -114,7 +114,7 @@ def _scrub(message: str, secret: str, limit: int = 400) -> str:
     line = " ".join(message.split())
     if secret:
         line = line.replace(secret, "***")
-    return line if len(line) <= limit else line[:limit - 3] + "..."
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _detail(body: Any) -> tuple[str, str]:
@@ -136,20 +136,27 @@ def _detail(body: Any) -> tuple[str, str]:
     return "", str(detail or "no details")
 
 
-
 class VoiceGaveUp(MediaError, ProviderGaveUp):
     """ElevenLabs refused, or failed through every retry."""
+
 
 def _api_error(exc: ApiError, *, api_key: str, voice_id: str, part: str, attempts: int) -> Exception:
     code = exc.status_code or 0
     status, message = _detail(exc.body)
     detail = _scrub(f"{status}: {message}" if status and status not in message else message, api_key, 200)
-    voice_problem = (status in {"voice_not_found", "invalid_voice_id"}
-                     or (code == 404 and "voice" in message.lower())
-                     or (code in {400, 422} and "voice_id" in message))
+    voice_problem = (
+        status in {"voice_not_found", "invalid_voice_id"}
+        or (code == 404 and "voice" in message.lower())
+        or (code in {400, 422} and "voice_id" in message)
+    )
     if voice_problem:
-        return BadInput(_scrub(f"ElevenLabs has no voice {voice_id!r} ({detail}): set "
-                               "STORYBOT_ELEVENLABS_VOICE_ID to a voice id from your ElevenLabs voices", api_key))
+        return BadInput(
+            _scrub(
+                f"ElevenLabs has no voice {voice_id!r} ({detail}): set "
+                "STORYBOT_ELEVENLABS_VOICE_ID to a voice id from your ElevenLabs voices",
+                api_key,
+            )
+        )
     retried = f" after {attempts} attempts" if code in {408, 409, 429} or code >= 500 else ""
     if code == 401:
         text = f"ElevenLabs refused the API key (HTTP 401{part}: {detail}); check ELEVENLABS_API_KEY and the account"
@@ -176,7 +183,8 @@ def _code_points(alignment: Any) -> _Alignment:
     starts = list(getattr(alignment, "character_start_times_seconds", None) or [])
     ends = list(getattr(alignment, "character_end_times_seconds", None) or [])
     if not (len(chars) == len(starts) == len(ends)) or not all(
-            isinstance(t, int | float) and math.isfinite(t) for t in [*starts, *ends]):
+        isinstance(t, int | float) and math.isfinite(t) for t in [*starts, *ends]
+    ):
         raise MediaError("ElevenLabs returned a malformed character alignment")
     text: list[str] = []
     out_starts: list[float] = []
@@ -184,8 +192,13 @@ def _code_points(alignment: Any) -> _Alignment:
     k = 0
     while k < len(chars):
         entry, start, end = str(chars[k]), float(starts[k]), float(ends[k])
-        if (len(entry) == 1 and "\ud800" <= entry <= "\udbff" and k + 1 < len(chars)
-                and len(str(chars[k + 1])) == 1 and "\udc00" <= str(chars[k + 1]) <= "\udfff"):
+        if (
+            len(entry) == 1
+            and "\ud800" <= entry <= "\udbff"
+            and k + 1 < len(chars)
+            and len(str(chars[k + 1])) == 1
+            and "\udc00" <= str(chars[k + 1]) <= "\udfff"
+        ):
             entry = (entry + str(chars[k + 1])).encode("utf-16", "surrogatepass").decode("utf-16")
             end = float(ends[k + 1])
             k += 1
@@ -221,8 +234,9 @@ def char_times(text: str, alignment: _Alignment) -> list[tuple[float, float] | N
     return times
 
 
-def token_times(spans: Sequence[Span], times: Sequence[tuple[float, float] | None],
-                duration: float) -> tuple[dict[int, tuple[float, float]], set[int]]:
+def token_times(
+    spans: Sequence[Span], times: Sequence[tuple[float, float] | None], duration: float
+) -> tuple[dict[int, tuple[float, float]], set[int]]:
     """(start, end) of every token and the indices of those that were interpolated.
 
     A token starts at its first aligned character's start and ends at its last one's end. Tokens
@@ -230,7 +244,7 @@ def token_times(spans: Sequence[Span], times: Sequence[tuple[float, float] | Non
     """
     timed: dict[int, tuple[float, float]] = {}
     for index, span in enumerate(spans):
-        hits = [t for t in times[span.start:span.end] if t is not None]
+        hits = [t for t in times[span.start : span.end] if t is not None]
         if hits:
             timed[index] = (hits[0][0], max(hits[-1][1], hits[0][0]))
     missing = {i for i in range(len(spans)) if i not in timed}
@@ -265,7 +279,7 @@ def leading_delay(mp3: bytes) -> float:
     if mp3[:3] == b"ID3" and len(mp3) >= 10:
         size = (mp3[6] & 0x7F) << 21 | (mp3[7] & 0x7F) << 14 | (mp3[8] & 0x7F) << 7 | (mp3[9] & 0x7F)
         start = 10 + size + (10 if mp3[5] & 0x10 else 0)
-    head = mp3[start:start + 400]
+    head = mp3[start : start + 400]
     for tag in (b"Xing", b"Info"):
         at = head.find(tag, 0, 64)
         if at >= 0 and any(head.find(encoder, at, at + 200) >= 0 for encoder in (b"LAME", b"Lavc", b"Lavf")):
@@ -275,22 +289,34 @@ def leading_delay(mp3: bytes) -> float:
 
 async def _decode_mp3(audio: bytes, part: str) -> bytes:
     try:
-        pcm, _ = await run_ffmpeg(["-v", "error", "-f", "mp3", "-i", "pipe:0", "-vn", "-ac", "1",
-                                   "-ar", str(OUT_RATE), "-f", "s16le", "-"], stdin=audio)
+        pcm, _ = await run_ffmpeg(
+            ["-v", "error", "-f", "mp3", "-i", "pipe:0", "-vn", "-ac", "1", "-ar", str(OUT_RATE), "-f", "s16le", "-"],
+            stdin=audio,
+        )
     except MediaError as exc:
         raise MediaError(f"ElevenLabs returned audio{part} that FFmpeg cannot decode: {exc}") from None
     if not pcm:
         raise MediaError(f"ElevenLabs returned empty audio{part}")
-    return pcm[:len(pcm) - len(pcm) % _PCM_BYTES]
+    return pcm[: len(pcm) - len(pcm) % _PCM_BYTES]
 
 
 class _Retryable(MediaError):
     """A fault worth another attempt: a dropped connection, a timeout, a malformed reply."""
 
 
-async def _request(client: AsyncElevenLabs, *, text: str, voice_id: str, model_id: str, api_key: str,
-                   voice_settings: dict[str, float | bool] | None, previous_text: str | None,
-                   next_text: str | None, part: str, retries: int) -> Any:
+async def _request(
+    client: AsyncElevenLabs,
+    *,
+    text: str,
+    voice_id: str,
+    model_id: str,
+    api_key: str,
+    voice_settings: dict[str, float | bool] | None,
+    previous_text: str | None,
+    next_text: str | None,
+    part: str,
+    retries: int,
+) -> Any:
     """One with-timestamps call. HTTP errors come after the SDK's own retries (408/409/429/5xx,
     Retry-After honoured, else exponential backoff with jitter) and become one clear line."""
     import httpx
@@ -308,8 +334,13 @@ async def _request(client: AsyncElevenLabs, *, text: str, voice_id: str, model_i
         extra["voice_settings"] = VoiceSettings(**voice_settings)
     try:
         return await client.text_to_speech.convert_with_timestamps(
-            voice_id, text=text, model_id=model_id, output_format=OUTPUT_FORMAT,
-            request_options={"max_retries": retries, "timeout_in_seconds": TIMEOUT_SECONDS}, **extra)
+            voice_id,
+            text=text,
+            model_id=model_id,
+            output_format=OUTPUT_FORMAT,
+            request_options={"max_retries": retries, "timeout_in_seconds": TIMEOUT_SECONDS},
+            **extra,
+        )
     except ApiError as exc:
         raise _api_error(exc, api_key=api_key, voice_id=voice_id, part=part, attempts=retries + 1) from None
     except ParsingError as exc:
@@ -321,16 +352,20 @@ async def _request(client: AsyncElevenLabs, *, text: str, voice_id: str, model_i
         raise _Retryable(f"cannot reach ElevenLabs{part}: {reason}") from None
 
 
-async def _spoken_chunk(client: AsyncElevenLabs, *, part: str, retries: int, api_key: str,
-                        **request: Any) -> tuple[bytes, _Alignment, bytes]:
+async def _spoken_chunk(
+    client: AsyncElevenLabs, *, part: str, retries: int, api_key: str, **request: Any
+) -> tuple[bytes, _Alignment, bytes]:
     """(MP3, alignment, PCM) of one chunk. Dropped connections, timeouts and malformed replies
     (bad base64, no or broken alignment, undecodable audio) are retried with exponential backoff
     and jitter, `retries` times, as the SDK retries HTTP errors."""
     from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-    retrying = AsyncRetrying(retry=retry_if_exception_type(_Retryable), stop=stop_after_attempt(retries + 1),
-                             wait=wait_exponential_jitter(multiplier=_TRANSPORT_BACKOFF, max=8,
-                                                          jitter=_TRANSPORT_BACKOFF), reraise=True)
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(_Retryable),
+        stop=stop_after_attempt(retries + 1),
+        wait=wait_exponential_jitter(multiplier=_TRANSPORT_BACKOFF, max=8, jitter=_TRANSPORT_BACKOFF),
+        reraise=True,
+    )
     try:
         async for attempt in retrying:
             with attempt:
@@ -377,10 +412,18 @@ def join_pcm(parts: list[bytes], fade_seconds: float = _JOIN_FADE) -> bytes:
     return b"".join(out)
 
 
-async def synthesize_elevenlabs(text: str, out_wav: Path, *, api_key: str, voice_id: str,
-                                base_url: str | None = None, model_id: str = DEFAULT_MODEL,
-                                voice_settings: dict[str, float | bool] | None = None,
-                                retries: int = MAX_RETRIES, max_chars: int | None = None) -> Speech:
+async def synthesize_elevenlabs(
+    text: str,
+    out_wav: Path,
+    *,
+    api_key: str,
+    voice_id: str,
+    base_url: str | None = None,
+    model_id: str = DEFAULT_MODEL,
+    voice_settings: dict[str, float | bool] | None = None,
+    retries: int = MAX_RETRIES,
+    max_chars: int | None = None,
+) -> Speech:
     """Speak cleaned script text with an ElevenLabs voice into `out_wav` (48 kHz mono WAV), with a
     Word per token timed from the API's character alignment. Characters sent are counted as usage."""
     import httpx  # the SDK and its httpx take ~0.6 s to import: only when this provider runs
@@ -401,16 +444,27 @@ async def synthesize_elevenlabs(text: str, out_wav: Path, *, api_key: str, voice
     offset = 0.0
     async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as http:
         # No redirects: httpx would carry the xi-api-key header to wherever they point.
-        client = AsyncElevenLabs(api_key=api_key, base_url=base_url.rstrip("/") if base_url else None,
-                                 timeout=TIMEOUT_SECONDS, httpx_client=http)
+        client = AsyncElevenLabs(
+            api_key=api_key,
+            base_url=base_url.rstrip("/") if base_url else None,
+            timeout=TIMEOUT_SECONDS,
+            httpx_client=http,
+        )
         for number, chunk in enumerate(chunks, 1):
             part = f" (part {number} of {len(chunks)})" if len(chunks) > 1 else ""
-            chunk_text = text[chunk.start:chunk.end]
+            chunk_text = text[chunk.start : chunk.end]
             audio, aligned, pcm = await _spoken_chunk(
-                client, text=chunk_text, voice_id=voice_id, model_id=model_id, api_key=api_key, part=part,
-                voice_settings=voice_settings, retries=retries,
-                previous_text=text[max(0, chunk.start - _CONTEXT_CHARS):chunk.start].strip() or None,
-                next_text=text[chunk.end:chunk.end + _CONTEXT_CHARS].strip() or None)
+                client,
+                text=chunk_text,
+                voice_id=voice_id,
+                model_id=model_id,
+                api_key=api_key,
+                part=part,
+                voice_settings=voice_settings,
+                retries=retries,
+                previous_text=text[max(0, chunk.start - _CONTEXT_CHARS) : chunk.start].strip() or None,
+                next_text=text[chunk.end : chunk.end + _CONTEXT_CHARS].strip() or None,
+            )
             count(PROVIDER, characters=len(chunk_text))
             length = len(pcm) / _PCM_BYTES / OUT_RATE
             shift = offset + leading_delay(audio)  # alignment time 0 is where this chunk's sound starts
@@ -430,8 +484,14 @@ async def synthesize_elevenlabs(text: str, out_wav: Path, *, api_key: str, voice
         word.model_copy(update={"estimated": True}) if index in interpolated else word
         for index, word in enumerate(assemble(spans, timed, duration, estimated=False))
     ]
-    return Speech(wav=out_wav, duration=duration, words=words, words_per_minute=words_per_minute(words),
-                  provider=PROVIDER, estimated=False)
+    return Speech(
+        wav=out_wav,
+        duration=duration,
+        words=words,
+        words_per_minute=words_per_minute(words),
+        provider=PROVIDER,
+        estimated=False,
+    )
 
 
 class ElevenLabsVoice:
@@ -440,8 +500,16 @@ class ElevenLabsVoice:
     provider = PROVIDER
     language = "mul"  # multilingual models speak the script's language
 
-    def __init__(self, voice_id: str, *, api_key: str, base_url: str | None, model_id: str,
-                 voice_settings: dict[str, float | bool] | None, retries: int) -> None:
+    def __init__(
+        self,
+        voice_id: str,
+        *,
+        api_key: str,
+        base_url: str | None,
+        model_id: str,
+        voice_settings: dict[str, float | bool] | None,
+        retries: int,
+    ) -> None:
         if not _VOICE_ID.fullmatch(voice_id):
             raise BadInput(f"{voice_id!r} is not an ElevenLabs voice id (letters and digits, as in the voice library)")
         self.voice_id, self.model_id = voice_id, model_id
@@ -450,9 +518,16 @@ class ElevenLabsVoice:
         self._api_key, self._base_url, self._settings, self._retries = api_key, base_url, voice_settings, retries
 
     async def synthesize(self, text: str, wav: Path) -> Speech:
-        return await synthesize_elevenlabs(text, wav, api_key=self._api_key, voice_id=self.voice_id,
-                                           base_url=self._base_url, model_id=self.model_id,
-                                           voice_settings=self._settings, retries=self._retries)
+        return await synthesize_elevenlabs(
+            text,
+            wav,
+            api_key=self._api_key,
+            voice_id=self.voice_id,
+            base_url=self._base_url,
+            model_id=self.model_id,
+            voice_settings=self._settings,
+            retries=self._retries,
+        )
 
     async def speaking_rate(self) -> None:
         return None

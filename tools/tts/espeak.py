@@ -82,8 +82,7 @@ class _Voice(ctypes.Structure):
     ]
 
 
-_SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
-                                  ctypes.POINTER(_Event))
+_SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
 
 
 @dataclass(frozen=True)
@@ -116,12 +115,21 @@ class _Engine:
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
         lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
-        lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-                                     ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+        ]
         lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
         lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
-        self.rate = int(lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, _BUFFER_MS, str(data).encode(),
-                                              _INITIALIZE_DONT_EXIT))
+        self.rate = int(
+            lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, _BUFFER_MS, str(data).encode(), _INITIALIZE_DONT_EXIT)
+        )
         if self.rate <= 0:
             raise MediaError(f"libespeak-ng could not start with its data folder {data}")
         self._lib = lib
@@ -132,16 +140,14 @@ class _Engine:
         self.voices = self._usable_voices(data)
         self.variants = {p.name.lower(): p.name for p in (data / "voices" / "!v").iterdir()}
 
-    def _collect(self, wav: ctypes._Pointer[ctypes.c_short], count: int,
-                 events: ctypes._Pointer[_Event]) -> int:
+    def _collect(self, wav: ctypes._Pointer[ctypes.c_short], count: int, events: ctypes._Pointer[_Event]) -> int:
         if wav and count > 0:
             self._audio += ctypes.string_at(wav, count * 2)
         i = 0
         while events[i].type != _EVENT_LIST_TERMINATED:
             event = events[i]
             if event.type == _EVENT_WORD:
-                self._events.append(_WordEvent(event.text_position - 1, event.length,
-                                               event.audio_position / 1000))
+                self._events.append(_WordEvent(event.text_position - 1, event.length, event.audio_position / 1000))
             i += 1
         return 0  # continue
 
@@ -173,8 +179,10 @@ class _Engine:
     def _select(self, voice: str) -> None:
         language, _, variant = voice.lower().partition("+")
         if language not in self.voices or (variant and variant not in self.variants):
-            raise BadInput(f"unknown espeak-ng voice {voice!r}: use a language code such as en-us, "
-                           "en-gb or fr-fr, optionally with a variant like en-us+f3")
+            raise BadInput(
+                f"unknown espeak-ng voice {voice!r}: use a language code such as en-us, "
+                "en-gb or fr-fr, optionally with a variant like en-us+f3"
+            )
         name = self.voices[language] + (f"+{self.variants[variant]}" if variant else "")
         if self._lib.espeak_SetVoiceByName(name.encode()) != 0:
             raise MediaError(f"libespeak-ng could not load the voice {voice!r}")
@@ -271,7 +279,7 @@ def _onset(voiced: np.ndarray, step: float, start: float, limit: float) -> float
     first = frames.start + int(hits[0])
     if first > frames.start:
         return first * step
-    before = voiced[max(0, first - _ONSET_SLACK):first]
+    before = voiced[max(0, first - _ONSET_SLACK) : first]
     quiet = np.flatnonzero(~before)
     return (first - len(before) + int(quiet[-1]) + 1) * step if len(quiet) else start
 
@@ -307,8 +315,11 @@ def _align(spans: list[Span], rendering: _Rendering, levels: Levels) -> dict[int
 
     spoken = [i for i, span in enumerate(spans) if i in events or is_speakable(span.text)]
     limits = dict(zip(events, [*list(events.values())[1:], speech_end], strict=True))
-    pins = [(j, _onset(voiced, step, events[index], limits[index]))  # (position in `spoken`, start)
-            for j, index in enumerate(spoken) if index in events]
+    pins = [
+        (j, _onset(voiced, step, events[index], limits[index]))  # (position in `spoken`, start)
+        for j, index in enumerate(spoken)
+        if index in events
+    ]
     if not pins or pins[0][0] != 0:
         pins.insert(0, (0, speech_start))
     pins.append((len(spoken), speech_end))
@@ -339,8 +350,14 @@ async def synthesize(text: str, out_wav: Path, voice: str = "en-us", rate_wpm: i
     raw = ["-f", "s16le", "-ar", str(rendering.rate), "-ac", "1", "-i", "pipe:0"]
     duration = await write_wav(out_wav, raw, stdin=rendering.samples.astype("<i2", copy=False).tobytes())
     words = assemble(word_spans(text), timed, duration, estimated=False)
-    return Speech(wav=out_wav, duration=duration, words=words, words_per_minute=words_per_minute(words),
-                  provider=PROVIDER, estimated=False)
+    return Speech(
+        wav=out_wav,
+        duration=duration,
+        words=words,
+        words_per_minute=words_per_minute(words),
+        provider=PROVIDER,
+        estimated=False,
+    )
 
 
 @cache

@@ -13,8 +13,16 @@ from collections import Counter
 
 # Unicode name prefixes of letters -> language, checked in order (kana before the shared Han ideographs).
 _ALPHABETS = [
-    ("HIRAGANA", "ja"), ("KATAKANA", "ja"), ("HANGUL", "ko"), ("CJK UNIFIED", "zh"), ("CYRILLIC", "ru"),
-    ("GREEK", "el"), ("ARABIC", "ar"), ("HEBREW", "he"), ("DEVANAGARI", "hi"), ("THAI", "th"),
+    ("HIRAGANA", "ja"),
+    ("KATAKANA", "ja"),
+    ("HANGUL", "ko"),
+    ("CJK UNIFIED", "zh"),
+    ("CYRILLIC", "ru"),
+    ("GREEK", "el"),
+    ("ARABIC", "ar"),
+    ("HEBREW", "he"),
+    ("DEVANAGARI", "hi"),
+    ("THAI", "th"),
 ]
 _UKRAINIAN = set("іїєґІЇЄҐ")
 _COMMON = {
@@ -60,6 +68,7 @@ def detect_language(text: str) -> str | None:
 
 def same_language(a: str, b: str) -> bool:
     """en-us and en-gb are both English; cmn (espeak's Mandarin) is zh."""
+
     def primary(code: str) -> str:
         first = code.lower().replace("_", "-").split("-")[0]
         return {"cmn": "zh", "yue": "zh"}.get(first, first)

@@ -123,10 +123,16 @@ def _sentences(text: str, spans: list[Span]) -> list[_Sentence]:
     first = 0
     for k, span in enumerate(spans):
         last = k + 1 == len(spans)
-        paragraph = not last and "\n\n" in text[span.end:spans[k + 1].start]
+        paragraph = not last and "\n\n" in text[span.end : spans[k + 1].start]
         if last or paragraph or ends_sentence(span.text):
-            out.append(_Sentence(spans[first].start, span.end, list(range(first, k + 1)),
-                                 PARAGRAPH_PAUSE if paragraph else SENTENCE_PAUSE))
+            out.append(
+                _Sentence(
+                    spans[first].start,
+                    span.end,
+                    list(range(first, k + 1)),
+                    PARAGRAPH_PAUSE if paragraph else SENTENCE_PAUSE,
+                )
+            )
             first = k + 1
     return out
 
@@ -161,11 +167,12 @@ def _phonemes(text: str, voice: str) -> str:
     return " ".join(ipa for _, ipa in phonemize(text, voice) if ipa.strip())
 
 
-def _sentence_ids(text: str, sentence: _Sentence, spans: list[Span], config: VoiceConfig
-                  ) -> tuple[list[int], dict[int, tuple[int, int]]]:
+def _sentence_ids(
+    text: str, sentence: _Sentence, spans: list[Span], config: VoiceConfig
+) -> tuple[list[int], dict[int, tuple[int, int]]]:
     """Ids for one sentence, and for each of its tokens the (first, end) ids of its phonemes."""
     voice = config.espeak.voice
-    body = text[sentence.start:sentence.end]
+    body = text[sentence.start : sentence.end]
     ids = _Ids(config.phoneme_id_map)
     spoken: list[str] = []  # letters of the sentence, as the model gets them
     begin = 0
@@ -183,8 +190,9 @@ def _sentence_ids(text: str, sentence: _Sentence, spans: list[Span], config: Voi
     letters: list[str] = []
     for index in sentence.tokens:
         if is_speakable(spans[index].text):
-            own = [ch for ch in _letters(_phonemes(spans[index].text, voice))
-                   if ch in ids.map and ch not in _PUNCTUATION]
+            own = [
+                ch for ch in _letters(_phonemes(spans[index].text, voice)) if ch in ids.map and ch not in _PUNCTUATION
+            ]
             alone += [index] * len(own)
             letters += own
     where: dict[int, tuple[int, int]] = {}
@@ -201,7 +209,7 @@ def _sentence_ids(text: str, sentence: _Sentence, spans: list[Span], config: Voi
         if index in where:
             continue
         before = max((where[t][1] for t in spoken_tokens[:k] if t in where), default=2)
-        after = min((where[t][0] for t in spoken_tokens[k + 1:] if t in where), default=len(ids.ids))
+        after = min((where[t][0] for t in spoken_tokens[k + 1 :] if t in where), default=len(ids.ids))
         if before < after:
             where[index] = (before, after)
     return ids.finish(), where
@@ -209,9 +217,11 @@ def _sentence_ids(text: str, sentence: _Sentence, spans: list[Span], config: Voi
 
 def _run(model: _Model, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
     inference = model.config.inference
-    inputs = {"input": np.array([ids], dtype=np.int64), "input_lengths": np.array([len(ids)], dtype=np.int64),
-              "scales": np.array([inference.noise_scale, inference.length_scale, inference.noise_w],
-                                 dtype=np.float32)}
+    inputs = {
+        "input": np.array([ids], dtype=np.int64),
+        "input_lengths": np.array([len(ids)], dtype=np.int64),
+        "scales": np.array([inference.noise_scale, inference.length_scale, inference.noise_w], dtype=np.float32),
+    }
     with model.lock:  # one run at a time per voice: onnxruntime already uses every core
         audio, durations = model.session.run(["output", model.durations], inputs)  # type: ignore[attr-defined]
     return np.asarray(audio, dtype=np.float32).reshape(-1), np.asarray(durations).reshape(-1)
@@ -282,8 +292,14 @@ class PiperVoice:
         raw = ["-f", "f32le", "-ar", str(rendering.rate), "-ac", "1", "-i", "pipe:0"]
         duration = await write_wav(wav, raw, stdin=rendering.samples.astype("<f4", copy=False).tobytes())
         words = assemble(word_spans(text), rendering.timed, duration, estimated=False)
-        return Speech(wav=wav, duration=duration, words=words, words_per_minute=words_per_minute(words),
-                      provider=PROVIDER, estimated=False)
+        return Speech(
+            wav=wav,
+            duration=duration,
+            words=words,
+            words_per_minute=words_per_minute(words),
+            provider=PROVIDER,
+            estimated=False,
+        )
 
     async def speaking_rate(self) -> float:
         return await asyncio.to_thread(_calibrated_rate, self.model_path, self.config_path)

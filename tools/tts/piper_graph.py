@@ -41,8 +41,13 @@ def timed_model(model: Path) -> tuple[Path, str]:
     meta = prepared.with_suffix(".json")
     if not (prepared.is_file() and meta.is_file()):
         try:
-            done = subprocess.run([sys.executable, "-m", "tools.tts.piper_graph", str(model), str(prepared)],
-                                  capture_output=True, text=True, timeout=PREPARE_TIMEOUT, check=False)
+            done = subprocess.run(
+                [sys.executable, "-m", "tools.tts.piper_graph", str(model), str(prepared)],
+                capture_output=True,
+                text=True,
+                timeout=PREPARE_TIMEOUT,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
             raise BadInput(f"Piper voice {model.name}: preparing it took over {PREPARE_TIMEOUT} s") from None
         if done.returncode != 0:

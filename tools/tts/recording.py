@@ -41,8 +41,9 @@ def speech_segments(levels: Levels) -> list[Segment]:
             merged[-1][1] = end
         else:
             merged.append([start, end])
-    return [(start * levels.step, end * levels.step) for start, end in merged
-            if (end - start) * levels.step >= _MIN_SEGMENT]
+    return [
+        (start * levels.step, end * levels.step) for start, end in merged if (end - start) * levels.step >= _MIN_SEGMENT
+    ]
 
 
 def _cuts(tokens: list[str], segments: list[Segment]) -> list[int]:
@@ -56,8 +57,9 @@ def _cuts(tokens: list[str], segments: list[Segment]) -> list[int]:
     share = np.concatenate([[0.0], np.cumsum(lengths)]) / lengths.sum()
     durations = np.array([end - start for start, end in segments])
     total = durations.sum()
-    bonus = np.array([0.0] + [_SENTENCE_BONUS if ends_sentence(t) else _CLAUSE_BONUS if ends_clause(t)
-                              else 0.0 for t in tokens])
+    bonus = np.array(
+        [0.0] + [_SENTENCE_BONUS if ends_sentence(t) else _CLAUSE_BONUS if ends_clause(t) else 0.0 for t in tokens]
+    )
     cuts: list[int] = []
     for pause, elapsed in enumerate(np.cumsum(durations)[:-1] / total):
         low = (cuts[-1] if cuts else 0) + 1
@@ -74,7 +76,7 @@ def estimate_times(spans: list[Span], segments: list[Segment]) -> dict[int, tupl
     if not spoken:
         return {}
     if len(segments) > len(spoken):  # more stretches than words: keep the longest ones, in order
-        segments = sorted(sorted(segments, key=lambda s: s[0] - s[1])[:len(spoken)])
+        segments = sorted(sorted(segments, key=lambda s: s[0] - s[1])[: len(spoken)])
     tokens = [spans[i].text for i in spoken]
     bounds = [0, *_cuts(tokens, segments), len(spoken)]
     timed: dict[int, tuple[float, float]] = {}
@@ -102,8 +104,14 @@ async def from_recording(audio: Path, text: str, out_wav: Path) -> Speech:
     duration = await write_wav(out_wav, ["-i", audio])
     spans = word_spans(text)
     words = assemble(spans, estimate_times(spans, segments), duration, estimated=True)
-    return Speech(wav=out_wav, duration=duration, words=words, words_per_minute=words_per_minute(words),
-                  provider=PROVIDER, estimated=True)
+    return Speech(
+        wav=out_wav,
+        duration=duration,
+        words=words,
+        words_per_minute=words_per_minute(words),
+        provider=PROVIDER,
+        estimated=True,
+    )
 
 
 class RecordingVoice:

@@ -69,7 +69,7 @@ def frame_levels(samples: np.ndarray, rate: int) -> Levels:
     scale = 32768.0 if samples.dtype == np.int16 else 1.0
     chunks = []
     for first in range(0, len(samples), hop * _FRAMES_PER_CHUNK):
-        chunk = samples[first:first + hop * _FRAMES_PER_CHUNK].astype(np.float64) / scale
+        chunk = samples[first : first + hop * _FRAMES_PER_CHUNK].astype(np.float64) / scale
         chunk = np.pad(chunk, (0, -len(chunk) % hop))
         power = np.mean(chunk.reshape(-1, hop) ** 2, axis=1)
         chunks.append(10.0 * np.log10(power + 1e-12))
@@ -82,8 +82,9 @@ def is_speakable(token: str) -> bool:
     return any(ch.isalnum() for ch in token)
 
 
-def assemble(spans: Sequence[Span], timed: Mapping[int, tuple[float, float]], duration: float,
-             *, estimated: bool) -> list[Word]:
+def assemble(
+    spans: Sequence[Span], timed: Mapping[int, tuple[float, float]], duration: float, *, estimated: bool
+) -> list[Word]:
     """One Word per token: timed tokens as given, the others zero-length at their neighbour's time.
 
     Times are clamped into [0, duration] and made monotonic, so consumers can rely on both.
@@ -95,8 +96,9 @@ def assemble(spans: Sequence[Span], timed: Mapping[int, tuple[float, float]], du
         start, end = timed.get(index, (cursor, cursor))
         start = min(max(start, cursor), duration)
         end = min(max(end, start), duration)
-        words.append(Word(word=span.text, start=start, end=end, char_start=span.start,
-                          char_end=span.end, estimated=estimated))
+        words.append(
+            Word(word=span.text, start=start, end=end, char_start=span.start, char_end=span.end, estimated=estimated)
+        )
         cursor = end
     return words
 
@@ -117,9 +119,28 @@ async def write_wav(out_wav: Path, input_args: Sequence[str | Path], *, stdin: b
     """
     out_wav.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_wav) as partial:
-        await run_ffmpeg(["-v", "error", *input_args, "-vn", "-map_metadata", "-1", "-fflags", "+bitexact",
-                          "-ac", "1", "-ar", str(OUT_RATE), "-c:a", "pcm_s16le", "-f", "wav", partial],
-                         stdin=stdin)
+        await run_ffmpeg(
+            [
+                "-v",
+                "error",
+                *input_args,
+                "-vn",
+                "-map_metadata",
+                "-1",
+                "-fflags",
+                "+bitexact",
+                "-ac",
+                "1",
+                "-ar",
+                str(OUT_RATE),
+                "-c:a",
+                "pcm_s16le",
+                "-f",
+                "wav",
+                partial,
+            ],
+            stdin=stdin,
+        )
         with wave.open(str(partial), "rb") as wav:
             frames = wav.getnframes()
     return frames / OUT_RATE

@@ -13,8 +13,9 @@ class Judge(Protocol):
     provider: str  # "vlm" (a GPU worker) or "openai" (an OpenAI-compatible API)
     model: str
 
-    async def judge(self, image: Path, prompt: str, previous: Path | None,
-                    progress: ProgressFn | None = None) -> Verdict:
+    async def judge(
+        self, image: Path, prompt: str, previous: Path | None, progress: ProgressFn | None = None
+    ) -> Verdict:
         """Score `image` against the shot's `prompt`; an unusable answer is `Verdict(parsed=False)`."""
         ...
 

@@ -15,10 +15,15 @@ class GpuJudge:
         self.gpu, self.max_new_tokens = gpu, max_new_tokens
         self.model = gpu.model("vision")
 
-    async def judge(self, image: Path, prompt: str, previous: Path | None,
-                    progress: ProgressFn | None = None) -> Verdict:
-        params = VisionParams(image=str(image), prompt=prompt, previous=str(previous) if previous else None,
-                              max_new_tokens=self.max_new_tokens)
+    async def judge(
+        self, image: Path, prompt: str, previous: Path | None, progress: ProgressFn | None = None
+    ) -> Verdict:
+        params = VisionParams(
+            image=str(image),
+            prompt=prompt,
+            previous=str(previous) if previous else None,
+            max_new_tokens=self.max_new_tokens,
+        )
         return await self.gpu.run("vision", params, progress)
 
     async def close(self) -> None:

@@ -29,13 +29,20 @@ log = logging.getLogger(__name__)
 LOCAL_API_KEY = "not-needed"  # Ollama and vLLM ignore the key, but the client insists on one
 METHODS = ("json_schema", "json_object", "text")
 VERDICT_SCHEMA: dict[str, Any] = {
-    "name": "verdict", "strict": True,
-    "schema": {"type": "object", "additionalProperties": False,
-               "required": ["score", "missing", "unwanted", "consistent"],
-               "properties": {"score": {"type": "number", "minimum": 0, "maximum": 10},
-                              "missing": {"type": "array", "items": {"type": "string"}},
-                              "unwanted": {"type": "array", "items": {"type": "string"}},
-                              "consistent": {"type": "boolean"}}}}
+    "name": "verdict",
+    "strict": True,
+    "schema": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["score", "missing", "unwanted", "consistent"],
+        "properties": {
+            "score": {"type": "number", "minimum": 0, "maximum": 10},
+            "missing": {"type": "array", "items": {"type": "string"}},
+            "unwanted": {"type": "array", "items": {"type": "string"}},
+            "consistent": {"type": "boolean"},
+        },
+    },
+}
 
 
 def data_url(path: Path) -> str:
@@ -58,20 +65,27 @@ class OpenAIJudge:
         self.client = openai.AsyncOpenAI(
             api_key=key.get_secret_value() if key else LOCAL_API_KEY,
             base_url=settings.vision_base_url or settings.openai_base_url or None,
-            timeout=settings.vision_timeout, max_retries=settings.provider_retries)
+            timeout=settings.vision_timeout,
+            max_retries=settings.provider_retries,
+        )
         self.max_tokens = max(settings.vision_max_new_tokens, 200)
         self.methods = list(METHODS)
 
     def _messages(self, image: Path, prompt: str, previous: Path | None) -> list[dict[str, Any]]:
-        note = ("The second image is the previous shot: set consistent to whether this one matches its "
-                "characters and style.\n" if previous else "")
+        note = (
+            "The second image is the previous shot: set consistent to whether this one matches its "
+            "characters and style.\n"
+            if previous
+            else ""
+        )
         parts: list[dict[str, Any]] = [{"type": "text", "text": VERDICT_PROMPT.format(prompt=prompt, previous=note)}]
         for path in [image] + ([previous] if previous else []):
             parts.append({"type": "image_url", "image_url": {"url": data_url(path)}})
         return [{"role": "user", "content": parts}]
 
-    async def judge(self, image: Path, prompt: str, previous: Path | None,
-                    progress: ProgressFn | None = None) -> Verdict:
+    async def judge(
+        self, image: Path, prompt: str, previous: Path | None, progress: ProgressFn | None = None
+    ) -> Verdict:
         messages = await asyncio.to_thread(self._messages, image, prompt, previous)
         if progress:
             progress(0, 1)
@@ -79,16 +93,23 @@ class OpenAIJudge:
             method = self.methods[0]
             formats: dict[str, Any] = {
                 "json_schema": {"response_format": {"type": "json_schema", "json_schema": VERDICT_SCHEMA}},
-                "json_object": {"response_format": {"type": "json_object"}}, "text": {}}
+                "json_object": {"response_format": {"type": "json_object"}},
+                "text": {},
+            }
             try:
                 reply = await self.client.chat.completions.create(
-                    model=self.model, messages=messages,  # type: ignore[arg-type]
-                    max_tokens=self.max_tokens, temperature=0, **formats[method])
+                    model=self.model,
+                    messages=messages,  # type: ignore[arg-type]
+                    max_tokens=self.max_tokens,
+                    temperature=0,
+                    **formats[method],
+                )
                 break
             except openai.BadRequestError as exc:
                 if len(self.methods) == 1:
-                    raise GpuError(f"vision model {self.model} refused the request: {exc.message}", "bad_request"
-                                   ) from None
+                    raise GpuError(
+                        f"vision model {self.model} refused the request: {exc.message}", "bad_request"
+                    ) from None
                 log.info("vision server refused %s output; trying %s", method, self.methods[1])
                 self.methods.pop(0)
             except openai.APIStatusError as exc:
