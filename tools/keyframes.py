@@ -78,8 +78,8 @@ def load_image_cover(path: Path, size: tuple[int, int]) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS decides
             with Image.open(path) as img:
-                _check_pixels(img)
                 _draft(img, size)
+                _check_pixels(img)  # after draft: what is decoded (a 108 MP JPEG at 1/4 scale is 7 MP)
                 img.load()
                 rgb = _to_rgb(ImageOps.exif_transpose(img))
     except Exception as exc:  # Pillow reports corrupt data with many exception types
@@ -88,7 +88,8 @@ def load_image_cover(path: Path, size: tuple[int, int]) -> Image.Image:
 
 
 def _check_pixels(img: Image.Image) -> None:
-    """Our own bomb limit, so it holds whatever another module sets Image.MAX_IMAGE_PIXELS to."""
+    """Our own bomb limit on the pixels to decode, so it holds whatever another module sets
+    Image.MAX_IMAGE_PIXELS to."""
     if img.width * img.height > MAX_PIXELS:
         raise Image.DecompressionBombError(f"{img.width}x{img.height} pixels")
 
