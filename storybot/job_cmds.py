@@ -38,7 +38,7 @@ def _job_id(value: str, data: Path | None) -> str:
 
     job_id = value.strip().lower()
     if not valid_job_id(job_id):
-        raise BadInput(f"not a job id: {value!r} (job ids are 12 hexadecimal characters)")
+        raise BadInput(f"unknown job id {value!r}: not a job id (job ids are 12 hexadecimal characters)")
     if not (settings_for(data).data_dir / "jobs.sqlite").is_file():
         raise BadInput(f"unknown job id: {job_id!r} (there are no jobs yet)")
     return job_id
