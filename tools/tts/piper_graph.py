@@ -8,6 +8,7 @@ by path, which releases the GIL (20 ms worst loop lag measured).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -33,27 +34,46 @@ def cache_dir() -> Path:
         return fallback
 
 
+def _digest(model: Path) -> str:
+    """The voice file's content hash (hashlib releases the GIL), so every install shares one copy."""
+    sha = hashlib.sha256()
+    with model.open("rb") as f:
+        while chunk := f.read(1 << 22):
+            sha.update(chunk)
+    return sha.hexdigest()[:16]
+
+
 def timed_model(model: Path) -> tuple[Path, str]:
     """(a copy of `model` whose durations are a graph output, that output's name)."""
-    stat = model.stat()
-    key = hashlib.sha256(f"{model.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    prepared = cache_dir() / f"{model.stem}-{key}.onnx"
+    prepared = cache_dir() / f"{model.stem}-{_digest(model)}.onnx"
     meta = prepared.with_suffix(".json")
     if not (prepared.is_file() and meta.is_file()):
-        try:
-            done = subprocess.run(
-                [sys.executable, "-m", "tools.tts.piper_graph", str(model), str(prepared)],
-                capture_output=True,
-                text=True,
-                timeout=PREPARE_TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise BadInput(f"Piper voice {model.name}: preparing it took over {PREPARE_TIMEOUT} s") from None
-        if done.returncode != 0:
-            reason = (done.stderr.strip().splitlines() or ["it could not be read"])[-1][:200]
-            raise BadInput(f"Piper voice {model.name} is not a usable ONNX model: {reason}")
+        _prepare(model, prepared)
     return prepared, str(json.loads(meta.read_text(encoding="utf-8"))["durations"])
+
+
+def _prepare(model: Path, prepared: Path) -> None:
+    """Run `mark_durations` in a child at FFmpeg's niceness: it is CPU work beside live jobs."""
+    from tools.ffmpeg import FFMPEG_NICENESS
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tools.tts.piper_graph", str(model), str(prepared)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, child.pid, FFMPEG_NICENESS)
+    try:
+        _, stderr = child.communicate(timeout=PREPARE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+        raise BadInput(f"Piper voice {model.name}: preparing it took over {PREPARE_TIMEOUT} s") from None
+    if child.returncode != 0:
+        reason = (stderr.strip().splitlines() or ["it could not be read"])[-1][:200]
+        raise BadInput(f"Piper voice {model.name} is not a usable ONNX model: {reason}")
 
 
 def mark_durations(model: Path, out: Path) -> None:
