@@ -461,17 +461,10 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def test_kill_9_mid_render_takes_ffmpeg_along_and_the_rerun_is_clean(tmp_path: Path, script: Path) -> None:
-    out = tmp_path / "out"
-    env = {**os.environ, **FAST_ENV}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "storybot", *render_args(script, out)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def _kill_once_ffmpeg_runs(proc: subprocess.Popen[bytes], within: float) -> None:
+    """SIGKILL storybot as soon as it has an FFmpeg child, then require that FFmpeg dies with it."""
     ffmpeg: list[int] = []
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + within
     while not ffmpeg and time.monotonic() < deadline and proc.poll() is None:
         ffmpeg = [k for k in _children(proc.pid) if "ffmpeg" in Path(f"/proc/{k}/cmdline").read_bytes().decode()]
         time.sleep(0.01)
@@ -482,7 +475,18 @@ def test_kill_9_mid_render_takes_ffmpeg_along_and_the_rerun_is_clean(tmp_path: P
     while any(_alive(p) for p in ffmpeg) and time.monotonic() < gone:
         time.sleep(0.05)
     assert not any(_alive(p) for p in ffmpeg), "FFmpeg outlived storybot"
-    assert os.getpgid(ffmpeg[0]) if _alive(ffmpeg[0]) else True
+
+
+def test_kill_9_mid_render_takes_ffmpeg_along_and_the_rerun_is_clean(tmp_path: Path, script: Path) -> None:
+    out = tmp_path / "out"
+    env = {**os.environ, **FAST_ENV}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "storybot", *render_args(script, out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _kill_once_ffmpeg_runs(proc, within=60)
     rendered(storybot(*render_args(script, out)), out)  # the debris is swept; the rerun succeeds
 
 
@@ -801,18 +805,7 @@ def test_kill_9_mid_job_then_resume_finishes_and_sweeps(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    ffmpeg: list[int] = []
-    deadline = time.monotonic() + 120
-    while not ffmpeg and time.monotonic() < deadline and proc.poll() is None:
-        ffmpeg = [k for k in _children(proc.pid) if "ffmpeg" in Path(f"/proc/{k}/cmdline").read_bytes().decode()]
-        time.sleep(0.01)
-    assert ffmpeg, "no FFmpeg seen"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    gone = time.monotonic() + 5
-    while any(_alive(p) for p in ffmpeg) and time.monotonic() < gone:
-        time.sleep(0.05)
-    assert not any(_alive(p) for p in ffmpeg), "FFmpeg outlived storybot"
+    _kill_once_ffmpeg_runs(proc, within=120)
     (job_dir,) = (data / "jobs").iterdir()
     debris = job_dir / f".voice.{_dead_pid()}-0badc0de.tmp.wav"
     debris.write_bytes(b"half")
