@@ -90,8 +90,8 @@ async def test_many_jobs_at_once_with_progress_events_and_low_loop_lag(tmp_path:
             assert {"stage_started", "stage_finished", "progress"} <= set(kinds)
             assert events[-1].artifacts and Path(events[-1].artifacts["final_video"]).is_file()
             assert svc.get(job).status == "done"
-        # CPU-heavy work runs in subprocesses and bounded threads at niceness 10: the loop stays
-        # responsive. Three neural narrations at once on 2 cores measured 160-260 ms (espeak-ng: under
-        # 250); 400 ms is still far inside Discord's 3 s acknowledgement deadline.
+        # CPU-heavy work runs in subprocesses and bounded threads at niceness 10, FFmpeg is spawned
+        # with vfork and its inputs probed off the loop: three neural narrations at once on 2 cores
+        # measured 25-46 ms (a preexec_fn fork made it 200-410 ms). Discord allows 3 s.
         print(f"largest event-loop lag with 3 jobs: {svc.lag.max_ms:.1f} ms")
-        assert svc.lag.max_ms < 400, svc.lag.max_ms
+        assert svc.lag.max_ms < 250, svc.lag.max_ms

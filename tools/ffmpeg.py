@@ -6,17 +6,22 @@ Nothing waits forever: every run has a time limit scaled to the media it handles
 `time_limit`), after which FFmpeg is killed and the run fails with one line. FFmpeg runs in its own
 process group and gets SIGKILL when storybot dies (`PR_SET_PDEATHSIG`), so a killed render leaves no
 orphaned encoder behind.
+
+The event loop only ever does the spawn itself, and that spawn is a `vfork`: probing inputs and
+resolving the binary run in a worker thread, and the death signal and niceness are set by a tiny
+launcher that then execs FFmpeg. A `preexec_fn` would force a full `fork` of the whole process,
+which stalls the loop for 50-90 ms per run once torch is loaded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import itertools
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,9 +38,19 @@ FFMPEG_NICENESS = 10
 # still ends a hung run (a pipe that never closes, an endless -stream_loop) in bounded time.
 BASE_SECONDS = 60.0
 PER_MEDIA_SECOND = 20.0
-_PR_SET_PDEATHSIG = 1
-# Resolved once in the parent: a forked child must not load libraries (locks held by other threads).
-_prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None) if os.name == "posix" else None
+# Runs as `python -I -S -c _LAUNCHER PARENT_PID NICENESS FFMPEG ARGS...`: die with the parent
+# (SIGKILL via PR_SET_PDEATHSIG, which survives exec), or exit at once if the parent is gone already;
+# take the media niceness; then become FFmpeg.
+_LAUNCHER = """
+import ctypes, os, sys
+prctl = getattr(ctypes.CDLL(None), "prctl", None)
+if prctl is not None:
+    prctl(1, 9, 0, 0, 0)
+if os.getppid() != int(sys.argv[1]):
+    os._exit(1)
+os.nice(int(sys.argv[2]))
+os.execv(sys.argv[3], sys.argv[3:])
+"""
 # Threads that only wait on FFmpeg; separate from the default executor so waits never starve probing.
 _POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="ffmpeg")
 
@@ -83,13 +98,15 @@ def time_limit(args: Sequence[str], stdin: bytes | None = None) -> float:
     return BASE_SECONDS + PER_MEDIA_SECOND * media_seconds(args, stdin)
 
 
-def _die_with_parent() -> None:
-    """Child side, before exec: SIGKILL when the parent dies; exit now if it already has."""
-    parent = os.getppid()
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:
-        os._exit(1)
+def _command(argv: list[str], stdin: bytes | None, limit_s: float | None) -> tuple[list[str], float]:
+    """Worker-thread side: the full command line and its time limit (may probe input files)."""
+    limit = time_limit(argv, stdin) if limit_s is None else limit_s
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", *argv]
+    if stdin is not None:
+        cmd.remove("-nostdin")
+    if os.name == "posix":
+        cmd = [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(os.getpid()), str(FFMPEG_NICENESS), *cmd]
+    return cmd, limit
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -129,13 +146,10 @@ async def run_ffmpeg(
     that outlives `asyncio.run` prints "Loop ... that handles pid N is closed" on stderr.
     Popen runs in the event-loop thread, so PR_SET_PDEATHSIG follows that long-lived thread.
     """
-    argv = [*map(str, args)]
-    limit = time_limit(argv, stdin) if limit_s is None else limit_s
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", *argv]
-    if stdin is not None:
-        cmd.remove("-nostdin")
+    loop = asyncio.get_running_loop()
+    cmd, limit = await loop.run_in_executor(None, _command, [*map(str, args)], stdin, limit_s)
     started = time.monotonic()
-    # spawning is quick; the wait runs in a worker thread
+    # a vfork-based spawn takes about a millisecond; the wait runs in a worker thread
     proc = subprocess.Popen(  # noqa: ASYNC220
         cmd,
         stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
@@ -143,11 +157,8 @@ async def run_ffmpeg(
         stderr=subprocess.PIPE,
         cwd=cwd,
         process_group=0,
-        preexec_fn=_die_with_parent,
     )
-    with contextlib.suppress(OSError):  # media work yields the CPU to the event loop (bot heartbeats)
-        os.setpriority(os.PRIO_PROCESS, proc.pid, FFMPEG_NICENESS)
-    job = asyncio.get_running_loop().run_in_executor(_POOL, _communicate, proc, stdin, limit)
+    job = loop.run_in_executor(_POOL, _communicate, proc, stdin, limit)
     try:
         out, err, timed_out = await asyncio.shield(job)
     except BaseException:  # cancelled: never leave FFmpeg running
