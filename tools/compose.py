@@ -185,8 +185,6 @@ def _encode_args(frames: int, seconds: float, preset: str, audio_bitrate: str) -
         preset,
         "-pix_fmt",
         "yuv420p",
-        "-g",
-        str(2 * FPS),
         "-c:a",
         "aac",
         "-b:a",

@@ -82,9 +82,11 @@ async def finish(
         if fitted is None and final.stat().st_size > upload_limit:
             fitted = await upload.fit_for_upload(final, copy_path, upload_limit, first_attempt=2 if copy else 1)
     with clock("checks"):
-        measured = await loudness.measure_file(final)
-        thumb = await asyncio.to_thread(thumbnail.make_thumbnail, media, aspect, folder / "thumbnail.png")
-        info = await asyncio.to_thread(probe, final)
+        measured, thumb, info = await asyncio.gather(
+            loudness.measure_file(final),
+            asyncio.to_thread(thumbnail.make_thumbnail, media, aspect, folder / "thumbnail.png"),
+            asyncio.to_thread(probe, final),
+        )
     return Finished(
         final=final,
         discord=Path(fitted.path) if fitted else None,

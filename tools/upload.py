@@ -29,7 +29,9 @@ MIN_KBPS = 150
 AUDIO_KBPS = 160
 RETRY_FACTOR = 0.92
 SAMPLE_FRAMES = 12
-TRIAL_BIAS = 1.4  # trial bytes per frame / master bytes per frame, measured by bench/render.py (1.40 and 1.49)
+# trial bytes per frame / master bytes per frame, by bench/render.py with x264's default keyframe interval:
+# 1.77 (clips) and 1.70 (cards); the lower one, since a needless copy costs less than the fallback
+TRIAL_BIAS = 1.7
 CONTAINER_MARGIN = 0.96  # room for the mp4 index and rate-control error
 
 
@@ -140,7 +142,7 @@ async def predict_master_bytes(media: list[ShotMedia], cut: CutPlan, aspect: Asp
     A CRF encode's size depends on the pictures, so it is measured, not guessed: SAMPLE_FRAMES of
     every shot (the start of a clip, so nothing before them is decoded; the middle of a still's move,
     where it is fastest) go through the same fitting and the same encoder settings. Each sample
-    starts on a cut, so the trial has more intra frames than the master: it came out 1.4-1.5x the
+    starts on a cut, so the trial has more intra frames than the master: it came out 1.7-1.8x the
     master's bytes per frame on the bench's clips and cards, hence TRIAL_BIAS. The estimate errs to
     either side by a few tens of percent: a needless copy costs its encode, a missing one the fallback.
     """
@@ -181,8 +183,6 @@ async def predict_master_bytes(media: list[ShotMedia], cut: CutPlan, aspect: Asp
                 str(enc.crf),
                 "-pix_fmt",
                 "yuv420p",
-                "-g",
-                str(2 * FPS),
                 "-an",
                 "-f",
                 "mp4",
