@@ -116,11 +116,31 @@ def test_subtitles_carry_every_script_word_in_order(portrait: Path) -> None:
             assert 1000 <= ev.end - ev.start <= 7000
 
 
+def assert_shot_clips(folder: Path, aspect: Aspect, count: int) -> None:
+    """clips/shot_NN.mp4: each shot's span of the master (starting on a keyframe), together all of it."""
+    shots = json.loads((folder / "shots.json").read_text())
+    clips = sorted((folder / "clips").glob("shot_*.mp4"))
+    assert [c.name for c in clips] == [f"shot_{n:02d}.mp4" for n in range(1, count + 1)]
+    total = 0
+    for clip, shot in zip(clips, shots, strict=True):
+        info = probe(clip)
+        assert info.video and info.video.codec == "h264" and (info.video.width, info.video.height) == aspect.size
+        assert info.audio and info.audio.codec == "aac"
+        with av.open(str(clip)) as container:
+            packets = [p for p in container.demux(video=0) if p.size]
+        assert packets[0].is_keyframe, clip.name
+        total += len(packets)
+        if shot is not shots[-1]:  # the last shot also carries the tail after the last word
+            assert len(packets) / 30 == pytest.approx(shot["end"] - shot["start"], abs=1.5 / 30), clip.name
+    with av.open(str(folder / "final.mp4")) as container:
+        assert total == sum(1 for p in container.demux(video=0) if p.size)
+
+
 def test_artifacts_shots_keyframes_clips_thumbnail(portrait: Path) -> None:
     shots = json.loads((portrait / "shots.json").read_text())
     keyframes = sorted((portrait / "keyframes").glob("shot_*.png"))
     assert len(shots) == len(keyframes) >= 1
-    assert not list((portrait / "clips").glob("shot_*.mp4")), "stills move inside the final cut, not in clip files"
+    assert_shot_clips(portrait, Aspect.portrait, len(shots))
     meta = json.loads((portrait / "metadata.json").read_text())
     assert shots[-1]["end"] == pytest.approx(meta["voice"]["duration"], abs=0.01)
     with Image.open(portrait / "thumbnail.png") as thumb:
@@ -225,7 +245,9 @@ def test_clips_of_any_size_landscape_and_upload_copy_in_the_same_run(tmp_path: P
     meta = json.loads(Path(artifacts["metadata"]).read_text())
     final = out / "final.mp4"
     check_video(final, Aspect.landscape, meta["voice"]["duration"])
-    assert artifacts["keyframes"] == [] and artifacts["clips"] == [], "clips are fitted in the final cut, not copied"
+    assert artifacts["keyframes"] == []
+    assert artifacts["clips"] == [str(out.resolve() / "clips" / f"shot_{n:02d}.mp4") for n in (1, 2)]
+    assert_shot_clips(out, Aspect.landscape, 2)
     assert meta["sources"] == ["clip", "clip"]
     assert final.stat().st_size > limit
     assert 0.5 < meta["predicted_master_bytes"] / final.stat().st_size < 3.0, meta["predicted_master_bytes"]

@@ -57,6 +57,21 @@ class CutPlan(BaseModel):
     def total(self) -> float:
         return self.total_frames / FPS
 
+    @property
+    def shot_starts(self) -> list[int]:
+        """The frame of the cut where each shot begins: the midpoint of the cross-fade into it."""
+        starts, clip_start = [0], 0
+        for frames in self.clip_frames[:-1]:
+            clip_start += frames - self.transition_frames
+            starts.append(clip_start + self.transition_frames // 2)
+        return starts
+
+    def shot_key_times(self) -> str:
+        """`-force_key_frames` times: an IDR frame where every shot after the first begins, so each
+        shot can be cut out of the master by stream copy. Half a frame early, since FFmpeg keys the
+        first frame at or after each time."""
+        return ",".join(f"{(k - 0.5) / FPS:.4f}" for k in self.shot_starts[1:]) or "0"
+
 
 def plan_cut(shots: list[Shot], tail: float = TAIL, transition_frames: int = TRANSITION_FRAMES) -> CutPlan:
     transition = transition_frames if len(shots) > 1 else 0
@@ -232,6 +247,8 @@ async def compose(
         *_encode_args(plan.total_frames, plan.total, enc.preset, enc.audio_bitrate),
         "-crf",
         str(enc.crf),
+        "-force_key_frames",
+        plan.shot_key_times(),
     ]
     with atomic_path(out) as tmp, _maybe_atomic(upload_copy) as tmp_copy:
         extra: list[str | Path] = []

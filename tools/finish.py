@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tools import compose, loudness, thumbnail, upload
+from tools import compose, loudness, shot_clips, thumbnail, upload
 from tools.models import Aspect
-from tools.motion import FPS, ShotMedia
+from tools.motion import FPS, ClipShot, ShotMedia
 from tools.music import synth_bed
 from tools.probe import MediaInfo, probe
 
@@ -54,7 +54,8 @@ async def finish(
     upload_limit: int,
     mix: compose.AudioMix | None = None,
 ) -> Finished:
-    """Cut, check and package the video into `folder` (final.mp4, final.discord.mp4, thumbnail.png).
+    """Cut, check and package the video into `folder` (final.mp4, final.discord.mp4, thumbnail.png,
+    clips/shot_NN.mp4).
 
     When the master is predicted over the upload limit, the final cut writes the upload copy too,
     from the same frames (no second decode, filter pass or full-size encode). The copy's size is
@@ -81,6 +82,8 @@ async def finish(
         fitted = _same_run_fit(final, copy, upload_limit)
         if fitted is None and final.stat().st_size > upload_limit:
             fitted = await upload.fit_for_upload(final, copy_path, upload_limit, first_attempt=2 if copy else 1)
+    with clock("shot_clips"):
+        await shot_clips.split_shots(final, cut, folder, _own_clips(media, folder))
     with clock("checks"):
         measured, thumb, info = await asyncio.gather(
             loudness.measure_file(final),
@@ -97,6 +100,16 @@ async def finish(
         predicted_master_bytes=predicted,
         seconds=clock.seconds,
     )
+
+
+def _own_clips(media: list[ShotMedia], folder: Path) -> set[int]:
+    """Shots whose clip is already `clips/shot_NN.mp4` (the image-to-video model's): they keep it."""
+    clips = (folder / shot_clips.CLIPS_DIR).resolve()
+    return {
+        i
+        for i, shot in enumerate(media)
+        if isinstance(shot, ClipShot) and shot.sources[0].path.resolve() == clips / shot_clips.clip_name(i)
+    }
 
 
 def _same_run_fit(final: Path, copy: compose.UploadCopy | None, limit: int) -> upload.FitReport | None:
