@@ -2,13 +2,17 @@
 
 Case `clips` (default): eight textured (noisy, hard to compress) 1080x1920 clips of mixed frame
 rates, a 60 s voice, a music bed and the default 10 MiB upload limit, so the Discord copy is made
-too. Case `cards`: the offline defaults (art cards with Ken Burns). After our render, the bench
-builds the reference: one FFmpeg command at `veryfast` that fits the same media (cover-crop, 30 fps,
-trim, hold a short clip's last frame; zoompan for stills), cross-fades with a plain xfade chain,
-burns the same subtitles, ducks the music and normalises loudness in one pass, into a master only. It prints our
-seconds per stage, both wall times and FFmpeg CPU times, and the ratios (target: ours <= 1.5x).
+too. Case `cards`: the offline defaults (art cards with Ken Burns). Case `stock`: the same eight
+clips found through `--visuals stock`, served by a local server speaking the Pexels protocol at
+`--mbps` megabytes a second; it also times a plain download of the same files from that server, so
+the fetching overhead (searching, checking, keyframes) is what the keyframes stage took beyond it.
+After our render, the bench builds the reference: one FFmpeg command at `veryfast` that fits the
+same media (cover-crop, 30 fps, trim, hold a short clip's last frame; zoompan for stills),
+cross-fades with a plain xfade chain, burns the same subtitles, ducks the music and normalises
+loudness in one pass, into a master only. It prints our seconds per stage, both wall times and
+FFmpeg CPU times, and the ratios (target: ours <= 1.5x).
 
-    .venv/bin/python bench/render.py [--case clips|cards] [--media DIR] [--keep DIR]
+    .venv/bin/python bench/render.py [--case clips|cards|stock] [--media DIR] [--keep DIR] [--mbps 40]
 
 `--media DIR` keeps the generated clips there and reuses them on the next run.
 """
@@ -18,11 +22,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import httpx
 import numpy as np
 from PIL import Image
 
@@ -34,6 +44,9 @@ from tools.motion import FPS, ken_burns_filter
 from tools.music import synth_bed
 from tools.render import RenderOptions, render
 from tools.shots import read_shots
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' local HTTP server
+from tests.local_http import Reply, Request, local_server
 
 HERE = Path(__file__).resolve().parent
 CLIP_SECONDS = 9.0
@@ -169,29 +182,98 @@ def reference_command(
     ]
 
 
+class StockServer:
+    """Pexels' video search answering every query with the eight clips, files sent at `mbps` MB/s."""
+
+    def __init__(self, clips: list[Path], mbps: float) -> None:
+        self.clips, self.mbps, self.base = clips, mbps, ""
+
+    def handle(self, req: Request) -> Reply:
+        path = urlsplit(req.path).path
+        if path.startswith("/files/"):
+            clip = next(c for c in self.clips if c.name == path.removeprefix("/files/"))
+            size = clip.stat().st_size
+            return Reply(200, self._throttled(clip), {"Content-Type": "video/mp4", "Content-Length": str(size)})
+        if path == "/videos/search":
+            videos = [
+                {
+                    "id": n + 1,
+                    "url": f"https://www.pexels.com/video/{n + 1}/",
+                    "width": 1080,
+                    "height": 1920,
+                    "duration": CLIP_SECONDS,
+                    "user": {"name": f"author {n + 1}", "url": ""},
+                    "video_files": [
+                        {"link": f"{self.base}/files/{c.name}", "file_type": "video/mp4", "width": 1080, "height": 1920}
+                    ],
+                }
+                for n, c in enumerate(self.clips)
+            ]
+            return Reply.json({"page": 1, "per_page": 15, "total_results": len(videos), "videos": videos})
+        return Reply.json({"page": 1, "per_page": 15, "total_results": 0, "photos": []})
+
+    def _throttled(self, clip: Path) -> Iterator[bytes]:
+        chunk = 256 * 1024
+        start = time.perf_counter()
+        with clip.open("rb") as f:
+            sent = 0
+            while block := f.read(chunk):
+                yield block
+                sent += len(block)
+                time.sleep(max(0.0, sent / (self.mbps * 1e6) - (time.perf_counter() - start)))
+
+
+def plain_download(base: str, clips: list[Path], folder: Path) -> float:
+    """Seconds to fetch the clips one after another with nothing else done: the download time."""
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with httpx.Client(timeout=60) as client:
+        for clip in clips:
+            with client.stream("GET", f"{base}/files/{clip.name}") as r, (folder / clip.name).open("wb") as f:
+                for block in r.iter_bytes():
+                    f.write(block)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--case", choices=["clips", "cards"], default="clips")
+    parser.add_argument("--case", choices=["clips", "cards", "stock"], default="clips")
+    parser.add_argument("--mbps", type=float, default=40.0, help="stock case: download speed, MB/s")
     parser.add_argument("--media", type=Path, help="keep the generated clips here and reuse them")
     parser.add_argument("--keep", type=Path, help="render into this folder and keep it")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         root = Path(tmp)
         out = args.keep or root / "out"
-        clips = asyncio.run(make_clips(args.media or root / "clips")) if args.case == "clips" else None
+        clips = asyncio.run(make_clips(args.media or root / "clips")) if args.case != "cards" else None
+        download = None
+        if args.case == "stock" and clips:
+            stock = StockServer(clips, args.mbps)
+            stock.base = stack.enter_context(local_server(stock.handle)).url
+            download = plain_download(stock.base, clips, root / "downloaded")
+            data = str(root / "data")
+            os.environ.update(PEXELS_API_KEY="bench-key", PEXELS_BASE_URL=stock.base, STORYBOT_DATA_DIR=data)
         music = root / "music.wav"
         synth_bed(65.0, music, seed=3)
         cpu0, start = _children_cpu(), time.perf_counter()
         artifacts = asyncio.run(
             render(
                 RenderOptions(
-                    script=HERE / "story60.txt", out=out, music=music, clips=clips[0].parent if clips else None
+                    script=HERE / "story60.txt",
+                    out=out,
+                    music=music,
+                    clips=clips[0].parent if clips and args.case == "clips" else None,
+                    visuals="stock" if args.case == "stock" else "auto",
                 )
             )
         )
         ours, ours_cpu = time.perf_counter() - start, _children_cpu() - cpu0
         meta = json.loads(Path(artifacts.metadata).read_text())
         media = clips or [Path(k) for k in artifacts.keyframes]
+        if args.case == "stock":
+            if meta["sources"] != ["clip"] * len(media):  # every shot must get its own clip
+                raise SystemExit(f"stock: not every shot got footage: {meta['sources']} {meta['notices']}")
+            media = media[: meta["shots"]]
         cmd = reference_command(
             out, media, clips is None, Path(artifacts.voice), music, Path(artifacts.subtitles_ass), Aspect.portrait
         )
@@ -225,6 +307,14 @@ def main() -> None:
         f"{ref_mib:.1f} MiB)"
     )
     print(f"ratio:     {ours / ref:.2f}x wall, {ours_cpu / ref_cpu:.2f}x CPU (target <= 1.5x)")
+    if download is not None:
+        fetch = meta["stage_seconds"]["keyframes"]
+        shots = meta["shots"]
+        print(
+            f"stock:     keyframes stage {fetch:.1f} s ({fetch / shots:.2f} s per shot) against a plain download of "
+            f"the same {len(clips or [])} files in {download:.1f} s at {args.mbps:g} MB/s: fetching added "
+            f"{fetch - download:+.1f} s; without the download, {(ours - fetch) / ref:.2f}x the reference"
+        )
 
 
 if __name__ == "__main__":

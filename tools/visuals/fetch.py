@@ -124,7 +124,7 @@ class Http:
         tmp = folder / f".{stem}.{uuid.uuid4().hex[:8]}.part"
         try:
             suffix = await self._with_retries(lambda: self._stream(url, tmp, kind))
-            check_media(tmp, kind)
+            await asyncio.to_thread(check_media, tmp, kind)
             final = folder / f"{stem}{suffix}"
             os.replace(tmp, final)
             return final

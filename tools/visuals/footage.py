@@ -32,7 +32,7 @@ def still_keyframe(image: Path, aspect: Aspect, png: Path) -> Path:
 
 async def clip_keyframe(clip: Path, aspect: Aspect, png: Path) -> Path:
     """The frame a third of the way into `clip`, cover-cropped: what the approval shows for footage."""
-    at = probe(clip).duration / 3
+    at = (await asyncio.to_thread(probe, clip)).duration / 3
     png.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(png) as tmp:
         async with asyncio.timeout(FFMPEG_DEADLINE):

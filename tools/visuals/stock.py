@@ -9,6 +9,7 @@ footage is found. Re-roll asks again with the shot's earlier picks excluded: the
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Literal, Protocol
@@ -25,6 +26,7 @@ from tools.visuals.terms import queries
 MAX_CHAIN = 4  # clips at most in one shot
 RANKED = 3  # candidates a vision model scores per shot
 Rank = Callable[[Path, str], Awaitable[float | None]]
+KEYFRAMES_AT_ONCE = 2  # shots whose keyframe is made while later shots download
 TRIES_PER_SHOT = 3  # downloads that may fail before the shot gives up on a kind
 
 
@@ -83,14 +85,21 @@ class StockSource:
         ), client
 
     async def make(self, briefs: list[ShotBrief], job: Job) -> list[Visual | Miss]:
+        """Shots are searched and downloaded in order (what one shot takes, the next may not), and
+        each shot's keyframe is made while the next shot downloads, so fetching takes about as long
+        as the downloads alone."""
         used = set(job.exclude)
-        out: list[Visual | Miss] = []
-        for brief in briefs:
-            result = await self._shot(brief, job, used)
-            if isinstance(result, Visual):
-                used.update(result.media_ids)
-            out.append(result)
-        return out
+        out: list[asyncio.Task[Visual] | Miss] = []
+        finishing = asyncio.Semaphore(KEYFRAMES_AT_ONCE)
+        async with asyncio.TaskGroup() as group:
+            for brief in briefs:
+                taken = await self._shot(brief, job, used)
+                if isinstance(taken, Miss):
+                    out.append(taken)
+                    continue
+                used.update(h.key for h, _ in taken)
+                out.append(group.create_task(self._visual(brief, job, taken, finishing)))
+        return [r if isinstance(r, Miss) else r.result() for r in out]
 
     async def _search(
         self, provider: StockProvider, http: Http, query: str, kind: Literal["image", "video"], aspect: Aspect
@@ -100,7 +109,7 @@ class StockSource:
             self._searches[key] = await provider.search(http, query, kind, aspect)
         return self._searches[key]
 
-    async def _shot(self, brief: ShotBrief, job: Job, used: set[str]) -> Visual | Miss:
+    async def _shot(self, brief: ShotBrief, job: Job, used: set[str]) -> list[tuple[Candidate, Path]] | Miss:
         problems: list[str] = []
         for kind in ("video", "image"):
             for query in queries(brief.terms, brief.broader):
@@ -119,9 +128,9 @@ class StockSource:
                         continue
                     if self.rank is not None:
                         fresh = await self._ranked(brief, job, http, fresh[:RANKED]) + fresh[RANKED:]
-                    visual = await self._use(brief, job, http, fresh, problems)
-                    if visual is not None:
-                        return visual
+                    taken = await self._take(brief, http, fresh, problems)
+                    if taken:
+                        return taken
         why = (
             "; ".join(dict.fromkeys(problems)) or f"nothing found for {', '.join(queries(brief.terms, brief.broader))}"
         )
@@ -138,7 +147,7 @@ class StockSource:
                 if hit.kind == "video":
                     await footage.clip_keyframe(path, job.aspect, frame)
                 else:
-                    footage.still_keyframe(path, job.aspect, frame)
+                    await asyncio.to_thread(footage.still_keyframe, path, job.aspect, frame)
                 score = await self.rank(frame, brief.text)
                 frame.unlink(missing_ok=True)
             except VisualError:
@@ -147,9 +156,9 @@ class StockSource:
         order = sorted(range(len(hits)), key=lambda i: -scores[i])
         return [hits[i] for i in order]
 
-    async def _use(
-        self, brief: ShotBrief, job: Job, http: Http, hits: list[Candidate], problems: list[str]
-    ) -> Visual | None:
+    async def _take(
+        self, brief: ShotBrief, http: Http, hits: list[Candidate], problems: list[str]
+    ) -> list[tuple[Candidate, Path]]:
         """Download the first usable hit (chaining footage up to the shot's length)."""
         taken: list[tuple[Candidate, Path]] = []
         failures = 0
@@ -159,7 +168,7 @@ class StockSource:
             try:
                 path = await http.download(hit.url, self.cache, f"{hit.kind}_{hit.id}", hit.kind)
                 if hit.kind == "video":
-                    hit = hit.model_copy(update={"seconds": footage.clip_seconds(path)})
+                    hit = hit.model_copy(update={"seconds": await asyncio.to_thread(footage.clip_seconds, path)})
             except VisualError as exc:
                 problems.append(str(exc))
                 failures += 1
@@ -167,8 +176,18 @@ class StockSource:
             taken.append((hit, path))
             if hit.kind == "image" or sum(h.seconds for h, _ in taken) >= brief.seconds:
                 break
-        if not taken:
-            return None
+        return taken
+
+    @staticmethod
+    async def _visual(
+        brief: ShotBrief, job: Job, taken: list[tuple[Candidate, Path]], finishing: asyncio.Semaphore
+    ) -> Visual:
+        """The shot's keyframe and footage in the job folder, from what `_take` downloaded."""
+        async with finishing:
+            return await StockSource._finish(brief, job, taken)
+
+    @staticmethod
+    async def _finish(brief: ShotBrief, job: Job, taken: list[tuple[Candidate, Path]]) -> Visual:
         png = job.keyframe(brief)
         png.parent.mkdir(parents=True, exist_ok=True)
         first = taken[0][1]
@@ -177,7 +196,7 @@ class StockSource:
             clips = [footage.keep(p, job.media(brief, f"_{k + 1}{p.suffix}")) for k, (_, p) in enumerate(taken)]
             await footage.clip_keyframe(first, job.aspect, png)
         else:
-            footage.still_keyframe(first, job.aspect, png)
+            await asyncio.to_thread(footage.still_keyframe, first, job.aspect, png)
         return Visual(
             shot=brief.index,
             source=taken[0][0].provider,
