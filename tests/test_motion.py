@@ -159,8 +159,24 @@ def test_clips_for_one_shot_are_chained_in_order(tmp_path: Path) -> None:
                 ]
             )
         )
-    frames = fitted(tmp_path, [red, blue], 50)
+    frames = fitted(tmp_path, [red, blue], 60)
     means = [f.reshape(-1, 3).mean(axis=0) for f in frames]
-    assert len(frames) == 50
+    assert len(frames) == 60
     assert all(m[0] > 150 and m[2] < 80 for m in means[:29]), "the first clip plays first"
     assert all(m[2] > 150 and m[0] < 80 for m in means[31:]), "then the second, never the first again"
+
+
+def test_a_next_clip_is_not_flashed_for_a_few_frames(tmp_path: Path) -> None:
+    """A shot 0.3 s longer than its first clip slows that clip a little rather than cutting to a
+    second clip for nine frames."""
+    red, blue = tmp_path / "red.mp4", tmp_path / "blue.mp4"
+    for path, colour in ((red, "red"), (blue, "blue")):
+        asyncio.run(
+            run_ffmpeg(
+                ["-v", "error", "-f", "lavfi", "-i", f"color=c={colour}:s=300x500:r=25:d=2", "-c:v", "libx264", path]
+            )
+        )
+    frames = fitted(tmp_path, [red, blue], 69)  # 2.3 s from a 2 s clip and another 2 s clip
+    means = [f.reshape(-1, 3).mean(axis=0) for f in frames]
+    assert len(frames) == 69
+    assert all(m[0] > 150 and m[2] < 80 for m in means), "only the first clip, slowed by 15%"

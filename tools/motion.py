@@ -9,7 +9,8 @@ so a supplied or stock clip is decoded once and the video is encoded once.
   pixel. The image is read once (no `-loop 1`), so the scale runs once per shot, not once per frame.
 - Clips of any size, rate and length: cover-cropped to the output size and resampled to 30 fps.
   A long clip is trimmed (and only the part used is read, `-t` on the input); several clips for one
-  shot are chained in order; a chain that is still short is slowed down (at most `MAX_STRETCH`),
+  shot are chained in order (a later one only if it would show for `MIN_PIECE` or more: a few
+  frames of another clip read as a flash); a chain that is still short is slowed down (at most `MAX_STRETCH`),
   then holds its last frame. It never loops: a short clip seen twice in a row is the "visible loop"
   users complain about.
 """
@@ -29,6 +30,9 @@ from tools.probe import probe
 FPS = 30
 ZOOM = 0.12  # how far a move travels: 12% of the frame
 MAX_STRETCH = 2.0  # a short clip plays at half speed at the slowest
+# a later clip of a chain that would be on screen for less than this is left out and the chain is
+# slowed a little instead: a few frames of another clip read as a flash, not as a cut
+MIN_PIECE = 1.0
 READ_MARGIN = 0.25  # seconds read past what a shot needs, for frame-rate rounding
 
 
@@ -138,6 +142,8 @@ def shot_chain(media: StillShot | ClipShot, frames: int, aspect: Aspect, first_i
     inputs: list[list[str]] = []
     have = 0.0
     for src in media.sources:
+        if inputs and need - have < MIN_PIECE:
+            break
         take = min(src.duration, need - have) if src.duration > 0 else need - have
         inputs.append(["-t", f"{take + READ_MARGIN:.3f}", "-i", str(src.path)])
         have += take

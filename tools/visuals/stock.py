@@ -17,6 +17,7 @@ from typing import Literal, Protocol
 import httpx
 from pydantic import BaseModel
 
+from tools import motion
 from tools.models import Aspect
 from tools.visuals import footage
 from tools.visuals.base import Credit, Job, Miss, ShotBrief, Visual, VisualError
@@ -174,7 +175,8 @@ class StockSource:
                 failures += 1
                 continue
             taken.append((hit, path))
-            if hit.kind == "image" or sum(h.seconds for h, _ in taken) >= brief.seconds:
+            # the final cut would not show a next clip for less than MIN_PIECE: it slows this one
+            if hit.kind == "image" or sum(h.seconds for h, _ in taken) >= brief.seconds - motion.MIN_PIECE:
                 break
         return taken
 
