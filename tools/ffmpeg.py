@@ -40,7 +40,7 @@ BASE_SECONDS = 60.0
 PER_MEDIA_SECOND = 20.0
 # Runs as `python -I -S -c _LAUNCHER PARENT_PID NICENESS FFMPEG ARGS...`: die with the parent
 # (SIGKILL via PR_SET_PDEATHSIG, which survives exec), or exit at once if the parent is gone already;
-# take the media niceness; then become FFmpeg.
+# take the media niceness (never less nice than the parent already is); then become FFmpeg.
 _LAUNCHER = """
 import ctypes, os, sys
 prctl = getattr(ctypes.CDLL(None), "prctl", None)
@@ -48,7 +48,8 @@ if prctl is not None:
     prctl(1, 9, 0, 0, 0)
 if os.getppid() != int(sys.argv[1]):
     os._exit(1)
-os.nice(int(sys.argv[2]))
+if os.getpriority(os.PRIO_PROCESS, 0) < int(sys.argv[2]):
+    os.setpriority(os.PRIO_PROCESS, 0, int(sys.argv[2]))
 os.execv(sys.argv[3], sys.argv[3:])
 """
 # Threads that only wait on FFmpeg; separate from the default executor so waits never starve probing.
@@ -104,7 +105,7 @@ def _command(argv: list[str], stdin: bytes | None, limit_s: float | None) -> tup
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", *argv]
     if stdin is not None:
         cmd.remove("-nostdin")
-    if os.name == "posix":
+    if os.name == "posix" and sys.executable:
         cmd = [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(os.getpid()), str(FFMPEG_NICENESS), *cmd]
     return cmd, limit
 
