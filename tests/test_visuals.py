@@ -26,7 +26,7 @@ from tools.llm.usage import metered
 from tools.models import Aspect, Shot
 from tools.render import RenderOptions, render
 from tools.settings import Settings, get_settings
-from tools.visuals import Job, Visual, brief, make_visuals, open_source, parse_choice, resolve
+from tools.visuals import Job, Visual, brief, footage, make_visuals, open_source, parse_choice, resolve
 from tools.visuals import fetch as fetch_module
 from tools.visuals.images import nearest_size
 from tools.visuals.terms import search_terms
@@ -43,6 +43,7 @@ NAMES = [
     "page.png",
     "empty.mp4",
     "corrupt.mp4",
+    "truncated.mp4",
 ]
 COLOURS = {
     "red": (220, 30, 30),
@@ -86,12 +87,27 @@ def png_bytes(colour: str, size: tuple[int, int] = (300, 500)) -> bytes:
     return buf.getvalue()
 
 
+def header_only(clip: Path, front: Path) -> bytes:
+    """`clip` with its index first and its frames cut off: a header that promises a video whose
+    frames are not there (a download cut short, served as if whole)."""
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-y", "-i", str(clip), "-c", "copy", "-movflags", "+faststart", str(front)],
+        check=True,
+        timeout=60,
+    )
+    data, at = front.read_bytes(), 0
+    while data[at + 4 : at + 8] != b"mdat":
+        at += int.from_bytes(data[at : at + 4], "big")
+    return data[: at + 64]
+
+
 @pytest.fixture(scope="module")
 def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     root = tmp_path_factory.mktemp("served")
     files = {f"{c}.mp4": make_clip(root / f"{c}.mp4", c, 2.5).read_bytes() for c in ("red", "green", "blue")}
     files["yellow.mp4"] = make_clip(root / "yellow.mp4", "yellow", 1.2).read_bytes()  # short: must be chained
     files["audio.mp4"] = make_clip(root / "audio.mp4", "red", 1.0, audio_only=True).read_bytes()
+    files["truncated.mp4"] = header_only(root / "red.mp4", root / "front.mp4")
     files["magenta.png"] = png_bytes("magenta")
     files["cyan.png"] = png_bytes("cyan")
     return files
@@ -406,7 +422,7 @@ def test_faults_are_retried_and_empty_results_broaden_then_fall_back(stock_serve
     assert Image.open(made[1].keyframe).size == Aspect.portrait.size
 
 
-@pytest.mark.parametrize("bad", ["page.png", "empty.mp4", "corrupt.mp4", "audio.mp4"])
+@pytest.mark.parametrize("bad", ["page.png", "empty.mp4", "corrupt.mp4", "audio.mp4", "truncated.mp4"])
 def test_bad_downloads_are_refused_and_the_next_hit_used(stock_server, tmp_path: Path, bad: str) -> None:
     stock, url, _ = stock_server
     stock.videos = {"lighthouse": [bad, "green.mp4"]}
@@ -601,3 +617,39 @@ def test_a_vision_rank_picks_the_best_of_the_first_candidates(stock_server, tmp_
     assert [c for c, _ in judged] == ["red", "green", "blue"] and judged[0][1] == "A lighthouse."
     assert made[0].media_ids == ["pexels:video:1002"], "blue scored best"
     assert not list((tmp_path / "job" / "media").glob("*.candidate*")), "candidate frames are not left behind"
+
+
+def test_footage_whose_later_frames_are_missing_shows_its_first_frame(tmp_path: Path) -> None:
+    """The approval's keyframe is a third into a clip; a clip cut short before that shows its start."""
+    clip = tmp_path / "grain.mp4"
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=0xdc1e1e:s=270x480:d=2.5:r=25,noise=alls=40:allf=t",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            str(clip),
+        ],
+        check=True,
+        timeout=60,
+    )
+    index = len(header_only(clip, tmp_path / "front.mp4"))
+    whole = (tmp_path / "front.mp4").read_bytes()
+    frame = (len(whole) - index) // 62  # about one frame's bytes (62 grainy frames of similar size)
+    short = tmp_path / "short.mp4"
+    short.write_bytes(whole[: index + 3 * frame])  # the index and the first few frames
+    png = asyncio.run(footage.clip_keyframe(short, Aspect.portrait, tmp_path / "kf.png"))
+    with Image.open(png) as img:
+        assert img.size == Aspect.portrait.size
+        r, g, b = np.asarray(img.convert("RGB")).reshape(-1, 3).mean(axis=0)
+    assert r > 150 and g < 90 and b < 90, (r, g, b)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["front.mp4", "grain.mp4", "kf.png", "short.mp4"]

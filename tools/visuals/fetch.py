@@ -25,7 +25,7 @@ import httpx
 from PIL import Image
 
 from tools.errors import StorybotError
-from tools.probe import probe
+from tools.probe import probe, require_video_frame
 from tools.visuals.base import VisualError
 
 MAX_BYTES = 200 * 1024 * 1024
@@ -192,3 +192,4 @@ def check_media(path: Path, kind: Kind) -> None:
         raise ValueError("no video stream in it")
     if kind == "video" and info.video.duration <= 0:
         raise ValueError("a video with no length")
+    require_video_frame(path)  # a header can promise frames a cut-short file lacks

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from tools import keyframes
+from tools.errors import MediaError
 from tools.ffmpeg import run_ffmpeg
 from tools.files import atomic_path
 from tools.models import Aspect
@@ -31,27 +32,35 @@ def still_keyframe(image: Path, aspect: Aspect, png: Path) -> Path:
 
 
 async def clip_keyframe(clip: Path, aspect: Aspect, png: Path) -> Path:
-    """The frame a third of the way into `clip`, cover-cropped: what the approval shows for footage."""
-    at = (await asyncio.to_thread(probe, clip)).duration / 3
+    """The frame a third of the way into `clip`, cover-cropped: what the approval shows for footage.
+    The first frame when nothing decodes there (a file whose later data is damaged)."""
+    third = (await asyncio.to_thread(probe, clip)).duration / 3
     png.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(png) as tmp:
-        async with asyncio.timeout(FFMPEG_DEADLINE):
-            await run_ffmpeg(
-                [
-                    "-v",
-                    "error",
-                    "-ss",
-                    f"{at:.3f}",
-                    "-i",
-                    clip,
-                    "-frames:v",
-                    "1",
-                    "-vf",
-                    _cover(aspect.size).replace(",format=yuv420p", ""),
-                    tmp,
-                ]
-            )
-    return png
+        for at in (third, 0.0):
+            await _grab(clip, at, aspect, tmp)
+            if tmp.is_file():  # FFmpeg exits 0 without writing when no frame decodes
+                return png
+        raise MediaError(f"{clip.name}: no frame decodes")
+
+
+async def _grab(clip: Path, at: float, aspect: Aspect, out: Path) -> None:
+    async with asyncio.timeout(FFMPEG_DEADLINE):
+        await run_ffmpeg(
+            [
+                "-v",
+                "error",
+                "-ss",
+                f"{at:.3f}",
+                "-i",
+                clip,
+                "-frames:v",
+                "1",
+                "-vf",
+                _cover(aspect.size).replace(",format=yuv420p", ""),
+                out,
+            ]
+        )
 
 
 def clip_seconds(clip: Path) -> float:

@@ -18,6 +18,7 @@ import httpx
 from pydantic import BaseModel
 
 from tools import motion
+from tools.errors import StorybotError
 from tools.models import Aspect
 from tools.visuals import footage
 from tools.visuals.base import Credit, Job, Miss, ShotBrief, Visual, VisualError
@@ -90,16 +91,22 @@ class StockSource:
         each shot's keyframe is made while the next shot downloads, so fetching takes about as long
         as the downloads alone."""
         used = set(job.exclude)
-        out: list[asyncio.Task[Visual] | Miss] = []
+        out: list[asyncio.Task[Visual | Miss] | Miss] = []
         finishing = asyncio.Semaphore(KEYFRAMES_AT_ONCE)
-        async with asyncio.TaskGroup() as group:
+        try:
             for brief in briefs:
                 taken = await self._shot(brief, job, used)
                 if isinstance(taken, Miss):
                     out.append(taken)
                     continue
                 used.update(h.key for h, _ in taken)
-                out.append(group.create_task(self._visual(brief, job, taken, finishing)))
+                out.append(asyncio.create_task(self._visual(brief, job, taken, finishing)))
+            await asyncio.gather(*(t for t in out if isinstance(t, asyncio.Task)))
+        finally:  # a failure or a cancellation leaves no keyframe task running
+            tasks = [t for t in out if isinstance(t, asyncio.Task)]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         return [r if isinstance(r, Miss) else r.result() for r in out]
 
     async def _search(
@@ -183,10 +190,14 @@ class StockSource:
     @staticmethod
     async def _visual(
         brief: ShotBrief, job: Job, taken: list[tuple[Candidate, Path]], finishing: asyncio.Semaphore
-    ) -> Visual:
-        """The shot's keyframe and footage in the job folder, from what `_take` downloaded."""
+    ) -> Visual | Miss:
+        """The shot's keyframe and footage in the job folder, from what `_take` downloaded; a Miss
+        (the shot gets a card) when the downloaded media will not give a frame."""
         async with finishing:
-            return await StockSource._finish(brief, job, taken)
+            try:
+                return await StockSource._finish(brief, job, taken)
+            except StorybotError as exc:
+                return Miss(shot=brief.index, reason=f"the stock media would not decode ({exc})")
 
     @staticmethod
     async def _finish(brief: ShotBrief, job: Job, taken: list[tuple[Candidate, Path]]) -> Visual:
