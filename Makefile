@@ -37,6 +37,7 @@ redis:
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/render.py
+	$(BIN)/python bench/voices.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/workers.py
 
