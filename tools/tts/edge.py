@@ -23,7 +23,7 @@ from tools.assets import ASSETS_DIR
 from tools.errors import BadInput, MediaError
 from tools.text import Span, word_spans
 from tools.tts.elevenlabs import VoiceGaveUp
-from tools.tts.speech import Speech, assemble, words_per_minute, write_wav
+from tools.tts.speech import Speech, assemble, write_wav
 
 PROVIDER = "edge"
 TICKS = 10_000_000  # per second
@@ -133,7 +133,6 @@ class EdgeVoice:
             wav=wav,
             duration=duration,
             words=words,
-            words_per_minute=words_per_minute(words),
             provider=PROVIDER,
             estimated=False,
         )

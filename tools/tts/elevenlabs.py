@@ -31,7 +31,7 @@ from tools.ffmpeg import run_ffmpeg
 from tools.llm.usage import count
 from tools.models import Word
 from tools.text import Span, ends_clause, ends_sentence, word_spans
-from tools.tts.speech import OUT_RATE, Speech, assemble, words_per_minute, write_wav
+from tools.tts.speech import OUT_RATE, Speech, assemble, write_wav
 
 if TYPE_CHECKING:
     from elevenlabs.client import AsyncElevenLabs
@@ -488,7 +488,6 @@ async def synthesize_elevenlabs(
         wav=out_wav,
         duration=duration,
         words=words,
-        words_per_minute=words_per_minute(words),
         provider=PROVIDER,
         estimated=False,
     )

@@ -354,7 +354,6 @@ async def synthesize(text: str, out_wav: Path, voice: str = "en-us", rate_wpm: i
         wav=out_wav,
         duration=duration,
         words=words,
-        words_per_minute=words_per_minute(words),
         provider=PROVIDER,
         estimated=False,
     )

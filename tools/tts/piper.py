@@ -317,7 +317,6 @@ class PiperVoice:
             wav=wav,
             duration=duration,
             words=words,
-            words_per_minute=words_per_minute(words),
             provider=PROVIDER,
             estimated=False,
         )

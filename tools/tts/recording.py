@@ -17,7 +17,7 @@ from tools.errors import BadInput, MediaError
 from tools.ffmpeg import decode_audio
 from tools.probe import probe
 from tools.text import Span, ends_clause, ends_sentence, word_spans
-from tools.tts.speech import Levels, Speech, assemble, frame_levels, is_speakable, words_per_minute, write_wav
+from tools.tts.speech import Levels, Speech, assemble, frame_levels, is_speakable, write_wav
 
 PROVIDER = "recording"
 _ANALYSIS_RATE = 16_000  # enough for levels, and a long recording stays small in memory
@@ -108,7 +108,6 @@ async def from_recording(audio: Path, text: str, out_wav: Path) -> Speech:
         wav=out_wav,
         duration=duration,
         words=words,
-        words_per_minute=words_per_minute(words),
         provider=PROVIDER,
         estimated=True,
     )

@@ -29,9 +29,12 @@ class Speech(BaseModel):
     wav: Path
     duration: float = Field(ge=0)
     words: list[Word]
-    words_per_minute: float = Field(ge=0)
     provider: str
     estimated: bool
+
+    @property
+    def words_per_minute(self) -> float:
+        return words_per_minute(self.words)
 
     @model_validator(mode="after")
     def _timeline(self) -> Speech:
