@@ -1,14 +1,47 @@
-"""Measurements a user would make on a finished video, shared by the render tests."""
+"""Measurements a user would make on a finished video, shared by the render and subtitle tests."""
 
 from __future__ import annotations
 
 import asyncio
 import struct
+import subprocess
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from tools.ffmpeg import decode_audio
+from tools.ffmpeg import decode_audio, escape_filter_value, ffmpeg_exe
+from tools.fonts import fonts_dir
+from tools.models import Aspect
+
+BACKGROUND = (0x33, 0x66, 0x99)
+
+
+def burn_subtitles(ass: Path, aspect: Aspect, out: Path, at: float = 0.0) -> np.ndarray:
+    """The pixels the subtitles paint at `at` seconds, burned by libass over a plain background."""
+    width, height = aspect.size
+    vf = f"ass=filename={escape_filter_value(str(ass))}:fontsdir={escape_filter_value(str(fonts_dir()))}"
+    cmd = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"color=c=0x336699:s={width}x{height}:d={at + 0.5}",
+        "-vf",
+        vf,
+        "-ss",
+        f"{at}",
+        "-frames:v",
+        "1",
+        str(out),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    image = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    return np.abs(image - np.array(BACKGROUND)).sum(axis=2) > 40
 
 
 def top_level_atoms(path: Path) -> list[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import unicodedata
 from functools import cache
 from pathlib import Path
@@ -18,10 +17,9 @@ import numpy as np
 import pysubs2
 import pytest
 from fontTools.ttLib import TTCollection, TTFont
-from PIL import Image
 
+from tests.media_checks import burn_subtitles
 from tests.test_subtitles import timed_words
-from tools.ffmpeg import escape_filter_value, ffmpeg_exe
 from tools.fonts import fonts_dir
 from tools.models import Aspect
 from tools.subtitles import display_width, line_limit, text_width, write_subtitles
@@ -73,32 +71,6 @@ def drawn_characters(event_text: str, style_font: str) -> list[tuple[str, str]]:
     return visible
 
 
-def burn(ass: Path, aspect: Aspect, at: float, out: Path) -> np.ndarray:
-    width, height = aspect.size
-    vf = f"ass=filename={escape_filter_value(str(ass))}:fontsdir={escape_filter_value(str(fonts_dir()))}"
-    cmd = [
-        ffmpeg_exe(),
-        "-hide_banner",
-        "-nostdin",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        f"color=c=0x336699:s={width}x{height}:d={at + 0.5}",
-        "-vf",
-        vf,
-        "-ss",
-        f"{at}",
-        "-frames:v",
-        "1",
-        str(out),
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    image = np.asarray(Image.open(out).convert("RGB")).astype(int)
-    return np.abs(image - np.array((0x33, 0x66, 0x99))).sum(axis=2) > 40
-
-
 @pytest.mark.parametrize("name", list(SCRIPTS))
 def test_every_character_has_a_glyph_in_its_font(tmp_path: Path, name: str) -> None:
     script = SCRIPTS[name]
@@ -132,7 +104,7 @@ def test_a_frame_burns_inside_the_safe_area(tmp_path: Path, name: str) -> None:
     cue = files.cues[0]
     out = (FRAMES / f"{name}.png") if FRAMES else tmp_path / "frame.png"
     out.parent.mkdir(parents=True, exist_ok=True)
-    ink = burn(files.ass, aspect, (cue.start + cue.end) / 2, out)
+    ink = burn_subtitles(files.ass, aspect, out, at=(cue.start + cue.end) / 2)
     width, height = aspect.size
     safe = aspect.safe_area
     inside = np.zeros_like(ink)

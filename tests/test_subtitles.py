@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import html
 import re
-import subprocess
 from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import pysubs2
 import pytest
-from PIL import Image
 
-from tools.ffmpeg import escape_filter_value, ffmpeg_exe
-from tools.fonts import fonts_dir
+from tests.media_checks import burn_subtitles
 from tools.models import Aspect, Word
 from tools.subtitles import (
     MAX_CUE,
@@ -280,33 +277,6 @@ def test_rewrite_replaces_files_and_leaves_no_temporaries(tmp_path: Path) -> Non
     assert len(list(tmp_path.iterdir())) == 3
 
 
-BACKGROUND = (0x33, 0x66, 0x99)
-
-
-def burn_first_frame(ass: Path, aspect: Aspect, out: Path) -> np.ndarray:
-    width, height = aspect.size
-    vf = f"ass=filename={escape_filter_value(str(ass))}:fontsdir={escape_filter_value(str(fonts_dir()))}"
-    cmd = [
-        ffmpeg_exe(),
-        "-hide_banner",
-        "-nostdin",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        f"color=c=0x336699:s={width}x{height}:d=2",
-        "-vf",
-        vf,
-        "-frames:v",
-        "1",
-        str(out),
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    image = np.asarray(Image.open(out).convert("RGB")).astype(int)
-    return np.abs(image - np.array(BACKGROUND)).sum(axis=2) > 40
-
-
 @pytest.mark.parametrize(
     ("script", "aspect"),
     [
@@ -319,7 +289,7 @@ def test_burned_text_is_literal_and_inside_the_safe_area(tmp_path: Path, script:
     files = write_subtitles(script, timed_words(script), aspect, tmp_path)
     (cue,) = files.cues
     assert len(cue.lines) == 1
-    ink = burn_first_frame(files.ass, aspect, tmp_path / "frame.png")
+    ink = burn_subtitles(files.ass, aspect, tmp_path / "frame.png")
     width, height = aspect.size
     safe = aspect.safe_area
     inside = np.zeros_like(ink)
