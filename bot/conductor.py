@@ -25,7 +25,7 @@ from bot.delivery import Delivery
 from bot.links import links_from
 from bot.messages import NO_MENTIONS, REFUSAL, Live, answered_text, failure_text, status_embed
 from bot.records import Post, Records
-from bot.text import one_line, redact
+from bot.text import one_line
 from bot.views import JobButton
 from graph.api import (
     Answer,
@@ -38,6 +38,7 @@ from graph.api import (
     Requester,
     Settings,
     Subscription,
+    redact,
 )
 
 log = logging.getLogger("storybot.bot")
@@ -58,11 +59,6 @@ class Conductor:
         self._boards: dict[str, StatusBoard] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._starting: dict[str, asyncio.Lock] = {}  # per user: the limit check and the start are one step
-        self._secrets = [
-            s.get_secret_value()
-            for s in (settings.discord_token, settings.openai_api_key, settings.elevenlabs_api_key)
-            if s is not None
-        ]
 
     # who may act ----------------------------------------------------------
 
@@ -281,9 +277,9 @@ class Conductor:
         failed = next((s.name for s in record.stages if s.status == "failed"), record.job.stage)
         view = discord.ui.View(timeout=None)
         view.add_item(JobButton("retry", job_id))
-        log.error("job %s failed at %s: %s", job_id, failed, redact(reason, self._secrets))
+        log.error("job %s failed at %s: %s", job_id, failed, redact(reason, self.settings))
         await self.bot.get_partial_messageable(post.channel_id).send(
-            failure_text(failed, redact(reason, self._secrets)), view=view, allowed_mentions=NO_MENTIONS
+            failure_text(failed, redact(reason, self.settings)), view=view, allowed_mentions=NO_MENTIONS
         )
 
     # restarts -------------------------------------------------------------

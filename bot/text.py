@@ -1,4 +1,4 @@
-"""Plain-text helpers for what the bot writes: splitting, bars, durations, diffs, redaction.
+"""Plain-text helpers for what the bot writes: splitting, bars, durations, diffs.
 
 Pure functions, so the look of every message can be tested without Discord.
 """
@@ -110,14 +110,6 @@ def _md(text: str) -> str:
 def quote(text: str) -> str:
     """User or model text shown inside Discord markdown without turning into markup."""
     return _md(visible(text))
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    """Never show a key in chat, even if a provider echoed it into an error."""
-    for secret in secrets:
-        if secret and len(secret) >= 6:
-            text = text.replace(secret, "[redacted]")
-    return text
 
 
 def is_approval(text: str) -> bool:

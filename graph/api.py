@@ -30,6 +30,7 @@ from graph.state import (
     ShotVerdict,
 )
 from tools.errors import BadInput, StorybotError
+from tools.net.redact import redact, redact_logs
 from tools.settings import Settings
 from tools.store import StageRecord
 from tools.tts import VoiceInfo
@@ -70,6 +71,8 @@ __all__ = [
     "fit_for_upload",
     "keep_uploads",
     "media_kind",
+    "redact",
+    "redact_logs",
     "resolve_visuals",
     "resolve_voice",
     "voice_catalogue",

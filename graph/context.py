@@ -29,6 +29,7 @@ from tools.gpu import GpuClient
 from tools.llm import Writer
 from tools.llm.usage import metered
 from tools.models import Word
+from tools.net.redact import one_line
 from tools.settings import Settings
 from tools.store import JobStore, StageStatusName
 
@@ -101,10 +102,6 @@ def _crash_point(stage: str, when: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:500] or type(exc).__name__
-
-
 def stage(name: str) -> Callable[[NodeFn], GraphNode]:
     """Wrap a node: refuse to start a cancelled job, count the run, time it, record the outcome."""
 
@@ -124,7 +121,7 @@ def stage(name: str) -> Callable[[NodeFn], GraphNode]:
                 ctx.store.stage_ended(ctx.job_id, name, "waiting")
                 raise
             except BaseException as exc:
-                ctx.store.stage_ended(ctx.job_id, name, "failed", error=_one_line(exc))
+                ctx.store.stage_ended(ctx.job_id, name, "failed", error=one_line(exc, ctx.settings))
                 raise
             _crash_point(name, "end")
             update = result.update if isinstance(result, Command) else result

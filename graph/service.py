@@ -43,6 +43,7 @@ from tools.errors import BadInput
 from tools.files import pid_alive, sweep_stale
 from tools.gpu import GpuClient, make_client, models_of
 from tools.llm import get_writer
+from tools.net.redact import one_line, redact
 from tools.settings import Settings
 from tools.store import JobStore, StageRecord
 from tools.text import clean_replacement
@@ -182,7 +183,7 @@ class JobService:
         try:
             _, _, rate = await pace(self.settings, self.store, JobRequest(prompt="A short story, told well."))
         except Exception as exc:  # a broken voice is reported when a job uses it, with its own message
-            log.warning("could not warm the default voice: %s", " ".join(str(exc).split())[:300])
+            log.warning("could not warm the default voice: %s", one_line(exc, self.settings, 300))
             return
         log.info(
             "ready to write: the default voice is paced at %.0f words a minute (%.1f s to load)",
@@ -225,6 +226,9 @@ class JobService:
         return Subscription(self._subscribers.setdefault(job_id, []))
 
     def _emit(self, event: Event) -> None:
+        """Every event the front ends get passes here: its text is redacted once, for all of them."""
+        if event.message:
+            event = event.model_copy(update={"message": redact(event.message, self.settings)})
         for queue in self._subscribers.get(event.job_id, []):
             queue.put_nowait(event)
 
@@ -382,7 +386,7 @@ class JobService:
             self._finish(job_id, "cancelled")
             return
         except Exception as exc:
-            self._finish(job_id, "failed", error=" ".join(str(exc).split())[:500] or type(exc).__name__)
+            self._finish(job_id, "failed", error=one_line(exc, self.settings))
             return
         finally:
             self.store.update(

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from storybot.app import app, settings_for
+from tools.net.redact import redact_logs
 
 
 @app.command()
@@ -20,6 +21,8 @@ def bot(
     """Run the Discord bot (needs DISCORD_TOKEN; DISCORD_API_BASE points it at a REST proxy)."""
     from bot.client import run_bot
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = settings_for(data)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    redact_logs(settings)
     logging.getLogger("discord").setLevel(logging.INFO if verbose else logging.WARNING)
-    asyncio.run(run_bot(settings_for(data)))
+    asyncio.run(run_bot(settings))

@@ -5,6 +5,7 @@ Bad input exits with code 2 and one line on stderr; `--json` prints one JSON obj
 
 from __future__ import annotations
 
+import logging
 import sys
 import unicodedata
 from typing import NoReturn
@@ -14,6 +15,7 @@ import typer
 from storybot import bot_cmd, job_cmds, render_cmd, voices_cmd, worker_cmds  # noqa: F401  (they register their commands)
 from storybot.app import app, err
 from tools.errors import BadInput, StorybotError
+from tools.net.redact import redact, redact_logs
 
 
 def safe_line(message: str) -> str:
@@ -24,7 +26,7 @@ def safe_line(message: str) -> str:
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    print(f"storybot: error: {safe_line(message)}", file=sys.stderr)
+    print(f"storybot: error: {safe_line(redact(message))}", file=sys.stderr)
     sys.exit(code)
 
 
@@ -35,6 +37,8 @@ def _root() -> None:
 
 def main() -> None:
     """Entry point: every bad input, Typer's own usage errors included, becomes one line and exit 2."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")  # as Python's last-resort handler prints
+    redact_logs()
     try:
         result = app(standalone_mode=False)
     except BadInput as exc:

@@ -14,6 +14,7 @@ from unittest.mock import AsyncMock, MagicMock
 
 import discord
 from PIL import Image
+from pydantic import SecretStr
 
 from bot.commands import VideoCommands
 from bot.conductor import Conductor
@@ -386,3 +387,27 @@ async def test_voices_and_voice_autocomplete_come_from_the_catalogue(conductor: 
     args, kwargs = call.response.send_message.call_args
     assert kwargs["ephemeral"] and args[0].startswith("⚠️ unknown voice 'piper:joe'") and "en_US-joe-medium" in args[0]
     assert conductor.service.jobs() == []
+
+
+async def test_a_failure_post_names_the_reason_but_no_configured_secret(conductor: Conductor) -> None:
+    """Issue 23, P0: a provider echoing a key into its error; every configured secret (not only the
+    Discord, OpenAI and ElevenLabs keys) is masked in the chat message and the log."""
+    secrets = {
+        "vision_api_key": "sk-vision-0123456789",
+        "pexels_api_key": "pexels-key-0123456789",
+        "link_secret": "link-secret-0123456789",
+        "image_api_key": "sk-images-01234/56789",  # a key with a character URLs encode
+    }
+    conductor.settings = conductor.settings.model_copy(update={k: SecretStr(v) for k, v in secrets.items()})
+    job_id, _ = await waiting_script(conductor)
+    conductor.records.save(Post(job_id=job_id, channel_id=6, guild_id=5))
+    sent: list[str] = []
+
+    async def send(content: str, **_: Any) -> Any:
+        sent.append(content)
+
+    conductor.bot.get_partial_messageable = lambda _id: SimpleNamespace(send=send)  # type: ignore[attr-defined]
+    reason = "vision model refused: bad key " + " ".join(secrets.values()) + " sk-images-01234%2F56789"
+    await conductor.post_failure(job_id, reason)
+    assert len(sent) == 1 and "bad key" in sent[0]
+    assert not [s for s in secrets.values() if s in sent[0]] and "%2F56789" not in sent[0]

@@ -136,3 +136,55 @@ async def test_an_answer_that_does_not_parse_is_no_verdict(tmp_path: Path) -> No
 def _no_openai_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "STORYBOT_VISION_API_KEY"):
         monkeypatch.delenv(name, raising=False)
+
+
+def test_a_vision_server_that_echoes_the_key_cannot_carry_it_out(tmp_path: Path) -> None:
+    """Issue 23, P0: a 400 quoting the key it was sent. The job fails at vision guidance with the
+    server's words, but the key is in no output, record or file."""
+    key = "sk-vision-0123456789abcdef"
+
+    def refuse(request: Any) -> Any:
+        from tests.local_http import Reply
+
+        said = request.headers.get("Authorization", "")
+        return Reply.json({"error": {"message": f"bad key {said} ({said.split()[-1]})", "type": "invalid"}}, 400)
+
+    with fake_openai(lambda schema, body: "{}") as judge:
+        judge.faults = [lambda: refuse(judge.requests[-1])] * 3
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "STORYBOT_"))}
+        env |= {
+            "STORYBOT_DATA_DIR": str(tmp_path / "data"),
+            "STORYBOT_VISION_PROVIDER": "openai",
+            "STORYBOT_VISION_BASE_URL": judge.url,
+            "STORYBOT_VISION_MODEL": "judge-1",
+            "STORYBOT_VISION_API_KEY": key,
+            "STORYBOT_PROVIDER_RETRIES": "0",
+        }
+        (tmp_path / "script.txt").write_text(SCRIPT, encoding="utf-8")
+        done = subprocess.run(
+            [
+                STORYBOT,
+                "make",
+                "a lighthouse",
+                "--script",
+                tmp_path / "script.txt",
+                "--visuals",
+                "cards",
+                "--yes",
+                "--json",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        sent = [r.headers.get("Authorization") for r in judge.requests]
+    assert sent and all(s == f"Bearer {key}" for s in sent), "the judge was asked, with its key"
+    result = json.loads(done.stdout)
+    assert done.returncode == 1 and result["status"] == "failed", done.stderr[-2000:]
+    assert "bad key Bearer [redacted]" in done.stdout + done.stderr, "the server's words are still shown"
+    assert key not in done.stdout + done.stderr
+    leaked = [p for p in (tmp_path / "data").rglob("*") if p.is_file() and key.encode() in p.read_bytes()]
+    assert leaked == [], f"the key was written to {leaked}"
+    status = subprocess.run([STORYBOT, "status", result["job_id"], "--json"], env=env, capture_output=True, text=True)
+    assert key not in status.stdout and "[redacted]" in status.stdout

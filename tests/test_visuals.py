@@ -24,6 +24,7 @@ from tools.errors import BadInput
 from tools.ffmpeg import ffmpeg_exe
 from tools.llm.usage import metered
 from tools.models import Aspect, Shot
+from tools.net.guard import Guard, RefusedURL
 from tools.render import RenderOptions, render
 from tools.settings import Settings, get_settings
 from tools.visuals import Job, Visual, brief, footage, make_visuals, open_source, parse_choice, resolve
@@ -120,12 +121,16 @@ class Stock:
         self.media, self.videos, self.photos = media, videos, photos
         self.faults: list[Reply] = []
         self.base = ""
+        self.links: dict[str, str] = {}  # name -> the download URL a reply names instead of our own
+        self.redirects: dict[str, str] = {}  # name -> where a download of it is redirected
 
     def handle(self, req: Request) -> Reply:
         url = urlsplit(req.path)
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
         if url.path.startswith("/files/"):
             name = url.path.removeprefix("/files/")
+            if name in self.redirects:
+                return Reply(302, b"", {"Location": self.redirects[name]})
             if name == "page.png":
                 return Reply(200, b"<!DOCTYPE html><html>rate limited</html>", {"Content-Type": "image/png"})
             if name == "empty.mp4":
@@ -146,6 +151,9 @@ class Stock:
             names = (self.videos if url.path == "/api/videos/" else self.photos).get(q["q"], [])
             return Reply.json(self._pixabay(url.path, names))
         return Reply(404, b"not found")
+
+    def link(self, name: str) -> str:
+        return self.links.get(name, f"{self.base}/files/{name}")
 
     def _pexels(self, path: str, names: list[str]) -> dict[str, object]:
         if path == "/videos/search":
@@ -169,7 +177,7 @@ class Stock:
                                 "width": 270,
                                 "height": 480,
                                 "fps": 25,
-                                "link": f"{self.base}/files/{n}",
+                                "link": self.link(n),
                             }
                         ],
                     }
@@ -187,7 +195,7 @@ class Stock:
                     "height": 500,
                     "url": f"https://www.pexels.com/photo/{n}/",
                     "photographer": f"Photographer {n}",
-                    "src": {"original": f"{self.base}/files/{n}", "large2x": f"{self.base}/files/{n}"},
+                    "src": {"original": self.link(n), "large2x": self.link(n)},
                 }
                 for n in names
             ],
@@ -206,7 +214,7 @@ class Stock:
                         "user": f"px {n}",
                         "videos": {
                             "large": {"url": "", "width": 0, "height": 0},
-                            "small": {"url": f"{self.base}/files/{n}", "width": 270, "height": 480},
+                            "small": {"url": self.link(n), "width": 270, "height": 480},
                         },
                     }
                     for n in names
@@ -220,7 +228,7 @@ class Stock:
                     "id": 4000 + NAMES.index(n),
                     "pageURL": f"https://pixabay.com/photos/{n}/",
                     "user": f"px {n}",
-                    "largeImageURL": f"{self.base}/files/{n}",
+                    "largeImageURL": self.link(n),
                     "imageWidth": 300,
                     "imageHeight": 500,
                 }
@@ -458,6 +466,69 @@ def test_a_wrong_key_falls_back_to_cards_without_showing_the_key(stock_server, t
     made = run_make("stock", settings, [brief(shot(0, "lighthouse"), "p")], tmp_path)
     assert made[0].source == "cards" and "HTTP 400" in (made[0].notice or "")
     assert KEY not in (made[0].notice or "")
+
+
+# --- keys stay home (issue 23, P0) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", ["pexels", "pixabay"])
+def test_the_key_goes_to_the_api_only_and_downloads_go_nowhere_a_reply_chooses(
+    stock_server, tmp_path: Path, provider: str
+) -> None:
+    """A hostile search reply names media on another port of this machine, at the cloud metadata
+    address, behind a redirect to another host, and with a broken URL: none is contacted, no
+    download carries the key, and the shot takes the one honest hit."""
+    stock, url, requests = stock_server
+    with local_server(lambda req: Reply(200, stock.media["red.mp4"])) as elsewhere:
+        stock.videos = {"lighthouse": ["red.mp4", "blue.mp4", "yellow.mp4", "audio.mp4", "green.mp4"]}
+        stock.links = {
+            "red.mp4": f"{elsewhere.url}/files/red.mp4",  # another port: the leak the red team found
+            "blue.mp4": "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+            "audio.mp4": "https://exa\u0000mple.com:99999/x.mp4",
+        }
+        stock.redirects = {"yellow.mp4": f"{elsewhere.url}/files/yellow.mp4"}
+        env = {"PEXELS_API_KEY": KEY, "PEXELS_BASE_URL": url}
+        if provider == "pixabay":
+            env = {"PIXABAY_API_KEY": KEY, "PIXABAY_BASE_URL": url}
+        settings = settings_for(data=str(tmp_path / "d"), **env)
+        made = run_make("stock", settings, [brief(shot(0, "lighthouse", 2.0), "p")], tmp_path)
+        assert elsewhere.requests == [], "nothing a reply names off the configured host is fetched"
+    assert made[0].source == provider and made[0].clips, made[0].notice
+    assert [c.id for c in made[0].credits] == [str((1000 if provider == "pexels" else 3000) + NAMES.index("green.mp4"))]
+    downloads = [r for r in requests if r.path.startswith("/files/")]
+    assert [r.path for r in downloads] == ["/files/yellow.mp4", "/files/green.mp4"]
+    assert all(r.headers.get("Authorization") is None and KEY not in r.path for r in downloads)
+    searches = [r for r in requests if not r.path.startswith("/files/")]
+    assert searches and all(KEY in (r.headers.get("Authorization") or "") + r.path for r in searches)
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://cdn.example.com/a.mp4", "https only"),
+        ("https://localhost/a.mp4", "loopback, private"),
+        ("https://127.0.0.1:8443/a.mp4", "loopback, private"),
+        ("https://10.1.2.3/a.mp4", "loopback, private"),
+        ("https://169.254.169.254/latest/", "loopback, private"),
+        ("https://[::ffff:127.0.0.1]/a.mp4", "loopback, private"),
+        ("https://[fd00:ec2::254]/", "loopback, private"),
+        ("https://100.64.0.1/a.mp4", "loopback, private"),
+        ("https://a.example:99999/a.mp4", "valid host and port"),
+        ("https://a\u0000b.example/a.mp4", "invalid URL"),
+        ("file:///etc/passwd", "https only"),
+    ],
+)
+def test_download_urls_must_be_https_to_a_public_address(url: str, why: str) -> None:
+    guard = Guard.for_bases("http://127.0.0.1:9")
+    with pytest.raises(RefusedURL, match=why):
+        asyncio.run(guard.check(url))
+
+
+def test_the_configured_origin_and_public_addresses_pass_pinned_to_the_checked_address() -> None:
+    guard = Guard.for_bases("http://127.0.0.1:9/v1")
+    assert str(asyncio.run(guard.check("http://127.0.0.1:9/files/a.mp4")).url) == "http://127.0.0.1:9/files/a.mp4"
+    public = asyncio.run(guard.check("https://1.1.1.1/a.mp4"))
+    assert str(public.url) == "https://1.1.1.1/a.mp4"
 
 
 # --- hosted Images API ---------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from gpu_workers.families import VERDICT_PROMPT, fit_pixels, parse_verdict
 from gpu_workers.protocol import Verdict
 from tools.gpu.client import ProgressFn
 from tools.gpu.errors import GpuError
+from tools.net.redact import redact
 from tools.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class OpenAIJudge:
         if not settings.vision_model:
             raise GpuError("the OpenAI-compatible vision judge needs STORYBOT_VISION_MODEL (e.g. gpt-4o-mini)", "load")
         key = settings.vision_api_key or settings.openai_api_key
-        self.model = settings.vision_model
+        self.model, self.settings = settings.vision_model, settings
         self.client = openai.AsyncOpenAI(
             api_key=key.get_secret_value() if key else LOCAL_API_KEY,
             base_url=settings.vision_base_url or settings.openai_base_url or None,
@@ -107,9 +108,8 @@ class OpenAIJudge:
                 break
             except openai.BadRequestError as exc:
                 if len(self.methods) == 1:
-                    raise GpuError(
-                        f"vision model {self.model} refused the request: {exc.message}", "bad_request"
-                    ) from None
+                    said = redact(exc.message, self.settings)  # a server may echo the key it was sent
+                    raise GpuError(f"vision model {self.model} refused the request: {said}", "bad_request") from None
                 log.info("vision server refused %s output; trying %s", method, self.methods[1])
                 self.methods.pop(0)
             except openai.APIStatusError as exc:

@@ -4,6 +4,11 @@ Faults (429 after its Retry-After, 5xx, timeouts, dropped connections, a reply t
 are retried with exponential backoff and jitter, `STORYBOT_PROVIDER_RETRIES` times, as the LLM
 and idea sources do; then VisualError, and the shot falls back to a card.
 
+Credentials go to the provider's API calls only. Downloads carry none, and a media URL a reply
+names is fetched only when `tools.net.guard` allows it (https to a public address, checked on every
+redirect; the provider's configured origin excepted): a hostile reply cannot send the key, or us,
+anywhere else.
+
 Downloads stream into a cache under the data folder keyed by provider and id, refuse more than
 `MAX_BYTES`, and check the bytes themselves (an HTML error page served as a JPEG is refused): a
 hidden temporary name is renamed into place only once the file is whole and readable, so a crash
@@ -13,6 +18,7 @@ mid-download leaves nothing in use, and rerunning the stage resumes from the cac
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -25,6 +31,8 @@ import httpx
 from PIL import Image
 
 from tools.errors import StorybotError
+from tools.net.guard import Guard, RefusedURL, parse
+from tools.net.redact import redact
 from tools.probe import probe, require_video_frame
 from tools.visuals.base import VisualError
 
@@ -42,16 +50,9 @@ def _retry_after(value: str) -> float | None:
     return float(value) if value.strip().isdigit() else None
 
 
-def redact(text: str, secrets: list[str]) -> str:
-    """`text` with every secret replaced, for messages that may quote a URL or a reply."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
 class Http:
-    """One provider's client: its headers, secrets to keep out of messages, and retries."""
+    """One provider's client: its API headers (credentials), secrets to keep out of messages, the
+    download rules, and retries."""
 
     def __init__(
         self,
@@ -60,13 +61,15 @@ class Http:
         retries: int,
         secrets: list[str] | None = None,
         headers: dict[str, str] | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.client, self.provider, self.retries = client, provider, retries
         self.secrets = secrets or []
-        self.headers = headers or {}
+        self.headers = headers or {}  # sent with `json` calls to the API, never with downloads
+        self.guard = guard or Guard()
 
     def _fail(self, what: str) -> VisualError:
-        return VisualError(redact(f"{self.provider}: {what}", self.secrets))
+        return VisualError(redact(f"{self.provider}: {what}", extra=self.secrets))
 
     async def _with_retries(self, attempt_once: Any) -> Any:
         for attempt in range(self.retries + 1):
@@ -128,29 +131,49 @@ class Http:
             final = folder / f"{stem}{suffix}"
             os.replace(tmp, final)
             return final
+        except RefusedURL as exc:
+            raise RefusedMedia(self._fail(f"{media_id}: {exc}").args[0]) from None
         except (StorybotError, ValueError) as exc:
             raise self._fail(f"{media_id}: {exc}") from None
         finally:
             tmp.unlink(missing_ok=True)
 
     async def _stream(self, url: str, tmp: Path, kind: Kind) -> str:
-        async with asyncio.timeout(DOWNLOAD_DEADLINE), self.client.stream("GET", url, headers=self.headers) as response:
-            response.raise_for_status()
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > MAX_BYTES:
-                raise ValueError(f"{int(declared) // 2**20} MB is over the {MAX_BYTES // 2**20} MB limit")
-            size, suffix = 0, None
-            with tmp.open("wb") as f:
-                async for chunk in response.aiter_bytes():
-                    if suffix is None:
-                        suffix = sniff(chunk, kind)
-                    size += len(chunk)
-                    if size > MAX_BYTES:
-                        raise ValueError(f"more than {MAX_BYTES // 2**20} MB")
-                    f.write(chunk)
+        async with asyncio.timeout(DOWNLOAD_DEADLINE):
+            current = parse(url)
+            for hops in itertools.count():
+                target = await self.guard.check(current)
+                async with self.client.stream(
+                    "GET", target.url, headers=target.headers, extensions=target.extensions, follow_redirects=False
+                ) as response:
+                    if not response.is_redirect:
+                        return await _save(response, tmp, kind)
+                current = self.guard.next_hop(current, response, hops)
+        raise AssertionError("unreachable")
+
+
+async def _save(response: httpx.Response, tmp: Path, kind: Kind) -> str:
+    """Stream a download's body to `tmp`, refusing one over MAX_BYTES or one that is not media."""
+    response.raise_for_status()
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BYTES:
+        raise ValueError(f"{int(declared) // 2**20} MB is over the {MAX_BYTES // 2**20} MB limit")
+    size, suffix = 0, None
+    with tmp.open("wb") as f:
+        async for chunk in response.aiter_bytes():
             if suffix is None:
-                raise ValueError("an empty file")
-            return suffix
+                suffix = sniff(chunk, kind)
+            size += len(chunk)
+            if size > MAX_BYTES:
+                raise ValueError(f"more than {MAX_BYTES // 2**20} MB")
+            f.write(chunk)
+    if suffix is None:
+        raise ValueError("an empty file")
+    return suffix
+
+
+class RefusedMedia(VisualError):
+    """A media URL the download rules refuse: nothing was fetched, so it costs a shot none of its tries."""
 
 
 class _Malformed(Exception):

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from tools.llm.usage import count
 from tools.models import Aspect
+from tools.net.guard import Guard
 from tools.visuals import footage
 from tools.visuals.base import Job, Miss, ShotBrief, Visual, VisualError
 from tools.visuals.fetch import Http, sniff
@@ -75,7 +76,8 @@ class ImagesSource:
         cls, base_url: str, model: str, key: str, cache: Path, retries: int
     ) -> tuple[ImagesSource, httpx.AsyncClient]:
         client = httpx.AsyncClient(timeout=GENERATION_TIMEOUT, follow_redirects=True)
-        return cls(Http(client, "images", retries, [key]), base_url, model, key, cache), client
+        http = Http(client, "images", retries, [key], guard=Guard.for_bases(base_url))
+        return cls(http, base_url, model, key, cache), client
 
     async def make(self, briefs: list[ShotBrief], job: Job) -> list[Visual | Miss]:
         out: list[Visual | Miss] = []

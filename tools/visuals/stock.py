@@ -20,9 +20,10 @@ from pydantic import BaseModel
 from tools import motion
 from tools.errors import StorybotError
 from tools.models import Aspect
+from tools.net.guard import Guard
 from tools.visuals import footage
 from tools.visuals.base import Credit, Job, Miss, ShotBrief, Visual, VisualError
-from tools.visuals.fetch import TIMEOUT, Http
+from tools.visuals.fetch import TIMEOUT, Http, RefusedMedia
 from tools.visuals.terms import queries
 
 MAX_CHAIN = 4  # clips at most in one shot
@@ -56,6 +57,7 @@ class Candidate(BaseModel):
 
 class StockProvider(Protocol):
     name: str
+    base: str  # the configured API base: credentials go there only, and downloads on it need no checks
 
     async def search(
         self, http: Http, query: str, kind: Literal["image", "video"], aspect: Aspect
@@ -82,9 +84,11 @@ class StockSource:
     ) -> tuple[StockSource, httpx.AsyncClient]:
         """A source over one shared client (the caller closes it): (provider, headers, secrets)."""
         client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=True)
-        return cls(
-            [(p, Http(client, p.name, retries, secrets, headers)) for p, headers, secrets in providers], cache, rank
-        ), client
+        https = [
+            (p, Http(client, p.name, retries, secrets, headers, Guard.for_bases(p.base)))
+            for p, headers, secrets in providers
+        ]
+        return cls(https, cache, rank), client
 
     async def make(self, briefs: list[ShotBrief], job: Job) -> list[Visual | Miss]:
         """Shots are searched and downloaded in order (what one shot takes, the next may not), and
@@ -177,6 +181,9 @@ class StockSource:
                 path = await http.download(hit.url, self.cache, f"{hit.kind}_{hit.id}", hit.kind)
                 if hit.kind == "video":
                     hit = hit.model_copy(update={"seconds": await asyncio.to_thread(footage.clip_seconds, path)})
+            except RefusedMedia as exc:  # nothing was fetched: the next hit costs no try
+                problems.append(str(exc))
+                continue
             except VisualError as exc:
                 problems.append(str(exc))
                 failures += 1
