@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image
 
 from tools.assets import FONTS_DIR
-from tools.compose import TAIL, VideoEncoding, plan_cut
+from tools.compose import TAIL, VideoEncoding, mp4_args, plan_cut
 from tools.ffmpeg import escape_filter_value, run_ffmpeg
 from tools.models import Aspect
 from tools.motion import FPS, ken_burns_filter
@@ -103,7 +103,7 @@ async def make_clips(folder: Path) -> list[Path]:
 def reference_command(
     out: Path, media: list[Path], stills: bool, voice: Path, music: Path, ass: Path, aspect: Aspect
 ) -> list[str | Path]:
-    """The one-graph reference, built here independently of tools.compose."""
+    """The one-graph reference: its filters built here independently of tools.compose, its encoder ours."""
     plan = read_shots(out / "shots.json")
     cut = plan_cut(plan)
     w, h = aspect.size
@@ -154,30 +154,7 @@ def reference_command(
         "[vout]",
         "-map",
         "[aout]",
-        "-frames:v",
-        str(cut.total_frames),
-        "-r",
-        str(FPS),
-        "-c:v",
-        "libx264",
-        "-profile:v",
-        "high",
-        "-preset",
-        "veryfast",
-        "-crf",
-        str(VideoEncoding().crf),
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "160k",
-        "-ar",
-        "48000",
-        "-ac",
-        "2",
-        "-movflags",
-        "+faststart",
+        *mp4_args(cut, VideoEncoding()),
         out / "reference.mp4",
     ]
 

@@ -25,13 +25,13 @@ from graph.api import (
     media_kind,
     resolve_visuals,
     resolve_voice,
+    valid_job_id,
     voice_catalogue,
 )
 
 log = logging.getLogger("storybot.bot")
 NO_MENTIONS = discord.AllowedMentions.none()
 VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+:\-]{0,79}$")
-JOB_ID = re.compile(r"^[0-9a-f]{12}$")
 MAX_SCRIPT_BYTES = 64 * 1024
 SURPRISE = "a short, surprising story with a twist at the end"
 MAX_MEDIA = 10  # Discord's attachments per message
@@ -244,7 +244,7 @@ class VideoCommands(commands.Cog):
     async def _own(self, interaction: discord.Interaction[Any], job_id: str) -> str | None:
         """The job id as stored, if it names a job of this person's (or they are an approver)."""
         job_id = job_id.strip().lower()
-        if not JOB_ID.match(job_id) or not self.conductor.allowed(interaction.user, job_id):
+        if not valid_job_id(job_id) or not self.conductor.allowed(interaction.user, job_id):
             await interaction.response.send_message("No job of yours has that id: see `/jobs`.", ephemeral=True)
             return None
         return job_id

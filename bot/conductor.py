@@ -1,7 +1,7 @@
 """The bot's service layer: starts and steers jobs through JobService and keeps Discord in step.
 
-One `Conductor` per bot. For each job it follows JobService's events, edits the job's status
-message in place (at most every 2 s), has each approval posted once (`approvals.py`) and the video
+One `Conductor` per bot. For each job it follows JobService's events, has its status message
+edited in place (`status.py`), has each approval posted once (`approvals.py`) and the video
 delivered once (`delivery.py`), and reports failures with a Retry button. The command, component
 and reply handlers are thin and all end up here, so authorisation and the answer protocol live in
 one place.
@@ -23,15 +23,13 @@ from discord.ext import commands
 from bot.approvals import Approvals
 from bot.delivery import Delivery
 from bot.links import links_from
-from bot.messages import NO_MENTIONS, REFUSAL, Live, answered_text, failure_text, status_embed
+from bot.messages import NO_MENTIONS, REFUSAL, answered_text, failure_text
 from bot.records import Post, Records
-from bot.text import one_line
+from bot.status import StatusBoards
 from bot.views import JobButton
 from graph.api import (
     Answer,
     BadInput,
-    Event,
-    JobRecord,
     JobRequest,
     JobService,
     JobStatus,
@@ -42,8 +40,6 @@ from graph.api import (
 )
 
 log = logging.getLogger("storybot.bot")
-EDIT_INTERVAL = 2.0  # seconds between two edits of one status message
-TOKEN_LIFE = 14 * 60  # interaction tokens die after 15 minutes; stop using them a minute early
 ACTIVE = ("queued", "running", "waiting")
 
 
@@ -55,8 +51,7 @@ class Conductor:
         self.delivery = Delivery(bot, service, records, settings, self.links)
         self.guild_ids = _ids(settings.guild_ids)
         self.channel_ids = _ids(settings.allowed_channel_ids)
-        self._live: dict[str, Live] = {}
-        self._boards: dict[str, StatusBoard] = {}
+        self.status = StatusBoards(bot, service, records)
         self._tasks: set[asyncio.Task[None]] = set()
         self._starting: dict[str, asyncio.Lock] = {}  # per user: the limit check and the start are one step
 
@@ -139,12 +134,9 @@ class Conductor:
         )
         self.records.save(post)
         try:
-            status = self.service.status(job_id)
-            message = await interaction.edit_original_response(
-                embed=self.job_embed(job_id, status), view=self._status_view(status.job), allowed_mentions=NO_MENTIONS
-            )
+            message = await interaction.edit_original_response(**self.status.message(job_id))
             self.records.update(job_id, status_message_id=message.id)
-            self._board(job_id).last = time.monotonic()  # that was an edit too: the next waits its turn
+            self.status.edited(job_id)
         finally:
             self.follow(job_id, events)
 
@@ -210,9 +202,8 @@ class Conductor:
         task.add_done_callback(self._tasks.discard)
 
     async def _follow(self, job_id: str, events: Subscription) -> None:
-        live = self._live.setdefault(job_id, Live())
         async for event in events:
-            _note(live, event, self.service.queue_position(job_id))
+            self.status.note(job_id, event)
             try:
                 await self.refresh(job_id)
                 if event.kind == "waiting" and event.approval and event.interrupt_id:
@@ -224,48 +215,13 @@ class Conductor:
             except Exception:
                 log.exception("job %s: could not update Discord after %s", job_id, event.kind)
         if self.service.get(job_id).status not in ACTIVE:
-            self._live.pop(job_id, None)
-
-    def _board(self, job_id: str) -> StatusBoard:
-        return self._boards.setdefault(job_id, StatusBoard(self, job_id))
+            self.status.forget(job_id)
 
     async def refresh(self, job_id: str) -> None:
-        await self._board(job_id).show()
+        await self.status.refresh(job_id)
 
     def job_embed(self, job_id: str, status: JobStatus | None = None) -> discord.Embed:
-        status = status or self.service.status(job_id)
-        return status_embed(status.job, status.stages, self._live.get(job_id, Live()))
-
-    def _status_view(self, record: JobRecord) -> discord.ui.View | None:
-        if record.status not in ("queued", "running"):
-            return None
-        job_id = record.job_id
-        view = discord.ui.View(timeout=None)
-        view.add_item(JobButton("stop", job_id))
-        return view
-
-    async def edit_status(self, job_id: str) -> None:
-        """Through the interaction token while it lives, then through the bot token (stored ids)."""
-        post = self.records.post(job_id)
-        if post is None or not post.status_message_id:
-            return
-        status = self.service.status(job_id)  # one read for the embed and the buttons
-        fields: dict[str, Any] = {
-            "embed": self.job_embed(job_id, status),
-            "view": self._status_view(status.job),
-            "allowed_mentions": NO_MENTIONS,
-        }
-        if post.token and post.application_id and time.time() - post.token_issued < TOKEN_LIFE:
-            hook = discord.Webhook.partial(post.application_id, post.token, client=self.bot)
-            try:
-                await hook.edit_message(post.status_message_id, **fields)
-                return
-            except discord.HTTPException as exc:
-                if exc.status not in (401, 404):
-                    raise
-                self.records.update(job_id, token=None)  # dead token: the bot token from now on
-        message = self.bot.get_partial_messageable(post.channel_id).get_partial_message(post.status_message_id)
-        await message.edit(**fields)
+        return self.status.embed(job_id, status)
 
     # the end of a job -----------------------------------------------------
 
@@ -310,8 +266,7 @@ class Conductor:
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        for board in self._boards.values():
-            board.cancel()
+        self.status.close()
 
 
 def conductor_of(client: object) -> Conductor:
@@ -327,49 +282,3 @@ def _ids(text: str) -> set[int]:
         return {int(part) for part in text.replace(" ", "").split(",") if part}
     except ValueError:
         raise BadInput(f"not a comma-separated list of ids: {text!r}") from None
-
-
-class StatusBoard:
-    """Edits one status message at most every `EDIT_INTERVAL` seconds, always ending on the latest state."""
-
-    def __init__(self, conductor: Conductor, job_id: str) -> None:
-        self.conductor, self.job_id = conductor, job_id
-        self.last = 0.0
-        self._pending: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
-
-    async def show(self) -> None:
-        if self._pending is not None and not self._pending.done():
-            return  # an edit is already scheduled; it will read the newest state
-        wait = self.last + EDIT_INTERVAL - time.monotonic()
-        if wait <= 0:
-            await self._edit()
-        else:
-            self._pending = asyncio.create_task(self._later(wait))
-
-    async def _later(self, wait: float) -> None:
-        await asyncio.sleep(wait)
-        await self._edit()
-
-    async def _edit(self) -> None:
-        async with self._lock:
-            self.last = time.monotonic()
-            try:
-                await self.conductor.edit_status(self.job_id)
-            except discord.HTTPException as exc:
-                log.warning("job %s: status edit failed: %s", self.job_id, exc)
-
-    def cancel(self) -> None:
-        if self._pending is not None:
-            self._pending.cancel()
-
-
-def _note(live: Live, event: Event, position: int | None) -> None:
-    if event.kind == "progress" and event.stage and event.percent is not None:
-        live.percent[event.stage] = event.percent
-    elif event.kind == "queued":
-        live.queue_position = position
-    elif event.kind == "stage_started":
-        live.queue_position = None
-    elif event.kind == "notice" and event.message:
-        live.notices.append(one_line(event.message, 200))

@@ -11,11 +11,8 @@ start from the channel's recent history, so a video is posted exactly once.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import discord
 from discord.ext import commands
@@ -57,9 +54,10 @@ class Delivery:
         limit = self._upload_limit(post, target_id)
         channel = self.bot.get_partial_messageable(target_id)
         name = await self._name(record.requester)
-        platforms = _platforms(record)
-        credits = credits_text(_credits(record))
-        master = Path(str(record.artifacts.get("final_video", "")))
+        result = record.result
+        platforms = result.platforms if result else None
+        credits = credits_text(result.credits if result else [])
+        master = Path(result.artifacts.final_video if result else "")
         size = mib(master.stat().st_size) if master.is_file() else "unknown size"
         expires = self.links.expiry() if self.links else 0
         link = self.links.url(job_id, "final.mp4", expires) if self.links and master.is_file() else None
@@ -97,8 +95,9 @@ class Delivery:
 
     async def _fitting(self, record: JobRecord, master: Path, limit: int) -> Path | None:
         """The master if it fits, else the render's fitted copy if it fits, else a copy fitted here."""
-        for candidate in (record.artifacts.get("final_video"), record.artifacts.get("discord_video")):
-            if isinstance(candidate, str) and Path(candidate).is_file() and Path(candidate).stat().st_size <= limit:
+        artifacts = record.result.artifacts if record.result else None
+        for candidate in (artifacts.final_video, artifacts.discord_video) if artifacts else ():
+            if candidate and Path(candidate).is_file() and Path(candidate).stat().st_size <= limit:
                 return Path(candidate)
         if not master.is_file():
             return None
@@ -137,20 +136,3 @@ class Delivery:
             if self.bot.user is not None and message.author.id == self.bot.user.id and mark in message.content:
                 return message.id
         return None
-
-
-def _platforms(record: JobRecord) -> dict[str, Any]:
-    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
-        platforms = json.loads(Path(record.artifacts["metadata"]).read_text(encoding="utf-8")).get("platforms", {})
-        if isinstance(platforms, dict):
-            return platforms
-    return {}
-
-
-def _credits(record: JobRecord) -> list[dict[str, Any]]:
-    """credits.json of a job that used stock media (empty otherwise)."""
-    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
-        credits = json.loads(Path(record.artifacts["credits"]).read_text(encoding="utf-8"))
-        if isinstance(credits, list):
-            return [c for c in credits if isinstance(c, dict)]
-    return []

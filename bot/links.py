@@ -16,26 +16,25 @@ import hashlib
 import hmac
 import logging
 import os
-import re
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from graph.api import BadInput, JobRecord, JobService, Settings, StorybotError
+from graph.api import Artifacts, BadInput, JobRecord, JobService, Settings, StorybotError, valid_job_id
 
 log = logging.getLogger("storybot.bot")
 # the names a link may carry, each the artifact of the job record it serves
-ARTIFACTS = {
-    "final.mp4": "final_video",
-    "subtitles.srt": "subtitles_srt",
-    "subtitles.vtt": "subtitles_vtt",
-    "thumbnail.png": "thumbnail",
+ARTIFACTS: dict[str, Callable[[Artifacts], str]] = {
+    "final.mp4": lambda a: a.final_video,
+    "subtitles.srt": lambda a: a.subtitles_srt,
+    "subtitles.vtt": lambda a: a.subtitles_vtt,
+    "thumbnail.png": lambda a: a.thumbnail,
 }
-JOB_ID = re.compile(r"^[0-9a-f]{12}$")
 SECRET_FILE = "link_secret"
 
 
@@ -57,7 +56,7 @@ class Links:
         return int(time.time() if now is None else now) + self.ttl
 
     def valid(self, job_id: str, name: str, expires: str, sig: str, now: float | None = None) -> bool:
-        if not JOB_ID.match(job_id) or name not in ARTIFACTS or not expires.isdigit() or len(expires) > 12:
+        if not valid_job_id(job_id) or name not in ARTIFACTS or not expires.isdigit() or len(expires) > 12:
             return False
         if int(expires) < (time.time() if now is None else now):
             return False
@@ -89,13 +88,9 @@ def link_secret(settings: Settings) -> bytes:
 
 def job_links(links: Links, record: JobRecord) -> list[tuple[str, str]]:
     """(name, signed URL) of each file a finished job has that links may serve."""
-    if record.status != "done":
+    if record.status != "done" or record.result is None:
         return []
-    return [
-        (name, links.url(record.job_id, name))
-        for name, key in ARTIFACTS.items()
-        if isinstance(record.artifacts.get(key), str)
-    ]
+    return [(name, links.url(record.job_id, name)) for name in ARTIFACTS]
 
 
 def links_from(settings: Settings) -> Links | None:
@@ -144,10 +139,9 @@ class LinkServer:
             record = self.service.get(job_id)
         except BadInput:
             return None
-        artifact = record.artifacts.get(ARTIFACTS[name])
-        if record.status != "done" or not isinstance(artifact, str):
+        if record.status != "done" or record.result is None:
             return None
-        path = Path(artifact).resolve()
+        path = Path(ARTIFACTS[name](record.result.artifacts)).resolve()
         if not path.is_file() or not path.is_relative_to(self.settings.data_dir.resolve()):
             return None
         return path

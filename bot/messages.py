@@ -16,9 +16,11 @@ from graph.api import (
     LONGER,
     SHORTER,
     Answer,
+    Credit,
     IdeaApproval,
     JobRecord,
     KeyframeApproval,
+    PlatformMeta,
     ScriptApproval,
     ShotVerdict,
     StageRecord,
@@ -84,7 +86,7 @@ class Live:
 
 def status_embed(record: JobRecord, stages: list[StageRecord], live: Live, now: float | None = None) -> discord.Embed:
     now = time.time() if now is None else now
-    seconds = float(record.options.get("duration", 45))
+    seconds = record.request.duration
     lines, spent, left = [], 0.0, 0.0
     for st in stages:
         if st.status == "pending" and st.name in HIDDEN_WHEN_PENDING:
@@ -114,7 +116,7 @@ def status_embed(record: JobRecord, stages: list[StageRecord], live: Live, now: 
     embed.add_field(name=_headline(record), value=" · ".join(summary), inline=False)
     if live.notices:
         embed.add_field(name="Notes", value=one_line(" / ".join(live.notices[-3:]), 1000), inline=False)
-    embed.set_footer(text=f"job {record.job_id} · {record.options.get('aspect', '9:16')} · {seconds:g} s requested")
+    embed.set_footer(text=f"job {record.job_id} · {record.request.aspect.value} · {seconds:g} s requested")
     return embed
 
 
@@ -215,31 +217,31 @@ def _score(value: Any) -> str:
     return f"{value:g}/10" if isinstance(value, int | float) else "?"
 
 
-def credits_text(credits: list[dict[str, Any]]) -> str:
+def credits_text(credits: list[Credit]) -> str:
     """One line crediting the stock authors, as Pexels and Pixabay ask ("" without stock media)."""
     by_site: dict[str, list[str]] = {}
     for c in credits:
-        names = by_site.setdefault(str(c.get("source", "")).capitalize(), [])
-        if (author := one_line(quote(str(c.get("author") or "")), 60)) and author not in names:
+        names = by_site.setdefault(c.source.capitalize(), [])
+        if (author := one_line(quote(c.author), 60)) and author not in names:
             names.append(author)
     parts = [f"{', '.join(names)} on {site}" if names else site for site, names in by_site.items() if site]
     return one_line(f"-# footage and photos: {'; '.join(parts)}", 500) if parts else ""
 
 
-def delivery_text(job_id: str, platforms: dict[str, Any], requester_name: str, extra: str = "") -> str:
+def delivery_text(job_id: str, platforms: PlatformMeta | None, requester_name: str, extra: str = "") -> str:
     """The video's title, description and tags, then `extra` (a link or a note), then the job mark.
 
     The description gives way when it is too long: the mark (`job <id>`) is how a restart finds a
     delivery it made, and the link must stay whole.
     """
-    title = quote(str(platforms.get("title") or "Your video"))
+    title = quote(platforms.title if platforms else "Your video")
     tags: list[str] = []
-    for values in (platforms.get("hashtags") or {}).values():
+    for values in platforms.hashtags.values() if platforms else []:
         tags.extend(t for t in values if t not in tags)
     head = f"🎬 **{one_line(title, 200)}**"
     tail = [" ".join(tags[:15]), extra, f"-# made for {quote(requester_name)} · job {job_id}"]
     room = 2000 - len(head) - sum(len(line) + 1 for line in tail) - 1
-    description = quote(str(platforms.get("description") or ""))[: max(0, room)]
+    description = quote(platforms.description if platforms else "")[: max(0, room)]
     return "\n".join(line for line in [head, description, *tail] if line)[:2000]
 
 

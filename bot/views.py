@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import discord
 from discord import ui
 
-from graph.api import LONGER, SHORTER, Answer, Approval, IdeaApproval, KeyframeApproval, ScriptApproval
+from graph.api import JOB_ID_PATTERN, LONGER, SHORTER, Answer, Approval, IdeaApproval, KeyframeApproval, ScriptApproval
 
 if TYPE_CHECKING:
     from bot.conductor import Conductor
 
-JOB = r"(?P<job>[0-9a-f]{12})"
+JOB = rf"(?P<job>{JOB_ID_PATTERN})"
 IID = r"(?P<iid>[0-9a-f]{1,64})"
 ButtonAction = Literal["approve", "revise", "regen", "longer", "shorter", "cancel"]
 LABELS: dict[str, tuple[str, discord.ButtonStyle, str]] = {

@@ -25,18 +25,22 @@ from graph.state import (
     Approval,
     IdeaApproval,
     JobRequest,
+    JobResult,
     KeyframeApproval,
     ScriptApproval,
     ShotVerdict,
 )
+from graph.store import JOB_ID_PATTERN, StageRecord, valid_job_id
 from tools.errors import BadInput, StorybotError
+from tools.llm.schemas import PlatformMeta
 from tools.net.redact import redact, redact_logs
+from tools.outputs import Artifacts
 from tools.settings import Settings
-from tools.store import StageRecord
 from tools.tts import VoiceInfo
 from tools.tts import catalogue as voice_catalogue
 from tools.tts import resolve as resolve_voice
 from tools.upload import DEFAULT_LIMIT, fit_for_upload
+from tools.visuals import Credit
 from tools.visuals import resolve as resolve_visuals
 from tools.visuals.user import keep_uploads, media_kind
 
@@ -44,21 +48,26 @@ __all__ = [
     "APPROVALS",
     "DEFAULT_LIMIT",
     "END_EVENTS",
+    "JOB_ID_PATTERN",
     "LONGER",
     "MAX_PROMPT_CHARS",
     "SHORTER",
     "STAGES",
     "Answer",
     "Approval",
+    "Artifacts",
     "BadInput",
+    "Credit",
     "Event",
     "IdeaApproval",
     "JobRecord",
     "JobRequest",
+    "JobResult",
     "JobService",
     "JobStatus",
     "KeyframeApproval",
     "NotAllowed",
+    "PlatformMeta",
     "Requester",
     "ScriptApproval",
     "Settings",
@@ -75,5 +84,6 @@ __all__ = [
     "redact_logs",
     "resolve_visuals",
     "resolve_voice",
+    "valid_job_id",
     "voice_catalogue",
 ]

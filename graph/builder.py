@@ -11,7 +11,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import RetryPolicy
 
 from graph.context import NodeContext
-from graph.nodes import ideas, media, scenes, script, voice
+from graph.nodes import finish, ideas, pictures, scenes, script, subtitles, vision, voice
 from graph.state import JobRequest, JobState
 from tools.errors import MediaError, ProviderGaveUp
 from tools.llm import WriterError
@@ -44,14 +44,14 @@ def build_graph(checkpointer: BaseCheckpointSaver[Any]) -> CompiledStateGraph[An
     g.add_node("revise_script", script.revise_script, retry_policy=RETRY)
     g.add_node("approve_script", script.approve_script)
     g.add_node("voice", voice.voice, retry_policy=RETRY)
-    g.add_node("subtitles", media.subtitles_node)
+    g.add_node("subtitles", subtitles.subtitles_node)
     g.add_node("plan_scenes", scenes.plan_scenes, retry_policy=RETRY)
-    g.add_node("keyframes", media.keyframes_node, retry_policy=RETRY)
-    g.add_node("vision_guidance", media.vision_guidance)
-    g.add_node("approve_keyframes", media.approve_keyframes)
-    g.add_node("animate", media.animate, retry_policy=RETRY)
-    g.add_node("post_produce", media.post_produce, retry_policy=RETRY)
-    g.add_node("deliver", media.deliver)
+    g.add_node("keyframes", pictures.keyframes_node, retry_policy=RETRY)
+    g.add_node("vision_guidance", vision.vision_guidance)
+    g.add_node("approve_keyframes", pictures.approve_keyframes)
+    g.add_node("animate", finish.animate, retry_policy=RETRY)
+    g.add_node("post_produce", finish.post_produce, retry_policy=RETRY)
+    g.add_node("deliver", finish.deliver)
 
     g.add_conditional_edges(START, _entry, ["collect_ideas", "write_script"])
     g.add_edge("collect_ideas", "story_ideas")

@@ -15,25 +15,28 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from langgraph.errors import GraphInterrupt
 from langgraph.runtime import Runtime
 from langgraph.types import Command
+from pydantic import BaseModel
 
 from graph.events import Event
 from graph.state import JobRequest, JobState
+from graph.store import JobStore, StageStatusName
 from tools.errors import StorybotError
 from tools.files import write_json_atomic
 from tools.gpu import GpuClient
-from tools.llm import Writer
+from tools.llm import StoryIdea, Writer
 from tools.llm.usage import metered
 from tools.models import Word
 from tools.net.redact import one_line
+from tools.outputs import VoiceMeta
 from tools.settings import Settings
-from tools.store import JobStore, StageStatusName
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 class JobCancelled(StorybotError):
@@ -57,6 +60,15 @@ class NodeContext:
 
     def request(self, state: JobState) -> JobRequest:
         return JobRequest.model_validate(state["request"])
+
+    def voice(self, state: JobState) -> VoiceMeta:
+        """The narration the voice stage made (validated: an older checkpoint holds it as plain data)."""
+        return VoiceMeta.model_validate(state["voice"])
+
+    def title(self, state: JobState) -> str:
+        """The picked idea's title, else the prompt."""
+        idea = state.get("idea")
+        return (StoryIdea.model_validate(idea).title if idea else "") or self.request(state).prompt
 
     def script(self) -> str:
         """The approved script (`script.txt`)."""
@@ -86,12 +98,18 @@ class NodeContext:
             return await asyncio.to_thread(fn, *args)
 
 
-def done(provider: str, **update: Any) -> dict[str, Any]:
+class StageUpdate(JobState, total=False):
+    """A node's state update, with the provider that did the work (the `stage` wrapper records it)."""
+
+    _provider: str
+
+
+def done(provider: str, **update: Unpack[JobState]) -> StageUpdate:
     """A node's state update that also records which provider did the work."""
-    return {**update, "_provider": provider}
+    return StageUpdate(**update, _provider=provider)
 
 
-NodeFn = Callable[[JobState, NodeContext], Awaitable[dict[str, Any] | Command[Any]]]
+NodeFn = Callable[[JobState, NodeContext], Awaitable[StageUpdate | Command[Any]]]
 # What add_node receives; typed loosely because StateGraph's overloads do not accept wrapped callables.
 GraphNode = Callable[..., Any]
 
@@ -106,7 +124,7 @@ def stage(name: str) -> Callable[[NodeFn], GraphNode]:
     """Wrap a node: refuse to start a cancelled job, count the run, time it, record the outcome."""
 
     def wrap(fn: NodeFn) -> GraphNode:
-        async def node(state: JobState, runtime: Runtime[NodeContext]) -> dict[str, Any] | Command[Any]:
+        async def node(state: JobState, runtime: Runtime[NodeContext]) -> StageUpdate | Command[Any]:
             ctx = runtime.context
             record = ctx.store.get(ctx.job_id)
             if record is not None and record.cancel_requested:
@@ -156,13 +174,31 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:24]
 
 
-def reusable(manifest: Path, key: str, *outputs: Path) -> dict[str, Any] | None:
-    """The recorded result when `manifest` says these outputs were made from the same inputs."""
+class _Manifest(BaseModel):
+    key: str
+    value: Any = None  # the stage's typed result, as JSON; validated by `recall`
+
+
+def reusable(manifest: Path, key: str, *outputs: Path) -> bool:
+    """Whether `manifest` says these outputs exist and were made from the same inputs."""
     if not manifest.is_file() or not all(p.is_file() for p in outputs):
+        return False
+    try:
+        return _Manifest.model_validate_json(manifest.read_bytes()).key == key
+    except ValueError:
+        return False
+
+
+def recall(manifest: Path, key: str, model: type[M], *outputs: Path) -> M | None:
+    """The result remembered with these outputs, when they were made from the same inputs (a
+    manifest of an older shape, or a damaged one, is no result: the work is done again)."""
+    if not reusable(manifest, key, *outputs):
         return None
-    data: dict[str, Any] = json.loads(manifest.read_text(encoding="utf-8"))
-    return data if data.get("key") == key else None
+    try:
+        return model.model_validate(_Manifest.model_validate_json(manifest.read_bytes()).value)
+    except ValueError:
+        return None
 
 
-def remember(manifest: Path, key: str, **data: Any) -> None:
-    write_json_atomic(manifest, {"key": key, **data})
+def remember(manifest: Path, key: str, value: BaseModel | None = None) -> None:
+    write_json_atomic(manifest, {"key": key, "value": value.model_dump(mode="json") if value else None})

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel
 
-from graph.state import Approval
+from graph.state import Approval, JobResult
 
 EventKind = Literal[
     "queued", "stage_started", "progress", "stage_finished", "waiting", "done", "failed", "cancelled", "notice"
@@ -21,4 +21,4 @@ class Event(BaseModel):
     message: str | None = None
     approval: Approval | None = None  # waiting: what to show, and the answers it takes
     interrupt_id: str | None = None  # waiting: the id an answer must name
-    artifacts: dict[str, Any] | None = None
+    result: JobResult | None = None  # done: artifacts, platform texts, credits

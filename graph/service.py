@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import secrets
 import time
 from collections.abc import AsyncIterator
 from typing import Any, Literal
@@ -28,39 +27,25 @@ from graph.events import Event
 from graph.nodes.script import pace
 from graph.state import (
     APPROVAL,
+    CHECKPOINT_MODELS,
     IDEA_STAGES,
     STAGES,
     Answer,
-    Approval,
-    IdeaApproval,
     JobRequest,
+    JobResult,
     JobState,
-    KeyframeApproval,
-    ScriptApproval,
 )
-from tools import store
+from graph.store import JobRecord, JobStore, StageRecord, new_job_id, valid_job_id
 from tools.errors import BadInput
 from tools.files import pid_alive, sweep_stale
 from tools.gpu import GpuClient, make_client, models_of
 from tools.llm import get_writer
 from tools.net.redact import one_line, redact
 from tools.settings import Settings
-from tools.store import JobStore, StageRecord
 from tools.text import clean_replacement
 
 log = logging.getLogger("storybot.graph")
-JOB_ID_LENGTH = 12
 END_EVENTS = ("waiting", "done", "failed", "cancelled")  # a job's run in this process stopped
-
-
-class JobRecord(store.JobRecord):
-    """A job's row, with the pending approval as the typed model the front ends read."""
-
-    approval: Approval | None = None  # type: ignore[assignment]
-
-    @classmethod
-    def of(cls, row: store.JobRecord) -> JobRecord:
-        return cls.model_validate(row.model_dump())
 
 
 class Requester(BaseModel):
@@ -108,14 +93,7 @@ class Subscription:
 class JobStatus(BaseModel):
     job: JobRecord
     stages: list[StageRecord]
-
-
-def new_job_id() -> str:
-    return secrets.token_hex(JOB_ID_LENGTH // 2)
-
-
-def valid_job_id(job_id: str) -> bool:
-    return len(job_id) == JOB_ID_LENGTH and all(c in "0123456789abcdef" for c in job_id)
+    usage: dict[str, dict[str, int]] = {}  # provider -> unit -> amount (tokens, characters, images)
 
 
 class LoopLag:
@@ -164,11 +142,9 @@ class JobService:
         """One saver per process and database file (several writers give "database is locked")."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         async with AsyncSqliteSaver.from_conn_string(str(settings.data_dir / "checkpoints.sqlite")) as saver:
-            # the approvals are the only objects of ours in checkpoints; nothing else is revived from them
+            # only our state's own models are revived from checkpoints (graph.state.CHECKPOINT_MODELS)
             saver.serde = JsonPlusSerializer(
-                allowed_msgpack_modules=[
-                    (t.__module__, t.__name__) for t in (IdeaApproval, ScriptApproval, KeyframeApproval)
-                ]
+                allowed_msgpack_modules=[(t.__module__, t.__name__) for t in CHECKPOINT_MODELS]
             )
             service = cls(settings, saver)
             try:
@@ -207,13 +183,15 @@ class JobService:
         record = self.store.get(job_id) if valid_job_id(job_id) else None
         if record is None:
             raise BadInput(f"unknown job id: {job_id!r}")
-        return JobRecord.of(record)
+        return record
 
     def status(self, job_id: str) -> JobStatus:
-        return JobStatus(job=self.get(job_id), stages=self.store.stage_list(job_id))
+        return JobStatus(
+            job=self.get(job_id), stages=self.store.stage_list(job_id), usage=self.store.usage_totals(job_id)
+        )
 
     def jobs(self, limit: int = 50) -> list[JobRecord]:
-        return [JobRecord.of(r) for r in self.store.recent(limit)]
+        return [r for r in self.store.recent(limit)]
 
     # events -------------------------------------------------------------
 
@@ -238,7 +216,7 @@ class JobService:
 
     def jobs_of(self, requester: str, limit: int = 200) -> list[JobRecord]:
         """A person's recent jobs, newest first (for per-user limits and `/jobs`)."""
-        return [JobRecord.of(r) for r in self.store.of_requester(requester, limit)]
+        return [r for r in self.store.of_requester(requester, limit)]
 
     # commands -----------------------------------------------------------
 
@@ -248,19 +226,12 @@ class JobService:
         """Create a job and start running it; returns the job id (generated, never from user text)."""
         job_id = new_job_id()
         (self.jobs_dir / job_id).mkdir(parents=True)
-        self.store.create(
-            job_id,
-            requester.id,
-            channel,
-            request.prompt,
-            request.model_dump(mode="json", exclude={"script_text"}) | {"own_script": request.script_text is not None},
-            STAGES,
-        )
+        self.store.create(job_id, requester.id, channel, request, STAGES)
         if not request.idea_stages:
             why = "user script" if request.script_text is not None else "the prompt is the idea"
             for name in IDEA_STAGES:
                 self.store.stage_ended(job_id, name, "skipped", provider=why)
-        state: JobState = {"job_id": job_id, "request": request.model_dump(mode="json")}
+        state: JobState = {"job_id": job_id, "request": request}
         self._launch(job_id, state, auto_approve)
         return job_id
 
@@ -401,15 +372,15 @@ class JobService:
                 status="waiting",
                 waiting_for=approval.approval,
                 interrupt_id=pending.id,
-                approval=approval.model_dump(mode="json"),
+                approval=approval,
                 runner_pid=None,
             )
             self._emit_waiting(self.get(job_id))
             return
-        values = snapshot.values
+        values = snapshot.values  # the JobState, typed loosely by LangGraph
         outcome: Literal["done", "cancelled"] = values.get("outcome", "done")
         if outcome == "done":
-            self.store.update(job_id, artifacts=values.get("artifacts", {}))
+            self.store.update(job_id, result=JobResult.model_validate(values["result"]))
         self._finish(job_id, outcome)
 
     @contextlib.asynccontextmanager
@@ -466,5 +437,5 @@ class JobService:
             for st in self.store.stage_list(job_id):
                 if st.status == "pending":
                     self.store.stage_ended(job_id, st.name, "skipped")
-        artifacts = self.get(job_id).artifacts if status == "done" else None
-        self._emit(Event(job_id=job_id, kind=status, message=error, artifacts=artifacts))
+        result = self.get(job_id).result if status == "done" else None
+        self._emit(Event(job_id=job_id, kind=status, message=error, result=result))

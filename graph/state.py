@@ -14,8 +14,11 @@ from pydantic import BaseModel, Field, TypeAdapter, field_validator, model_valid
 
 from tools.errors import BadInput
 from tools.llm import StoryIdea
+from tools.llm.schemas import PlatformMeta
 from tools.models import Aspect
+from tools.outputs import Artifacts, SubtitleMeta, VoiceMeta
 from tools.text import clean_script
+from tools.visuals import Credit
 
 STAGES = [
     "collect_ideas",
@@ -364,26 +367,65 @@ Approval = Annotated[IdeaApproval | ScriptApproval | KeyframeApproval, Field(dis
 APPROVAL: TypeAdapter[IdeaApproval | ScriptApproval | KeyframeApproval] = TypeAdapter(Approval)
 
 
-def _merge(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
+class JobResult(BaseModel):
+    """What a finished job gives its front ends, so none of them re-opens `metadata.json`."""
+
+    artifacts: Artifacts
+    platforms: PlatformMeta | None = None  # title, description and hashtags per platform
+    credits: list[Credit] = []  # stock authors to credit
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_artifacts(cls, data: Any) -> Any:
+        """A job finished before results were typed kept only its artifact paths."""
+        return {"artifacts": data} if isinstance(data, dict) and "final_video" in data else data
+
+
+class RevisionRequest(TypedDict, total=False):
+    """What the reviewer asked of the next draft: one of a note, their own text, or a fresh draft."""
+
+    note: str
+    text: str
+    regenerate: bool
+
+
+def _merge(left: dict[str, str], right: dict[str, str]) -> dict[str, str]:
     return {**left, **right}
 
 
 class JobState(TypedDict, total=False):
+    """The graph's state. Values are JSON data or pydantic models the checkpointer is allowed to
+    revive (`CHECKPOINT_MODELS`); readers validate models (`JobRequest.model_validate`), so a
+    checkpoint written before a model existed still reads."""
+
     job_id: str
-    request: dict[str, Any]  # JobRequest, as JSON
-    ideas: list[dict[str, Any]]
-    idea: dict[str, Any]
+    request: JobRequest
+    ideas: list[StoryIdea]
+    idea: StoryIdea
     script_version: int
     script_file: str  # the draft under review: script.vN.txt
-    revision: dict[str, Any]  # the pending revise/replace/regenerate request
-    voice: dict[str, Any]
-    subtitles: dict[str, Any]
+    revision: RevisionRequest  # the pending revise/replace/regenerate request
+    voice: VoiceMeta
+    subtitles: SubtitleMeta
     shot_seeds: dict[str, int]  # per-shot picture seed, bumped by a re-roll
     reroll: list[int]  # 0-based shots the next keyframes run must redraw
     shot_media: dict[str, str]  # 0-based shot -> the user's own file that replaces its picture
     keyframes: list[str]
     clips: list[str]
     outcome: Literal["done", "cancelled"]
-    artifacts: dict[str, Any]
+    result: JobResult
     providers: Annotated[dict[str, str], _merge]
     notices: Annotated[list[str], operator.add]
+
+
+# every class of ours the checkpointer may revive; anything else comes back as plain data
+CHECKPOINT_MODELS: tuple[type[BaseModel], ...] = (
+    IdeaApproval,
+    ScriptApproval,
+    KeyframeApproval,
+    JobRequest,
+    StoryIdea,
+    VoiceMeta,
+    SubtitleMeta,
+    JobResult,
+)

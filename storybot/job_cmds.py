@@ -34,7 +34,7 @@ def _me() -> Requester:
 
 def _job_id(value: str, data: Path | None) -> str:
     """A well-formed id of a job that can exist, checked before any database is opened (or created)."""
-    from graph.service import valid_job_id
+    from graph.store import valid_job_id
 
     job_id = value.strip().lower()
     if not valid_job_id(job_id):
@@ -79,7 +79,7 @@ def _report(record: JobRecord, as_json: bool) -> int:
                     "waiting_for": record.waiting_for,
                     "approval": approval,
                     "error": record.error,
-                    "artifacts": record.artifacts,
+                    "artifacts": record.result.artifacts.model_dump() if record.result else {},
                 },
                 ensure_ascii=False,
             )
@@ -89,7 +89,7 @@ def _report(record: JobRecord, as_json: bool) -> int:
         _print_approval(record)
     elif record.status == "done":
         err.print(f"job {record.job_id} done", markup=False)
-        print(record.artifacts.get("final_video", ""))
+        print(record.result.artifacts.final_video if record.result else "")
     elif record.status == "failed":
         err.print(
             f"job {record.job_id} failed: {record.error}. Try again with: storybot resume {record.job_id}", markup=False
@@ -254,7 +254,6 @@ def status(job_id: str, as_json: JsonFlag = False, data: DataOpt = None) -> None
 
         async with JobService.open(settings_for(data)) as svc:
             st = svc.status(job_id)
-            usage = svc.store.usage_totals(job_id)  # {provider: {unit: amount}}: tokens, characters
         job = st.job
         if as_json:
             print(
@@ -267,12 +266,12 @@ def status(job_id: str, as_json: JsonFlag = False, data: DataOpt = None) -> None
                         "created": _iso(job.created),
                         "prompt": job.prompt,
                         "error": job.error,
-                        "artifacts": job.artifacts,
+                        "artifacts": job.result.artifacts.model_dump() if job.result else {},
                         "max_loop_lag_ms": job.max_loop_lag_ms,
                         "stages": [
                             s.model_dump(include={"name", "status", "runs", "seconds", "provider"}) for s in st.stages
                         ],
-                        "usage": usage,
+                        "usage": st.usage,  # {provider: {unit: amount}}: tokens, characters
                     },
                     ensure_ascii=False,
                 )

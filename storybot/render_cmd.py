@@ -12,6 +12,7 @@ import typer
 from storybot.app import app, err, parse_aspect
 from tools.compose import VideoEncoding
 from tools.errors import BadInput
+from tools.outputs import read_metadata
 from tools.render import RenderOptions, choose_voice, render
 from tools.settings import get_settings
 from tools.text import read_script_file
@@ -73,11 +74,11 @@ def render_command(
     if as_json:
         print(json.dumps({"status": "done", "artifacts": artifacts.model_dump()}, ensure_ascii=False))
         return
-    meta = json.loads(Path(artifacts.metadata).read_text(encoding="utf-8"))
-    err.print(f"voice: {meta['voice']['name']} ({meta['voice']['provider']})", markup=False)
+    meta = read_metadata(Path(artifacts.metadata))
+    err.print(f"voice: {meta.voice.name} ({meta.voice.provider})", markup=False)
     err.print(
-        f"video: {meta['video']['duration']:.1f} s, {meta['loudness']['integrated_lufs']} LUFS, "
-        f"{meta['video']['size_bytes'] / 2**20:.1f} MiB, {meta['total_seconds']:.1f} s to render",
+        f"video: {meta.video.duration:.1f} s, {meta.loudness.integrated_lufs} LUFS, "
+        f"{meta.video.size_bytes / 2**20:.1f} MiB, {meta.total_seconds or 0:.1f} s to render",
         markup=False,
     )
     if artifacts.discord_video:

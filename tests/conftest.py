@@ -3,9 +3,13 @@
 - `llm` is an OpenAI-compatible server (tests/fake_openai.py) answering with `llm_answer`, which a
   test module overrides to play another model (a short-draft writer, a malformed one).
 - `eleven` is the ElevenLabs stand-in (tests/fake_elevenlabs.py).
+- `stock_server` is the Pexels + Pixabay stand-in (tests/fake_stock.py) serving `stock_media`, made
+  once per test module.
 - `world` is the fake Discord (tests/fake_discord.py) with the real `storybot bot` process connected
   to it; `bot_env` adds variables to that process (point it at `llm`, say).
 - `conductor` is the bot's Conductor over a real JobService, with Discord replaced by plain objects.
+- `tiny_models` is {"STORYBOT_SDXL_MODEL": folder, ...} for the four tiny random-weight GPU models
+  (tests/gpu_fixtures.py), built once per test run.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ import pytest
 from tests.fake_discord import Channel, FakeDiscord, Guild, User
 from tests.fake_elevenlabs import FakeElevenLabs, fake_elevenlabs
 from tests.fake_openai import Answer, FakeOpenAI, fake_openai, user_text
+from tests.fake_stock import Stock, fake_stock, served_media
+from tests.gpu_fixtures import build_tiny_models
+from tests.local_http import Request
 
 STORYBOT = Path(sys.executable).with_name("storybot")
 GUILD, CHANNEL, APPROVER_ROLE = 900001, 900002, 900003
@@ -82,6 +89,22 @@ def llm(llm_answer: Answer) -> Iterator[FakeOpenAI]:
 def eleven() -> Iterator[FakeElevenLabs]:
     with fake_elevenlabs() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def stock_media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    return served_media(tmp_path_factory.mktemp("served"))
+
+
+@pytest.fixture
+def stock_server(stock_media: dict[str, bytes]) -> Iterator[tuple[Stock, str, list[Request]]]:
+    with fake_stock(stock_media) as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
+def tiny_models() -> dict[str, str]:
+    return build_tiny_models()
 
 
 class BotProcess:

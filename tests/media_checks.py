@@ -44,6 +44,15 @@ def burn_subtitles(ass: Path, aspect: Aspect, out: Path, at: float = 0.0) -> np.
     return np.abs(image - np.array(BACKGROUND)).sum(axis=2) > 40
 
 
+def safe_area_mask(aspect: Aspect) -> np.ndarray:
+    """True over the pixels of an `aspect` frame that lie inside its safe area."""
+    width, height = aspect.size
+    safe = aspect.safe_area
+    inside = np.zeros((height, width), dtype=bool)
+    inside[safe.top : height - safe.bottom, safe.left : width - safe.right] = True
+    return inside
+
+
 def top_level_atoms(path: Path) -> list[str]:
     """MP4 box types in file order (faststart puts moov before mdat)."""
     atoms, data = [], path.read_bytes()

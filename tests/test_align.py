@@ -6,9 +6,7 @@ from __future__ import annotations
 from itertools import pairwise
 from pathlib import Path
 
-import pytest
-
-from tests.gpu_fixtures import build_tiny_models, models
+from tests.gpu_fixtures import models
 from tools.align import Recognised, align, normalise
 from tools.gpu import WhisperParams
 from tools.gpu.local import LocalBackend
@@ -19,11 +17,6 @@ SCRIPT = (
     "The keeper climbed the tower at dusk. A lost whale sang below the rocks, "
     "and he answered with the lamp, three long flashes over the water."
 )
-
-
-@pytest.fixture(scope="session")
-def tiny_models() -> dict[str, str]:
-    return build_tiny_models()
 
 
 def _recognised_from(truth: list[Word]) -> list[Recognised]:

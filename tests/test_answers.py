@@ -4,16 +4,13 @@ draft shown with its length)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from graph.state import APPROVAL, Answer, IdeaApproval, KeyframeApproval, ScriptApproval, ShotCaption
+from tests.cli import ok_json, storybot
 from tests.conftest import asked_words
 from tests.fake_openai import fake_openai
 from tools.errors import BadInput
@@ -99,59 +96,44 @@ def test_old_approvals_read_from_the_job_table_still_parse() -> None:
 # the command line ---------------------------------------------------------------------------
 
 
-def storybot(data: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "storybot", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "STORYBOT_DATA_DIR": str(data), **(env or {})},
-    )
-
-
-def ok_json(done: subprocess.CompletedProcess[str]) -> Any:
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
 def stage_status(data: Path, job: str) -> dict[str, str]:
-    return {s["name"]: s["status"] for s in ok_json(storybot(data, "status", job, "--json"))["stages"]}
+    return {s["name"]: s["status"] for s in ok_json(storybot("status", job, "--json", data=data))["stages"]}
 
 
 @pytest.mark.slow
 def test_make_prompt_goes_straight_to_the_script_and_replies_follow_the_rules(tmp_path: Path) -> None:
-    first = ok_json(storybot(tmp_path, "make", "A keeper who counts ships at night", "--duration", "8", "--json"))
+    first = ok_json(storybot("make", "A keeper who counts ships at night", "--duration", "8", "--json", data=tmp_path))
     job = first["job_id"]
     assert first["waiting_for"] == "approve_script" and first["approval"]["version"] == 1
     assert first["approval"]["spoken_seconds"] > 0 and first["approval"]["target_seconds"] == 8
     stages = stage_status(tmp_path, job)
     assert [stages[n] for n in ("collect_ideas", "story_ideas", "pick_idea")] == ["skipped"] * 3
 
-    number = storybot(tmp_path, "answer", job, "2")
+    number = storybot("answer", job, "2", data=tmp_path)
     assert number.returncode == 2 and "what to change" in number.stderr
     assert len(number.stderr.strip().splitlines()) == 1
-    shorter = ok_json(storybot(tmp_path, "answer", job, "shorter", "--json"))
+    shorter = ok_json(storybot("answer", job, "shorter", "--json", data=tmp_path))
     assert shorter["approval"]["version"] == 2 and shorter["approval"]["words"] < first["approval"]["words"]
-    replaced = ok_json(storybot(tmp_path, "answer", job, LONG, "--json"))  # 40+ words: the script itself
+    replaced = ok_json(storybot("answer", job, LONG, "--json", data=tmp_path))  # 40+ words: the script itself
     assert replaced["approval"]["version"] == 3 and replaced["approval"]["script"] == LONG
-    shown = storybot(tmp_path, "status", job)
+    shown = storybot("status", job, data=tmp_path)
     assert "waiting" in shown.stdout
-    cancelled = ok_json(storybot(tmp_path, "answer", job, "cancel", "--json"))
+    cancelled = ok_json(storybot("answer", job, "cancel", "--json", data=tmp_path))
     assert cancelled["status"] == "cancelled"
 
 
 @pytest.mark.slow
 def test_make_ideas_without_a_prompt_and_a_script_given_at_the_idea_approval(tmp_path: Path) -> None:
-    empty = storybot(tmp_path, "make")
+    empty = storybot("make", data=tmp_path)
     assert empty.returncode == 2 and "prompt is empty" in empty.stderr
-    first = ok_json(storybot(tmp_path, "make", "--ideas", "--duration", "8", "--json"))
+    first = ok_json(storybot("make", "--ideas", "--duration", "8", "--json", data=tmp_path))
     job = first["job_id"]
     assert first["waiting_for"] == "pick_idea" and len(first["approval"]["ideas"]) >= 2
-    printed = storybot(tmp_path, "resume", job)
+    printed = storybot("resume", job, data=tmp_path)
     assert "Which idea" in printed.stdout and f"storybot answer {job} pick N" in printed.stdout
     mine = tmp_path / "mine.txt"
     mine.write_text("My own story. The keeper sang to the ships. The ships sang back.", encoding="utf-8")
-    scripted = ok_json(storybot(tmp_path, "answer", job, "replace", str(mine), "--json"))
+    scripted = ok_json(storybot("answer", job, "replace", str(mine), "--json", data=tmp_path))
     assert scripted["waiting_for"] == "approve_script" and scripted["approval"]["version"] == 1
     assert scripted["approval"]["script"] == mine.read_text().strip()
     assert stage_status(tmp_path, job)["write_script"] == "pending"  # nothing was written over it
@@ -169,7 +151,7 @@ def thirty_words(name: str, body: dict[str, Any]) -> dict[str, Any]:
 def test_a_short_draft_is_shown_with_its_length_not_failed(tmp_path: Path) -> None:
     with fake_openai(thirty_words) as llm:
         env = {"OPENAI_BASE_URL": llm.url, "OPENAI_API_KEY": "sk-test", "STORYBOT_LLM_MODEL": "tiny"}
-        done = storybot(tmp_path, "make", "A keeper counts ships", "--duration", "60", env=env)
+        done = storybot("make", "A keeper counts ships", "--duration", "60", data=tmp_path, env=env)
         targets = [asked_words(r.json()) for r in llm.requests]
     assert done.returncode == 0, done.stderr
     assert max(targets) >= 150 and len(targets) == 4  # asked twice per draft, one rewrite: then shown

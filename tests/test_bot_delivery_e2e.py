@@ -20,7 +20,7 @@ import pytest
 from bot.links import Links
 from tests.conftest import ALICE, BotProcess
 from tests.fake_discord import Channel, FakeDiscord, FakeMessage, Guild
-from tests.test_bot_e2e import acknowledged
+from tests.test_bot_e2e import acknowledged, ask_video
 
 pytestmark = pytest.mark.slow
 
@@ -69,14 +69,8 @@ async def test_a_master_over_the_limit_comes_fitted_with_a_signed_link_and_a_413
 ) -> None:
     fake, bot, port = two_servers
     for guild, channel in ((SMALL, SMALL_CHANNEL), (REFUSING, REFUSING_CHANNEL)):
-        ask = await fake.slash(
-            ALICE,
-            channel,
-            "video",
-            {"prompt": "A lighthouse keeper befriends a lost whale", "duration": 5, "auto_approve": True},
-            guild_id=guild,
-        )
-        await acknowledged(fake, ask)
+        options = {"prompt": "A lighthouse keeper befriends a lost whale", "duration": 5, "auto_approve": True}
+        await ask_video(fake, options, channel, guild)
     small = await fake.wait_for(lambda: final_post(fake, SMALL_CHANNEL), timeout=240)
     refused = await fake.wait_for(lambda: final_post(fake, REFUSING_CHANNEL), timeout=120)
 

@@ -63,6 +63,15 @@ async def acknowledged(fake: FakeDiscord, interaction: FakeInteraction) -> tuple
     return kind, body.get("data") or {}
 
 
+async def ask_video(
+    fake: FakeDiscord, options: dict[str, Any], channel: int = CHANNEL, guild_id: int = GUILD
+) -> FakeInteraction:
+    """Alice's `/video` with these options, acknowledged within Discord's deadline."""
+    ask = await fake.slash(ALICE, channel, "video", options, guild_id=guild_id)
+    await acknowledged(fake, ask)
+    return ask
+
+
 def delivered(fake: FakeDiscord) -> list[FakeMessage]:
     return [m for m in fake.messages if m.author is None and any(a.filename.endswith(".mp4") for a in m.attachments)]
 
@@ -186,10 +195,7 @@ async def test_modal_revision_txt_replacement_and_an_expired_token(
     world: tuple[FakeDiscord, BotProcess], tmp_path: Path
 ) -> None:
     fake, bot = world
-    ask = await fake.slash(
-        ALICE, CHANNEL, "video", {"prompt": "A robot learns to paint", "duration": 5}, guild_id=GUILD
-    )
-    await acknowledged(fake, ask)
+    ask = await ask_video(fake, {"prompt": "A robot learns to paint", "duration": 5})
     script = await wait_prompt(fake, "sb:revise:")
     opened = await fake.click(ALICE, script, component(script, "sb:revise:"))
     kind, modal = await acknowledged(fake, opened)
@@ -227,14 +233,7 @@ async def test_a_crash_mid_render_resumes_and_the_status_message_carries_on(
     fake, bot = world
     await bot.kill()
     await bot.start(STORYBOT_CRASH_AT="animate:start")  # this process dies by SIGKILL when animate starts
-    ask = await fake.slash(
-        ALICE,
-        CHANNEL,
-        "video",
-        {"prompt": "A kite that will not land", "duration": 5, "auto_approve": True},
-        guild_id=GUILD,
-    )
-    await acknowledged(fake, ask)
+    ask = await ask_video(fake, {"prompt": "A kite that will not land", "duration": 5, "auto_approve": True})
     assert bot.proc is not None
     await asyncio.wait_for(bot.proc.wait(), timeout=120)
     status = next(m for m in fake.messages if m.interaction_id == ask.id)
@@ -254,10 +253,7 @@ async def test_a_failure_is_explained_and_retry_finishes_the_job(
     fake, bot = world
     await bot.kill()
     await bot.start(STORYBOT_FFMPEG=str(tmp_path / "no-such-ffmpeg"), OPENAI_API_KEY="sk-secret-should-not-show")
-    ask = await fake.slash(
-        ALICE, CHANNEL, "video", {"prompt": "A snail wins a race", "duration": 5, "auto_approve": True}, guild_id=GUILD
-    )
-    await acknowledged(fake, ask)
+    await ask_video(fake, {"prompt": "A snail wins a race", "duration": 5, "auto_approve": True})
     failure = await wait_prompt(fake, "sb:retry:", timeout=120)
     assert "stopped at" in failure.content and "Retry" in failure.content
     assert "sk-secret" not in str([m.content for m in fake.messages] + [m.embeds for m in fake.messages])
@@ -404,8 +400,7 @@ async def test_a_short_draft_reaches_the_approval_with_its_length(
     fake, bot = world
     await bot.kill()
     await bot.start(OPENAI_BASE_URL=llm.url, OPENAI_API_KEY="sk-test", STORYBOT_LLM_MODEL="tiny")
-    ask = await fake.slash(ALICE, CHANNEL, "video", {"prompt": "A keeper counts ships", "duration": 60}, guild_id=GUILD)
-    await acknowledged(fake, ask)
+    await ask_video(fake, {"prompt": "A keeper counts ships", "duration": 60})
     script = await wait_prompt(fake, "sb:revise:", timeout=60)
     targets = [asked_words(r.json()) for r in llm.requests]
     assert targets and max(targets) >= 150  # asked for 150+ words, got 30, and the job did not fail

@@ -122,7 +122,7 @@ async def test_the_idea_select_picks_the_chosen_idea(conductor: Conductor) -> No
     record = await service.wait(job_id)
     assert isinstance(record.approval, ScriptApproval) and record.approval.version == 1
     state = await service.graph.aget_state({"configurable": {"thread_id": job_id}})
-    assert state.values["idea"]["title"] == ideas[1].title  # the second idea, as picked
+    assert state.values["idea"].title == ideas[1].title  # the second idea, as picked
     # and the draft on screen is the one the writer makes from that idea, not from the first
     words = record.approval.words
     second = await OfflineWriter().script(request.prompt, ideas[1], words)
@@ -228,7 +228,8 @@ async def test_delivery_fits_the_upload_limit_or_says_where_the_master_is(conduc
     )
     record = await service.wait(job_id)
     assert record.status == "done"
-    master = Path(record.artifacts["final_video"])
+    assert record.result is not None
+    master = Path(record.result.artifacts.final_video)
     sent: list[tuple[str, Any]] = []
 
     async def send(content: str, file: Any = None, **_: Any) -> Any:

@@ -16,6 +16,7 @@ from PIL import Image
 from bot.commands import VideoCommands
 from bot.conductor import Conductor
 from bot.messages import credits_text
+from graph.api import Credit
 from tests.test_bot_handlers import ALICE, interaction, reply, waiting_script
 
 
@@ -58,7 +59,7 @@ async def test_video_with_attachments_keeps_them_as_the_shots(conductor: Conduct
         media2=attachment("b.png", png((0, 0, 200))),
     )
     (job,) = conductor.service.jobs()
-    media = conductor.service.get(job.job_id).options["media"]
+    media = conductor.service.get(job.job_id).request.media
     assert [Path(m).name for m in media] == ["01.png", "02.png"]
     assert all(Path(m).is_relative_to(tmp_path / "uploads") for m in media)
     await conductor.service.cancel(job.job_id, conductor.requester(call.user))
@@ -99,9 +100,9 @@ async def test_a_reply_with_a_picture_and_a_number_replaces_that_shot(conductor:
 def test_delivery_credits_stock_authors_in_one_line() -> None:
     line = credits_text(
         [
-            {"shot": 1, "source": "pexels", "author": "Ana", "id": "1", "url": "u"},
-            {"shot": 2, "source": "pexels", "author": "Ana", "id": "2", "url": "u"},
-            {"shot": 3, "source": "pixabay", "author": "Bo @everyone", "id": "3", "url": "u"},
+            Credit(shot=1, source="pexels", author="Ana", id="1", url="u"),
+            Credit(shot=2, source="pexels", author="Ana", id="2", url="u"),
+            Credit(shot=3, source="pixabay", author="Bo @everyone", id="3", url="u"),
         ]
     )
     assert line.startswith("-# footage and photos: Ana on Pexels; Bo") and "Pixabay" in line and "\n" not in line

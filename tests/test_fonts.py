@@ -13,12 +13,11 @@ import unicodedata
 from functools import cache
 from pathlib import Path
 
-import numpy as np
 import pysubs2
 import pytest
 from fontTools.ttLib import TTCollection, TTFont
 
-from tests.media_checks import burn_subtitles
+from tests.media_checks import burn_subtitles, safe_area_mask
 from tests.test_subtitles import timed_words
 from tools.fonts import fonts_dir
 from tools.models import Aspect
@@ -105,9 +104,6 @@ def test_a_frame_burns_inside_the_safe_area(tmp_path: Path, name: str) -> None:
     out = (FRAMES / f"{name}.png") if FRAMES else tmp_path / "frame.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     ink = burn_subtitles(files.ass, aspect, out, at=(cue.start + cue.end) / 2)
-    width, height = aspect.size
-    safe = aspect.safe_area
-    inside = np.zeros_like(ink)
-    inside[safe.top : height - safe.bottom, safe.left : width - safe.right] = True
+    inside = safe_area_mask(aspect)
     assert ink[inside].sum() > 2000
     assert not ink[~inside].any()

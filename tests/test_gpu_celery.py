@@ -16,16 +16,11 @@ import pytest
 from celery.result import AsyncResult
 from PIL import Image
 
-from tests.gpu_fixtures import build_tiny_models, children, redis_server, start_celery_worker
+from tests.gpu_fixtures import children, redis_server, start_celery_worker
 from tools.gpu import GpuError, LtxParams, SdxlParams, VisionParams, WhisperParams, make_client
 from tools.gpu.celery_backend import CeleryBackend
 from tools.settings import Settings
 from tools.tts import synthesize
-
-
-@pytest.fixture(scope="session")
-def tiny_models() -> dict[str, str]:
-    return build_tiny_models()
 
 
 @pytest.fixture

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gpu_workers.families import parse_verdict
 from gpu_workers.serve import error_kind
 from tests.gpu_fixtures import build_tiny_models, models
 from tools.gpu import GpuError, LtxParams, SdxlParams, VisionParams
 from tools.gpu import plan as gpu_plan
 from tools.gpu.local import LocalBackend
 from tools.models import Aspect
+from tools.vision.verdict import parse_verdict
 
 
 @pytest.fixture(scope="session")
@@ -224,8 +224,9 @@ def test_the_scene_plan_steers_each_shots_prompts(tmp_path: Path) -> None:
     import json
     from types import SimpleNamespace
 
-    from graph.nodes.media import _extras, _negative_prompt, _picture_prompt
+    from graph.nodes.gpu import negative_prompt, picture_prompt
     from tools.models import Shot
+    from tools.shots import read_scenes
 
     (tmp_path / "scenes.json").write_text(
         json.dumps([{"shot": 1, "negative_prompt": "text", "mood": "hushed"}, {"shot": 2}])
@@ -235,7 +236,7 @@ def test_the_scene_plan_steers_each_shots_prompts(tmp_path: Path) -> None:
         Shot(index=i, start=i, end=i + 1, first_word=0, last_word=0, text="t", key_phrase="k", prompt=f"shot {i}")
         for i in range(2)
     )
-    extras = _extras(ctx)  # type: ignore[arg-type]
-    assert _picture_prompt(first, extras) == "shot 0, hushed mood" and _picture_prompt(second, extras) == "shot 1"
-    assert _negative_prompt(ctx, first, extras) == "text, blurry"  # type: ignore[arg-type]
-    assert _negative_prompt(ctx, second, extras) == "blurry"  # type: ignore[arg-type]
+    scenes = read_scenes(ctx.path("scenes.json"))
+    assert picture_prompt(first, scenes) == "shot 0, hushed mood" and picture_prompt(second, scenes) == "shot 1"
+    assert negative_prompt(ctx, first, scenes) == "text, blurry"  # type: ignore[arg-type]
+    assert negative_prompt(ctx, second, scenes) == "blurry"  # type: ignore[arg-type]

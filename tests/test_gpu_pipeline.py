@@ -4,39 +4,25 @@ real (Whisper, SDXL, the VLM, LTX) on local workers and the result is a valid 9:
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
-from typing import Any
 
 import av
 import pytest
 from PIL import Image
 
-from tests.gpu_fixtures import STORYBOT, TINY_ENV, build_tiny_models
+from tests.cli import storybot_json
+from tests.gpu_fixtures import TINY_ENV
 
 pytestmark = pytest.mark.slow
 SCRIPT = "The keeper lit the lamp at dusk. A lost whale answered from the dark water below."
 
 
-@pytest.fixture(scope="session")
-def tiny_models() -> dict[str, str]:
-    return build_tiny_models()
-
-
-def storybot(env: dict[str, str], *args: str | Path) -> dict[str, Any]:
-    done = subprocess.run([STORYBOT, *args, "--json"], env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
-
-
 def test_make_runs_every_gpu_stage_with_tiny_models(tiny_models: dict[str, str], tmp_path: Path) -> None:
-    env = {**os.environ, **TINY_ENV, **tiny_models, "STORYBOT_DATA_DIR": str(tmp_path / "data")}
+    env = {**TINY_ENV, **tiny_models, "STORYBOT_DATA_DIR": str(tmp_path / "data")}
     (tmp_path / "script.txt").write_text(SCRIPT, encoding="utf-8")
-    first = storybot(env, "make", "a lighthouse", "--script", tmp_path / "script.txt")
+    first = storybot_json("make", "a lighthouse", "--script", tmp_path / "script.txt", env=env)
     assert first["waiting_for"] == "approve_script"
-    shown = storybot(env, "answer", first["job_id"], "approve")
+    shown = storybot_json("answer", first["job_id"], "approve", env=env)
     assert shown["waiting_for"] == "approve_keyframes"
     verdicts = shown["approval"]["verdicts"]  # the VLM's verdicts are shown beside the keyframes
     assert len(verdicts) == len(shown["approval"]["keyframes"]) >= 1
@@ -44,11 +30,11 @@ def test_make_runs_every_gpu_stage_with_tiny_models(tiny_models: dict[str, str],
         set(v) == {"shot", "parsed", "score", "missing", "unwanted", "adherence", "quality", "critique", "consistent"}
         for v in verdicts
     )
-    final = storybot(env, "answer", first["job_id"], "approve")
+    final = storybot_json("answer", first["job_id"], "approve", env=env)
     assert final["status"] == "done"
 
     job = Path(final["artifacts"]["final_video"]).parent
-    status = storybot(env, "status", first["job_id"])
+    status = storybot_json("status", first["job_id"], env=env)
     providers = {s["name"]: s["provider"] for s in status["stages"]}
     assert providers["keyframes"].startswith("sdxl") and providers["animate"].startswith("ltx")
     assert providers["vision_guidance"].startswith("vlm") and "whisper" in providers["subtitles"]

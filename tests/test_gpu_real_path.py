@@ -28,6 +28,7 @@ from gpu_workers.serve import EXIT_FATAL, Server
 from tests.gpu_fixtures import build_tiny_models, models
 from tools.gpu import LtxParams, SdxlParams
 from tools.gpu.local import LocalBackend, parse_devices
+from tools.vision import verdict
 
 GIB = 1 << 30
 
@@ -292,9 +293,9 @@ def test_bad_device_maps_are_refused() -> None:
 
 
 def test_the_vision_judge_sees_the_whole_frame_under_a_megapixel() -> None:
-    assert families.fit_pixels((1080, 1920)) == (768, 1365)
-    assert families.fit_pixels((512, 896)) == (512, 896)  # never scaled up
-    assert json.loads(families.VERDICT_PROMPT.split("like this example:\n")[1].format())["score"] == 4
+    assert verdict.fit_pixels((1080, 1920)) == (768, 1365)
+    assert verdict.fit_pixels((512, 896)) == (512, 896)  # never scaled up
+    assert json.loads(verdict.VERDICT_PROMPT.split("like this example:\n")[1].format())["score"] == 4
 
 
 def test_a_redraw_leads_with_what_was_missing_within_clips_77_tokens() -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.cli import ok_json, storybot
 from tests.test_render import check_video
 from tools.models import Aspect
 
@@ -22,23 +23,8 @@ pytestmark = pytest.mark.slow
 PROMPT = "A lighthouse keeper who befriends a lost whale"
 
 
-def storybot(data: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "storybot", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "STORYBOT_DATA_DIR": str(data), **(env or {})},
-    )
-
-
-def ok_json(result: subprocess.CompletedProcess[str]) -> Any:
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
 def stages(data: Path, job_id: str) -> dict[str, dict[str, Any]]:
-    status = ok_json(storybot(data, "status", job_id, "--json"))
+    status = ok_json(storybot("status", job_id, "--json", data=data))
     return {s["name"]: s for s in status["stages"]}
 
 
@@ -47,7 +33,7 @@ def digest(path: str | Path) -> str:
 
 
 def test_make_yes_produces_a_finished_video(tmp_path: Path) -> None:
-    result = ok_json(storybot(tmp_path, "make", PROMPT, "--yes", "--duration", "12", "--json"))
+    result = ok_json(storybot("make", PROMPT, "--yes", "--duration", "12", "--json", data=tmp_path))
     assert result["status"] == "done" and result["waiting_for"] is None
     art = result["artifacts"]
     meta = json.loads(Path(art["metadata"]).read_text())
@@ -62,7 +48,7 @@ def test_make_yes_produces_a_finished_video(tmp_path: Path) -> None:
     platforms = meta["platforms"]
     assert 0 < len(platforms["title"]) <= 100 and platforms["description"]
     assert set(platforms["hashtags"]) == {"youtube_shorts", "tiktok", "instagram_reels"}
-    status = ok_json(storybot(tmp_path, "status", result["job_id"], "--json"))
+    status = ok_json(storybot("status", result["job_id"], "--json", data=tmp_path))
     names = [s["name"] for s in status["stages"]]
     assert names[0] == "collect_ideas" and names[-1] == "deliver" and len(names) == 15
     by_name = {s["name"]: s for s in status["stages"]}
@@ -73,21 +59,21 @@ def test_make_yes_produces_a_finished_video(tmp_path: Path) -> None:
     assert by_name["vision_guidance"]["status"] == "skipped" and by_name["revise_script"]["status"] == "skipped"
     for name in ("voice", "subtitles", "plan_scenes", "keyframes", "animate", "post_produce", "deliver"):
         assert by_name[name]["status"] == "done" and by_name[name]["runs"] == 1, by_name[name]
-    jobs = ok_json(storybot(tmp_path, "jobs", "--json"))
+    jobs = ok_json(storybot("jobs", "--json", data=tmp_path))
     assert jobs[0]["job_id"] == result["job_id"] and jobs[0]["status"] == "done"
 
 
 def test_approvals_revisions_and_reroll(tmp_path: Path) -> None:
-    first = ok_json(storybot(tmp_path, "make", PROMPT, "--duration", "10", "--ideas", "--json"))
+    first = ok_json(storybot("make", PROMPT, "--duration", "10", "--ideas", "--json", data=tmp_path))
     job = first["job_id"]
     assert first["status"] == "waiting" and first["waiting_for"] == "pick_idea"
     assert len(first["approval"]["ideas"]) >= 2
-    text = storybot(tmp_path, "status", job)
+    text = storybot("status", job, data=tmp_path)
     assert "waiting" in text.stdout
 
-    picked = ok_json(storybot(tmp_path, "answer", job, "pick", "2", "--json"))
+    picked = ok_json(storybot("answer", job, "pick", "2", "--json", data=tmp_path))
     assert picked["waiting_for"] == "approve_script" and picked["approval"]["version"] == 1
-    revised = ok_json(storybot(tmp_path, "answer", job, "revise", "make it about courage", "--json"))
+    revised = ok_json(storybot("answer", job, "revise", "make it about courage", "--json", data=tmp_path))
     assert revised["waiting_for"] == "approve_script" and revised["approval"]["version"] == 2
     folder = tmp_path / "jobs" / job
     v1, v2 = (folder / "script.v1.txt").read_text(), (folder / "script.v2.txt").read_text()
@@ -100,31 +86,31 @@ def test_approvals_revisions_and_reroll(tmp_path: Path) -> None:
         "and the keeper finally slept until noon.",
         encoding="utf-8",
     )
-    replaced = ok_json(storybot(tmp_path, "answer", job, "replace", str(replacement), "--json"))
+    replaced = ok_json(storybot("answer", job, "replace", str(replacement), "--json", data=tmp_path))
     assert replaced["approval"]["version"] == 3
     assert (folder / "script.v3.txt").read_text().strip() == replacement.read_text().strip()
 
-    shown = ok_json(storybot(tmp_path, "answer", job, "approve", "--json"))
+    shown = ok_json(storybot("answer", job, "approve", "--json", data=tmp_path))
     assert shown["waiting_for"] == "approve_keyframes"
     assert (folder / "script.txt").read_text().strip() == replacement.read_text().strip()
     before = {Path(k).name: digest(k) for k in shown["approval"]["keyframes"]}
     assert len(before) >= 2
 
-    rerolled = ok_json(storybot(tmp_path, "answer", job, "reroll", "2", "--json"))
+    rerolled = ok_json(storybot("answer", job, "reroll", "2", "--json", data=tmp_path))
     assert rerolled["waiting_for"] == "approve_keyframes"
     after = {Path(k).name: digest(k) for k in rerolled["approval"]["keyframes"]}
     changed = [name for name in before if before[name] != after[name]]
     assert changed == ["shot_02.png"]
     assert stages(tmp_path, job)["keyframes"]["runs"] == 2
 
-    done = ok_json(storybot(tmp_path, "answer", job, "approve", "--json"))
+    done = ok_json(storybot("answer", job, "approve", "--json", data=tmp_path))
     assert done["status"] == "done"
     runs = stages(tmp_path, job)
     assert runs["write_script"]["runs"] == 1 and runs["revise_script"]["runs"] == 2
     assert runs["voice"]["runs"] == 1 and runs["animate"]["runs"] == 1
 
     # a stale answer (the job is done) is refused and changes nothing
-    stale = storybot(tmp_path, "answer", job, "approve")
+    stale = storybot("answer", job, "approve", data=tmp_path)
     assert stale.returncode == 2 and "not waiting" in stale.stderr and len(stale.stderr.strip().splitlines()) == 1
     assert stages(tmp_path, job) == runs
 
@@ -132,17 +118,17 @@ def test_approvals_revisions_and_reroll(tmp_path: Path) -> None:
 def test_user_script_skips_ideas_and_cancel(tmp_path: Path) -> None:
     script = tmp_path / "s.txt"
     script.write_text("A short story of mine. It has two sentences.", encoding="utf-8")
-    waiting = ok_json(storybot(tmp_path, "make", "my story", "--script", str(script), "--json"))
+    waiting = ok_json(storybot("make", "my story", "--script", str(script), "--json", data=tmp_path))
     assert waiting["waiting_for"] == "approve_script"
     job = waiting["job_id"]
     st = stages(tmp_path, job)
     assert [st[n]["status"] for n in ("collect_ideas", "story_ideas", "pick_idea")] == ["skipped"] * 3
     assert st["write_script"]["provider"] == "user"
-    bad = storybot(tmp_path, "answer", job, "regenerate")
+    bad = storybot("answer", job, "regenerate", data=tmp_path)
     assert bad.returncode == 2 and "replace" in bad.stderr
-    wrong = storybot(tmp_path, "answer", job, "reroll", "1")
+    wrong = storybot("answer", job, "reroll", "1", data=tmp_path)
     assert wrong.returncode == 2
-    cancelled = ok_json(storybot(tmp_path, "answer", job, "cancel", "--json"))
+    cancelled = ok_json(storybot("answer", job, "cancel", "--json", data=tmp_path))
     assert cancelled["status"] == "cancelled"
     assert stages(tmp_path, job)["voice"]["runs"] == 0
 
@@ -154,14 +140,14 @@ CRASHES = ["story_ideas:end", "voice:end", "plan_scenes:start", "keyframes:end",
 def test_kill_9_then_resume_finishes_without_repeating_finished_stages(tmp_path: Path, crash: str) -> None:
     ideas = ["--ideas"] if crash.startswith("story_ideas") else []  # a prompt alone skips the idea stages
     killed = storybot(
-        tmp_path, "make", PROMPT, *ideas, "--yes", "--duration", "8", "--json", env={"STORYBOT_CRASH_AT": crash}
+        "make", PROMPT, *ideas, "--yes", "--duration", "8", "--json", data=tmp_path, env={"STORYBOT_CRASH_AT": crash}
     )
     assert killed.returncode == -9, killed.stderr
-    job = ok_json(storybot(tmp_path, "jobs", "--json"))[0]["job_id"]
+    job = ok_json(storybot("jobs", "--json", data=tmp_path))[0]["job_id"]
     crashed_stage = crash.split(":")[0]
     before = stages(tmp_path, job)
     assert before[crashed_stage]["runs"] == 1
-    resumed = ok_json(storybot(tmp_path, "resume", job, "--yes", "--json"))
+    resumed = ok_json(storybot("resume", job, "--yes", "--json", data=tmp_path))
     assert resumed["status"] == "done", resumed
     after = stages(tmp_path, job)
     order = list(after)
@@ -175,7 +161,7 @@ def test_kill_9_then_resume_finishes_without_repeating_finished_stages(tmp_path:
 
 def test_failed_stage_is_retried_then_marked_failed_and_resumable(tmp_path: Path) -> None:
     broken = {"STORYBOT_FFMPEG": str(tmp_path / "no-ffmpeg-here")}
-    failed = storybot(tmp_path, "make", PROMPT, "--yes", "--duration", "8", "--json", env=broken)
+    failed = storybot("make", PROMPT, "--yes", "--duration", "8", "--json", data=tmp_path, env=broken)
     assert failed.returncode == 1
     result = json.loads(failed.stdout)
     assert result["status"] == "failed" and result["error"]
@@ -183,7 +169,7 @@ def test_failed_stage_is_retried_then_marked_failed_and_resumable(tmp_path: Path
     st = stages(tmp_path, job)
     assert st["voice"]["status"] == "failed" and st["voice"]["runs"] == 3  # retried with backoff
     assert st["write_script"]["runs"] == 1
-    resumed = ok_json(storybot(tmp_path, "resume", job, "--yes", "--json"))
+    resumed = ok_json(storybot("resume", job, "--yes", "--json", data=tmp_path))
     assert resumed["status"] == "done"
     assert stages(tmp_path, job)["write_script"]["runs"] == 1
 
@@ -206,7 +192,7 @@ def test_failed_stage_is_retried_then_marked_failed_and_resumable(tmp_path: Path
     ],
 )
 def test_bad_input_exits_2_and_creates_no_job(tmp_path: Path, args: list[str], fragment: str) -> None:
-    result = storybot(tmp_path, *args)
+    result = storybot(*args, data=tmp_path)
     assert result.returncode == 2, (result.returncode, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0], result.stderr
@@ -243,7 +229,7 @@ def test_real_kill_9_from_outside_during_the_final_cut(tmp_path: Path) -> None:
     job = row[0]
     before = stages(tmp_path, job)
     assert before["post_produce"]["status"] == "running" and before["animate"]["runs"] == 1
-    resumed = ok_json(storybot(tmp_path, "resume", job, "--yes", "--json"))
+    resumed = ok_json(storybot("resume", job, "--yes", "--json", data=tmp_path))
     assert resumed["status"] == "done"
     after = stages(tmp_path, job)
     for name in ("voice", "subtitles", "plan_scenes", "keyframes", "animate"):
@@ -254,7 +240,7 @@ def test_real_kill_9_from_outside_during_the_final_cut(tmp_path: Path) -> None:
 def test_hostile_prompt_still_makes_a_clean_video(tmp_path: Path) -> None:
     prompt = "@everyone <@123456> a cat\u200b\u202e who [hacks]:the;filter,graph 'quote' \\n\\N {\\b1} \x07 ../../etc"
     data = tmp_path / "elsewhere"
-    result = ok_json(storybot(tmp_path, "make", prompt, "--yes", "--duration", "6", "--json", "--data", str(data)))
+    result = ok_json(storybot("make", prompt, "--yes", "--duration", "6", "--json", "--data", str(data), data=tmp_path))
     assert result["status"] == "done"
     assert Path(result["artifacts"]["final_video"]).is_relative_to(data / "jobs" / result["job_id"])
     script = Path(result["artifacts"]["script"]).read_text(encoding="utf-8")
@@ -262,4 +248,4 @@ def test_hostile_prompt_still_makes_a_clean_video(tmp_path: Path) -> None:
         assert bad not in script
     job_files = {p.name for p in (data / "jobs" / result["job_id"]).iterdir()}
     assert "etc" not in job_files and not (tmp_path / "etc").exists()
-    assert ok_json(storybot(data, "jobs", "--json"))[0]["job_id"] == result["job_id"]
+    assert ok_json(storybot("jobs", "--json", data=data))[0]["job_id"] == result["job_id"]

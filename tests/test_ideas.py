@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from graph.store import JobStore
 from tests.local_http import LocalServer, Reply, Request, local_server
 from tools import ideas
 from tools.ideas import HostPacer, collect_sources, parse_feed, reddit_listing, source_key
-from tools.store import JobStore
 
 RSS = b"""<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0"><channel><title>Tales</title><link>https://example.org/</link>

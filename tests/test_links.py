@@ -12,7 +12,8 @@ import pytest
 
 from bot.links import Links, LinkServer, link_secret, links_from
 from bot.messages import delivery_text, link_line
-from graph.api import JobService, Settings, StorybotError
+from graph.api import JobRequest, JobResult, JobService, PlatformMeta, Settings, StorybotError
+from tools.outputs import collect_artifacts
 from tools.settings import get_settings
 
 JOB = "0123456789ab"
@@ -29,16 +30,8 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[LinkServer, JobService, 
         folder.mkdir(parents=True)
         (folder / "final.mp4").write_bytes(BODY)
         (folder / "subtitles.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nHi\n", encoding="utf-8")
-        service.store.create(JOB, "discord:1", None, "a fox", {}, ["post_produce"])
-        service.store.update(
-            JOB,
-            status="done",
-            artifacts={
-                "final_video": str(folder / "final.mp4"),
-                "subtitles_srt": str(folder / "subtitles.srt"),
-                "voice": str(folder / "final.mp4"),
-            },
-        )
+        service.store.create(JOB, "discord:1", None, JobRequest(prompt="a fox"), ["post_produce"])
+        service.store.update(JOB, status="done", result=JobResult(artifacts=collect_artifacts(folder)))
         links = links_from(settings)
         assert links is not None
         server = LinkServer(links, service, settings)
@@ -131,11 +124,9 @@ async def test_a_port_in_use_is_one_clear_error(served: tuple[LinkServer, JobSer
 
 def test_a_long_description_gives_way_to_the_link_and_the_job_mark() -> None:
     url = Links(b"k" * 32, "https://v.example", 3600).url(JOB, "final.mp4")
-    platforms = {
-        "title": "The Keeper",
-        "description": "A keeper and a whale. " * 200,
-        "hashtags": {"tiktok": ["#whale", "#sea"]},
-    }
+    platforms = PlatformMeta.model_construct(
+        title="The Keeper", description="A keeper and a whale. " * 200, hashtags={"tiktok": ["#whale", "#sea"]}
+    )
     text = delivery_text(JOB, platforms, "alice", link_line(JOB, url, "12.3 MiB", 1765000000))
     assert len(text) <= 2000 and url in text and text.endswith(f"-# made for alice · job {JOB}")
     assert "A keeper and a whale." in text and "#whale #sea" in text

@@ -4,20 +4,18 @@ and the LLM scene plan's coverage rules."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from graph.nodes.scenes import planned_shots, sentence_ranges
 from graph.nodes.script import word_diff
+from tests.cli import storybot_json
 from tests.fake_openai import fake_openai, user_text
 from tools.llm import PlannedShot
 from tools.models import Word
+from tools.shots import planned_shots, sentence_ranges
 
 OLD = "The keeper rowed out at dawn. The whale was silent. Nobody came back."
 NEW = "The keeper rowed out at dawn. The whale sang for him. Nobody came back."
@@ -99,23 +97,11 @@ def answer(name: str, body: dict[str, Any]) -> dict[str, Any] | str:
 
 def test_revision_summary_and_diff_reach_the_approval(tmp_path: Path) -> None:
     with fake_openai(answer) as llm:
-        env = {**os.environ, "STORYBOT_DATA_DIR": str(tmp_path), "OPENAI_BASE_URL": llm.url, "STORYBOT_LLM_MODEL": "m"}
-
-        def storybot(*args: str) -> dict[str, Any]:
-            done = subprocess.run(
-                [sys.executable, "-m", "storybot", *args, "--json"],
-                capture_output=True,
-                text=True,
-                timeout=300,
-                env=env,
-            )
-            assert done.returncode == 0, done.stderr
-            return dict(json.loads(done.stdout))
-
-        job = storybot("make", "a whale story", "--duration", "10", "--ideas")["job_id"]
-        first = storybot("answer", job, "approve")
+        env = {"OPENAI_BASE_URL": llm.url, "STORYBOT_LLM_MODEL": "m"}
+        job = storybot_json("make", "a whale story", "--duration", "10", "--ideas", data=tmp_path, env=env)["job_id"]
+        first = storybot_json("answer", job, "approve", data=tmp_path, env=env)
         assert first["waiting_for"] == "approve_script" and first["approval"]["summary"] == ""
-        revised = storybot("answer", job, "revise", "make the whale sing")
+        revised = storybot_json("answer", job, "revise", "make the whale sing", data=tmp_path, env=env)
     approval = revised["approval"]
     assert approval["version"] == 2 and approval["summary"] == "Gave the whale a song."
     assert "[-was silent.-] {+sang for him.+}" in approval["diff"]

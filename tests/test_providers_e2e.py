@@ -10,11 +10,8 @@ recorded per job; a provider outage fails the job with one line naming it, and `
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,11 +19,12 @@ from typing import Any
 import pysubs2
 import pytest
 
+from graph.store import JobStore
+from tests.cli import storybot
 from tests.fake_elevenlabs import KEY as ELEVEN_KEY
 from tests.fake_elevenlabs import PER_CHAR, VOICE, FakeElevenLabs, fake_elevenlabs
 from tests.fake_openai import FakeOpenAI, fake_openai, user_text
 from tests.local_http import LocalServer, Reply, Request, local_server
-from tools.store import JobStore
 from tools.text import word_spans
 
 OPENAI_KEY = "sk-e2e-recognisable-key-31337"
@@ -132,16 +130,6 @@ def servers() -> Iterator[tuple[FakeOpenAI, FakeElevenLabs, LocalServer]]:
         yield llm, voice, web
 
 
-def storybot(data: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "storybot", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "STORYBOT_DATA_DIR": str(data), **env},
-    )
-
-
 def provider_env(llm: FakeOpenAI, voice: FakeElevenLabs, web: LocalServer) -> dict[str, str]:
     return {
         "OPENAI_API_KEY": OPENAI_KEY,
@@ -169,7 +157,7 @@ def test_make_yes_with_online_providers(
 ) -> None:
     llm, voice, web = servers
     env = provider_env(llm, voice, web)
-    made = storybot(tmp_path, env, "make", PROMPT, "--ideas", "--yes", "--duration", "12", "--json")
+    made = storybot("make", PROMPT, "--ideas", "--yes", "--duration", "12", "--json", data=tmp_path, env=env)
     assert made.returncode == 0, made.stderr
     result = json.loads(made.stdout)
     assert result["status"] == "done"
@@ -202,7 +190,7 @@ def test_make_yes_with_online_providers(
     assert meta["platforms"]["hashtags"]["youtube_shorts"][:2] == ["#shorts", "#whales"]
 
     # usage: every chat completion's tokens and every character spoken, per job, in status and metadata
-    status = json.loads(storybot(tmp_path, env, "status", result["job_id"], "--json").stdout)
+    status = json.loads(storybot("status", result["job_id"], "--json", data=tmp_path, env=env).stdout)
     calls = len(llm.requests)
     assert (
         status["usage"]
@@ -232,10 +220,10 @@ def test_outage_fails_clearly_and_resume_finishes(
     del env["STORYBOT_ELEVENLABS_VOICE_ID"]  # the voice id comes from --voice instead
     outage = Reply.json({"error": {"message": f"maintenance (key {OPENAI_KEY})"}}, 503, {"retry-after-ms": "5"})
     llm.faults = [outage] * 60  # more than the graph's own node retries will spend
-    failed = storybot(tmp_path, env, "make", PROMPT, "--yes", "--duration", "8", "--voice", VOICE, "--json")
+    failed = storybot("make", PROMPT, "--yes", "--duration", "8", "--voice", VOICE, "--json", data=tmp_path, env=env)
     assert failed.returncode == 1
     job_id = json.loads(failed.stdout)["job_id"]
-    status = json.loads(storybot(tmp_path, env, "status", job_id, "--json").stdout)
+    status = json.loads(storybot("status", job_id, "--json", data=tmp_path, env=env).stdout)
     assert status["status"] == "failed"
     assert re.fullmatch(
         r"LLM openai:tale-1 at 127\.0\.0\.1:\d+ failed \(HTTP 503\) after 2 attempts: "
@@ -246,7 +234,7 @@ def test_outage_fails_clearly_and_resume_finishes(
         assert OPENAI_KEY not in json.dumps(db.execute("SELECT * FROM jobs").fetchall())
 
     llm.faults.clear()
-    resumed = storybot(tmp_path, env, "resume", job_id, "--yes", "--json")
+    resumed = storybot("resume", job_id, "--yes", "--json", data=tmp_path, env=env)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["status"] == "done"
     assert {r["path"] for r in voice.requests} == {f"/v1/text-to-speech/{VOICE}/with-timestamps"}

@@ -7,8 +7,6 @@ import html
 import itertools
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import av
@@ -17,6 +15,7 @@ import pysubs2
 import pytest
 from PIL import Image
 
+from tests.cli import storybot
 from tests.media_checks import audio_rms_db, top_level_atoms
 from tools.ffmpeg import run_ffmpeg
 from tools.loudness import measure_file
@@ -31,12 +30,6 @@ SCRIPT = (
     "Outside, rain fell on C:\\new\\Name and {braces} alike. Then the sun came out, and everyone "
     "cheered."
 )
-
-
-def storybot(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "storybot", *args], capture_output=True, text=True, cwd=cwd, timeout=600
-    )
 
 
 def check_video(path: Path, aspect: Aspect, voice_seconds: float) -> None:

@@ -88,7 +88,7 @@ async def test_many_jobs_at_once_with_progress_events_and_low_loop_lag(tmp_path:
             kinds = [e.kind for e in events]
             assert kinds[-1] == "done", kinds
             assert {"stage_started", "stage_finished", "progress"} <= set(kinds)
-            assert events[-1].artifacts and Path(events[-1].artifacts["final_video"]).is_file()
+            assert events[-1].result and Path(events[-1].result.artifacts.final_video).is_file()
             assert svc.get(job).status == "done"
         # CPU-heavy work runs in subprocesses and bounded threads at niceness 10, FFmpeg is spawned
         # with vfork and its inputs probed off the loop: three neural narrations at once on 2 cores

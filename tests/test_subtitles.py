@@ -11,7 +11,7 @@ import numpy as np
 import pysubs2
 import pytest
 
-from tests.media_checks import burn_subtitles
+from tests.media_checks import burn_subtitles, safe_area_mask
 from tools.models import Aspect, Word
 from tools.subtitles import (
     MAX_CUE,
@@ -290,10 +290,7 @@ def test_burned_text_is_literal_and_inside_the_safe_area(tmp_path: Path, script:
     (cue,) = files.cues
     assert len(cue.lines) == 1
     ink = burn_subtitles(files.ass, aspect, tmp_path / "frame.png")
-    width, height = aspect.size
-    safe = aspect.safe_area
-    inside = np.zeros_like(ink)
-    inside[safe.top : height - safe.bottom, safe.left : width - safe.right] = True
+    inside = safe_area_mask(aspect)
     assert ink[inside].sum() > 500
     assert not ink[~inside].any()
 

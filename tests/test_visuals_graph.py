@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_graph import ok_json, storybot
-from tests.test_visuals import KEY, NAMES, Stock, colour_of, frame_at, media, stock_server
+from tests.cli import ok_json, storybot
+from tests.fake_stock import KEY, NAMES, Stock, colour_of, frame_at
 
-__all__ = ["media", "stock_server"]  # the served media and the fake Pexels, shared with test_visuals
 pytestmark = pytest.mark.slow
 
 SCRIPT = (
@@ -36,25 +35,25 @@ def test_make_with_stock_reroll_and_credits(stock_server: tuple[Stock, str, list
     env = {"PEXELS_API_KEY": KEY, "PEXELS_BASE_URL": url, "STORYBOT_PROVIDER_RETRIES": "1"}
     data = tmp_path / "data"
 
-    missing = storybot(data, "make", "x", "--script", str(script), "--visuals", "images")
+    missing = storybot("make", "x", "--script", str(script), "--visuals", "images", data=data)
     assert missing.returncode == 2 and "STORYBOT_IMAGE_MODEL" in missing.stderr
     first = ok_json(
-        storybot(data, "make", "A lighthouse", "--script", str(script), "--visuals", "stock", "--json", env=env)
+        storybot("make", "A lighthouse", "--script", str(script), "--visuals", "stock", "--json", data=data, env=env)
     )
     job = first["job_id"]
-    shown = ok_json(storybot(data, "answer", job, "approve", "--json", env=env))
+    shown = ok_json(storybot("answer", job, "approve", "--json", data=data, env=env))
     assert shown["waiting_for"] == "approve_keyframes"
     folder = data / "jobs" / job
     before = json.loads((folder / "visuals.json").read_text(encoding="utf-8"))
     assert before[0]["source"] == "pexels" and before[0]["clips"]
-    rerolled = ok_json(storybot(data, "answer", job, "reroll", "1", "--json", env=env))
+    rerolled = ok_json(storybot("answer", job, "reroll", "1", "--json", data=data, env=env))
     assert rerolled["waiting_for"] == "approve_keyframes"
     after = json.loads((folder / "visuals.json").read_text(encoding="utf-8"))
     assert after[0]["media_ids"] != before[0]["media_ids"] and after[1:] == before[1:]
     taken = [m for r in after for m in r["media_ids"]]
     assert len(taken) == len(set(taken)), "no media reused across shots"
 
-    done = ok_json(storybot(data, "answer", job, "approve", "--json", env=env))
+    done = ok_json(storybot("answer", job, "approve", "--json", data=data, env=env))
     assert done["status"] == "done"
     art = done["artifacts"]
     meta = json.loads(Path(art["metadata"]).read_text(encoding="utf-8"))

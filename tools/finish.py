@@ -9,7 +9,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel
 
@@ -17,6 +16,7 @@ from tools import compose, loudness, shot_clips, thumbnail, upload
 from tools.models import Aspect
 from tools.motion import FPS, ClipShot, ShotMedia
 from tools.music import synth_bed
+from tools.outputs import AudioEncoderMeta, CutMeta, EncoderMeta, LoudnessMeta, MasterInfo, VideoEncoderMeta
 from tools.probe import MediaInfo, probe
 
 PREDICT_MARGIN = 0.9  # make the copy in the same run when the master is predicted over 90% of the limit
@@ -144,27 +144,19 @@ class _Clock:
 
 def finish_metadata(
     done: Finished, enc: compose.VideoEncoding, cut: compose.CutPlan, music_supplied: bool, upload_limit: int
-) -> dict[str, Any]:
+) -> CutMeta:
     """The video half of metadata.json: what was made, how it measures, how it was encoded."""
-    return {
-        "video": done.info.model_dump(exclude={"path"}),
-        "loudness": {**done.loudness.model_dump(), "target_lufs": loudness.TARGET_LUFS, "ceiling_dbtp": -1.0},
-        "encoder": {
-            "video": {
-                "codec": "libx264",
-                "profile": "high",
-                "preset": enc.preset,
-                "crf": enc.crf,
-                "pix_fmt": "yuv420p",
-                "fps": FPS,
-                "faststart": True,
-            },
-            "audio": {"codec": "aac", "bitrate": enc.audio_bitrate, "sample_rate": 48000, "channels": 2},
-            "transition_seconds": cut.transition_frames / FPS,
-            "music": "supplied" if music_supplied else "synth",
-        },
-        "discord": done.fit.model_dump() if done.fit else None,
-        "predicted_master_bytes": done.predicted_master_bytes,
-        "post_produce_seconds": done.seconds,
-        "upload_limit_bytes": upload_limit,
-    }
+    return CutMeta(
+        video=MasterInfo.model_validate(done.info.model_dump(exclude={"path"})),
+        loudness=LoudnessMeta(**done.loudness.model_dump(), target_lufs=loudness.TARGET_LUFS, ceiling_dbtp=-1.0),
+        encoder=EncoderMeta(
+            video=VideoEncoderMeta(preset=enc.preset, crf=enc.crf, fps=FPS),
+            audio=AudioEncoderMeta(bitrate=enc.audio_bitrate),
+            transition_seconds=cut.transition_frames / FPS,
+            music="supplied" if music_supplied else "synth",
+        ),
+        discord=done.fit,
+        predicted_master_bytes=done.predicted_master_bytes,
+        post_produce_seconds=done.seconds,
+        upload_limit_bytes=upload_limit,
+    )

@@ -17,7 +17,6 @@ import html
 import itertools
 import json
 import logging
-import random
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -31,6 +30,7 @@ import httpx
 
 from tools.llm.hygiene import plain_text
 from tools.llm.schemas import IdeaSource
+from tools.net.retry import retrying, transient_http
 
 log = logging.getLogger(__name__)
 
@@ -163,26 +163,12 @@ async def _online_items(client: httpx.AsyncClient, url: str, pacer: HostPacer) -
 async def _fetch(client: httpx.AsyncClient, url: str, pacer: HostPacer) -> bytes:
     """The body, after up to RETRIES more tries on 429, 5xx and network errors: after the server's
     Retry-After when it gives one (at most MAX_RETRY_AFTER), else exponential backoff with jitter."""
-    for attempt in range(RETRIES + 1):
+
+    async def once() -> bytes:
         await pacer.wait(url)
-        try:
-            return await _download(client, url)
-        except httpx.HTTPStatusError as exc:
-            status = exc.response.status_code
-            wait = _retry_after(exc.response.headers.get("retry-after", ""))
-            if attempt == RETRIES or not (status == 429 or status >= 500) or (wait or 0) > MAX_RETRY_AFTER:
-                raise
-        except httpx.TransportError:  # connection errors and timeouts
-            if attempt == RETRIES:
-                raise
-            wait = None
-        await asyncio.sleep(wait if wait is not None else BACKOFF * 2**attempt * random.uniform(1, 1.25))
-    raise AssertionError("unreachable")
+        return await _download(client, url)
 
-
-def _retry_after(value: str) -> float | None:
-    """Seconds from a Retry-After header in seconds; None for none (or an HTTP date: not worth parsing)."""
-    return float(value) if value.strip().isdigit() else None
+    return await retrying(once, retries=RETRIES, retryable=transient_http, backoff=BACKOFF, max_wait=MAX_RETRY_AFTER)
 
 
 async def _download(client: httpx.AsyncClient, url: str) -> bytes:

@@ -126,9 +126,12 @@ def ken_burns_filter(motion: Motion, frames: int, aspect: Aspect, offset: int = 
     )
 
 
-def cover_filter(aspect: Aspect) -> str:
+def cover_filter(aspect: Aspect, pix_fmt: str | None = "yuv420p") -> str:
+    """Scale to cover the output size and crop the overflow (centred): no bars, square pixels, and
+    `pix_fmt` for the encoder (None for a still frame, which keeps its own)."""
     w, h = aspect.size
-    return f"scale={w}:{h}:force_original_aspect_ratio=increase:flags=bicubic,crop={w}:{h},setsar=1,format=yuv420p"
+    fmt = f",format={pix_fmt}" if pix_fmt else ""
+    return f"scale={w}:{h}:force_original_aspect_ratio=increase:flags=bicubic,crop={w}:{h},setsar=1{fmt}"
 
 
 def shot_chain(media: StillShot | ClipShot, frames: int, aspect: Aspect, first_input: int, label: str) -> ShotChain:

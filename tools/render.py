@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel
 
@@ -24,11 +22,13 @@ from tools.files import write_json_atomic, write_text_atomic
 from tools.finish import finish, finish_metadata, music_or_bed
 from tools.llm.usage import metered
 from tools.models import Aspect, Shot
+from tools.outputs import Artifacts, Metadata, StageMeta, SubtitleMeta, VisualMeta, VoiceMeta, collect_artifacts
 from tools.probe import probe, require_audio_sample, require_video_frame
 from tools.settings import Settings, get_settings
 from tools.text import natural_key, read_script_file
 from tools.tts import Chosen, VoiceRequest, get_voice, voice_for_audio
 from tools.visuals import Choice
+from tools.visuals.user import VIDEO_SUFFIXES
 
 Progress = Callable[[str], None]
 
@@ -50,25 +50,6 @@ class RenderOptions(BaseModel):
     visuals: Choice = "auto"  # where pictures come from when no --images/--clips are given
 
 
-class Artifacts(BaseModel):
-    """Absolute paths, keyed as DESIGN.md's `--json` contract."""
-
-    final_video: str
-    discord_video: str | None
-    subtitles_srt: str
-    subtitles_vtt: str
-    subtitles_ass: str
-    thumbnail: str
-    metadata: str
-    shots: str
-    script: str
-    voice: str
-    words: str
-    keyframes: list[str]
-    clips: list[str]
-    credits: str | None = None  # credits.json, when stock media was used
-
-
 def _require_audio(path: Path | None, what: str) -> None:
     if path is None:
         return
@@ -78,16 +59,13 @@ def _require_audio(path: Path | None, what: str) -> None:
     require_audio_sample(path)
 
 
-_VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".gif"}
-
-
 def list_clips(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise BadInput(f"clips folder not found: {folder}")
     found = sorted(
         (p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")), key=lambda p: natural_key(p.name)
     )
-    clips = [p for p in found if p.suffix.lower() in _VIDEO_SUFFIXES]
+    clips = [p for p in found if p.suffix.lower() in VIDEO_SUFFIXES]
     if not clips:
         raise BadInput(f"no video clips in {folder}")
     for clip in clips:
@@ -121,6 +99,8 @@ async def render(opts: RenderOptions, progress: Progress | None = None, chosen: 
     _require_audio(opts.voice, "voice")
     _require_audio(opts.music, "music")
     images = keyframes.list_images(opts.images) if opts.images else None
+    for picture in images or []:  # each one decodes, before any work (the user source would draw a card)
+        await asyncio.to_thread(keyframes.load_image_cover, picture, opts.aspect.size)
     clips_in = list_clips(opts.clips) if opts.clips else None
     narrator = chosen if chosen is not None else await asyncio.to_thread(choose_voice, text, opts)
 
@@ -143,10 +123,13 @@ def choose_voice(text: str, opts: RenderOptions, settings: Settings | None = Non
     return get_voice(settings or get_settings(), VoiceRequest(name=opts.voice_name, language=opts.language, text=text))
 
 
-async def _pictures(plan: list[Shot], work: Path, opts: RenderOptions) -> tuple[list[visuals.Visual], list[str]]:
-    """Pictures (and footage) for every shot from the chosen visual source (misses become cards)."""
+async def _pictures(
+    plan: list[Shot], work: Path, opts: RenderOptions, images: list[Path] | None
+) -> tuple[list[visuals.Visual], list[str]]:
+    """Pictures (and footage) for every shot: the user's own pictures through the same `user` source
+    as the graph's, else the chosen visual source (misses become cards)."""
     settings = get_settings()
-    name = visuals.resolve(opts.visuals, settings)
+    name = "user" if images else visuals.resolve(opts.visuals, settings)
     if name == "gpu":
         raise BadInput("--visuals gpu runs in `storybot make` (it needs the GPU workers); use cards, stock or images")
     briefs = [
@@ -155,7 +138,7 @@ async def _pictures(plan: list[Shot], work: Path, opts: RenderOptions) -> tuple[
     ]
     job = visuals.Job(aspect=opts.aspect, folder=work, shots=len(plan))
     with metered() as used:
-        async with visuals.open_source(name, settings) as source:
+        async with visuals.open_source(name, settings, visuals.Opening(user_files=images or [])) as source:
             made = await visuals.make_visuals(source, briefs, job)
     visuals.write_records(work, [visuals.record(v, work) for v in made])
     if used:
@@ -181,7 +164,7 @@ async def _render_into(
     images: list[Path] | None,
     clips_in: list[Path] | None,
     st: _Stages,
-) -> dict[str, Any]:
+) -> Metadata:
     write_text_atomic(work / "script.txt", text + "\n")
     started = time.perf_counter()
     with st.stage("voice"):
@@ -204,18 +187,9 @@ async def _render_into(
                 media: list[motion.StillShot | motion.ClipShot] = [
                     motion.ClipShot(sources=[await asyncio.to_thread(motion.clip_source, c)]) for c in clips_in
                 ]
-        elif images:
-            with st.stage("keyframes"):
-                keyframe_paths = await asyncio.to_thread(
-                    keyframes.make_keyframes, plan, opts.aspect, work, images, opts.seed
-                )
-            with st.stage("animate"):  # stills move inside the final cut: this only names them
-                media = [
-                    motion.StillShot(image=kf, motion=s.motion) for kf, s in zip(keyframe_paths, plan, strict=True)
-                ]
         else:
             with st.stage("keyframes"):
-                made, notices = await _pictures(plan, work, opts)
+                made, notices = await _pictures(plan, work, opts, images)
             with st.stage("animate"):  # footage is fitted and stills move inside the final cut
                 media = await _media_of(made, plan)
         with st.stage("post_produce"):
@@ -236,30 +210,21 @@ async def _render_into(
             audio.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await audio
-    return {
-        **finish_metadata(done, opts.video, cut, opts.music is not None, opts.upload_limit_bytes),
-        "voice": {
-            "provider": speech.provider,
-            "name": chosen.voice.name,
-            "language": chosen.voice.language,
-            "notice": chosen.notice,
-            "duration": round(speech.duration, 3),
-            "words": len(speech.words),
-            "words_per_minute": round(speech.words_per_minute, 1),
-            "timings_estimated": speech.estimated,
-        },
-        "aspect": opts.aspect.value,
-        "shots": len(plan),
-        "visuals": [
-            r.model_dump(include={"shot", "source", "media_ids", "notice"}) for r in visuals.read_records(work).values()
-        ]
-        or [{"shot": s.index + 1, "source": "user", "media_ids": [], "notice": None} for s in plan],
-        "notices": notices,
-        "subtitles": {"cues": len(subs.cues), "font_size": subs.font_size},
-        "stage_seconds": st.seconds,
-        "sources": [m.kind for m in media],
-        "total_seconds": round(time.perf_counter() - started, 3),
-    }
+    visual_records = visuals.read_records(work).values()
+    return Metadata(
+        **dict(finish_metadata(done, opts.video, cut, opts.music is not None, opts.upload_limit_bytes)),
+        voice=VoiceMeta.of(speech, chosen.voice, chosen.notice),
+        aspect=opts.aspect.value,
+        shots=len(plan),
+        visuals=[VisualMeta.model_validate(r.model_dump()) for r in visual_records]
+        or [VisualMeta(shot=s.index + 1, source="user") for s in plan],
+        notices=notices,
+        subtitles=SubtitleMeta(cues=len(subs.cues), font_size=subs.font_size),
+        stage_seconds=st.seconds,
+        stages={name: StageMeta(runs=1, seconds=seconds) for name, seconds in st.seconds.items()},
+        sources=[m.kind for m in media],
+        total_seconds=round(time.perf_counter() - started, 3),
+    )
 
 
 def absolute_paths(opts: RenderOptions) -> RenderOptions:
@@ -279,7 +244,7 @@ def _inputs(opts: RenderOptions) -> dict[str, Path]:
     return {name: path for name, path in named.items() if path is not None}
 
 
-def _publish(work: Path, out: Path, meta: dict[str, Any]) -> Artifacts:
+def _publish(work: Path, out: Path, meta: Metadata) -> Artifacts:
     """Move finished artifacts from the work folder into `out`, then write metadata.json last."""
     for name in outdir.ARTIFACT_DIRS:
         if (work / name).is_dir():
@@ -290,35 +255,6 @@ def _publish(work: Path, out: Path, meta: dict[str, Any]) -> Artifacts:
             (work / name).replace(out / name)
         else:  # a file an earlier render here wrote and this one did not (e.g. credits of stock media)
             (out / name).unlink(missing_ok=True)
-    write_json_atomic(out / "metadata.json", {outdir.MARKER_KEY: outdir.MARKER, **meta})
+    meta.write(out / "metadata.json")
     shutil.rmtree(work, ignore_errors=True)
     return collect_artifacts(out)
-
-
-def collect_artifacts(folder: Path) -> Artifacts:
-    """The artifacts of a finished render or job folder, as absolute paths."""
-    out = folder.resolve()
-    discord = out / "final.discord.mp4"
-    return Artifacts(
-        final_video=str(out / "final.mp4"),
-        discord_video=str(discord) if discord.exists() else None,
-        subtitles_srt=str(out / "subtitles.srt"),
-        subtitles_vtt=str(out / "subtitles.vtt"),
-        subtitles_ass=str(out / "subtitles.ass"),
-        thumbnail=str(out / "thumbnail.png"),
-        metadata=str(out / "metadata.json"),
-        shots=str(out / "shots.json"),
-        script=str(out / "script.txt"),
-        voice=str(out / "voice.wav"),
-        words=str(out / "words.json"),
-        keyframes=sorted(str(p) for p in (out / "keyframes").glob("shot_*.png")),
-        clips=sorted(str(p) for p in (out / "clips").glob("shot_*.mp4")),
-        credits=str(out / "credits.json") if _has_credits(out / "credits.json") else None,
-    )
-
-
-def _has_credits(path: Path) -> bool:
-    try:
-        return bool(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError):
-        return False

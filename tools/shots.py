@@ -1,8 +1,10 @@
-"""Shot planning: cut the voice into pictures at sentence ends.
+"""Shot planning: cut the voice into pictures at sentence ends, or where a writer's scene plan says.
 
 Shots cover [0, voice duration] exactly, with no gaps, so the cut stays in sync with the voice.
 Cuts fall in the pause before a new sentence; when there are fewer sentences than shots wanted
-(or a user brought more images than sentences), clause ends and then word gaps are used.
+(or a user brought more images than sentences), clause ends and then word gaps are used. A scene
+plan (the LLM's) groups whole sentences instead, and is timed by the same rule (`_timed`); its
+extras beyond the Shot schema (mood, beat, negative prompt, search terms) go to `scenes.json`.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ import json
 import random
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from tools.errors import BadInput
-from tools.files import write_text_atomic
+from tools.files import write_json_atomic, write_text_atomic
+from tools.llm.schemas import PlannedShot, check_coverage
 from tools.models import Motion, Shot, Word
 from tools.text import ends_clause, ends_sentence
 
@@ -79,30 +84,99 @@ def plan_shots(script: str, words: list[Word], duration: float, count: int | Non
     rng = random.Random(seed)
     shots: list[Shot] = []
     first = 0
-    for index, last in enumerate([*breaks, len(words) - 1]):
-        start = shots[-1].end if shots else 0.0
-        if last == len(words) - 1:
-            end = duration
-        else:  # cut in the middle of the pause before the next word
-            end = (words[last].end + words[last + 1].start) / 2
-        text = script[words[first].char_start : words[last].char_end]
+    for last in [*breaks, len(words) - 1]:
         previous = shots[-1].motion if shots else None
-        motion = rng.choice([m for m in motions if m != previous])
-        shots.append(
-            Shot(
-                index=index,
-                start=round(start, 3),
-                end=round(end, 3),
-                first_word=first,
-                last_word=last,
-                text=text,
-                key_phrase=key_phrase(text),
-                prompt=text,
-                motion=motion,
-            )
-        )
+        shot = _timed(script, words, duration, shots, first, last, rng.choice([m for m in motions if m != previous]))
+        shots.append(shot.model_copy(update={"prompt": shot.text}))
         first = last + 1
     return shots
+
+
+def _timed(
+    script: str, words: list[Word], duration: float, before: list[Shot], first: int, last: int, motion: Motion
+) -> Shot:
+    """The shot of words first..last: it starts where the previous one ended and ends in the middle
+    of the pause before the next word (the last shot at the end of the voice)."""
+    start = before[-1].end if before else 0.0
+    end = duration if last == len(words) - 1 else (words[last].end + words[last + 1].start) / 2
+    text = script[words[first].char_start : words[last].char_end]
+    return Shot(
+        index=len(before),
+        start=round(start, 3),
+        end=round(end, 3),
+        first_word=first,
+        last_word=last,
+        text=text,
+        key_phrase=key_phrase(text),
+        motion=motion,
+    )
+
+
+def sentence_ranges(words: list[Word]) -> list[tuple[int, int]]:
+    """(first word, last word) of each sentence of the voice's words, cut where the shot planner cuts."""
+    ranges: list[tuple[int, int]] = []
+    first = 0
+    for i, word in enumerate(words):
+        if ends_sentence(word.word) or i == len(words) - 1:
+            ranges.append((first, i))
+            first = i + 1
+    return ranges
+
+
+def planned_shots(script: str, words: list[Word], duration: float, plan: list[PlannedShot]) -> list[Shot]:
+    """A writer's scene plan timed from the words; ValueError when it leaves a gap, overlaps or has a
+    shot under MIN_SHOT_SECONDS."""
+    ranges = sentence_ranges(words)
+    check_coverage([(p.first_sentence, p.last_sentence) for p in plan], len(ranges))
+    out: list[Shot] = []
+    for index, p in enumerate(plan):
+        shot = _timed(
+            script, words, duration, out, ranges[p.first_sentence][0], ranges[p.last_sentence][1], Motion(p.motion)
+        )
+        if shot.end - shot.start < MIN_SHOT_SECONDS:
+            raise ValueError(f"shot {index + 1} would last {shot.end - shot.start:.2f} s")
+        out.append(shot.model_copy(update={"prompt": p.prompt}))
+    return out
+
+
+class Scene(BaseModel):
+    """One line of `scenes.json`: a shot as planned, with what the Shot schema does not carry."""
+
+    shot: int  # 1-based
+    start: float = 0.0
+    end: float = 0.0
+    text: str = ""
+    prompt: str = ""
+    motion: str = ""
+    negative_prompt: str = ""
+    mood: str = ""
+    beat: str | None = None  # hook, build, climax or resolution (a writer's plan only)
+    search_terms: list[str] = []  # for stock footage: concrete things a camera could film
+
+
+def write_scenes(plan: list[Shot], planned: list[PlannedShot] | None, path: Path) -> None:
+    """`scenes.json`: every shot, with the writer's extras when its plan was used."""
+    extras = [p.model_dump(include={"negative_prompt", "mood", "beat", "search_terms"}) for p in planned or []]
+    scenes = [
+        Scene(
+            shot=s.index + 1,
+            start=s.start,
+            end=s.end,
+            text=s.text,
+            prompt=s.prompt,
+            motion=s.motion.value,
+            **(extras[s.index] if extras else {}),
+        )
+        for s in plan
+    ]
+    write_json_atomic(path, [scene.model_dump() for scene in scenes])
+
+
+def read_scenes(path: Path) -> dict[int, Scene]:
+    """The scene plan by 0-based shot index (empty when there is none)."""
+    if not path.is_file():
+        return {}
+    return {scene.shot - 1: scene for scene in (Scene.model_validate(e) for e in json.loads(path.read_bytes()))}
 
 
 def write_shots(shots: list[Shot], path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from tools.compose import CutPlan, VideoEncoding
+from tools.compose import CutPlan, VideoEncoding, x264_args
 from tools.errors import MediaError
 from tools.ffmpeg import run_ffmpeg
 from tools.models import Aspect
@@ -102,7 +102,6 @@ async def fit_for_upload(
 
 
 async def _encode_capped(master: Path, out: Path, copy: CopyPlan) -> None:
-    kbps = copy.video_kbps
     await run_ffmpeg(
         [
             "-v",
@@ -111,20 +110,7 @@ async def _encode_capped(master: Path, out: Path, copy: CopyPlan) -> None:
             master,
             "-vf",
             f"scale={copy.width}:{copy.height}:flags=bicubic",
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "high",
-            "-preset",
-            "veryfast",
-            "-b:v",
-            f"{kbps}k",
-            "-maxrate",
-            f"{int(kbps * 1.1)}k",
-            "-bufsize",
-            f"{kbps}k",
-            "-pix_fmt",
-            "yuv420p",
+            *x264_args("veryfast", kbps=copy.video_kbps),
             "-c:a",
             "copy",
             "-movflags",
@@ -173,16 +159,7 @@ async def predict_master_bytes(media: list[ShotMedia], cut: CutPlan, aspect: Asp
                 graph,
                 "-map",
                 "[v]",
-                "-c:v",
-                "libx264",
-                "-profile:v",
-                "high",
-                "-preset",
-                enc.preset,
-                "-crf",
-                str(enc.crf),
-                "-pix_fmt",
-                "yuv420p",
+                *x264_args(enc.preset, crf=enc.crf),
                 "-an",
                 "-f",
                 "mp4",

@@ -7,25 +7,24 @@ approval can show the reviewer what changed: the summary and a word diff against
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Literal
 
 from langgraph.types import Command, interrupt
+from pydantic import BaseModel
 
-from graph.context import NodeContext, done, stage
+from graph.context import NodeContext, StageUpdate, done, stage
 from graph.nodes.voice import choose_voice
 from graph.state import LENGTH_TOLERANCE, Answer, JobRequest, JobState, ScriptApproval
+from graph.store import JobStore
 from tools.files import write_json_atomic, write_text_atomic
 from tools.llm import Revision, StoryIdea, target_words
 from tools.llm.revision import length_scale
 from tools.llm.schemas import TITLE_CHARS
 from tools.llm.story import ANGLES
 from tools.settings import Settings
-from tools.store import JobStore
 from tools.text import clean_script
 from tools.tts import speaking_rate, spoken_seconds
-from tools.tts.espeak import EspeakVoice
 
 
 async def _pace(ctx: NodeContext, request: JobRequest) -> tuple[str, float, float]:
@@ -41,7 +40,7 @@ async def pace(settings: Settings, store: JobStore, request: JobRequest) -> tupl
     them at start, so the first script does not wait for a model to load."""
     chosen = await choose_voice(settings, request, request.script_text or request.prompt)
     narrator = chosen.voice
-    estimator = narrator.voice if isinstance(narrator, EspeakVoice) else "en-us"
+    estimator = narrator.estimator
     rate = await speaking_rate(estimator)
     measured = store.voice_rate(narrator.rate_key)
     if measured is None and (measured := await narrator.speaking_rate()):
@@ -68,7 +67,7 @@ async def _sized(
     the approval shows its length, and the reviewer can ask for it longer or shorter; a model that
     misses the length never fails the job. `scale` is what the writer itself does to the target
     for the note's length words, so it is taken out of the number passed to it."""
-    request = JobRequest.model_validate(state["request"])
+    request = ctx.request(state)
     goal = goal or request.duration
     _, _, narrator = await _pace(ctx, request)
 
@@ -110,30 +109,33 @@ def word_diff(old: str, new: str) -> str:
     return " ".join(out)
 
 
-def _change(ctx: NodeContext, version: int) -> dict[str, Any]:
-    """What the approval shows about how this version came to be: the summary, a word diff and the
-    draft before (for front ends that draw their own diff)."""
+class _Change(BaseModel):
+    """What the approval shows about how a version came to be: the writer's summary, a word diff and
+    the draft before (for front ends that draw their own diff)."""
+
+    summary: str = ""
+    diff: str = ""
+    previous_script: str = ""
+
+
+def _change(ctx: NodeContext, version: int) -> _Change:
     path = ctx.path(f"script.v{version}.change.json")
     if version < 2 or not path.is_file():
-        return {}
-    change = json.loads(path.read_text(encoding="utf-8"))
+        return _Change()
+    summary = _Change.model_validate_json(path.read_bytes()).summary
     previous = _draft(ctx, version - 1)
-    return {
-        "summary": change.get("summary", ""),
-        "diff": word_diff(previous, _draft(ctx, version)),
-        "previous_script": previous,
-    }
+    return _Change(summary=summary, diff=word_diff(previous, _draft(ctx, version)), previous_script=previous)
 
 
 def _draft(ctx: NodeContext, version: int) -> str:
     return ctx.path(f"script.v{version}.txt").read_text(encoding="utf-8").strip()
 
 
-def _draft_update(version: int) -> dict[str, Any]:
+def _draft_update(version: int) -> JobState:
     return {"script_version": version, "script_file": f"script.v{version}.txt", "revision": {}}
 
 
-def _save_draft(ctx: NodeContext, version: int, text: str) -> dict[str, Any]:
+def _save_draft(ctx: NodeContext, version: int, text: str) -> JobState:
     write_text_atomic(ctx.path(f"script.v{version}.txt"), clean_script(text) + "\n")
     return _draft_update(version)
 
@@ -145,7 +147,7 @@ def prompt_idea(prompt: str) -> StoryIdea:
 
 
 @stage("write_script")
-async def write_script(state: JobState, ctx: NodeContext) -> dict[str, Any]:
+async def write_script(state: JobState, ctx: NodeContext) -> StageUpdate:
     request = ctx.request(state)
     version = state.get("script_version", 0) + 1
     if request.script_text is not None:
@@ -171,7 +173,7 @@ async def write_script(state: JobState, ctx: NodeContext) -> dict[str, Any]:
 
 
 @stage("revise_script")
-async def revise_script(state: JobState, ctx: NodeContext) -> dict[str, Any]:
+async def revise_script(state: JobState, ctx: NodeContext) -> StageUpdate:
     version = state.get("script_version", 0) + 1  # 1: a script given at the idea approval
     revision = state.get("revision", {})
     change = ctx.path(f"script.v{version}.change.json")
@@ -206,7 +208,7 @@ async def approve_script(
             target_seconds=request.duration,
             spoken_seconds=round(await _seconds(ctx, request, text), 1),
             own_script=request.script_text is not None,
-            **_change(ctx, version),
+            **_change(ctx, version).model_dump(),
         )
         answer = Answer.model_validate(interrupt(shown))
         if answer.action == "cancel":

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-from graph.context import NodeContext, done, fingerprint, remember, reusable, stage
+from graph.context import NodeContext, StageUpdate, done, fingerprint, recall, remember, stage
 from graph.state import JobRequest, JobState
 from tools.files import write_json_atomic
+from tools.outputs import VoiceMeta
 from tools.settings import Settings
 from tools.tts import Chosen, VoiceRequest, get_voice
 
@@ -19,30 +19,19 @@ async def choose_voice(settings: Settings, request: JobRequest, text: str) -> Ch
 
 
 @stage("voice")
-async def voice(state: JobState, ctx: NodeContext) -> dict[str, Any]:
+async def voice(state: JobState, ctx: NodeContext) -> StageUpdate:
     text = ctx.script()
-    s = ctx.settings
-    chosen = await choose_voice(s, ctx.request(state), text)
+    chosen = await choose_voice(ctx.settings, ctx.request(state), text)
     narrator = chosen.voice
-    extra = [s.elevenlabs_model_id, s.elevenlabs_voice_settings] if narrator.provider == "elevenlabs" else []
-    key = fingerprint(text, narrator.provider, narrator.name, *extra)
+    key = fingerprint(text, narrator.provider, *narrator.fingerprint)
     wav, words_file, manifest = ctx.path("voice.wav"), ctx.path("words.json"), ctx.path(".voice.json")
-    if (kept := reusable(manifest, key, wav, words_file)) is not None:
-        return done(narrator.provider, voice=kept["voice"])
+    if (kept := recall(manifest, key, VoiceMeta, wav, words_file)) is not None:
+        return done(narrator.provider, voice=kept)
     with ctx.metered("voice"):
         speech = await narrator.synthesize(text, wav)
     write_json_atomic(words_file, [w.model_dump() for w in speech.words])
     if speech.words_per_minute > 0 and not speech.estimated:  # the next script for this voice is sized by it
         ctx.store.set_voice_rate(narrator.rate_key, speech.words_per_minute)
-    summary = {
-        "wav": "voice.wav",
-        "duration": speech.duration,
-        "words_per_minute": speech.words_per_minute,
-        "provider": speech.provider,
-        "name": narrator.name,
-        "language": narrator.language,
-        "estimated": speech.estimated,
-        "notice": chosen.notice,
-    }
-    remember(manifest, key, voice=summary)
+    summary = VoiceMeta.of(speech, narrator, chosen.notice)
+    remember(manifest, key, summary)
     return done(narrator.provider, voice=summary)

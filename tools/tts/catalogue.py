@@ -10,18 +10,15 @@ row in `PROVIDERS`.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from tools.errors import BadInput
 from tools.settings import Settings
-from tools.tts import edge, espeak, piper
-from tools.tts.base import Voice, VoiceInfo
-from tools.tts.elevenlabs import _VOICE_ID, ElevenLabsVoice
+from tools.tts import edge, elevenlabs, espeak, piper
+from tools.tts.base import Provider, Voice, VoiceInfo
 from tools.tts.language import detect_language, same_language
 from tools.tts.recording import RecordingVoice
 
@@ -45,125 +42,7 @@ class Chosen:
     notice: str | None = None
 
 
-@dataclass(frozen=True)
-class Provider:
-    prefix: str  # the part before ":" in a voice name
-    listing: Callable[[Settings], list[VoiceInfo]]
-    make: Callable[[Settings, str], Voice]  # a voice from an id the listing has (or, for elevenlabs, any id)
-
-
-# --- per provider ---------------------------------------------------------------------------------
-
-
-def _piper_voices(settings: Settings) -> dict[str, tuple[Path, Path]]:
-    return piper.describe(settings.piper_voices_dir)
-
-
-def _config_language(config: Path) -> str:
-    """The voice's language; "und" for a config that cannot be read (naming that voice says why)."""
-    try:
-        return piper.read_config(config).language_code
-    except BadInput:
-        return "und"
-
-
-def _piper_listing(settings: Settings) -> list[VoiceInfo]:
-    return [
-        VoiceInfo(
-            name=f"piper:{vid}",
-            provider="piper",
-            language=_config_language(config),
-            offline=True,
-            needs_key=False,
-            description="Piper neural voice (ONNX)",
-        )
-        for vid, (_, config) in _piper_voices(settings).items()
-    ]
-
-
-def _piper_make(settings: Settings, vid: str) -> Voice:
-    model, config = _piper_voices(settings)[vid]
-    voice = piper.PiperVoice(vid, model, config)
-    voice.load()  # a broken model is refused now, before a job exists
-    return voice
-
-
-@cache
-def _espeak_listing_cached() -> tuple[str, ...]:
-    return tuple(espeak.list_voices())
-
-
-def _espeak_listing(settings: Settings) -> list[VoiceInfo]:
-    return [
-        VoiceInfo(
-            name=f"espeak:{code}",
-            provider="espeak-ng",
-            language=code,
-            offline=True,
-            needs_key=False,
-            description="espeak-ng formant voice",
-        )
-        for code in _espeak_listing_cached()
-    ]
-
-
-def _espeak_make(settings: Settings, vid: str) -> Voice:
-    return espeak.EspeakVoice(vid)
-
-
-def _elevenlabs_listing(settings: Settings) -> list[VoiceInfo]:
-    vid = settings.elevenlabs_voice_id
-    if settings.elevenlabs_api_key is None or not vid:
-        return []
-    return [
-        VoiceInfo(
-            name=f"elevenlabs:{vid}",
-            provider="elevenlabs",
-            language="mul",
-            offline=False,
-            needs_key=True,
-            description="the configured ElevenLabs voice",
-        )
-    ]
-
-
-def _elevenlabs_make(settings: Settings, vid: str) -> Voice:
-    if settings.elevenlabs_api_key is None:
-        raise BadInput(f"elevenlabs:{vid} needs ELEVENLABS_API_KEY")
-    return ElevenLabsVoice(
-        vid,
-        api_key=settings.elevenlabs_api_key.get_secret_value(),
-        base_url=settings.elevenlabs_base_url,
-        model_id=settings.elevenlabs_model_id,
-        voice_settings=settings.elevenlabs_voice_settings or None,
-        retries=settings.provider_retries,
-    )
-
-
-def _edge_listing(settings: Settings) -> list[VoiceInfo]:
-    return [
-        VoiceInfo(
-            name=f"edge:{v.short_name}",
-            provider="edge",
-            language=v.locale.lower(),
-            offline=False,
-            needs_key=False,
-            description=f"Edge TTS ({v.gender}); sends the text to Microsoft",
-        )
-        for v in edge.snapshot()
-    ]
-
-
-def _edge_make(settings: Settings, vid: str) -> Voice:
-    return edge.EdgeVoice(vid, url=settings.edge_wss_url, retries=settings.provider_retries)
-
-
-PROVIDERS: dict[str, Provider] = {
-    "piper": Provider("piper", _piper_listing, _piper_make),
-    "espeak": Provider("espeak", _espeak_listing, _espeak_make),
-    "edge": Provider("edge", _edge_listing, _edge_make),
-    "elevenlabs": Provider("elevenlabs", _elevenlabs_listing, _elevenlabs_make),
-}
+PROVIDERS: dict[str, Provider] = {row.prefix: row for row in (piper.ROW, espeak.ROW, edge.ROW, elevenlabs.ROW)}
 
 
 # --- the catalogue ----------------------------------------------------------------------------------
@@ -180,12 +59,8 @@ def catalogue(settings: Settings, language: str | None = None) -> list[VoiceInfo
 
 
 def _configured_default(settings: Settings) -> str | None:
-    """The name STORYBOT_VOICE or the ElevenLabs configuration makes the default, if any."""
-    if settings.voice:
-        return settings.voice
-    if settings.elevenlabs_api_key is not None and settings.elevenlabs_voice_id:
-        return f"elevenlabs:{settings.elevenlabs_voice_id}"
-    return None
+    """The name STORYBOT_VOICE, or a provider's own configuration (an ElevenLabs voice id), makes the default."""
+    return settings.voice or next((n for row in PROVIDERS.values() if (n := row.configured(settings))), None)
 
 
 def _closest(settings: Settings, name: str) -> str:
@@ -207,30 +82,32 @@ def resolve(settings: Settings, name: str) -> tuple[str, str]:
             raise BadInput(
                 f"unknown voice provider {prefix!r} in {name!r}: use one of " + ", ".join(f"{p}:" for p in PROVIDERS)
             )
-        if prefix == "elevenlabs":
-            if not _VOICE_ID.fullmatch(vid):
-                raise BadInput(f"{vid!r} is not an ElevenLabs voice id (letters and digits, as in the voice library)")
+        row = PROVIDERS[prefix]
+        if row.unlisted is not None:
+            if (why := row.unlisted(vid)) is not None:
+                raise BadInput(why)
             return prefix, vid
-        if f"{prefix}:{vid}" in {v.name for v in PROVIDERS[prefix].listing(settings)}:
+        if f"{prefix}:{vid}" in {v.name for v in row.listing(settings)}:
             return prefix, vid
         raise BadInput(f"unknown voice {name!r}" + _closest(settings, name))
     for prefix, provider in PROVIDERS.items():
         for info in provider.listing(settings):
             if info.name.partition(":")[2].lower() == name.lower():
                 return prefix, info.name.partition(":")[2]
-    if settings.elevenlabs_api_key is not None and _VOICE_ID.fullmatch(name):
-        return "elevenlabs", name
+    for prefix, row in PROVIDERS.items():  # an id a keyed provider serves without listing it
+        if row.unlisted is not None and row.available(settings) and row.unlisted(name) is None:
+            return prefix, name
     raise BadInput(f"unknown voice {name!r}" + _closest(settings, name))
 
 
 def _best_offline(settings: Settings, language: str) -> VoiceInfo:
     """The voice that needs no key and no network for this language: Piper if installed, else espeak-ng."""
-    pipers = [v for v in _piper_listing(settings) if same_language(v.language, language)]
+    pipers = [v for v in piper.ROW.listing(settings) if same_language(v.language, language)]
     if pipers:
         exact = [v for v in pipers if v.language == language.lower()]
         bundled = [v for v in pipers if v.name == f"piper:{DEFAULT_PIPER}"]
         return (exact or bundled or pipers)[0]
-    codes = _espeak_listing_cached()
+    codes = espeak.voice_codes()
     primary = language.lower().split("-")[0]
     for code in (language.lower(), _PREFERRED_ESPEAK.get(primary, primary)):
         if code in codes:

@@ -11,9 +11,7 @@ retried with backoff; a refusal (the handshake answered 4xx) is one line and is 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import random
 from functools import cache
 from pathlib import Path
 
@@ -21,9 +19,12 @@ from pydantic import BaseModel, Field
 
 from tools.assets import ASSETS_DIR
 from tools.errors import BadInput, MediaError
+from tools.net.retry import retrying
+from tools.settings import Settings
 from tools.text import Span, word_spans
+from tools.tts.base import ESTIMATOR, Provider, VoiceInfo
 from tools.tts.elevenlabs import VoiceGaveUp
-from tools.tts.speech import Speech, assemble, write_wav
+from tools.tts.speech import Speech, measured_speech, write_wav
 
 PROVIDER = "edge"
 TICKS = 10_000_000  # per second
@@ -77,6 +78,8 @@ class EdgeVoice:
         self.name = f"edge:{short_name}"
         self.language = known[short_name].locale.lower() if short_name in known else short_name[:5].lower()
         self.rate_key = self.name
+        self.fingerprint: tuple[object, ...] = (self.name,)
+        self.estimator = ESTIMATOR
         self._url, self._retries = url, retries
 
     async def _stream(self, text: str) -> tuple[bytes, list[tuple[float, float, str]]]:
@@ -100,20 +103,31 @@ class EdgeVoice:
         return bytes(audio), boundaries
 
     async def _attempts(self, text: str) -> tuple[bytes, list[tuple[float, float, str]]]:
+        """`_stream` with `retries` more tries on dropped connections and server faults; a refusal
+        (the handshake answered 4xx other than 429) is not retried."""
         import aiohttp
         import edge_tts.exceptions
 
-        for attempt in range(self._retries + 1):
-            try:
-                return await self._stream(text)
-            except aiohttp.WSServerHandshakeError as exc:
-                if exc.status and 400 <= exc.status < 500 and exc.status != 429:
-                    raise VoiceGaveUp(f"Edge TTS refused the request (HTTP {exc.status}) for {self.name}") from None
-                failure = f"HTTP {exc.status}"
-            except (aiohttp.ClientError, TimeoutError, edge_tts.exceptions.EdgeTTSException, OSError) as exc:
-                failure = (str(exc).splitlines() or [type(exc).__name__])[0][:200] or type(exc).__name__
-            if attempt < self._retries:
-                await asyncio.sleep(_BACKOFF * 2**attempt * (0.5 + random.random() / 2))
+        transient = (aiohttp.ClientError, TimeoutError, edge_tts.exceptions.EdgeTTSException, OSError)
+
+        def refused(exc: Exception) -> bool:
+            status = exc.status if isinstance(exc, aiohttp.WSServerHandshakeError) else None
+            return bool(status and 400 <= status < 500 and status != 429)
+
+        try:
+            return await retrying(
+                lambda: self._stream(text),
+                retries=self._retries,
+                retryable=lambda exc: isinstance(exc, transient) and not refused(exc),
+                backoff=_BACKOFF,
+                jitter=(0.5, 1.0),
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            if refused(exc):
+                raise VoiceGaveUp(f"Edge TTS refused the request (HTTP {exc.status}) for {self.name}") from None
+            failure = f"HTTP {exc.status}"
+        except transient as exc:
+            failure = (str(exc).splitlines() or [type(exc).__name__])[0][:200] or type(exc).__name__
         raise VoiceGaveUp(f"Edge TTS failed after {self._retries + 1} attempts for {self.name}: {failure}")
 
     async def synthesize(self, text: str, wav: Path) -> Speech:
@@ -128,14 +142,31 @@ class EdgeVoice:
         except MediaError as exc:
             raise MediaError(f"Edge TTS sent audio that FFmpeg cannot decode: {exc}") from None
         shifted = [(offset + _DECODER_DELAY, length, said) for offset, length, said in boundaries]
-        words = assemble(spans, boundary_times(spans, text, shifted), duration, estimated=False)
-        return Speech(
-            wav=wav,
-            duration=duration,
-            words=words,
-            provider=PROVIDER,
-            estimated=False,
-        )
+        return measured_speech(wav, duration, spans, boundary_times(spans, text, shifted), PROVIDER)
 
     async def speaking_rate(self) -> None:
         return None
+
+
+# --- the registry row --------------------------------------------------------------------------------
+
+
+def _listing(settings: Settings) -> list[VoiceInfo]:
+    return [
+        VoiceInfo(
+            name=f"edge:{v.short_name}",
+            provider=PROVIDER,
+            language=v.locale.lower(),
+            offline=False,
+            needs_key=False,
+            description=f"Edge TTS ({v.gender}); sends the text to Microsoft",
+        )
+        for v in snapshot()
+    ]
+
+
+def _make(settings: Settings, vid: str) -> EdgeVoice:
+    return EdgeVoice(vid, url=settings.edge_wss_url, retries=settings.provider_retries)
+
+
+ROW = Provider("edge", PROVIDER, _listing, _make)

@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any
 from tools.errors import BadInput, MediaError, ProviderGaveUp
 from tools.ffmpeg import run_ffmpeg
 from tools.llm.usage import count
-from tools.models import Word
+from tools.settings import Settings
 from tools.text import Span, ends_clause, ends_sentence, word_spans
-from tools.tts.speech import OUT_RATE, Speech, assemble, write_wav
+from tools.tts.base import ESTIMATOR, Provider, VoiceInfo
+from tools.tts.speech import OUT_RATE, Speech, measured_speech, write_wav
 
 if TYPE_CHECKING:
     from elevenlabs.client import AsyncElevenLabs
@@ -480,17 +481,11 @@ async def synthesize_elevenlabs(
     raw = ["-f", "s16le", "-ar", str(OUT_RATE), "-ac", "1", "-i", "pipe:0"]
     duration = await write_wav(out_wav, raw, stdin=await asyncio.to_thread(join_pcm, pcm_parts))
     timed, interpolated = token_times(spans, times, duration)
-    words: list[Word] = [
-        word.model_copy(update={"estimated": True}) if index in interpolated else word
-        for index, word in enumerate(assemble(spans, timed, duration, estimated=False))
-    ]
-    return Speech(
-        wav=out_wav,
-        duration=duration,
-        words=words,
-        provider=PROVIDER,
-        estimated=False,
-    )
+    return measured_speech(out_wav, duration, spans, timed, PROVIDER, interpolated=interpolated)
+
+
+def _not_an_id(vid: str) -> str:
+    return f"{vid!r} is not an ElevenLabs voice id (letters and digits, as in the voice library)"
 
 
 class ElevenLabsVoice:
@@ -510,10 +505,12 @@ class ElevenLabsVoice:
         retries: int,
     ) -> None:
         if not _VOICE_ID.fullmatch(voice_id):
-            raise BadInput(f"{voice_id!r} is not an ElevenLabs voice id (letters and digits, as in the voice library)")
+            raise BadInput(_not_an_id(voice_id))
         self.voice_id, self.model_id = voice_id, model_id
         self.name = f"elevenlabs:{voice_id}"
         self.rate_key = self.name
+        self.fingerprint: tuple[object, ...] = (self.name, model_id, voice_settings or {})
+        self.estimator = ESTIMATOR
         self._api_key, self._base_url, self._settings, self._retries = api_key, base_url, voice_settings, retries
 
     async def synthesize(self, text: str, wav: Path) -> Speech:
@@ -530,3 +527,57 @@ class ElevenLabsVoice:
 
     async def speaking_rate(self) -> None:
         return None
+
+
+# --- the registry row --------------------------------------------------------------------------------
+
+
+def _listing(settings: Settings) -> list[VoiceInfo]:
+    """Only the configured voice: the library cannot be listed offline (any id is served, `_unlisted`)."""
+    vid = settings.elevenlabs_voice_id
+    if settings.elevenlabs_api_key is None or not vid:
+        return []
+    return [
+        VoiceInfo(
+            name=f"elevenlabs:{vid}",
+            provider=PROVIDER,
+            language="mul",
+            offline=False,
+            needs_key=True,
+            description="the configured ElevenLabs voice",
+        )
+    ]
+
+
+def _make(settings: Settings, vid: str) -> ElevenLabsVoice:
+    if settings.elevenlabs_api_key is None:
+        raise BadInput(f"elevenlabs:{vid} needs ELEVENLABS_API_KEY")
+    return ElevenLabsVoice(
+        vid,
+        api_key=settings.elevenlabs_api_key.get_secret_value(),
+        base_url=settings.elevenlabs_base_url,
+        model_id=settings.elevenlabs_model_id,
+        voice_settings=settings.elevenlabs_voice_settings or None,
+        retries=settings.provider_retries,
+    )
+
+
+def _unlisted(vid: str) -> str | None:
+    return None if _VOICE_ID.fullmatch(vid) else _not_an_id(vid)
+
+
+def _configured(settings: Settings) -> str | None:
+    if settings.elevenlabs_api_key is not None and settings.elevenlabs_voice_id:
+        return f"elevenlabs:{settings.elevenlabs_voice_id}"
+    return None
+
+
+ROW = Provider(
+    "elevenlabs",
+    PROVIDER,
+    _listing,
+    _make,
+    available=lambda settings: settings.elevenlabs_api_key is not None,
+    unlisted=_unlisted,
+    configured=_configured,
+)

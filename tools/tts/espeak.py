@@ -21,8 +21,19 @@ import espeakng_loader
 import numpy as np
 
 from tools.errors import BadInput, MediaError
+from tools.settings import Settings
 from tools.text import Span, word_spans
-from tools.tts.speech import Levels, Speech, assemble, frame_levels, is_speakable, words_per_minute, write_wav
+from tools.tts.base import Provider, VoiceInfo
+from tools.tts.speech import (
+    Levels,
+    Speech,
+    assemble,
+    frame_levels,
+    is_speakable,
+    measured_speech,
+    words_per_minute,
+    write_wav,
+)
 
 PROVIDER = "espeak-ng"
 MIN_RATE, MAX_RATE = 80, 450  # espeakRATE_MINIMUM / espeakRATE_MAXIMUM in speak_lib.h
@@ -349,14 +360,7 @@ async def synthesize(text: str, out_wav: Path, voice: str = "en-us", rate_wpm: i
     rendering, timed = await asyncio.to_thread(_speak, text, voice, rate_wpm)
     raw = ["-f", "s16le", "-ar", str(rendering.rate), "-ac", "1", "-i", "pipe:0"]
     duration = await write_wav(out_wav, raw, stdin=rendering.samples.astype("<i2", copy=False).tobytes())
-    words = assemble(word_spans(text), timed, duration, estimated=False)
-    return Speech(
-        wav=out_wav,
-        duration=duration,
-        words=words,
-        provider=PROVIDER,
-        estimated=False,
-    )
+    return measured_speech(out_wav, duration, word_spans(text), timed, PROVIDER)
 
 
 @cache
@@ -388,9 +392,37 @@ class EspeakVoice:
         self.name = f"espeak:{voice}"
         self.language = voice.partition("+")[0]
         self.rate_key = self.name
+        self.fingerprint: tuple[object, ...] = (self.name,)
+        self.estimator = voice  # espeak-ng estimates its own voices
 
     async def synthesize(self, text: str, wav: Path) -> Speech:
         return await synthesize(text, wav, voice=self.voice, rate_wpm=self.rate_wpm)
 
     async def speaking_rate(self) -> float:
         return await speaking_rate(self.voice, self.rate_wpm)
+
+
+# --- the registry row --------------------------------------------------------------------------------
+
+
+@cache
+def voice_codes() -> tuple[str, ...]:
+    """The installed espeak-ng voices' codes (listed once per process)."""
+    return tuple(list_voices())
+
+
+def _listing(settings: Settings) -> list[VoiceInfo]:
+    return [
+        VoiceInfo(
+            name=f"espeak:{code}",
+            provider=PROVIDER,
+            language=code,
+            offline=True,
+            needs_key=False,
+            description="espeak-ng formant voice",
+        )
+        for code in voice_codes()
+    ]
+
+
+ROW = Provider("espeak", PROVIDER, _listing, lambda settings, vid: EspeakVoice(vid))

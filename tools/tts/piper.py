@@ -30,10 +30,12 @@ from pydantic import BaseModel, ValidationError
 
 from tools.errors import BadInput, MediaError
 from tools.ffmpeg import FFMPEG_NICENESS
+from tools.settings import Settings
 from tools.text import Span, ends_sentence, word_spans
+from tools.tts.base import ESTIMATOR, Provider, VoiceInfo
 from tools.tts.espeak import phonemize
 from tools.tts.piper_graph import timed_model
-from tools.tts.speech import Speech, assemble, is_speakable, words_per_minute, write_wav
+from tools.tts.speech import Speech, assemble, is_speakable, measured_speech, words_per_minute, write_wav
 
 PROVIDER = "piper"
 HOP = 256  # samples per duration unit (VITS hop length)
@@ -300,6 +302,8 @@ class PiperVoice:
         self.model_path, self.config_path = model, config
         self.language = read_config(config).language_code
         self.rate_key = self.name
+        self.fingerprint: tuple[object, ...] = (self.name,)
+        self.estimator = ESTIMATOR
 
     def load(self) -> None:
         """Load the model now (about a second), so a broken file is refused before any job starts."""
@@ -312,14 +316,7 @@ class PiperVoice:
         rendering = await asyncio.get_running_loop().run_in_executor(_WORKER, self._render, text)
         raw = ["-f", "f32le", "-ar", str(rendering.rate), "-ac", "1", "-i", "pipe:0"]
         duration = await write_wav(wav, raw, stdin=rendering.samples.astype("<f4", copy=False).tobytes())
-        words = assemble(word_spans(text), rendering.timed, duration, estimated=False)
-        return Speech(
-            wav=wav,
-            duration=duration,
-            words=words,
-            provider=PROVIDER,
-            estimated=False,
-        )
+        return measured_speech(wav, duration, word_spans(text), rendering.timed, PROVIDER)
 
     async def speaking_rate(self) -> float:
         return await asyncio.get_running_loop().run_in_executor(
@@ -363,3 +360,38 @@ def describe(folder: Path | None) -> dict[str, tuple[Path, Path]]:
     if folder is not None:
         voices.update(voice_files(folder))
     return voices
+
+
+# --- the registry row --------------------------------------------------------------------------------
+
+
+def _config_language(config: Path) -> str:
+    """The voice's language; "und" for a config that cannot be read (naming that voice says why)."""
+    try:
+        return read_config(config).language_code
+    except BadInput:
+        return "und"
+
+
+def _listing(settings: Settings) -> list[VoiceInfo]:
+    return [
+        VoiceInfo(
+            name=f"piper:{vid}",
+            provider=PROVIDER,
+            language=_config_language(config),
+            offline=True,
+            needs_key=False,
+            description="Piper neural voice (ONNX)",
+        )
+        for vid, (_, config) in describe(settings.piper_voices_dir).items()
+    ]
+
+
+def _make(settings: Settings, vid: str) -> PiperVoice:
+    model, config = describe(settings.piper_voices_dir)[vid]
+    voice = PiperVoice(vid, model, config)
+    voice.load()  # a broken model is refused now, before a job exists
+    return voice
+
+
+ROW = Provider("piper", PROVIDER, _listing, _make)

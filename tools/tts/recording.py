@@ -17,6 +17,7 @@ from tools.errors import BadInput, MediaError
 from tools.ffmpeg import decode_audio
 from tools.probe import probe
 from tools.text import Span, ends_clause, ends_sentence, word_spans
+from tools.tts.base import ESTIMATOR
 from tools.tts.speech import Levels, Speech, assemble, frame_levels, is_speakable, write_wav
 
 PROVIDER = "recording"
@@ -123,6 +124,8 @@ class RecordingVoice:
         self.audio = audio
         self.name = f"recording:{audio.name}"
         self.rate_key = "recording"
+        self.fingerprint: tuple[object, ...] = (self.name,)
+        self.estimator = ESTIMATOR
 
     async def synthesize(self, text: str, wav: Path) -> Speech:
         return await from_recording(self.audio, text, wav)

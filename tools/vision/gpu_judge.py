@@ -1,4 +1,4 @@
-"""The judge on a GPU worker (Qwen2.5-VL or another transformers VLM; gpu_workers/families.py)."""
+"""The judge on a GPU worker (Qwen2.5-VL or another transformers VLM; gpu_workers/families/vision.py)."""
 
 from __future__ import annotations
 

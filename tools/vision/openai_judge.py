@@ -19,12 +19,12 @@ from typing import Any
 import openai
 from PIL import Image
 
-from gpu_workers.families import VERDICT_PROMPT, fit_pixels, parse_verdict
 from gpu_workers.protocol import Verdict
 from tools.gpu.client import ProgressFn
 from tools.gpu.errors import GpuError
 from tools.net.redact import redact
 from tools.settings import Settings
+from tools.vision.verdict import fit_pixels, parse_verdict, verdict_prompt
 
 log = logging.getLogger(__name__)
 LOCAL_API_KEY = "not-needed"  # Ollama and vLLM ignore the key, but the client insists on one
@@ -73,13 +73,7 @@ class OpenAIJudge:
         self.methods = list(METHODS)
 
     def _messages(self, image: Path, prompt: str, previous: Path | None) -> list[dict[str, Any]]:
-        note = (
-            "The second image is the previous shot: set consistent to whether this one matches its "
-            "characters and style.\n"
-            if previous
-            else ""
-        )
-        parts: list[dict[str, Any]] = [{"type": "text", "text": VERDICT_PROMPT.format(prompt=prompt, previous=note)}]
+        parts: list[dict[str, Any]] = [{"type": "text", "text": verdict_prompt(prompt, previous=previous is not None)}]
         for path in [image] + ([previous] if previous else []):
             parts.append({"type": "image_url", "image_url": {"url": data_url(path)}})
         return [{"role": "user", "content": parts}]

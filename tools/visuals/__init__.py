@@ -11,6 +11,7 @@ from tools.visuals.base import (
     Credit,
     Job,
     Miss,
+    Opening,
     ShotBrief,
     SourceName,
     Visual,
@@ -18,7 +19,7 @@ from tools.visuals.base import (
     VisualSource,
 )
 from tools.visuals.produce import ShotRecord, brief, clips_of, make_visuals, read_records, record, write_records
-from tools.visuals.registry import available, open_source, parse_choice, resolve
+from tools.visuals.registry import available, label, open_source, parse_choice, resolve
 
 __all__ = [
     "CHOICES",
@@ -26,6 +27,7 @@ __all__ = [
     "Credit",
     "Job",
     "Miss",
+    "Opening",
     "ShotBrief",
     "ShotRecord",
     "SourceName",
@@ -35,6 +37,7 @@ __all__ = [
     "available",
     "brief",
     "clips_of",
+    "label",
     "make_visuals",
     "open_source",
     "parse_choice",

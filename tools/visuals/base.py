@@ -7,12 +7,16 @@ the caller puts a card there with a notice, so one bad search or download never 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
 from tools.models import Aspect
+from tools.settings import Settings
 
 SourceName = Literal["cards", "stock", "images", "gpu", "user"]
 Choice = Literal["auto", "cards", "stock", "images", "gpu"]
@@ -89,3 +93,36 @@ class VisualSource(Protocol):
 
 class VisualError(Exception):
     """A search, download or generation failed for one shot (the shot falls back to a card)."""
+
+
+Draw = Callable[[list[tuple[ShotBrief, Path]]], Awaitable[None]]  # SDXL drawing, handed in by the graph
+Rank = Callable[[Path, str], Awaitable[float | None]]  # a vision model's score of a frame against words
+
+
+@dataclass(frozen=True)
+class Opening:
+    """What a source may need from its caller beyond the settings (each source takes what it uses)."""
+
+    draw: Draw | None = None
+    gpu_label: str = "sdxl"
+    user_files: list[Path] = field(default_factory=list)
+    pinned: dict[int, Path] = field(default_factory=dict)
+    rank: Rank | None = None
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    """One row of the visual-source registry (`registry.SOURCES`): what it needs, whether it is
+    configured, how to open it (an async context that closes its clients), and what a job records."""
+
+    name: SourceName
+    needs: str  # the setting that configures it, named when it is asked for but not configured
+    available: Callable[[Settings], bool]
+    open: Callable[[Settings, Opening], AbstractAsyncContextManager[VisualSource]]
+    label: Callable[[Settings, list[str]], str]  # the stage's provider, from the sources the shots used
+    check: Callable[[Settings], None] = lambda settings: None  # BadInput for what `available` cannot see
+
+
+def cache_dir(settings: Settings) -> Path:
+    """Downloads and generated pictures shared by every job (media are linked into job folders)."""
+    return settings.data_dir / "cache" / "visuals"

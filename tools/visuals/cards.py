@@ -4,11 +4,14 @@ the first card). Always available, so it is also where every other source falls 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Literal
 
 from tools import keyframes
 from tools.models import Shot
-from tools.visuals.base import Job, Miss, ShotBrief, Visual
+from tools.settings import Settings
+from tools.visuals.base import Job, Miss, Opening, ShotBrief, SourceRow, Visual
 
 
 def draw_card(brief: ShotBrief, job: Job) -> Visual:
@@ -27,3 +30,11 @@ class CardsSource:
 
     async def make(self, briefs: list[ShotBrief], job: Job) -> list[Visual | Miss]:
         return [await asyncio.to_thread(draw_card, b, job) for b in briefs]
+
+
+@asynccontextmanager
+async def _open(settings: Settings, opening: Opening) -> AsyncIterator[CardsSource]:
+    yield CardsSource()
+
+
+ROW = SourceRow("cards", "", lambda settings: True, _open, lambda settings, used: "procedural art cards")

@@ -21,11 +21,11 @@ import asyncio
 import itertools
 import json
 import os
-import random
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 from PIL import Image
@@ -33,6 +33,7 @@ from PIL import Image
 from tools.errors import StorybotError
 from tools.net.guard import Guard, RefusedURL, parse
 from tools.net.redact import redact
+from tools.net.retry import retrying, transient_http
 from tools.probe import probe, require_video_frame
 from tools.visuals.base import VisualError
 
@@ -41,13 +42,10 @@ TIMEOUT = httpx.Timeout(20.0, connect=5.0)  # per read/connect
 DOWNLOAD_DEADLINE = 300.0  # a whole download, against servers that trickle bytes
 CALL_DEADLINE = 60.0  # a whole API call, retries included
 BACKOFF = 0.5  # seconds before the first retry without Retry-After, doubled each time, plus jitter
-MAX_RETRY_AFTER = 30.0
+MAX_RETRY_AFTER = 30.0  # a provider that asks for a longer wait has failed this call
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 Kind = Literal["image", "video"]
-
-
-def _retry_after(value: str) -> float | None:
-    return float(value) if value.strip().isdigit() else None
+T = TypeVar("T")
 
 
 class Http:
@@ -71,24 +69,22 @@ class Http:
     def _fail(self, what: str) -> VisualError:
         return VisualError(redact(f"{self.provider}: {what}", extra=self.secrets))
 
-    async def _with_retries(self, attempt_once: Any) -> Any:
-        for attempt in range(self.retries + 1):
-            wait: float | None = None
-            try:
-                return await attempt_once()
-            except httpx.HTTPStatusError as exc:
-                status = exc.response.status_code
-                wait = _retry_after(exc.response.headers.get("retry-after", ""))
-                if attempt == self.retries or not (status == 429 or status >= 500) or (wait or 0) > MAX_RETRY_AFTER:
-                    raise self._fail(f"HTTP {status}") from None
-            except (httpx.TransportError, TimeoutError) as exc:
-                if attempt == self.retries:
-                    raise self._fail(f"{type(exc).__name__} (no answer in time)") from None
-            except _Malformed as exc:
-                if attempt == self.retries:
-                    raise self._fail(str(exc)) from None
-            await asyncio.sleep(wait if wait is not None else BACKOFF * 2**attempt * random.uniform(1, 1.25))
-        raise AssertionError("unreachable")
+    async def _with_retries(self, attempt_once: Callable[[], Awaitable[T]]) -> T:
+        """`attempt_once()` under the providers' retry policy; a fault left after it is a VisualError."""
+        try:
+            return await retrying(
+                attempt_once,
+                retries=self.retries,
+                retryable=lambda exc: transient_http(exc) or isinstance(exc, (TimeoutError, _Malformed)),
+                backoff=BACKOFF,
+                max_wait=MAX_RETRY_AFTER,
+            )
+        except httpx.HTTPStatusError as exc:
+            raise self._fail(f"HTTP {exc.response.status_code}") from None
+        except (httpx.TransportError, TimeoutError) as exc:
+            raise self._fail(f"{type(exc).__name__} (no answer in time)") from None
+        except _Malformed as exc:
+            raise self._fail(str(exc)) from None
 
     async def json(
         self,

@@ -15,14 +15,10 @@ from tools.errors import MediaError
 from tools.ffmpeg import run_ffmpeg
 from tools.files import atomic_path
 from tools.models import Aspect
+from tools.motion import cover_filter
 from tools.probe import probe
 
 FFMPEG_DEADLINE = 300.0
-
-
-def _cover(size: tuple[int, int]) -> str:
-    w, h = size
-    return f"scale={w}:{h}:force_original_aspect_ratio=increase:flags=bicubic,crop={w}:{h},setsar=1,format=yuv420p"
 
 
 def still_keyframe(image: Path, aspect: Aspect, png: Path) -> Path:
@@ -57,7 +53,7 @@ async def _grab(clip: Path, at: float, aspect: Aspect, out: Path) -> None:
                 "-frames:v",
                 "1",
                 "-vf",
-                _cover(aspect.size).replace(",format=yuv420p", ""),
+                cover_filter(aspect, pix_fmt=None),
                 out,
             ]
         )

@@ -11,17 +11,21 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from tools.errors import BadInput
 from tools.llm.usage import count
 from tools.models import Aspect
 from tools.net.guard import Guard
+from tools.settings import Settings
 from tools.visuals import footage
-from tools.visuals.base import Job, Miss, ShotBrief, Visual, VisualError
+from tools.visuals.base import Job, Miss, Opening, ShotBrief, SourceRow, Visual, VisualError, cache_dir
 from tools.visuals.fetch import Http, sniff
 
 # sizes each model family offers (OpenAI's documented lists); unknown models get gpt-image-1's
@@ -31,6 +35,7 @@ SIZES = {
     "dall-e-2": ((256, 256), (512, 512), (1024, 1024)),
 }
 GENERATION_TIMEOUT = httpx.Timeout(180.0, connect=10.0)  # one picture can take a minute or two
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
 def nearest_size(model: str, aspect: Aspect) -> tuple[int, int]:
@@ -135,3 +140,36 @@ class ImagesSource:
         except Exception as exc:
             raise VisualError(f"images: {exc}") from None
         return Visual(shot=brief.index, source=f"images:{self.model}", keyframe=png)
+
+
+# --- the registry row ------------------------------------------------------------------------------
+
+
+def _key(settings: Settings) -> str:
+    key = settings.image_api_key or settings.openai_api_key
+    return key.get_secret_value() if key else ""
+
+
+def _check(settings: Settings) -> None:
+    if not (settings.image_base_url or settings.openai_base_url or _key(settings)):
+        raise BadInput("--visuals images needs STORYBOT_IMAGE_BASE_URL (or OPENAI_BASE_URL) or an API key")
+
+
+@asynccontextmanager
+async def _open(settings: Settings, opening: Opening) -> AsyncIterator[ImagesSource]:
+    base = settings.image_base_url or settings.openai_base_url or DEFAULT_BASE_URL
+    images, client = ImagesSource.open(
+        base, settings.image_model or "", _key(settings), cache_dir(settings), settings.provider_retries
+    )
+    async with client:
+        yield images
+
+
+ROW = SourceRow(
+    "images",
+    "STORYBOT_IMAGE_MODEL",
+    lambda settings: bool(settings.image_model),
+    _open,
+    lambda settings, used: f"images ({settings.image_model})",
+    check=_check,
+)

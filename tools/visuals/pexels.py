@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from tools.models import Aspect
 from tools.visuals.base import VisualError
 from tools.visuals.fetch import Http
-from tools.visuals.stock import Candidate
+from tools.visuals.stock import Candidate, Site
 
 PER_PAGE = 15
 
@@ -117,3 +117,11 @@ class Pexels:
             ]
         except ValidationError as exc:
             raise VisualError(f"pexels: an unexpected reply ({exc.error_count()} fields wrong)") from None
+
+
+SITE = Site(
+    "pexels",
+    "PEXELS_API_KEY",
+    lambda settings: settings.pexels_api_key,
+    lambda settings, key: (Pexels(settings.pexels_base_url), {"Authorization": key}),
+)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from tools.models import Aspect
 from tools.visuals.base import VisualError
 from tools.visuals.fetch import Http
-from tools.visuals.stock import Candidate
+from tools.visuals.stock import Candidate, Site
 
 PER_PAGE = 20
 MAX_QUERY = 100  # characters Pixabay accepts in `q`
@@ -105,3 +105,11 @@ class Pixabay:
             ]
         except ValidationError as exc:
             raise VisualError(f"pixabay: an unexpected reply ({exc.error_count()} fields wrong)") from None
+
+
+SITE = Site(
+    "pixabay",
+    "PIXABAY_API_KEY",
+    lambda settings: settings.pixabay_api_key,
+    lambda settings, key: (Pixabay(settings.pixabay_base_url, key), {}),  # the key travels in the query
+)

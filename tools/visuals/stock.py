@@ -10,25 +10,38 @@ footage is found. Re-roll asks again with the shot's earlier picks excluded: the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from tools import motion
 from tools.errors import StorybotError
 from tools.models import Aspect
 from tools.net.guard import Guard
+from tools.settings import Settings
 from tools.visuals import footage
-from tools.visuals.base import Credit, Job, Miss, ShotBrief, Visual, VisualError
+from tools.visuals.base import (
+    Credit,
+    Job,
+    Miss,
+    Opening,
+    Rank,
+    ShotBrief,
+    SourceRow,
+    Visual,
+    VisualError,
+    cache_dir,
+)
 from tools.visuals.fetch import TIMEOUT, Http, RefusedMedia
 from tools.visuals.terms import queries
 
 MAX_CHAIN = 4  # clips at most in one shot
 RANKED = 3  # candidates a vision model scores per shot
-Rank = Callable[[Path, str], Awaitable[float | None]]
 KEYFRAMES_AT_ONCE = 2  # shots whose keyframe is made while later shots download
 TRIES_PER_SHOT = 3  # downloads that may fail before the shot gives up on a kind
 
@@ -227,3 +240,38 @@ class StockSource:
                 Credit(shot=brief.index + 1, source=h.provider, id=h.id, author=h.author, url=h.page) for h, _ in taken
             ],
         )
+
+
+# --- the registry row ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Site:
+    """One stock site: the key that configures it, and its client with the headers for its API."""
+
+    name: str
+    needs: str  # the key's variable
+    key: Callable[[Settings], SecretStr | None]
+    make: Callable[[Settings, str], tuple[StockProvider, dict[str, str]]]  # (client, API headers) from the key
+
+
+def source_row(sites: list[Site]) -> SourceRow:
+    """The `stock` row over these sites: available when any is configured, searched in this order."""
+
+    def configured(settings: Settings) -> list[tuple[Site, str]]:
+        return [(site, key.get_secret_value()) for site in sites if (key := site.key(settings)) is not None]
+
+    @asynccontextmanager
+    async def open_stock(settings: Settings, opening: Opening) -> AsyncIterator[StockSource]:
+        clients = [(*site.make(settings, key), [key]) for site, key in configured(settings)]
+        stock, client = StockSource.open(clients, cache_dir(settings), settings.provider_retries, opening.rank)
+        async with client:
+            yield stock
+
+    return SourceRow(
+        "stock",
+        " or ".join(site.needs for site in sites),
+        lambda settings: bool(configured(settings)),
+        open_stock,
+        lambda settings, used: f"stock ({', '.join(dict.fromkeys(used)) or 'none'})",
+    )

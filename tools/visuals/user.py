@@ -4,6 +4,8 @@ file N is shot N. Files beyond the shots are alternates that a re-roll takes in 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -11,8 +13,9 @@ from tools import keyframes
 from tools.errors import BadInput, StorybotError
 from tools.files import atomic_path
 from tools.probe import probe
+from tools.settings import Settings
 from tools.visuals import footage
-from tools.visuals.base import Job, Miss, ShotBrief, Visual
+from tools.visuals.base import Job, Miss, Opening, ShotBrief, SourceRow, Visual
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".gif"})
 
@@ -107,3 +110,11 @@ def keep_uploads(uploads: list[tuple[str, bytes]], folder: Path) -> list[Path]:
             path.unlink(missing_ok=True)
         raise
     return kept
+
+
+@asynccontextmanager
+async def _open(settings: Settings, opening: Opening) -> AsyncIterator[UserSource]:
+    yield UserSource(opening.user_files, opening.pinned)
+
+
+ROW = SourceRow("user", "", lambda settings: True, _open, lambda settings, used: "your media")

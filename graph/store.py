@@ -1,5 +1,8 @@
 """Job records kept with sqlite-utils: who asked, what, where it is, how each stage went.
 
+Each row carries the typed request, pending approval and result the front ends read (`JobRecord`);
+they are stored as JSON columns.
+
 Checkpoints (LangGraph's AsyncSqliteSaver) hold the graph state; this table holds what people
 and front ends ask about: status, stage timings, providers, errors, the pending approval.
 Writes are single small rows, so they are done inline on the event loop.
@@ -8,13 +11,29 @@ Writes are single small rows, so they are done inline on the event loop.
 from __future__ import annotations
 
 import json
+import re
+import secrets
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import sqlite_utils
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError, field_validator
+
+from graph.state import Approval, JobRequest, JobResult
+from tools.errors import BadInput
+
+JOB_ID_PATTERN = r"[0-9a-f]{12}"  # generated, never taken from user text: 12 hex digits
+
+
+def new_job_id() -> str:
+    return secrets.token_hex(6)
+
+
+def valid_job_id(job_id: str) -> bool:
+    return re.fullmatch(JOB_ID_PATTERN, job_id) is not None
+
 
 JobStatusName = Literal["queued", "running", "waiting", "done", "failed", "cancelled"]
 StageStatusName = Literal["pending", "running", "waiting", "done", "failed", "skipped"]
@@ -36,21 +55,33 @@ class JobRecord(BaseModel):
     requester: str
     channel: str | None
     prompt: str
-    options: dict[str, Any]
+    request: JobRequest
     status: JobStatusName
     stage: str | None = None
     waiting_for: str | None = None
     interrupt_id: str | None = None
-    approval: dict[str, Any] | None = None
+    approval: Approval | None = None  # what the job is waiting for, and the answers it takes
     error: str | None = None
-    artifacts: dict[str, Any] = {}
+    result: JobResult | None = None  # once done: artifacts, platform texts, credits
     runner_pid: int | None = None
     cancel_requested: bool = False
     max_loop_lag_ms: float | None = None
     wall_seconds: float | None = None
 
+    @field_validator("request", mode="before")
+    @classmethod
+    def _older_request(cls, value: Any) -> Any:
+        """A row written before requests were stored whole (no script text) is read as it is."""
+        if isinstance(value, dict):
+            try:
+                return JobRequest.model_validate(value)
+            except (ValidationError, BadInput):
+                return JobRequest.model_construct(**{k: v for k, v in value.items() if k in JobRequest.model_fields})
+        return value
 
-_JSON_FIELDS = ("options", "approval", "artifacts")
+
+# JSON columns: the record's field -> the column that keeps it (names kept from before they were typed)
+_JSON_COLUMNS = {"request": "options", "approval": "approval", "result": "artifacts"}
 
 
 class JobStore:
@@ -126,9 +157,7 @@ class JobStore:
 
     # jobs -----------------------------------------------------------------
 
-    def create(
-        self, job_id: str, requester: str, channel: str | None, prompt: str, options: dict[str, Any], stages: list[str]
-    ) -> None:
+    def create(self, job_id: str, requester: str, channel: str | None, request: JobRequest, stages: list[str]) -> None:
         now = time.time()
         with self.db.conn:
             self.jobs.insert(
@@ -138,10 +167,10 @@ class JobStore:
                     "updated": now,
                     "requester": requester,
                     "channel": channel,
-                    "prompt": prompt,
-                    "options": json.dumps(options),
+                    "prompt": request.prompt,
+                    "options": request.model_dump_json(),
                     "status": "queued",
-                    "artifacts": "{}",
+                    "artifacts": None,
                     "cancel_requested": 0,
                 }
             )
@@ -157,9 +186,10 @@ class JobStore:
         return self._job(rows[0]) if rows else None
 
     def update(self, job_id: str, **fields: Any) -> None:
-        for key in _JSON_FIELDS:
-            if key in fields and fields[key] is not None:
-                fields[key] = json.dumps(fields[key], ensure_ascii=False)
+        for name, column in _JSON_COLUMNS.items():
+            if name in fields:
+                value = fields.pop(name)
+                fields[column] = value.model_dump_json() if isinstance(value, BaseModel) else None
         if "cancel_requested" in fields:
             fields["cancel_requested"] = int(fields["cancel_requested"])
         fields["updated"] = time.time()
@@ -194,10 +224,11 @@ class JobStore:
     @staticmethod
     def _job(row: dict[str, Any]) -> JobRecord:
         data = dict(row)
-        for key in _JSON_FIELDS:
-            data[key] = json.loads(data[key]) if data.get(key) else ({} if key == "artifacts" else None)
+        for name, column in _JSON_COLUMNS.items():
+            stored = json.loads(data.pop(column) or "null")
+            data[name] = stored or None  # "{}": no result yet, in rows from before results were typed
         data["cancel_requested"] = bool(data.get("cancel_requested"))
-        return JobRecord(**data)
+        return JobRecord.model_validate(data)
 
     # stages ---------------------------------------------------------------
 

@@ -1,0 +1,134 @@
+"""LTX-Video image-to-video: clips longer than one generation are extended from their last frame
+(never looped), then written as one H.264 intermediate."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from gpu_workers.families.device import (
+    Progress,
+    device_and_dtype,
+    free_memory,
+    from_pretrained,
+    generators,
+    place,
+    step_callback,
+)
+from gpu_workers.protocol import ClipResult, LtxParams
+
+# model_index.json's `_class_name` → the diffusers class that takes a first frame
+LTX_CLASSES = {
+    "LTXPipeline": "LTXImageToVideoPipeline",
+    "LTXImageToVideoPipeline": "LTXImageToVideoPipeline",
+    "LTXConditionPipeline": "LTXConditionPipeline",
+}
+
+
+def model_index(model: str) -> dict[str, Any]:
+    """A diffusers folder's model_index.json (a local folder, or the local Hugging Face cache)."""
+    path = Path(model) / "model_index.json"
+    if not path.is_file():
+        from huggingface_hub import hf_hub_download
+
+        path = Path(hf_hub_download(model, "model_index.json"))
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def segments(total: int, cap: int) -> list[int]:
+    """Frame counts (each 8k+1, at most `cap`) of the generations that together make `total` frames:
+    each continuation repeats the previous segment's last frame, which is dropped when joined."""
+    plan = [min(total, cap)]
+    made = plan[0]
+    while made < total:
+        need = total - made + 1
+        count = min(cap, 8 * math.ceil((need - 1) / 8) + 1)
+        plan.append(count)
+        made += count - 1
+    return plan
+
+
+def _write_mp4(frames: list[Any], fps: int, out: Path) -> None:
+    """H.264 at CRF 16 through PyAV: an intermediate, fitted to the shot by the media engine."""
+    import av
+
+    tmp = out.with_name(f".{out.name}.part.mp4")
+    with av.open(str(tmp), "w") as container:
+        stream = container.add_stream("libx264", rate=fps, options={"crf": "16", "preset": "veryfast"})
+        stream.width, stream.height = frames[0].size
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_image(frame)))
+        container.mux(stream.encode(None))
+    tmp.replace(out)
+
+
+class Ltx:
+    """The pipeline class named by the checkpoint's model_index.json; distilled checkpoints run
+    with guidance 1 and their few steps."""
+
+    DISTILLED_STEPS = 8
+
+    def __init__(self, model: str) -> None:
+        import diffusers
+
+        self.device, dtype = device_and_dtype()
+        declared = str(model_index(model).get("_class_name", "LTXPipeline"))
+        if declared not in LTX_CLASSES:
+            raise ValueError(f"{model} is a {declared}, not an LTX-Video pipeline")
+        pipe = from_pretrained(getattr(diffusers, LTX_CLASSES[declared]), model, dtype)
+        pipe.set_progress_bar_config(disable=True)
+        self.distilled = "distilled" in model.lower()
+        self.info = {**place(pipe, "ltx", self.device), "distilled": self.distilled}
+        self.pipe = pipe
+
+    def _segment(
+        self, p: LtxParams, image: Any, frames: int, seed: int, progress: Progress, done: int, total: int, steps: int
+    ) -> list[Any]:
+        kwargs: dict[str, Any] = dict(
+            prompt=p.prompt,
+            negative_prompt=p.negative_prompt,
+            width=p.width,
+            height=p.height,
+            num_frames=frames,
+            frame_rate=p.fps,
+            num_inference_steps=steps,
+            guidance_scale=1.0 if self.distilled else p.guidance,
+            decode_timestep=p.decode_timestep,
+            decode_noise_scale=p.decode_noise_scale,
+            generator=generators(self.pipe, [seed])[0],
+            output_type="pil",
+            callback_on_step_end=step_callback(progress, total, done),
+        )
+        if type(self.pipe).__name__ == "LTXConditionPipeline":
+            from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
+
+            kwargs["conditions"] = [LTXVideoCondition(image=image, frame_index=0)]
+        else:
+            kwargs["image"] = image
+        frames_out: list[Any] = self.pipe(**kwargs).frames[0]
+        return frames_out
+
+    def __call__(self, params: dict[str, Any], progress: Progress) -> ClipResult:
+        from PIL import Image
+
+        p = LtxParams.model_validate(params)
+        if (p.num_frames - 1) % 8 or (p.max_frames - 1) % 8:
+            raise ValueError(f"num_frames and max_frames must be 8k+1, got {p.num_frames} and {p.max_frames}")
+        with Image.open(p.image) as img:
+            image = img.convert("RGB").resize((p.width, p.height), Image.Resampling.LANCZOS)
+        plan = segments(p.num_frames, p.max_frames)
+        steps = min(p.steps, self.DISTILLED_STEPS) if self.distilled else p.steps
+        total, frames = steps * len(plan), []
+        for i, count in enumerate(plan):
+            got = self._segment(p, image, count, p.seed + i, progress, i * steps, total, steps)
+            frames += got if i == 0 else got[1:]  # a continuation starts on the previous last frame
+            image = got[-1]
+            free_memory()
+        _write_mp4(frames, p.fps, Path(p.output))
+        return ClipResult(
+            output=p.output, frames=len(frames), fps=p.fps, width=p.width, height=p.height, segments=len(plan)
+        )

@@ -1,0 +1,65 @@
+"""The keyframe judge on a VLM: the prompt and the verdict parser are shared with the API judge
+(tools.vision.verdict), so both answer the same `Verdict` from the same question."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gpu_workers.families.device import Progress, device_and_dtype
+from gpu_workers.protocol import Verdict, VisionParams
+from tools.vision.verdict import fit_pixels, parse_verdict, verdict_prompt
+
+
+class Vision:
+    """transformers' image-text-to-text classes: Qwen2.5-VL by default (it sees the whole 9:16 frame
+    at its own aspect), any model whose processor has a chat template, or a LLaVA-1.5 prompt (which
+    centre-crops a 9:16 frame to its middle; see docs/GPU.md)."""
+
+    def __init__(self, model: str) -> None:
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        self.device, dtype = device_and_dtype()
+        self.dtype = dtype
+        self.processor = AutoProcessor.from_pretrained(model)
+        self.model = AutoModelForImageTextToText.from_pretrained(model, dtype=dtype).to(self.device).eval()
+        self.info = {
+            "device": self.device,
+            "dtype": str(dtype).removeprefix("torch."),
+            "offload": "none",
+            "model_type": self.model.config.model_type,
+            "chat_template": self.chat_template,
+        }
+
+    @property
+    def chat_template(self) -> bool:
+        return bool(getattr(self.processor, "chat_template", None))
+
+    def prompt(self, question: str, images: int) -> str:
+        content = [{"type": "image"}] * images + [{"type": "text", "text": question}]
+        if self.chat_template:
+            return str(
+                self.processor.apply_chat_template(
+                    [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+                )
+            )
+        return "USER: " + "<image>\n" * images + question + " ASSISTANT:"
+
+    def __call__(self, params: dict[str, Any], progress: Progress) -> Verdict:
+        import torch
+        from PIL import Image
+
+        p = VisionParams.model_validate(params)
+        paths = [p.image] + ([p.previous] if p.previous else [])
+        images = []
+        for path in paths:
+            with Image.open(path) as img:
+                images.append(img.convert("RGB").resize(fit_pixels(img.size), Image.Resampling.LANCZOS))
+        prompt = self.prompt(verdict_prompt(p.prompt, previous=bool(p.previous)), len(images))
+        # pixel values in the model's dtype (bf16 on CUDA); token ids stay integers
+        inputs = self.processor(images=images, text=[prompt], return_tensors="pt").to(self.device, dtype=self.dtype)
+        progress(0, 1)
+        with torch.inference_mode():
+            out = self.model.generate(**inputs, max_new_tokens=p.max_new_tokens, do_sample=False)
+        text = self.processor.decode(out[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        progress(1, 1)
+        return parse_verdict(text)

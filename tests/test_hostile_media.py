@@ -1,0 +1,147 @@
+"""Hostile media given to `storybot render`: clips whose header lies or that hold no video, empty WAVs,
+FIFOs in place of files, pictures truncated or over the pixel cap, and recordings with more pauses than
+words. Each is refused fast with one clear line, or rendered into a real video.
+
+The numbers in the comments are the defects of issue 14.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import imageio_ffmpeg
+import pytest
+from PIL import Image
+
+from tests.hostile_helpers import (
+    clip,
+    refused,
+    render_args,
+    rendered,
+    report_worst_refusal,
+    script,
+    storybot,
+    zero_sample_wav,
+)
+from tools.probe import probe
+from tools.text import word_spans
+from tools.tts import from_recording, synthesize
+from tools.tts.recording import estimate_times
+
+# the fixtures from tests/hostile_helpers.py that this module uses
+__all__ = ["clip", "report_worst_refusal", "script"]
+
+
+# --- 2. media whose header lies --------------------------------------------------------------------
+
+
+def test_clip_whose_header_promises_missing_frames_is_refused_fast(tmp_path: Path, script: Path, clip: Path) -> None:
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    data = clip.read_bytes()
+    (clips / "a.mp4").write_bytes(data[: data.index(b"mdat") + 4])  # moov promises 25 frames; no data
+    assert probe(clips / "a.mp4").video is not None  # the header alone looks fine
+    out = tmp_path / "out"
+    result = storybot(*render_args(script, out, "--clips", str(clips)), timeout=60)
+    refused(result, "no video frame can be decoded", case="2 clip without frames")
+    assert result.elapsed < 30 and not out.exists()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("option", ["--music", "--voice"])
+def test_wav_with_zero_samples_is_refused_fast(tmp_path: Path, script: Path, option: str) -> None:
+    wav = zero_sample_wav(tmp_path / "empty.wav")
+    out = tmp_path / "out"
+    result = storybot(*render_args(script, out, option, str(wav)), timeout=60)
+    refused(result, "empty.wav", case=f"2 zero-sample {option}")
+    assert result.elapsed < 30 and not out.exists()  # type: ignore[attr-defined]
+
+
+# --- 3. a recorded voice with as many pauses as words, or more --------------------------------------
+
+
+async def test_recordings_with_as_many_or_more_pauses_than_words(tmp_path: Path) -> None:
+    # the off-by-one left no candidate cut when every segment needed exactly one token
+    three = estimate_times(word_spans("Yes. No. Maybe."), [(0.0, 0.4), (1.0, 1.4), (2.0, 2.6)])
+    assert [round(t[0], 1) for t in three.values()] == [0.0, 1.0, 2.0]
+    few = estimate_times(word_spans("Hello there."), [(0.0, 1.0), (1.5, 2.0), (2.5, 4.0), (5.0, 5.2)])
+    assert len(few) == 2 and all(a < b for a, b in few.values())
+    long_wav = tmp_path / "long.wav"
+    await synthesize("One sentence here. Another one follows. And a third. Then a fourth. The end.", long_wav)
+    speech = await from_recording(long_wav, "Hello there.", tmp_path / "voice.wav")
+    assert [w.word for w in speech.words] == ["Hello", "there."] and speech.words[1].end <= speech.duration
+
+
+def test_render_with_its_own_yes_no_maybe_recording(tmp_path: Path) -> None:
+    text = "Yes. No. Maybe."
+    (tmp_path / "s.txt").write_text(text, encoding="utf-8")
+    asyncio.run(synthesize(text, tmp_path / "me.wav"))
+    out = tmp_path / "out"
+    rendered(storybot(*render_args(tmp_path / "s.txt", out, "--voice", str(tmp_path / "me.wav"))), out)
+    words = json.loads((out / "words.json").read_text())
+    assert [w["word"] for w in words] == text.split()
+
+
+# --- 17. a picture over the pixel cap ----------------------------------------------------------------
+
+
+def test_a_refusal_during_keyframes_while_audio_is_analysed(tmp_path: Path, script: Path) -> None:
+    """17 and 18: a picture over the pixel cap is refused at the keyframes stage, while FFmpeg measures
+    the audio in parallel; repeated, every run gives exactly one line and leaves nothing."""
+    images = tmp_path / "imgs"
+    images.mkdir()
+    Image.new("L", (8000, 7000)).save(images / "huge.png", compress_level=1)  # 56 MP, just over the cap
+    out = tmp_path / "out"
+    for _ in range(3):
+        refused(
+            storybot(*render_args(script, out, "--images", str(images))), "over 50 megapixels", case="17 56 MP picture"
+        )
+        assert not out.exists()
+
+
+# --- cases that already passed, kept so they stay passing ------------------------------------------
+
+
+def test_fifo_as_voice_or_clip_never_blocks(tmp_path: Path, script: Path) -> None:
+    os.mkfifo(tmp_path / "voice.wav")
+    refused(
+        storybot(*render_args(script, tmp_path / "out", "--voice", str(tmp_path / "voice.wav")), timeout=30),
+        "not a regular file",
+    )
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    os.mkfifo(clips / "a.mp4")
+    refused(storybot(*render_args(script, tmp_path / "out", "--clips", str(clips)), timeout=30), "no video clips")
+
+
+def test_odd_clips_audio_only_and_a_gif(tmp_path: Path, script: Path) -> None:
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=d=1", str(clips / "a.mp4")],
+        check=True,
+    )
+    refused(storybot(*render_args(script, tmp_path / "out", "--clips", str(clips))), "has no video stream")
+    (clips / "a.mp4").unlink()
+    frames = [Image.new("RGB", (40, 40), (n * 40, 0, 0)) for n in range(5)]
+    frames[0].save(clips / "b.gif", save_all=True, append_images=frames[1:], duration=100)
+    out = tmp_path / "out"
+    rendered(storybot(*render_args(script, out, "--clips", str(clips))), out)
+
+
+def test_truncated_and_oversized_images(tmp_path: Path, script: Path) -> None:
+    images = tmp_path / "imgs"
+    images.mkdir()
+    Image.new("RGB", (64, 64), "red").save(tmp_path / "a.png")
+    data = (tmp_path / "a.png").read_bytes()
+    (images / "b.png").write_bytes(data[: len(data) // 2])
+    refused(storybot(*render_args(script, tmp_path / "out", "--images", str(images))), "b.png")
+    (images / "b.png").unlink()
+    header = bytearray(data)  # a PNG whose header claims 100000 x 100000 pixels
+    header[16:24] = (100_000).to_bytes(4, "big") * 2
+    (images / "c.png").write_bytes(bytes(header))
+    refused(storybot(*render_args(script, tmp_path / "out", "--images", str(images))), "c.png")
+    assert not (tmp_path / "out").exists()
