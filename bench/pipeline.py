@@ -18,7 +18,7 @@ from pathlib import Path
 
 from graph.service import JobService, Requester
 from graph.state import JobRequest
-from tools.probe import probe
+from tools.media.probe import probe
 from tools.settings import get_settings
 
 PROMPT = "A clockmaker who builds a clock that runs backwards"

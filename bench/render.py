@@ -37,13 +37,13 @@ import numpy as np
 from PIL import Image
 
 from tools.assets import FONTS_DIR
-from tools.compose import TAIL, VideoEncoding, mp4_args, plan_cut
-from tools.ffmpeg import escape_filter_value, run_ffmpeg
+from tools.media.compose import TAIL, VideoEncoding, mp4_args, plan_cut
+from tools.media.ffmpeg import escape_filter_value, run_ffmpeg
+from tools.media.motion import FPS, ken_burns_filter
+from tools.media.music import synth_bed
+from tools.media.shots import read_shots
 from tools.models import Aspect
-from tools.motion import FPS, ken_burns_filter
-from tools.music import synth_bed
 from tools.render import RenderOptions, render
-from tools.shots import read_shots
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' local HTTP server
 from tests.local_http import Reply, Request, local_server
@@ -103,7 +103,7 @@ async def make_clips(folder: Path) -> list[Path]:
 def reference_command(
     out: Path, media: list[Path], stills: bool, voice: Path, music: Path, ass: Path, aspect: Aspect
 ) -> list[str | Path]:
-    """The one-graph reference: its filters built here independently of tools.compose, its encoder ours."""
+    """The one-graph reference: its filters built here independently of tools.media.compose, its encoder ours."""
     plan = read_shots(out / "shots.json")
     cut = plan_cut(plan)
     w, h = aspect.size

@@ -72,7 +72,7 @@ class StatusBoards:
         message = self.bot.get_partial_messageable(post.channel_id).get_partial_message(post.status_message_id)
         await message.edit(**fields)
 
-    def message(self, job_id: str) -> dict[str, Any]:
+    def message(self, job_id: str) -> dict[str, Any]:  # keywords passed untouched to discord.py
         """discord.py's send/edit keywords for the job's status message: the embed and its buttons."""
         status = self.service.status(job_id)  # one read for the embed and the buttons
         return {"embed": self.embed(job_id, status), "view": _buttons(status.job), "allowed_mentions": NO_MENTIONS}

@@ -185,7 +185,7 @@ NOTE_MODAL = re.compile(rf"^sb:note:{JOB}:{IID}$")
 
 def modal_note(interaction: discord.Interaction[Any]) -> tuple[str, str, str] | None:
     """(job id, interrupt id, note) of a submitted revise form; None for any other interaction."""
-    data = cast(dict[str, Any], interaction.data or {})
+    data = cast(dict[str, Any], interaction.data or {})  # Discord's payload, read as it came
     match = NOTE_MODAL.match(str(data.get("custom_id", "")))
     if interaction.type is not discord.InteractionType.modal_submit or match is None:
         return None
@@ -200,7 +200,7 @@ def _number(value: str, invalid: int) -> int:
 
 
 def _values(interaction: discord.Interaction[Any]) -> list[str]:
-    data = cast(dict[str, Any], interaction.data or {})
+    data = cast(dict[str, Any], interaction.data or {})  # Discord's payload, read as it came
     return [str(v) for v in data.get("values", [])]
 
 

@@ -33,13 +33,13 @@ from graph.state import (
 from graph.store import JOB_ID_PATTERN, StageRecord, valid_job_id
 from tools.errors import BadInput, StorybotError
 from tools.llm.schemas import PlatformMeta
+from tools.media.outputs import Artifacts
+from tools.media.upload import DEFAULT_LIMIT, fit_for_upload
 from tools.net.redact import redact, redact_logs
-from tools.outputs import Artifacts
 from tools.settings import Settings
 from tools.tts import VoiceInfo
 from tools.tts import catalogue as voice_catalogue
 from tools.tts import resolve as resolve_voice
-from tools.upload import DEFAULT_LIMIT, fit_for_upload
 from tools.visuals import Credit
 from tools.visuals import resolve as resolve_visuals
 from tools.visuals.user import keep_uploads, media_kind

@@ -30,9 +30,9 @@ from tools.files import write_json_atomic
 from tools.gpu import GpuClient
 from tools.llm import StoryIdea, Writer
 from tools.llm.usage import metered
+from tools.media.outputs import VoiceMeta
 from tools.models import Word
 from tools.net.redact import one_line
-from tools.outputs import VoiceMeta
 from tools.settings import Settings
 
 T = TypeVar("T")

@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field, TypeAdapter, field_validator, model_valid
 from tools.errors import BadInput
 from tools.llm import StoryIdea
 from tools.llm.schemas import PlatformMeta
+from tools.media.outputs import Artifacts, SubtitleMeta, VoiceMeta
 from tools.models import Aspect
-from tools.outputs import Artifacts, SubtitleMeta, VoiceMeta
 from tools.text import clean_script
 from tools.visuals import Credit
 

@@ -222,7 +222,7 @@ class JobStore:
         return [self._job(r) for r in self.jobs.rows_where(order_by="created desc", limit=limit)]
 
     @staticmethod
-    def _job(row: dict[str, Any]) -> JobRecord:
+    def _job(row: dict[str, Any]) -> JobRecord:  # a sqlite-utils row, validated into the record
         data = dict(row)
         for name, column in _JSON_COLUMNS.items():
             stored = json.loads(data.pop(column) or "null")
@@ -258,7 +258,7 @@ class JobStore:
         provider: str | None = None,
         error: str | None = None,
     ) -> None:
-        fields: dict[str, Any] = {"status": status, "finished": time.time(), "error": error}
+        fields: dict[str, object] = {"status": status, "finished": time.time(), "error": error}
         if seconds is not None:
             fields["seconds"] = round(seconds, 3)
         if provider is not None:

@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 
 from storybot.app import app, err, parse_aspect
-from tools.compose import VideoEncoding
 from tools.errors import BadInput
-from tools.outputs import read_metadata
+from tools.media.compose import VideoEncoding
+from tools.media.outputs import read_metadata
 from tools.render import RenderOptions, choose_voice, render
 from tools.settings import get_settings
 from tools.text import read_script_file

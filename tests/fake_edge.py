@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tools.ffmpeg import run_ffmpeg
+from tools.media.ffmpeg import run_ffmpeg
 from tools.text import word_spans
 from tools.tts.espeak import _speak
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tools.ffmpeg import run_ffmpeg
+from tools.media.ffmpeg import run_ffmpeg
 from tools.tts.elevenlabs import MAX_REQUEST_CHARS
 
 KEY = "sk_test_0123456789abcdef0123456789abcdef"

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from tests.local_http import Reply, Request, local_server
-from tools.ffmpeg import ffmpeg_exe
+from tools.media.ffmpeg import ffmpeg_exe
 
 KEY = "sekrit-key-0123456789"
 NAMES = [

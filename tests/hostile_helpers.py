@@ -20,7 +20,7 @@ import imageio_ffmpeg
 import pytest
 
 from tests import cli
-from tools.probe import probe
+from tools.media.probe import probe
 
 SHORT = "Hi there. Bye now."
 FAST_ENV = {"STORYBOT_VIDEO_PRESET": "ultrafast"}

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tools.ffmpeg import decode_audio, escape_filter_value, ffmpeg_exe
-from tools.fonts import fonts_dir
+from tools.media.ffmpeg import decode_audio, escape_filter_value, ffmpeg_exe
+from tools.media.fonts import fonts_dir
 from tools.models import Aspect
 
 BACKGROUND = (0x33, 0x66, 0x99)

@@ -7,9 +7,9 @@ from itertools import pairwise
 from pathlib import Path
 
 from tests.gpu_fixtures import models
-from tools.align import Recognised, align, normalise
 from tools.gpu import WhisperParams
 from tools.gpu.local import LocalBackend
+from tools.media.align import Recognised, align, normalise
 from tools.models import Word
 from tools.tts import from_recording, synthesize
 

@@ -19,9 +19,9 @@ from fontTools.ttLib import TTCollection, TTFont
 
 from tests.media_checks import burn_subtitles, safe_area_mask
 from tests.test_subtitles import timed_words
-from tools.fonts import fonts_dir
+from tools.media.fonts import fonts_dir
+from tools.media.subtitles import display_width, line_limit, text_width, write_subtitles
 from tools.models import Aspect
-from tools.subtitles import display_width, line_limit, text_width, write_subtitles
 
 SCRIPTS = {
     "japanese": "灯台守は毎晩、らせん階段を上りました。ある夜、海の向こうから歌が聞こえてきたのです。"

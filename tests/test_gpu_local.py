@@ -225,8 +225,8 @@ def test_the_scene_plan_steers_each_shots_prompts(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
     from graph.nodes.gpu import negative_prompt, picture_prompt
+    from tools.media.shots import read_scenes
     from tools.models import Shot
-    from tools.shots import read_scenes
 
     (tmp_path / "scenes.json").write_text(
         json.dumps([{"shot": 1, "negative_prompt": "text", "mood": "hushed"}, {"shot": 2}])

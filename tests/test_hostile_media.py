@@ -27,7 +27,7 @@ from tests.hostile_helpers import (
     storybot,
     zero_sample_wav,
 )
-from tools.probe import probe
+from tools.media.probe import probe
 from tools.text import word_spans
 from tools.tts import from_recording, synthesize
 from tools.tts.recording import estimate_times

@@ -30,8 +30,8 @@ from tests.hostile_helpers import (
     storybot,
 )
 from tools.errors import MediaError
-from tools.ffmpeg import run_ffmpeg, time_limit
-from tools.probe import probe
+from tools.media.ffmpeg import run_ffmpeg, time_limit
+from tools.media.probe import probe
 
 # the fixtures from tests/hostile_helpers.py that this module uses
 __all__ = ["clip", "report_worst_refusal", "script"]
@@ -199,7 +199,7 @@ def test_kill_9_mid_job_then_resume_finishes_and_sweeps(tmp_path: Path) -> None:
 RACE = """
 import asyncio, sys
 from tools.errors import BadInput
-from tools.ffmpeg import run_ffmpeg
+from tools.media.ffmpeg import run_ffmpeg
 
 async def long():
     await run_ffmpeg(["-f", "lavfi", "-i", "sine=d=20", "-f", "null", "-"])

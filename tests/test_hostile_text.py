@@ -18,7 +18,7 @@ from tests.hostile_helpers import (
     report_worst_refusal,
     storybot,
 )
-from tools.subtitles import srt_line
+from tools.media.subtitles import srt_line
 from tools.text import MAX_SCRIPT_BYTES, clean_script
 
 # the fixtures from tests/hostile_helpers.py that this module uses

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import struct
 import time
@@ -13,17 +14,11 @@ import pytest
 from PIL import Image
 
 from tools.errors import BadInput
-from tools.keyframes import (
-    MATTE,
-    TITLE_MARGIN,
-    draw_art_card,
-    drawable,
-    fit_title,
-    list_images,
-    load_image_cover,
-    make_keyframes,
-)
+from tools.media.keyframes import MATTE, list_images, load_image_cover
 from tools.models import Aspect, Shot
+from tools.settings import get_settings
+from tools.visuals import Job, Opening, SourceName, brief, make_visuals, open_source
+from tools.visuals.painter import TITLE_MARGIN, draw_art_card, drawable, fit_title
 
 SIZES = [a.size for a in Aspect]
 SMALL_SIZES = [(w // 4, h // 4) for w, h in SIZES]  # same proportions, 16x fewer pixels
@@ -295,16 +290,25 @@ def test_card_is_fast_enough() -> None:
     assert sorted(times)[1] < 0.5  # budget 0.3 s; headroom for a busy test machine
 
 
-# --- make_keyframes ------------------------------------------------------------------------------
+# --- keyframes from the sources (cards, the user's pictures) ------------------------------------
 
 
 def _files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
-def test_make_keyframes_writes_art_cards_with_exact_names(tmp_path: Path) -> None:
-    shots = [shot(0), shot(1), shot(9)]
-    paths = make_keyframes(shots, Aspect.square, tmp_path)
+def _keyframes(source: SourceName, shots: list[Shot], aspect: Aspect, folder: Path, files: list[Path]) -> list[Path]:
+    async def go() -> list[Path]:
+        job = Job(aspect=aspect, folder=folder, shots=len(shots))
+        async with open_source(source, get_settings(), Opening(user_files=files)) as src:
+            made = await make_visuals(src, [brief(s, s.text, "") for s in shots], job)
+        return [v.keyframe for v in made]
+
+    return asyncio.run(go())
+
+
+def test_cards_are_written_with_exact_names(tmp_path: Path) -> None:
+    paths = _keyframes("cards", [shot(0), shot(1), shot(9)], Aspect.square, tmp_path, [])
     folder = tmp_path / "keyframes"
     assert paths == [folder / "shot_01.png", folder / "shot_02.png", folder / "shot_10.png"]
     assert _files(folder) == ["shot_01.png", "shot_02.png", "shot_10.png"]  # no temp files left
@@ -313,29 +317,12 @@ def test_make_keyframes_writes_art_cards_with_exact_names(tmp_path: Path) -> Non
             assert (img.format, img.mode, img.size) == ("PNG", "RGB", (1080, 1080))
 
 
-def test_make_keyframes_uses_the_given_pictures_in_order(tmp_path: Path) -> None:
+def test_the_users_pictures_become_the_keyframes_in_order(tmp_path: Path) -> None:
     red, blue = tmp_path / "a.png", tmp_path / "b.jpg"
     Image.new("RGB", (50, 50), (255, 0, 0)).save(red)
     Image.new("RGB", (50, 50), (0, 0, 255)).save(blue, quality=95)
-    paths = make_keyframes([shot(0), shot(1)], Aspect.landscape, tmp_path / "job", images=[red, blue])
+    paths = _keyframes("user", [shot(0), shot(1)], Aspect.landscape, tmp_path / "job", [red, blue])
     assert [p.name for p in paths] == ["shot_01.png", "shot_02.png"]
     with Image.open(paths[0]) as first, Image.open(paths[1]) as second:
         assert first.size == (1920, 1080) and rgb(first, 960, 540) == (255, 0, 0)
         assert rgb(second, 960, 540)[2] > 240
-
-
-def test_mismatched_picture_count_writes_nothing(tmp_path: Path) -> None:
-    pic = tmp_path / "a.png"
-    Image.new("RGB", (50, 50)).save(pic)
-    with pytest.raises(BadInput, match="2 pictures for 3 shots"):
-        make_keyframes([shot(0), shot(1), shot(2)], Aspect.portrait, tmp_path / "job", images=[pic, pic])
-    assert not (tmp_path / "job").exists()
-
-
-def test_one_bad_picture_writes_nothing(tmp_path: Path) -> None:
-    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
-    Image.new("RGB", (50, 50)).save(good)
-    bad.write_bytes(good.read_bytes()[:60])
-    with pytest.raises(BadInput, match=r"bad\.png"):
-        make_keyframes([shot(0), shot(1)], Aspect.portrait, tmp_path / "job", images=[good, bad])
-    assert _files(tmp_path / "job" / "keyframes") == []

@@ -13,7 +13,7 @@ import pytest
 from bot.links import Links, LinkServer, link_secret, links_from
 from bot.messages import delivery_text, link_line
 from graph.api import JobRequest, JobResult, JobService, PlatformMeta, Settings, StorybotError
-from tools.outputs import collect_artifacts
+from tools.media.outputs import collect_artifacts
 from tools.settings import get_settings
 
 JOB = "0123456789ab"

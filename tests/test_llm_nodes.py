@@ -14,8 +14,8 @@ from graph.nodes.script import word_diff
 from tests.cli import storybot_json
 from tests.fake_openai import fake_openai, user_text
 from tools.llm import PlannedShot
+from tools.media.shots import planned_shots, sentence_ranges
 from tools.models import Word
-from tools.shots import planned_shots, sentence_ranges
 
 OLD = "The keeper rowed out at dawn. The whale was silent. Nobody came back."
 NEW = "The keeper rowed out at dawn. The whale sang for him. Nobody came back."

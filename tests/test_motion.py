@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tools.ffmpeg import run_ffmpeg
+from tools.media.ffmpeg import run_ffmpeg
+from tools.media.motion import ClipShot, clip_source, ken_burns, render_shot
+from tools.media.probe import probe
 from tools.models import Aspect, Motion
-from tools.motion import ClipShot, clip_source, ken_burns, render_shot
-from tools.probe import probe
 
 
 def textured(path: Path, size: tuple[int, int]) -> None:

@@ -17,10 +17,10 @@ from PIL import Image
 
 from tests.cli import storybot
 from tests.media_checks import audio_rms_db, top_level_atoms
-from tools.ffmpeg import run_ffmpeg
-from tools.loudness import measure_file
+from tools.media.ffmpeg import run_ffmpeg
+from tools.media.loudness import measure_file
+from tools.media.probe import probe
 from tools.models import Aspect
-from tools.probe import probe
 from tools.render import RenderOptions, render
 
 pytestmark = pytest.mark.slow

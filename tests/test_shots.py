@@ -4,11 +4,11 @@ import itertools
 
 import pytest
 
-from tools.compose import TRANSITION_FRAMES, plan_cut
 from tools.errors import BadInput
+from tools.media.compose import TRANSITION_FRAMES, plan_cut
+from tools.media.motion import FPS
+from tools.media.shots import plan_shots
 from tools.models import Word
-from tools.motion import FPS
-from tools.shots import plan_shots
 from tools.text import word_spans
 
 SCRIPT = (

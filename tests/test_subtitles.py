@@ -12,8 +12,7 @@ import pysubs2
 import pytest
 
 from tests.media_checks import burn_subtitles, safe_area_mask
-from tools.models import Aspect, Word
-from tools.subtitles import (
+from tools.media.subtitles import (
     MAX_CUE,
     MIN_CUE,
     OUTLINE,
@@ -26,6 +25,7 @@ from tools.subtitles import (
     text_width,
     write_subtitles,
 )
+from tools.models import Aspect, Word
 from tools.text import clean_script, ends_clause, ends_sentence, word_spans
 
 _RIVER = "the old man walked slowly along the quiet river bank while small birds sang above him and"

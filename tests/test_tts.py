@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tools.errors import BadInput
-from tools.ffmpeg import run_ffmpeg
+from tools.media.ffmpeg import run_ffmpeg
 from tools.text import clean_script, word_spans
 from tools.tts import Speech, espeak, from_recording, list_voices, speaking_rate, synthesize
 from tools.tts.recording import estimate_times

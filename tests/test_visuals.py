@@ -19,10 +19,10 @@ from PIL import Image
 
 from tests.fake_stock import KEY, NAMES, colour_of, frame_at, header_only, png_bytes
 from tests.local_http import Reply, Request, local_server
-from tools import motion
 from tools.errors import BadInput
-from tools.ffmpeg import ffmpeg_exe
 from tools.llm.usage import metered
+from tools.media import motion
+from tools.media.ffmpeg import ffmpeg_exe
 from tools.models import Aspect, Shot
 from tools.net.guard import Guard, RefusedURL
 from tools.render import RenderOptions, render

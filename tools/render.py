@@ -16,14 +16,15 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from tools import compose, keyframes, motion, outdir, shots, subtitles, upload, visuals
+from tools import visuals
 from tools.errors import BadInput
 from tools.files import write_json_atomic, write_text_atomic
-from tools.finish import finish, finish_metadata, music_or_bed
 from tools.llm.usage import metered
+from tools.media import compose, keyframes, motion, outdir, shots, subtitles, upload
+from tools.media.finish import finish, finish_metadata, music_or_bed
+from tools.media.outputs import Artifacts, Metadata, StageMeta, SubtitleMeta, VisualMeta, VoiceMeta, collect_artifacts
+from tools.media.probe import probe, require_audio_sample, require_video_frame
 from tools.models import Aspect, Shot
-from tools.outputs import Artifacts, Metadata, StageMeta, SubtitleMeta, VisualMeta, VoiceMeta, collect_artifacts
-from tools.probe import probe, require_audio_sample, require_video_frame
 from tools.settings import Settings, get_settings
 from tools.text import natural_key, read_script_file
 from tools.tts import Chosen, VoiceRequest, get_voice, voice_for_audio

@@ -9,11 +9,12 @@ from pathlib import Path
 from graph.context import NodeContext, StageUpdate, done, file_digest, fingerprint, recall, remember, reusable, stage
 from graph.nodes.gpu import gpu_call, negative_prompt, on_gpu, picture_prompt, shot_seed
 from graph.state import JobResult, JobState
-from tools import compose, motion, shots, visuals
-from tools.finish import finish, finish_metadata, music_or_bed
+from tools import visuals
 from tools.gpu import ClipResult, GpuClient, LtxParams, ProgressFn
 from tools.gpu import plan as gpu_plan
-from tools.outputs import Metadata, StageMeta, VisualMeta, collect_artifacts
+from tools.media import compose, motion, shots
+from tools.media.finish import finish, finish_metadata, music_or_bed
+from tools.media.outputs import Metadata, StageMeta, VisualMeta, collect_artifacts
 
 
 @stage("animate")

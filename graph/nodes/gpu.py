@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from graph.context import NodeContext
-from tools import keyframes
 from tools.gpu import Family, GpuClient, GpuError, ImageResult, ProgressFn, SdxlParams
 from tools.gpu import plan as gpu_plan
+from tools.media import keyframes
+from tools.media.shots import Scene
 from tools.models import Aspect, Shot
-from tools.shots import Scene
 
 T = TypeVar("T")
 

@@ -12,8 +12,9 @@ from graph.context import NodeContext, StageUpdate, done, fingerprint, remember,
 from graph.nodes.gpu import negative_prompt, on_gpu, picture_prompt, sdxl_draw, shot_seed
 from graph.nodes.vision import judge_once, shown_verdicts
 from graph.state import Answer, JobState, KeyframeApproval, ShotCaption
-from tools import keyframes, shots, visuals
+from tools import visuals
 from tools.files import write_json_atomic
+from tools.media import keyframes, shots
 from tools.vision import get_judge
 
 REROLL_SEED_STEP = 7919  # a re-roll's new seed: a new picture, still deterministic

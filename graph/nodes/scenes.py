@@ -2,7 +2,7 @@
 with an image prompt, negative prompt, camera motion, mood and beat; the plan must cover the script
 exactly and give every shot at least a second, or the sentence planner cuts instead.
 
-`shots.json` keeps the shared Shot schema; the plan's extra fields go to `scenes.json` (`tools.shots.Scene`).
+`shots.json` keeps the shared Shot schema; the plan's extra fields go to `scenes.json` (`tools.media.shots.Scene`).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 from graph.context import NodeContext, StageUpdate, done, stage
 from graph.events import Event
 from graph.state import JobState
-from tools import shots
 from tools.llm import PlannedShot, WriterError
+from tools.media import shots
 from tools.models import Shot
 
 

@@ -7,11 +7,11 @@ from collections.abc import Awaitable
 from graph.context import NodeContext, StageUpdate, done, stage
 from graph.nodes.gpu import gpu_call, on_gpu
 from graph.state import JobState
-from tools import subtitles
-from tools.align import Recognised, align
 from tools.files import write_json_atomic
 from tools.gpu import GpuClient, ProgressFn, Transcript, WhisperParams
-from tools.outputs import AsrMeta, SubtitleMeta
+from tools.media import subtitles
+from tools.media.align import Recognised, align
+from tools.media.outputs import AsrMeta, SubtitleMeta
 
 
 def whisper_language(language: str) -> str | None:

@@ -14,10 +14,10 @@ from pydantic import BaseModel
 from graph.context import NodeContext, StageUpdate, done, file_digest, fingerprint, recall, remember, stage
 from graph.nodes.gpu import gpu_call, negative_prompt, on_gpu, picture_prompt, sdxl_draw, shot_seed
 from graph.state import JobState, ShotVerdict
-from tools import shots
 from tools.files import write_json_atomic
 from tools.gpu import Verdict
 from tools.gpu import plan as gpu_plan
+from tools.media import shots
 from tools.vision import Judge, get_judge
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import asyncio
 from graph.context import NodeContext, StageUpdate, done, fingerprint, recall, remember, stage
 from graph.state import JobRequest, JobState
 from tools.files import write_json_atomic
-from tools.outputs import VoiceMeta
+from tools.media.outputs import VoiceMeta
 from tools.settings import Settings
 from tools.tts import Chosen, VoiceRequest, get_voice
 

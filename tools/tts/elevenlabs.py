@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tools.errors import BadInput, MediaError, ProviderGaveUp
-from tools.ffmpeg import run_ffmpeg
 from tools.llm.usage import count
+from tools.media.ffmpeg import run_ffmpeg
 from tools.settings import Settings
 from tools.text import Span, ends_clause, ends_sentence, word_spans
 from tools.tts.base import ESTIMATOR, Provider, VoiceInfo

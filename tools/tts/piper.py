@@ -29,7 +29,7 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from tools.errors import BadInput, MediaError
-from tools.ffmpeg import FFMPEG_NICENESS
+from tools.media.ffmpeg import FFMPEG_NICENESS
 from tools.settings import Settings
 from tools.text import Span, ends_sentence, word_spans
 from tools.tts.base import ESTIMATOR, Provider, VoiceInfo

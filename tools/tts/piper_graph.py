@@ -54,7 +54,7 @@ def timed_model(model: Path) -> tuple[Path, str]:
 
 def _prepare(model: Path, prepared: Path) -> None:
     """Run `mark_durations` in a child at FFmpeg's niceness: it is CPU work beside live jobs."""
-    from tools.ffmpeg import FFMPEG_NICENESS
+    from tools.media.ffmpeg import FFMPEG_NICENESS
 
     child = subprocess.Popen(
         [sys.executable, "-m", "tools.tts.piper_graph", str(model), str(prepared)],

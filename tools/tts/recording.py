@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from tools.errors import BadInput, MediaError
-from tools.ffmpeg import decode_audio
-from tools.probe import probe
+from tools.media.ffmpeg import decode_audio
+from tools.media.probe import probe
 from tools.text import Span, ends_clause, ends_sentence, word_spans
 from tools.tts.base import ESTIMATOR
 from tools.tts.speech import Levels, Speech, assemble, frame_levels, is_speakable, write_wav

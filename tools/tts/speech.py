@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
-from tools.ffmpeg import run_ffmpeg
 from tools.files import atomic_path
+from tools.media.ffmpeg import run_ffmpeg
 from tools.models import Word
 from tools.text import Span
 

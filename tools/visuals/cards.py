@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Literal
 
-from tools import keyframes
+from tools.media import keyframes
 from tools.models import Shot
 from tools.settings import Settings
+from tools.visuals import painter
 from tools.visuals.base import Job, Miss, Opening, ShotBrief, SourceRow, Visual
 
 
@@ -19,7 +20,7 @@ def draw_card(brief: ShotBrief, job: Job) -> Visual:
         index=brief.index, start=0.0, end=brief.seconds, first_word=0, last_word=0, text=brief.text, key_phrase=""
     )
     title = brief.title if brief.index == 0 else None
-    card = keyframes.draw_art_card(shot, job.aspect.size, brief.seed, title=title)
+    card = painter.draw_art_card(shot, job.aspect.size, brief.seed, title=title)
     png = job.keyframe(brief)
     png.parent.mkdir(parents=True, exist_ok=True)
     return Visual(shot=brief.index, source="cards", keyframe=keyframes.save_png(card, png))

@@ -31,10 +31,10 @@ import httpx
 from PIL import Image
 
 from tools.errors import StorybotError
+from tools.media.probe import probe, require_video_frame
 from tools.net.guard import Guard, RefusedURL, parse
 from tools.net.redact import redact
 from tools.net.retry import retrying, transient_http
-from tools.probe import probe, require_video_frame
 from tools.visuals.base import VisualError
 
 MAX_BYTES = 200 * 1024 * 1024

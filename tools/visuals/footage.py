@@ -1,6 +1,6 @@
 """Turning fetched media into what a shot shows: a keyframe PNG at the output size, and footage kept
 in the job folder. The footage itself is fitted (cover-cropped, trimmed, chained, never looped)
-inside the final cut by tools.motion, so nothing is encoded here.
+inside the final cut by tools.media.motion, so nothing is encoded here.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import os
 import shutil
 from pathlib import Path
 
-from tools import keyframes
 from tools.errors import MediaError
-from tools.ffmpeg import run_ffmpeg
 from tools.files import atomic_path
+from tools.media import keyframes
+from tools.media.ffmpeg import run_ffmpeg
+from tools.media.motion import cover_filter
+from tools.media.probe import probe
 from tools.models import Aspect
-from tools.motion import cover_filter
-from tools.probe import probe
 
 FFMPEG_DEADLINE = 300.0
 

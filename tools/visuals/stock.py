@@ -19,8 +19,8 @@ from typing import Literal, Protocol
 import httpx
 from pydantic import BaseModel, SecretStr
 
-from tools import motion
 from tools.errors import StorybotError
+from tools.media import motion
 from tools.models import Aspect
 from tools.net.guard import Guard
 from tools.settings import Settings

@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal
 
-from tools import keyframes
 from tools.errors import BadInput, StorybotError
 from tools.files import atomic_path
-from tools.probe import probe
+from tools.media import keyframes
+from tools.media.probe import probe
 from tools.settings import Settings
 from tools.visuals import footage
 from tools.visuals.base import Job, Miss, Opening, ShotBrief, SourceRow, Visual

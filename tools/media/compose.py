@@ -20,12 +20,12 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from tools.ffmpeg import escape_filter_value, run_ffmpeg
 from tools.files import atomic_path
-from tools.fonts import fonts_dir
-from tools.loudness import LoudnormStats, loudnorm_apply_filter, measure_loudnorm
+from tools.media.ffmpeg import escape_filter_value, run_ffmpeg
+from tools.media.fonts import fonts_dir
+from tools.media.loudness import LoudnormStats, loudnorm_apply_filter, measure_loudnorm
+from tools.media.motion import FPS, ShotMedia, shot_chain
 from tools.models import Aspect, Shot
-from tools.motion import FPS, ShotMedia, shot_chain
 
 TRANSITION_FRAMES = 12  # 0.4 s cross-fades
 TAIL = 0.5  # picture and music after the last word

@@ -9,8 +9,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from tools.files import atomic_path
+from tools.media.motion import ClipShot, StillShot
 from tools.models import Aspect
-from tools.motion import ClipShot, StillShot
 
 
 def _strength(img: Image.Image) -> float:

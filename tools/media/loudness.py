@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from tools.errors import MediaError
-from tools.ffmpeg import run_ffmpeg
+from tools.media.ffmpeg import run_ffmpeg
 
 TARGET_LUFS = -14.0
 TARGET_TP = -2.0  # aim under the -1.0 dBTP ceiling: AAC encoding adds a few tenths

@@ -1,6 +1,6 @@
 """`clips/shot_NN.mp4`: every shot as its own file, cut out of the finished master.
 
-The stills move and the footage is fitted inside the final cut's one graph (tools.compose), so no
+The stills move and the footage is fitted inside the final cut's one graph (tools.media.compose), so no
 per-shot clip is ever encoded on the way. The shots a user may want on their own are instead split
 from the master by stream copy (FFmpeg's segment muxer) at the IDR frames the final cut forces where
 each shot begins: one pass over the file, no decode, no encode, and each clip is that shot exactly as
@@ -14,8 +14,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from tools.compose import CutPlan
-from tools.ffmpeg import run_ffmpeg
+from tools.media.compose import CutPlan
+from tools.media.ffmpeg import run_ffmpeg
 
 CLIPS_DIR = "clips"
 

@@ -25,7 +25,7 @@ from pysubs2.formats.webvtt import WebVTTFormat
 
 from tools.assets import FONT_FAMILY
 from tools.files import write_text_atomic
-from tools.fonts import Face, chain, runs
+from tools.media.fonts import Face, chain, runs
 from tools.models import Aspect, Word
 from tools.text import ends_clause, ends_sentence
 

@@ -15,11 +15,11 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from tools.files import write_json_atomic
 from tools.llm.schemas import PlatformMeta
-from tools.loudness import Loudness
-from tools.probe import AudioInfo, VideoInfo
+from tools.media.loudness import Loudness
+from tools.media.probe import AudioInfo, VideoInfo
+from tools.media.upload import FitReport
 from tools.tts.base import Voice
 from tools.tts.speech import Speech
-from tools.upload import FitReport
 
 GENERATOR = "storybot"  # metadata.json's `generator`: how `--out` recognises a folder storybot wrote
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from tools import compose, loudness, shot_clips, thumbnail, upload
+from tools.media import compose, loudness, shot_clips, thumbnail, upload
+from tools.media.motion import FPS, ClipShot, ShotMedia
+from tools.media.music import synth_bed
+from tools.media.outputs import AudioEncoderMeta, CutMeta, EncoderMeta, LoudnessMeta, MasterInfo, VideoEncoderMeta
+from tools.media.probe import MediaInfo, probe
 from tools.models import Aspect
-from tools.motion import FPS, ClipShot, ShotMedia
-from tools.music import synth_bed
-from tools.outputs import AudioEncoderMeta, CutMeta, EncoderMeta, LoudnessMeta, MasterInfo, VideoEncoderMeta
-from tools.probe import MediaInfo, probe
 
 PREDICT_MARGIN = 0.9  # make the copy in the same run when the master is predicted over 90% of the limit
 

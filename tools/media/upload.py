@@ -1,5 +1,5 @@
 """Upload fitting: predicting the master's size, planning a copy under a chat upload limit, and the
-fallback that re-encodes the master when the copy made by the final cut (tools.compose) missed.
+fallback that re-encodes the master when the copy made by the final cut (tools.media.compose) missed.
 
 One pass aims at the bitrate under a VBV cap (maxrate 10% above, a one-second buffer), which keeps
 the size near bitrate x (duration + 1 s); a file that still comes out too big is redone 8% lower.
@@ -16,12 +16,12 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from tools.compose import CutPlan, VideoEncoding, x264_args
 from tools.errors import MediaError
-from tools.ffmpeg import run_ffmpeg
+from tools.media.compose import CutPlan, VideoEncoding, x264_args
+from tools.media.ffmpeg import run_ffmpeg
+from tools.media.motion import FPS, ShotMedia, StillShot, cover_filter, ken_burns_filter
+from tools.media.probe import probe
 from tools.models import Aspect
-from tools.motion import FPS, ShotMedia, StillShot, cover_filter, ken_burns_filter
-from tools.probe import probe
 
 DEFAULT_LIMIT = 10 * 1024 * 1024
 MIN_FULL_WIDTH_KBPS = 1800  # below this, 720-wide looks better than starved 1080-wide

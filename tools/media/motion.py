@@ -1,7 +1,7 @@
 """Motion and fitting: what each shot shows, as filter chains that run inside the final cut.
 
 A shot is either a still moved by Ken Burns or one or more clips fitted to the shot. Neither is
-encoded on its own: each becomes a chain in the final cut's single FFmpeg graph (tools.compose),
+encoded on its own: each becomes a chain in the final cut's single FFmpeg graph (tools.media.compose),
 so a supplied or stock clip is decoded once and the video is encoded once.
 
 - Ken Burns: zoompan rounds its crop window to whole input pixels, which shows as jitter on slow
@@ -22,10 +22,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from tools.ffmpeg import run_ffmpeg
 from tools.files import atomic_path, write_text_atomic
+from tools.media.ffmpeg import run_ffmpeg
+from tools.media.probe import probe
 from tools.models import Aspect, Motion
-from tools.probe import probe
 
 FPS = 30
 ZOOM = 0.12  # how far a move travels: 12% of the frame
