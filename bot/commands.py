@@ -304,7 +304,10 @@ class VideoCommands(commands.Cog):
         """Pictures or clips replying to the keyframes, with the shot numbers they replace ("3", "2,4")."""
         if (refusal := _not_media(pictures)) is not None:
             raise BadInput(refusal)
-        numbers = [int(n) for n in re.findall(r"\d+", text)]
+        said = re.findall(r"-?[0-9]+", text)  # "-1" is shot -1 (refused), never shot 1
+        if too_long := [n for n in said if len(n) > 5]:
+            raise BadInput(f"there is no shot {too_long[0][:8]}…: the shots are 1 to {shots}")
+        numbers = [int(n) for n in said]
         if not numbers:
             raise BadInput("say which shot each picture replaces, e.g. `3`, or `2,4` for two pictures")
         if len(numbers) != len(pictures):

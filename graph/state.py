@@ -127,10 +127,15 @@ class Answer(BaseModel):
     media: list[str] = []  # reroll: the user's pictures or clips for those shots, in order
 
 
+MAX_NUMBER_DIGITS = 4  # no approval has 10,000 ideas or shots; a longer "number" is not one
+
+
 def _numbers(text: str) -> list[int] | None:
-    """'2', '2, 4', '#3', 'shots 2 and 4' -> the numbers; None when the text says anything else."""
+    """'2', '2, 4', '#3', 'shots 2 and 4' -> the numbers; None when the text says anything else.
+    Only ASCII digits count (`str.isdigit` also takes '²', which `int` refuses), and at most a few."""
     words = re.sub(r"[,#&]|\band\b|\bshots?\b|\bidea\b|\bnumber\b", " ", text.lower()).split()
-    return sorted({int(w) for w in words}) if words and all(w.isdigit() for w in words) else None
+    number = re.compile(rf"[0-9]{{1,{MAX_NUMBER_DIGITS}}}")
+    return sorted({int(w) for w in words}) if words and all(number.fullmatch(w) for w in words) else None
 
 
 def _verb(text: str) -> tuple[str, str]:
@@ -418,8 +423,10 @@ class JobState(TypedDict, total=False):
     notices: Annotated[list[str], operator.add]
 
 
-# every class of ours the checkpointer may revive; anything else comes back as plain data
-CHECKPOINT_MODELS: tuple[type[BaseModel], ...] = (
+# every class of ours the checkpointer may revive (models and the enums inside them); anything else
+# comes back as plain data, with a warning on stderr
+CHECKPOINT_MODELS: tuple[type, ...] = (
+    Aspect,
     IdeaApproval,
     ScriptApproval,
     KeyframeApproval,

@@ -77,6 +77,14 @@ def test_keyframe_approval_rerolls_numbers_in_range() -> None:
     assert "shots to draw again" in refused(FRAMES, "make it brighter")
 
 
+@pytest.mark.parametrize("said", ["²", "pick ³", "pick " + "9" * 5000, "reroll ٣", "1²"])
+def test_numbers_that_are_not_plain_digits_are_refused_in_words_not_a_crash(said: str) -> None:
+    """Issue 23 #6: `str.isdigit` took '²' and a 5,000-digit number, which `int` then refused."""
+    for approval in (IDEAS, FRAMES):
+        message = refused(approval, said)
+        assert "answer with" in message and len(message) < 400
+
+
 def test_old_approvals_read_from_the_job_table_still_parse() -> None:
     """A job that waited before approvals were typed: its stored dict becomes the model."""
     old = {

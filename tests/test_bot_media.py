@@ -80,6 +80,8 @@ async def test_a_reply_with_a_picture_and_a_number_replaces_that_shot(conductor:
         ("", [("p.png", png((0, 200, 0)))], "say which shot"),
         ("1", [("p.png", png((0, 200, 0))), ("q.png", png((0, 0, 200)))], "2 pictures and 1 shot numbers"),
         ("1", [("song.mp3", b"ID3\x03")], "song.mp3: not a picture or a video clip"),
+        ("-1", [("p.png", png((0, 200, 0)))], "there is no shot -1"),  # issue 23 #6: not shot 1
+        ("9" * 5000, [("p.png", png((0, 200, 0)))], "there is no shot 99999999"),
     ]:
         message = reply(conductor, ALICE, text, 43, files)
         await cog.on_message(message)

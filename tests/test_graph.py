@@ -33,8 +33,10 @@ def digest(path: str | Path) -> str:
 
 
 def test_make_yes_produces_a_finished_video(tmp_path: Path) -> None:
-    result = ok_json(storybot("make", PROMPT, "--yes", "--duration", "12", "--json", data=tmp_path))
+    made = storybot("make", PROMPT, "--yes", "--duration", "12", "--json", data=tmp_path)
+    result = ok_json(made)
     assert result["status"] == "done" and result["waiting_for"] is None
+    assert "deserialization" not in made.stderr, "every model in the job state is revived from checkpoints"
     art = result["artifacts"]
     meta = json.loads(Path(art["metadata"]).read_text())
     check_video(Path(art["final_video"]), Aspect.portrait, meta["voice"]["duration"])

@@ -497,6 +497,16 @@ async def test_openai_usage_is_counted_per_block() -> None:
     }
 
 
+async def test_negative_usage_from_a_server_is_not_stored() -> None:
+    """Issue 23 #13: a server reporting -5000 tokens would have lowered the job's recorded usage."""
+    with fake_openai(canned([63]), prompt_tokens=-5000, completion_tokens=22) as fake:
+        writer = writer_for(fake)
+        with metered() as used:
+            await writer.script(WHALE, IDEA, 60)
+    assert all(amount > 0 for amount in used.values())
+    assert ("openai:story-model-test", "prompt_tokens") not in used
+
+
 # --- faults: retried with backoff within a budget, then one clear line without the key -------------
 
 

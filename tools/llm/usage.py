@@ -34,5 +34,5 @@ def count(provider: str, **amounts: int) -> None:
     used = _current.get()
     if used is not None:
         for unit, amount in amounts.items():
-            if amount:
+            if amount > 0:  # a server reporting a negative count is not believed (nothing is billed back)
                 used[(provider, unit)] += int(amount)
