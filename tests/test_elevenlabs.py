@@ -325,7 +325,7 @@ async def test_server_errors_name_the_status_never_the_key(
     server.queued = [(503, {"detail": {"status": "system_busy", "message": f"busy for {KEY}"}})] * 3
     with pytest.raises(MediaError) as caught:
         await speak(server, TEXTS["plain"], tmp_path / "voice.wav", retries=2)
-    assert str(caught.value) == "ElevenLabs failed (HTTP 503: system_busy: busy for ***) after 3 attempts"
+    assert str(caught.value) == "ElevenLabs failed (HTTP 503: system_busy: busy for [redacted]) after 3 attempts"
     assert KEY not in "".join(traceback.format_exception(caught.value)) and KEY not in caplog.text
 
 

@@ -540,7 +540,7 @@ def slow() -> Reply:
     [
         (
             [error_reply(503, {"retry-after-ms": "1"})] * 3,
-            r"failed \(HTTP 503\) after 3 attempts: overloaded for key \*\*\*",
+            r"failed \(HTTP 503\) after 3 attempts: overloaded for key \[redacted\]",
         ),
         ([error_reply(429, {"retry-after-ms": "1"})] * 3, r"is rate limiting \(HTTP 429\) after 3 attempts"),
         ([slow] * 3, r"did not answer within 0\.3 s after 3 attempts"),

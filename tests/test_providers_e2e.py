@@ -227,7 +227,7 @@ def test_outage_fails_clearly_and_resume_finishes(
     assert status["status"] == "failed"
     assert re.fullmatch(
         r"LLM openai:tale-1 at 127\.0\.0\.1:\d+ failed \(HTTP 503\) after 2 attempts: "
-        r"maintenance \(key \*\*\*\); the job can be resumed",
+        r"maintenance \(key \[redacted\]\); the job can be resumed",
         status["error"],
     ), status["error"]
     with sqlite3.connect(tmp_path / "jobs.sqlite") as db:

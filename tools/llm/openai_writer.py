@@ -55,6 +55,7 @@ from tools.llm.schemas import (
     check_coverage,
 )
 from tools.llm.usage import count
+from tools.net.redact import redact
 from tools.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -324,8 +325,7 @@ class OpenAIWriter:
         )
 
     def _scrub(self, text: str) -> str:
-        key = self._key.get_secret_value() if self._key else ""
-        return text.replace(key, "***") if key else text
+        return redact(text, extra=[self._key.get_secret_value()] if self._key else [])
 
     def _failure(self, exc: openai.APIError) -> WriterGaveUp:
         """One line naming the provider, the server and the status; the key and request body never."""

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from tools.errors import BadInput, MediaError, ProviderGaveUp
 from tools.llm.usage import count
 from tools.media.ffmpeg import run_ffmpeg
+from tools.net.redact import redact
 from tools.settings import Settings
 from tools.text import Span, ends_clause, ends_sentence, word_spans
 from tools.tts.base import ESTIMATOR, Provider, VoiceInfo
@@ -111,10 +112,8 @@ def split_chunks(text: str, limit: int) -> list[_Chunk]:
 
 
 def _scrub(message: str, secret: str, limit: int = 400) -> str:
-    """One line, bounded, without the secret."""
-    line = " ".join(message.split())
-    if secret:
-        line = line.replace(secret, "***")
+    """One line, bounded, without the key (nor any other configured secret)."""
+    line = redact(" ".join(message.split()), extra=[secret])
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
