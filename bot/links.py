@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -56,7 +57,8 @@ class Links:
         return int(time.time() if now is None else now) + self.ttl
 
     def valid(self, job_id: str, name: str, expires: str, sig: str, now: float | None = None) -> bool:
-        if not valid_job_id(job_id) or name not in ARTIFACTS or not expires.isdigit() or len(expires) > 12:
+        # ASCII digits only: `str.isdigit` also takes "²", which `int` refuses (a 500, not the bare 404)
+        if not valid_job_id(job_id) or name not in ARTIFACTS or not re.fullmatch(r"[0-9]{1,12}", expires):
             return False
         if int(expires) < (time.time() if now is None else now):
             return False

@@ -104,6 +104,8 @@ async def test_every_wrong_link_is_the_same_bare_404(served: tuple[LinkServer, J
             f"{base}/",  # listings
             f"{base}/files/{JOB}/..%2Fjobs.sqlite?expires=1&sig=x",  # a path
             local(server.links.url(JOB, "thumbnail.png"), base),  # signed, but the job has none
+            good.split("expires=")[0] + "expires=%C2%B2&sig=x",  # issue 23 #11: '²' is no number
+            good.split("expires=")[0] + "expires=%D9%A3&sig=x",  # nor an Arabic-Indic 3
         ]
         for url in wrong:
             answer = await http.get(url)
