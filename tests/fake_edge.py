@@ -17,6 +17,7 @@ import html
 import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,8 @@ class FakeEdge:
     connections: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
     sent_words: list[tuple[str, float, float]] = field(default_factory=list)  # (word, start, end) seconds
+    # what a broken or hostile server does to the times it reports (the audio stays right)
+    warp: Callable[[list[tuple[str, float, float]]], list[tuple[str, float, float]]] | None = None
     url: str = ""
     _runner: web.AppRunner | None = None
 
@@ -87,7 +90,7 @@ class FakeEdge:
             return ws
         mp3, words = await self._speech(text)
         self.sent_words = words
-        for word, start, end in words:
+        for word, start, end in self.warp(words) if self.warp else words:
             meta = {
                 "Metadata": [
                     {

@@ -68,3 +68,29 @@ async def test_a_server_that_keeps_dropping_gives_up(tmp_path: Path) -> None:
     finally:
         await server.close()
     assert server.connections == 2
+
+
+@pytest.mark.parametrize(
+    ("warp", "why"),
+    [
+        (lambda words: [(w, 4.0 - s, 4.0 - s + (e - s)) for w, s, e in words], "go backwards"),
+        (lambda words: [*words[:-1], (words[-1][0], 36_000.0, 36_000.4)], "timed at 36000.0 s"),
+    ],
+    ids=["backwards", "ten-hours-in"],
+)
+async def test_word_times_that_cannot_be_right_fall_back_to_estimates_with_a_notice(
+    tmp_path: Path, warp: object, why: str
+) -> None:
+    """Issue 23 #9: such times were clamped, piling the later words up at the end with no length."""
+    server = await FakeEdge(warp=warp).start()  # type: ignore[arg-type]
+    try:
+        speech = await EdgeVoice(VOICE, url=server.url, retries=0).synthesize(TEXT, tmp_path / "voice.wav")
+    finally:
+        await server.close()
+    assert speech.estimated and speech.notice and why in speech.notice and "estimated" in speech.notice
+    assert [w.word for w in speech.words] == [s.text for s in word_spans(TEXT)]
+    assert all(w.end > w.start for w in speech.words), "every word keeps a length"
+    starts = [w.start for w in speech.words]
+    assert starts == sorted(starts) and speech.words[-1].end <= speech.duration
+    # spread over the speech heard: the last word ends near the end of what the server really said
+    assert abs(speech.words[-1].end - server.sent_words[-1][2]) < 1.0

@@ -181,7 +181,7 @@ async def _render_into(
     music = await music_or_bed(opts.music, work, cut.total, opts.seed)
     # audio analysis needs no pictures: run it while the clips are animated
     audio = asyncio.create_task(compose.prepare_audio(work / "voice.wav", music, cut.total))
-    notices: list[str] = []
+    notices = [speech.notice] if speech.notice else []
     try:
         if clips_in:
             with st.stage("animate"):  # clips are fitted inside the final cut: only their lengths are read
@@ -190,7 +190,8 @@ async def _render_into(
                 ]
         else:
             with st.stage("keyframes"):
-                made, notices = await _pictures(plan, work, opts, images)
+                made, missed = await _pictures(plan, work, opts, images)
+                notices += missed
             with st.stage("animate"):  # footage is fitted and stills move inside the final cut
                 media = await _media_of(made, plan)
         with st.stage("post_produce"):

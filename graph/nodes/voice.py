@@ -34,4 +34,4 @@ async def voice(state: JobState, ctx: NodeContext) -> StageUpdate:
         ctx.store.set_voice_rate(narrator.rate_key, speech.words_per_minute)
     summary = VoiceMeta.of(speech, narrator, chosen.notice)
     remember(manifest, key, summary)
-    return done(narrator.provider, voice=summary)
+    return done(narrator.provider, voice=summary, notices=[speech.notice] if speech.notice else [])

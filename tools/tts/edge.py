@@ -24,7 +24,8 @@ from tools.settings import Settings
 from tools.text import Span, word_spans
 from tools.tts.base import ESTIMATOR, Provider, VoiceInfo
 from tools.tts.elevenlabs import VoiceGaveUp
-from tools.tts.speech import Speech, measured_speech, write_wav
+from tools.tts.speech import Speech, write_wav
+from tools.tts.timing import measured_speech
 
 PROVIDER = "edge"
 TICKS = 10_000_000  # per second

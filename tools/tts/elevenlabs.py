@@ -33,7 +33,8 @@ from tools.net.redact import redact
 from tools.settings import Settings
 from tools.text import Span, ends_clause, ends_sentence, word_spans
 from tools.tts.base import ESTIMATOR, Provider, VoiceInfo
-from tools.tts.speech import OUT_RATE, Speech, measured_speech, write_wav
+from tools.tts.speech import OUT_RATE, Speech, write_wav
+from tools.tts.timing import measured_speech
 
 if TYPE_CHECKING:
     from elevenlabs.client import AsyncElevenLabs

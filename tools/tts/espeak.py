@@ -30,10 +30,10 @@ from tools.tts.speech import (
     assemble,
     frame_levels,
     is_speakable,
-    measured_speech,
     words_per_minute,
     write_wav,
 )
+from tools.tts.timing import measured_speech
 
 PROVIDER = "espeak-ng"
 MIN_RATE, MAX_RATE = 80, 450  # espeakRATE_MINIMUM / espeakRATE_MAXIMUM in speak_lib.h

@@ -35,7 +35,8 @@ from tools.text import Span, ends_sentence, word_spans
 from tools.tts.base import ESTIMATOR, Provider, VoiceInfo
 from tools.tts.espeak import phonemize
 from tools.tts.piper_graph import timed_model
-from tools.tts.speech import Speech, assemble, is_speakable, measured_speech, words_per_minute, write_wav
+from tools.tts.speech import Speech, assemble, is_speakable, words_per_minute, write_wav
+from tools.tts.timing import measured_speech
 
 PROVIDER = "piper"
 HOP = 256  # samples per duration unit (VITS hop length)

@@ -8,7 +8,6 @@ pause usually falls at the end of a sentence or clause, so cuts between stretche
 from __future__ import annotations
 
 import asyncio
-from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -16,77 +15,14 @@ import numpy as np
 from tools.errors import BadInput, MediaError
 from tools.media.ffmpeg import decode_audio
 from tools.media.probe import probe
-from tools.text import Span, ends_clause, ends_sentence, word_spans
+from tools.text import word_spans
 from tools.tts.base import ESTIMATOR
-from tools.tts.speech import Levels, Speech, assemble, frame_levels, is_speakable, write_wav
+from tools.tts.speech import Speech, assemble, frame_levels, write_wav
+from tools.tts.timing import estimate_times, speech_segments
 
 PROVIDER = "recording"
 _ANALYSIS_RATE = 16_000  # enough for levels, and a long recording stays small in memory
 _SILENT_DB = -60.0  # no frame louder than this: nothing was said
-_MIN_SILENCE = 0.25  # shorter gaps are breaths between words, not pauses between phrases
-_MIN_SEGMENT = 0.06  # shorter sounds are clicks, not words
-# Seconds of timing error worth accepting to cut a pause at a sentence or clause end.
-_SENTENCE_BONUS = 1.0
-_CLAUSE_BONUS = 0.5
-
-Segment = tuple[float, float]
-
-
-def speech_segments(levels: Levels) -> list[Segment]:
-    """(start, end) seconds of stretches of speech separated by at least `_MIN_SILENCE` of quiet."""
-    voiced = np.concatenate([[False], levels.voiced(), [False]])
-    edges = np.flatnonzero(np.diff(voiced.astype(np.int8)))
-    merged: list[list[int]] = []
-    for start, end in edges.reshape(-1, 2).tolist():
-        if merged and (start - merged[-1][1]) * levels.step < _MIN_SILENCE:
-            merged[-1][1] = end
-        else:
-            merged.append([start, end])
-    return [
-        (start * levels.step, end * levels.step) for start, end in merged if (end - start) * levels.step >= _MIN_SEGMENT
-    ]
-
-
-def _cuts(tokens: list[str], segments: list[Segment]) -> list[int]:
-    """For each pause between segments, the index of the first token spoken after it.
-
-    Greedy, pause by pause: the cut whose share of the script's characters best matches the share of
-    speech time before the pause, helped toward sentence and clause ends, leaving at least one
-    token for every segment.
-    """
-    lengths = np.array([len(t) for t in tokens], dtype=float)
-    share = np.concatenate([[0.0], np.cumsum(lengths)]) / lengths.sum()
-    durations = np.array([end - start for start, end in segments])
-    total = durations.sum()
-    bonus = np.array(
-        [0.0] + [_SENTENCE_BONUS if ends_sentence(t) else _CLAUSE_BONUS if ends_clause(t) else 0.0 for t in tokens]
-    )
-    cuts: list[int] = []
-    for pause, elapsed in enumerate(np.cumsum(durations)[:-1] / total):
-        low = (cuts[-1] if cuts else 0) + 1
-        high = len(tokens) - (len(segments) - 1 - pause)  # the last cut that leaves a token per segment
-        candidates = np.arange(low, high + 1)
-        cost = np.abs(share[candidates] - elapsed) * total - bonus[candidates]
-        cuts.append(int(candidates[np.argmin(cost)]))
-    return cuts
-
-
-def estimate_times(spans: list[Span], segments: list[Segment]) -> dict[int, tuple[float, float]]:
-    """Spread the spoken tokens over the speech segments, each in proportion to its length."""
-    spoken = [i for i, span in enumerate(spans) if is_speakable(span.text)]
-    if not spoken:
-        return {}
-    if len(segments) > len(spoken):  # more stretches than words: keep the longest ones, in order
-        segments = sorted(sorted(segments, key=lambda s: s[0] - s[1])[: len(spoken)])
-    tokens = [spans[i].text for i in spoken]
-    bounds = [0, *_cuts(tokens, segments), len(spoken)]
-    timed: dict[int, tuple[float, float]] = {}
-    for (start, end), (first, last) in zip(segments, pairwise(bounds), strict=True):
-        lengths = np.array([len(t) for t in tokens[first:last]], dtype=float)
-        edges = start + (end - start) * np.concatenate([[0.0], np.cumsum(lengths)]) / lengths.sum()
-        for k, index in enumerate(spoken[first:last]):
-            timed[index] = (float(edges[k]), float(edges[k + 1]))
-    return timed
 
 
 async def from_recording(audio: Path, text: str, out_wav: Path) -> Speech:

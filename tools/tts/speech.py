@@ -7,7 +7,7 @@ Subtitles and shot cuts follow these word times, so both providers judge "audibl
 from __future__ import annotations
 
 import wave
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +31,7 @@ class Speech(BaseModel):
     words: list[Word]
     provider: str
     estimated: bool
+    notice: str | None = None  # for the user: why the word times are estimated although the voice sent some
 
     @property
     def words_per_minute(self) -> float:
@@ -104,24 +105,6 @@ def assemble(
         )
         cursor = end
     return words
-
-
-def measured_speech(
-    wav: Path,
-    duration: float,
-    spans: Sequence[Span],
-    timed: Mapping[int, tuple[float, float]],
-    provider: str,
-    *,
-    interpolated: Collection[int] = (),
-) -> Speech:
-    """The Speech of a voice that reports its own word times; tokens in `interpolated` had their
-    times guessed from their neighbours', so only those words are marked estimated."""
-    words = [
-        word.model_copy(update={"estimated": True}) if index in interpolated else word
-        for index, word in enumerate(assemble(spans, timed, duration, estimated=False))
-    ]
-    return Speech(wav=wav, duration=duration, words=words, provider=provider, estimated=False)
 
 
 def words_per_minute(words: Sequence[Word]) -> float:
