@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -113,6 +113,7 @@ class Stock:
         self.base = ""
         self.links: dict[str, str] = {}  # name -> the download URL a reply names instead of our own
         self.redirects: dict[str, str] = {}  # name -> where a download of it is redirected
+        self.served: dict[str, Callable[[], Reply]] = {}  # name -> a reply of its own (a fault, a trickle)
 
     def handle(self, req: Request) -> Reply:
         url = urlsplit(req.path)
@@ -121,6 +122,8 @@ class Stock:
             name = url.path.removeprefix("/files/")
             if name in self.redirects:
                 return Reply(302, b"", {"Location": self.redirects[name]})
+            if name in self.served:
+                return self.served[name]()
             if name == "page.png":
                 return Reply(200, b"<!DOCTYPE html><html>rate limited</html>", {"Content-Type": "image/png"})
             if name == "empty.mp4":

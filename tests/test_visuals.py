@@ -257,6 +257,41 @@ def test_the_key_goes_to_the_api_only_and_downloads_go_nowhere_a_reply_chooses(
     assert searches and all(KEY in (r.headers.get("Authorization") or "") + r.path for r in searches)
 
 
+def test_a_failing_download_is_tried_once_per_job_and_a_trickle_is_cut_off(
+    stock_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 23 #3: a URL trickling bytes was tried for every query of every shot (hours), a 503 URL
+    downloaded 24 times for one shot. Now: one deadline per download, retries included, and a URL
+    that failed is not asked again in the job's stage."""
+    stock, url, requests = stock_server
+    monkeypatch.setattr(fetch_module, "DOWNLOAD_DEADLINE", 1.0)
+
+    def trickle() -> Reply:
+        def drip() -> Iterator[bytes]:
+            yield stock.media["red.mp4"][:64]  # a real MP4's first bytes, then 10 bytes a second
+            for byte in stock.media["red.mp4"][64:164]:
+                time.sleep(0.1)
+                yield bytes([byte])
+
+        return Reply(200, drip(), {"Content-Type": "video/mp4"})
+
+    stock.served = {"red.mp4": trickle, "blue.mp4": lambda: Reply(503, b"busy")}
+    stock.videos = {"lighthouse": ["red.mp4", "blue.mp4", "green.mp4", "yellow.mp4"]}
+    settings = settings_for(
+        data=str(tmp_path / "d"), PEXELS_API_KEY=KEY, PEXELS_BASE_URL=url, STORYBOT_PROVIDER_RETRIES="1"
+    )
+    started = time.perf_counter()
+    made = run_make(
+        "stock", settings, [brief(shot(0, "lighthouse", 2), "p"), brief(shot(1, "lighthouse", 2), "p")], tmp_path
+    )
+    took = time.perf_counter() - started
+    fetched = [r.path for r in requests if r.path.startswith("/files/")]
+    assert fetched.count("/files/red.mp4") == 1, fetched
+    assert fetched.count("/files/blue.mp4") == 2, "one download with its one retry, then never again"
+    assert [v.media_ids for v in made] == [["pexels:video:1001"], ["pexels:video:1003"]]  # green, yellow
+    assert 1.0 <= took < 15, f"{took:.1f} s"  # the trickle was given its second, once
+
+
 @pytest.mark.parametrize(
     ("url", "why"),
     [

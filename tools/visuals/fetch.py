@@ -39,7 +39,7 @@ from tools.visuals.base import VisualError
 
 MAX_BYTES = 200 * 1024 * 1024
 TIMEOUT = httpx.Timeout(20.0, connect=5.0)  # per read/connect
-DOWNLOAD_DEADLINE = 300.0  # a whole download, against servers that trickle bytes
+DOWNLOAD_DEADLINE = 300.0  # a whole download, retries included, against servers that trickle bytes
 CALL_DEADLINE = 60.0  # a whole API call, retries included
 BACKOFF = 0.5  # seconds before the first retry without Retry-After, doubled each time, plus jitter
 MAX_RETRY_AFTER = 30.0  # a provider that asks for a longer wait has failed this call
@@ -122,13 +122,16 @@ class Http:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{stem}.{uuid.uuid4().hex[:8]}.part"
         try:
-            suffix = await self._with_retries(lambda: self._stream(url, tmp, kind))
+            async with asyncio.timeout(DOWNLOAD_DEADLINE):  # retries included: a trickle is not tried twice
+                suffix = await self._with_retries(lambda: self._stream(url, tmp, kind))
             await asyncio.to_thread(check_media, tmp, kind)
             final = folder / f"{stem}{suffix}"
             os.replace(tmp, final)
             return final
         except RefusedURL as exc:
             raise RefusedMedia(self._fail(f"{media_id}: {exc}").args[0]) from None
+        except TimeoutError:
+            raise self._fail(f"{media_id}: not whole within {DOWNLOAD_DEADLINE:g} s") from None
         except (StorybotError, ValueError) as exc:
             raise self._fail(f"{media_id}: {exc}") from None
         finally:

@@ -44,6 +44,7 @@ MAX_CHAIN = 4  # clips at most in one shot
 RANKED = 3  # candidates a vision model scores per shot
 KEYFRAMES_AT_ONCE = 2  # shots whose keyframe is made while later shots download
 TRIES_PER_SHOT = 3  # downloads that may fail before the shot gives up on a kind
+SHOT_DEADLINE = 600.0  # seconds one shot may spend searching and downloading before it gets a card
 
 
 class Candidate(BaseModel):
@@ -86,6 +87,7 @@ class StockSource:
         self.providers, self.cache, self.rank = providers, cache, rank
         self._searches: dict[tuple[str, str, str], list[Candidate]] = {}
         self._down: dict[str, str] = {}  # provider -> why it failed through its retries
+        self._failed: dict[str, str] = {}  # media URL -> why it failed: not asked again in this job's stage
 
     @classmethod
     def open(
@@ -112,7 +114,11 @@ class StockSource:
         finishing = asyncio.Semaphore(KEYFRAMES_AT_ONCE)
         try:
             for brief in briefs:
-                taken = await self._shot(brief, job, used)
+                try:
+                    async with asyncio.timeout(SHOT_DEADLINE):
+                        taken = await self._shot(brief, job, used)
+                except TimeoutError:
+                    taken = Miss(shot=brief.index, reason=f"no stock media within {SHOT_DEADLINE:g} s")
                 if isinstance(taken, Miss):
                     out.append(taken)
                     continue
@@ -166,8 +172,16 @@ class StockSource:
         assert self.rank is not None
         scores: list[float] = []
         for n, hit in enumerate(hits):
+            if hit.url in self._failed:
+                scores.append(-1.0)
+                continue
             try:
                 path = await http.download(hit.url, self.cache, f"{hit.kind}_{hit.id}", hit.kind)
+            except VisualError as exc:
+                self._failed[hit.url] = str(exc)
+                scores.append(-1.0)
+                continue
+            try:
                 frame = job.media(brief, f".candidate{n + 1}.png")
                 if hit.kind == "video":
                     await footage.clip_keyframe(path, job.aspect, frame)
@@ -190,14 +204,18 @@ class StockSource:
         for hit in hits:
             if failures >= TRIES_PER_SHOT or len(taken) >= MAX_CHAIN:
                 break
+            if hit.url in self._failed:  # failed for an earlier query or shot: no second try, no cost
+                continue
             try:
                 path = await http.download(hit.url, self.cache, f"{hit.kind}_{hit.id}", hit.kind)
                 if hit.kind == "video":
                     hit = hit.model_copy(update={"seconds": await asyncio.to_thread(footage.clip_seconds, path)})
             except RefusedMedia as exc:  # nothing was fetched: the next hit costs no try
+                self._failed[hit.url] = str(exc)
                 problems.append(str(exc))
                 continue
             except VisualError as exc:
+                self._failed[hit.url] = str(exc)
                 problems.append(str(exc))
                 failures += 1
                 continue
