@@ -257,6 +257,18 @@ def test_the_key_goes_to_the_api_only_and_downloads_go_nowhere_a_reply_chooses(
     assert searches and all(KEY in (r.headers.get("Authorization") or "") + r.path for r in searches)
 
 
+def test_a_search_reply_nested_100000_deep_costs_a_card_not_the_job(stock_server, tmp_path: Path) -> None:
+    """Issue 23 #5: `json.loads` raised RecursionError, a traceback in `render`."""
+    stock, url, _ = stock_server
+    deep = Reply(200, b"[" * 100_000 + b"]" * 100_000, {"Content-Type": "application/json"})
+    stock.faults = [deep] * 2
+    settings = settings_for(
+        data=str(tmp_path / "d"), PEXELS_API_KEY=KEY, PEXELS_BASE_URL=url, STORYBOT_PROVIDER_RETRIES="1"
+    )
+    made = run_make("stock", settings, [brief(shot(0, "lighthouse"), "p")], tmp_path)
+    assert made[0].source == "cards" and "nested too deep" in (made[0].notice or "")
+
+
 def test_a_failing_download_is_tried_once_per_job_and_a_trickle_is_cut_off(
     stock_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

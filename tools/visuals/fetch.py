@@ -109,6 +109,8 @@ class Http:
                 raise _Malformed(
                     f"the reply was not JSON ({response.headers.get('content-type', 'no type')})"
                 ) from None
+            except RecursionError:  # a reply nested 100,000 deep: refused, not a traceback
+                raise _Malformed("the reply was JSON nested too deep to read") from None
 
         return await self._with_retries(once)
 
