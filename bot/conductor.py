@@ -37,6 +37,7 @@ from graph.api import (
     Settings,
     Subscription,
     redact,
+    was_interrupted,
 )
 
 log = logging.getLogger("storybot.bot")
@@ -247,7 +248,7 @@ class Conductor:
                 record = self.service.get(post.job_id)
             except BadInput:
                 continue
-            if record.status in ("queued", "running"):
+            if record.status in ("queued", "running") or was_interrupted(record):  # stopped with the bot
                 resume = partial(
                     self.service.resume, post.job_id, Requester(id=record.requester, approver=True), post.auto_approve
                 )

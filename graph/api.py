@@ -14,6 +14,7 @@ from graph.service import (
     Requester,
     StaleAnswer,
     Subscription,
+    was_interrupted,
 )
 from graph.state import (
     APPROVALS,
@@ -86,4 +87,5 @@ __all__ = [
     "resolve_voice",
     "valid_job_id",
     "voice_catalogue",
+    "was_interrupted",
 ]

@@ -48,6 +48,18 @@ log = logging.getLogger("storybot.graph")
 END_EVENTS = ("waiting", "done", "failed", "cancelled")  # a job's run in this process stopped
 
 
+INTERRUPTED = "interrupted: the process running it stopped"
+
+
+def interrupted(job_id: str) -> str:
+    """The error of a job its process stopped (a shutdown, SIGTERM, Ctrl-C): it can be resumed."""
+    return f"{INTERRUPTED}; `storybot resume {job_id}` continues from the last finished stage"
+
+
+def was_interrupted(record: JobRecord) -> bool:
+    return record.status == "failed" and (record.error or "").startswith(INTERRUPTED)
+
+
 class Requester(BaseModel):
     """Who is acting: `id` is stable per person ("discord:1234", "cli:alice")."""
 
@@ -135,6 +147,7 @@ class JobService:
         self._subscribers: dict[str, list[asyncio.Queue[Event]]] = {}
         self._slots = asyncio.Semaphore(settings.render_slots)
         self._queue: list[str] = []  # jobs waiting for a render slot, first in first out
+        self._closing = False  # set by close(): a job stopped now was interrupted, not cancelled
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -168,6 +181,9 @@ class JobService:
         )
 
     async def close(self) -> None:
+        """Stop this process's jobs: each is recorded as interrupted (failed, resumable from its last
+        finished stage), not cancelled, since nobody asked to cancel it."""
+        self._closing = True
         for task in list(self._tasks.values()):
             task.cancel()
         for task in list(self._tasks.values()):
@@ -351,7 +367,10 @@ class JobService:
                     payload, config, context=self._context(job_id, auto_approve), durability="sync"
                 )
         except asyncio.CancelledError:
-            self._finish(job_id, "cancelled")
+            if self._closing:
+                self._finish(job_id, "failed", error=interrupted(job_id))
+            else:
+                self._finish(job_id, "cancelled")
             raise
         except JobCancelled:
             self._finish(job_id, "cancelled")

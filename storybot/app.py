@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,6 +23,35 @@ app = typer.Typer(
     help="Turn a request or a script into a finished short video.",
 )
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+T = TypeVar("T")
+
+
+def run_async(work: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run`, with SIGTERM taking Ctrl-C's path: the command is cancelled (JobService records
+    a job it was running as interrupted and resumable, `render` removes its work folder), then
+    KeyboardInterrupt: one line and exit 130, never a silent -15."""
+
+    async def interruptible() -> T:
+        task, loop = asyncio.current_task(), asyncio.get_running_loop()
+        assert task is not None
+        stopped = False
+
+        def stop() -> None:
+            nonlocal stopped
+            stopped = True
+            task.cancel()
+
+        loop.add_signal_handler(signal.SIGTERM, stop)
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if stopped:
+                raise KeyboardInterrupt from None
+            raise
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+    return asyncio.run(interruptible())
 
 
 def parse_aspect(value: str) -> Aspect:

@@ -6,6 +6,7 @@ Bad input exits with code 2 and one line on stderr; `--json` prints one JSON obj
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import unicodedata
 from typing import NoReturn
@@ -16,6 +17,9 @@ from storybot import bot_cmd, job_cmds, render_cmd, voices_cmd, worker_cmds  # n
 from storybot.app import app, err
 from tools.errors import BadInput, StorybotError
 from tools.net.redact import redact, redact_logs
+
+INTERRUPTED = 130  # the shell's code for a command stopped by a signal
+INTERRUPTED_LINE = "interrupted; a job that was running can be continued with `storybot resume JOB_ID`"
 
 
 def safe_line(message: str) -> str:
@@ -35,10 +39,16 @@ def _root() -> None:
     """Turn a request or a script into a finished short video."""
 
 
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM outside a running command takes Ctrl-C's path (inside one, `run_async` handles it)."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Entry point: every bad input, Typer's own usage errors included, becomes one line and exit 2."""
     logging.basicConfig(level=logging.WARNING, format="%(message)s")  # as Python's last-resort handler prints
     redact_logs()
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         result = app(standalone_mode=False)
     except BadInput as exc:
@@ -46,7 +56,7 @@ def main() -> None:
     except StorybotError as exc:
         fail(str(exc), 1)
     except (typer.Abort, KeyboardInterrupt):
-        fail("interrupted", 130)
+        fail(INTERRUPTED_LINE, INTERRUPTED)
     except Exception as exc:
         # Typer vendors its own click, so its usage errors are recognised by shape, not class.
         message = getattr(exc, "format_message", None)
@@ -56,4 +66,6 @@ def main() -> None:
             err.print(message(), markup=False)
             sys.exit(2)
         fail(message())
+    if result == INTERRUPTED:  # Typer turns a KeyboardInterrupt inside a command into a bare 130
+        fail(INTERRUPTED_LINE, INTERRUPTED)
     sys.exit(result if isinstance(result, int) else 0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import json
 import sys
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from storybot.app import app, err, parse_aspect, settings_for
+from storybot.app import app, err, parse_aspect, run_async, settings_for
 from tools.errors import BadInput
 from tools.text import read_script_file
 
@@ -119,7 +118,7 @@ def _print_approval(record: JobRecord) -> None:
 
 
 def _run(coro: Any) -> None:
-    code = asyncio.run(coro)
+    code = run_async(coro)
     if code:
         sys.exit(code)
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from storybot.app import app, err, parse_aspect
+from storybot.app import app, err, parse_aspect, run_async
 from tools.errors import BadInput
 from tools.media.compose import VideoEncoding
 from tools.media.outputs import read_metadata
@@ -70,7 +69,7 @@ def render_command(
     if chosen and chosen.notice:
         err.print(chosen.notice, markup=False)
     with err.status("rendering", spinner="dots") as status:
-        artifacts = asyncio.run(render(opts, progress=lambda s: status.update(f"stage: {s}"), chosen=chosen))
+        artifacts = run_async(render(opts, progress=lambda s: status.update(f"stage: {s}"), chosen=chosen))
     if as_json:
         print(json.dumps({"status": "done", "artifacts": artifacts.model_dump()}, ensure_ascii=False))
         return

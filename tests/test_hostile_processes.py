@@ -226,3 +226,51 @@ def test_a_refusal_while_ffmpeg_starts_or_runs_prints_one_line_and_ends(delay: f
     result = subprocess.run([sys.executable, "-c", RACE, str(delay)], capture_output=True, text=True, timeout=30)
     assert result.stderr.strip().splitlines() == ["refused"], result.stderr
     assert time.monotonic() - start < 15
+
+
+def test_sigterm_during_a_stage_is_one_line_and_a_resumable_job(tmp_path: Path) -> None:
+    """Issue 23 #12: SIGTERM ended `make` with exit -15 and no word, and `status` said "running" forever."""
+    env = {**os.environ, "STORYBOT_DATA_DIR": str(tmp_path)}
+    make = subprocess.Popen(
+        [sys.executable, "-m", "storybot", "make", "A fox who learns to sail", "--yes", "--duration", "8"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert make.stderr is not None
+    seen = ""
+    for line in make.stderr:  # the voice stage starts right after the script is approved
+        seen += line
+        if "approve_script" in line:
+            make.send_signal(signal.SIGTERM)
+            break
+    rest = make.stderr.read()  # the same buffered reader: `communicate` would skip what it holds
+    make.wait(timeout=120)
+    lines = (seen + rest).strip().splitlines()
+    assert make.returncode == 130, seen + rest
+    assert lines[-1].startswith("storybot: error: interrupted") and "Traceback" not in rest
+    job = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "storybot", "jobs", "--json"], env=env, capture_output=True, text=True, check=True
+        ).stdout
+    )[0]["job_id"]
+    status = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "storybot", "status", job, "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert status["status"] == "failed" and status["error"].startswith("interrupted")
+    assert f"storybot resume {job}" in status["error"]
+    resumed = subprocess.run(
+        [sys.executable, "-m", "storybot", "resume", job, "--yes", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0 and json.loads(resumed.stdout)["status"] == "done", resumed.stderr
