@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.fake_stock import KEY, NAMES, colour_of, frame_at, header_only, png_bytes
+from tests.fake_stock import KEY, NAMES, colour_of, fake_stock, frame_at, header_only, png_bytes
 from tests.local_http import Reply, Request, local_server
 from tools.errors import BadInput
 from tools.llm.usage import metered
@@ -255,6 +255,23 @@ def test_the_key_goes_to_the_api_only_and_downloads_go_nowhere_a_reply_chooses(
     assert all(r.headers.get("Authorization") is None and KEY not in r.path for r in downloads)
     searches = [r for r in requests if not r.path.startswith("/files/")]
     assert searches and all(KEY in (r.headers.get("Authorization") or "") + r.path for r in searches)
+
+
+def test_another_servers_media_of_the_same_id_is_not_taken_from_the_cache(
+    stock_media: dict[str, bytes], tmp_path: Path
+) -> None:
+    """Issue 23 #10: the cache was keyed by provider and id only, so job 2 asking another server for
+    media 1000 got job 1's file."""
+    swapped = {**stock_media, "red.mp4": stock_media["blue.mp4"]}  # the same id, other content
+    colours = []
+    for media in (stock_media, swapped):
+        with fake_stock(media) as (stock, url, _):
+            stock.videos = {"lighthouse": ["red.mp4"]}
+            settings = settings_for(data=str(tmp_path / "d"), PEXELS_API_KEY=KEY, PEXELS_BASE_URL=url)
+            made = run_make("stock", settings, [brief(shot(0, "lighthouse", 2), "p")], tmp_path / str(len(colours)))
+        assert made[0].media_ids == ["pexels:video:1000"]
+        colours.append(colour_of(frame_at(made[0].clips[0], 0.5)))
+    assert colours == ["red", "blue"]
 
 
 def test_a_search_reply_nested_100000_deep_costs_a_card_not_the_job(stock_server, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ mid-download leaves nothing in use, and rerunning the stage resumes from the cac
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import os
@@ -31,6 +32,7 @@ import httpx
 from PIL import Image
 
 from tools.errors import StorybotError
+from tools.files import write_text_atomic
 from tools.media.probe import probe, require_video_frame
 from tools.net.guard import Guard, RefusedURL, parse
 from tools.net.redact import redact
@@ -115,10 +117,15 @@ class Http:
         return await self._with_retries(once)
 
     async def download(self, url: str, cache: Path, media_id: str, kind: Kind) -> Path:
-        """The media at `url` in the cache as `<cache>/<provider>/<id>.<ext>`, downloaded once."""
+        """The media at `url` in the cache as `<cache>/<provider>/<id>.<ext>`, downloaded once per URL:
+        a cached file is reused only when it came from this very URL (recorded under `.sources/`), so
+        another server's media 7 is never mistaken for this one's."""
         folder = cache / _SAFE.sub("_", self.provider)
         stem = _SAFE.sub("_", media_id)[:100]
-        for existing in folder.glob(f"{stem}.*") if folder.is_dir() else []:
+        source = cache / ".sources" / folder.name / stem
+        origin = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()
+        known = source.read_text(encoding="ascii").strip() if source.is_file() else None
+        for existing in folder.glob(f"{stem}.*") if folder.is_dir() and known == origin else []:
             if not existing.name.startswith("."):
                 return existing
         folder.mkdir(parents=True, exist_ok=True)
@@ -128,7 +135,12 @@ class Http:
                 suffix = await self._with_retries(lambda: self._stream(url, tmp, kind))
             await asyncio.to_thread(check_media, tmp, kind)
             final = folder / f"{stem}{suffix}"
-            os.replace(tmp, final)
+            for stale in folder.glob(f"{stem}.*"):  # the same id from elsewhere, in another format
+                if stale != final and not stale.name.startswith("."):
+                    stale.unlink(missing_ok=True)
+            os.replace(tmp, final)  # a job folder's hard link to an older file keeps that file
+            source.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(source, origin)
             return final
         except RefusedURL as exc:
             raise RefusedMedia(self._fail(f"{media_id}: {exc}").args[0]) from None
