@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError, field_validator
 from graph.state import Approval, JobRequest, JobResult
 from tools.errors import BadInput
 
+BUSY_TIMEOUT_MS = 30_000
 JOB_ID_PATTERN = r"[0-9a-f]{12}"  # generated, never taken from user text: 12 hex digits
 
 
@@ -89,7 +90,9 @@ class JobStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite_utils.Database(path)
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA busy_timeout=5000")
+        # another process holding the write lock (a long backup, a stuck tool) is waited for with
+        # SQLite's own backoff, then the error is one line (storybot.cli), never a dead job at 5 s
+        self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         # WAL + NORMAL survives a killed process (not a power cut) without an fsync per write,
         # which would stall the event loop for milliseconds at every stage change
         self.db.execute("PRAGMA synchronous=NORMAL")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import sys
 import unicodedata
 from typing import NoReturn
@@ -55,6 +56,8 @@ def main() -> None:
         fail(str(exc))
     except StorybotError as exc:
         fail(str(exc), 1)
+    except sqlite3.OperationalError as exc:  # locked past the busy timeout, or a full disk
+        fail(f"the job database could not be written ({exc}); jobs can be resumed once it can", 1)
     except (typer.Abort, KeyboardInterrupt):
         fail(INTERRUPTED_LINE, INTERRUPTED)
     except Exception as exc:

@@ -274,3 +274,43 @@ def test_sigterm_during_a_stage_is_one_line_and_a_resumable_job(tmp_path: Path) 
         timeout=300,
     )
     assert resumed.returncode == 0 and json.loads(resumed.stdout)["status"] == "done", resumed.stderr
+
+
+def test_another_process_holding_the_job_database_is_waited_for(tmp_path: Path) -> None:
+    """Issue 23 #8: a write lock held over 5 s elsewhere made `make` die with "database is locked"."""
+    import sqlite3
+    import threading
+
+    env = {**os.environ, "STORYBOT_DATA_DIR": str(tmp_path)}
+    first = subprocess.run(
+        [sys.executable, "-m", "storybot", "make", "A fox", "--duration", "6", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert first.returncode == 0, first.stderr
+    held = threading.Event()
+
+    def hold() -> None:
+        with sqlite3.connect(tmp_path / "jobs.sqlite", timeout=5) as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("UPDATE jobs SET updated = updated")
+            held.set()
+            time.sleep(8)
+            db.rollback()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(10)
+    job = json.loads(first.stdout)["job_id"]
+    answered = subprocess.run(
+        [sys.executable, "-m", "storybot", "answer", job, "approve", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    holder.join()
+    assert answered.returncode == 0, answered.stderr
+    assert json.loads(answered.stdout)["status"] in ("waiting", "done")
