@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import cli as cli_module
+from tests.cli import ok_json
 from tests.hostile_helpers import (
     FAST_ENV,
     SHORT,
@@ -250,29 +252,11 @@ def test_sigterm_during_a_stage_is_one_line_and_a_resumable_job(tmp_path: Path) 
     lines = (seen + rest).strip().splitlines()
     assert make.returncode == 130, seen + rest
     assert lines[-1].startswith("storybot: error: interrupted") and "Traceback" not in rest
-    job = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "storybot", "jobs", "--json"], env=env, capture_output=True, text=True, check=True
-        ).stdout
-    )[0]["job_id"]
-    status = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "storybot", "status", job, "--json"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    job = ok_json(cli(["jobs", "--json"], data=tmp_path))[0]["job_id"]
+    status = ok_json(cli(["status", job, "--json"], data=tmp_path))
     assert status["status"] == "failed" and status["error"].startswith("interrupted")
     assert f"storybot resume {job}" in status["error"]
-    resumed = subprocess.run(
-        [sys.executable, "-m", "storybot", "resume", job, "--yes", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    resumed = cli(["resume", job, "--yes", "--json"], data=tmp_path)
     assert resumed.returncode == 0 and json.loads(resumed.stdout)["status"] == "done", resumed.stderr
 
 
@@ -281,14 +265,7 @@ def test_another_process_holding_the_job_database_is_waited_for(tmp_path: Path) 
     import sqlite3
     import threading
 
-    env = {**os.environ, "STORYBOT_DATA_DIR": str(tmp_path)}
-    first = subprocess.run(
-        [sys.executable, "-m", "storybot", "make", "A fox", "--duration", "6", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    first = cli(["make", "A fox", "--duration", "6", "--json"], data=tmp_path)
     assert first.returncode == 0, first.stderr
     held = threading.Event()
 
@@ -304,13 +281,12 @@ def test_another_process_holding_the_job_database_is_waited_for(tmp_path: Path) 
     holder.start()
     held.wait(10)
     job = json.loads(first.stdout)["job_id"]
-    answered = subprocess.run(
-        [sys.executable, "-m", "storybot", "answer", job, "approve", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    answered = cli(["answer", job, "approve", "--json"], data=tmp_path)
     holder.join()
     assert answered.returncode == 0, answered.stderr
     assert json.loads(answered.stdout)["status"] in ("waiting", "done")
+
+
+def cli(args: list[str], data: Path) -> subprocess.CompletedProcess[str]:
+    """The plain CLI runner (this module's `storybot` adds the hostile files' fast preset and limit)."""
+    return cli_module.storybot(*args, data=data, timeout=300)
