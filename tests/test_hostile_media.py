@@ -60,6 +60,24 @@ def test_wav_with_zero_samples_is_refused_fast(tmp_path: Path, script: Path, opt
     assert result.elapsed < 30 and not out.exists()  # type: ignore[attr-defined]
 
 
+def test_a_recording_hours_long_is_refused_from_its_header(tmp_path: Path, script: Path) -> None:
+    """Issue 23 #4: a 4 GB sparse WAV as --voice was decoded whole (5.6 GB RSS over 42 s) to render
+    a 12-hour video; it is refused from the header, before any decoding."""
+    import struct
+
+    wav = tmp_path / "long.wav"
+    size = 4 * 2**30 - 64
+    with wav.open("wb") as f:
+        f.write(b"RIFF" + struct.pack("<I", size + 36) + b"WAVE")
+        f.write(b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, 48000, 96000, 2, 16))
+        f.write(b"data" + struct.pack("<I", size))
+        f.truncate(size + 44)  # sparse: nothing is written to disk
+    out = tmp_path / "out"
+    result = storybot(*render_args(script, out, "--voice", str(wav)), timeout=60)
+    refused(result, "a narration is at most 10 min", case="4 GB sparse WAV as --voice")
+    assert result.elapsed < 20 and not out.exists()  # type: ignore[attr-defined]
+
+
 # --- 3. a recorded voice with as many pauses as words, or more --------------------------------------
 
 

@@ -274,6 +274,22 @@ def test_another_servers_media_of_the_same_id_is_not_taken_from_the_cache(
     assert colours == ["red", "blue"]
 
 
+def test_a_gzip_bomb_of_a_search_reply_is_refused_at_the_byte_ceiling(stock_server, tmp_path: Path) -> None:
+    """Issue 23 #4: a 1 MiB gzip reply took RSS to 2.1 GB; replies are counted after decompression."""
+    import gzip
+
+    stock, url, requests = stock_server
+    inflated = b'{"videos": [' + b" " * (48 * 2**20) + b"]}"
+    bomb = Reply(200, gzip.compress(inflated, 9), {"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    stock.faults = [bomb]
+    settings = settings_for(
+        data=str(tmp_path / "d"), PEXELS_API_KEY=KEY, PEXELS_BASE_URL=url, STORYBOT_PROVIDER_RETRIES="2"
+    )
+    made = run_make("stock", settings, [brief(shot(0, "lighthouse"), "p")], tmp_path)
+    assert made[0].source == "cards" and "over the 32 MB limit" in (made[0].notice or "")
+    assert len([r for r in requests if "search" in r.path]) == 1, "a reply too large is not asked for again"
+
+
 def test_a_search_reply_nested_100000_deep_costs_a_card_not_the_job(stock_server, tmp_path: Path) -> None:
     """Issue 23 #5: `json.loads` raised RecursionError, a traceback in `render`."""
     stock, url, _ = stock_server

@@ -21,14 +21,20 @@ from tools.tts.speech import Speech, assemble, frame_levels, write_wav
 from tools.tts.timing import estimate_times, speech_segments
 
 PROVIDER = "recording"
+MAX_SECONDS = 600  # the longest narration a short video takes (make's longest is 3 min)
 _ANALYSIS_RATE = 16_000  # enough for levels, and a long recording stays small in memory
 _SILENT_DB = -60.0  # no frame louder than this: nothing was said
 
 
 async def from_recording(audio: Path, text: str, out_wav: Path) -> Speech:
     """Use a recorded narration of `text` (any common audio format) as the voice track."""
-    if (await asyncio.to_thread(probe, audio)).audio is None:
+    info = await asyncio.to_thread(probe, audio)
+    if info.audio is None:
         raise BadInput(f"{audio.name}: no audio stream to use as the voice")
+    if info.duration > MAX_SECONDS:  # decided from the header: a 4 GB file is never decoded whole
+        raise BadInput(
+            f"{audio.name}: {info.duration / 60:.0f} min of audio; a narration is at most {MAX_SECONDS // 60} min"
+        )
     try:
         pcm = await decode_audio(audio, _ANALYSIS_RATE)
     except MediaError as exc:  # readable header, broken data

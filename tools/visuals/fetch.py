@@ -34,6 +34,7 @@ from PIL import Image
 from tools.errors import StorybotError
 from tools.files import write_text_atomic
 from tools.media.probe import probe, require_video_frame
+from tools.net.bounded import TooLarge, read_bounded
 from tools.net.guard import Guard, RefusedURL, parse
 from tools.net.redact import redact
 from tools.net.retry import retrying, transient_http
@@ -87,6 +88,8 @@ class Http:
             raise self._fail(f"{type(exc).__name__} (no answer in time)") from None
         except _Malformed as exc:
             raise self._fail(str(exc)) from None
+        except TooLarge as exc:  # not retried: the same question gets the same answer
+            raise self._fail(str(exc)) from None
 
     async def json(
         self,
@@ -100,13 +103,18 @@ class Http:
         """A JSON API call; VisualError (secrets redacted) after the retries."""
 
         async def once() -> Any:
+            request = self.client.build_request(
+                method, url, params=params, json=body, headers={**self.headers, **(headers or {})}
+            )
             async with asyncio.timeout(CALL_DEADLINE):
-                response = await self.client.request(
-                    method, url, params=params, json=body, headers={**self.headers, **(headers or {})}
-                )
-            response.raise_for_status()
+                response = await self.client.send(request, stream=True)
+                try:
+                    response.raise_for_status()
+                    content = await read_bounded(response)
+                finally:
+                    await response.aclose()
             try:
-                return json.loads(response.content)
+                return json.loads(content)
             except ValueError:
                 raise _Malformed(
                     f"the reply was not JSON ({response.headers.get('content-type', 'no type')})"
