@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -61,7 +62,7 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds a Retry-After header asks for (delta seconds or an HTTP date, never below 0); None
     when there is none or it does not parse."""
     value = headers.get("retry-after", "").strip()
-    if value.isdigit():
+    if re.fullmatch(r"[0-9]{1,9}", value):  # ASCII only: "²".isdigit() is true and float("²") fails
         return float(value)
     try:
         when = parsedate_to_datetime(value)
