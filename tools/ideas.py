@@ -30,6 +30,7 @@ import httpx
 
 from tools.llm.hygiene import plain_text
 from tools.llm.schemas import IdeaSource
+from tools.net.bounded import read_bounded
 from tools.net.retry import retrying, transient_http
 
 log = logging.getLogger(__name__)
@@ -172,18 +173,10 @@ async def _fetch(client: httpx.AsyncClient, url: str, pacer: HostPacer) -> bytes
 
 
 async def _download(client: httpx.AsyncClient, url: str) -> bytes:
-    """The body, refusing more than MAX_FEED_BYTES whether or not the server says so upfront."""
+    """The body, refusing more than MAX_FEED_BYTES (after decompression) whether or not the server says so."""
     async with client.stream("GET", url) as response:
         response.raise_for_status()
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_FEED_BYTES:
-            raise ValueError(f"{declared} bytes is over the {MAX_FEED_BYTES}-byte limit")
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > MAX_FEED_BYTES:
-                raise ValueError(f"more than {MAX_FEED_BYTES} bytes")
-        return bytes(body)
+        return await read_bounded(response, MAX_FEED_BYTES)
 
 
 def parse_feed(data: bytes) -> list[IdeaSource]:

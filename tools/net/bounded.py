@@ -16,10 +16,14 @@ async def read_bounded(response: httpx.Response, limit: int = MAX_REPLY_BYTES) -
     """The whole body of a streamed reply, decompressed, or TooLarge once it passes `limit` bytes."""
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit and not response.headers.get("content-encoding"):
-        raise TooLarge(f"a reply of {int(declared) // 2**20} MB, over the {limit // 2**20} MB limit")
+        raise TooLarge(f"a reply of {_size(int(declared))}, over the {_size(limit)} limit")
     body = bytearray()
     async for chunk in response.aiter_bytes():
         body += chunk
         if len(body) > limit:
-            raise TooLarge(f"a reply over the {limit // 2**20} MB limit")
+            raise TooLarge(f"a reply over the {_size(limit)} limit")
     return bytes(body)
+
+
+def _size(n: int) -> str:
+    return f"{n // 2**20} MB" if n >= 2**20 else f"{n} bytes"
