@@ -100,8 +100,6 @@ async def render(opts: RenderOptions, progress: Progress | None = None, chosen: 
     _require_audio(opts.voice, "voice")
     _require_audio(opts.music, "music")
     images = keyframes.list_images(opts.images) if opts.images else None
-    for picture in images or []:  # each one decodes, before any work (the user source would draw a card)
-        await asyncio.to_thread(keyframes.load_image_cover, picture, opts.aspect.size)
     clips_in = list_clips(opts.clips) if opts.clips else None
     narrator = chosen if chosen is not None else await asyncio.to_thread(choose_voice, text, opts)
 
@@ -128,7 +126,8 @@ async def _pictures(
     plan: list[Shot], work: Path, opts: RenderOptions, images: list[Path] | None
 ) -> tuple[list[visuals.Visual], list[str]]:
     """Pictures (and footage) for every shot: the user's own pictures through the same `user` source
-    as the graph's, else the chosen visual source (misses become cards)."""
+    as the graph's (a picture that does not decode is refused, naming it), else the chosen visual
+    source (misses become cards)."""
     settings = get_settings()
     name = "user" if images else visuals.resolve(opts.visuals, settings)
     if name == "gpu":
@@ -140,7 +139,13 @@ async def _pictures(
     job = visuals.Job(aspect=opts.aspect, folder=work, shots=len(plan))
     with metered() as used:
         async with visuals.open_source(name, settings, visuals.Opening(user_files=images or [])) as source:
-            made = await visuals.make_visuals(source, briefs, job)
+            if images:  # the user's own pictures: one that will not do is bad input, not a card
+                answered = await source.make(briefs, job)
+                if missed := [m for m in answered if isinstance(m, visuals.Miss)]:
+                    raise BadInput(missed[0].reason)
+                made = [v for v in answered if isinstance(v, visuals.Visual)]
+            else:
+                made = await visuals.make_visuals(source, briefs, job)
     visuals.write_records(work, [visuals.record(v, work) for v in made])
     if used:
         write_json_atomic(work / "usage.json", [{"provider": p, "unit": u, "amount": n} for (p, u), n in used.items()])
