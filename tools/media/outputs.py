@@ -16,12 +16,11 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from tools.files import write_json_atomic
 from tools.llm.schemas import PlatformMeta
 from tools.media.loudness import Loudness
+from tools.media.outdir import MARKER
 from tools.media.probe import AudioInfo, VideoInfo
 from tools.media.upload import FitReport
 from tools.tts.base import Voice
 from tools.tts.speech import Speech
-
-GENERATOR = "storybot"  # metadata.json's `generator`: how `--out` recognises a folder storybot wrote
 
 
 class Artifacts(BaseModel):
@@ -186,7 +185,7 @@ class Metadata(CutMeta):
 
     model_config = ConfigDict(extra="forbid")
 
-    generator: str = GENERATOR
+    generator: str = MARKER  # how `--out` recognises a folder storybot wrote (tools.media.outdir)
     job_id: str | None = None
     prompt: str | None = None
     aspect: str
