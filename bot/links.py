@@ -26,7 +26,16 @@ from urllib.parse import quote
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from graph.api import Artifacts, BadInput, JobRecord, JobService, Settings, StorybotError, valid_job_id
+from graph.api import (
+    LINK_SECRET_FILE,
+    Artifacts,
+    BadInput,
+    JobRecord,
+    JobService,
+    Settings,
+    StorybotError,
+    valid_job_id,
+)
 
 log = logging.getLogger("storybot.bot")
 # the names a link may carry, each the artifact of the job record it serves
@@ -36,7 +45,6 @@ ARTIFACTS: dict[str, Callable[[Artifacts], str]] = {
     "subtitles.vtt": lambda a: a.subtitles_vtt,
     "thumbnail.png": lambda a: a.thumbnail,
 }
-SECRET_FILE = "link_secret"
 
 
 class Links:
@@ -69,10 +77,10 @@ def link_secret(settings: Settings) -> bytes:
     """`STORYBOT_LINK_SECRET`, else the one generated on first use into the data folder (owner-only)."""
     if settings.link_secret is not None and settings.link_secret.get_secret_value():
         return settings.link_secret.get_secret_value().encode()
-    path = settings.data_dir / SECRET_FILE
+    path = settings.data_dir / LINK_SECRET_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = path.with_name(f".{SECRET_FILE}.{os.getpid()}")
+        scratch = path.with_name(f".{LINK_SECRET_FILE}.{os.getpid()}")
         fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(secrets.token_urlsafe(32).encode())

@@ -36,7 +36,7 @@ from tools.errors import BadInput, StorybotError
 from tools.llm.schemas import PlatformMeta
 from tools.media.outputs import Artifacts
 from tools.media.upload import DEFAULT_LIMIT, fit_for_upload
-from tools.net.redact import redact, redact_logs
+from tools.net.redact import LINK_SECRET_FILE, redact, redact_logs
 from tools.settings import Settings
 from tools.tts import VoiceInfo
 from tools.tts import catalogue as voice_catalogue
@@ -50,6 +50,7 @@ __all__ = [
     "DEFAULT_LIMIT",
     "END_EVENTS",
     "JOB_ID_PATTERN",
+    "LINK_SECRET_FILE",
     "LONGER",
     "MAX_PROMPT_CHARS",
     "SHORTER",

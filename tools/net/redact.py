@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
 from urllib.parse import quote
 
 from pydantic import SecretStr, ValidationError
@@ -31,11 +33,18 @@ def secrets_of(settings: Settings) -> list[str]:
     }
     generated = settings.data_dir / LINK_SECRET_FILE
     try:
-        if generated.is_file() and generated.stat().st_size <= 4096:
-            found.add(generated.read_text(encoding="utf-8", errors="replace").strip())
+        stat = generated.stat()
+        if generated.is_file() and stat.st_size <= 4096:
+            found.add(_read_secret(generated, stat.st_mtime_ns))
     except OSError:
         pass
     return sorted((s for s in found if len(s) >= MIN_SECRET), key=len, reverse=True)
+
+
+@lru_cache(maxsize=8)
+def _read_secret(path: Path, mtime_ns: int) -> str:
+    """The generated link secret, read once per version of the file (events and log lines ask often)."""
+    return path.read_text(encoding="utf-8", errors="replace").strip()
 
 
 def _configured() -> list[str]:
