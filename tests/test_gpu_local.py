@@ -224,7 +224,7 @@ def test_the_scene_plan_steers_each_shots_prompts(tmp_path: Path) -> None:
     import json
     from types import SimpleNamespace
 
-    from graph.nodes.gpu import negative_prompt, picture_prompt
+    from graph.nodes.prompts import negative_prompt, picture_prompt
     from tools.media.shots import read_scenes
     from tools.models import Shot
 

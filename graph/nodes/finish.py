@@ -7,7 +7,8 @@ from collections.abc import Awaitable
 from pathlib import Path
 
 from graph.context import NodeContext, StageUpdate, done, file_digest, fingerprint, recall, remember, reusable, stage
-from graph.nodes.gpu import gpu_call, negative_prompt, on_gpu, picture_prompt, shot_seed
+from graph.nodes.gpu import gpu_call, on_gpu
+from graph.nodes.prompts import negative_prompt, picture_prompt, shot_seed
 from graph.state import JobResult, JobState
 from tools import visuals
 from tools.gpu import ClipResult, GpuClient, LtxParams, ProgressFn

@@ -11,7 +11,6 @@ from graph.context import NodeContext
 from tools.gpu import Family, GpuClient, GpuError, ImageResult, ProgressFn, SdxlParams
 from tools.gpu import plan as gpu_plan
 from tools.media import keyframes
-from tools.media.shots import Scene
 from tools.models import Aspect, Shot
 
 T = TypeVar("T")
@@ -44,23 +43,6 @@ async def gpu_call(
     except GpuError as exc:
         label = "out of memory" if exc.kind == "oom" else "failed"
         raise GpuError(f"{stage_name} ({what}) {label} on {family} model {model}: {exc}", exc.kind) from None
-
-
-def shot_seed(seeds: dict[str, int], job_seed: int, index: int) -> int:
-    """The picture seed of a shot: the job's seed until a re-roll gives the shot its own."""
-    return seeds.get(str(index), job_seed)
-
-
-def picture_prompt(shot: Shot, scenes: dict[int, Scene]) -> str:
-    prompt = shot.prompt or shot.key_phrase or shot.text
-    mood = scene.mood if (scene := scenes.get(shot.index)) else ""
-    return f"{prompt}, {mood} mood" if mood else prompt
-
-
-def negative_prompt(ctx: NodeContext, shot: Shot, scenes: dict[int, Scene]) -> str:
-    """The planner's negative prompt for this shot, then the configured one for every shot."""
-    own = scene.negative_prompt if (scene := scenes.get(shot.index)) else ""
-    return ", ".join(p for p in (own, ctx.settings.sdxl_negative_prompt) if p)
 
 
 async def sdxl_draw(

@@ -9,7 +9,8 @@ from typing import Literal
 from langgraph.types import Command, interrupt
 
 from graph.context import NodeContext, StageUpdate, done, fingerprint, remember, reusable, stage
-from graph.nodes.gpu import negative_prompt, on_gpu, picture_prompt, sdxl_draw, shot_seed
+from graph.nodes.gpu import on_gpu, sdxl_draw
+from graph.nodes.prompts import negative_prompt, picture_prompt, shot_seed
 from graph.nodes.vision import judge_once, shown_verdicts
 from graph.state import Answer, JobState, KeyframeApproval, ShotCaption
 from tools import visuals

@@ -12,7 +12,8 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from graph.context import NodeContext, StageUpdate, done, file_digest, fingerprint, recall, remember, stage
-from graph.nodes.gpu import gpu_call, negative_prompt, on_gpu, picture_prompt, sdxl_draw, shot_seed
+from graph.nodes.gpu import gpu_call, on_gpu, sdxl_draw
+from graph.nodes.prompts import negative_prompt, picture_prompt, shot_seed
 from graph.state import JobState, ShotVerdict
 from tools.files import write_json_atomic
 from tools.gpu import Verdict
