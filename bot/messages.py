@@ -180,6 +180,8 @@ def length_line(approval: ScriptApproval) -> str:
 def script_question(approval: ScriptApproval) -> str:
     """The line above a script: what to do with it, and what to do about its length when it is off."""
     ask = ASK_SCRIPT
+    if approval.writer_notice:
+        ask = f"⚠️ {one_line(quote(approval.writer_notice), 600)}\n{ask}"
     if approval.off_length:
         fix = "**Make it longer**" if approval.off_length == "short" else "**Make it shorter**"
         ask += f"\nThis draft is {approval.length_note()}: {fix} asks for a new draft nearer that."

@@ -259,6 +259,7 @@ class ScriptApproval(ApprovalBase):
     summary: str = ""  # how this version came to be (a revision's one line)
     diff: str = ""
     previous_script: str = ""
+    writer_notice: str = ""  # who wrote the draft when the user should know (the template writer says so)
 
     @property
     def actions(self) -> frozenset[str]:

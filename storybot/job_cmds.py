@@ -107,6 +107,7 @@ def _print_approval(record: JobRecord) -> None:
         return
     out = [f"job {record.job_id} is waiting: {shown.question()}"]
     if isinstance(shown, ScriptApproval):
+        out += [f"note: {shown.writer_notice}"] if shown.writer_notice else []
         out += ["", shown.script, ""]
     elif isinstance(shown, IdeaApproval):
         out += [f"  {n}. {idea.title}: {idea.logline}" for n, idea in enumerate(shown.ideas, start=1)]

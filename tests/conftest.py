@@ -33,6 +33,10 @@ from tests.fake_stock import Stock, fake_stock, served_media
 from tests.gpu_fixtures import build_tiny_models
 from tests.local_http import Request
 
+# A language model running on the developer's machine must not turn the offline tests into online
+# ones: local server detection is off unless a test points it at its own fakes (test_local_writer).
+os.environ.setdefault("STORYBOT_LOCAL_LLM_SERVERS", "")
+
 STORYBOT = Path(sys.executable).with_name("storybot")
 GUILD, CHANNEL, APPROVER_ROLE = 900001, 900002, 900003
 ALICE = User(id=111, name="alice")

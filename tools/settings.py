@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = Field(None, alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL")
     llm_model: str = Field("gpt-4o-mini", alias="STORYBOT_LLM_MODEL")
+    # without a key or base URL: local servers asked for a model (kind=URL,...; empty turns it off)
+    local_llm_servers: str = Field(
+        "ollama=http://127.0.0.1:11434,lmstudio=http://127.0.0.1:1234,llamacpp=http://127.0.0.1:8080",
+        alias="STORYBOT_LOCAL_LLM_SERVERS",
+    )
 
     elevenlabs_api_key: SecretStr | None = Field(None, alias="ELEVENLABS_API_KEY")
     elevenlabs_base_url: str | None = Field(None, alias="ELEVENLABS_BASE_URL")

@@ -14,6 +14,7 @@ from langgraph.types import Command, interrupt
 from pydantic import BaseModel
 
 from graph.context import NodeContext, StageUpdate, done, stage
+from graph.events import Event
 from graph.nodes.voice import choose_voice
 from graph.state import LENGTH_TOLERANCE, Answer, JobRequest, JobState, ScriptApproval
 from graph.store import JobStore
@@ -140,6 +141,22 @@ def _save_draft(ctx: NodeContext, version: int, text: str) -> JobState:
     return _draft_update(version)
 
 
+def _by_writer(ctx: NodeContext, request: JobRequest, version: int) -> bool:
+    """Whether the writer wrote this version (not the user's own script or replacement text)."""
+    if version == 1 and request.script_text is not None:
+        return False
+    change = ctx.path(f"script.v{version}.change.json")
+    return not (change.is_file() and _Note.model_validate_json(change.read_bytes()).replaced)
+
+
+class _Note(BaseModel):
+    note: str | None = None
+
+    @property
+    def replaced(self) -> bool:
+        return self.note is None  # revise_script records a replacement with no note
+
+
 def prompt_idea(prompt: str) -> StoryIdea:
     """A request with a prompt skips the idea stages: the prompt is the idea."""
     title = prompt if len(prompt) <= TITLE_CHARS else prompt[: TITLE_CHARS - 1].rsplit(" ", 1)[0] + "…"
@@ -169,7 +186,13 @@ async def write_script(state: JobState, ctx: NodeContext) -> StageUpdate:
 
     with ctx.metered("write_script"):
         written = await _sized(ctx, state, draft)
-    return done(ctx.writer.provider, **_save_draft(ctx, version, written.text))
+    notice = ctx.writer.notice(request.prompt)
+    if notice:  # also shown with --yes, where no approval is
+        ctx.emit(Event(job_id=ctx.job_id, kind="notice", message=notice))
+    update = _save_draft(ctx, version, written.text)
+    if notice:
+        update["notices"] = [notice]
+    return done(ctx.writer.provider, **update)
 
 
 @stage("revise_script")
@@ -208,6 +231,7 @@ async def approve_script(
             target_seconds=request.duration,
             spoken_seconds=round(await _seconds(ctx, request, text), 1),
             own_script=request.script_text is not None,
+            writer_notice=(ctx.writer.notice(request.prompt) or "") if _by_writer(ctx, request, version) else "",
             **_change(ctx, version).model_dump(),
         )
         answer = Answer.model_validate(interrupt(shown))

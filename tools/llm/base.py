@@ -20,7 +20,12 @@ class WriterGaveUp(WriterError, ProviderGaveUp):
 
 
 class Writer(Protocol):
-    provider: str  # "offline" or "openai:<model>", recorded with the job
+    provider: str  # "offline", "openai:<model>" or "<local server>:<model>", recorded with the job
+
+    def notice(self, request: str) -> str | None:
+        """One line for the user about who writes this request's drafts (shown at the script
+        approval, in the CLI and in chat), or None when there is nothing to say."""
+        ...
 
     async def ideas(self, request: str, sources: list[IdeaSource], count: int = 3) -> list[StoryIdea]: ...
 

@@ -11,7 +11,9 @@ from collections import Counter
 
 from tools.errors import BadInput
 from tools.llm.base import clamp_target
+from tools.llm.factual import factual_kind, question_script, topic
 from tools.llm.hygiene import STOPWORDS, content_words, plain_text, sentences, trim_to_words, word_count, words
+from tools.llm.local import HOW_TO_GET_ONE, Found
 from tools.llm.premise import FALLBACK_REQUESTS, Premise, parse_premise, stable_hash, title_case
 from tools.llm.revision import length_scale, parse_note, revise_lines
 from tools.llm.schemas import (
@@ -39,7 +41,26 @@ def visual_prompt(title: str, text: str, index: int) -> str:
 
 
 class OfflineWriter:
+    """The template writer: the last fallback, and it says so (`notice`)."""
+
     provider = "offline"
+
+    def __init__(self, found: Found | None = None) -> None:
+        self.found = found  # a local server that answered but has no model to write with
+
+    def notice(self, request: str) -> str:
+        """What this draft is and the exact way to a real writer; for a factual request, that the
+        draft only asks the question (a template cannot know facts)."""
+        fix = self.found.missing() if self.found else HOW_TO_GET_ONE
+        kind = factual_kind(request)
+        if kind:
+            what = (
+                f"this looks like a request for facts ({kind}), which a template cannot know, so the draft only "
+                f"asks the question ({topic(request)!r}) and invents nothing"
+            )
+        else:
+            what = "this is a story template filled with your prompt's words, not a written script"
+        return f"No language model is set up, so {what}. Reply with your own script, or to get a real writer: {fix}."
 
     async def ideas(self, request: str, sources: list[IdeaSource], count: int = 3) -> list[StoryIdea]:
         """One idea per angle of the request's premise, then of the sources', then of built-in ones.
@@ -55,6 +76,8 @@ class OfflineWriter:
         return sorted(ideas, key=lambda idea: -idea.score)
 
     async def script(self, request: str, idea: StoryIdea, target_words: int) -> str:
+        if factual_kind(request):  # never confident fiction for an explainer, tips, news or a how-to
+            return question_script(request, clamp_target(target_words))
         # an idea from another source carries its premise before the logline's colon
         premise = parse_premise(request) or parse_premise(idea.logline.split(":")[0]) or _premises([])[0]
         seed = stable_hash(request, idea.title)

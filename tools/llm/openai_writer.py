@@ -34,6 +34,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from tools.llm import prompts
 from tools.llm.base import WriterError, WriterGaveUp, clamp_target
 from tools.llm.hygiene import cap, plain_text, sentences, trim_to_words, word_count
+from tools.llm.local import Found
 from tools.llm.offline import visual_prompt
 from tools.llm.revision import length_scale
 from tools.llm.schemas import (
@@ -80,16 +81,25 @@ _MOTIONS = ("zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down"
 class OpenAIWriter:
     backoff = 0.5  # seconds before the first retry of a malformed reply, doubled each time (plus jitter)
 
-    def __init__(self, settings: Settings, *, timeout: float = 60, max_retries: int | None = None) -> None:
-        self.provider = f"openai:{settings.llm_model}"
-        self._where = urlsplit(settings.openai_base_url or "https://api.openai.com").netloc.rsplit("@", 1)[-1]
+    def __init__(
+        self, settings: Settings, *, timeout: float = 60, max_retries: int | None = None, local: Found | None = None
+    ) -> None:
+        model, base_url = settings.llm_model, settings.openai_base_url
+        if local is not None and local.model:  # found running, nothing configured
+            model, base_url = local.model, local.base_url
+        self.local = local
+        self.provider = f"{local.endpoint.kind}:{model}" if local else f"openai:{model}"
+        self._where = urlsplit(base_url or "https://api.openai.com").netloc.rsplit("@", 1)[-1]
+        # local servers (llama.cpp grammars, Ollama, LM Studio) honour string lengths in a JSON schema;
+        # OpenAI's strict mode refuses them, so there the check and the retry alone keep the length
+        self._bound_length = local is not None
         self._key = settings.openai_api_key  # a SecretStr: it only leaves it to scrub server messages
         self._attempts = 1 + (settings.provider_retries if max_retries is None else max_retries)
         self._timeout = timeout
         self._method: Method = settings.llm_structured_method
         self._llm = ChatOpenAI(
-            model=settings.llm_model,
-            base_url=settings.openai_base_url,
+            model=model,
+            base_url=base_url,
             api_key=settings.openai_api_key or SecretStr(LOCAL_API_KEY),
             use_responses_api=False,
             max_retries=self._attempts - 1,
@@ -98,6 +108,15 @@ class OpenAIWriter:
 
     def __repr__(self) -> str:
         return f"OpenAIWriter({self.provider!r} at {self._where})"
+
+    def notice(self, request: str) -> str | None:
+        """Which model writes, when storybot found it rather than being told."""
+        if self.local is None or not self.local.model:
+            return None
+        return (
+            f"Writing with {self.local.model} on {self.local.label} at {self.local.endpoint.where} (found running; "
+            "OPENAI_BASE_URL and STORYBOT_LLM_MODEL choose another)."
+        )
 
     async def ideas(self, request: str, sources: list[IdeaSource], count: int = 3) -> list[StoryIdea]:
         if count < 1:
@@ -208,13 +227,18 @@ class OpenAIWriter:
         )
 
     async def _structured_chat(
-        self, schema: type[M], messages: list[BaseMessage], check: Callable[[M], None] | None = None
+        self,
+        schema: type[M],
+        messages: list[BaseMessage],
+        check: Callable[[M], None] | None = None,
+        bounds: dict[str, tuple[int, int]] | None = None,
     ) -> M:
-        """A validated `schema` instance; validation errors (and `check`'s) are fed back and retried."""
+        """A validated `schema` instance; validation errors (and `check`'s) are fed back and retried.
+        `bounds` are (min, max) characters per string field, put in the schema the server enforces."""
         messages = list(messages)
         error = ""
         for attempt in range(1, PARSE_ATTEMPTS + 1):
-            raw, data = await self._ask_structured(schema, messages)
+            raw, data = await self._ask_structured(schema, messages, bounds)
             try:
                 result = schema.model_validate(data)
                 if check is not None:
@@ -231,9 +255,13 @@ class OpenAIWriter:
             f"{PARSE_ATTEMPTS} times ({self._scrub(error)[:200]}); the job can be resumed"
         )
 
-    async def _ask_structured(self, schema: type[BaseModel], messages: list[BaseMessage]) -> tuple[Any, Any]:
+    async def _ask_structured(
+        self, schema: type[BaseModel], messages: list[BaseMessage], bounds: dict[str, tuple[int, int]] | None = None
+    ) -> tuple[Any, Any]:
         """(raw reply, parsed JSON or None) with the current method, falling back when the server refuses it."""
         function = convert_to_openai_function(schema, strict=True)
+        for name, (low, high) in (bounds or {}).items():
+            function["parameters"]["properties"][name].update(minLength=low, maxLength=high)
         while True:
             method = self._method
             asked = messages
@@ -292,7 +320,8 @@ class OpenAIWriter:
     async def _narration(self, target: int, prompt: str, schema: type[ScriptDraft]) -> Revision:
         """Ask, clean, and ask once more with the count when the length is far off."""
         messages: list[BaseMessage] = [SystemMessage(prompts.writer_system_prompt), HumanMessage(prompt)]
-        draft = await self._structured_chat(schema, messages)
+        bounds = {"script": script_chars(target)} if self._bound_length else None
+        draft = await self._structured_chat(schema, messages, bounds=bounds)
         text = clean_narration(draft.script)
         n = word_count(text)
         if not SANE[0] * target <= n <= SANE[1] * target:
@@ -301,7 +330,7 @@ class OpenAIWriter:
                 AIMessage(draft.model_dump_json()),
                 HumanMessage(prompts.fix_length_prompt.format(words=n, **_length(target))),
             ]
-            draft = await self._structured_chat(schema, messages)
+            draft = await self._structured_chat(schema, messages, bounds=bounds)
             text = clean_narration(draft.script)
             n = word_count(text)
         if n > KEEP[1] * target:
@@ -359,6 +388,12 @@ def clean_narration(text: str) -> str:
     if text and text[-1] not in ".!?":
         text += "."
     return text
+
+
+def script_chars(target: int) -> tuple[int, int]:
+    """(min, max) characters a narration of `target` words may take, for the schema's string bounds:
+    English runs 5-6 characters a word with its space; the bounds leave room, the word check decides."""
+    return math.floor(target * SANE[0] * 4), math.ceil(target * SANE[1] * 7)
 
 
 def _length(target: int) -> dict[str, int]:
