@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from tools import visuals
+from tools import provenance, visuals
 from tools.errors import BadInput
 from tools.files import write_json_atomic, write_text_atomic
 from tools.llm.usage import metered
@@ -218,6 +218,13 @@ async def _render_into(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await audio
     visual_records = visuals.read_records(work).values()
+    sources = [r.source for r in visual_records] or ["user"] * len(plan)
+    credits = [c for r in visual_records for c in r.credits]
+    videos = [p for p in (done.final, done.discord) if p is not None]
+    signed = await asyncio.to_thread(
+        provenance.sign_finished, get_settings(), videos, speech.provider, sources, credits
+    )
+    notices += [signed] if signed else []
     return Metadata(
         **dict(finish_metadata(done, opts.video, cut, opts.music is not None, opts.upload_limit_bytes)),
         voice=VoiceMeta.of(speech, chosen.voice, chosen.notice),

@@ -128,6 +128,29 @@ class Settings(BaseSettings):
     link_secret: SecretStr | None = Field(None, alias="STORYBOT_LINK_SECRET")  # unset: generated under the data folder
     link_ttl: int = Field(7 * 24 * 3600, alias="STORYBOT_LINK_TTL", ge=60)  # seconds a link stays valid
 
+    # publishing (tools/publish): accounts from the environment override `storybot accounts add`
+    youtube_client_id: str | None = Field(None, alias="STORYBOT_YOUTUBE_CLIENT_ID")
+    youtube_client_secret: SecretStr | None = Field(None, alias="STORYBOT_YOUTUBE_CLIENT_SECRET")
+    youtube_refresh_token: SecretStr | None = Field(None, alias="STORYBOT_YOUTUBE_REFRESH_TOKEN")
+    youtube_base_url: str = Field("https://www.googleapis.com", alias="STORYBOT_YOUTUBE_BASE_URL")
+    google_token_url: str = Field("https://oauth2.googleapis.com/token", alias="STORYBOT_GOOGLE_TOKEN_URL")
+    tiktok_access_token: SecretStr | None = Field(None, alias="STORYBOT_TIKTOK_ACCESS_TOKEN")
+    tiktok_base_url: str = Field("https://open.tiktokapis.com", alias="STORYBOT_TIKTOK_BASE_URL")
+    instagram_access_token: SecretStr | None = Field(None, alias="STORYBOT_INSTAGRAM_ACCESS_TOKEN")
+    instagram_user_id: str | None = Field(None, alias="STORYBOT_INSTAGRAM_USER_ID")
+    instagram_base_url: str = Field("https://graph.facebook.com/v23.0", alias="STORYBOT_INSTAGRAM_BASE_URL")
+    instagram_upload_base_url: str = Field(
+        "https://rupload.facebook.com/ig-api-upload/v23.0", alias="STORYBOT_INSTAGRAM_UPLOAD_BASE_URL"
+    )
+    publisher_role_id: int | None = Field(None, alias="STORYBOT_PUBLISHER_ROLE_ID")  # may publish others' videos
+    # YouTube upload chunk: a multiple of 256 KiB (Google's rule); small values make tests resumable
+    publish_chunk_bytes: int = Field(8 * 1024 * 1024, alias="STORYBOT_PUBLISH_CHUNK_BYTES", ge=256 * 1024)
+    publish_poll_seconds: float = Field(5.0, alias="STORYBOT_PUBLISH_POLL_SECONDS", gt=0)  # processing status
+    publish_timeout: float = Field(1800, alias="STORYBOT_PUBLISH_TIMEOUT", gt=0)  # seconds to wait for processing
+    # C2PA provenance (tools/provenance): the user's signing certificate chain (PEM) and key
+    c2pa_cert: Path | None = Field(None, alias="STORYBOT_C2PA_CERT")
+    c2pa_key: Path | None = Field(None, alias="STORYBOT_C2PA_KEY")
+
     @property
     def feed_urls(self) -> list[str]:
         return [u.strip() for u in self.idea_feeds.split(",") if u.strip()]

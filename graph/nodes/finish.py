@@ -10,11 +10,11 @@ from graph.context import NodeContext, StageUpdate, done, file_digest, fingerpri
 from graph.nodes.gpu import gpu_call, on_gpu
 from graph.nodes.prompts import negative_prompt, picture_prompt, shot_seed
 from graph.state import JobResult, JobState
-from tools import visuals
+from tools import provenance, visuals
 from tools.gpu import ClipResult, GpuClient, LtxParams, ProgressFn
 from tools.gpu import plan as gpu_plan
 from tools.media import compose, motion, shots
-from tools.media.finish import finish, finish_metadata, music_or_bed
+from tools.media.finish import Finished, finish, finish_metadata, music_or_bed
 from tools.media.outputs import Metadata, StageMeta, VisualMeta, collect_artifacts
 
 
@@ -164,13 +164,22 @@ async def post_produce(state: JobState, ctx: NodeContext) -> StageUpdate:
         stages={r.name: StageMeta(runs=r.runs, seconds=r.seconds, provider=r.provider) for r in stages},
         stage_seconds={r.name: r.seconds for r in stages if r.runs},
     ).write(ctx.path("metadata.json"))
+    signed = await ctx.in_thread(_sign, ctx, finished, ctx.voice(state).provider, list(records))
     result = JobResult(
         artifacts=collect_artifacts(ctx.job_dir),
         platforms=platforms,
         credits=[c for r in records for c in r.credits],
     )
     remember(manifest, key, result)
-    return done("ffmpeg", result=result)
+    return done("ffmpeg", result=result, notices=[signed] if signed else [])
+
+
+def _sign(ctx: NodeContext, finished: Finished, voice: str, records: list[visuals.ShotRecord]) -> str | None:
+    """C2PA manifests on the master and the upload copy: the last write to either (a rewrite after
+    signing breaks the manifest's hash)."""
+    videos = [p for p in (finished.final, finished.discord) if p is not None]
+    credits = [c for r in records for c in r.credits]
+    return provenance.sign_finished(ctx.settings, videos, voice, [r.source for r in records], credits)
 
 
 @stage("deliver")

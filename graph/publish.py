@@ -1,0 +1,86 @@
+"""Publishing a finished job: the job's own words per site, its master file, and who may publish it.
+
+The front ends (CLI, bot, service) call `publish_job`; the sites, rules, ledger and uploads are
+`tools.publish`'s. A job publishes its master (`final.mp4`), never the fitted Discord copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from graph.store import JobRecord, JobStore, valid_job_id
+from tools.errors import BadInput
+from tools.publish import Choice, Outcome, Texts, measure, plan_all, publish_all, targets
+from tools.publish.base import PlatformRow, Progress
+from tools.publish.ledger import Ledger
+from tools.settings import Settings
+
+
+def finished_job(settings: Settings, job_id: str) -> JobRecord:
+    """The job, which must be done and have its master on disk."""
+    record = JobStore(settings.data_dir / "jobs.sqlite").get(job_id) if valid_job_id(job_id) else None
+    if record is None:
+        raise BadInput(f"unknown job id: {job_id!r}")
+    if record.status != "done" or record.result is None:
+        raise BadInput(f"job {job_id} is not finished (it is {record.status}); only a finished video can be published")
+    if not Path(record.result.artifacts.final_video).is_file():
+        raise BadInput(f"job {job_id}'s final.mp4 is missing")
+    return record
+
+
+def may_publish(record: JobRecord, requester_id: str, publisher: bool) -> bool:
+    """The requester, or someone holding the publisher role (STORYBOT_PUBLISHER_ROLE_ID)."""
+    return publisher or record.requester == requester_id
+
+
+def texts_for(record: JobRecord) -> Callable[[PlatformRow], Texts]:
+    """The job's title, description and each site's hashtags (the prompt when it has none)."""
+    meta = record.result.platforms if record.result else None
+
+    def texts(row: PlatformRow) -> Texts:
+        if meta is None:
+            return Texts(title=record.prompt.strip() or "A short story", description="", hashtags=[])
+        return Texts(title=meta.title, description=meta.description, hashtags=meta.hashtags.get(row.meta_key, []))
+
+    return texts
+
+
+async def publish_job(
+    settings: Settings,
+    job_id: str,
+    to: str,
+    choice: Choice,
+    progress: Progress,
+    say: Callable[[str], None],
+) -> list[Outcome]:
+    """Check every target's rules, then publish (or resume, or answer from the ledger) each."""
+    record = finished_job(settings, job_id)
+    assert record.result is not None
+    rows = targets(to)
+    video = measure(Path(record.result.artifacts.final_video))
+    planned = plan_all(settings, rows, texts_for(record), choice, video)
+    return await publish_all(settings, job_id, planned, progress, say)
+
+
+def publications(settings: Settings, job_id: str) -> list[Outcome]:
+    """What the ledger holds for a job (for /job and status pages)."""
+    from tools.publish.registry import platform
+
+    return [
+        Outcome(
+            platform=r.platform,
+            label=platform(r.platform).label,
+            account=r.account,
+            state=r.state,
+            privacy=r.privacy,
+            link=r.link,
+            post_id=r.post_id,
+            remote_id=r.remote_id,
+            total_bytes=r.total_bytes,
+            confirmed_bytes=r.confirmed_bytes,
+            sent_bytes=r.sent_bytes,
+            error=r.error,
+        )
+        for r in Ledger(settings.data_dir).of_job(job_id)
+    ]
