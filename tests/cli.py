@@ -18,16 +18,23 @@ def storybot(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = 600,
+    input_text: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """`python -m storybot ARGS` in this environment, with STORYBOT_DATA_DIR=`data` when given and
-    `env` on top; stdout and stderr as text, and the seconds the run took as `.elapsed`."""
+    `env` on top; `input_text` on stdin; stdout and stderr as text, and the seconds the run took as `.elapsed`."""
     full = dict(os.environ)
     if data is not None:
         full["STORYBOT_DATA_DIR"] = str(data)
     full.update(env or {})
     start = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "storybot", *args], capture_output=True, text=True, cwd=cwd, env=full, timeout=timeout
+        [sys.executable, "-m", "storybot", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=full,
+        timeout=timeout,
+        input=input_text,
     )
     result.elapsed = time.monotonic() - start  # type: ignore[attr-defined]
     return result

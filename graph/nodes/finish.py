@@ -7,6 +7,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 
 from graph.context import NodeContext, StageUpdate, done, file_digest, fingerprint, recall, remember, reusable, stage
+from graph.events import Event
 from graph.nodes.gpu import gpu_call, on_gpu
 from graph.nodes.prompts import negative_prompt, picture_prompt, shot_seed
 from graph.state import JobResult, JobState
@@ -146,6 +147,9 @@ async def post_produce(state: JobState, ctx: NodeContext) -> StageUpdate:
         platforms = await ctx.writer.platform_meta(ctx.title(state), ctx.script())
     records = visuals.read_records(ctx.job_dir).values()
     stages = ctx.store.stage_list(ctx.job_id)
+    signed = await ctx.in_thread(_sign, ctx, finished, ctx.voice(state).provider, list(records))
+    if signed:
+        ctx.emit(Event(job_id=ctx.job_id, kind="notice", message=signed))
     Metadata(
         **dict(finish_metadata(finished, enc, cut, False, s.upload_limit_bytes)),
         job_id=ctx.job_id,
@@ -155,7 +159,7 @@ async def post_produce(state: JobState, ctx: NodeContext) -> StageUpdate:
         voice=ctx.voice(state),
         visuals=[VisualMeta.model_validate(r.model_dump()) for r in records],
         sources=[m.kind for m in media],
-        notices=state.get("notices", []),
+        notices=state.get("notices", []) + ([signed] if signed else []),
         subtitles=state["subtitles"],
         script_version=state["script_version"],
         platforms=platforms,
@@ -164,7 +168,6 @@ async def post_produce(state: JobState, ctx: NodeContext) -> StageUpdate:
         stages={r.name: StageMeta(runs=r.runs, seconds=r.seconds, provider=r.provider) for r in stages},
         stage_seconds={r.name: r.seconds for r in stages if r.runs},
     ).write(ctx.path("metadata.json"))
-    signed = await ctx.in_thread(_sign, ctx, finished, ctx.voice(state).provider, list(records))
     result = JobResult(
         artifacts=collect_artifacts(ctx.job_dir),
         platforms=platforms,
