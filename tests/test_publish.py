@@ -351,3 +351,32 @@ def test_redaction_masks_linked_account_tokens(tmp_path: Path) -> None:
     accounts.save(tmp_path, accounts.Account(platform="tiktok", name="x", access_token=SecretStr(TIKTOK_TOKEN)))
     settings = Settings(STORYBOT_DATA_DIR=tmp_path)
     assert redact(f"TikTok said: bad token {TIKTOK_TOKEN}", settings) == "TikTok said: bad token [redacted]"
+
+
+def test_final_video_carries_a_signed_c2pa_manifest(job: Job) -> None:
+    """Read back with c2pa's Reader: made by storybot, composite of procedural cards and a synthetic
+    voice, still faststart, and metadata.json's measured properties are the signed file's."""
+    from tests.media_checks import top_level_atoms
+    from tools.media.probe import probe
+    from tools.provenance import read_manifest
+
+    store = read_manifest(job.final)
+    assert store["validation_state"] == "Valid"  # hashes match; the local root is merely untrusted
+    codes = {s["code"] for s in store.get("validation_status", [])}
+    assert codes <= {"signingCredential.untrusted"}
+    manifest = store["manifests"][store["active_manifest"]]
+    assert manifest["claim_generator_info"][0]["name"] == "storybot"
+    assert manifest["signature_info"]["common_name"] == "storybot signer"
+    (actions,) = [a["data"]["actions"] for a in manifest["assertions"] if a["label"] == "c2pa.actions.v2"]
+    assert actions[0]["action"] == "c2pa.created"
+    assert actions[0]["digitalSourceType"].endswith("/compositeWithTrainedAlgorithmicMedia")
+
+    atoms = top_level_atoms(job.final)
+    assert atoms.index("moov") < atoms.index("mdat") and atoms[1] == "uuid"  # the manifest box after ftyp
+    meta = json.loads((job.final.parent / "metadata.json").read_text())
+    measured = probe(job.final)
+    assert meta["video"]["size_bytes"] == job.final.stat().st_size
+    assert meta["video"]["video"] == measured.video.model_dump() if measured.video else False
+    assert any("local certificate" in n for n in meta["notices"])
+    for name in ("root.key", "signer.key"):
+        assert stat.S_IMODE((job.data / "c2pa" / name).stat().st_mode) == 0o600

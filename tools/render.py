@@ -21,7 +21,7 @@ from tools.errors import BadInput
 from tools.files import write_json_atomic, write_text_atomic
 from tools.llm.usage import metered
 from tools.media import compose, keyframes, motion, outdir, shots, subtitles, upload
-from tools.media.finish import finish, finish_metadata, music_or_bed
+from tools.media.finish import finish, finish_metadata, music_or_bed, signed_sizes
 from tools.media.outputs import Artifacts, Metadata, StageMeta, SubtitleMeta, VisualMeta, VoiceMeta, collect_artifacts
 from tools.media.probe import probe, require_audio_sample, require_video_frame
 from tools.models import Aspect, Shot
@@ -225,6 +225,7 @@ async def _render_into(
         provenance.sign_finished, get_settings(), videos, speech.provider, sources, credits
     )
     notices += [signed] if signed else []
+    done = signed_sizes(done)
     return Metadata(
         **dict(finish_metadata(done, opts.video, cut, opts.music is not None, opts.upload_limit_bytes)),
         voice=VoiceMeta.of(speech, chosen.voice, chosen.notice),

@@ -15,7 +15,7 @@ from tools import provenance, visuals
 from tools.gpu import ClipResult, GpuClient, LtxParams, ProgressFn
 from tools.gpu import plan as gpu_plan
 from tools.media import compose, motion, shots
-from tools.media.finish import Finished, finish, finish_metadata, music_or_bed
+from tools.media.finish import Finished, finish, finish_metadata, music_or_bed, signed_sizes
 from tools.media.outputs import Metadata, StageMeta, VisualMeta, collect_artifacts
 
 
@@ -148,6 +148,7 @@ async def post_produce(state: JobState, ctx: NodeContext) -> StageUpdate:
     records = visuals.read_records(ctx.job_dir).values()
     stages = ctx.store.stage_list(ctx.job_id)
     signed = await ctx.in_thread(_sign, ctx, finished, ctx.voice(state).provider, list(records))
+    finished = signed_sizes(finished)
     if signed:
         ctx.emit(Event(job_id=ctx.job_id, kind="notice", message=signed))
     Metadata(

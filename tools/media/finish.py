@@ -102,6 +102,14 @@ async def finish(
     )
 
 
+def signed_sizes(done: Finished) -> Finished:
+    """`done` with the file sizes read again after the C2PA manifest went in (a few KB; the streams,
+    and every other measured property, are unchanged by signing)."""
+    info = done.info.model_copy(update={"size_bytes": done.final.stat().st_size})
+    fit = done.fit.model_copy(update={"size_bytes": Path(done.fit.path).stat().st_size}) if done.fit else None
+    return done.model_copy(update={"info": info, "fit": fit})
+
+
 def _own_clips(media: list[ShotMedia], folder: Path) -> set[int]:
     """Shots whose clip is already `clips/shot_NN.mp4` (the image-to-video model's): they keep it."""
     clips = (folder / shot_clips.CLIPS_DIR).resolve()
