@@ -133,7 +133,14 @@ async def _pictures(
     if name == "gpu":
         raise BadInput("--visuals gpu runs in `storybot make` (it needs the GPU workers); use cards, stock or images")
     briefs = [
-        visuals.brief(s, s.prompt or s.text, settings.sdxl_negative_prompt, seed=opts.seed, title=opts.title or None)
+        visuals.brief(
+            s,
+            s.prompt or s.text,
+            settings.sdxl_negative_prompt,
+            seed=opts.seed,
+            title=opts.title or None,
+            topic=opts.title or " ".join(shot.text for shot in plan),  # the script's own subject
+        )
         for s in plan
     ]
     job = visuals.Job(aspect=opts.aspect, folder=work, shots=len(plan))

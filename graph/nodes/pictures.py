@@ -62,6 +62,7 @@ async def keyframes_node(state: JobState, ctx: NodeContext) -> StageUpdate:
             scene.search_terms if scene else None,
             seed,
             title,
+            topic=request.prompt or title,
         )
         png = folder / keyframes.keyframe_name(shot)
         manifest = folder / f".{png.stem}.json"

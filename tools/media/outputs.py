@@ -156,6 +156,7 @@ class VisualMeta(BaseModel):
     source: str
     media_ids: list[str] = []
     notice: str | None = None
+    icons: list[str] = []  # what a card shows of the words (Noto Emoji names)
 
 
 class AsrMeta(BaseModel):

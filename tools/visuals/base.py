@@ -35,6 +35,7 @@ class ShotBrief(BaseModel):
     seconds: float = Field(gt=0)  # how long the picture is on screen
     seed: int = 0  # bumped by a re-roll: a new picture from the same source
     title: str | None = None  # the video's title: the first card may show it
+    subject: list[str] = []  # the video's subject (title's or prompt's terms): a card's icons when a shot has none
 
 
 class Credit(BaseModel):
@@ -57,6 +58,7 @@ class Visual(BaseModel):
     media_ids: list[str] = []  # "provider:id" of every piece used, so no other shot reuses it
     credits: list[Credit] = []
     notice: str | None = None
+    icons: list[str] = []  # icons set into a card (names in the shipped Noto Emoji set)
 
 
 class Miss(BaseModel):

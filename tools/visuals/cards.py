@@ -1,5 +1,6 @@
 """Offline pictures: procedural art cards with no words on them (the video's title, at most, on
-the first card). Always available, so it is also where every other source falls back."""
+the first card), showing what each shot is about with icons matched to its search terms (Noto
+Emoji, `icons.py`). Always available, so it is also where every other source falls back."""
 
 from __future__ import annotations
 
@@ -11,19 +12,29 @@ from typing import Literal
 from tools.media import keyframes
 from tools.models import Shot
 from tools.settings import Settings
-from tools.visuals import painter
+from tools.visuals import icon_card, icons, painter
 from tools.visuals.base import Job, Miss, Opening, ShotBrief, SourceRow, Visual
+from tools.visuals.terms import search_terms
 
 
 def draw_card(brief: ShotBrief, job: Job) -> Visual:
+    """The landscape card, with icons of what the shot is about set into it when its terms (or,
+    failing those, the video's) match any; the card alone when nothing matches."""
     shot = Shot(
         index=brief.index, start=0.0, end=brief.seconds, first_word=0, last_word=0, text=brief.text, key_phrase=""
     )
     title = brief.title if brief.index == 0 else None
     card = painter.draw_art_card(shot, job.aspect.size, brief.seed, title=title)
+    chosen = icons.match(brief.terms, brief.subject or search_terms(brief.title or "") or brief.broader)
+    if chosen:
+        sides = icon_card.sizes(job.aspect.size, len(chosen))
+        drawn = [icons.render(i.name, px) for i, px in zip(chosen, sides, strict=True)]
+        card = icon_card.compose(card, drawn, brief.seed, brief.index)
     png = job.keyframe(brief)
     png.parent.mkdir(parents=True, exist_ok=True)
-    return Visual(shot=brief.index, source="cards", keyframe=keyframes.save_png(card, png))
+    return Visual(
+        shot=brief.index, source="cards", keyframe=keyframes.save_png(card, png), icons=[i.name for i in chosen]
+    )
 
 
 class CardsSource:

@@ -30,6 +30,7 @@ class ShotRecord(BaseModel):
     media_ids: list[str] = []
     credits: list[Credit] = []
     notice: str | None = None
+    icons: list[str] = []  # a card's icons (Noto Emoji names), what the picture shows of the words
 
 
 def brief(
@@ -40,9 +41,11 @@ def brief(
     seed: int = 0,
     title: str | None = None,
     seconds: float | None = None,
+    topic: str | None = None,
 ) -> ShotBrief:
     """What a source needs to know of a planned shot; search terms from its own words when the
-    planner gave none, and the title's terms as the broader fallback."""
+    planner gave none, the title's terms as the broader fallback, and the video's subject from its
+    `topic` (the request's prompt) or title."""
     own = [t for t in (terms or []) if t.strip()][:4] or search_terms(shot.text)
     broader = [t for t in search_terms(title or "", 2) if t not in own]
     return ShotBrief(
@@ -55,6 +58,7 @@ def brief(
         seconds=max(seconds or shot.duration, 0.1),
         seed=seed,
         title=title,
+        subject=search_terms(topic or title or ""),
     )
 
 
@@ -93,6 +97,7 @@ def record(visual: Visual, folder: Path) -> ShotRecord:
         media_ids=visual.media_ids,
         credits=visual.credits,
         notice=visual.notice,
+        icons=visual.icons,
     )
 
 
