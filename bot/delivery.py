@@ -19,6 +19,7 @@ from discord.ext import commands
 
 from bot.links import Links
 from bot.messages import NO_MENTIONS, credits_text, delivery_text, link_line, too_big_text
+from bot.publishing import publish_view
 from bot.records import Post, Records
 from bot.text import mib
 from graph.api import DEFAULT_LIMIT, JobRecord, JobService, Settings, StorybotError, fit_for_upload
@@ -73,6 +74,7 @@ class Delivery:
                     delivery_text(job_id, platforms, name, extra),
                     file=discord.File(video, f"storybot-{job_id}.mp4"),
                     allowed_mentions=NO_MENTIONS,
+                    view=publish_view(self.settings, job_id),
                 )
                 return message.id
             except discord.HTTPException as exc:
@@ -90,7 +92,11 @@ class Delivery:
                 )
         where = link_line(job_id, link, size, expires) if link else f"The master is kept at `{master}`."
         note = "\n".join(filter(None, [too_big_text(size, mib(limit), where), credits]))
-        message = await channel.send(delivery_text(job_id, platforms, name, note), allowed_mentions=NO_MENTIONS)
+        message = await channel.send(
+            delivery_text(job_id, platforms, name, note),
+            allowed_mentions=NO_MENTIONS,
+            view=publish_view(self.settings, job_id),
+        )
         return message.id
 
     async def _fitting(self, record: JobRecord, master: Path, limit: int) -> Path | None:

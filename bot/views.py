@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import discord
 from discord import ui
 
+from bot.publishing import PUBLISH_ITEMS
 from graph.api import JOB_ID_PATTERN, LONGER, SHORTER, Answer, Approval, IdeaApproval, KeyframeApproval, ScriptApproval
 
 if TYPE_CHECKING:
@@ -226,4 +227,4 @@ def approval_view(job_id: str, interrupt_id: str, approval: Approval) -> ui.View
     return view
 
 
-DYNAMIC_ITEMS = (ApprovalButton, IdeaSelect, RerollSelect, JobButton)
+DYNAMIC_ITEMS = (ApprovalButton, IdeaSelect, RerollSelect, JobButton, *PUBLISH_ITEMS)

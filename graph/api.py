@@ -5,6 +5,7 @@ nodes and tools behind it can change shape without touching the bot.
 """
 
 from graph.events import Event
+from graph.publish import Linked, linked_platforms, may_publish, publish_job
 from graph.service import (
     END_EVENTS,
     JobRecord,
@@ -37,6 +38,7 @@ from tools.llm.schemas import PlatformMeta
 from tools.media.outputs import Artifacts
 from tools.media.upload import DEFAULT_LIMIT, fit_for_upload
 from tools.net.redact import LINK_SECRET_FILE, redact, redact_logs
+from tools.publish import Choice, Outcome, PlatformRefused, Privacy, Publication, Unreachable
 from tools.settings import Settings
 from tools.tts import VoiceInfo
 from tools.tts import catalogue as voice_catalogue
@@ -59,6 +61,7 @@ __all__ = [
     "Approval",
     "Artifacts",
     "BadInput",
+    "Choice",
     "Credit",
     "Event",
     "IdeaApproval",
@@ -68,8 +71,13 @@ __all__ = [
     "JobService",
     "JobStatus",
     "KeyframeApproval",
+    "Linked",
     "NotAllowed",
+    "Outcome",
     "PlatformMeta",
+    "PlatformRefused",
+    "Privacy",
+    "Publication",
     "Requester",
     "ScriptApproval",
     "Settings",
@@ -78,10 +86,14 @@ __all__ = [
     "StaleAnswer",
     "StorybotError",
     "Subscription",
+    "Unreachable",
     "VoiceInfo",
     "fit_for_upload",
     "keep_uploads",
+    "linked_platforms",
+    "may_publish",
     "media_kind",
+    "publish_job",
     "redact",
     "redact_logs",
     "resolve_visuals",

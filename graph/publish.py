@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from graph.store import JobRecord, JobStore, valid_job_id
 from tools.errors import BadInput
 from tools.publish import Choice, Outcome, Texts, measure, plan_all, publish_all, targets
@@ -84,3 +86,26 @@ def publications(settings: Settings, job_id: str) -> list[Outcome]:
         )
         for r in Ledger(settings.data_dir).of_job(job_id)
     ]
+
+
+class Linked(BaseModel):
+    """A site with an account to publish to (what the Publish button offers)."""
+
+    platform: str
+    label: str
+    account: str
+
+
+def linked_platforms(settings: Settings) -> list[Linked]:
+    """The sites that have an account (environment or `accounts add`), in registry order."""
+    from tools.publish import PLATFORMS, accounts
+
+    found = []
+    for row in PLATFORMS.values():
+        try:
+            account = row.env_account(settings) or accounts.load(settings.data_dir, row.name)
+        except BadInput:  # an unreadable or too-open file is reported by `publish`, not offered
+            continue
+        if account is not None:
+            found.append(Linked(platform=row.name, label=row.label, account=account.name))
+    return found
