@@ -21,6 +21,7 @@ from graph.api import (
     BadInput,
     JobRequest,
     KeyframeApproval,
+    VoiceInfo,
     keep_uploads,
     media_kind,
     resolve_visuals,
@@ -122,9 +123,7 @@ class VideoCommands(commands.Cog):
         typed = current.strip().lower()
         rows = sorted(voice_catalogue(self.conductor.settings), key=lambda v: not v.default)
         return [
-            app_commands.Choice(
-                name=f"{v.name} ({v.language}{', online' if not v.offline else ''})"[:100], value=v.name
-            )
+            app_commands.Choice(name=f"{v.name} ({v.language}{_reach(v, ', ')})"[:100], value=v.name)
             for v in rows
             if typed in v.name.lower()
         ][:25]
@@ -144,7 +143,7 @@ class VideoCommands(commands.Cog):
             )
             return
         lines = [
-            f"`{v.name}` {v.language}{' · online' if not v.offline else ''}"
+            f"`{v.name}` {v.language}{_reach(v, ' · ')}{' · ' + v.licence if v.licence else ''}"
             f"{' · needs a key' if v.needs_key else ''}{' · **default**' if v.default else ''}"
             for v in rows
         ]
@@ -365,3 +364,10 @@ def _reason(exc: Exception) -> str:
 async def setup(bot: commands.Bot) -> None:
     """The extension's entry point (`bot.load_extension("bot.commands")`)."""
     await bot.add_cog(VideoCommands(bot))
+
+
+def _reach(voice: VoiceInfo, sep: str) -> str:
+    """What using a voice takes beyond this machine: the network each time, or one download."""
+    if not voice.installed:
+        return f"{sep}downloaded on first use"
+    return f"{sep}online" if not voice.offline else ""

@@ -36,6 +36,8 @@ from tests.local_http import Request
 # A language model running on the developer's machine must not turn the offline tests into online
 # ones: local server detection is off unless a test points it at its own fakes (test_local_writer).
 os.environ.setdefault("STORYBOT_LOCAL_LLM_SERVERS", "")
+# Likewise no Piper voice is downloaded from the public repository: test_piper_downloads serves its own.
+os.environ.setdefault("STORYBOT_PIPER_VOICES_URL", "")
 
 STORYBOT = Path(sys.executable).with_name("storybot")
 GUILD, CHANNEL, APPROVER_ROLE = 900001, 900002, 900003

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     elevenlabs_voice_id: str | None = Field(None, alias="STORYBOT_ELEVENLABS_VOICE_ID")
     voice: str | None = Field(None, alias="STORYBOT_VOICE")  # default voice name, e.g. piper:en_US-joe-medium
     piper_voices_dir: Path | None = Field(None, alias="STORYBOT_PIPER_VOICES_DIR")  # NAME.onnx + NAME.onnx.json
+    # where Piper voices are downloaded from on first use (the repository's file layout; empty: never)
+    piper_voices_url: str = Field(
+        "https://huggingface.co/rhasspy/piper-voices/resolve/v1.0.0", alias="STORYBOT_PIPER_VOICES_URL"
+    )
     edge_wss_url: str | None = Field(None, alias="STORYBOT_EDGE_WSS_URL")  # another endpoint speaking Edge's protocol
 
     sdxl_model: str | None = Field(None, alias="STORYBOT_SDXL_MODEL")

@@ -47,6 +47,8 @@ class VoiceInfo(BaseModel):
     needs_key: bool
     default: bool = False
     description: str = ""
+    installed: bool = True  # False: downloaded when first used (Piper voices of the public repository)
+    licence: str = ""  # the dataset licence, where the provider says (a Piper voice's model card)
 
 
 @dataclass(frozen=True)

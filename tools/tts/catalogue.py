@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from tools.errors import BadInput
 from tools.settings import Settings
-from tools.tts import edge, elevenlabs, espeak, piper
+from tools.tts import edge, elevenlabs, espeak, piper, piper_fetch
 from tools.tts.base import Provider, Voice, VoiceInfo
 from tools.tts.language import detect_language, same_language
 from tools.tts.recording import RecordingVoice
@@ -102,7 +102,7 @@ def resolve(settings: Settings, name: str) -> tuple[str, str]:
 
 def _best_offline(settings: Settings, language: str) -> VoiceInfo:
     """The voice that needs no key and no network for this language: Piper if installed, else espeak-ng."""
-    pipers = [v for v in piper.ROW.listing(settings) if same_language(v.language, language)]
+    pipers = [v for v in piper.ROW.listing(settings) if v.installed and same_language(v.language, language)]
     if pipers:
         exact = [v for v in pipers if v.language == language.lower()]
         bundled = [v for v in pipers if v.name == f"piper:{DEFAULT_PIPER}"]
@@ -141,13 +141,32 @@ def get_voice(settings: Settings, request: VoiceRequest) -> Chosen:
                 voice, f"note: {voice.name} speaks {voice.language}, but the script is {wanted}; continuing with it"
             )
         return Chosen(voice)
-    info = _best_offline(settings, language or detected or "en")
+    wanted = language or detected or "en"
+    info = _best_offline(settings, wanted)
     prefix, vid = info.name.split(":", 1)
+    if prefix == "espeak":  # no Piper voice installed for it: the repository may have one
+        fetched, why = _download_for(settings, wanted)
+        if fetched is not None:
+            return fetched
     voice = PROVIDERS[prefix].make(settings, vid)
     if prefix == "espeak":
         return Chosen(
             voice,
-            f"note: no Piper voice for {info.language} is installed: narrating with espeak-ng "
-            f"({info.name}); set STORYBOT_PIPER_VOICES_DIR to add one",
+            f"note: no Piper voice for {info.language} is installed: narrating with espeak-ng ({info.name}); {why}",
         )
     return Chosen(voice)
+
+
+def _download_for(settings: Settings, language: str) -> tuple[Chosen | None, str]:
+    """A Piper voice of the public repository for `language`, downloaded now, when one whose licence
+    allows commercial use exists and the network answers; else (None, why not, for the notice)."""
+    key, why = piper_fetch.pick_for_language(settings, language)
+    if key is None:
+        return None, f"{why}; `storybot voices pull NAME` adds one"
+    try:
+        voice = piper.ROW.make(settings, key)
+    except (piper_fetch.VoiceDownloadError, BadInput) as exc:
+        return None, f"downloading piper:{key} failed ({exc})"
+    licence = piper_fetch.known_licence(settings, key)
+    said = f", dataset licence {licence.text}" if licence else ""
+    return Chosen(voice, f"note: no Piper voice for {language} was installed: downloaded piper:{key}{said}"), ""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import threading
 import unicodedata
@@ -33,12 +34,15 @@ from tools.errors import BadInput, MediaError
 from tools.media.ffmpeg import FFMPEG_NICENESS
 from tools.settings import Settings
 from tools.text import Span, ends_sentence, word_spans
+from tools.tts import piper_fetch
 from tools.tts.base import ESTIMATOR, Provider, VoiceInfo
 from tools.tts.espeak import phonemize
 from tools.tts.piper_graph import timed_model
+from tools.tts.piper_index import language_tag, read_licence
 from tools.tts.speech import Speech, assemble, is_speakable, words_per_minute, write_wav
 from tools.tts.timing import measured_speech
 
+log = logging.getLogger(__name__)
 PROVIDER = "piper"
 HOP = 256  # samples per duration unit (VITS hop length)
 SENTENCE_PAUSE = 0.35  # seconds of silence after a sentence
@@ -366,12 +370,28 @@ def bundled() -> dict[str, tuple[Path, Path]]:
     return {model.stem: (model, config)} if model.is_file() and config.is_file() else {}
 
 
-def describe(folder: Path | None) -> dict[str, tuple[Path, Path]]:
-    """Every Piper voice available: the bundled one, then a voices folder's (which may override it)."""
+def describe(folder: Path | None, downloads: Path | None = None) -> dict[str, tuple[Path, Path]]:
+    """Every Piper voice installed: the bundled one, then downloaded ones (when they have a folder of
+    their own), then a voices folder's (which may override them)."""
     voices = bundled()
+    if downloads is not None and downloads != folder and downloads.is_dir():
+        voices.update(voice_files(downloads))
     if folder is not None:
         voices.update(voice_files(folder))
     return voices
+
+
+def installed(settings: Settings) -> dict[str, tuple[Path, Path]]:
+    return describe(settings.piper_voices_dir, piper_fetch.voices_home(settings))
+
+
+def _licence(settings: Settings, vid: str, config: Path) -> str:
+    """What the voice's model card (downloaded, or shipped beside the bundled voice) says of its licence."""
+    known = piper_fetch.known_licence(settings, vid)
+    beside = config.with_name("MODEL_CARD")
+    if known is None and beside.is_file():
+        known = read_licence(beside.read_text(encoding="utf-8", errors="replace"))
+    return known.label() if known else ""
 
 
 # --- the registry row --------------------------------------------------------------------------------
@@ -386,7 +406,9 @@ def _config_language(config: Path) -> str:
 
 
 def _listing(settings: Settings) -> list[VoiceInfo]:
-    return [
+    """Installed voices, then the repository's others (downloaded when first used)."""
+    here = installed(settings)
+    rows = [
         VoiceInfo(
             name=f"piper:{vid}",
             provider=PROVIDER,
@@ -394,16 +416,52 @@ def _listing(settings: Settings) -> list[VoiceInfo]:
             offline=True,
             needs_key=False,
             description="Piper neural voice (ONNX)",
+            licence=_licence(settings, vid, config),
         )
-        for vid, (_, config) in describe(settings.piper_voices_dir).items()
+        for vid, (_, config) in here.items()
     ]
+    for vid, entry in piper_fetch.catalogue_index(settings).items():
+        if vid in here:
+            continue
+        known = piper_fetch.known_licence(settings, vid)
+        rows.append(
+            VoiceInfo(
+                name=f"piper:{vid}",
+                provider=PROVIDER,
+                language=language_tag(entry),
+                offline=False,  # one download, then offline
+                needs_key=False,
+                installed=False,
+                description=f"Piper neural voice, {entry.quality}, {entry.bytes / 1e6:.0f} MB download on first use",
+                licence=known.label() if known else "",  # its model card says, read on first use
+            )
+        )
+    return rows
 
 
-def _make(settings: Settings, vid: str) -> PiperVoice:
-    model, config = describe(settings.piper_voices_dir)[vid]
+def open_voice(settings: Settings, vid: str, progress: piper_fetch.Progress | None = None) -> PiperVoice:
+    """An installed voice, or one of the repository's downloaded now (progress, resume, checksum)."""
+    here = installed(settings)
+    if vid in here:
+        model, config = here[vid]
+    else:
+        model, config = piper_fetch.run_now(piper_fetch.fetch_voice(settings, vid, progress or LogProgress()))
     voice = PiperVoice(vid, model, config)
     voice.load()  # a broken model is refused now, before a job exists
     return voice
 
 
-ROW = Provider("piper", PROVIDER, _listing, _make)
+class LogProgress:
+    """Progress of a download for a front end that shows none itself: a log line per tenth of a file."""
+
+    def __init__(self) -> None:
+        self.shown: dict[str, int] = {}
+
+    def __call__(self, name: str, done: int, total: int) -> None:
+        tenth = done * 10 // max(total, 1)
+        if tenth > self.shown.get(name, -1):
+            self.shown[name] = tenth
+            log.warning("downloading %s: %d%% of %.1f MB", name, tenth * 10, total / 1e6)
+
+
+ROW = Provider("piper", PROVIDER, _listing, open_voice)
