@@ -60,7 +60,8 @@ async def publish_job(
     record = finished_job(settings, job_id)
     assert record.result is not None
     rows = targets(to)
-    video = measure(Path(record.result.artifacts.final_video))
+    artifacts = record.result.artifacts
+    video = measure(Path(artifacts.final_video), Path(artifacts.thumbnail) if artifacts.thumbnail else None)
     planned = plan_all(settings, rows, texts_for(record), choice, video)
     return await publish_all(settings, job_id, planned, progress, say)
 

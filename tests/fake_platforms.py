@@ -73,6 +73,7 @@ class Platforms:
         self.uploads: dict[str, Upload] = {}
         self.received = 0  # upload bytes received, resends included
         self.requests: list[tuple[str, str, dict[str, str], bytes]] = []  # method, path, headers, body (not uploads)
+        self.thumbnails: dict[str, bytes] = {}  # YouTube video id -> the image set
         self.pieces: list[tuple[str, str]] = []  # (upload id, Content-Range or offset) of each upload request
         self.access_tokens: set[str] = set()
         self.refreshes = 0
@@ -245,6 +246,9 @@ def platforms_server() -> Iterator[Platforms]:
                 return self._reply(401, _google_error(401, "authError", "Invalid Credentials"))
             if self.command == "GET" and path == "/yt/youtube/v3/channels":
                 return self._reply(200, {"items": [{"id": "UC-fake", "snippet": {"title": "Fake Channel"}}]})
+            if self.command == "POST" and path == "/yt/upload/youtube/v3/thumbnails/set":
+                p.thumbnails[query["videoId"][0]] = self._body()
+                return self._reply(200, {"kind": "youtube#thumbnailSetResponse", "items": [{"default": {}}]})
             if self.command == "POST" and path == "/yt/upload/youtube/v3/videos":
                 body = self._body()
                 p.requests.append((self.command, self.path, dict(self.headers), body))

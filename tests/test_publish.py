@@ -118,6 +118,7 @@ def test_publishes_to_all_three_with_ai_label_and_private_defaults(job: Job, fak
     (init,) = fake.calls("POST /yt/upload/youtube/v3/videos")
     assert init[2]["X-Upload-Content-Length"] == str(len(job.bytes))
     assert done["youtube"]["link"] == f"https://youtu.be/{yt.published}"
+    assert fake.thumbnails[yt.published or ""] == (job.final.parent / "thumbnail.png").read_bytes()
 
     (tt,) = fake.videos("tiktok")
     assert bytes(tt.data) == job.bytes
@@ -380,3 +381,28 @@ def test_final_video_carries_a_signed_c2pa_manifest(job: Job) -> None:
     assert any("local certificate" in n for n in meta["notices"])
     for name in ("root.key", "signer.key"):
         assert stat.S_IMODE((job.data / "c2pa" / name).stat().st_mode) == 0o600
+
+
+def test_tiktok_inbox_is_explicit_and_warns_about_the_label(job: Job, fake: Platforms) -> None:
+    result = publish(job, fake, "--to", "tiktok", "--inbox", "--json")
+    done = publications(result)
+    assert done["tiktok"]["state"] == "done"
+    assert "set the AI-generated label there" in result.stderr
+    (init,) = fake.calls("POST /tt/v2/post/publish/inbox/video/init/")
+    assert "post_info" not in json.loads(init[3])  # the inbox flow carries no label: hence the warning
+    assert not fake.calls("POST /tt/v2/post/publish/video/init/")
+    (post,) = fake.videos("tiktok")
+    assert bytes(post.data) == job.bytes
+
+
+def test_an_account_file_others_can_read_is_refused(tmp_path: Path) -> None:
+    from pydantic import SecretStr
+
+    from tools.errors import BadInput
+    from tools.publish import accounts
+
+    where = accounts.save(tmp_path, accounts.Account(platform="tiktok", name="x", access_token=SecretStr("t" * 20)))
+    assert accounts.load(tmp_path, "tiktok") is not None
+    where.chmod(0o644)
+    with pytest.raises(BadInput, match="readable by others"):
+        accounts.load(tmp_path, "tiktok")

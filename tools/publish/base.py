@@ -64,6 +64,7 @@ class Video(BaseModel):
     seconds: float
     width: int
     height: int
+    thumbnail: Path | None = None  # the job's thumbnail.png, for the sites that take one
 
 
 class Post(BaseModel):

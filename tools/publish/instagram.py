@@ -52,6 +52,16 @@ class _Error(BaseModel):
     error: _ErrorBody | None = None
 
 
+class _ContainerRequest(BaseModel):
+    """A Reel container for a resumable upload, with the AI label."""
+
+    media_type: str = "REELS"
+    upload_type: str = "resumable"
+    caption: str
+    share_to_feed: bool = True
+    is_ai_generated: bool
+
+
 class _Container(BaseModel):
     id: str
     uri: str = ""
@@ -196,13 +206,7 @@ class Instagram:
         reply = await self.graph.call(
             "POST",
             f"{self.base}/{self.user}/media",
-            json={
-                "media_type": "REELS",
-                "upload_type": "resumable",
-                "caption": post.title,
-                "share_to_feed": True,
-                "is_ai_generated": post.ai_label,
-            },
+            json=_ContainerRequest(caption=post.title, is_ai_generated=post.ai_label).model_dump(),
         )
         made = reply.parsed(_Container)
         if made is None or not made.uri:

@@ -56,7 +56,7 @@ def account_for(settings: Settings, row: PlatformRow) -> Account:
     return account
 
 
-def measure(path: Path) -> Video:
+def measure(path: Path, thumbnail: Path | None = None) -> Video:
     """The file's size, digest, length and frame size (what the sites' rules are about)."""
     if not path.is_file():
         raise BadInput(f"the video {path} is missing")
@@ -74,6 +74,7 @@ def measure(path: Path) -> Video:
         seconds=info.duration,
         width=info.video.width,
         height=info.video.height,
+        thumbnail=thumbnail if thumbnail is not None and thumbnail.is_file() else None,
     )
 
 

@@ -73,6 +73,31 @@ class _Status(BaseModel):
     uploaded_bytes: int = 0
 
 
+class _PostInfo(BaseModel):
+    """Direct post only: the caption, privacy, the creator's switches, and the AI label."""
+
+    title: str
+    privacy_level: str
+    disable_comment: bool
+    disable_duet: bool
+    disable_stitch: bool
+    is_aigc: bool
+    brand_content_toggle: bool = False
+    brand_organic_toggle: bool = False
+
+
+class _SourceInfo(BaseModel):
+    source: str = "FILE_UPLOAD"
+    video_size: int
+    chunk_size: int
+    total_chunk_count: int
+
+
+class _InitRequest(BaseModel):
+    post_info: _PostInfo | None = None  # absent for the inbox flow
+    source_info: _SourceInfo
+
+
 class _Envelope(BaseModel):
     """Every reply: `{data, error: {code, message, log_id}}`."""
 
@@ -256,23 +281,26 @@ class TikTok:
     async def _init(self, post: Post, record: Publication, save: Save) -> Publication:
         size = post.video.size
         chunk, count = chunking(size)
-        source = {"source": "FILE_UPLOAD", "video_size": size, "chunk_size": chunk, "total_chunk_count": count}
+        source = _SourceInfo(video_size=size, chunk_size=chunk, total_chunk_count=count)
         if post.inbox:
-            url, body = f"{self.base}/v2/post/publish/inbox/video/init/", {"source_info": source}
+            url, body = f"{self.base}/v2/post/publish/inbox/video/init/", _InitRequest(source_info=source)
         else:
             c = self.creator
-            post_info = {
-                "title": post.title,
-                "privacy_level": post.privacy,
-                "disable_comment": c.comment_disabled,
-                "disable_duet": c.duet_disabled,
-                "disable_stitch": c.stitch_disabled,
-                "is_aigc": post.ai_label,
-                "brand_content_toggle": False,
-                "brand_organic_toggle": False,
-            }
-            url, body = f"{self.base}/v2/post/publish/video/init/", {"post_info": post_info, "source_info": source}
-        reply = await self.api.call("POST", url, json=body, headers={"Content-Type": "application/json; charset=UTF-8"})
+            info = _PostInfo(
+                title=post.title,
+                privacy_level=post.privacy,
+                disable_comment=c.comment_disabled,
+                disable_duet=c.duet_disabled,
+                disable_stitch=c.stitch_disabled,
+                is_aigc=post.ai_label,
+            )
+            url, body = f"{self.base}/v2/post/publish/video/init/", _InitRequest(post_info=info, source_info=source)
+        reply = await self.api.call(
+            "POST",
+            url,
+            json=body.model_dump(exclude_none=True),
+            headers={"Content-Type": "application/json; charset=UTF-8"},
+        )
         init = reply.parsed(_InitReply)
         if init is None:
             raise PlatformRefused("TikTok's init reply had no publish_id and upload_url")

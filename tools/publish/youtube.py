@@ -16,15 +16,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
+import logging
 import secrets
 import time
 import webbrowser
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
+from PIL import Image
 from pydantic import BaseModel, SecretStr
 
 from tools.errors import BadInput
@@ -44,9 +47,12 @@ from tools.publish.base import (
 from tools.publish.http import Api, Reply, Unreachable, fault_wait, text_of
 from tools.settings import Settings
 
+log = logging.getLogger("storybot.publish")
+
 TITLE_MAX = 100  # characters; no < or >
 DESCRIPTION_MAX_BYTES = 5000
 SHORT_MAX_SECONDS = 180
+THUMBNAIL_MAX_BYTES = 2 * 1024 * 1024
 QUANTUM = 256 * 1024  # chunk sizes are multiples of this
 AUTH_URL = "https://accounts.google.com/o/oauth2/v2/auth"
 SCOPES = ["https://www.googleapis.com/auth/youtube.upload", "https://www.googleapis.com/auth/youtube.readonly"]
@@ -131,6 +137,28 @@ class _Error(BaseModel):
 
 class _Video(BaseModel):
     id: str = ""
+
+
+class _VideoSnippet(BaseModel):
+    title: str
+    description: str
+    categoryId: str = "24"  # Entertainment
+
+
+class _VideoStatus(BaseModel):
+    """The disclosure and audience fields: made-for-kids is always sent, false unless asked."""
+
+    privacyStatus: str
+    selfDeclaredMadeForKids: bool
+    containsSyntheticMedia: bool
+    publishAt: str | None = None  # RFC 3339; only with privacyStatus private
+
+
+class _VideoResource(BaseModel):
+    """The `video` resource that opens the upload session (`part=snippet,status`)."""
+
+    snippet: _VideoSnippet
+    status: _VideoStatus
 
 
 class _Snippet(BaseModel):
@@ -244,22 +272,25 @@ class YouTube:
     async def prepare(self, post: Post) -> Post:
         return post
 
-    def _resource(self, post: Post) -> dict[str, Any]:
-        status: dict[str, Any] = {
-            "privacyStatus": post.privacy,
-            "selfDeclaredMadeForKids": post.made_for_kids,
-            "containsSyntheticMedia": post.ai_label,
-        }
-        if post.publish_at is not None:
-            status["publishAt"] = post.publish_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-        return {"snippet": {"title": post.title, "description": post.description, "categoryId": "24"}, "status": status}
+    @staticmethod
+    def _resource(post: Post) -> _VideoResource:
+        publish_at = post.publish_at.astimezone(UTC).isoformat().replace("+00:00", "Z") if post.publish_at else None
+        return _VideoResource(
+            snippet=_VideoSnippet(title=post.title, description=post.description),
+            status=_VideoStatus(
+                privacyStatus=post.privacy,
+                selfDeclaredMadeForKids=post.made_for_kids,
+                containsSyntheticMedia=post.ai_label,
+                publishAt=publish_at,
+            ),
+        )
 
     async def _open(self, post: Post, record: Publication, save: Save) -> Publication:
         reply = await self.api.call(
             "POST",
             f"{self.base}/upload/youtube/v3/videos",
             params={"uploadType": "resumable", "part": "snippet,status"},
-            json=self._resource(post),
+            json=self._resource(post).model_dump(exclude_none=True),
             headers={"X-Upload-Content-Length": str(post.video.size), "X-Upload-Content-Type": "video/mp4"},
         )
         session = reply.headers.get("location", "")
@@ -320,7 +351,25 @@ class YouTube:
             state="done", remote_id=vid, post_id=vid, confirmed_bytes=total, link=f"https://youtu.be/{vid}"
         )
         save(record)
+        await self._thumbnail(post, vid)
         return record
+
+    async def _thumbnail(self, post: Post, video_id: str) -> None:
+        """`thumbnails.set` with the job's thumbnail; a refusal (an unverified channel may not set
+        custom thumbnails) leaves YouTube's own frame and is logged, never failing the upload."""
+        if post.video.thumbnail is None:
+            return
+        image, kind = await asyncio.to_thread(_thumbnail_bytes, post.video.thumbnail)
+        try:
+            await self.api.call(
+                "POST",
+                f"{self.base}/upload/youtube/v3/thumbnails/set",
+                params={"videoId": video_id, "uploadType": "media"},
+                content=image,
+                headers={"Content-Type": kind},
+            )
+        except (PlatformRefused, Unreachable) as exc:
+            log.warning("YouTube kept its own thumbnail for %s: %s", video_id, exc)
 
     async def _offset(self, record: Publication) -> int | _Video:
         """What the server holds: the next byte to send, or the video when the upload is complete."""
@@ -342,6 +391,17 @@ class YouTube:
             return int(held.rsplit("-", 1)[1]) + 1 if held else 0
         except (IndexError, ValueError):
             raise PlatformRefused(f"YouTube reported a range it holds that does not read: {held[:40]!r}") from None
+
+
+def _thumbnail_bytes(path: Path) -> tuple[bytes, str]:
+    """The PNG as it is, or a JPEG of it when it is over YouTube's 2 MB thumbnail limit."""
+    data = path.read_bytes()
+    if len(data) <= THUMBNAIL_MAX_BYTES:
+        return data, "image/png"
+    out = io.BytesIO()
+    with Image.open(path) as image:
+        image.convert("RGB").save(out, format="JPEG", quality=85)
+    return out.getvalue(), "image/jpeg"
 
 
 async def _call(progress: Progress, record: Publication) -> None:
