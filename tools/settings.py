@@ -23,6 +23,11 @@ def _json_or_empty(value: Any) -> Any:
     return value
 
 
+def _blank_none(value: Any) -> Any:
+    """An empty variable (as .env.example leaves it) is unset, not a path to "." or a bad number."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
 
@@ -146,14 +151,16 @@ class Settings(BaseSettings):
     instagram_upload_base_url: str = Field(
         "https://rupload.facebook.com/ig-api-upload/v23.0", alias="STORYBOT_INSTAGRAM_UPLOAD_BASE_URL"
     )
-    publisher_role_id: int | None = Field(None, alias="STORYBOT_PUBLISHER_ROLE_ID")  # may publish others' videos
+    publisher_role_id: Annotated[int | None, BeforeValidator(_blank_none)] = Field(
+        None, alias="STORYBOT_PUBLISHER_ROLE_ID"
+    )  # may publish others' videos
     # YouTube upload chunk: a multiple of 256 KiB (Google's rule); small values make tests resumable
     publish_chunk_bytes: int = Field(8 * 1024 * 1024, alias="STORYBOT_PUBLISH_CHUNK_BYTES", ge=256 * 1024)
     publish_poll_seconds: float = Field(5.0, alias="STORYBOT_PUBLISH_POLL_SECONDS", gt=0)  # processing status
     publish_timeout: float = Field(1800, alias="STORYBOT_PUBLISH_TIMEOUT", gt=0)  # seconds to wait for processing
     # C2PA provenance (tools/provenance): the user's signing certificate chain (PEM) and key
-    c2pa_cert: Path | None = Field(None, alias="STORYBOT_C2PA_CERT")
-    c2pa_key: Path | None = Field(None, alias="STORYBOT_C2PA_KEY")
+    c2pa_cert: Annotated[Path | None, BeforeValidator(_blank_none)] = Field(None, alias="STORYBOT_C2PA_CERT")
+    c2pa_key: Annotated[Path | None, BeforeValidator(_blank_none)] = Field(None, alias="STORYBOT_C2PA_KEY")
 
     @property
     def feed_urls(self) -> list[str]:

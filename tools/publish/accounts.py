@@ -42,6 +42,11 @@ class Account(BaseModel):
         return "expired" if left <= 0 else f"in {left / 3600:.1f} h" if left < 172800 else f"in {left / 86400:.0f} days"
 
 
+def given(value: SecretStr | None) -> SecretStr | None:
+    """A secret from the environment, or None when the variable is unset or empty (.env.example)."""
+    return value if value is not None and value.get_secret_value().strip() else None
+
+
 def folder(data_dir: Path) -> Path:
     return data_dir / FOLDER
 

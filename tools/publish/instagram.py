@@ -19,7 +19,7 @@ import httpx
 from pydantic import BaseModel, SecretStr
 
 from tools.errors import BadInput
-from tools.publish.accounts import Account
+from tools.publish.accounts import Account, given
 from tools.publish.base import (
     AI_LABEL_OFF_WARNING,
     Choice,
@@ -271,7 +271,7 @@ async def _call(progress: Progress, record: Publication) -> None:
 
 
 def env_account(settings: Settings) -> Account | None:
-    if settings.instagram_access_token is None:
+    if given(settings.instagram_access_token) is None:
         return None
     return Account(
         platform="instagram",

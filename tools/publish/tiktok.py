@@ -21,7 +21,7 @@ import httpx
 from pydantic import BaseModel, SecretStr
 
 from tools.errors import BadInput
-from tools.publish.accounts import Account
+from tools.publish.accounts import Account, given
 from tools.publish.base import (
     AI_LABEL_OFF_WARNING,
     Choice,
@@ -358,7 +358,7 @@ async def _call(progress: Progress, record: Publication) -> None:
 
 
 def env_account(settings: Settings) -> Account | None:
-    if settings.tiktok_access_token is None:
+    if given(settings.tiktok_access_token) is None:
         return None
     return Account(
         platform="tiktok",

@@ -31,7 +31,7 @@ from PIL import Image
 from pydantic import BaseModel, SecretStr
 
 from tools.errors import BadInput
-from tools.publish.accounts import Account
+from tools.publish.accounts import Account, given
 from tools.publish.base import (
     AI_LABEL_OFF_WARNING,
     Choice,
@@ -411,7 +411,7 @@ async def _call(progress: Progress, record: Publication) -> None:
 
 
 def env_account(settings: Settings) -> Account | None:
-    if settings.youtube_refresh_token is None:
+    if given(settings.youtube_refresh_token) is None:
         return None
     return Account(
         platform="youtube",
