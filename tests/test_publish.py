@@ -406,3 +406,14 @@ def test_an_account_file_others_can_read_is_refused(tmp_path: Path) -> None:
     where.chmod(0o644)
     with pytest.raises(BadInput, match="readable by others"):
         accounts.load(tmp_path, "tiktok")
+
+
+def test_a_second_process_publishing_the_same_job_is_refused(job: Job, fake: Platforms) -> None:
+    fake.hold_at = 100_000
+    first = start_publish(job, fake, "youtube")
+    assert fake.holding.wait(60)
+    second = publish(job, fake, "--to", "youtube")
+    assert second.returncode == 1 and "being published by another storybot process" in second.stderr
+    fake.release.set()
+    assert first.wait(60) == 0, first.communicate()
+    assert len(fake.sessions("youtube")) == 1 and len(fake.videos("youtube")) == 1

@@ -10,14 +10,44 @@ next `storybot publish` resumes that very session; a row that is `done` is answe
 
 from __future__ import annotations
 
+import fcntl
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlite_utils
 
+from tools.errors import StorybotError
 from tools.publish.base import Publication
 
 FILE = "publications.sqlite"
+LOCKS = "publishing"  # one lock file per job being published
+
+
+class Busy(StorybotError):
+    """Another storybot process is publishing this job right now."""
+
+
+@contextmanager
+def exclusive(data_dir: Path, job_id: str) -> Iterator[None]:
+    """One publishing process per job at a time (two would open two sessions and post twice). An
+    flock: the kernel releases it when the holder dies, kill -9 included, so a resume is never
+    locked out by a dead process."""
+    folder = data_dir / LOCKS
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / f"{job_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(f"job {job_id} is being published by another storybot process; try again when it ends") from None
+        yield
+    finally:
+        os.close(fd)
+
+
 BUSY_TIMEOUT_MS = 30_000
 
 

@@ -24,7 +24,7 @@ from tools.publish import accounts
 from tools.publish.accounts import Account
 from tools.publish.base import Choice, PlatformRefused, PlatformRow, Post, Progress, Publication, Texts, Video
 from tools.publish.http import TIMEOUT, Unreachable
-from tools.publish.ledger import Ledger
+from tools.publish.ledger import Ledger, exclusive
 from tools.settings import Settings
 
 
@@ -97,6 +97,14 @@ def plan_all(
 
 
 async def publish_all(
+    settings: Settings, job_id: str, planned: list[Planned], progress: Progress, say: Callable[[str], None]
+) -> list[Outcome]:
+    """Each site in turn, under the job's publishing lock (see `ledger.exclusive`)."""
+    with exclusive(settings.data_dir, job_id):
+        return await _publish_all(settings, job_id, planned, progress, say)
+
+
+async def _publish_all(
     settings: Settings, job_id: str, planned: list[Planned], progress: Progress, say: Callable[[str], None]
 ) -> list[Outcome]:
     from tools.publish.registry import platform
