@@ -6,6 +6,7 @@ The front ends (CLI, bot, service) call `publish_job`; the sites, rules, ledger 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,7 +62,8 @@ async def publish_job(
     assert record.result is not None
     rows = targets(to)
     artifacts = record.result.artifacts
-    video = measure(Path(artifacts.final_video), Path(artifacts.thumbnail) if artifacts.thumbnail else None)
+    thumbnail = Path(artifacts.thumbnail) if artifacts.thumbnail else None
+    video = await asyncio.to_thread(measure, Path(artifacts.final_video), thumbnail)  # hashing: off the loop
     planned = plan_all(settings, rows, texts_for(record), choice, video)
     return await publish_all(settings, job_id, planned, progress, say)
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from tools.errors import StorybotError
 from tools.net.bounded import TooLarge, read_bounded
-from tools.net.guard import Guard, RefusedURL, origin
+from tools.net.guard import Guard, RefusedURL, Target, origin, parse
 from tools.net.redact import one_line, redact
 from tools.net.retry import retry_after, retrying, transient_http
 from tools.publish.base import PlatformRefused
@@ -108,18 +108,23 @@ class Api:
         wanted = frozenset(expect)
         if authed and not self.own(url):
             raise PlatformRefused(f"{self.label} named an upload address outside its configured origin; not sent")
-        if not authed:
-            try:
-                await self.guard.check(url)
-            except RefusedURL as exc:
-                raise PlatformRefused(f"{self.label} named an upload address storybot will not use ({exc})") from None
+        try:  # an address a reply named is pinned to the public address checked (no token goes there)
+            target = await self.guard.check(url) if not authed else Target(parse(url))
+        except RefusedURL as exc:
+            raise PlatformRefused(f"{self.label} named an upload address storybot will not use ({exc})") from None
         refreshed = False
 
         async def attempt() -> Reply:
             nonlocal refreshed
             while True:
                 extra = await self.auth.headers() if authed else {}
-                request = self.client.build_request(method, url, headers={**(headers or {}), **extra}, **send)
+                request = self.client.build_request(
+                    method,
+                    target.url,
+                    headers={**target.headers, **(headers or {}), **extra},
+                    extensions=target.extensions,
+                    **send,
+                )
                 response = await self.client.send(request, stream=True)
                 try:
                     body = await read_bounded(response)

@@ -126,7 +126,14 @@ async def _publish_all(
                 continue
             for line in post.notices:
                 say(line)
-            if record is None or record.state == "refused" or record.sha256 != post.video.sha256:
+            if record is not None and record.sha256 != post.video.sha256 and record.state != "refused":
+                if record.state != "started" and record.confirmed_bytes:
+                    raise BadInput(
+                        f"job {job_id}'s video changed after its {row.label} upload began (that upload is of the"
+                        " earlier file): put the earlier final.mp4 back to finish it"
+                    )
+                record = None  # nothing of the earlier file reached the site: start over with this one
+            if record is None or record.state == "refused":
                 record = ledger.start(job_id, row.name, account.name, post.video.size, post.video.sha256, post.privacy)
             try:
                 record = await site.publish(post, record, ledger.save, progress)
