@@ -146,9 +146,10 @@ def _when(value: str | None) -> datetime | None:
 
 def _line(o: Outcome) -> str:
     if o.state == "done":
-        where = o.link or f"{o.remote_label} {o.remote_id} (no public link for a {o.privacy} post)"
         again = ", published earlier" if o.already else ""
-        return f"{o.platform}: {where} ({o.privacy}{again})"
+        if o.link is None:  # a SELF_ONLY TikTok post has no public id: its publish_id is the answer
+            return f"{o.platform}: {o.remote_label} {o.remote_id} ({o.privacy}: no public link{again})"
+        return f"{o.platform}: {o.link} ({o.privacy}{again})"
     return f"{o.platform}: {o.state}: {o.error or 'not finished'}"
 
 
