@@ -68,8 +68,8 @@ def test_the_users_certificate_signs_and_credits_are_ingredients(clip: Path, tmp
     )
     assert signing_identity(settings).local is False
     credit = Credit(shot=1, source="pexels", id="1000", author="Ann Example", url="https://www.pexels.com/video/1000/")
-    notice = sign_finished(settings, [video], "elevenlabs", ["pexels"], [credit])
-    assert notice is None  # no self-signed notice with the user's own certificate
+    made = sign_finished(settings, [video], "elevenlabs", ["pexels"], [credit])
+    assert made.notice is None and made.signer == "STORYBOT_C2PA_CERT"  # no self-signed notice
     assert not (tmp_path / "data" / "c2pa").exists()
     store = read_manifest(video)
     manifest = store["manifests"][store["active_manifest"]]
@@ -81,7 +81,7 @@ def test_a_change_after_signing_breaks_the_manifest(clip: Path, tmp_path: Path) 
     video = tmp_path / "final.mp4"
     video.write_bytes(clip.read_bytes())
     settings = Settings(STORYBOT_DATA_DIR=tmp_path)
-    assert sign_finished(settings, [video], "piper", ["cards"], []) is not None  # the local-certificate notice
+    assert sign_finished(settings, [video], "piper", ["cards"], []).notice  # the local-certificate notice
     assert read_manifest(video)["validation_state"] == "Valid"
     data = bytearray(video.read_bytes())
     data[-100] ^= 0xFF  # one byte of the media, as any rewrite after signing would change it

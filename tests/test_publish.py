@@ -378,7 +378,8 @@ def test_final_video_carries_a_signed_c2pa_manifest(job: Job) -> None:
     measured = probe(job.final)
     assert meta["video"]["size_bytes"] == job.final.stat().st_size
     assert meta["video"]["video"] == measured.video.model_dump() if measured.video else False
-    assert any("local certificate" in n for n in meta["notices"])
+    assert meta["provenance"]["signer"] == "local (self-issued)" and "local certificate" in meta["provenance"]["notice"]
+    assert meta["provenance"]["signed"] == ["final.mp4"]
     for name in ("root.key", "signer.key"):
         assert stat.S_IMODE((job.data / "c2pa" / name).stat().st_mode) == 0o600
 

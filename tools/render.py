@@ -231,7 +231,6 @@ async def _render_into(
     signed = await asyncio.to_thread(
         provenance.sign_finished, get_settings(), videos, speech.provider, sources, credits
     )
-    notices += [signed] if signed else []
     done = signed_sizes(done)
     return Metadata(
         **dict(finish_metadata(done, opts.video, cut, opts.music is not None, opts.upload_limit_bytes)),
@@ -241,6 +240,7 @@ async def _render_into(
         visuals=[VisualMeta.model_validate(r.model_dump()) for r in visual_records]
         or [VisualMeta(shot=s.index + 1, source="user") for s in plan],
         notices=notices,
+        provenance=signed,
         subtitles=SubtitleMeta(cues=len(subs.cues), font_size=subs.font_size),
         stage_seconds=st.seconds,
         stages={name: StageMeta(runs=1, seconds=seconds) for name, seconds in st.seconds.items()},

@@ -149,8 +149,8 @@ async def post_produce(state: JobState, ctx: NodeContext) -> StageUpdate:
     stages = ctx.store.stage_list(ctx.job_id)
     signed = await ctx.in_thread(_sign, ctx, finished, ctx.voice(state).provider, list(records))
     finished = signed_sizes(finished)
-    if signed:
-        ctx.emit(Event(job_id=ctx.job_id, kind="notice", message=signed))
+    if signed.notice:
+        ctx.emit(Event(job_id=ctx.job_id, kind="notice", message=signed.notice))
     Metadata(
         **dict(finish_metadata(finished, enc, cut, False, s.upload_limit_bytes)),
         job_id=ctx.job_id,
@@ -160,7 +160,8 @@ async def post_produce(state: JobState, ctx: NodeContext) -> StageUpdate:
         voice=ctx.voice(state),
         visuals=[VisualMeta.model_validate(r.model_dump()) for r in records],
         sources=[m.kind for m in media],
-        notices=state.get("notices", []) + ([signed] if signed else []),
+        notices=state.get("notices", []),
+        provenance=signed,
         subtitles=state["subtitles"],
         script_version=state["script_version"],
         platforms=platforms,
@@ -175,10 +176,12 @@ async def post_produce(state: JobState, ctx: NodeContext) -> StageUpdate:
         credits=[c for r in records for c in r.credits],
     )
     remember(manifest, key, result)
-    return done("ffmpeg", result=result, notices=[signed] if signed else [])
+    return done("ffmpeg", result=result)
 
 
-def _sign(ctx: NodeContext, finished: Finished, voice: str, records: list[visuals.ShotRecord]) -> str | None:
+def _sign(
+    ctx: NodeContext, finished: Finished, voice: str, records: list[visuals.ShotRecord]
+) -> provenance.ProvenanceMeta:
     """C2PA manifests on the master and the upload copy: the last write to either (a rewrite after
     signing breaks the manifest's hash)."""
     videos = [p for p in (finished.final, finished.discord) if p is not None]

@@ -19,6 +19,7 @@ from tools.media.loudness import Loudness
 from tools.media.outdir import MARKER
 from tools.media.probe import AudioInfo, VideoInfo
 from tools.media.upload import FitReport
+from tools.provenance.manifest import ProvenanceMeta
 from tools.tts.base import Voice
 from tools.tts.speech import Speech
 
@@ -195,6 +196,7 @@ class Metadata(CutMeta):
     visuals: list[VisualMeta]
     sources: list[str]  # per shot: "still" or "clip", as the final cut took it
     notices: list[str] = []
+    provenance: ProvenanceMeta | None = None  # the C2PA manifest signed into the videos
     subtitles: SubtitleMeta
     script_version: int | None = None
     platforms: PlatformMeta | None = None  # titles, descriptions and hashtags per platform

@@ -35,6 +35,15 @@ class Provenance(BaseModel):
     generator_version: str = "0.1"
 
 
+class ProvenanceMeta(BaseModel):
+    """metadata.json's record of the signing: what the manifest says and who signed it."""
+
+    signed: list[str]  # file names
+    source_type: str
+    signer: str  # "local (self-issued)" or "STORYBOT_C2PA_CERT"
+    notice: str | None = None  # said to the user when the certificate is storybot's own
+
+
 def source_type(visuals: Sequence[str], voice_provider: str) -> str:
     """The IPTC digital source type of a video made from these shot sources and this voice."""
     generated = [s.startswith(GENERATED) for s in visuals]

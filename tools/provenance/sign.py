@@ -16,7 +16,7 @@ import c2pa
 
 from tools.errors import MediaError
 from tools.provenance.certs import LOCAL_NOTICE, SigningIdentity, signing_identity
-from tools.provenance.manifest import Ingredient, Provenance, manifest_json, source_type
+from tools.provenance.manifest import Ingredient, Provenance, ProvenanceMeta, manifest_json, source_type
 from tools.settings import Settings
 from tools.visuals.base import Credit
 
@@ -58,9 +58,8 @@ def sign_outputs(videos: list[Path], provenance: Provenance, identity: SigningId
 
 def sign_finished(
     settings: Settings, videos: list[Path], voice: str, visuals: list[str], credits: list[Credit]
-) -> str | None:
-    """Sign a finished job's or render's videos (what `render` and the post_produce stage share);
-    the notice to show when the certificate is storybot's own."""
+) -> ProvenanceMeta:
+    """Sign a finished job's or render's videos (what `render` and the post_produce stage share)."""
     identity = signing_identity(settings)
     made = Provenance(
         title=videos[0].name if videos else "",
@@ -70,4 +69,9 @@ def sign_finished(
         ingredients=[Ingredient(title=f"{c.source} {c.id} by {c.author}", url=c.url, author=c.author) for c in credits],
     )
     sign_outputs(videos, made, identity)
-    return LOCAL_NOTICE if identity.local else None
+    return ProvenanceMeta(
+        signed=[v.name for v in videos],
+        source_type=made.source_type,
+        signer="local (self-issued)" if identity.local else "STORYBOT_C2PA_CERT",
+        notice=LOCAL_NOTICE if identity.local else None,
+    )
