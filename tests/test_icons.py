@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import av
 import numpy as np
 from PIL import Image
 
 from tests.cli import storybot_json
+from tools.media.motion import StillShot, render_shot
 from tools.media.shots import read_shots
-from tools.models import Aspect, Shot
+from tools.models import Aspect, Motion, Shot
 from tools.visuals import painter
 from tools.visuals.base import Job, ShotBrief
 from tools.visuals.cards import draw_card
@@ -19,6 +21,7 @@ from tools.visuals.icons import ICONS_FILE, SYNONYMS, icon_set, is_tile, match, 
 from tools.visuals.terms import search_terms
 
 WHALE = "A lighthouse keeper who befriends a lost whale"
+PORTRAIT = Aspect.portrait
 
 
 def test_terms_find_the_icons_a_viewer_would_expect() -> None:
@@ -105,3 +108,34 @@ def test_visuals_json_and_metadata_name_the_icons_of_each_shot(tmp_path: Path) -
     assert {"whale", "lighthouse"} & named
     meta = json.loads((folder / "metadata.json").read_text())
     assert [v["icons"] for v in meta["visuals"]] == [r["icons"] for r in records]
+    cut = json.loads((folder / "clips" / "media.json").read_text())  # the cut moves landscape and icons apart
+    assert [(m["image"], m["layer"]) for m in cut] == [(r["backdrop"], r["layer"]) for r in records]
+
+
+async def test_in_the_cut_the_icons_drift_over_the_moving_landscape(tmp_path: Path) -> None:
+    """The same shot through the final cut's chain with and without its icon layer: the landscape is
+    the same frame for frame, and the icons (where the two differ) move on their own."""
+    job = Job(aspect=Aspect.portrait, folder=tmp_path, shots=2)
+    made = draw_card(brief(1, "One stormy night a lost whale appeared near the rocks."), job)
+    assert made.backdrop and made.layer and Image.open(made.layer).mode == "RGBA"
+    frames = 90
+    layered, plain = tmp_path / "layered.mp4", tmp_path / "plain.mp4"
+    move = Motion.zoom_in
+    await render_shot(StillShot(image=made.backdrop, layer=made.layer, motion=move), frames, PORTRAIT, layered)
+    await render_shot(StillShot(image=made.backdrop, motion=move), frames, PORTRAIT, plain)
+
+    def grey(path: Path) -> list[np.ndarray]:
+        with av.open(str(path)) as video:
+            return [f.to_ndarray(format="gray").astype(np.int16) for f in video.decode(video=0)]
+
+    with_icons, without = grey(layered), grey(plain)
+    assert len(with_icons) == len(without) == frames
+
+    def centre(k: int) -> tuple[float, float]:
+        ys, xs = np.nonzero(np.abs(with_icons[k] - without[k]) > 30)
+        assert len(ys) > 10_000  # the icons are there, every frame
+        return float(xs.mean()), float(ys.mean())
+
+    (x0, y0), (x1, y1) = centre(0), centre(75)
+    assert abs(y1 - y0) > 8 and abs(y1 - y0) < 0.02 * 1920  # a gentle drift, not a jump
+    assert abs(x1 - x0) < 0.02 * 1080

@@ -164,7 +164,11 @@ async def _media_of(made: list[visuals.Visual], plan: list[Shot]) -> list[motion
     return [
         motion.ClipShot(sources=[await asyncio.to_thread(motion.clip_source, c) for c in v.clips])
         if v.clips
-        else motion.StillShot(image=v.keyframe, motion=s.motion)
+        else motion.StillShot(  # a card with icons: its landscape moves, its icons drift over it
+            image=v.backdrop if v.backdrop and v.layer else v.keyframe,
+            layer=v.layer if v.backdrop and v.layer else None,
+            motion=s.motion,
+        )
         for v, s in zip(made, plan, strict=True)
     ]
 

@@ -52,7 +52,7 @@ async def animate(state: JobState, ctx: NodeContext) -> StageUpdate:
             names.append(footage[0])
             continue
         if gpu is None:
-            media.append(motion.StillShot(image=Path(state["keyframes"][n]), motion=shot.motion))
+            media.append(visuals.still_of(ctx.job_dir, rec, state["keyframes"][n], shot.motion))
             names.append(state["keyframes"][n])
             continue
         clip = folder / f"shot_{shot.index + 1:02d}.mp4"

@@ -34,14 +34,17 @@ MAX_STRETCH = 2.0  # a short clip plays at half speed at the slowest
 # slowed a little instead: a few frames of another clip read as a flash, not as a cut
 MIN_PIECE = 1.0
 READ_MARGIN = 0.25  # seconds read past what a shot needs, for frame-rate rounding
+DRIFT = 0.006  # how far a still's layer (a card's icons) drifts: 0.6% of the frame each way
 
 
 class StillShot(BaseModel):
-    """A keyframe moved by Ken Burns."""
+    """A keyframe moved by Ken Burns; with a `layer` (transparent, output size: a card's icons) that
+    drifts gently over it on its own, so the two read at different depths."""
 
     kind: Literal["still"] = "still"
     image: Path
     motion: Motion = Motion.zoom_in
+    layer: Path | None = None
 
 
 class ClipSource(BaseModel):
@@ -77,7 +80,7 @@ def read_media(path: Path, root: Path) -> list[StillShot | ClipShot]:
     """The cut sheet with its paths resolved under `root`."""
     media = _MEDIA.validate_json(path.read_bytes())
     return [
-        m.model_copy(update={"image": root / m.image})
+        m.model_copy(update={"image": root / m.image, "layer": root / m.layer if m.layer else None})
         if isinstance(m, StillShot)
         else m.model_copy(update={"sources": [c.model_copy(update={"path": root / c.path}) for c in m.sources]})
         for m in media
@@ -85,7 +88,21 @@ def read_media(path: Path, root: Path) -> list[StillShot | ClipShot]:
 
 
 def media_files(media: list[StillShot | ClipShot]) -> list[Path]:
-    return [f for m in media for f in ([m.image] if isinstance(m, StillShot) else [c.path for c in m.sources])]
+    files: list[Path] = []
+    for m in media:
+        if isinstance(m, StillShot):
+            files += [m.image, *([m.layer] if m.layer else [])]
+        else:
+            files += [c.path for c in m.sources]
+    return files
+
+
+def drift_filter(aspect: Aspect) -> str:
+    """Overlay of a still's layer that drifts on slow, unequal sines (about 0.6% of the frame): alive,
+    never a loop one notices, and apart from the Ken Burns move underneath."""
+    w, h = aspect.size
+    ax, ay = max(1, round(w * DRIFT)), max(1, round(h * DRIFT))
+    return f"overlay=x='{ax}*sin(2*PI*t/6.7)':y='{ay}*sin(2*PI*t/4.9+1.3)':format=auto,format=yuv420p"
 
 
 class ShotChain(BaseModel):
@@ -137,9 +154,13 @@ def cover_filter(aspect: Aspect, pix_fmt: str | None = "yuv420p") -> str:
 def shot_chain(media: StillShot | ClipShot, frames: int, aspect: Aspect, first_input: int, label: str) -> ShotChain:
     """The inputs and filters that turn one shot's media into exactly `frames` frames at 30 fps."""
     if isinstance(media, StillShot):
+        moved = f"[{first_input}:v]{ken_burns_filter(media.motion, frames, aspect)}"
+        if media.layer is None:
+            return ShotChain(inputs=[["-i", str(media.image)]], chain=f"{moved}[{label}]")
         return ShotChain(
-            inputs=[["-i", str(media.image)]],
-            chain=f"[{first_input}:v]{ken_burns_filter(media.motion, frames, aspect)}[{label}]",
+            inputs=[["-i", str(media.image)], ["-i", str(media.layer)]],
+            chain=f"{moved}[{label}b];[{first_input + 1}:v]format=rgba[{label}l];"
+            f"[{label}b][{label}l]{drift_filter(aspect)}[{label}]",
         )
     need = frames / FPS
     inputs: list[list[str]] = []

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from tools.errors import MediaError
 from tools.media.compose import CutPlan, VideoEncoding, x264_args
 from tools.media.ffmpeg import run_ffmpeg
-from tools.media.motion import FPS, ShotMedia, StillShot, cover_filter, ken_burns_filter
+from tools.media.motion import FPS, ShotMedia, StillShot, cover_filter, drift_filter, ken_burns_filter
 from tools.media.probe import probe
 from tools.models import Aspect
 
@@ -134,12 +134,22 @@ async def predict_master_bytes(media: list[ShotMedia], cut: CutPlan, aspect: Asp
     """
     inputs: list[str] = []
     chains: list[str] = []
+    opened = 0  # inputs so far: a still with a layer has two
     for i, (shot, n) in enumerate(zip(media, cut.clip_frames, strict=True)):
-        count, first = min(SAMPLE_FRAMES, n), i
+        count, first = min(SAMPLE_FRAMES, n), opened
         if isinstance(shot, StillShot):
             inputs += ["-i", str(shot.image)]
-            chains.append(f"[{first}:v]{ken_burns_filter(shot.motion, n, aspect, (n - count) // 2, count)}[p{i}]")
+            moved = f"[{first}:v]{ken_burns_filter(shot.motion, n, aspect, (n - count) // 2, count)}"
+            opened += 1
+            if shot.layer is None:
+                chains.append(f"{moved}[p{i}]")
+                continue
+            inputs += ["-i", str(shot.layer)]
+            opened += 1
+            drift = f"[{first + 1}:v]format=rgba[p{i}l];[p{i}b][p{i}l]{drift_filter(aspect)}"
+            chains.append(f"{moved}[p{i}b];{drift}[p{i}]")
             continue
+        opened += 1
         inputs += ["-t", f"{count / FPS + 0.5:.3f}", "-i", str(shot.sources[0].path)]
         chains.append(
             f"[{first}:v]setpts=PTS-STARTPTS,fps={FPS},{cover_filter(aspect)},"

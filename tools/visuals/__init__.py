@@ -18,7 +18,16 @@ from tools.visuals.base import (
     VisualError,
     VisualSource,
 )
-from tools.visuals.produce import ShotRecord, brief, clips_of, make_visuals, read_records, record, write_records
+from tools.visuals.produce import (
+    ShotRecord,
+    brief,
+    clips_of,
+    make_visuals,
+    read_records,
+    record,
+    still_of,
+    write_records,
+)
 from tools.visuals.registry import available, label, open_source, parse_choice, resolve
 
 __all__ = [
@@ -44,5 +53,6 @@ __all__ = [
     "read_records",
     "record",
     "resolve",
+    "still_of",
     "write_records",
 ]

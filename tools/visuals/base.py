@@ -59,6 +59,8 @@ class Visual(BaseModel):
     credits: list[Credit] = []
     notice: str | None = None
     icons: list[str] = []  # icons set into a card (names in the shipped Noto Emoji set)
+    backdrop: Path | None = None  # a card without its icons, and the icons alone (RGBA, same size):
+    layer: Path | None = None  # the final cut moves them apart, the keyframe shows them together
 
 
 class Miss(BaseModel):

@@ -25,15 +25,24 @@ def draw_card(brief: ShotBrief, job: Job) -> Visual:
     )
     title = brief.title if brief.index == 0 else None
     card = painter.draw_art_card(shot, job.aspect.size, brief.seed, title=title)
-    chosen = icons.match(brief.terms, brief.subject or search_terms(brief.title or "") or brief.broader)
-    if chosen:
-        sides = icon_card.sizes(job.aspect.size, len(chosen))
-        drawn = [icons.render(i.name, px) for i, px in zip(chosen, sides, strict=True)]
-        card = icon_card.compose(card, drawn, brief.seed, brief.index)
+    words = [*brief.terms, *search_terms(brief.text, 8)]  # the stock terms first, then more of its words
+    chosen = icons.match(words, brief.subject or search_terms(brief.title or "") or brief.broader, turn=brief.index)
     png = job.keyframe(brief)
     png.parent.mkdir(parents=True, exist_ok=True)
+    if not chosen:
+        return Visual(shot=brief.index, source="cards", keyframe=keyframes.save_png(card, png))
+    sides = icon_card.sizes(job.aspect.size, len(chosen))
+    drawn = [icons.render(i.name, px) for i, px in zip(chosen, sides, strict=True)]
+    layer = icon_card.layer(card, drawn, brief.seed, brief.index)
+    backdrop, layer_png = job.media(brief, ".card.png"), job.media(brief, ".icons.png")
+    backdrop.parent.mkdir(parents=True, exist_ok=True)
     return Visual(
-        shot=brief.index, source="cards", keyframe=keyframes.save_png(card, png), icons=[i.name for i in chosen]
+        shot=brief.index,
+        source="cards",
+        keyframe=keyframes.save_png(icon_card.flatten(card, layer), png),
+        icons=[i.name for i in chosen],
+        backdrop=keyframes.save_png(card, backdrop),
+        layer=keyframes.save_png(layer, layer_png),
     )
 
 

@@ -106,6 +106,13 @@ SYNONYMS: dict[str, str] = {
     "bird": "bird",
     "cat": "cat",
     "dog": "dog",
+    "coast": "water-wave",
+    "shore": "water-wave",
+    "harbour": "anchor",
+    "harbor": "anchor",
+    "wind": "wind-face",
+    "goodbye": "waving-hand",
+    "voice": "speaking-head",
 }
 
 
@@ -192,18 +199,24 @@ def term_icon(term: str) -> str | None:
     return next((icon for word in reversed(words) if (icon := _word_icon(word))), None)
 
 
-def match(terms: Sequence[str], broader: Sequence[str] = (), limit: int = MAX_ICONS) -> list[Icon]:
+def match(terms: Sequence[str], broader: Sequence[str] = (), limit: int = MAX_ICONS, turn: int = 0) -> list[Icon]:
     """Up to `limit` different icons for a shot's terms, most specific first; when none of its own
-    terms has one, one icon for the video's broader terms (its subject); empty when nothing matches."""
-    subject = {name for term in broader if (name := term_icon(term))}
+    terms has one, one icon for the video's broader terms (its subject); empty when nothing matches.
+
+    The video's own subjects (a lighthouse and a whale in their story) lead a shot that shows them;
+    when it shows several, `turn` (the shot's number) says which leads, so neighbours differ."""
+    subject = list(dict.fromkeys(name for term in broader if (name := term_icon(term))))
     found: dict[str, Icon] = {}
     for term in terms:
         if (name := term_icon(term)) and name not in found:
             found[name] = Icon(name=name, term=term)
     if not found:
         return next(([Icon(name=n, term=t)] for t in broader if (n := term_icon(t))), [])
-    # the video's own subject (a whale in a whale story) leads the shot when the shot shows it
-    ordered = sorted(found.values(), key=lambda icon: icon.name not in subject)
+    leads = [found[name] for name in subject if name in found]
+    if leads:
+        first = leads[turn % len(leads)]
+        leads = [first, *(icon for icon in leads if icon is not first)]
+    ordered = [*leads, *(icon for icon in found.values() if icon.name not in subject)]
     return ordered[:limit]
 
 

@@ -14,7 +14,8 @@ import httpx
 from pydantic import BaseModel
 
 from tools.files import write_json_atomic
-from tools.models import Shot
+from tools.media.motion import StillShot
+from tools.models import Motion, Shot
 from tools.visuals.base import Credit, Job, Miss, ShotBrief, Visual, VisualError, VisualSource
 from tools.visuals.cards import CardsSource
 from tools.visuals.terms import search_terms
@@ -31,6 +32,8 @@ class ShotRecord(BaseModel):
     credits: list[Credit] = []
     notice: str | None = None
     icons: list[str] = []  # a card's icons (Noto Emoji names), what the picture shows of the words
+    backdrop: str | None = None  # the card without its icons, and the icons' layer: moved apart in the cut
+    layer: str | None = None
 
 
 def brief(
@@ -98,6 +101,8 @@ def record(visual: Visual, folder: Path) -> ShotRecord:
         credits=visual.credits,
         notice=visual.notice,
         icons=visual.icons,
+        backdrop=rel(visual.backdrop) if visual.backdrop else None,
+        layer=rel(visual.layer) if visual.layer else None,
     )
 
 
@@ -117,3 +122,12 @@ def write_records(folder: Path, records: list[ShotRecord]) -> None:
 def clips_of(folder: Path, rec: ShotRecord | None) -> list[Path]:
     """The footage a shot plays instead of its animated keyframe (empty for a still)."""
     return [path if (path := Path(c)).is_absolute() else folder / path for c in (rec.clips if rec else [])]
+
+
+def still_of(folder: Path, rec: ShotRecord | None, keyframe: str, move: Motion) -> StillShot:
+    """How the final cut shows a still: a card with icons as its landscape and its icon layer (the
+    layer drifts over the moving landscape), when that is what this keyframe is; else the keyframe."""
+    backdrop, layer = (rec.backdrop, rec.layer) if rec and rec.keyframe == keyframe else (None, None)
+    if backdrop and layer and (folder / backdrop).is_file() and (folder / layer).is_file():
+        return StillShot(image=Path(backdrop), layer=Path(layer), motion=move)
+    return StillShot(image=Path(keyframe), motion=move)
