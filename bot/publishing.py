@@ -97,7 +97,8 @@ class PublishButton(PublishGuard, ui.DynamicItem[ui.Button[Any]], template=rf"sb
 
 class PublishSelect(PublishGuard, ui.DynamicItem[ui.Select[Any]], template=rf"sb:pubto:{JOB}"):
     def __init__(self, job_id: str, sites: list[tuple[str, str]] | None = None) -> None:
-        options = [discord.SelectOption(label=label, value=name) for name, label in sites or [("youtube", "YouTube")]]
+        # rebuilt from a custom_id only to run its callback: the options then are a placeholder
+        options = [discord.SelectOption(label=label, value=name) for name, label in sites or [("-", "-")]]
         super().__init__(
             ui.Select(
                 custom_id=f"sb:pubto:{job_id}",
@@ -117,7 +118,7 @@ class PublishSelect(PublishGuard, ui.DynamicItem[ui.Select[Any]], template=rf"sb
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         conductor = conductor_of(interaction)
-        known = {s.platform for s in linked_platforms(conductor.settings)}
+        known = {s.platform: s for s in linked_platforms(conductor.settings)}
         data = cast(dict[str, Any], interaction.data or {})  # Discord's payload, read as it came
         chosen = [v for v in dict.fromkeys(str(v) for v in data.get("values", [])) if v in known]  # forged: dropped
         if not chosen:
@@ -127,15 +128,20 @@ class PublishSelect(PublishGuard, ui.DynamicItem[ui.Select[Any]], template=rf"sb
         meta = record.result.platforms if record.result else None
         title = meta.title if meta else record.prompt
         description = meta.description if meta else ""
-        await interaction.response.send_modal(PublishModal(self.job_id, chosen, title, description))
+        public = {name: known[name].label for name in chosen if known[name].public_only}
+        await interaction.response.send_modal(PublishModal(self.job_id, chosen, title, description, public))
 
 
 class PublishModal(ui.Modal):
     """Title, description and privacy for the chosen sites (their own limits are applied on top)."""
 
-    def __init__(self, job_id: str, sites: list[str], title: str, description: str) -> None:
-        super().__init__(title="Publish the video", timeout=None, custom_id=f"sb:pubform:{job_id}:{','.join(sites)}")
-        self.job_id, self.sites = job_id, sites
+    def __init__(
+        self, job_id: str, sites: list[str], title: str, description: str, public_only: dict[str, str] | None = None
+    ) -> None:
+        public_only = public_only or {}  # name -> label; said in the title: Discord's labels are short
+        title_line = f"Publish ({' and '.join(public_only.values())}: public)" if public_only else "Publish the video"
+        super().__init__(title=title_line[:45], timeout=None, custom_id=f"sb:pubform:{job_id}:{','.join(sites)}")
+        self.job_id, self.sites, self.public_only = job_id, sites, list(public_only)
         self.video_title: ui.TextInput[Any] = ui.TextInput(
             label="Title", default=title[:100], max_length=100, custom_id="title"
         )
@@ -147,10 +153,9 @@ class PublishModal(ui.Modal):
             required=False,
             custom_id="description",
         )
-        public_note = " (Instagram is always public)" if "instagram" in sites else ""
         self.privacy: ui.TextInput[Any] = ui.TextInput(
-            label=f"Privacy: private, unlisted or public{public_note}"[:45],
-            default="public" if sites == ["instagram"] else "private",
+            label="Privacy: private, unlisted or public",
+            default="public" if len(public_only) == len(sites) else "private",
             max_length=8,
             custom_id="privacy",
         )
@@ -174,11 +179,14 @@ class PublishModal(ui.Modal):
             privacy=cast(Privacy, privacy),
         )
         await interaction.response.defer(ephemeral=True, thinking=True)
-        await publish_from_discord(interaction, self.job_id, self.sites, choice)
+        # a public-only site (Instagram) goes public whatever the others get: its own default, not a refusal
+        chosen = [s for s in self.sites if s not in self.public_only]
+        groups = [(chosen, choice), (self.public_only, choice.model_copy(update={"privacy": None}))]
+        await publish_from_discord(interaction, self.job_id, [(sites, c) for sites, c in groups if sites])
 
 
 async def publish_from_discord(
-    interaction: discord.Interaction[Any], job_id: str, sites: list[str], choice: Choice
+    interaction: discord.Interaction[Any], job_id: str, groups: list[tuple[list[str], Choice]]
 ) -> None:
     """Run the publication, with its progress in the private reply and the outcome in the channel."""
     conductor = conductor_of(interaction)
@@ -195,11 +203,14 @@ async def publish_from_discord(
         with contextlib.suppress(discord.HTTPException):
             await interaction.edit_original_response(content=f"📤 {record.platform}: {record.state}, {share:.0f}%")
 
+    outcomes: list[Outcome] = []
     try:
-        outcomes = await publish_job(settings, job_id, ",".join(sites), choice, progress, notices.append)
-    except StorybotError as exc:  # bad input (a site's rule), found before anything was sent
+        for sites, choice in groups:
+            outcomes += await publish_job(settings, job_id, ",".join(sites), choice, progress, notices.append)
+    except StorybotError as exc:  # bad input (a site's rule), found before anything was sent to that group
         await interaction.followup.send(f"⚠️ {redact(str(exc), settings)}", ephemeral=True)
-        return
+        if not outcomes:
+            return
     lines = [outcome_line(o) for o in outcomes]
     text = f"📤 Job {job_id}, published by {interaction.user.display_name}:\n" + "\n".join(lines)
     extra = "\n".join(f"ℹ️ {n}" for n in dict.fromkeys(notices))

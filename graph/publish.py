@@ -97,6 +97,7 @@ class Linked(BaseModel):
     platform: str
     label: str
     account: str
+    public_only: bool  # the site posts publicly only (Instagram Reels)
 
 
 def linked_platforms(settings: Settings) -> list[Linked]:
@@ -110,5 +111,5 @@ def linked_platforms(settings: Settings) -> list[Linked]:
         except BadInput:  # an unreadable or too-open file is reported by `publish`, not offered
             continue
         if account is not None:
-            found.append(Linked(platform=row.name, label=row.label, account=account.name))
+            found.append(Linked(platform=row.name, label=row.label, account=account.name, public_only=row.public_only))
     return found

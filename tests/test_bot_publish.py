@@ -82,11 +82,13 @@ async def test_only_the_requester_or_the_publisher_role_publishes(conductor: Con
         assert [o.value for o in select.item.options] == ["youtube", "tiktok", "instagram"]
         assert click.response.send_message.call_args.kwargs["ephemeral"] is True
 
-        pick = interaction(conductor, user(ALICE), values=["youtube", "tiktok", "vimeo"])  # a forged value is dropped
+        pick = interaction(
+            conductor, user(ALICE), values=["youtube", "tiktok", "instagram", "vimeo"]
+        )  # forged: dropped
         await PublishSelect(job_id).callback(pick)
         modal = pick.response.send_modal.call_args.args[0]
-        assert isinstance(modal, PublishModal) and modal.sites == ["youtube", "tiktok"]
-        assert modal.privacy.value == "private"
+        assert isinstance(modal, PublishModal) and modal.sites == ["youtube", "tiktok", "instagram"]
+        assert modal.privacy.value == "private" and modal.title == "Publish (Instagram: public)"
         assert await modal.interaction_check(interaction(conductor, user(MALLORY))) is False
 
         submit = interaction(conductor, user(ALICE))
@@ -95,14 +97,17 @@ async def test_only_the_requester_or_the_publisher_role_publishes(conductor: Con
         text = channel.send.call_args.args[0]
         (video,) = fake.videos("youtube")
         (post,) = fake.videos("tiktok")
+        (reel,) = fake.videos("instagram")  # public whatever the others get: no refusal in the form's flow
         assert f"<https://youtu.be/{video.published}>" in text and f"publish_id `{post.id}`" in text
-        assert bytes(video.data) == bytes(post.data) == final.read_bytes()
+        assert f"https://www.instagram.com/reel/R{reel.published}/" in text
+        assert bytes(video.data) == bytes(post.data) == bytes(reel.data) == final.read_bytes()
         assert video.meta["status"]["containsSyntheticMedia"] is True and post.meta["post_info"]["is_aigc"] is True
+        assert video.meta["status"]["privacyStatus"] == "private" and reel.meta["is_ai_generated"] is True
 
         again = interaction(conductor, user(ALICE))
         await modal.on_submit(again)
         assert "published earlier" in channel.send.call_args.args[0]
-        assert len(fake.sessions("youtube")) == 1 and len(fake.sessions("tiktok")) == 1
+        assert [len(fake.sessions(k)) for k in ("youtube", "tiktok", "instagram")] == [1, 1, 1]
 
 
 @pytest.mark.parametrize("privacy", ["secret", ""])

@@ -135,3 +135,4 @@ class PlatformRow:
     env_account: Callable[[Settings], Account | None]  # the STORYBOT_* override, when set
     remote_label: str = "id"  # what the site calls its id for an upload (shown when there is no link)
     pasted_token: bool = False  # `accounts add` takes a token on stdin (no local OAuth flow for this site)
+    public_only: bool = False  # the site's API posts publicly only (forms say so, privacy is fixed)

@@ -317,5 +317,6 @@ ROW = PlatformRow(
     add_account=add_account,
     env_account=env_account,
     pasted_token=True,
+    public_only=True,
     remote_label="container id",
 )
