@@ -418,3 +418,13 @@ def test_a_second_process_publishing_the_same_job_is_refused(job: Job, fake: Pla
     fake.release.set()
     assert first.wait(60) == 0, first.communicate()
     assert len(fake.sessions("youtube")) == 1 and len(fake.videos("youtube")) == 1
+
+
+def test_an_expired_youtube_session_starts_a_new_one_without_a_second_video(job: Job, fake: Platforms) -> None:
+    fake.hold_at = 300_000
+    kill_when_held(start_publish(job, fake, "youtube"), fake)
+    (old,) = fake.sessions("youtube")
+    del fake.uploads[old.id]  # a week later: Google answers 404 for the session
+    publications(publish(job, fake, "--to", "youtube", "--json"))
+    (video,) = fake.videos("youtube")
+    assert video.id != old.id and bytes(video.data) == job.bytes

@@ -32,7 +32,11 @@ AI_LABEL_OFF_WARNING = (
 
 class PlatformRefused(StorybotError):
     """The site said no (quota, an unaudited app, policy, a failed upload): one line, exit 1; the same
-    command can try again later."""
+    command can try again later. `status` is the HTTP status when the refusal was a reply."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class Choice(BaseModel):

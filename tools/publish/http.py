@@ -141,7 +141,7 @@ class Api:
                         continue
                 if (reply.status == 429 or reply.status >= 500) and not self.refused(reply):
                     raise httpx.HTTPStatusError(self._words(reply), request=request, response=response)
-                raise PlatformRefused(self._words(reply))
+                raise PlatformRefused(self._words(reply), reply.status)
 
         if not retry:  # the caller's own loop reads the raw fault (an upload re-plans from the site's offset)
             return await attempt()

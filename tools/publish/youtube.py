@@ -301,11 +301,18 @@ class YouTube:
         return record
 
     async def publish(self, post: Post, record: Publication, save: Save, progress: Progress) -> Publication:
+        where: int | _Video = 0
         if record.session is None:
             record = await self._open(post, record, save)
-            where: int | _Video = 0
         else:
-            where = await self._offset(record)
+            try:
+                where = await self._offset(record)
+            except PlatformRefused as exc:
+                if exc.status != 404:
+                    raise
+                # the session expired (Google keeps one about a week); a finished upload would have
+                # answered with its video, so nothing was published: a new session, from byte 0
+                record = await self._open(post, record.touch(session=None), save)
         total, faults = post.video.size, 0
         with post.video.path.open("rb") as f:
             while isinstance(where, int):
