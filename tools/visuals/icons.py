@@ -178,11 +178,15 @@ def _usable(name: str | None) -> str | None:
 
 
 def _word_icon(word: str) -> str | None:
-    for form in _singulars(word):
+    """An icon named by the word or its singular, or given for it, before one merely about it
+    ("hearts" is a red heart, not the icon called two-hearts)."""
+    forms = _singulars(word)
+    for form in forms:
         if form not in _VAGUE and (found := _usable(form)):
             return found
         if found := _usable(SYNONYMS.get(form)):
             return found
+    for form in forms:
         if found := next((n for n in _heads().get(form, []) if _usable(n)), None):
             return found
     return None
@@ -210,8 +214,10 @@ def match(terms: Sequence[str], broader: Sequence[str] = (), limit: int = MAX_IC
     for term in terms:
         if (name := term_icon(term)) and name not in found:
             found[name] = Icon(name=name, term=term)
-    if not found:
-        return next(([Icon(name=n, term=t)] for t in broader if (n := term_icon(t))), [])
+    if not found:  # the shot names nothing drawable: the video's subject, each in turn
+        named = [Icon(name=n, term=t) for t in broader if (n := term_icon(t))]
+        unique = list({icon.name: icon for icon in named}.values())
+        return [unique[turn % len(unique)]] if unique else []
     leads = [found[name] for name in subject if name in found]
     if leads:
         first = leads[turn % len(leads)]
