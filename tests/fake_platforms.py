@@ -33,6 +33,9 @@ CLIENT_ID = "client-123.apps.example"
 CLIENT_SECRET = "client-secret-0123456789"
 REFRESH_TOKEN = "refresh-token-0123456789"
 TIKTOK_TOKEN = "act.tiktok-token-0123456789"
+TIKTOK_CLIENT_KEY = "tiktok-client-key"
+TIKTOK_CLIENT_SECRET = "tiktok-client-secret-0123456789"
+TIKTOK_REFRESH = "rft.tiktok-refresh-0123456789"
 INSTAGRAM_TOKEN = "EAAG-instagram-token-0123456789"
 INSTAGRAM_USER = "17841400000000001"
 PIECE = 16 * 1024
@@ -85,6 +88,8 @@ class Platforms:
         self.release = threading.Event()
         self.cut_at: int | None = None
         self.privacy_options = ["SELF_ONLY"]
+        self.tiktok_tokens = {TIKTOK_TOKEN}
+        self.tiktok_refresh = TIKTOK_REFRESH  # rotated at every refresh, as TikTok does
         self.max_duration = 600
         self.polls_to_finish = 2
 
@@ -301,7 +306,28 @@ def platforms_server() -> Iterator[Platforms]:
                 return self._tiktok_put(path)
             body = self._body()
             p.requests.append((self.command, self.path, dict(self.headers), body))
-            if self._bearer() != TIKTOK_TOKEN:
+            if path == "/tt/v2/oauth/token/":
+                form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+                if (form.get("client_key"), form.get("client_secret")) != (TIKTOK_CLIENT_KEY, TIKTOK_CLIENT_SECRET):
+                    return self._reply(401, {"error": "invalid_client", "error_description": "bad client"})
+                if form.get("grant_type") != "refresh_token" or form.get("refresh_token") != p.tiktok_refresh:
+                    return self._reply(400, {"error": "invalid_grant", "error_description": "refresh token"})
+                n = next(p.ids)
+                access, p.tiktok_refresh = f"act.refreshed-{n}", f"rft.rotated-{n}"
+                p.tiktok_tokens = {access}
+                return self._reply(
+                    200,
+                    {
+                        "access_token": access,
+                        "expires_in": 86400,
+                        "open_id": "open-1",
+                        "refresh_token": p.tiktok_refresh,
+                        "refresh_expires_in": 31536000,
+                        "scope": "user.info.basic,video.publish",
+                        "token_type": "Bearer",
+                    },
+                )
+            if self._bearer() not in p.tiktok_tokens:
                 return self._reply(401, _tiktok({}, "access_token_invalid", "The access token is invalid or not found"))
             if path == "/tt/v2/post/publish/creator_info/query/":
                 return self._reply(

@@ -428,3 +428,34 @@ def test_an_expired_youtube_session_starts_a_new_one_without_a_second_video(job:
     publications(publish(job, fake, "--to", "youtube", "--json"))
     (video,) = fake.videos("youtube")
     assert video.id != old.id and bytes(video.data) == job.bytes
+
+
+def test_a_stored_tiktok_token_is_refreshed_before_it_expires(job: Job, fake: Platforms) -> None:
+    from tests.fake_platforms import TIKTOK_CLIENT_KEY, TIKTOK_CLIENT_SECRET, TIKTOK_REFRESH
+
+    data = job.data
+    env = {k: v for k, v in fake.env().items() if k != "STORYBOT_TIKTOK_ACCESS_TOKEN"}
+    env |= {"STORYBOT_TIKTOK_CLIENT_KEY": TIKTOK_CLIENT_KEY, "STORYBOT_TIKTOK_CLIENT_SECRET": TIKTOK_CLIENT_SECRET}
+    pasted = json.dumps(  # TikTok's token reply as the user got it, about to expire
+        {
+            "access_token": TIKTOK_TOKEN,
+            "expires_in": 30,
+            "refresh_token": TIKTOK_REFRESH,
+            "open_id": "open-1",
+            "scope": "user.info.basic,video.publish",
+        }
+    )
+    try:
+        added = storybot("accounts", "add", "tiktok", data=data, env=env, input_text=pasted)
+        assert added.returncode == 0, added.stderr
+        stored = json.loads((data / "accounts" / "tiktok.json").read_text())
+        assert stored["refresh_token"] == fake.tiktok_refresh != TIKTOK_REFRESH  # rotated and kept at once
+        result = storybot("publish", job.id, "--to", "tiktok", data=data, env=env, timeout=120)
+        assert result.returncode == 0, result.stderr
+        (post,) = fake.videos("tiktok")
+        assert bytes(post.data) == job.bytes
+        assert len(fake.calls("POST /tt/v2/oauth/token/")) == 1  # refreshed once, then good for a day
+        for secret in (TIKTOK_CLIENT_SECRET, fake.tiktok_refresh, *fake.tiktok_tokens):
+            assert secret not in added.stdout + added.stderr + result.stdout + result.stderr
+    finally:
+        (data / "accounts" / "tiktok.json").unlink(missing_ok=True)

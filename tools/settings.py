@@ -145,6 +145,8 @@ class Settings(BaseSettings):
     google_token_url: str = Field("https://oauth2.googleapis.com/token", alias="STORYBOT_GOOGLE_TOKEN_URL")
     tiktok_access_token: SecretStr | None = Field(None, alias="STORYBOT_TIKTOK_ACCESS_TOKEN")
     tiktok_base_url: str = Field("https://open.tiktokapis.com", alias="STORYBOT_TIKTOK_BASE_URL")
+    tiktok_client_key: str | None = Field(None, alias="STORYBOT_TIKTOK_CLIENT_KEY")  # refreshes stored tokens
+    tiktok_client_secret: SecretStr | None = Field(None, alias="STORYBOT_TIKTOK_CLIENT_SECRET")
     instagram_access_token: SecretStr | None = Field(None, alias="STORYBOT_INSTAGRAM_ACCESS_TOKEN")
     instagram_user_id: str | None = Field(None, alias="STORYBOT_INSTAGRAM_USER_ID")
     instagram_base_url: str = Field("https://graph.facebook.com/v23.0", alias="STORYBOT_INSTAGRAM_BASE_URL")

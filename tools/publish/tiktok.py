@@ -18,9 +18,10 @@ import time
 from collections.abc import Callable
 
 import httpx
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from tools.errors import BadInput
+from tools.publish import accounts
 from tools.publish.accounts import Account, given
 from tools.publish.base import (
     AI_LABEL_OFF_WARNING,
@@ -171,22 +172,67 @@ def chunking(size: int) -> tuple[int, int]:
     return chunk, max(1, size // chunk)
 
 
-class TokenAuth:
-    """A pasted bearer token: TikTok's refresh needs the app's client key, so an expired one is refused."""
+class _Token(BaseModel):
+    """TikTok's token reply (`/v2/oauth/token/`), also what `accounts add tiktok` accepts on stdin."""
 
-    def __init__(self, token: SecretStr | None) -> None:
-        self.token = token
+    access_token: SecretStr
+    expires_in: float | None = None
+    refresh_token: SecretStr | None = None
+    open_id: str | None = None
+    scope: str = ""
+
+
+class TokenAuth:
+    """The user's bearer token, refreshed a minute before it expires (or after a 401) when the account
+    holds a refresh token and the app's client key and secret are set; the rotated refresh token is
+    saved back to the account file at once (TikTok invalidates the old one)."""
+
+    def __init__(self, settings: Settings, account: Account, client: httpx.AsyncClient) -> None:
+        self.settings, self.account, self.client = settings, account, client
 
     async def headers(self) -> dict[str, str]:
-        if self.token is None:
+        a = self.account
+        if a.expires_at is not None and a.expires_at - 60 < time.time():
+            await self.refresh()
+        if self.account.access_token is None:
             raise PlatformRefused("the TikTok account has no access token: run `storybot accounts add tiktok`")
-        return {"Authorization": f"Bearer {self.token.get_secret_value()}"}
+        return {"Authorization": f"Bearer {self.account.access_token.get_secret_value()}"}
 
     async def refresh(self) -> bool:
-        return False
+        a, s = self.account, self.settings
+        key, secret = s.tiktok_client_key, given(s.tiktok_client_secret)
+        if a.refresh_token is None or not key or secret is None:
+            return False
+        api = Api(self.client, "TikTok's token endpoint", self, [s.tiktok_base_url], describe, 2)
+        reply = await api.call(
+            "POST",
+            f"{s.tiktok_base_url.rstrip('/')}/v2/oauth/token/",
+            data={
+                "client_key": key,
+                "client_secret": secret.get_secret_value(),
+                "grant_type": "refresh_token",
+                "refresh_token": a.refresh_token.get_secret_value(),
+            },
+            authed=False,
+        )
+        token = reply.parsed(_Token)
+        if token is None:
+            raise PlatformRefused("TikTok's token endpoint answered without an access token")
+        self.account = a.model_copy(
+            update={
+                "access_token": token.access_token,
+                "refresh_token": token.refresh_token or a.refresh_token,
+                "expires_at": time.time() + token.expires_in if token.expires_in else None,
+            }
+        )
+        if a.source == "file":
+            accounts.save(s.data_dir, self.account)
+        return True
 
     def secrets(self) -> list[str]:
-        return [self.token.get_secret_value()] if self.token else []
+        a = self.account
+        values = [a.access_token, a.refresh_token, given(self.settings.tiktok_client_secret)]
+        return [v.get_secret_value() for v in values if v is not None]
 
 
 class TikTok:
@@ -196,7 +242,7 @@ class TikTok:
         self.api = Api(
             client,
             "TikTok",
-            TokenAuth(account.access_token),
+            TokenAuth(settings, account, client),
             [settings.tiktok_base_url],
             describe,
             settings.provider_retries,
@@ -376,11 +422,26 @@ async def add_account(
     token: str | None = None,
     **_: object,
 ) -> Account:
-    """A pasted user access token (TikTok's OAuth needs a registered web redirect, not a loopback),
-    checked with creator_info, which names the creator."""
+    """A pasted user access token, or TikTok's whole token reply as JSON (then it is refreshed with
+    STORYBOT_TIKTOK_CLIENT_KEY/_SECRET); TikTok's OAuth needs a registered web redirect, not a
+    loopback. Checked with creator_info, which names the creator."""
     if not token:
         raise BadInput("paste a TikTok user access token (scope video.publish) on standard input")
-    account = Account(platform="tiktok", name="", scopes=["video.publish"], access_token=SecretStr(token.strip()))
+    try:
+        parsed = _Token.model_validate_json(token)
+    except ValidationError:
+        parsed = _Token(access_token=SecretStr(token.strip()))
+    account = Account(
+        platform="tiktok",
+        name="",
+        user_id=parsed.open_id,
+        scopes=parsed.scope.replace(",", " ").split() or ["video.publish"],
+        access_token=parsed.access_token,
+        refresh_token=parsed.refresh_token,
+        expires_at=time.time() + parsed.expires_in if parsed.expires_in else None,
+    )
+    if parsed.refresh_token is not None and not settings.tiktok_client_key:
+        say("TikTok: without STORYBOT_TIKTOK_CLIENT_KEY and _SECRET the token cannot be refreshed when it expires")
     tiktok = TikTok(settings, account, client)
     reply = await tiktok.api.call(
         "POST",
@@ -390,7 +451,9 @@ async def add_account(
     )
     info = reply.parsed(_CreatorReply)
     name = info.data.creator_username if info else ""
-    return account.model_copy(update={"name": name or "TikTok creator"})
+    auth = tiktok.api.auth
+    current = auth.account if isinstance(auth, TokenAuth) else account  # refreshed on the way, perhaps
+    return current.model_copy(update={"name": name or "TikTok creator"})
 
 
 ROW = PlatformRow(
