@@ -150,7 +150,9 @@ def _line(o: Outcome) -> str:
         if o.link is None:  # a SELF_ONLY TikTok post has no public id: its publish_id is the answer
             return f"{o.platform}: {o.remote_label} {o.remote_id} ({o.privacy}: no public link{again})"
         return f"{o.platform}: {o.link} ({o.privacy}{again})"
-    return f"{o.platform}: {o.state}: {o.error or 'not finished'}"
+    if o.state == "refused":
+        return f"{o.platform}: {o.error or 'refused'}"
+    return f"{o.platform}: not finished ({o.state}): {o.error or 'run the same command to resume'}"
 
 
 @app.command()
@@ -209,9 +211,10 @@ def publish(
             print(json.dumps({"job_id": job, "publications": [o.model_dump() for o in outcomes]}, ensure_ascii=False))
         else:
             for o in outcomes:
-                (err.print(_line(o), markup=False) if o.state != "done" else print(_line(o)))
-        for o in failed:
-            err.print(f"storybot: error: {o.platform}: {o.error or o.state}", markup=False)
+                if o.state == "done":
+                    print(_line(o))
+        for o in failed:  # one line each, as every error of the CLI reads
+            err.print(f"storybot: error: {_line(o)}", markup=False)
         return 1 if failed else 0
 
     code = run_async(go())
