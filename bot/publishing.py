@@ -25,6 +25,7 @@ from graph.api import (
     JOB_ID_PATTERN,
     BadInput,
     Choice,
+    Event,
     Outcome,
     Privacy,
     Publication,
@@ -203,6 +204,7 @@ async def publish_from_discord(
         with contextlib.suppress(discord.HTTPException):
             await interaction.edit_original_response(content=f"📤 {record.platform}: {record.state}, {share:.0f}%")
 
+    await _board(conductor, job_id, f"📤 publishing to {', '.join(s for sites, _ in groups for s in sites)}")
     outcomes: list[Outcome] = []
     try:
         for sites, choice in groups:
@@ -211,6 +213,8 @@ async def publish_from_discord(
         await interaction.followup.send(f"⚠️ {redact(str(exc), settings)}", ephemeral=True)
         if not outcomes:
             return
+    for o in outcomes:
+        await _board(conductor, job_id, f"📤 {o.label}: {o.link or o.remote_id or ''} ({o.state})")
     lines = [outcome_line(o) for o in outcomes]
     text = f"📤 Job {job_id}, published by {interaction.user.display_name}:\n" + "\n".join(lines)
     extra = "\n".join(f"ℹ️ {n}" for n in dict.fromkeys(notices))
@@ -220,6 +224,15 @@ async def publish_from_discord(
     await conductor.bot.get_partial_messageable(channel).send(
         redact(text, settings)[:2000], allowed_mentions=NO_MENTIONS
     )
+
+
+async def _board(conductor: Conductor, job_id: str, line: str) -> None:
+    """A note on the job's status message (its last three notes show), edited as the board allows."""
+    conductor.status.note(job_id, Event(job_id=job_id, kind="notice", message=line))
+    try:
+        await conductor.refresh(job_id)
+    except (discord.HTTPException, OSError) as exc:  # the board is a courtesy: publishing goes on
+        log.warning("job %s: status message not updated: %s", job_id, exc)
 
 
 def outcome_line(o: Outcome) -> str:

@@ -104,6 +104,9 @@ async def test_only_the_requester_or_the_publisher_role_publishes(conductor: Con
         assert video.meta["status"]["containsSyntheticMedia"] is True and post.meta["post_info"]["is_aigc"] is True
         assert video.meta["status"]["privacyStatus"] == "private" and reel.meta["is_ai_generated"] is True
 
+        notes = str({f.name: f.value for f in conductor.job_embed(job_id).fields}["Notes"])  # the status board
+        assert "YouTube: https://youtu.be/" in notes and "Instagram: https://www.instagram.com/reel/" in notes
+
         again = interaction(conductor, user(ALICE))
         await modal.on_submit(again)
         assert "published earlier" in channel.send.call_args.args[0]
