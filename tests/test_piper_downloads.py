@@ -202,3 +202,19 @@ def test_only_non_commercial_voices_or_no_network_mean_espeak_and_a_notice(
     (folder / "uk_UA-anna-medium.MODEL_CARD").unlink()
     chosen = get_voice(offline, VoiceRequest(text=UKRAINIAN, language="uk"))
     assert chosen.voice.name.startswith("espeak:uk") and "ConnectError" in (chosen.notice or "")
+
+
+def test_an_index_entry_that_would_name_a_file_elsewhere_is_left_out(repo: tuple[Repo, Path], tmp_path: Path) -> None:
+    served, folder = repo
+    entries = json.loads((folder / OVERRIDE_INDEX).read_text())
+    entries["../../escape-medium"] = entries["uk_UA-joe-medium"]
+    (folder / OVERRIDE_INDEX).write_text(json.dumps(entries))
+    pulled = storybot("voices", "pull", "piper:../../escape-medium", env=env(served, folder, tmp_path / "data"))
+    assert pulled.returncode == 2 and "unknown voice" in pulled.stderr and not served.asked(".onnx")
+
+
+def test_every_voice_of_the_shipped_index_has_its_three_files() -> None:
+    for key, voice in index().items():
+        for suffix in ("MODEL_CARD", ".onnx", ".onnx.json"):
+            path, entry = voice.file(suffix)
+            assert path.startswith(f"{voice.language.family}/{voice.language.code}/") and entry.size_bytes > 0, key

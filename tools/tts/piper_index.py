@@ -21,7 +21,7 @@ from tools.assets import ASSETS_DIR
 
 INDEX_FILE = ASSETS_DIR / "piper_voices.json"
 QUALITY_ORDER = ("medium", "high", "low", "x_low")  # medium: natural and 63 MB; high is twice that
-_PATH = re.compile(r"[a-z]{2,3}/[a-z]{2,3}_[A-Z]{2}/[A-Za-z0-9_]+/(?:x_low|low|medium|high)/[A-Za-z0-9_.-]+")
+_PATH = re.compile(r"[a-z]{2,3}/[a-z]{2,3}_[A-Z]{2}/\w+/(?:x_low|low|medium|high)/[\w.-]+")
 Use = Literal["commercial", "non-commercial", "unknown"]
 
 
@@ -57,11 +57,14 @@ class IndexVoice(BaseModel):
 
 
 _INDEX = TypeAdapter(dict[str, IndexVoice])
+_KEY = re.compile(r"[a-z]{2,3}_[A-Z]{2}-\w+-(?:x_low|low|medium|high)")  # names files: nothing else
 
 
 @cache
 def index(path: Path = INDEX_FILE) -> dict[str, IndexVoice]:
-    return _INDEX.validate_json(path.read_bytes())
+    """The index at `path`; an entry whose key is not a voice name of the repository's shape is left
+    out (keys become file names in the voices folder)."""
+    return {k: v for k, v in _INDEX.validate_json(path.read_bytes()).items() if _KEY.fullmatch(k)}
 
 
 class Licence(BaseModel):
