@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test,models,celery,edge]'
+	$(BIN)/pip install -q -e '.[test,models,celery,edge,writer]'
 	touch $@
 
 demo: $(VENV)/.installed

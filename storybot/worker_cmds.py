@@ -104,3 +104,47 @@ def tiny(
         return
     for name, value in env.items():
         print(f"{name}={value}")
+
+
+@models_app.command("pull")
+def pull(
+    families: Annotated[list[str] | None, typer.Argument(help="What to fetch: writer (the embedded writer).")] = None,
+) -> None:
+    """Fetch model weights before any job, with progress, resume and checksums; prints each folder.
+
+    `writer`: the embedded writer's instruct model (Phi-3.5-mini-instruct, MIT, int4 for
+    onnxruntime-genai, 2.8 GB) into STORYBOT_WRITER_MODEL or the user's cache; run it with the
+    `writer` extra. The GPU families load from their STORYBOT_*_MODEL settings instead.
+    """
+    from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
+
+    from storybot.app import err, run_async
+    from tools.llm.writer_model import DEFAULT, pull_writer
+    from tools.settings import get_settings
+
+    wanted = families or ["writer"]
+    unknown = [f for f in wanted if f != "writer"]
+    if unknown:
+        raise BadInput(
+            f"cannot pull {', '.join(map(repr, unknown))}: `models pull` fetches the writer; the GPU families "
+            "load from STORYBOT_SDXL_MODEL, STORYBOT_LTX_MODEL, STORYBOT_WHISPER_MODEL, STORYBOT_VISION_MODEL"
+        )
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def show(file: str, done: int, total: int) -> None:
+            if file not in tasks:
+                tasks[file] = bar.add_task(file, total=total)
+            bar.update(tasks[file], completed=done)
+
+        async def go() -> int:
+            folder = await pull_writer(get_settings(), show)
+            print(folder)
+            return 0
+
+        code = run_async(go())
+    if code:
+        raise typer.Exit(code)
+    err.print(f"the writer's model ({DEFAULT.repo}, {DEFAULT.licence}) is ready", markup=False)

@@ -38,6 +38,8 @@ from tests.local_http import Request
 os.environ.setdefault("STORYBOT_LOCAL_LLM_SERVERS", "")
 # Likewise no Piper voice is downloaded from the public repository: test_piper_downloads serves its own.
 os.environ.setdefault("STORYBOT_PIPER_VOICES_URL", "")
+# ...nor a writer model pulled on this machine used (test_embedded_writer builds a tiny one).
+os.environ.setdefault("STORYBOT_WRITER_MODEL", str(Path(__file__).parent / "no-writer-model-here"))
 
 STORYBOT = Path(sys.executable).with_name("storybot")
 GUILD, CHANNEL, APPROVER_ROLE = 900001, 900002, 900003

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
         "ollama=http://127.0.0.1:11434,lmstudio=http://127.0.0.1:1234,llamacpp=http://127.0.0.1:8080",
         alias="STORYBOT_LOCAL_LLM_SERVERS",
     )
+    # the embedded writer (the `writer` extra): an onnxruntime-genai model folder; unset: the pulled default
+    writer_model: Path | None = Field(None, alias="STORYBOT_WRITER_MODEL")
+    hub_url: str = Field("https://huggingface.co", alias="STORYBOT_HUB_URL")  # where `models pull writer` fetches
 
     elevenlabs_api_key: SecretStr | None = Field(None, alias="ELEVENLABS_API_KEY")
     elevenlabs_base_url: str | None = Field(None, alias="ELEVENLABS_BASE_URL")

@@ -27,9 +27,15 @@ from tools.net.bounded import TooLarge, read_bounded
 from tools.net.guard import RefusedURL, parse
 from tools.settings import Settings
 
-Kind = Literal["ollama", "lmstudio", "llamacpp"]
-LABELS: dict[Kind, str] = {"ollama": "Ollama", "lmstudio": "LM Studio", "llamacpp": "llama.cpp server"}
-LISTING: dict[Kind, str] = {"ollama": "/api/tags", "lmstudio": "/v1/models", "llamacpp": "/v1/models"}
+Kind = Literal["ollama", "lmstudio", "llamacpp", "embedded"]
+LABELS: dict[Kind, str] = {
+    "ollama": "Ollama",
+    "lmstudio": "LM Studio",
+    "llamacpp": "llama.cpp server",
+    "embedded": "the embedded writer (onnxruntime-genai, in this process)",
+}
+LISTING: dict[Kind, str] = {"ollama": "/api/tags", "lmstudio": "/v1/models", "llamacpp": "/v1/models", "embedded": ""}
+DETECTED: tuple[Kind, ...] = ("ollama", "lmstudio", "llamacpp")  # what STORYBOT_LOCAL_LLM_SERVERS may name
 PROBE_TIMEOUT = httpx.Timeout(1.5, connect=0.3)  # a local server answers its listing in milliseconds
 MAX_LISTING = 1024 * 1024  # a listing of a hundred models is a few tens of kilobytes
 # Apache-2.0 (the 3B size is not: it has its own research licence); fluent, and fits 8 GB of memory
@@ -38,10 +44,12 @@ PULL_HINTS: dict[Kind, str] = {
     "ollama": f"run `ollama pull {SUGGESTED}`",
     "lmstudio": "load an instruct model in LM Studio (for example Qwen2.5 7B Instruct) and start its server",
     "llamacpp": "start llama-server with an instruct GGUF model",
+    "embedded": "run `storybot models pull writer`",
 }
 HOW_TO_GET_ONE = (
     f"install Ollama and run `ollama pull {SUGGESTED}` (storybot finds it by itself), "
-    "or set OPENAI_API_KEY, or OPENAI_BASE_URL for another OpenAI-compatible server"
+    "or set OPENAI_API_KEY, or OPENAI_BASE_URL for another OpenAI-compatible server, "
+    "or `pip install 'storybot[writer]'` and `storybot models pull writer` for a model run inside storybot"
 )
 _NOT_CHAT = re.compile(r"embed|rerank|whisper|tts|clip|(?:^|[-:_])(?:text|base)(?:$|[-:_])", re.IGNORECASE)
 _CHAT = re.compile(r"instruct|chat|(?:^|[-_:.])it(?:$|[-_:.])", re.IGNORECASE)
@@ -109,7 +117,7 @@ def endpoints(settings: Settings) -> list[Endpoint]:
     found: list[Endpoint] = []
     for item in settings.local_llm_servers.split(","):
         kind, eq, url = item.strip().partition("=")
-        if not eq or kind.strip() not in LABELS:
+        if not eq or kind.strip() not in DETECTED:
             continue
         try:
             parsed = parse(url.strip())

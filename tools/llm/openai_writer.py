@@ -113,6 +113,11 @@ class OpenAIWriter:
         """Which model writes, when storybot found it rather than being told."""
         if self.local is None or not self.local.model:
             return None
+        if self.local.endpoint.kind == "embedded":
+            return (
+                f"Writing with {self.local.model} on {self.local.label} (no key or local server found; "
+                "OPENAI_BASE_URL and STORYBOT_LLM_MODEL choose another)."
+            )
         return (
             f"Writing with {self.local.model} on {self.local.label} at {self.local.endpoint.where} (found running; "
             "OPENAI_BASE_URL and STORYBOT_LLM_MODEL choose another)."
