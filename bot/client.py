@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import discord
@@ -14,12 +15,16 @@ import yarl
 from discord.ext import commands
 
 from bot.conductor import Conductor
-from bot.links import LinkServer
 from bot.records import Records
 from bot.views import DYNAMIC_ITEMS
 from graph.api import BadInput, JobService, Settings, StorybotError
 
 log = logging.getLogger("storybot.bot")
+
+
+@contextlib.asynccontextmanager
+async def _nothing(service: JobService, settings: Settings) -> AsyncIterator[None]:
+    yield
 DISCORD_API = "https://discord.com/api/v10"
 
 
@@ -37,16 +42,12 @@ class StorybotBot(commands.Bot):
         self.settings, self.service = settings, service
         self.records = Records(settings.data_dir / "bot.sqlite")
         self.conductor = Conductor(self, service, self.records, settings)
-        links = self.conductor.links
-        self.link_server = LinkServer(links, service, settings) if links is not None else None
 
     async def setup_hook(self) -> None:
         # A plain Client opens its default gateway without asking; behind a REST proxy the gateway
         # address must come from that API, as AutoShardedClient would ask.
         _shards, url, _limit = await self.http.get_bot_gateway()
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
-        if self.link_server is not None:
-            await self.link_server.start()
         await self.load_extension("bot.commands")  # the cog's `setup`, given this bot
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         if self.conductor.guild_ids:
@@ -64,17 +65,20 @@ class StorybotBot(commands.Bot):
 
     async def close(self) -> None:
         await self.conductor.close()
-        if self.link_server is not None:
-            await self.link_server.close()
         await super().close()
 
 
-async def run_bot(settings: Settings) -> None:
-    """Until the bot is stopped; one clear error when the token is missing or the API cannot be reached."""
+Beside = Callable[[JobService, Settings], contextlib.AbstractAsyncContextManager[object]]
+
+
+async def run_bot(settings: Settings, beside: Beside | None = None) -> None:
+    """Until the bot is stopped; one clear error when the token is missing or the API cannot be reached.
+    `beside` runs over the same job service for as long as the bot (`storybot bot` passes the HTTP
+    service, which serves the signed links the bot hands out)."""
     if settings.discord_token is None:
         raise BadInput("DISCORD_TOKEN is not set: put the bot's token in the environment or .env")
     discord.http.Route.BASE = settings.discord_api_base.rstrip("/")
-    async with JobService.open(settings) as service:
+    async with JobService.open(settings) as service, (beside or _nothing)(service, settings):
         bot = StorybotBot(settings, service)
         try:
             async with bot:

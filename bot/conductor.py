@@ -28,6 +28,7 @@ from bot.records import Post, Records
 from bot.status import StatusBoards
 from bot.views import JobButton
 from graph.api import (
+    ACTIVE,
     Answer,
     BadInput,
     JobRequest,
@@ -41,7 +42,6 @@ from graph.api import (
 )
 
 log = logging.getLogger("storybot.bot")
-ACTIVE = ("queued", "running", "waiting")
 
 
 class Conductor:
@@ -89,22 +89,18 @@ class Conductor:
 
     def limit_message(self, who: Requester) -> str | None:
         """A polite refusal when the person has too many jobs going or asked too often this hour."""
-        mine = self.service.jobs_of(who.id)
-        active = [j for j in mine if j.status in ACTIVE]
-        if len(active) >= self.settings.max_active_jobs_per_user:
-            ids = ", ".join(j.job_id for j in active)
+        over = self.service.over_limit(who)
+        if over is None:
+            return None
+        if over.limit == "active":
             return (
-                f"You already have {len(active)} videos in progress ({ids}). Finish or `/cancel` one first; "
-                f"the limit is {self.settings.max_active_jobs_per_user}."
+                f"You already have {len(over.active)} videos in progress ({', '.join(over.active)}). Finish or "
+                f"`/cancel` one first; the limit is {over.allowed}."
             )
-        recent = [j for j in mine if j.created > time.time() - 3600]
-        if len(recent) >= self.settings.max_requests_per_hour:
-            wait = recent[-1].created + 3600 - time.time()
-            return (
-                f"You have asked for {len(recent)} videos in the last hour (the limit is "
-                f"{self.settings.max_requests_per_hour}). Try again in {max(1, round(wait / 60))} min."
-            )
-        return None
+        return (
+            f"You have asked for {over.recent} videos in the last hour (the limit is {over.allowed}). "
+            f"Try again in {max(1, round(over.retry_after / 60))} min."
+        )
 
     # starting -------------------------------------------------------------
 

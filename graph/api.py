@@ -7,11 +7,14 @@ nodes and tools behind it can change shape without touching the bot.
 from graph.events import Event
 from graph.publish import Linked, linked_platforms, may_publish, publish_job
 from graph.service import (
+    ACTIVE,
     END_EVENTS,
+    FINAL_EVENTS,
     JobRecord,
     JobService,
     JobStatus,
     NotAllowed,
+    OverLimit,
     Requester,
     StaleAnswer,
     Subscription,
@@ -34,7 +37,8 @@ from graph.state import (
 )
 from graph.store import JOB_ID_PATTERN, StageRecord, valid_job_id
 from tools.errors import BadInput, StorybotError
-from tools.llm.schemas import PlatformMeta
+from tools.links import ARTIFACTS, PAGE, Links, link_secret
+from tools.llm.schemas import PlatformMeta, StoryIdea
 from tools.media.outputs import Artifacts
 from tools.media.upload import DEFAULT_LIMIT, fit_for_upload
 from tools.net.redact import LINK_SECRET_FILE, redact, redact_logs
@@ -48,13 +52,17 @@ from tools.visuals import resolve as resolve_visuals
 from tools.visuals.user import keep_uploads, media_kind
 
 __all__ = [
+    "ACTIVE",
     "APPROVALS",
+    "ARTIFACTS",
     "DEFAULT_LIMIT",
     "END_EVENTS",
+    "FINAL_EVENTS",
     "JOB_ID_PATTERN",
     "LINK_SECRET_FILE",
     "LONGER",
     "MAX_PROMPT_CHARS",
+    "PAGE",
     "SHORTER",
     "STAGES",
     "Answer",
@@ -72,8 +80,10 @@ __all__ = [
     "JobStatus",
     "KeyframeApproval",
     "Linked",
+    "Links",
     "NotAllowed",
     "Outcome",
+    "OverLimit",
     "PlatformMeta",
     "PlatformRefused",
     "Privacy",
@@ -84,12 +94,14 @@ __all__ = [
     "ShotVerdict",
     "StageRecord",
     "StaleAnswer",
+    "StoryIdea",
     "StorybotError",
     "Subscription",
     "Unreachable",
     "VoiceInfo",
     "fit_for_upload",
     "keep_uploads",
+    "link_secret",
     "linked_platforms",
     "may_publish",
     "media_kind",

@@ -15,6 +15,7 @@ EventKind = Literal[
 
 class Event(BaseModel):
     job_id: str
+    id: int | None = None  # the event's number in its job's log (1, 2, ...), set when it is emitted
     kind: EventKind
     stage: str | None = None
     percent: float | None = None

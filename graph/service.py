@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
@@ -46,6 +46,8 @@ from tools.text import clean_replacement
 
 log = logging.getLogger("storybot.graph")
 END_EVENTS = ("waiting", "done", "failed", "cancelled")  # a job's run in this process stopped
+FINAL_EVENTS = ("done", "failed", "cancelled")  # the job itself ended
+ACTIVE = ("queued", "running", "waiting")  # a job that counts against its requester's limit
 
 
 INTERRUPTED = "interrupted: the process running it stopped"
@@ -102,6 +104,17 @@ class Subscription:
             self._queues.remove(self._queue)
 
 
+class OverLimit(BaseModel):
+    """Why a person may not start another job now (STORYBOT_MAX_ACTIVE_JOBS_PER_USER or
+    STORYBOT_MAX_REQUESTS_PER_HOUR); each front end words it its own way."""
+
+    limit: Literal["active", "hourly"]
+    allowed: int
+    active: list[str] = []  # hourly: empty
+    recent: int = 0
+    retry_after: float = 0.0  # seconds until the hourly limit lets one more through
+
+
 class JobStatus(BaseModel):
     job: JobRecord
     stages: list[StageRecord]
@@ -145,6 +158,8 @@ class JobService:
         self.lag = LoopLag()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._subscribers: dict[str, list[asyncio.Queue[Event]]] = {}
+        self._logged: dict[str, asyncio.Event] = {}  # per job followed: set when its log grows
+        self.listeners: list[Callable[[Event], None]] = []  # every job's events (webhooks)
         self._slots = asyncio.Semaphore(settings.render_slots)
         self._queue: list[str] = []  # jobs waiting for a render slot, first in first out
         self._closing = False  # set by close(): a job stopped now was interrupted, not cancelled
@@ -220,11 +235,36 @@ class JobService:
         return Subscription(self._subscribers.setdefault(job_id, []))
 
     def _emit(self, event: Event) -> None:
-        """Every event the front ends get passes here: its text is redacted once, for all of them."""
+        """Every event the front ends get passes here: its text is redacted once, for all of them,
+        and it is numbered in the job's log (what `follow` replays)."""
         if event.message:
             event = event.model_copy(update={"message": redact(event.message, self.settings)})
+        seq = self.store.add_event(event.job_id, event.kind, event.model_dump_json(exclude={"id"}))
+        event = event.model_copy(update={"id": seq})
         for queue in self._subscribers.get(event.job_id, []):
             queue.put_nowait(event)
+        if (grown := self._logged.get(event.job_id)) is not None:
+            grown.set()
+        for listener in self.listeners:
+            listener(event)
+
+    async def follow(self, job_id: str, after: int = 0, poll: float = 1.0) -> AsyncIterator[Event]:
+        """The job's events numbered above `after`, from its log, then as they come, until it is done,
+        failed or cancelled. A job run by another process is seen by polling its log every `poll` s."""
+        self.get(job_id)
+        grown = self._logged.setdefault(job_id, asyncio.Event())
+        while True:
+            grown.clear()
+            for seq, body in self.store.events_after(job_id, after):
+                event = Event.model_validate_json(body).model_copy(update={"id": seq})
+                after = seq
+                yield event
+                if event.kind in FINAL_EVENTS:
+                    return
+            if self.get(job_id).status in FINAL_EVENTS and not self.store.events_after(job_id, after, 1):
+                return  # ended before its events were logged (a job older than the log)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(grown.wait(), poll)
 
     def queue_position(self, job_id: str) -> int | None:
         """1 for the next job to get a render slot; None when the job is not waiting for one."""
@@ -233,6 +273,20 @@ class JobService:
     def jobs_of(self, requester: str, limit: int = 200) -> list[JobRecord]:
         """A person's recent jobs, newest first (for per-user limits and `/jobs`)."""
         return [r for r in self.store.of_requester(requester, limit)]
+
+    def over_limit(self, requester: Requester) -> OverLimit | None:
+        """The per-user limits every front end applies before `start` (in the same step as it)."""
+        mine = self.jobs_of(requester.id)
+        active = [j.job_id for j in mine if j.status in ACTIVE]
+        if len(active) >= self.settings.max_active_jobs_per_user:
+            return OverLimit(limit="active", allowed=self.settings.max_active_jobs_per_user, active=active)
+        recent = [j for j in mine if j.created > time.time() - 3600]
+        if len(recent) >= self.settings.max_requests_per_hour:
+            wait = recent[-1].created + 3600 - time.time()
+            return OverLimit(
+                limit="hourly", allowed=self.settings.max_requests_per_hour, recent=len(recent), retry_after=wait
+            )
+        return None
 
     # commands -----------------------------------------------------------
 

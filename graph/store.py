@@ -157,6 +157,13 @@ class JobStore:
                 pk=("job_id", "stage", "provider", "unit"),
                 if_not_exists=True,
             )
+        self.events = self.db.table("events")
+        if not self.events.exists():
+            self.events.create(
+                {"job_id": str, "seq": int, "at": float, "kind": str, "body": str},
+                pk=("job_id", "seq"),
+                if_not_exists=True,
+            )
 
     # jobs -----------------------------------------------------------------
 
@@ -291,6 +298,25 @@ class JobStore:
         for provider, unit, amount in rows:
             totals.setdefault(provider, {})[unit] = int(amount)
         return totals
+
+    # events: every event a job emitted, numbered, so a client that reconnects misses nothing ------
+
+    def add_event(self, job_id: str, kind: str, body: str) -> int:
+        """Append one event (its JSON); returns its number, 1 for a job's first event."""
+        with self.db.conn:
+            cursor = self.db.execute(
+                "INSERT INTO events (job_id, seq, at, kind, body) "
+                "SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM events WHERE job_id = ? RETURNING seq",
+                [job_id, time.time(), kind, body, job_id],
+            )
+            return int(cursor.fetchone()[0])
+
+    def events_after(self, job_id: str, after: int, limit: int = 500) -> list[tuple[int, str]]:
+        """(number, JSON) of the job's events numbered above `after`, oldest first."""
+        rows = self.db.execute(
+            "SELECT seq, body FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?", [job_id, after, limit]
+        ).fetchall()
+        return [(int(seq), body) for seq, body in rows]
 
     # idea sources used before ---------------------------------------------
 

@@ -20,9 +20,11 @@ def bot(
 ) -> None:
     """Run the Discord bot (needs DISCORD_TOKEN; DISCORD_API_BASE points it at a REST proxy)."""
     from bot.client import run_bot
+    from service.app import serving
 
     settings = settings_for(data)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     redact_logs(settings)
     logging.getLogger("discord").setLevel(logging.INFO if verbose else logging.WARNING)
-    asyncio.run(run_bot(settings))
+    # with a public address, the service's HTTP app runs beside the client: it serves the signed links
+    asyncio.run(run_bot(settings, serving if settings.public_url else None))

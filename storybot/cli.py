@@ -14,7 +14,7 @@ from typing import NoReturn
 
 import typer
 
-from storybot import bot_cmd, job_cmds, publish_cmds, render_cmd, voices_cmd, worker_cmds  # noqa: F401  (they register their commands)
+from storybot import bot_cmd, job_cmds, publish_cmds, render_cmd, serve_cmds, voices_cmd, worker_cmds  # noqa: F401  (they register their commands)
 from storybot.app import app, err
 from tools.errors import BadInput, StorybotError
 from tools.net.redact import redact, redact_logs

@@ -10,9 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.links import Links, LinkServer, link_secret, links_from
+from bot.links import links_from
 from bot.messages import delivery_text, link_line
-from graph.api import JobRequest, JobResult, JobService, PlatformMeta, Settings, StorybotError
+from graph.api import JobRequest, JobResult, JobService, Links, PlatformMeta, Settings, StorybotError, link_secret
+from service.app import serving
 from tools.media.outputs import collect_artifacts
 from tools.settings import get_settings
 
@@ -21,7 +22,7 @@ BODY = bytes(range(256)) * 400  # 100 KiB that are not all the same byte
 
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[tuple[LinkServer, JobService, str]]:
+async def served(tmp_path: Path) -> AsyncIterator[tuple[Links, JobService, str]]:
     settings = get_settings().model_copy(
         update={"data_dir": tmp_path, "public_url": "http://127.0.0.1:1/", "http_port": 0, "link_secret": None}
     )
@@ -34,12 +35,8 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[LinkServer, JobService, 
         service.store.update(JOB, status="done", result=JobResult(artifacts=collect_artifacts(folder)))
         links = links_from(settings)
         assert links is not None
-        server = LinkServer(links, service, settings)
-        await server.start()
-        try:
-            yield server, service, f"http://127.0.0.1:{server.port}"
-        finally:
-            await server.close()
+        async with serving(service, settings) as port:
+            yield links, service, f"http://127.0.0.1:{port}"
 
 
 def local(url: str, base: str) -> str:
@@ -71,9 +68,9 @@ def test_the_generated_secret_is_kept_owner_only(tmp_path: Path) -> None:
     assert links_from(settings) is None  # no public URL: no links
 
 
-async def test_a_signed_link_downloads_the_file_and_seeks(served: tuple[LinkServer, JobService, str]) -> None:
-    server, _service, base = served
-    url = local(server.links.url(JOB, "final.mp4"), base)
+async def test_a_signed_link_downloads_the_file_and_seeks(served: tuple[Links, JobService, str]) -> None:
+    links, _service, base = served
+    url = local(links.url(JOB, "final.mp4"), base)
     async with httpx.AsyncClient() as http:
         whole = await http.get(url)
         assert whole.status_code == 200 and whole.content == BODY
@@ -83,27 +80,27 @@ async def test_a_signed_link_downloads_the_file_and_seeks(served: tuple[LinkServ
         assert part.headers["content-range"] == f"bytes 1000-1999/{len(BODY)}"
         tail = await http.get(url, headers={"Range": "bytes=-10"})
         assert tail.status_code == 206 and tail.content == BODY[-10:]
-        srt = await http.get(local(server.links.url(JOB, "subtitles.srt"), base))
+        srt = await http.get(local(links.url(JOB, "subtitles.srt"), base))
         assert srt.status_code == 200 and b"Hi" in srt.content
 
 
-async def test_every_wrong_link_is_the_same_bare_404(served: tuple[LinkServer, JobService, str]) -> None:
-    server, service, base = served
-    good = local(server.links.url(JOB, "final.mp4"), base)
-    expired = Links(server.links.secret, server.links.base, ttl=-120)
+async def test_every_wrong_link_is_the_same_bare_404(served: tuple[Links, JobService, str]) -> None:
+    links, service, base = served
+    good = local(links.url(JOB, "final.mp4"), base)
+    expired = Links(links.secret, links.base, ttl=-120)
     async with httpx.AsyncClient() as http:
         wrong = [
             good.replace("sig=", "sig=x"),  # tampered signature
             good.replace("expires=", "expires=9"),  # tampered expiry
             good.replace(JOB, "0123456789ac"),  # another job
             local(expired.url(JOB, "final.mp4"), base),  # expired
-            local(server.links.url(JOB, "voice.wav"), base),  # not a served name
+            local(links.url(JOB, "voice.wav"), base),  # not a served name
             good.split("?")[0],  # unsigned
             f"{base}/files/{JOB}/",
             f"{base}/files/",
             f"{base}/",  # listings
             f"{base}/files/{JOB}/..%2Fjobs.sqlite?expires=1&sig=x",  # a path
-            local(server.links.url(JOB, "thumbnail.png"), base),  # signed, but the job has none
+            local(links.url(JOB, "thumbnail.png"), base),  # signed, but the job has none
             good.split("expires=")[0] + "expires=%C2%B2&sig=x",  # issue 23 #11: '²' is no number
             good.split("expires=")[0] + "expires=%D9%A3&sig=x",  # nor an Arabic-Indic 3
         ]
@@ -116,12 +113,13 @@ async def test_every_wrong_link_is_the_same_bare_404(served: tuple[LinkServer, J
         assert (await http.get(good)).status_code == 404
 
 
-async def test_a_port_in_use_is_one_clear_error(served: tuple[LinkServer, JobService, str], tmp_path: Path) -> None:
-    server, service, _base = served
-    settings = server.settings.model_copy(update={"http_port": server.port})
-    second = LinkServer(server.links, service, settings)
-    with pytest.raises(StorybotError, match=rf"cannot serve links on 127\.0\.0\.1:{server.port} "):
-        await second.start()
+async def test_a_port_in_use_is_one_clear_error(served: tuple[Links, JobService, str], tmp_path: Path) -> None:
+    _links, service, base = served
+    port = int(base.rsplit(":", 1)[1])
+    settings = service.settings.model_copy(update={"http_port": port})
+    with pytest.raises(StorybotError, match=rf"cannot serve on 127\.0\.0\.1:{port} "):
+        async with serving(service, settings):
+            pass
 
 
 def test_a_long_description_gives_way_to_the_link_and_the_job_mark() -> None:

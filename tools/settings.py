@@ -139,6 +139,10 @@ class Settings(BaseSettings):
     http_port: int = Field(8080, alias="STORYBOT_HTTP_PORT", ge=0, le=65535)
     link_secret: SecretStr | None = Field(None, alias="STORYBOT_LINK_SECRET")  # unset: generated under the data folder
     link_ttl: int = Field(7 * 24 * 3600, alias="STORYBOT_LINK_TTL", ge=60)  # seconds a link stays valid
+    # the service (`storybot serve`: REST, SSE, webhooks, MCP, job pages; service/)
+    webhook_allow_private: bool = Field(False, alias="STORYBOT_WEBHOOK_ALLOW_PRIVATE")  # tests: loopback hooks
+    webhook_attempts: int = Field(6, alias="STORYBOT_WEBHOOK_ATTEMPTS", ge=1, le=20)  # tries per delivery
+    webhook_backoff: float = Field(2.0, alias="STORYBOT_WEBHOOK_BACKOFF", gt=0)  # seconds before the 2nd try, doubling
 
     # publishing (tools/publish): accounts from the environment override `storybot accounts add`
     youtube_client_id: str | None = Field(None, alias="STORYBOT_YOUTUBE_CLIENT_ID")

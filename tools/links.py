@@ -1,0 +1,95 @@
+"""Signed, expiring links to a job's files and page, shared by every front end that hands them out.
+
+A Discord upload is capped (10 MiB by default), so a master over the limit is offered as a link:
+`{STORYBOT_PUBLIC_URL}/files/{job id}/{name}?expires={unix time}&sig={HMAC}`; the service's job page
+is `/jobs/{job id}?expires=...&sig=...` (signed for the name `page`). The signature covers the job id,
+the name and the expiry, under `STORYBOT_LINK_SECRET` (generated once into the data folder with mode
+0600 when unset). The HTTP side (service/files.py) serves only names in `ARTIFACTS`, looked up in the
+job's own record, and answers anything wrong with the same bare 404.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable
+from urllib.parse import quote
+
+from tools.errors import BadInput
+from tools.media.outputs import Artifacts
+from tools.net.redact import LINK_SECRET_FILE
+from tools.settings import Settings
+
+PAGE = "page"  # the name a job page's signature covers
+JOB_ID = r"[0-9a-f]{12}"  # graph.store.JOB_ID_PATTERN
+# the names a link may carry, each the artifact of the job record it serves
+ARTIFACTS: dict[str, Callable[[Artifacts], str]] = {
+    "final.mp4": lambda a: a.final_video,
+    "subtitles.srt": lambda a: a.subtitles_srt,
+    "subtitles.vtt": lambda a: a.subtitles_vtt,
+    "thumbnail.png": lambda a: a.thumbnail,
+}
+
+
+class Links:
+    """Makes and checks signed links; knows nothing about files."""
+
+    def __init__(self, secret: bytes, public_url: str, ttl: int) -> None:
+        self.secret, self.base, self.ttl = secret, public_url.rstrip("/"), ttl
+
+    def _sign(self, job_id: str, name: str, expires: int) -> str:
+        digest = hmac.new(self.secret, f"{job_id}/{name}/{expires}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def url(self, job_id: str, name: str, expires: int | None = None) -> str:
+        expires = self.expiry() if expires is None else expires
+        return f"{self.base}/files/{job_id}/{quote(name)}?{self.query(job_id, name, expires)}"
+
+    def page(self, job_id: str, expires: int | None = None) -> str:
+        """The job page, whose holder may see the job and answer its approvals."""
+        return f"{self.base}/jobs/{job_id}?{self.query(job_id, PAGE, expires)}"
+
+    def query(self, job_id: str, name: str, expires: int | None = None) -> str:
+        expires = self.expiry() if expires is None else expires
+        return f"expires={expires}&sig={self._sign(job_id, name, expires)}"
+
+    def expiry(self, now: float | None = None) -> int:
+        return int(time.time() if now is None else now) + self.ttl
+
+    def valid(self, job_id: str, name: str, expires: str, sig: str, now: float | None = None) -> bool:
+        # ASCII digits only: `str.isdigit` also takes "²", which `int` refuses (a 500, not the bare 404)
+        if not re.fullmatch(JOB_ID, job_id) or name not in (*ARTIFACTS, PAGE):
+            return False
+        if not re.fullmatch(r"[0-9]{1,12}", expires):
+            return False
+        if int(expires) < (time.time() if now is None else now):
+            return False
+        return hmac.compare_digest(self._sign(job_id, name, int(expires)).encode(), sig.encode("utf-8", "replace"))
+
+
+def link_secret(settings: Settings) -> bytes:
+    """`STORYBOT_LINK_SECRET`, else the one generated on first use into the data folder (owner-only)."""
+    if settings.link_secret is not None and settings.link_secret.get_secret_value():
+        return settings.link_secret.get_secret_value().encode()
+    path = settings.data_dir / LINK_SECRET_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_name(f".{LINK_SECRET_FILE}.{os.getpid()}")
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(secrets.token_urlsafe(32).encode())
+        try:
+            os.link(scratch, path)  # whole or not at all; a second bot starting at once keeps the first key
+        except FileExistsError:
+            pass
+        finally:
+            scratch.unlink()
+    secret = path.read_bytes().strip()
+    if len(secret) < 16:
+        raise BadInput(f"{path} holds no usable link secret: delete it to have a new one made")
+    return secret
