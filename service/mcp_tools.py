@@ -210,11 +210,11 @@ def mcp_server(ctx: Context, local: Identity | None = None) -> MCPServer:
         return {**view.artifacts, "page": view.links.page}
 
     @mcp.resource("storybot://jobs/{job_id}/script", mime_type="text/plain", description="A job's approved script.")
-    def script(job_id: str) -> str:
+    async def script(job_id: str) -> str:
         return _job_text(ctx, local, job_id, "script.txt")
 
     @mcp.resource("storybot://jobs/{job_id}/subtitles", mime_type="text/plain", description="A job's subtitles (SRT).")
-    def subtitles(job_id: str) -> str:
+    async def subtitles(job_id: str) -> str:
         return _job_text(ctx, local, job_id, "subtitles.srt")
 
     return mcp
