@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROMPT ?= A lighthouse keeper who befriends a lost whale
 
-.PHONY: demo test lint bench clean redis
+.PHONY: demo test lint bench clean redis chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint redis
+test: lint redis chromium
 	$(BIN)/pytest -q
 
 # The Celery GPU tests start their own redis-server (Debian package, ~7 MB) on a free port.
@@ -34,6 +34,12 @@ redis:
 	@command -v redis-server >/dev/null || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends redis-server; }
+
+# The job page's browser test drives Debian's headless Chromium over the DevTools protocol.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends chromium; }
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/render.py

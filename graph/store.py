@@ -311,6 +311,11 @@ class JobStore:
             )
             return int(cursor.fetchone()[0])
 
+    def last_event(self, job_id: str) -> int:
+        """The number of the job's latest event (0 before its first)."""
+        row = self.db.execute("SELECT MAX(seq) FROM events WHERE job_id = ?", [job_id]).fetchone()
+        return int(row[0] or 0)
+
     def events_after(self, job_id: str, after: int, limit: int = 500) -> list[tuple[int, str]]:
         """(number, JSON) of the job's events numbered above `after`, oldest first."""
         rows = self.db.execute(

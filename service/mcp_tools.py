@@ -89,18 +89,13 @@ async def _wait(ctx: Context, tool: ToolContext[Any, Any] | None, record: JobRec
     if record.status not in ("queued", "running"):
         return record
     seen = 0
-    async for event in ctx.service.follow(record.job_id, _last_event(ctx, record.job_id)):
+    async for event in ctx.service.follow(record.job_id, ctx.service.store.last_event(record.job_id)):
         if tool is not None and event.kind in ("stage_finished", "progress", "stage_started"):
             seen += 1
             await tool.report_progress(seen, None, f"{event.stage}: {event.kind.replace('_', ' ')}")
         if event.kind == "waiting" or event.kind in FINAL_EVENTS:
             break
     return ctx.service.get(record.job_id)
-
-
-def _last_event(ctx: Context, job_id: str) -> int:
-    events = ctx.service.store.events_after(job_id, 0, 100_000)
-    return events[-1][0] if events else 0
 
 
 def mcp_server(ctx: Context, local: Identity | None = None) -> MCPServer:

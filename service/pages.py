@@ -59,7 +59,8 @@ def page_view(ctx: Context, request: Request, record: JobRecord, expires: str, s
 async def job_page(job_id: str, request: Request, ctx: Ctx, expires: Expires = "", sig: Sig = "") -> HTMLResponse:
     record = signed(ctx, job_id, expires, sig)
     view = page_view(ctx, request, record, expires, sig)
-    return HTMLResponse(page_html(escape(record.prompt[:80] or "storybot job"), body(view)))
+    after = ctx.service.store.last_event(job_id)  # the page shows the job as of this event
+    return HTMLResponse(page_html(escape(record.prompt[:80] or "storybot job"), body(view), after))
 
 
 @router.get("/jobs/{job_id}/body", response_class=HTMLResponse)
@@ -76,10 +77,14 @@ async def page_job(job_id: str, ctx: Ctx, expires: Expires = "", sig: Sig = "") 
 
 @router.get("/jobs/{job_id}/stream", response_class=EventSourceResponse)
 async def job_stream(
-    job_id: str, request: Request, ctx: Ctx, record: Annotated[JobRecord, Depends(page_job)]
+    job_id: str,
+    request: Request,
+    ctx: Ctx,
+    record: Annotated[JobRecord, Depends(page_job)],
+    after: Annotated[int, Query(ge=0, le=10**12)] = 0,
 ) -> AsyncIterator[ServerSentEvent]:
     last = request.headers.get("last-event-id", "")
-    start = int(last) if last.isascii() and last.isdigit() and len(last) <= 12 else 0
+    start = int(last) if last.isascii() and last.isdigit() and len(last) <= 12 else after
     async for event in ctx.service.follow(job_id, start):
         yield sse(event)
 
@@ -173,6 +178,6 @@ def waiting_html(view: JobView) -> str:
     return "".join(out)
 
 
-def page_html(title: str, content: str) -> str:
+def page_html(title: str, content: str, after: int) -> str:
     template = resources.files("service").joinpath("job.html").read_text(encoding="utf-8")
-    return Template(template).substitute(title=title, body=content)
+    return Template(template).substitute(title=title, body=content, after=after)
