@@ -46,6 +46,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/voices.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/workers.py
+	$(BIN)/python bench/api.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

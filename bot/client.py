@@ -25,6 +25,8 @@ log = logging.getLogger("storybot.bot")
 @contextlib.asynccontextmanager
 async def _nothing(service: JobService, settings: Settings) -> AsyncIterator[None]:
     yield
+
+
 DISCORD_API = "https://discord.com/api/v10"
 
 

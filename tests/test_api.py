@@ -19,6 +19,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from graph.api import JobService
 from service.app import serving
+from service.schemas import Answer
 from service.tokens import NewToken, TokenStore
 from service.webhooks import check_url
 from tests.local_http import Reply, Request, local_server
@@ -320,3 +321,20 @@ async def burst(base: str, token: str, path: str, count: int) -> list[tuple[int,
     )
     out, _ = await process.communicate()
     return [(status, body) for status, body in json.loads(out)]
+
+
+def test_the_n8n_example_speaks_this_api() -> None:
+    """docs/n8n-storybot.json: each request names a route of this API and a body it accepts."""
+    workflow = json.loads((Path(__file__).parent.parent / "docs" / "n8n-storybot.json").read_text())
+    nodes = {n["name"]: n for n in workflow["nodes"]}
+    chain, name = [], "Start"
+    while name in workflow["connections"]:
+        name = workflow["connections"][name]["main"][0][0]["node"]
+        chain.append(nodes[name]["type"].rsplit(".", 1)[1])
+    assert chain == ["httpRequest", "wait", "httpRequest", "wait", "httpRequest", "wait", "httpRequest"]
+    calls = [n["parameters"] for n in workflow["nodes"] if n["type"] == "n8n-nodes-base.httpRequest"]
+    assert calls[0]["url"].endswith("/v1/jobs") and "webhook_url: $execution.resumeUrl" in calls[0]["jsonBody"]
+    for answer in calls[1:3]:
+        assert answer["url"].endswith("/answer") and Answer.model_validate_json(answer["jsonBody"]).action == "approve"
+    assert calls[3]["url"].endswith("/artifacts/final.mp4")
+    assert all(c["headerParameters"]["parameters"][0]["name"] == "Authorization" for c in calls)

@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     discord_api_base: str = Field("https://discord.com/api/v10", alias="DISCORD_API_BASE")
     guild_ids: str = Field("", alias="STORYBOT_GUILD_IDS")
     allowed_channel_ids: str = Field("", alias="STORYBOT_ALLOWED_CHANNEL_IDS")
-    approver_role_id: int | None = Field(None, alias="STORYBOT_APPROVER_ROLE_ID")
+    approver_role_id: Annotated[int | None, BeforeValidator(_blank_none)] = Field(
+        None, alias="STORYBOT_APPROVER_ROLE_ID"
+    )
 
     openai_api_key: SecretStr | None = Field(None, alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL")
@@ -130,7 +132,9 @@ class Settings(BaseSettings):
     render_slots: int = Field(2, alias="STORYBOT_RENDER_SLOTS", ge=1)  # jobs running at once; others queue
 
     # the Discord bot
-    delivery_channel_id: int | None = Field(None, alias="STORYBOT_DELIVERY_CHANNEL_ID")
+    delivery_channel_id: Annotated[int | None, BeforeValidator(_blank_none)] = Field(
+        None, alias="STORYBOT_DELIVERY_CHANNEL_ID"
+    )
     max_active_jobs_per_user: int = Field(2, alias="STORYBOT_MAX_ACTIVE_JOBS_PER_USER", ge=1)
     max_requests_per_hour: int = Field(6, alias="STORYBOT_MAX_REQUESTS_PER_HOUR", ge=1)
     # signed links to full-quality files, served by `storybot bot` (bot/links.py)
