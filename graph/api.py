@@ -5,7 +5,7 @@ nodes and tools behind it can change shape without touching the bot.
 """
 
 from graph.events import Event
-from graph.publish import Linked, linked_platforms, may_publish, publish_job
+from graph.publish import Linked, linked_platforms, may_publish, plan_job, publications, publish_job, publish_planned
 from graph.service import (
     ACTIVE,
     END_EVENTS,
@@ -43,6 +43,7 @@ from tools.media.outputs import Artifacts
 from tools.media.upload import DEFAULT_LIMIT, fit_for_upload
 from tools.net.redact import LINK_SECRET_FILE, redact, redact_logs
 from tools.publish import Choice, Outcome, PlatformRefused, Privacy, Publication, Unreachable
+from tools.publish import targets as publish_targets
 from tools.settings import Settings
 from tools.tts import VoiceInfo
 from tools.tts import catalogue as voice_catalogue
@@ -105,7 +106,11 @@ __all__ = [
     "linked_platforms",
     "may_publish",
     "media_kind",
+    "plan_job",
+    "publications",
     "publish_job",
+    "publish_planned",
+    "publish_targets",
     "redact",
     "redact_logs",
     "resolve_visuals",

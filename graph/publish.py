@@ -17,6 +17,7 @@ from tools.errors import BadInput
 from tools.publish import Choice, Outcome, Texts, measure, plan_all, publish_all, targets
 from tools.publish.base import PlatformRow, Progress
 from tools.publish.ledger import Ledger
+from tools.publish.run import Planned
 from tools.settings import Settings
 
 
@@ -49,6 +50,24 @@ def texts_for(record: JobRecord) -> Callable[[PlatformRow], Texts]:
     return texts
 
 
+async def plan_job(settings: Settings, job_id: str, to: str, choice: Choice) -> list[Planned]:
+    """Every target's account and rules checked (BadInput before anything is sent anywhere)."""
+    record = finished_job(settings, job_id)
+    assert record.result is not None
+    rows = targets(to)
+    artifacts = record.result.artifacts
+    thumbnail = Path(artifacts.thumbnail) if artifacts.thumbnail else None
+    video = await asyncio.to_thread(measure, Path(artifacts.final_video), thumbnail)  # hashing: off the loop
+    return plan_all(settings, rows, texts_for(record), choice, video)
+
+
+async def publish_planned(
+    settings: Settings, job_id: str, planned: list[Planned], progress: Progress, say: Callable[[str], None]
+) -> list[Outcome]:
+    """Publish (or resume, or answer from the ledger) each planned target."""
+    return await publish_all(settings, job_id, planned, progress, say)
+
+
 async def publish_job(
     settings: Settings,
     job_id: str,
@@ -58,14 +77,8 @@ async def publish_job(
     say: Callable[[str], None],
 ) -> list[Outcome]:
     """Check every target's rules, then publish (or resume, or answer from the ledger) each."""
-    record = finished_job(settings, job_id)
-    assert record.result is not None
-    rows = targets(to)
-    artifacts = record.result.artifacts
-    thumbnail = Path(artifacts.thumbnail) if artifacts.thumbnail else None
-    video = await asyncio.to_thread(measure, Path(artifacts.final_video), thumbnail)  # hashing: off the loop
-    planned = plan_all(settings, rows, texts_for(record), choice, video)
-    return await publish_all(settings, job_id, planned, progress, say)
+    planned = await plan_job(settings, job_id, to, choice)
+    return await publish_planned(settings, job_id, planned, progress, say)
 
 
 def publications(settings: Settings, job_id: str) -> list[Outcome]:

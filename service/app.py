@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from graph.api import JobService, Links, Settings, StorybotError, link_secret
-from service import files, jobs, pages, problems
+from service import files, jobs, pages, problems, publishing
 from service.deps import Context
 from service.mcp_tools import mcp_server, mount_mcp
 from service.tokens import TokenStore
@@ -41,6 +41,8 @@ def create_app(service: JobService, settings: Settings) -> FastAPI:
             async with mcp.session_manager.run():
                 yield
         finally:
+            for task in ctx.publishing.values():  # an upload cut here resumes when asked again
+                task.cancel()
             await ctx.webhooks.close()
 
     app = FastAPI(
@@ -54,6 +56,7 @@ def create_app(service: JobService, settings: Settings) -> FastAPI:
     app.state.ctx = ctx
     problems.install(app)
     app.include_router(jobs.router)
+    app.include_router(publishing.router)
     app.include_router(files.router)
     app.include_router(pages.router)
 

@@ -10,7 +10,7 @@ import asyncio
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
@@ -31,6 +31,7 @@ class Context:
     links: Links
     webhooks: Webhooks
     _starting: dict[str, asyncio.Lock] = field(default_factory=dict)
+    publishing: dict[str, asyncio.Task[Any]] = field(default_factory=dict)  # job -> its uploads running here
 
     def starting(self, requester: str) -> asyncio.Lock:
         """Per person: the limit check and the start are one step, so two requests see each other."""
