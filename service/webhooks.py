@@ -23,13 +23,14 @@ import httpx
 import sqlite_utils
 from standardwebhooks import Webhook
 
-from graph.api import BadInput, Event, JobService, Settings, redact
+from graph.api import FINAL_EVENTS, BadInput, Event, JobService, Settings, redact
 from service.tokens import TokenStore
 from tools.net.guard import Guard, RefusedURL, origin
 
 log = logging.getLogger("storybot.service")
 HOOKED = {"waiting": "job.waiting", "done": "job.done", "failed": "job.failed", "cancelled": "job.cancelled"}
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+POLL = 1.0  # seconds between looks at the event log for jobs run by other processes
 
 
 def guard_for(url: str, settings: Settings) -> Guard:
@@ -59,7 +60,11 @@ class Webhooks:
         self.hooks, self.deliveries = self.db.table("hooks"), self.db.table("deliveries")
         self.attempts = self.db.table("attempts")
         if not self.hooks.exists():
-            self.hooks.create({"job_id": str, "url": str, "token": str}, pk="job_id", if_not_exists=True)
+            self.hooks.create(
+                {"job_id": str, "url": str, "token": str, "cursor": int, "closed": int},
+                pk="job_id",
+                if_not_exists=True,
+            )
         if not self.deliveries.exists():
             self.deliveries.create(
                 {
@@ -85,17 +90,34 @@ class Webhooks:
 
     def attach(self, job_id: str, url: str, token: str) -> None:
         with self.db.conn:
-            self.hooks.insert({"job_id": job_id, "url": url, "token": token}, replace=True)
-
-    def url_of(self, job_id: str) -> str | None:
-        rows = list(self.hooks.rows_where("job_id = ?", [job_id]))
-        return str(rows[0]["url"]) if rows else None
+            self.hooks.insert({"job_id": job_id, "url": url, "token": token, "cursor": 0, "closed": 0}, replace=True)
 
     def on_event(self, event: Event) -> None:
-        """JobService listener: an event a webhook reports becomes a pending delivery (keyed by the
-        event's number, so the same event never makes two)."""
-        if event.kind not in HOOKED or event.id is None or self.url_of(event.job_id) is None:
-            return
+        """JobService listener: a reported event of this process is collected at once."""
+        if event.kind in HOOKED:
+            self._wake.set()
+
+    def collect(self) -> None:
+        """Each open hook's new reported events become pending deliveries, read from the job's event
+        log (keyed by the event's number: the same event never makes two). The log, not this
+        process's events, so a job run by another process, or while the service was down, is
+        reported too."""
+        for hook in list(self.hooks.rows_where("closed = 0")):
+            job_id, cursor = str(hook["job_id"]), int(hook["cursor"] or 0)
+            logged = self.service.store.events_after(job_id, cursor)
+            if not logged:
+                continue
+            closed = False
+            with self.db.conn:
+                for seq, body in logged:
+                    event = Event.model_validate_json(body).model_copy(update={"id": seq})
+                    if event.kind in HOOKED:
+                        self.deliveries.insert(self._delivery(event), ignore=True)
+                        closed = closed or event.kind in FINAL_EVENTS
+                self.hooks.update(job_id, {"cursor": logged[-1][0], "closed": int(closed)})
+
+    @staticmethod
+    def _delivery(event: Event) -> dict[str, object]:
         body = {
             "type": HOOKED[event.kind],
             "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -107,7 +129,7 @@ class Webhooks:
                 "event_id": event.id,
             },
         }
-        row = {
+        return {
             "id": f"msg_{event.job_id}_{event.id}",
             "job_id": event.job_id,
             "type": body["type"],
@@ -116,9 +138,6 @@ class Webhooks:
             "attempts": 0,
             "next_at": time.time(),
         }
-        with self.db.conn:
-            self.deliveries.insert(row, ignore=True)
-        self._wake.set()
 
     def start(self) -> None:
         self.service.listeners.append(self.on_event)
@@ -134,9 +153,11 @@ class Webhooks:
         await self._client.aclose()
 
     async def _run(self) -> None:
-        """Send what is due, oldest first; sleep until the next is due or a new one arrives."""
+        """Collect and send what is due, oldest first; sleep until the next is due, an event of this
+        process arrives, or a second has passed (another process's events)."""
         while True:
             self._wake.clear()
+            self.collect()
             due = list(
                 self.deliveries.rows_where(
                     "state = 'pending' AND next_at <= ?", [time.time()], order_by="next_at", limit=20
@@ -146,7 +167,7 @@ class Webhooks:
                 await asyncio.gather(*(self._send(row) for row in due))
                 continue
             later = list(self.deliveries.rows_where("state = 'pending'", order_by="next_at", limit=1))
-            wait = max(0.05, later[0]["next_at"] - time.time()) if later else 3600.0
+            wait = min(POLL, max(0.05, later[0]["next_at"] - time.time())) if later else POLL
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
 

@@ -20,7 +20,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from graph.api import JobService
 from service.app import serving
 from service.schemas import Answer
-from service.tokens import NewToken, TokenStore
+from service.tokens import Identity, NewToken, TokenStore
 from service.webhooks import check_url
 from tests.local_http import Reply, Request, local_server
 from tools.errors import BadInput
@@ -259,6 +259,31 @@ async def test_webhooks_are_signed_retried_and_recorded(api: Api, tmp_path: Path
     # every attempt is recorded in service.sqlite, next to the tokens
     rows = sqlite3.connect(tmp_path / "service.sqlite").execute("SELECT status FROM attempts ORDER BY at").fetchall()
     assert [r[0] for r in rows] == [500, 200, 200]
+
+
+@pytest.mark.slow
+async def test_a_webhook_reports_what_happened_while_the_service_was_down(tmp_path: Path) -> None:
+    settings = get_settings().model_copy(
+        update={"data_dir": tmp_path, "http_port": 0, "public_url": None, "webhook_allow_private": True}
+    )
+    alice = TokenStore(tmp_path).create("alice")
+    with local_server(lambda request: Reply(204)) as hook:
+        body = {"prompt": "keeper", "script": SCRIPT, "duration": 8, "webhook_url": f"{hook.url}/h"}
+        headers = {"Authorization": f"Bearer {alice.token}"}
+        async with JobService.open(settings) as svc, serving(svc, settings) as port:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
+                job_id = (await client.post("/v1/jobs", json=body)).json()["job_id"]
+            await svc.wait(job_id)
+            await arrived(hook.requests, 1)
+        # the service is down; another process (the CLI, a runner) cancels the job meanwhile
+        async with JobService.open(settings) as other:
+            await other.cancel(job_id, Identity(name="alice").requester)
+            assert (await other.wait(job_id)).status == "cancelled"
+        assert len(hook.requests) == 1
+        async with JobService.open(settings) as svc, serving(svc, settings):
+            await arrived(hook.requests, 2)
+    kinds = [Webhook(alice.webhook_secret).verify(r.body, dict(r.headers))["type"] for r in hook.requests]
+    assert kinds == ["job.waiting", "job.cancelled"]
 
 
 async def test_per_user_limits_apply_to_tokens(api: Api) -> None:
