@@ -95,6 +95,9 @@ async def test_a_master_over_the_limit_comes_fitted_with_a_signed_link_and_a_413
     async with httpx.AsyncClient(timeout=10) as http:
         whole = await http.get(url)
         assert whole.status_code == 200 and whole.content == master  # byte-identical through the link
+        # one HTTP server per deployment: the bot's is the service's app, API included
+        assert (await http.get(f"http://127.0.0.1:{port}/healthz")).json() == {"status": "ok"}
+        assert (await http.get(f"http://127.0.0.1:{port}/v1/jobs")).status_code == 401
         part = await http.get(url, headers={"Range": "bytes=100-4195"})
         assert part.status_code == 206 and part.content == master[100:4196]
         for wrong in (url.replace("sig=", "sig=A"), url.replace("expires=", "expires=1"), expired):
