@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     gpu_devices: str = Field("", alias="STORYBOT_GPU_DEVICES")  # sdxl=0,ltx=1,... → CUDA_VISIBLE_DEVICES per worker
     gpu_offload: Literal["auto", "none", "model", "sequential"] = Field("auto", alias="STORYBOT_GPU_OFFLOAD")
     gpu_idle_unload: float = Field(0, alias="STORYBOT_GPU_IDLE_UNLOAD", ge=0)  # seconds idle before unloading (0 never)
+    whisper_device: Literal["auto", "cuda", "cpu"] = Field("auto", alias="STORYBOT_WHISPER_DEVICE")  # CUDA failing: CPU
     whisper_beam_size: int = Field(5, alias="STORYBOT_WHISPER_BEAM_SIZE", ge=1)
     whisper_max_new_tokens: int | None = Field(None, alias="STORYBOT_WHISPER_MAX_NEW_TOKENS", ge=1)
     vision_threshold: float = Field(6.0, alias="STORYBOT_VISION_THRESHOLD", ge=0, le=10)

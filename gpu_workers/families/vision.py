@@ -3,11 +3,47 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from gpu_workers.families.device import Progress, device_and_dtype
 from gpu_workers.protocol import Verdict, VisionParams
 from tools.vision.verdict import fit_pixels, parse_verdict, verdict_prompt
+
+
+class MissingDependency(ImportError):
+    """A package the model's processor needs is absent or unusable: the load fails with the fix."""
+
+
+def matching_torchvision(torch_version: str) -> str:
+    """torchvision's release for a torch 2.x release (2.11 → 0.26, 2.13 → 0.28), local tag kept
+    (`+cpu`, `+cu130`): only the build made for the same torch loads its operators."""
+    base, _, local = torch_version.partition("+")
+    major, minor = (int(x) for x in base.split(".")[:2])
+    if major != 2:
+        return "the torchvision release for your torch"
+    return f"torchvision==0.{minor + 15}.*" + (f" (the +{local} build)" if local else "")
+
+
+def needs_torchvision(model_type: str) -> bool:
+    """transformers' Qwen-VL image and video processors import torchvision unconditionally."""
+    return model_type.startswith("qwen") and "_vl" in model_type
+
+
+def torchvision_problem(model_type: str, torch_version: str) -> str | None:
+    """One line naming the fix when torchvision is missing (and the model needs it) or installed but
+    unusable (a build for another torch breaks every transformers image processor, so always)."""
+    fix = f"pip install '{matching_torchvision(torch_version)}' (the models extra pins it)"
+    if importlib.util.find_spec("torchvision") is None:
+        if needs_torchvision(model_type):
+            return f"the {model_type} processor needs torchvision, which is not installed: {fix}"
+        return None
+    try:
+        import torchvision  # noqa: F401
+    except Exception as exc:  # a CUDA build on a CPU torch fails with RuntimeError, not ImportError
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
+        return f"torchvision is installed but does not load against torch {torch_version} ({reason}): {fix}"
+    return None
 
 
 class Vision:
@@ -16,8 +52,12 @@ class Vision:
     centre-crops a 9:16 frame to its middle; see docs/GPU.md)."""
 
     def __init__(self, model: str) -> None:
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        import torch
+        from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
+        model_type = str(AutoConfig.from_pretrained(model).model_type)
+        if problem := torchvision_problem(model_type, torch.__version__):
+            raise MissingDependency(problem)
         self.device, dtype = device_and_dtype()
         self.dtype = dtype
         self.processor = AutoProcessor.from_pretrained(model)
