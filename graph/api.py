@@ -41,6 +41,7 @@ from tools.links import ARTIFACTS, PAGE, Links, link_secret
 from tools.llm.schemas import PlatformMeta, StoryIdea
 from tools.media.outputs import Artifacts
 from tools.media.upload import DEFAULT_LIMIT, fit_for_upload
+from tools.models import Aspect
 from tools.net.redact import LINK_SECRET_FILE, redact, redact_logs
 from tools.publish import Choice, Outcome, PlatformRefused, Privacy, Publication, Unreachable
 from tools.publish import targets as publish_targets
@@ -69,6 +70,7 @@ __all__ = [
     "Answer",
     "Approval",
     "Artifacts",
+    "Aspect",
     "BadInput",
     "Choice",
     "Credit",

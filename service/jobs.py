@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import FileResponse
@@ -12,6 +12,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from graph.api import Answer as Reply
 from graph.api import (
+    Aspect,
     BadInput,
     Event,
     JobRecord,
@@ -25,7 +26,7 @@ from graph.api import (
 from service.deps import Caller, Context, Ctx, OwnJob, visible
 from service.problems import conflict, invalid
 from service.schemas import Answer, JobCreate, JobCreated, JobPage, JobView, Problem
-from service.views import job_links, job_view, summary
+from service.views import base_url, job_links, job_view, summary
 from service.webhooks import check_url
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
@@ -38,39 +39,41 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
+def _alone(field: str, **values: Any) -> None:
+    """Check one field by itself, so a refusal names it (JobRequest's checks raise BadInput)."""
+    try:
+        JobRequest(**values)
+    except BadInput as exc:
+        raise invalid(field, str(exc)) from None
+
+
 def request_of(body: JobCreate, ctx: Context) -> JobRequest:
     """The job request, checked as `storybot make` checks it; 422 naming the field otherwise."""
-    for field, value in (("prompt", body.prompt), ("script", body.script)):
-        try:
-            if field == "prompt":
-                JobRequest(prompt=value or "", ideas=True)
-            elif value is not None:
-                JobRequest(prompt="x", script_text=value)
-        except BadInput as exc:
-            raise invalid(field, str(exc)) from None
-    try:
-        request = JobRequest(
-            prompt=body.prompt,
-            script_text=body.script,
-            duration=body.duration,
-            aspect=body.aspect,  # validated into Aspect
-            voice=body.voice,
-            language=body.language,
-            ideas=body.ideas,
-            visuals=body.visuals,
-        )
-    except BadInput as exc:
-        raise invalid("prompt", str(exc)) from None
+    _alone("prompt", prompt=body.prompt, ideas=True)
+    if body.script is not None:
+        _alone("script", prompt="your script", script_text=body.script)
     if body.voice is not None:
         try:
             resolve_voice(ctx.settings, body.voice)
         except BadInput as exc:
             raise invalid("voice", str(exc)) from None
     try:
-        resolve_visuals(request.visuals, ctx.settings)
+        resolve_visuals(body.visuals, ctx.settings)
     except BadInput as exc:
         raise invalid("visuals", str(exc)) from None
-    return request
+    try:
+        return JobRequest(
+            prompt=body.prompt,
+            script_text=body.script,
+            duration=body.duration,
+            aspect=Aspect(body.aspect),
+            voice=body.voice,
+            language=body.language,
+            ideas=body.ideas,
+            visuals=body.visuals,
+        )
+    except BadInput as exc:  # what is left: nothing to write from (no prompt, no script, no ideas)
+        raise invalid("prompt", str(exc)) from None
 
 
 def over_limit(ctx: Context, who: Requester) -> None:
@@ -102,8 +105,8 @@ async def create_job(body: JobCreate, request: Request, ctx: Ctx, who: Caller) -
         if hook is not None:  # before the job's first event: its task runs at our next await
             ctx.webhooks.attach(job_id, hook, who.name)
     secret = who.webhook_secret.get_secret_value() if hook and who.webhook_secret else None
-    record = ctx.service.get(job_id)
-    return JobCreated(job_id=job_id, status=record.status, links=job_links(ctx, request, job_id), webhook_secret=secret)
+    links = job_links(ctx, base_url(ctx, request), job_id)
+    return JobCreated(job_id=job_id, status=ctx.service.get(job_id).status, links=links, webhook_secret=secret)
 
 
 @router.get("/jobs", responses=ERRORS)
@@ -128,14 +131,16 @@ async def get_job(job_id: str, request: Request, ctx: Ctx, who: Caller) -> JobVi
     """A job: status, stages with seconds and provider, what it waits for (with the approval's
     payload), and its files once done."""
     record = visible(ctx, who, job_id)
-    return job_view(ctx, request, record, ctx.service.store.stage_list(job_id))
+    return job_view(ctx, base_url(ctx, request), record, ctx.service.store.stage_list(job_id))
 
 
 def reply_of(record: JobRecord, body: Answer) -> Reply:
     """The typed answer, when the waiting approval takes it: 409 naming what it takes, 422 naming a bad value."""
     shown = record.approval
     if record.status != "waiting" or shown is None:
-        raise conflict(f"job {record.job_id} is not waiting for an answer (it is {record.status})", ["cancel"])
+        ended = record.status in ("done", "cancelled")
+        why = f"job {record.job_id} is not waiting for an answer (it is {record.status})"
+        raise conflict(why, [] if ended else ["cancel"])
     if body.action not in shown.actions:
         raise conflict(f"{record.waiting_for} does not take {body.action}", sorted(shown.actions))
     field = {"pick": "idea", "revise": "note", "replace": "text", "reroll": "shots"}.get(body.action)
@@ -160,7 +165,7 @@ async def answer_job(job_id: str, body: Answer, request: Request, ctx: Ctx, who:
     also stops a running job."""
     record = visible(ctx, who, job_id)
     await act(ctx, record, body, who.requester)
-    return job_view(ctx, request, ctx.service.get(job_id), ctx.service.store.stage_list(job_id))
+    return job_view(ctx, base_url(ctx, request), ctx.service.get(job_id), ctx.service.store.stage_list(job_id))
 
 
 async def act(ctx: Context, record: JobRecord, body: Answer, who: Requester) -> None:

@@ -61,23 +61,8 @@ def _base(ctx: Context, tool: ToolContext[Any, Any] | None) -> str:
     return f"http://{ctx.settings.http_host}:{ctx.settings.http_port}"
 
 
-def _request(ctx: Context, tool: ToolContext[Any, Any] | None) -> Request:
-    base = _base(ctx, tool)
-    scheme, _, rest = base.partition("://")
-    host, _, port = rest.partition("/")[0].partition(":")
-    scope = {
-        "type": "http",
-        "scheme": scheme,
-        "server": (host, int(port) if port.isdigit() else (443 if scheme == "https" else 80)),
-        "path": "/",
-        "root_path": "",
-        "headers": [],
-    }
-    return Request(scope)
-
-
 def _view(ctx: Context, tool: ToolContext[Any, Any] | None, record: JobRecord) -> JobView:
-    return job_view(ctx, _request(ctx, tool), record, ctx.service.store.stage_list(record.job_id))
+    return job_view(ctx, _base(ctx, tool), record, ctx.service.store.stage_list(record.job_id))
 
 
 def _refusal(exc: HTTPException) -> ToolError:

@@ -41,7 +41,7 @@ def signed(ctx: Context, job_id: str, expires: str, sig: str) -> JobRecord:
 
 def page_view(ctx: Context, request: Request, record: JobRecord, expires: str, sig: str) -> JobView:
     """The job as the page shows it: its files reached through the page's own signed routes."""
-    view = job_view(ctx, request, record, ctx.service.store.stage_list(record.job_id))
+    view = job_view(ctx, base_url(ctx, request), record, ctx.service.store.stage_list(record.job_id))
     api_files, query = f"{view.links.self}/artifacts/", f"?expires={expires}&sig={sig}"
     page_files = f"{base_url(ctx, request)}/jobs/{record.job_id}/files/"
 

@@ -30,18 +30,13 @@ def base_url(ctx: Context, request: Request) -> str:
     return (ctx.settings.public_url or str(request.base_url)).rstrip("/")
 
 
-def job_links(ctx: Context, request: Request, job_id: str) -> JobLinks:
-    base = base_url(ctx, request)
+def job_links(ctx: Context, base: str, job_id: str) -> JobLinks:
     return JobLinks(
         self=f"{base}/v1/jobs/{job_id}",
         events=f"{base}/v1/jobs/{job_id}/events",
         answer=f"{base}/v1/jobs/{job_id}/answer",
-        page=page_url(ctx, request, job_id),
+        page=f"{base}/jobs/{job_id}?{ctx.links.query(job_id, PAGE)}",
     )
-
-
-def page_url(ctx: Context, request: Request, job_id: str) -> str:
-    return f"{base_url(ctx, request)}/jobs/{job_id}?{ctx.links.query(job_id, PAGE)}"
 
 
 def artifact_name(ctx: Context, job_id: str, path: str) -> str:
@@ -98,8 +93,9 @@ def finished_files(ctx: Context, record: JobRecord, files: str) -> dict[str, str
     return out
 
 
-def job_view(ctx: Context, request: Request, record: JobRecord, stages: list[StageRecord]) -> JobView:
-    links = job_links(ctx, request, record.job_id)
+def job_view(ctx: Context, base: str, record: JobRecord, stages: list[StageRecord]) -> JobView:
+    """The job as callers see it; `base` is where they reach us (`base_url`)."""
+    links = job_links(ctx, base, record.job_id)
     files = f"{links.self}/artifacts"
     return JobView(
         job_id=record.job_id,
