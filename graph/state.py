@@ -341,6 +341,8 @@ class KeyframeApproval(ApprovalBase):
         return frozenset({"approve", "reroll", "replace", "cancel"})
 
     def question(self) -> str:
+        if len(self.shots) == 1:
+            return "Approve this keyframe, or re-roll it?"
         return f"Approve these {len(self.shots)} keyframes, or re-roll some shots?"
 
     def hints(self) -> list[str]:
