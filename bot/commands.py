@@ -297,6 +297,8 @@ class VideoCommands(commands.Cog):
         except BadInput as exc:
             await message.reply(f"⚠️ {_reason(exc)}", allowed_mentions=NO_MENTIONS)
             return
+        if await self.conductor.reply_while_busy(message, job_id, answer):  # kept for the next approval
+            return
         await self.conductor.answer_reply(message, job_id, interrupt_id, answer)
 
     async def _replacement(self, pictures: list[discord.Attachment], text: str, shots: int) -> Answer:

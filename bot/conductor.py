@@ -22,6 +22,7 @@ from discord.ext import commands
 
 from bot.approvals import Approvals
 from bot.delivery import Delivery
+from bot.held import HeldReplies
 from bot.links import links_from
 from bot.messages import NO_MENTIONS, REFUSAL, answered_text, failure_text
 from bot.records import Post, Records
@@ -30,6 +31,7 @@ from bot.views import JobButton
 from graph.api import (
     ACTIVE,
     Answer,
+    Approval,
     BadInput,
     JobRequest,
     JobService,
@@ -55,6 +57,7 @@ class Conductor:
         self.status = StatusBoards(bot, service, records)
         self._tasks: set[asyncio.Task[None]] = set()
         self._starting: dict[str, asyncio.Lock] = {}  # per user: the limit check and the start are one step
+        self.held = HeldReplies()  # replies that came while their job was still working on the last answer
 
     # who may act ----------------------------------------------------------
 
@@ -171,6 +174,34 @@ class Conductor:
         refusal = await self._steer(job_id, lambda: self.service.answer(job_id, who, answer, interrupt_id))
         await message.reply(refusal or answered_text(answer, message.author.display_name), allowed_mentions=NO_MENTIONS)
 
+    async def reply_while_busy(self, message: discord.Message, job_id: str, answer: Answer) -> bool:
+        """Keep a reply that came while the job works on its last approval's answer, for the next one
+        (True); False when the job is not doing that, so the reply is answered as usual."""
+        record = self.service.get(job_id)
+        if record.approval is None or not self.held.holds(record):
+            return False
+        if answer.action == "cancel":  # waits for nothing: the job stops before its next step
+            try:
+                await self.service.cancel(job_id, self.requester(message.author))
+            except BadInput as exc:
+                await message.reply(f"⚠️ {exc}", allowed_mentions=NO_MENTIONS)
+                return True
+            await message.reply(answered_text(answer, message.author.display_name), allowed_mentions=NO_MENTIONS)
+            await self.held.drop(job_id, "cancelled")
+            return True
+        await self.held.keep(job_id, message, record.approval.approval, answer)
+        now = self.service.get(job_id)  # the job may have asked again, or ended, while the reply was sent
+        if now.status == "waiting" and now.approval is not None and now.interrupt_id != record.interrupt_id:
+            await self._apply_held(job_id, now.approval, now.interrupt_id or "")
+        elif now.status in ("done", "failed", "cancelled"):
+            await self.held.drop(job_id, now.status)
+        return True
+
+    async def _apply_held(self, job_id: str, approval: Approval, interrupt_id: str) -> None:
+        await self.held.apply(
+            job_id, approval, lambda message, answer: self.answer_reply(message, job_id, interrupt_id, answer)
+        )
+
     async def retry(self, interaction: discord.Interaction[Any], job_id: str) -> None:
         await interaction.response.defer()
         who = self.requester(interaction.user)
@@ -205,10 +236,13 @@ class Conductor:
                 await self.refresh(job_id)
                 if event.kind == "waiting" and event.approval and event.interrupt_id:
                     await self.approvals.post(job_id, event.approval, event.interrupt_id)
+                    await self._apply_held(job_id, event.approval, event.interrupt_id)
                 elif event.kind == "done":
                     await self.delivery.deliver(job_id)
                 elif event.kind == "failed":
                     await self.post_failure(job_id, event.message or "unknown error")
+                if event.kind in ("done", "failed", "cancelled"):
+                    await self.held.drop(job_id, event.kind)
             except Exception:
                 log.exception("job %s: could not update Discord after %s", job_id, event.kind)
         if self.service.get(job_id).status not in ACTIVE:

@@ -258,6 +258,27 @@ def too_big_text(size: str, limit: str, where: str) -> str:
 
 def answered_text(answer: Answer, name: str) -> str:
     """The one line that says what an answer did, under the approval it answered (everyone sees it)."""
+    return f"{_did(answer)} (by {quote(name)})."
+
+
+NEXT = {"approve_script": "script draft", "approve_keyframes": "keyframes"}
+
+
+def held_text(answer: Answer, approval: str, replaced: bool) -> str:
+    """A reply that came while the job was still working on the last answer: kept, not dropped."""
+    earlier = " It replaces your earlier reply." if replaced else ""
+    return (
+        f"⏳ Still working on the last answer: yours is kept and applied to the next "
+        f"{NEXT.get(approval, 'approval')} as soon as it is ready ({_did(answer)}).{earlier}"
+    )
+
+
+def unapplied_text(answer: Answer, why: str) -> str:
+    """The kept reply could not be applied (the job moved on, ended, or the new approval refused it)."""
+    return f"⚠️ Your kept reply ({_did(answer)}) was not applied: {one_line(why, 300)}"
+
+
+def _did(answer: Answer) -> str:
     if answer.action == "revise":
         note = answer.note or ""
         did = {LONGER: "✏️ Writing a longer draft", SHORTER: "✏️ Writing a shorter draft"}.get(
@@ -274,7 +295,7 @@ def answered_text(answer: Answer, name: str) -> str:
             "regenerate": "🔄 Writing a new draft",
             "cancel": "✖️ Cancelled",
         }[answer.action]
-    return f"{did} (by {quote(name)})."
+    return did
 
 
 def failure_text(stage: str | None, reason: str) -> str:

@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
@@ -342,6 +343,8 @@ class JobService:
             answer = answer.model_copy(update={"text": clean_replacement(answer.text or "")})
         record.approval.check(answer)
         pending = record.interrupt_id
+        if job_id in self._tasks:  # the run that asked is still ending (an answer right on its `waiting` event)
+            await self.wait(job_id)
         claimed = self.store.claim(job_id, "waiting", os.getpid(), interrupt_id=pending)
         if not claimed:
             raise StaleAnswer("that approval was already answered")
@@ -386,13 +389,23 @@ class JobService:
         return self.store.claim(job_id, record.status, os.getpid(), runner_pid=record.runner_pid)
 
     def _launch(self, job_id: str, payload: JobState | Command[Any] | None, auto_approve: bool) -> None:
-        if job_id in self._tasks:
+        running = self._tasks.get(job_id)
+        if running is not None and not running.done():  # a done one has not run its callback yet
             raise BadInput(f"job {job_id} is already running")
         self.store.update(job_id, status="running", runner_pid=os.getpid(), error=None)
         self.lag.start()
         task = asyncio.create_task(self._run(job_id, payload, auto_approve))
         self._tasks[job_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
+        task.add_done_callback(partial(self._ended, job_id))
+
+    def _ended(self, job_id: str, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(job_id) is task:
+            self._tasks.pop(job_id)
+        if task.cancelled() and self.get(job_id).status == "running":  # cancelled before it started to run
+            if self._closing:
+                self._finish(job_id, "failed", error=interrupted(job_id))
+            else:
+                self._finish(job_id, "cancelled")
 
     def _context(self, job_id: str, auto_approve: bool) -> NodeContext:
         # one GPU client per service, made on first use, so every job shares the warm workers

@@ -413,3 +413,64 @@ async def test_a_failure_post_names_the_reason_but_no_configured_secret(conducto
     await conductor.post_failure(job_id, reason)
     assert len(sent) == 1 and "bad key" in sent[0]
     assert not [s for s in secrets.values() if s in sent[0]] and "%2F56789" not in sent[0]
+
+
+async def _until(check: Any, seconds: float = 20.0) -> None:
+    import asyncio
+
+    for _ in range(int(seconds * 20)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out: {check.__doc__ or check}")
+
+
+async def test_a_reply_while_a_revision_runs_is_kept_and_answers_the_next_draft(conductor: Conductor) -> None:
+    """Issue 23 #14: a .txt (or any reply) sent while the revision runs was refused and dropped."""
+    job_id, iid = await waiting_script(conductor)
+    conductor.records.remember_prompt(42, job_id, iid)
+    cog = VideoCommands(conductor.bot)
+    await cog.on_message(reply(conductor, ALICE, "make it warmer", 42))
+    assert conductor.service.get(job_id).status == "running"  # the revision has started, not finished
+
+    first = reply(conductor, ALICE, "mention the sea", 42)
+    await cog.on_message(first)
+    said = first.reply.call_args.args[0]
+    assert said.startswith("⏳") and "next script draft" in said and "mention the sea" in said, said
+    mine = "My own words while you were busy. Short and sweet."
+    latest = reply(conductor, ALICE, "", 42, [("mine.txt", mine.encode())])
+    await cog.on_message(latest)  # the latest reply wins
+    said = latest.reply.call_args.args[0]
+    assert "replaces your earlier reply" in said and "own script" in said and "\n" not in said, said
+
+    def replaced() -> bool:
+        approval = conductor.service.get(job_id).approval
+        return isinstance(approval, ScriptApproval) and approval.script == mine
+
+    await _until(replaced)  # version 2 came back and the kept .txt answered it at once
+    record = await conductor.service.wait(job_id)
+    assert isinstance(record.approval, ScriptApproval) and record.approval.version == 3
+    assert "📄 Using your own script" in latest.reply.call_args.args[0]
+    assert all("not waiting" not in str(c.args) for c in first.reply.call_args_list + latest.reply.call_args_list)
+
+
+async def test_a_kept_reply_that_cannot_apply_says_so_and_cancel_does_not_wait(conductor: Conductor) -> None:
+    job_id, iid = await waiting_script(conductor)
+    conductor.records.remember_prompt(42, job_id, iid)
+    cog = VideoCommands(conductor.bot)
+    await cog.on_message(reply(conductor, ALICE, "approve", 42))
+    kept = reply(conductor, ALICE, "shorter", 42)  # approved already: the next question is the keyframes
+    await cog.on_message(kept)
+    await _until(lambda: len(kept.reply.call_args_list) == 2)
+    said = kept.reply.call_args.args[0]
+    assert said.startswith("⚠️ Your kept reply") and "keyframes" in said, said
+    record = await conductor.service.wait(job_id)
+    assert record.waiting_for == "approve_keyframes" and record.status == "waiting"
+
+    conductor.records.remember_prompt(44, job_id, record.interrupt_id or "")
+    await cog.on_message(reply(conductor, ALICE, "1", 44))  # redraw shot 1: running again
+    stop = reply(conductor, ALICE, "cancel", 44)
+    await cog.on_message(stop)
+    assert "Cancelled" in stop.reply.call_args.args[0]
+    record = await conductor.service.wait(job_id)
+    assert record.status == "cancelled"
