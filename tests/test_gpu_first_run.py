@@ -10,15 +10,20 @@ import json
 import math
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from gpu_workers import families
 from gpu_workers.families.vision import matching_torchvision, torchvision_problem
 from tests.gpu_fixtures import build_tiny_models, models
-from tools.gpu import GpuError, VisionParams, WhisperParams
+from tools.gpu import GpuError, LtxParams, VisionParams, WhisperParams
 from tools.gpu.local import LocalBackend, LocalWorker
+
+GIB = 1 << 30
 
 
 @pytest.fixture(scope="session")
@@ -38,8 +43,10 @@ def tone(path: Path, seconds: float = 2.0, rate: int = 16000) -> Path:
 
 
 def test_torchvision_release_matches_torch() -> None:
-    assert matching_torchvision("2.13.0") == "torchvision==0.28.*"
-    assert matching_torchvision("2.11.0+cu130") == "torchvision==0.26.* (the +cu130 build)"
+    assert matching_torchvision("2.13.0") == "pip install 'torchvision==0.28.*'"
+    assert matching_torchvision("2.11.0+cu130") == (
+        "pip install 'torchvision==0.26.*' --index-url https://download.pytorch.org/whl/cu130"
+    )
 
 
 async def test_a_qwen_vl_judge_without_torchvision_fails_at_load_with_the_fix(tmp_path: Path) -> None:
@@ -55,7 +62,7 @@ async def test_a_qwen_vl_judge_without_torchvision_fails_at_load_with_the_fix(tm
     text = str(caught.value)
     assert caught.value.kind == "load" and "\n" not in text
     assert "qwen2_5_vl processor needs torchvision, which is not installed" in text
-    assert f"pip install '{matching_torchvision(torch.__version__)}'" in text
+    assert text.endswith(matching_torchvision(torch.__version__))
     assert torchvision_problem("llava", torch.__version__) is None  # a LLaVA judge loads without it
 
 
@@ -91,3 +98,46 @@ async def test_whisper_on_the_cpu_probes_without_a_fallback(tiny_models: dict[st
         assert worker.info == {"device": "cpu", "dtype": "int8", "offload": "none", "probed": True}
     finally:
         await worker.close()
+
+
+def test_ltx_decodes_frame_by_frame_when_memory_is_short(
+    tiny_models: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tiny VAE's real `_temporal_tiled_decode` runs (counted, not replaced) when framewise
+    decoding is on; a 17-frame clip has 5 latent frames, over the 4 one temporal tile holds."""
+    monkeypatch.setenv("STORYBOT_LTX_FRAMEWISE", "on")
+    ltx = families.load("ltx", models(tiny_models)["ltx"])
+    assert ltx.info["temporal_tiling"] is True and ltx.info["tiling"] is True
+    vae = ltx.pipe.vae
+    real, calls = vae._temporal_tiled_decode, []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[0].shape)
+        return real(*args, **kwargs)
+
+    vae._temporal_tiled_decode = counted
+    Image.new("RGB", (64, 96), (30, 120, 200)).save(tmp_path / "key.png")
+    params = LtxParams(
+        image=str(tmp_path / "key.png"),
+        prompt="waves",
+        output=str(tmp_path / "c.mp4"),
+        width=64,
+        height=96,
+        num_frames=17,
+        max_frames=17,
+        steps=1,
+    )
+    result = ltx(params.model_dump(), lambda i, n: None)
+    assert result.frames == 17 and Path(result.output).stat().st_size > 0
+    assert len(calls) == 1 and calls[0][2] == 5  # (batch, channels, latent frames, h, w)
+
+
+def test_framewise_decoding_is_chosen_from_memory() -> None:
+    pick = families.pick_framewise
+    assert pick("auto", "cuda", "none", free=70 * GIB, weights=20 * GIB, headroom=8 * GIB) is False  # 80 GB
+    assert pick("auto", "cuda", "none", free=30 * GIB, weights=20 * GIB, headroom=8 * GIB) is True  # little left
+    assert pick("auto", "cuda", "model", free=20 * GIB, weights=20 * GIB, headroom=8 * GIB) is True  # 24 GB
+    assert pick("auto", "cpu", "none", free=0, weights=20 * GIB, headroom=8 * GIB) is False
+    assert pick("on", "cpu", "none", free=0, weights=1, headroom=1) is True
+    with pytest.raises(ValueError, match="STORYBOT_LTX_FRAMEWISE"):
+        pick("sometimes", "cuda", "none", free=1, weights=1, headroom=1)

@@ -12,7 +12,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gpu_workers.families.device import free_memory, is_fatal, is_oom, peak_bytes, pick_offload, place
+from gpu_workers.families.device import (
+    free_memory,
+    is_fatal,
+    is_oom,
+    peak_bytes,
+    pick_framewise,
+    pick_offload,
+    place,
+)
 from gpu_workers.families.ltx import Ltx, segments
 from gpu_workers.families.sdxl import Sdxl
 from gpu_workers.families.vision import Vision
@@ -26,6 +34,7 @@ __all__ = [
     "is_oom",
     "load",
     "peak_bytes",
+    "pick_framewise",
     "pick_offload",
     "place",
     "segments",

@@ -84,6 +84,20 @@ def pick_offload(mode: str, free: int, weights: int, largest: int, headroom: int
     return "sequential"
 
 
+FRAMEWISE_MODES = ("auto", "on", "off")
+
+
+def pick_framewise(mode: str, device: str, offload: str, free: int, weights: int, headroom: int) -> bool:
+    """LTX temporal tiling (`vae.use_framewise_decoding`): `enable_tiling()` only tiles space, so each
+    tile still decodes every frame at once, the largest single allocation on a small card. `auto` turns
+    it on on CUDA when memory is short (offloading, or under twice the headroom left after the weights)."""
+    if mode not in FRAMEWISE_MODES:
+        raise ValueError(f"STORYBOT_LTX_FRAMEWISE must be one of {', '.join(FRAMEWISE_MODES)}, not {mode!r}")
+    if mode != "auto":
+        return mode == "on"
+    return device == "cuda" and (offload != "none" or free < weights + 2 * headroom)
+
+
 def _module_bytes(module: Any) -> int:
     return sum(p.numel() * p.element_size() for p in module.parameters())
 
@@ -97,17 +111,18 @@ def place(pipe: Any, family: str, device: str, mode: str | None = None) -> dict[
     if family == "sdxl":
         pipe.vae.enable_slicing()
     offload = "none"
+    modules = [m for m in pipe.components.values() if isinstance(m, torch.nn.Module)]
+    sizes = [_module_bytes(m) for m in modules]
+    headroom = HEADROOM.get(family, 4 * GIB)
+    free = 0
     if device == "cuda":
         free, _total = torch.cuda.mem_get_info()
-        modules = [m for m in pipe.components.values() if isinstance(m, torch.nn.Module)]
-        sizes = [_module_bytes(m) for m in modules]
         offload = pick_offload(
-            mode or os.environ.get("STORYBOT_GPU_OFFLOAD", "auto"),
-            free,
-            sum(sizes),
-            max(sizes, default=0),
-            HEADROOM.get(family, 4 * GIB),
+            mode or os.environ.get("STORYBOT_GPU_OFFLOAD", "auto"), free, sum(sizes), max(sizes, default=0), headroom
         )
+    if family == "ltx":
+        framewise = os.environ.get("STORYBOT_LTX_FRAMEWISE", "auto") or "auto"
+        pipe.vae.use_framewise_decoding = pick_framewise(framewise, device, offload, free, sum(sizes), headroom)
     if offload == "model":
         pipe.enable_model_cpu_offload()
     elif offload == "sequential":
@@ -119,6 +134,7 @@ def place(pipe: Any, family: str, device: str, mode: str | None = None) -> dict[
         "dtype": str(pipe.dtype).removeprefix("torch."),
         "offload": offload,
         "tiling": bool(pipe.vae.use_tiling),
+        "temporal_tiling": bool(getattr(pipe.vae, "use_framewise_decoding", False)),
         "slicing": bool(pipe.vae.use_slicing),
         "pipeline": type(pipe).__name__,
     }

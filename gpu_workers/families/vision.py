@@ -16,13 +16,13 @@ class MissingDependency(ImportError):
 
 
 def matching_torchvision(torch_version: str) -> str:
-    """torchvision's release for a torch 2.x release (2.11 → 0.26, 2.13 → 0.28), local tag kept
-    (`+cpu`, `+cu130`): only the build made for the same torch loads its operators."""
+    """The pip command for torchvision's release for a torch 2.x release (2.11 → 0.26, 2.13 → 0.28),
+    from the same build's index (`+cpu`, `+cu130`): only that build loads its operators."""
     base, _, local = torch_version.partition("+")
     major, minor = (int(x) for x in base.split(".")[:2])
-    if major != 2:
-        return "the torchvision release for your torch"
-    return f"torchvision==0.{minor + 15}.*" + (f" (the +{local} build)" if local else "")
+    release = f"torchvision==0.{minor + 15}.*" if major == 2 else "torchvision"
+    index = f" --index-url https://download.pytorch.org/whl/{local}" if local else ""
+    return f"pip install '{release}'{index}"
 
 
 def needs_torchvision(model_type: str) -> bool:
@@ -33,7 +33,7 @@ def needs_torchvision(model_type: str) -> bool:
 def torchvision_problem(model_type: str, torch_version: str) -> str | None:
     """One line naming the fix when torchvision is missing (and the model needs it) or installed but
     unusable (a build for another torch breaks every transformers image processor, so always)."""
-    fix = f"pip install '{matching_torchvision(torch_version)}' (the models extra pins it)"
+    fix = matching_torchvision(torch_version)
     if importlib.util.find_spec("torchvision") is None:
         if needs_torchvision(model_type):
             return f"the {model_type} processor needs torchvision, which is not installed: {fix}"
