@@ -41,6 +41,8 @@ class FakeEdge:
     # what a broken or hostile server does to the times it reports (the audio stays right)
     warp: Callable[[list[tuple[str, float, float]]], list[tuple[str, float, float]]] | None = None
     url: str = ""
+    extra_audio: int = 0  # bytes of audio sent after the speech (a server that never stops)
+    extra_words: int = 0  # word boundaries sent after the speech's own
     _runner: web.AppRunner | None = None
 
     async def start(self) -> FakeEdge:
@@ -107,9 +109,21 @@ class FakeEdge:
                 f"X-RequestId:{rid}\r\nContent-Type:application/json; charset=utf-8\r\n"
                 f"Path:audio.metadata\r\n\r\n{json.dumps(meta)}"
             )
+        flood = {"Type": "WordBoundary", "Data": {"Offset": 0, "Duration": 1, "text": {"Text": "a", "Length": 1}}}
+        for _ in range(self.extra_words):
+            if ws.closed:
+                break
+            await ws.send_str(
+                f"X-RequestId:{rid}\r\nContent-Type:application/json; charset=utf-8\r\n"
+                f"Path:audio.metadata\r\n\r\n{json.dumps({'Metadata': [flood]})}"
+            )
         header = f"X-RequestId:{rid}\r\nContent-Type:audio/mpeg\r\nX-StreamId:{rid}\r\nPath:audio\r\n".encode()
         for at in range(0, len(mp3), _CHUNK):
             await ws.send_bytes(len(header).to_bytes(2, "big") + header + mp3[at : at + _CHUNK])
+        for _ in range(0, self.extra_audio, 2**20):
+            if ws.closed:
+                break
+            await ws.send_bytes(len(header).to_bytes(2, "big") + header + bytes(2**20))
         await ws.send_str(
             f"X-RequestId:{rid}\r\nContent-Type:application/json; charset=utf-8\r\nPath:turn.end\r\n\r\n{{}}"
         )

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.local_http import Reply
 from tools.media.ffmpeg import run_ffmpeg
 from tools.tts.elevenlabs import MAX_REQUEST_CHARS
 
@@ -144,6 +145,16 @@ def make_handler(fake: FakeElevenLabs) -> type[BaseHTTPRequestHandler]:
                 if status == 0:
                     self.close_connection = True
                     self.connection.close()
+                    return
+                if isinstance(answer, Reply):  # raw bytes and headers, as a hostile server sends them
+                    with suppress(ConnectionError):
+                        self.send_response(answer.status)
+                        for name, value in {"Content-Type": "application/json", **answer.headers}.items():
+                            self.send_header(name, value)
+                        assert isinstance(answer.body, bytes)
+                        self.send_header("Content-Length", str(len(answer.body)))
+                        self.end_headers()
+                        self.wfile.write(answer.body)
                     return
                 self.send(status, answer)
                 return

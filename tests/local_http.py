@@ -81,3 +81,19 @@ def local_server(handle: Callable[[Request], Reply]) -> Iterator[LocalServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def gzip_bomb(inflated: int) -> bytes:
+    """`inflated` zero bytes gzipped (about 1/1000 of that on the wire), made without holding them."""
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = bytes(1 << 20)
+    return b"".join(packer.compress(block) for _ in range(inflated >> 20)) + packer.flush()
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far (Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

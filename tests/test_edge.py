@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.fake_edge import FakeEdge
+from tests.local_http import peak_rss_mib
 from tools.errors import ProviderGaveUp
 from tools.text import word_spans
 from tools.tts.edge import EdgeVoice
@@ -94,3 +95,22 @@ async def test_word_times_that_cannot_be_right_fall_back_to_estimates_with_a_not
     assert starts == sorted(starts) and speech.words[-1].end <= speech.duration
     # spread over the speech heard: the last word ends near the end of what the server really said
     assert abs(speech.words[-1].end - server.sent_words[-1][2]) < 1.0
+
+
+@pytest.mark.parametrize(
+    ("flood", "said"),
+    [({"extra_audio": 64 * 2**20}, "over 8 MB of audio"), ({"extra_words": 150_000}, "too many messages")],
+    ids=["64MB-of-audio", "150k-messages"],
+)
+async def test_a_reply_that_never_stops_is_cut_at_its_ceiling(flood: dict[str, int], said: str, tmp_path: Path) -> None:
+    """Issue 23 #4: the audio and the word boundaries were gathered without end; now one line, not retried."""
+    server = await FakeEdge(**flood).start()
+    before = peak_rss_mib()
+    try:
+        with pytest.raises(ProviderGaveUp) as caught:
+            await EdgeVoice(VOICE, url=server.url, retries=2).synthesize(TEXT, tmp_path / "voice.wav")
+    finally:
+        await server.close()
+    assert str(caught.value) == f"Edge TTS sent {said} for one script (edge:{VOICE}); a narration is minutes"
+    assert server.connections == 1 and not (tmp_path / "voice.wav").exists()
+    assert peak_rss_mib() - before < 160

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from tests.fake_elevenlabs import KEY, PER_CHAR, TAIL, VOICE, FakeElevenLabs, fake_elevenlabs
+from tests.local_http import Reply, gzip_bomb, peak_rss_mib
 from tools.errors import BadInput, MediaError
 from tools.llm.usage import metered
 from tools.models import Word
@@ -338,3 +339,15 @@ def test_joins_do_not_click() -> None:
     assert np.abs(np.diff(joined)).max() < 300  # at most 1% of full scale per sample
     assert joined[2400] == 30000 and joined[-1] == 30000  # untouched away from the joins
     assert el.join_pcm([loud]) == loud
+
+
+async def test_a_reply_past_the_byte_ceiling_is_one_line_not_retried(server: FakeElevenLabs, tmp_path: Path) -> None:
+    """Issue 23 #4: the SDK read the whole reply; a gzip bomb is now refused at 32 MB after decompression."""
+    bomb = Reply(200, gzip_bomb(256 * 2**20), {"Content-Encoding": "gzip"})
+    server.queued = [(200, bomb)] * (el.MAX_RETRIES + 1)
+    before = peak_rss_mib()
+    with pytest.raises(MediaError) as caught:
+        await speak(server, TEXTS["plain"], tmp_path / "voice.wav")
+    assert str(caught.value) == "ElevenLabs sent a reply over the 32 MB limit"
+    assert len(server.requests) == 1 and peak_rss_mib() - before < 160
+    assert not (tmp_path / "voice.wav").exists()

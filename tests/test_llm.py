@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import traceback
 import unicodedata
@@ -13,7 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from tests.fake_openai import Answer, FakeOpenAI, fake_openai, mode_of
-from tests.local_http import Reply, Request
+from tests.local_http import Reply, Request, gzip_bomb, peak_rss_mib
 from tools.llm import IdeaSource, OfflineWriter, PlatformMeta, StoryIdea, WriterError, get_writer, target_words
 from tools.llm.hygiene import sentences, word_count
 from tools.llm.premise import parse_premise
@@ -582,3 +583,34 @@ async def test_get_writer_picks_by_settings(monkeypatch: pytest.MonkeyPatch) -> 
         await local.script(WHALE, await first_idea(OfflineWriter(), WHALE), 60)
     assert fake.requests[0].headers["Authorization"] == "Bearer not-needed"
     assert isinstance(get_writer(Settings(_env_file=None, OPENAI_API_KEY="sk-x")), OpenAIWriter)
+
+
+BOMB = gzip_bomb(512 * 2**20)  # 512 MiB of zeros in about half a MiB
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(200, BOMB, {"Content-Type": "application/json", "Content-Encoding": "gzip"}),
+        Reply(200, (b" " * 2**20 for _ in range(40)), {"Content-Type": "application/json"}),  # no length said
+        Reply(200, b"{" + b" " * (40 * 2**20) + b"}", {"Content-Type": "application/json"}),  # said: 40 MB
+    ],
+    ids=["gzip-bomb", "40MB-streamed", "40MB-declared"],
+)
+async def test_an_llm_reply_past_the_byte_ceiling_is_one_line_in_bounded_memory(reply: Reply) -> None:
+    """Issue 23 #4: a 1 MiB gzip chat completion took RSS to 2.4 GB; now the reply is counted after
+    decompression, refused at 32 MB, not asked for again, and the line names the provider."""
+    with fake_openai(canned(), faults=[reply] * 3) as fake:
+        writer = writer_for(fake, max_retries=2)
+        before, started = peak_rss_mib(), time.monotonic()
+        with pytest.raises(WriterError) as failure:
+            await writer.platform_meta("t", "s")
+        grew, took = peak_rss_mib() - before, time.monotonic() - started
+    line = str(failure.value)
+    assert re.fullmatch(
+        r"LLM openai:story-model-test at 127\.0\.0\.1:\d+ sent a reply (of \d+ MB, )?over the 32 MB limit; "
+        r"the job can be resumed",
+        line,
+    ), line
+    assert len(fake.requests) == 1, "the same question would bring the same reply"
+    assert grew < 160 and took < 10, (grew, took)

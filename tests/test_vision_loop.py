@@ -19,6 +19,8 @@ from PIL import Image
 
 from tests.fake_openai import fake_openai
 from tests.gpu_fixtures import STORYBOT, TINY_ENV, build_tiny_models
+from tests.local_http import Reply, gzip_bomb, peak_rss_mib
+from tools.gpu.errors import GpuError
 from tools.settings import Settings
 from tools.vision.openai_judge import OpenAIJudge
 
@@ -188,3 +190,20 @@ def test_a_vision_server_that_echoes_the_key_cannot_carry_it_out(tmp_path: Path)
     assert leaked == [], f"the key was written to {leaked}"
     status = subprocess.run([STORYBOT, "status", result["job_id"], "--json"], env=env, capture_output=True, text=True)
     assert key not in status.stdout and "[redacted]" in status.stdout
+
+
+async def test_a_vision_reply_past_the_byte_ceiling_is_one_clear_error(tmp_path: Path) -> None:
+    """Issue 23 #4: the vision judge reads its replies through the same bounded reader as the writer."""
+    Image.new("RGB", (64, 64), (0, 0, 0)).save(tmp_path / "k.png")
+    bomb = Reply(200, gzip_bomb(256 * 2**20), {"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    with fake_openai(lambda schema, body: "{}", faults=[bomb] * 3) as server:
+        judge = OpenAIJudge(
+            Settings.model_validate({"STORYBOT_VISION_BASE_URL": server.url, "STORYBOT_VISION_MODEL": "m"})
+        )
+        before = peak_rss_mib()
+        try:
+            with pytest.raises(GpuError, match=r"^vision model m sent a reply over the 32 MB limit$"):
+                await judge.judge(tmp_path / "k.png", "a whale", None)
+        finally:
+            await judge.close()
+        assert len(server.requests) == 1 and peak_rss_mib() - before < 160

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from tests.fake_stock import KEY, NAMES, colour_of, fake_stock, frame_at, header_only, png_bytes
-from tests.local_http import Reply, Request, local_server
+from tests.local_http import Reply, Request, local_server, peak_rss_mib
 from tools.errors import BadInput
 from tools.llm.usage import metered
 from tools.media import motion
@@ -559,3 +559,30 @@ def test_footage_whose_later_frames_are_missing_shows_its_first_frame(tmp_path: 
         r, g, b = np.asarray(img.convert("RGB")).reshape(-1, 3).mean(axis=0)
     assert r > 150 and g < 90 and b < 90, (r, g, b)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["front.mp4", "grain.mp4", "kf.png", "short.mp4"]
+
+
+def test_a_b64_picture_past_the_byte_ceiling_is_a_card_in_bounded_memory(tmp_path: Path) -> None:
+    """Issue 23 #4: a 300 MB `b64_json` picture was accepted (1.5 GB RSS); the reply is now refused at
+    32 MB after decompression (here 96 MB of base64 sent gzipped), and the shot gets a card."""
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    parts = [packer.compress(b'{"created": 1, "data": [{"b64_json": "')]
+    parts += [packer.compress(b"A" * 2**20) for _ in range(96)]
+    body = b"".join(parts) + packer.compress(b'"}]}') + packer.flush()
+
+    def handle(req: Request) -> Reply:
+        return Reply(200, body, {"Content-Type": "application/json", "Content-Encoding": "gzip"})
+
+    with local_server(handle) as server:
+        settings = settings_for(
+            data=str(tmp_path / "d"),
+            STORYBOT_IMAGE_MODEL="gpt-image-1",
+            STORYBOT_IMAGE_BASE_URL=server.url + "/v1",
+            STORYBOT_IMAGE_API_KEY=KEY,
+        )
+        before = peak_rss_mib()
+        made = run_make("images", settings, [brief(shot(0, "A lighthouse."), "p")], tmp_path)
+        grew = peak_rss_mib() - before
+    assert made[0].source == "cards" and "over the 32 MB limit" in (made[0].notice or ""), made[0].notice
+    assert grew < 160, grew

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
+import httpx2
 import openai
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable
@@ -56,6 +57,7 @@ from tools.llm.schemas import (
     check_coverage,
 )
 from tools.llm.usage import count
+from tools.net.bounded import TooLarge, bounded_transport
 from tools.net.redact import redact
 from tools.settings import Settings
 
@@ -104,6 +106,8 @@ class OpenAIWriter:
             use_responses_api=False,
             max_retries=self._attempts - 1,
             timeout=timeout,
+            # every reply read through the one bounded reader, counted after decompression (issue 23 #4)
+            http_async_client=openai.DefaultAsyncHttpx2Client(transport=bounded_transport(httpx2)),
         )
 
     def __repr__(self) -> str:
@@ -315,6 +319,8 @@ class OpenAIWriter:
             async for attempt in retrying:
                 with attempt:
                     return await runnable.ainvoke(messages)
+        except TooLarge as exc:  # not retried: the same question would bring the same reply
+            raise WriterGaveUp(f"LLM {self.provider} at {self._where} sent {exc}; the job can be resumed") from None
         except _MALFORMED:
             raise WriterError(
                 f"LLM {self.provider} at {self._where} sent a malformed reply (not the JSON of the "

@@ -32,6 +32,10 @@ TICKS = 10_000_000  # per second
 _DECODER_DELAY = 529 / 24_000  # an MP3 decoder's delay ahead of the sound of an untagged 24 kHz stream
 _BACKOFF = 1.0
 _RECEIVE_TIMEOUT = 60
+# A reply's ceiling (issue 23 #4): Edge speaks 48 kbit/s MP3, so 10 min of narration (the longest a
+# recording may be) is 3.6 MB; and one message per audio frame group or word, a few thousand at most.
+MAX_AUDIO_BYTES = 8 * 2**20
+MAX_MESSAGES = 100_000
 SNAPSHOT = ASSETS_DIR / "edge_voices.json"
 
 
@@ -96,11 +100,18 @@ class EdgeVoice:
         )
         audio = bytearray()
         boundaries: list[tuple[float, float, str]] = []
+        messages = 0
         async for chunk in speaker.stream():
+            messages += 1
             if chunk["type"] == "audio":
                 audio += chunk["data"]
             elif chunk["type"] == "WordBoundary":
                 boundaries.append((chunk["offset"] / TICKS, chunk["duration"] / TICKS, chunk["text"]))
+            if len(audio) > MAX_AUDIO_BYTES or messages > MAX_MESSAGES:  # not retried: it would do it again
+                what = (
+                    f"over {MAX_AUDIO_BYTES // 2**20} MB of audio" if messages <= MAX_MESSAGES else "too many messages"
+                )
+                raise VoiceGaveUp(f"Edge TTS sent {what} for one script ({self.name}); a narration is minutes")
         return bytes(audio), boundaries
 
     async def _attempts(self, text: str) -> tuple[bytes, list[tuple[float, float, str]]]:

@@ -325,6 +325,8 @@ async def _request(
     from elevenlabs.core.parse_error import ParsingError
     from elevenlabs.types import VoiceSettings
 
+    from tools.net.bounded import TooLarge
+
     extra: dict[str, Any] = {}
     if not model_id.startswith(_NO_CONTEXT_MODELS):
         if previous_text:
@@ -346,6 +348,8 @@ async def _request(
         raise _api_error(exc, api_key=api_key, voice_id=voice_id, part=part, attempts=retries + 1) from None
     except ParsingError as exc:
         raise _Retryable(f"ElevenLabs sent an unexpected response{part} (HTTP {exc.status_code})") from None
+    except TooLarge as exc:  # not retried: the same text would bring the same reply
+        raise VoiceGaveUp(f"ElevenLabs sent {exc}{part}") from None
     except httpx.TimeoutException:
         raise _Retryable(f"ElevenLabs did not answer{part} within {TIMEOUT_SECONDS} s") from None
     except httpx.TransportError as exc:
@@ -430,6 +434,8 @@ async def synthesize_elevenlabs(
     import httpx  # the SDK and its httpx take ~0.6 s to import: only when this provider runs
     from elevenlabs.client import AsyncElevenLabs
 
+    from tools.net.bounded import bounded_transport
+
     if not api_key.strip():
         raise BadInput("ELEVENLABS_API_KEY is empty")
     if not _VOICE_ID.fullmatch(voice_id):
@@ -443,7 +449,8 @@ async def synthesize_elevenlabs(
     pcm_parts: list[bytes] = []
     times: list[tuple[float, float] | None] = [None] * len(text)
     offset = 0.0
-    async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as http:
+    transport = bounded_transport(httpx)  # replies (base64 audio in JSON) capped after decompression
+    async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False, transport=transport) as http:
         # No redirects: httpx would carry the xi-api-key header to wherever they point.
         client = AsyncElevenLabs(
             api_key=api_key,

@@ -16,12 +16,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import openai
 from PIL import Image
 
 from gpu_workers.protocol import Verdict
 from tools.gpu.client import ProgressFn
 from tools.gpu.errors import GpuError
+from tools.net.bounded import TooLarge, bounded_transport
 from tools.net.redact import redact
 from tools.settings import Settings
 from tools.vision.verdict import fit_pixels, parse_verdict, verdict_prompt
@@ -68,6 +70,7 @@ class OpenAIJudge:
             base_url=settings.vision_base_url or settings.openai_base_url or None,
             timeout=settings.vision_timeout,
             max_retries=settings.provider_retries,
+            http_client=openai.DefaultAsyncHttpx2Client(transport=bounded_transport(httpx2)),  # replies capped
         )
         self.max_tokens = max(settings.vision_max_new_tokens, 200)
         self.methods = list(METHODS)
@@ -110,6 +113,8 @@ class OpenAIJudge:
                 raise GpuError(f"vision model {self.model}: HTTP {exc.status_code}", "error") from None
             except openai.APIError as exc:
                 raise GpuError(f"vision model {self.model}: {type(exc).__name__}", "error") from None
+            except TooLarge as exc:
+                raise GpuError(f"vision model {self.model} sent {exc}", "error") from None
         if progress:
             progress(1, 1)
         text = reply.choices[0].message.content or "" if reply.choices else ""
