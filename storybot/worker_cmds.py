@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
+from gpu_workers.protocol import Family
 from storybot.app import app
 from tools.errors import BadInput
 
@@ -106,29 +107,46 @@ def tiny(
         print(f"{name}={value}")
 
 
+PULLABLE = ("writer", *QUEUES)
+
+
 @models_app.command("pull")
 def pull(
-    families: Annotated[list[str] | None, typer.Argument(help="What to fetch: writer (the embedded writer).")] = None,
+    families: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="What to fetch: writer, sdxl, ltx, whisper, vision (default: the writer and every GPU family)."
+        ),
+    ] = None,
 ) -> None:
     """Fetch model weights before any job, with progress, resume and checksums; prints each folder.
 
     `writer`: the embedded writer's instruct model (Phi-3.5-mini-instruct, MIT, int4 for
     onnxruntime-genai, 2.8 GB) into STORYBOT_WRITER_MODEL or the user's cache; run it with the
-    `writer` extra. The GPU families load from their STORYBOT_*_MODEL settings instead.
+    `writer` extra. `sdxl`, `ltx`, `whisper`, `vision`: the hub id in STORYBOT_*_MODEL (or the card
+    profile's, STORYBOT_GPU_PROFILE) into ~/.cache/storybot/models, where the local backend then loads
+    it, so no download runs inside a worker's load timeout. A folder needs no pull.
     """
     from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
 
     from storybot.app import err, run_async
+    from tools.gpu.profiles import LARGE, resolve_profile
+    from tools.gpu.pull import is_hub_id, pull_family
     from tools.llm.writer_model import DEFAULT, pull_writer
     from tools.settings import get_settings
 
-    wanted = families or ["writer"]
-    unknown = [f for f in wanted if f != "writer"]
-    if unknown:
-        raise BadInput(
-            f"cannot pull {', '.join(map(repr, unknown))}: `models pull` fetches the writer; the GPU families "
-            "load from STORYBOT_SDXL_MODEL, STORYBOT_LTX_MODEL, STORYBOT_WHISPER_MODEL, STORYBOT_VISION_MODEL"
-        )
+    wanted = list(dict.fromkeys(families or PULLABLE))
+    if unknown := [f for f in wanted if f not in PULLABLE]:
+        raise BadInput(f"cannot pull {', '.join(map(repr, unknown))}: use {', '.join(PULLABLE)}")
+    settings = get_settings()
+    profile = resolve_profile(settings.gpu_profile)
+    defaults = profile.models if profile else LARGE
+    configured: dict[Family, str | None] = {
+        "sdxl": settings.sdxl_model,
+        "ltx": settings.ltx_model,
+        "whisper": settings.whisper_model,
+        "vision": settings.vision_model,
+    }
     with Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err
     ) as bar:
@@ -140,11 +158,20 @@ def pull(
             bar.update(tasks[file], completed=done)
 
         async def go() -> int:
-            folder = await pull_writer(get_settings(), show)
-            print(folder)
+            for family in wanted:
+                if family == "writer":
+                    print(await pull_writer(settings, show))
+                    err.print(f"the writer's model ({DEFAULT.repo}, {DEFAULT.licence}) is ready", markup=False)
+                    continue
+                gpu = cast(Family, family)
+                model = configured[gpu] or defaults[gpu]
+                if not is_hub_id(model):
+                    err.print(f"{family}: {model} is a folder here; nothing to pull", markup=False)
+                    continue
+                print(await pull_family(settings.hub_url, gpu, model, show))
+                err.print(f"{family}: {model} is ready", markup=False)
             return 0
 
         code = run_async(go())
     if code:
         raise typer.Exit(code)
-    err.print(f"the writer's model ({DEFAULT.repo}, {DEFAULT.licence}) is ready", markup=False)

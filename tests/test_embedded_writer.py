@@ -222,4 +222,4 @@ def test_models_pull_refuses_a_file_that_does_not_match_the_listing(hub: Hub, tm
     assert "refused tokenizer.json: its checksum does not match the index" in result.stderr.strip().splitlines()[-1]
     assert not (target / "tokenizer.json").exists() and not (target / "genai_config.json").exists()
     assert not list(target.glob(".*.part"))
-    assert storybot("models", "pull", "sdxl", env=env).returncode == 2
+    assert storybot("models", "pull", "nope", env=env).returncode == 2

@@ -18,10 +18,12 @@ import torch
 from PIL import Image
 
 from gpu_workers import families
-from gpu_workers.families.vision import matching_torchvision, torchvision_problem
+from gpu_workers.families.vision import matching_torchvision, torchvision_problem, vision_placement
 from tests.gpu_fixtures import build_tiny_models, models
-from tools.gpu import GpuError, LtxParams, VisionParams, WhisperParams
+from tools.gpu import GpuError, LtxParams, VisionParams, WhisperParams, profile_policy
 from tools.gpu.local import LocalBackend, LocalWorker
+from tools.gpu.profiles import pick_profile, profile_named, resolve_profile
+from tools.settings import Settings
 
 GIB = 1 << 30
 
@@ -141,3 +143,61 @@ def test_framewise_decoding_is_chosen_from_memory() -> None:
     assert pick("on", "cpu", "none", free=0, weights=1, headroom=1) is True
     with pytest.raises(ValueError, match="STORYBOT_LTX_FRAMEWISE"):
         pick("sometimes", "cuda", "none", free=1, weights=1, headroom=1)
+
+
+def test_the_cards_memory_picks_the_profile() -> None:
+    assert pick_profile(24 * GIB).name == "24gb" and pick_profile(16 * GIB).name == "24gb"
+    assert pick_profile(48 * GIB).name == "48gb"
+    assert pick_profile(81559 << 20).name == "80gb"  # what an H100 80GB reports
+    assert resolve_profile("none", 80 * GIB) is None and resolve_profile("24gb", 80 * GIB) == profile_named("24gb")
+    small = resolve_profile("auto", 24 * GIB)
+    assert small is not None and small.models["ltx"] == "Lightricks/LTX-Video-0.9.5"
+    assert small.models["vision"] == "Qwen/Qwen2.5-VL-3B-Instruct" and small.estimated_peak_gib < 24
+    with pytest.raises(ValueError, match="STORYBOT_GPU_PROFILE"):
+        profile_named("12gb")
+
+
+def test_the_profile_sets_the_backends_policy_and_explicit_settings_win() -> None:
+    base = Settings(_env_file=None)
+    offload, env, lease = profile_policy(base, 24 * GIB)
+    assert (offload, lease) == ("model", True)
+    assert env["STORYBOT_LTX_FRAMEWISE"] == "on" and env["STORYBOT_VISION_OFFLOAD"] == "auto"
+    assert profile_policy(base, 80 * GIB)[::2] == ("auto", False)
+    given = Settings(_env_file=None, STORYBOT_GPU_OFFLOAD="sequential", STORYBOT_LTX_FRAMEWISE="off")
+    offload, env, _ = profile_policy(given, 24 * GIB)
+    assert offload == "sequential" and env["STORYBOT_LTX_FRAMEWISE"] == "off"
+    no_card = Settings(_env_file=None, STORYBOT_GPU_PROFILE="none")
+    assert profile_policy(no_card, 24 * GIB) == (
+        "auto",
+        {"STORYBOT_LTX_FRAMEWISE": "auto", "STORYBOT_VISION_OFFLOAD": "none"},
+        False,
+    )
+
+
+def test_the_judge_offloads_only_when_it_does_not_fit() -> None:
+    assert vision_placement("auto", "cuda", free=10 * GIB, weights=16 * GIB, headroom=3 * GIB) == "device_map"
+    assert vision_placement("auto", "cuda", free=60 * GIB, weights=16 * GIB, headroom=3 * GIB) == "none"
+    assert vision_placement("none", "cuda", free=1, weights=16 * GIB, headroom=3 * GIB) == "none"
+    assert vision_placement("auto", "cpu", free=0, weights=16 * GIB, headroom=3 * GIB) == "none"
+    with pytest.raises(ValueError, match="STORYBOT_VISION_OFFLOAD"):
+        vision_placement("always", "cuda", free=1, weights=1, headroom=1)
+
+
+async def test_under_a_lease_a_family_stops_the_others_on_its_card(tiny_models: dict[str, str], tmp_path: Path) -> None:
+    folders = models(tiny_models)
+    backend = LocalBackend({"whisper": folders["whisper"], "vision": folders["vision"]}, lease=True, load_timeout=120)
+    Image.new("RGB", (108, 192), (10, 60, 90)).save(tmp_path / "k.png")
+    judge = VisionParams(image=str(tmp_path / "k.png"), prompt="a whale", max_new_tokens=8)
+    hear = WhisperParams(audio=str(tone(tmp_path / "a.wav", 1.0)), language="en", beam_size=1, max_new_tokens=4)
+    try:
+        await backend.run("whisper", hear)
+        whisper = backend.workers["whisper"]
+        assert whisper.proc is not None and whisper.proc.returncode is None
+        await backend.run("vision", judge)
+        assert whisper.proc is None  # stopped before the judge loaded
+        vision = backend.workers["vision"]
+        assert vision.proc is not None and vision.proc.returncode is None
+        await backend.run("whisper", hear)
+        assert vision.proc is None and whisper.starts == 2
+    finally:
+        await backend.close()

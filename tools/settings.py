@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     gpu_devices: str = Field("", alias="STORYBOT_GPU_DEVICES")  # sdxl=0,ltx=1,... → CUDA_VISIBLE_DEVICES per worker
     gpu_offload: Literal["auto", "none", "model", "sequential"] = Field("auto", alias="STORYBOT_GPU_OFFLOAD")
     ltx_framewise: Literal["auto", "on", "off"] = Field("auto", alias="STORYBOT_LTX_FRAMEWISE")  # temporal VAE tiling
+    gpu_profile: Literal["auto", "none", "24gb", "48gb", "80gb"] = Field("auto", alias="STORYBOT_GPU_PROFILE")
+    vision_offload: Literal["none", "auto"] = Field("none", alias="STORYBOT_VISION_OFFLOAD")  # device_map if short
     gpu_idle_unload: float = Field(0, alias="STORYBOT_GPU_IDLE_UNLOAD", ge=0)  # seconds idle before unloading (0 never)
     whisper_device: Literal["auto", "cuda", "cpu"] = Field("auto", alias="STORYBOT_WHISPER_DEVICE")  # CUDA failing: CPU
     whisper_beam_size: int = Field(5, alias="STORYBOT_WHISPER_BEAM_SIZE", ge=1)

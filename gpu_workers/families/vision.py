@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+from pathlib import Path
 from typing import Any
 
-from gpu_workers.families.device import Progress, device_and_dtype
+from gpu_workers.families.device import GIB, HEADROOM, Progress, device_and_dtype, log
 from gpu_workers.protocol import Verdict, VisionParams
 from tools.vision.verdict import fit_pixels, parse_verdict, verdict_prompt
 
@@ -46,6 +48,26 @@ def torchvision_problem(model_type: str, torch_version: str) -> str | None:
     return None
 
 
+VISION_OFFLOAD = ("none", "auto")
+
+
+def vision_placement(mode: str, device: str, free: int, weights: int, headroom: int) -> str:
+    """`none`: the whole model on the card. `auto` (the lease profiles): on CUDA, when the weights and
+    headroom do not fit in free memory, accelerate's `device_map="auto"` keeps what fits on the card
+    and the rest in CPU memory (slower verdicts, no out-of-memory at load)."""
+    if mode not in VISION_OFFLOAD:
+        raise ValueError(f"STORYBOT_VISION_OFFLOAD must be one of {', '.join(VISION_OFFLOAD)}, not {mode!r}")
+    if mode == "auto" and device == "cuda" and free < weights + headroom:
+        return "device_map"
+    return "none"
+
+
+def weights_bytes(model: str) -> int:
+    """The safetensors in a local folder (0 for a hub id: then nothing is offloaded)."""
+    folder = Path(model)
+    return sum(p.stat().st_size for p in folder.glob("*.safetensors")) if folder.is_dir() else 0
+
+
 class Vision:
     """transformers' image-text-to-text classes: Qwen2.5-VL by default (it sees the whole 9:16 frame
     at its own aspect), any model whose processor has a chat template, or a LLaVA-1.5 prompt (which
@@ -61,11 +83,28 @@ class Vision:
         self.device, dtype = device_and_dtype()
         self.dtype = dtype
         self.processor = AutoProcessor.from_pretrained(model)
-        self.model = AutoModelForImageTextToText.from_pretrained(model, dtype=dtype).to(self.device).eval()
+        free = torch.cuda.mem_get_info()[0] if self.device == "cuda" else 0
+        offload = vision_placement(
+            os.environ.get("STORYBOT_VISION_OFFLOAD", "none") or "none",
+            self.device,
+            free,
+            weights_bytes(model),
+            HEADROOM["vision"],
+        )
+        if offload == "device_map":
+            budget = max(free - HEADROOM["vision"], GIB)
+            log.info(
+                "vision: %s does not fit beside the headroom; device_map with %d MiB on the card", model, budget >> 20
+            )
+            self.model = AutoModelForImageTextToText.from_pretrained(
+                model, dtype=dtype, device_map="auto", max_memory={0: budget, "cpu": 256 * GIB}
+            ).eval()
+        else:
+            self.model = AutoModelForImageTextToText.from_pretrained(model, dtype=dtype).to(self.device).eval()
         self.info = {
             "device": self.device,
             "dtype": str(dtype).removeprefix("torch."),
-            "offload": "none",
+            "offload": offload,
             "model_type": self.model.config.model_type,
             "chat_template": self.chat_template,
         }

@@ -36,6 +36,7 @@ __all__ = [
     "WhisperParams",
     "make_client",
     "models_of",
+    "profile_policy",
     "vision_on_api",
 ]
 
@@ -70,6 +71,7 @@ def make_client(settings: Settings) -> GpuClient:
         raise GpuError(f"unknown STORYBOT_GPU_BACKEND {settings.gpu_backend!r} (use local or celery)", "load")
     from tools.gpu.local import LocalBackend, parse_devices
 
+    offload, env, lease = profile_policy(settings)
     return LocalBackend(
         models_of(settings),
         load_timeout=settings.gpu_load_timeout,
@@ -77,6 +79,29 @@ def make_client(settings: Settings) -> GpuClient:
         retries=settings.gpu_retries,
         queue_size=settings.gpu_queue_size,
         devices=parse_devices(settings.gpu_devices),
-        offload=settings.gpu_offload,
+        offload=offload,
         idle_unload=settings.gpu_idle_unload,
+        hub_url=settings.hub_url,
+        lease=lease,
+        env=env,
     )
+
+
+def profile_policy(settings: Settings, total_bytes: int | None = None) -> tuple[str, dict[str, str], bool]:
+    """(offload, worker env, lease) from the card's profile; a setting given explicitly wins."""
+    from tools.gpu.profiles import resolve_profile
+
+    profile = resolve_profile(settings.gpu_profile, total_bytes)
+    given = settings.model_fields_set
+    env: dict[str, str] = {
+        "STORYBOT_LTX_FRAMEWISE": settings.ltx_framewise,
+        "STORYBOT_VISION_OFFLOAD": settings.vision_offload,
+    }
+    if profile is None:
+        return str(settings.gpu_offload), env, False
+    if "ltx_framewise" not in given:
+        env["STORYBOT_LTX_FRAMEWISE"] = profile.ltx_framewise
+    if "vision_offload" not in given:
+        env["STORYBOT_VISION_OFFLOAD"] = profile.vision_offload
+    offload = settings.gpu_offload if "gpu_offload" in given else profile.offload
+    return offload, env | {"STORYBOT_GPU_PROFILE": profile.name}, profile.lease

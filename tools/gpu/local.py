@@ -22,6 +22,7 @@ from collections import deque
 from typing import Any
 
 from gpu_workers.protocol import FAMILIES, Family, Message, Request
+from tools.errors import StorybotError
 from tools.gpu.client import GpuClient, ProgressFn
 from tools.gpu.errors import GpuError
 
@@ -225,8 +226,14 @@ class LocalBackend(GpuClient):
         devices: dict[Family, str] | None = None,
         offload: str = "auto",
         idle_unload: float = 0,
+        hub_url: str = "",
+        lease: bool = False,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.models = models
+        self.hub_url, self.lease, self.extra_env = hub_url, lease, env or {}
+        self._pull_lock = asyncio.Lock()
+        self._card_locks: dict[str, asyncio.Lock] = {}
         self.load_timeout, self.request_timeout = load_timeout, request_timeout
         self.retries, self.queue_size = retries, queue_size
         self.devices = devices or {}
@@ -234,7 +241,11 @@ class LocalBackend(GpuClient):
         self.workers: dict[Family, LocalWorker] = {}
 
     def _env(self, family: Family) -> dict[str, str]:
-        env = {"STORYBOT_GPU_OFFLOAD": self.offload, "STORYBOT_GPU_IDLE_UNLOAD": str(self.idle_unload)}
+        env = {
+            **self.extra_env,
+            "STORYBOT_GPU_OFFLOAD": self.offload,
+            "STORYBOT_GPU_IDLE_UNLOAD": str(self.idle_unload),
+        }
         if family in self.devices:
             env["CUDA_VISIBLE_DEVICES"] = self.devices[family]
         return env
@@ -254,8 +265,46 @@ class LocalBackend(GpuClient):
             )
         return self.workers[family]
 
+    async def _ensure_local(self, worker: LocalWorker) -> None:
+        """A hub id loads from its pulled folder; one not pulled (nor in the Hugging Face cache) is
+        pulled here first, with its own per-file deadlines, so the load timeout counts no download."""
+        from tools.gpu.pull import in_hf_cache, is_hub_id, is_pulled, pull_family, pulled_folder
+
+        model = self.models[worker.family]
+        if worker.model != model or not is_hub_id(model):
+            return
+        if is_pulled(worker.family, model):
+            worker.model = str(pulled_folder(worker.family, model))
+            return
+        if not self.hub_url or os.environ.get("HF_HUB_OFFLINE") or in_hf_cache(model):
+            return
+        async with self._pull_lock:
+            try:
+                worker.model = str(await pull_family(self.hub_url, worker.family, model))
+            except StorybotError as exc:
+                raise GpuError(f"{worker.family}: pulling {model} failed: {exc}", "load") from None
+
+    def _card(self, family: Family) -> str:
+        return self.devices.get(family, os.environ.get("CUDA_VISIBLE_DEVICES", "0"))
+
+    async def _take_card(self, family: Family) -> None:
+        """The lease (profiles below 80 GB): before a family runs, the other families' workers on its
+        card are stopped (after their request in flight), so only one model is resident."""
+        card = self._card(family)
+        for other, worker in list(self.workers.items()):
+            if other != family and self._card(other) == card and worker.proc is not None:
+                async with worker.lock:
+                    await worker.close()
+
     async def request(self, family: Family, params: dict[str, Any], progress: ProgressFn | None) -> dict[str, Any]:
-        return await self.worker(family).run(params, progress)
+        worker = self.worker(family)
+        await self._ensure_local(worker)
+        if not self.lease:
+            return await worker.run(params, progress)
+        lock = self._card_locks.setdefault(self._card(family), asyncio.Lock())
+        async with lock:
+            await self._take_card(family)
+            return await worker.run(params, progress)
 
     async def close(self) -> None:
         await asyncio.gather(*(w.close() for w in self.workers.values()))
