@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,7 +13,17 @@ import pytest
 
 from bot.links import links_from
 from bot.messages import delivery_text, link_line
-from graph.api import JobRequest, JobResult, JobService, Links, PlatformMeta, Settings, StorybotError, link_secret
+from graph.api import (
+    BadInput,
+    JobRequest,
+    JobResult,
+    JobService,
+    Links,
+    PlatformMeta,
+    Settings,
+    StorybotError,
+    link_secret,
+)
 from service.app import serving
 from tools.media.outputs import collect_artifacts
 from tools.settings import get_settings
@@ -63,8 +74,8 @@ def test_the_generated_secret_is_kept_owner_only(tmp_path: Path) -> None:
     first = link_secret(settings)
     assert len(first) >= 32 and link_secret(settings) == first  # generated once, then read back
     assert stat.S_IMODE(os.stat(tmp_path / "link_secret").st_mode) == 0o600
-    given = Settings.model_validate({"STORYBOT_DATA_DIR": str(tmp_path), "STORYBOT_LINK_SECRET": "s3cret"})
-    assert link_secret(given) == b"s3cret"
+    given = Settings.model_validate({"STORYBOT_DATA_DIR": str(tmp_path), "STORYBOT_LINK_SECRET": "s3cret-of-16-byte"})
+    assert link_secret(given) == b"s3cret-of-16-byte"
     assert links_from(settings) is None  # no public URL: no links
 
 
@@ -130,3 +141,62 @@ def test_a_long_description_gives_way_to_the_link_and_the_job_mark() -> None:
     text = delivery_text(JOB, platforms, "alice", link_line(JOB, url, "12.3 MiB", 1765000000))
     assert len(text) <= 2000 and url in text and text.endswith(f"-# made for alice · job {JOB}")
     assert "A keeper and a whale." in text and "#whale #sea" in text
+
+
+def test_a_short_link_secret_is_refused_naming_the_variable(tmp_path: Path) -> None:
+    """Issue 23 #11: a 1-byte STORYBOT_LINK_SECRET was accepted (an HMAC key anyone can guess)."""
+    for short in ("x", "fifteen-bytes!!"):
+        given = Settings.model_validate({"STORYBOT_DATA_DIR": str(tmp_path), "STORYBOT_LINK_SECRET": short})
+        with pytest.raises(BadInput) as refused:
+            link_secret(given)
+        said = str(refused.value)
+        assert said.startswith(f"STORYBOT_LINK_SECRET is {len(short)} bytes; use at least 16") and short not in said
+    assert not (tmp_path / "link_secret").exists()
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "world-readable", "huge", "dangling"])
+def test_a_generated_secret_file_that_is_not_ours_is_refused_without_reading_it(tmp_path: Path, kind: str) -> None:
+    """Issue 23 #11: a secret linked to /dev/zero was read until memory ran out; a world-readable one
+    was used. Each is one line that says what to do, within a second, and the file is left as it was."""
+    path = tmp_path / "link_secret"
+    if kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "dangling":
+        path.symlink_to(tmp_path / "nowhere")
+    elif kind == "fifo":
+        os.mkfifo(path, 0o600)  # no writer: a blocking open would wait forever
+    elif kind == "world-readable":
+        path.write_text("a" * 43)
+        path.chmod(0o644)
+    else:
+        path.write_bytes(b"a" * 2**20)
+        path.chmod(0o600)
+    settings = get_settings().model_copy(update={"data_dir": tmp_path, "link_secret": None})
+    started = time.monotonic()
+    with pytest.raises(BadInput) as refused:
+        link_secret(settings)
+    said = str(refused.value)
+    assert time.monotonic() - started < 1 and "\n" not in said and str(path) in said
+    assert {
+        "dev-zero": "symbolic link",
+        "dangling": "symbolic link",
+        "fifo": "not a regular file",
+        "world-readable": "can be read by others (mode 0644)",
+        "huge": "1048576 bytes",
+    }[kind] in said, said
+    assert "delete it to have a new one made" in said
+    assert os.path.lexists(path) and not (tmp_path / "nowhere").exists()
+
+
+def test_storybot_serve_refuses_a_short_secret_or_a_linked_file_in_one_line(tmp_path: Path) -> None:
+    from tests.cli import storybot
+
+    short = storybot(
+        "serve", data=tmp_path, env={"STORYBOT_LINK_SECRET": "short", "STORYBOT_HTTP_PORT": "0"}, timeout=60
+    )
+    assert short.returncode == 2 and short.stdout == "", short.stderr
+    assert short.stderr.startswith("storybot: error: STORYBOT_LINK_SECRET is 5 bytes; use at least 16")
+    assert short.stderr.count("\n") == 1 and "Traceback" not in short.stderr and "short " not in short.stderr
+    (tmp_path / "link_secret").symlink_to("/dev/zero")
+    zero = storybot("serve", data=tmp_path, env={"STORYBOT_LINK_SECRET": "", "STORYBOT_HTTP_PORT": "0"}, timeout=60)
+    assert zero.returncode == 2 and zero.stderr.count("\n") == 1 and "is a symbolic link" in zero.stderr, zero.stderr

@@ -16,6 +16,7 @@ import hmac
 import os
 import re
 import secrets
+import stat
 import time
 from collections.abc import Callable
 from urllib.parse import quote
@@ -72,12 +73,24 @@ class Links:
         return hmac.compare_digest(self._sign(job_id, name, int(expires)).encode(), sig.encode("utf-8", "replace"))
 
 
+MIN_SECRET_BYTES = 16  # an HMAC key shorter than this can be guessed; a generated one is 43
+MAX_SECRET_BYTES = 4096  # the generated file holds 43: anything much larger is not ours
+
+
 def link_secret(settings: Settings) -> bytes:
-    """`STORYBOT_LINK_SECRET`, else the one generated on first use into the data folder (owner-only)."""
+    """`STORYBOT_LINK_SECRET`, else the one generated on first use into the data folder (owner-only).
+    A short configured secret, and a file that is not a small owner-only regular file (a symlink to
+    /dev/zero, a FIFO, one others can read), are refused in one line: nothing unbounded is read."""
     if settings.link_secret is not None and settings.link_secret.get_secret_value():
-        return settings.link_secret.get_secret_value().encode()
+        given = settings.link_secret.get_secret_value().encode()
+        if len(given) < MIN_SECRET_BYTES:
+            raise BadInput(
+                f"STORYBOT_LINK_SECRET is {len(given)} bytes; use at least {MIN_SECRET_BYTES} (e.g. the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`), or unset it to have one generated"
+            )
+        return given
     path = settings.data_dir / LINK_SECRET_FILE
-    if not path.exists():
+    if not os.path.lexists(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         scratch = path.with_name(f".{LINK_SECRET_FILE}.{os.getpid()}")
         fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -89,7 +102,29 @@ def link_secret(settings: Settings) -> bytes:
             pass
         finally:
             scratch.unlink()
-    secret = path.read_bytes().strip()
-    if len(secret) < 16:
+    secret = _read_secret_file(path)
+    if len(secret) < MIN_SECRET_BYTES:
         raise BadInput(f"{path} holds no usable link secret: delete it to have a new one made")
     return secret
+
+
+def _read_secret_file(path: os.PathLike[str]) -> bytes:
+    """The generated secret, opened without following links or waiting on a FIFO, checked before reading."""
+    again = "delete it to have a new one made (links signed with it stop working)"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        why = "is a symbolic link" if os.path.islink(path) else f"cannot be read ({exc.strerror})"
+        raise BadInput(f"the link secret {path} {why}: {again}") from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise BadInput(f"the link secret {path} is not a regular file: {again}")
+        if info.st_size > MAX_SECRET_BYTES:
+            raise BadInput(f"the link secret {path} is {info.st_size} bytes, not a generated secret: {again}")
+        if info.st_mode & 0o077 or info.st_uid != os.getuid():
+            raise BadInput(
+                f"the link secret {path} can be read by others (mode {stat.S_IMODE(info.st_mode):04o}): "
+                f"`chmod 600` it if no one else could have read it, or {again}"
+            )
+        return file.read(MAX_SECRET_BYTES + 1).strip()
