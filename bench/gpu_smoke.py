@@ -1,14 +1,19 @@
 """GPU smoke test: every model family through a real local worker, one command.
 
-    .venv/bin/python bench/gpu_smoke.py [--real] [--models DIR] [--out report.json]
+    .venv/bin/python bench/gpu_smoke.py [--device auto|cuda|cpu] [--real] [--models DIR] [--out report.json]
 
-On a CPU it runs the tiny random-weight models (`storybot models tiny`); on a CUDA machine the same
-tiny models on CUDA (bf16, generators on the device, VAE tiling, offload, empty_cache), and with
-`--real` the real checkpoints found in the local Hugging Face cache (HF_HUB_OFFLINE=1, nothing is
-downloaded). Per family it measures load seconds, seconds per image / clip / transcript / verdict,
-the worker's peak memory (CUDA: max_memory_allocated; CPU: resident peak) and GPU utilisation sampled
-with nvidia-smi; it checks pictures are neither black nor NaN, clip frames move, a cancelled request
-and an out-of-memory request (CUDA only) leave the worker serving. One JSON report, and a table.
+With the tiny random-weight models (built by `storybot models tiny`'s own function) it runs on a CPU
+(`--device cpu`) and on a bare CUDA machine; `--real` takes the checkpoints in the local Hugging Face
+cache (HF_HUB_OFFLINE=1, nothing is downloaded). It asserts what each worker reports it runs on: the
+device asked for (a silent CPU fallback on a CUDA machine fails it), the dtype (bf16/fp16 on CUDA,
+float32 on the CPU), the offload mode, VAE tiling with LTX's frame-by-frame decoding on, Whisper probed
+on CUDA or its announced CPU fallback. It measures load seconds, seconds per item, each worker's peak
+memory and GPU utilisation sampled with nvidia-smi every 200 ms; pictures are neither black nor NaN,
+clip frames move, and a cancelled request and a real out-of-memory (CUDA only) leave the worker serving.
+
+It imports nothing of the voice or media stack (no PyAV, Piper or espeak-ng): the speech is a WAV
+written with the standard library and LTX writes raw frames (`.npy`). faster-whisper itself imports
+PyAV, so where PyAV is absent Whisper is reported as skipped, not passed. Exit 1 on any failed check.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import itertools
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -25,17 +32,16 @@ import sys
 import tempfile
 import threading
 import time
+import wave
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 from PIL import Image
 
 from gpu_workers.protocol import FAMILIES, Family, LtxParams, SdxlParams, VisionParams, WhisperParams
 from tools.gpu import GpuError
 from tools.gpu.local import LocalBackend
-from tools.tts import synthesize
 
 # The checkpoints the real run looks for in the local cache, first found wins (see docs/GPU.md).
 REAL: dict[Family, list[str]] = {
@@ -108,8 +114,7 @@ def picture_ok(path: str) -> dict[str, Any]:
 
 
 def frames_move(path: str) -> dict[str, Any]:
-    with av.open(path) as container:
-        frames = [f.to_ndarray(format="rgb24").astype(np.float64) for f in container.decode(video=0)]
+    frames = list(np.load(path).astype(np.float64))  # the worker's raw frames (.npy): no PyAV here
     motion = float(np.mean([np.abs(b - a).mean() for a, b in itertools.pairwise(frames)]))
     return {
         "frames": len(frames),
@@ -131,17 +136,73 @@ def find_real() -> dict[Family, str]:
     }
 
 
-async def smoke(models: dict[Family, str], out: Path, real: bool) -> list[dict[str, Any]]:
-    backend = LocalBackend(models, offload=os.environ.get("STORYBOT_GPU_OFFLOAD", "auto"))
+def speech_wav(path: Path, seconds: float = 4.0, rate: int = 16000) -> Path:
+    """A voiced-like tone (a 140 Hz buzz with formant-ish partials) written with the standard library."""
+    t = np.arange(int(seconds * rate)) / rate
+    wave_ = sum(np.sin(2 * math.pi * f * t) / (i + 1) for i, f in enumerate((140, 700, 1200, 2500)))
+    envelope = 0.5 + 0.5 * np.sin(2 * math.pi * 3 * t)  # syllable-rate loudness changes
+    pcm = (wave_ * envelope / 2 * 12000).astype(np.int16)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    return path
+
+
+def missing_media(family: Family) -> str | None:
+    """faster-whisper imports PyAV at import: without it (a bare GPU machine) Whisper cannot run here."""
+    if family == "whisper" and not all(importlib.util.find_spec(m) for m in ("faster_whisper", "av")):
+        return "faster-whisper and PyAV are not installed here (see docs/GPU.md, the bare CUDA machine)"
+    return None
+
+
+def expect(family: Family, info: dict[str, Any], device: str, row: dict[str, Any]) -> list[str]:
+    """What the worker reports against what this run asked for; every miss is one line."""
+    failed: list[str] = []
+    on = str(info.get("device", ""))
+    if family == "whisper":
+        if device == "cuda" and not on.startswith("cuda") and "fallback" not in info:
+            failed.append(f"whisper on {on} without an announced fallback")
+        if not info.get("probed"):
+            failed.append("whisper was not probed at load")
+        if on == "cpu" and info.get("dtype") != "int8":
+            failed.append(f"whisper on the CPU in {info.get('dtype')}, not int8")
+        return failed
+    if not on.startswith(device):
+        failed.append(f"{family} runs on {on or 'nothing'}, not {device} (a silent fallback?)")
+    dtypes = ("bfloat16", "float16") if device == "cuda" else ("float32",)
+    if info.get("dtype") not in dtypes:
+        failed.append(f"{family} dtype {info.get('dtype')}, not {' or '.join(dtypes)}")
+    allowed = ("none",) if device == "cpu" else ("none", "model", "sequential", "device_map")
+    if info.get("offload") not in allowed:
+        failed.append(f"{family} offload {info.get('offload')}, not {' or '.join(allowed)}")
+    if family in ("sdxl", "ltx") and not info.get("tiling"):
+        failed.append(f"{family}: VAE tiling is off")
+    if family == "sdxl" and not info.get("slicing"):
+        failed.append("sdxl: VAE slicing is off")
+    if family == "ltx" and not info.get("temporal_tiling"):
+        failed.append("ltx: frame-by-frame (temporal) decoding is off")
+    if family == "ltx" and row.get("latent_frames", 0) <= row.get("temporal_tile_frames", 0):
+        failed.append("ltx: the clip is too short for a temporal tile to be reached")
+    return failed
+
+
+async def smoke(models: dict[Family, str], out: Path, real: bool, device: str) -> list[dict[str, Any]]:
+    env = {"STORYBOT_LTX_FRAMEWISE": "on"}  # the smoke run must reach the temporal tiled decode
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""  # the workers see no card
+    backend = LocalBackend(models, offload=os.environ.get("STORYBOT_GPU_OFFLOAD", "auto"), env=env)
     rows: list[dict[str, Any]] = []
-    speech = await synthesize(
-        "The keeper lit the lamp at dusk. A lost whale answered from the dark water.", out / "voice.wav"
-    )
+    speech = speech_wav(out / "voice.wav")
     try:
         for fam in FAMILIES:
             family = str(fam)
             if fam not in models:
                 rows.append({"family": family, "skipped": "no model"})
+                continue
+            if reason := missing_media(fam):
+                rows.append({"family": family, "skipped": reason})
                 continue
             row: dict[str, Any] = {"family": family, "model": models[fam]}
             with Utilisation() as util:
@@ -149,11 +210,13 @@ async def smoke(models: dict[Family, str], out: Path, real: bool) -> list[dict[s
                     started = time.perf_counter()
                     await backend.worker(fam).start()
                     row["load_s"] = round(time.perf_counter() - started, 2)
-                    row |= await run_family(backend, fam, out, real, speech.wav)
+                    row |= await run_family(backend, fam, out, real, speech)
                 except GpuError as exc:
                     row["error"] = str(exc)
             worker = backend.workers[fam]
             row |= {"info": worker.info, "peak_mib": round(worker.peak_bytes / 2**20, 1), **util.summary()}
+            if "error" not in row:
+                row["failed"] = expect(fam, worker.info, device, row)
             rows.append(row)
             await worker.close()  # one family at a time, so each peak is its own
     finally:
@@ -212,7 +275,7 @@ async def run_family(backend: LocalBackend, family: Family, out: Path, real: boo
         clip_params = LtxParams(
             image=str(out / "key.png"),
             prompt="waves roll in, the camera slowly pushes in",
-            output=str(out / "clip.mp4"),
+            output=str(out / "clip.npy"),
             width=w,
             height=h,
             num_frames=frames,
@@ -223,6 +286,8 @@ async def run_family(backend: LocalBackend, family: Family, out: Path, real: boo
         clip = await backend.run("ltx", clip_params)
         row["s_per_clip"] = round(time.perf_counter() - started, 3)
         row["frames"] = clip.frames
+        row["latent_frames"] = (frames - 1) // 4 + 1 if not real else (frames - 1) // 8 + 1
+        row["temporal_tile_frames"] = 16 // 4 if not real else 16 // 8  # tile_sample_min_num_frames / compression
         moved = frames_move(clip.output)
         row["frames_move"], row["mean_abs_change"] = moved["ok"], moved["mean_abs_change"]
     elif family == "whisper":
@@ -281,6 +346,7 @@ def table(rows: list[dict[str, Any]]) -> str:
                 "frames_move",
                 "words",
                 "parsed",
+                "failed",
                 "error",
             )
             if k in r
@@ -309,7 +375,14 @@ def main() -> int:
     parser.add_argument("--real", action="store_true", help="real checkpoints from the local Hugging Face cache")
     parser.add_argument("--models", type=Path, help="tiny models already built by `storybot models tiny`")
     parser.add_argument("--out", type=Path, default=Path("gpu_smoke.json"), help="the JSON report")
+    parser.add_argument(
+        "--device", choices=("auto", "cuda", "cpu"), default="auto", help="what the workers must run on"
+    )
     args = parser.parse_args()
+    device = ("cuda" if cuda() else "cpu") if args.device == "auto" else args.device
+    if device == "cuda" and not cuda():
+        print("gpu_smoke: --device cuda, but torch sees no CUDA card here", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="gpu-smoke-") as tmp:
         root = Path(tmp)
         if args.real:
@@ -318,16 +391,21 @@ def main() -> int:
         else:
             folder = args.models or root / "models"
             if args.models is None:
-                subprocess.run(
-                    [sys.executable, "-m", "storybot", "models", "tiny", folder, "--no-settings"],
-                    check=True,
-                    capture_output=True,
-                    timeout=600,
-                )
+                from gpu_workers.tiny import build_all  # what `storybot models tiny` runs
+
+                build_all(folder)
             models = {f: str(folder / f) for f in FAMILIES}
         started = time.perf_counter()
-        rows = asyncio.run(smoke(models, root, args.real))
-    report = {"cuda": cuda(), "real": args.real, "wall_s": round(time.perf_counter() - started, 1), "families": rows}
+        rows = asyncio.run(smoke(models, root, args.real, device))
+    media = sorted(m for m in ("av", "piper", "espeakng", "tools.tts") if m in sys.modules)
+    report = {
+        "cuda": cuda(),
+        "device": device,
+        "real": args.real,
+        "wall_s": round(time.perf_counter() - started, 1),
+        "media_modules_imported": media,
+        "families": rows,
+    }
     args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
     print(table(rows))
     print(f"\nreport: {args.out} ({report['wall_s']} s, {'cuda' if report['cuda'] else 'cpu'})")
@@ -339,8 +417,14 @@ def main() -> int:
         or r.get("frames_move") is False
         or r.get("cancel_leaves_serving") is False
         or r.get("oom_leaves_serving") is False
+        or r.get("failed")
     ]
-    return 1 if bad else 0
+    for r in rows:
+        for line in r.get("failed", []):
+            print(f"FAILED {line}", file=sys.stderr)
+    if media:
+        print(f"FAILED the smoke run imported the media stack: {', '.join(media)}", file=sys.stderr)
+    return 1 if bad or media else 0
 
 
 if __name__ == "__main__":

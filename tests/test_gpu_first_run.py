@@ -201,3 +201,21 @@ async def test_under_a_lease_a_family_stops_the_others_on_its_card(tiny_models: 
         assert vision.proc is None and whisper.starts == 2
     finally:
         await backend.close()
+
+
+def test_the_smoke_run_fails_a_silent_cpu_fallback_and_accepts_an_announced_one() -> None:
+    from bench.gpu_smoke import expect
+
+    cpu = {"device": "cpu", "dtype": "float32", "offload": "none", "tiling": True, "slicing": True}
+    assert expect("sdxl", cpu, "cpu", {}) == []
+    assert expect("sdxl", cpu, "cuda", {}) == [
+        "sdxl runs on cpu, not cuda (a silent fallback?)",
+        "sdxl dtype float32, not bfloat16 or float16",
+    ]
+    ltx = {**cpu, "device": "cuda:0", "dtype": "bfloat16", "offload": "model", "temporal_tiling": False}
+    assert expect("ltx", ltx, "cuda", {"latent_frames": 16, "temporal_tile_frames": 2}) == [
+        "ltx: frame-by-frame (temporal) decoding is off"
+    ]
+    quiet = {"device": "cpu", "dtype": "int8", "offload": "none", "probed": True}
+    assert expect("whisper", quiet, "cuda", {}) == ["whisper on cpu without an announced fallback"]
+    assert expect("whisper", quiet | {"fallback": "whisper on CUDA failed (...)"}, "cuda", {}) == []

@@ -51,12 +51,20 @@ def segments(total: int, cap: int) -> list[int]:
     return plan
 
 
-def _write_mp4(frames: list[Any], fps: int, out: Path) -> None:
-    """H.264 at CRF 16 through PyAV: an intermediate, fitted to the shot by the media engine."""
+def _write_frames(frames: list[Any], fps: int, out: Path) -> None:
+    """H.264 at CRF 16 through PyAV (an intermediate, fitted to the shot by the media engine); an
+    `.npy` output is the raw uint8 frames instead, for checks on a machine without PyAV (the smoke run)."""
+    tmp = out.with_name(f".{out.name}.part{out.suffix}")
+    if out.suffix == ".npy":
+        import numpy as np
+
+        with tmp.open("wb") as f:
+            np.save(f, np.stack([np.asarray(frame.convert("RGB"), dtype=np.uint8) for frame in frames]))
+        tmp.replace(out)
+        return
     import av
 
-    tmp = out.with_name(f".{out.name}.part.mp4")
-    with av.open(str(tmp), "w") as container:
+    with av.open(str(tmp), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=fps, options={"crf": "16", "preset": "veryfast"})
         stream.width, stream.height = frames[0].size
         stream.pix_fmt = "yuv420p"
@@ -128,7 +136,7 @@ class Ltx:
             frames += got if i == 0 else got[1:]  # a continuation starts on the previous last frame
             image = got[-1]
             free_memory()
-        _write_mp4(frames, p.fps, Path(p.output))
+        _write_frames(frames, p.fps, Path(p.output))
         return ClipResult(
             output=p.output, frames=len(frames), fps=p.fps, width=p.width, height=p.height, segments=len(plan)
         )
