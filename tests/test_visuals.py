@@ -586,3 +586,14 @@ def test_a_b64_picture_past_the_byte_ceiling_is_a_card_in_bounded_memory(tmp_pat
         grew = peak_rss_mib() - before
     assert made[0].source == "cards" and "over the 32 MB limit" in (made[0].notice or ""), made[0].notice
     assert grew < 160, grew
+
+
+def test_a_file_url_says_what_it_is_and_is_not_retried(tmp_path: Path) -> None:
+    """Issue 23 #15: a `file://` base URL was 'UnsupportedProtocol (no answer in time)', asked three times."""
+    settings = settings_for(
+        data=str(tmp_path / "d"), PEXELS_API_KEY=KEY, PEXELS_BASE_URL="file:///etc", STORYBOT_PROVIDER_RETRIES="2"
+    )
+    started = time.monotonic()
+    made = run_make("stock", settings, [brief(shot(0, "lighthouse"), "p")], tmp_path)
+    assert made[0].source == "cards" and "pexels: the URL is not http or https" in (made[0].notice or "")
+    assert "in time" not in (made[0].notice or "") and time.monotonic() - started < 2

@@ -55,7 +55,8 @@ def transient_http(exc: Exception) -> bool:
     """A fault worth another try: 429, 5xx, or the network (connection errors, httpx timeouts)."""
     if isinstance(exc, httpx.HTTPStatusError):
         return exc.response.status_code == 429 or exc.response.status_code >= 500
-    return isinstance(exc, httpx.TransportError)
+    # a URL of a scheme httpx does not speak (file://, ftp://) fails the same way every time
+    return isinstance(exc, httpx.TransportError) and not isinstance(exc, httpx.UnsupportedProtocol)
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
@@ -71,3 +72,17 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     if when.tzinfo is None:  # "-0000": UTC, as HTTP dates are
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def network_failure(exc: BaseException) -> str:
+    """A network fault in words that say what happened: a timeout is 'no answer in time', but a refused
+    connection, a cut reply or a URL of another scheme is not (the message never carries the URL)."""
+    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
+        return f"{type(exc).__name__} (no answer in time)"
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return "the URL is not http or https"
+    if isinstance(exc, httpx.ConnectError):
+        return "ConnectError (could not connect)"
+    if isinstance(exc, (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError)):
+        return f"{type(exc).__name__} (the connection broke off)"
+    return type(exc).__name__

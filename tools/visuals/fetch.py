@@ -37,7 +37,7 @@ from tools.media.probe import probe, require_video_frame
 from tools.net.bounded import TooLarge, read_bounded
 from tools.net.guard import Guard, RefusedURL, parse
 from tools.net.redact import redact
-from tools.net.retry import retrying, transient_http
+from tools.net.retry import network_failure, retrying, transient_http
 from tools.visuals.base import VisualError
 
 MAX_BYTES = 200 * 1024 * 1024
@@ -85,7 +85,7 @@ class Http:
         except httpx.HTTPStatusError as exc:
             raise self._fail(f"HTTP {exc.response.status_code}") from None
         except (httpx.TransportError, TimeoutError) as exc:
-            raise self._fail(f"{type(exc).__name__} (no answer in time)") from None
+            raise self._fail(network_failure(exc)) from None
         except _Malformed as exc:
             raise self._fail(str(exc)) from None
         except TooLarge as exc:  # not retried: the same question gets the same answer
