@@ -44,7 +44,7 @@ async def api(tmp_path: Path, fake: Platforms) -> AsyncIterator[tuple[httpx.Asyn
 
 
 async def settled(client: httpx.AsyncClient, path: str, *states: str) -> list[dict[str, Any]]:
-    async with asyncio.timeout(120):
+    async with asyncio.timeout(300):
         while True:
             found = (await client.get(path)).json()
             if found and all(p["state"] in states for p in found):
@@ -59,7 +59,7 @@ async def test_publish_over_the_api(api: tuple[httpx.AsyncClient, httpx.AsyncCli
     early = await alice.post(f"/v1/jobs/{waiting}/publish", json={"to": "youtube"})
     assert early.status_code == 422 and "not finished" in early.json()["error"]
     job_id = (await alice.post("/v1/jobs", json={**body, "auto_approve": True})).json()["job_id"]
-    async with asyncio.timeout(120):
+    async with asyncio.timeout(300):
         while (await alice.get(f"/v1/jobs/{job_id}")).json()["status"] != "done":  # noqa: ASYNC110
             await asyncio.sleep(0.2)
     unknown = await alice.post(f"/v1/jobs/{job_id}/publish", json={"to": "myspace"})

@@ -31,7 +31,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, JobServi
 
 
 async def status(client: httpx.AsyncClient, job_id: str, *wanted: str) -> dict[str, object]:
-    async with asyncio.timeout(120):
+    async with asyncio.timeout(300):
         while (job := (await client.get(f"/v1/jobs/{job_id}")).json())["status"] not in wanted:  # noqa: ASYNC110
             await asyncio.sleep(0.2)
     return job
