@@ -614,3 +614,15 @@ async def test_an_llm_reply_past_the_byte_ceiling_is_one_line_in_bounded_memory(
     ), line
     assert len(fake.requests) == 1, "the same question would bring the same reply"
     assert grew < 160 and took < 10, (grew, took)
+
+
+async def test_an_llm_reply_nested_too_deep_names_the_provider() -> None:
+    """Issue 23 #15: a body nested 100,000 deep was a bare RecursionError, naming no one."""
+    deep = Reply(200, b"[" * 100_000 + b"]" * 100_000, {"Content-Type": "application/json"})
+    with fake_openai(canned(), faults=[deep] * 3) as fake, pytest.raises(WriterError) as failure:
+        await writer_for(fake, max_retries=2).platform_meta("t", "s")
+    assert re.fullmatch(
+        r"LLM openai:story-model-test at 127\.0\.0\.1:\d+ sent a reply nested too deep to read; the job can be resumed",
+        str(failure.value),
+    ), failure.value
+    assert len(fake.requests) == 1

@@ -321,6 +321,10 @@ class OpenAIWriter:
                     return await runnable.ainvoke(messages)
         except TooLarge as exc:  # not retried: the same question would bring the same reply
             raise WriterGaveUp(f"LLM {self.provider} at {self._where} sent {exc}; the job can be resumed") from None
+        except RecursionError:  # the SDK's json.loads of a body nested 100,000 deep
+            raise WriterGaveUp(
+                f"LLM {self.provider} at {self._where} sent a reply nested too deep to read; the job can be resumed"
+            ) from None
         except _MALFORMED:
             raise WriterError(
                 f"LLM {self.provider} at {self._where} sent a malformed reply (not the JSON of the "

@@ -115,6 +115,8 @@ class OpenAIJudge:
                 raise GpuError(f"vision model {self.model}: {type(exc).__name__}", "error") from None
             except TooLarge as exc:
                 raise GpuError(f"vision model {self.model} sent {exc}", "error") from None
+            except RecursionError:
+                raise GpuError(f"vision model {self.model} sent a reply nested too deep to read", "error") from None
         if progress:
             progress(1, 1)
         text = reply.choices[0].message.content or "" if reply.choices else ""
