@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import imageio_ffmpeg
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -27,6 +28,7 @@ from tests.hostile_helpers import (
     storybot,
     zero_sample_wav,
 )
+from tools.errors import BadInput
 from tools.media.probe import probe
 from tools.text import word_spans
 from tools.tts import from_recording, synthesize
@@ -163,3 +165,28 @@ def test_truncated_and_oversized_images(tmp_path: Path, script: Path) -> None:
     (images / "c.png").write_bytes(bytes(header))
     refused(storybot(*render_args(script, tmp_path / "out", "--images", str(images))), "c.png")
     assert not (tmp_path / "out").exists()
+
+
+def _many_channel_wav(path: Path, channels: int, seconds: float = 2.0) -> Path:
+    import wave
+
+    t = np.arange(int(16_000 * seconds)) / 16_000
+    tone = ((np.sin(2 * np.pi * 220 * t) * 8000) * (t % 1 < 0.6)).astype("<i2")  # spoken, then a pause
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(2)
+        out.setframerate(16_000)
+        out.writeframes(np.repeat(tone[:, None], channels, axis=1).tobytes())
+    return path
+
+
+async def test_a_64_channel_recording_is_mixed_down_and_65_refused_in_our_words(tmp_path: Path) -> None:
+    """Issue 23 #15: a valid 64-channel WAV was refused in FFmpeg's words ('Rematrix is needed...')."""
+    wav = _many_channel_wav(tmp_path / "wide.wav", 64)
+    speech = await from_recording(wav, "Hello there.", tmp_path / "voice.wav")
+    assert abs(speech.duration - 2.0) < 0.05 and [w.word for w in speech.words] == ["Hello", "there."]
+    assert probe(tmp_path / "voice.wav").audio.channels == 1  # type: ignore[union-attr]
+    wider = _many_channel_wav(tmp_path / "wider.wav", 65, 0.5)
+    with pytest.raises(BadInput, match=r"^wider\.wav: 65 audio channels; a narration has at most 64$"):
+        await from_recording(wider, "Hello there.", tmp_path / "voice2.wav")
+    assert not (tmp_path / "voice2.wav").exists()

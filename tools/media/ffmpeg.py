@@ -177,10 +177,11 @@ async def run_ffmpeg(
     return out, log
 
 
-async def decode_audio(path: Path, sample_rate: int = 48000) -> bytes:
-    """Decode any audio FFmpeg reads into mono float32 PCM at `sample_rate`."""
+async def decode_audio(path: Path, sample_rate: int = 48000, mix: Sequence[str] = ()) -> bytes:
+    """Decode any audio FFmpeg reads into mono float32 PCM at `sample_rate` (`mix`: output options
+    that make it mono where `-ac 1` cannot, see tools/tts/recording.py)."""
     out, _ = await run_ffmpeg(
-        ["-v", "error", "-i", path, "-vn", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-"]
+        ["-v", "error", "-i", path, "-vn", *mix, "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-"]
     )
     return out
 

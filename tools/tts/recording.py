@@ -24,6 +24,15 @@ PROVIDER = "recording"
 MAX_SECONDS = 600  # the longest narration a short video takes (make's longest is 3 min)
 _ANALYSIS_RATE = 16_000  # enough for levels, and a long recording stays small in memory
 _SILENT_DB = -60.0  # no frame louder than this: nothing was said
+MAX_CHANNELS = 64  # the most FFmpeg's pan filter mixes
+
+
+def _to_mono(channels: int) -> list[str]:
+    """FFmpeg's `-ac 1` downmixes the layouts it knows (up to 7.1 and a few more) and refuses other
+    counts in its own words ("Rematrix is needed between 64 channels and mono"); those are averaged."""
+    if channels <= 8:
+        return []
+    return ["-af", "pan=mono|c0=" + "+".join(f"{1 / channels:.6g}*c{i}" for i in range(channels))]
 
 
 async def from_recording(audio: Path, text: str, out_wav: Path) -> Speech:
@@ -35,8 +44,12 @@ async def from_recording(audio: Path, text: str, out_wav: Path) -> Speech:
         raise BadInput(
             f"{audio.name}: {info.duration / 60:.0f} min of audio; a narration is at most {MAX_SECONDS // 60} min"
         )
+    channels = info.audio.channels
+    if channels > MAX_CHANNELS:
+        raise BadInput(f"{audio.name}: {channels} audio channels; a narration has at most {MAX_CHANNELS}")
+    mix = _to_mono(channels)
     try:
-        pcm = await decode_audio(audio, _ANALYSIS_RATE)
+        pcm = await decode_audio(audio, _ANALYSIS_RATE, mix)
     except MediaError as exc:  # readable header, broken data
         raise BadInput(f"{audio.name}: cannot decode the audio ({str(exc).rsplit(' | ', 1)[-1]})") from exc
     samples = np.frombuffer(pcm, dtype="<f4")
@@ -44,7 +57,7 @@ async def from_recording(audio: Path, text: str, out_wav: Path) -> Speech:
     segments = speech_segments(levels) if len(samples) and levels.db.max() >= _SILENT_DB else []
     if not segments:
         raise BadInput(f"{audio.name}: the recording is silent, there is no speech to use")
-    duration = await write_wav(out_wav, ["-i", audio])
+    duration = await write_wav(out_wav, ["-i", audio, *mix])
     spans = word_spans(text)
     words = assemble(spans, estimate_times(spans, segments), duration, estimated=True)
     return Speech(
