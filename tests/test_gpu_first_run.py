@@ -219,3 +219,21 @@ def test_the_smoke_run_fails_a_silent_cpu_fallback_and_accepts_an_announced_one(
     quiet = {"device": "cpu", "dtype": "int8", "offload": "none", "probed": True}
     assert expect("whisper", quiet, "cuda", {}) == ["whisper on cpu without an announced fallback"]
     assert expect("whisper", quiet | {"fallback": "whisper on CUDA failed (...)"}, "cuda", {}) == []
+
+
+def test_cublas_failing_to_allocate_is_an_oom_not_a_fatal_error() -> None:
+    from gpu_workers.serve import error_kind
+
+    exc = RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`")
+    assert error_kind(exc) == "oom"
+    assert error_kind(RuntimeError("CUDA error: CUBLAS_STATUS_EXECUTION_FAILED")) == "fatal"
+
+
+def test_the_ltx_keyframe_is_cropped_to_the_models_aspect_not_squashed(tmp_path: Path) -> None:
+    from gpu_workers.families.ltx import keyframe
+
+    img = Image.new("RGB", (200, 100), (0, 0, 255))
+    img.paste((255, 0, 0), (0, 0, 40, 100))  # a red band on the left fifth
+    img.save(tmp_path / "k.png")
+    out = keyframe(str(tmp_path / "k.png"), 64, 64)
+    assert out.size == (64, 64) and out.getpixel((0, 32)) == (0, 0, 255)  # the centre square: no red band

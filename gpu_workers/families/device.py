@@ -34,8 +34,10 @@ def device_and_dtype() -> tuple[str, Any]:
 
 
 def is_oom(exc: BaseException) -> bool:
+    """Out of memory, including cuBLAS failing to allocate its workspace (`CUBLAS_STATUS_ALLOC_FAILED`
+    is an allocation failure the worker survives, not a poisoned context)."""
     text = f"{type(exc).__name__} {exc}".lower()
-    return "outofmemory" in text or "out of memory" in text
+    return "outofmemory" in text or "out of memory" in text or "cublas_status_alloc_failed" in text
 
 
 def is_fatal(exc: BaseException) -> bool:

@@ -51,6 +51,15 @@ def segments(total: int, cap: int) -> list[int]:
     return plan
 
 
+def keyframe(path: str, width: int, height: int) -> Any:
+    """The keyframe at the model's size, centre-cropped to its aspect first (a plain resize would
+    squash a 768x1344 SDXL frame into 512x896's slightly different shape)."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as img:
+        return ImageOps.fit(img.convert("RGB"), (width, height), Image.Resampling.LANCZOS)
+
+
 def _write_frames(frames: list[Any], fps: int, out: Path) -> None:
     """H.264 at CRF 16 through PyAV (an intermediate, fitted to the shot by the media engine); an
     `.npy` output is the raw uint8 frames instead, for checks on a machine without PyAV (the smoke run)."""
@@ -121,13 +130,10 @@ class Ltx:
         return frames_out
 
     def __call__(self, params: dict[str, Any], progress: Progress) -> ClipResult:
-        from PIL import Image
-
         p = LtxParams.model_validate(params)
         if (p.num_frames - 1) % 8 or (p.max_frames - 1) % 8:
             raise ValueError(f"num_frames and max_frames must be 8k+1, got {p.num_frames} and {p.max_frames}")
-        with Image.open(p.image) as img:
-            image = img.convert("RGB").resize((p.width, p.height), Image.Resampling.LANCZOS)
+        image = keyframe(p.image, p.width, p.height)
         plan = segments(p.num_frames, p.max_frames)
         steps = min(p.steps, self.DISTILLED_STEPS) if self.distilled else p.steps
         total, frames = steps * len(plan), []
