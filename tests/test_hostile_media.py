@@ -190,3 +190,63 @@ async def test_a_64_channel_recording_is_mixed_down_and_65_refused_in_our_words(
     with pytest.raises(BadInput, match=r"^wider\.wav: 65 audio channels; a narration has at most 64$"):
         await from_recording(wider, "Hello there.", tmp_path / "voice2.wav")
     assert not (tmp_path / "voice2.wav").exists()
+
+
+def test_a_clip_over_8k_is_refused_from_its_header(tmp_path: Path, script: Path) -> None:
+    """Issue 23 #15: an 8192x8192 clip was rendered at 4x the time, with no dimension cap."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    encode = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    subprocess.run(
+        [
+            ffmpeg,
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=black:s=8192x8192:d=0.04:r=25",
+            *encode,
+            clips / "huge.mp4",
+        ],
+        check=True,
+        timeout=120,
+    )
+    out = tmp_path / "out"
+    result = storybot(*render_args(script, out, "--clips", str(clips)), timeout=60)
+    line = refused(result, "huge.mp4: 8192x8192 is more than 8K (33 megapixels a frame)", case="15 8192x8192 clip")
+    assert "scale it down" in line and result.elapsed < 30 and not out.exists()  # type: ignore[attr-defined]
+
+
+X264 = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+
+
+def test_a_chat_clip_over_8k_costs_its_shot_a_line_not_the_render(tmp_path: Path) -> None:
+    """The same cap where Discord attachments and `make --clips` arrive (the user source)."""
+    from tools.models import Aspect, Shot
+    from tools.visuals import Job, brief
+    from tools.visuals.base import Miss
+    from tools.visuals.user import UserSource
+
+    huge = tmp_path / "huge.mp4"
+    subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=black:s=8192x4352:d=0.04:r=25",
+            *X264,
+            huge,
+        ],
+        check=True,
+        timeout=120,
+    )
+    job = Job(aspect=Aspect.portrait, folder=tmp_path / "job", shots=1, exclude=set())
+    shot = Shot(index=0, start=0.0, end=2.0, first_word=0, last_word=0, text="A lamp.", key_phrase="")
+    made = asyncio.run(UserSource([huge]).make([brief(shot, "p")], job))
+    assert isinstance(made[0], Miss) and made[0].reason.startswith("huge.mp4: 8192x4352 is more than 8K")
+    assert not list((tmp_path / "job").rglob("*.png"))

@@ -23,7 +23,7 @@ from tools.llm.usage import metered
 from tools.media import compose, keyframes, motion, outdir, shots, subtitles, upload
 from tools.media.finish import finish, finish_metadata, music_or_bed, signed_sizes
 from tools.media.outputs import Artifacts, Metadata, StageMeta, SubtitleMeta, VisualMeta, VoiceMeta, collect_artifacts
-from tools.media.probe import probe, require_audio_sample, require_video_frame
+from tools.media.probe import probe, require_audio_sample, require_clip_size, require_video_frame
 from tools.models import Aspect, Shot
 from tools.settings import Settings, get_settings
 from tools.text import natural_key, read_script_file
@@ -70,8 +70,10 @@ def list_clips(folder: Path) -> list[Path]:
     if not clips:
         raise BadInput(f"no video clips in {folder}")
     for clip in clips:
-        if probe(clip).video is None:
+        video = probe(clip).video
+        if video is None:
             raise BadInput(f"{clip.name}: has no video stream")
+        require_clip_size(clip, video)
         require_video_frame(clip)
     return clips
 

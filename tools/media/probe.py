@@ -71,6 +71,20 @@ def probe(path: Path) -> MediaInfo:
         raise BadInput(f"{path.name}: not a readable media file ({exc})") from exc
 
 
+# 8K UHD a frame: the render decodes every frame of a clip at full size, so an 8192x8192 one (67 MP)
+# took 4x the time of the whole render for nothing a 1080p video can show
+MAX_CLIP_PIXELS = 7680 * 4320
+
+
+def require_clip_size(path: Path, video: VideoInfo) -> None:
+    """BadInput for a clip over 8K, decided from its header before any frame is decoded."""
+    if video.width * video.height > MAX_CLIP_PIXELS:
+        raise BadInput(
+            f"{path.name}: {video.width}x{video.height} is more than 8K ({MAX_CLIP_PIXELS // 10**6} megapixels a "
+            "frame); scale it down first, e.g. `ffmpeg -i IN -vf scale=-2:2160 OUT`"
+        )
+
+
 def require_video_frame(path: Path) -> None:
     """BadInput unless the first video frame really decodes.
 

@@ -12,7 +12,7 @@ from typing import Literal
 from tools.errors import BadInput, StorybotError
 from tools.files import atomic_path
 from tools.media import keyframes
-from tools.media.probe import probe
+from tools.media.probe import probe, require_clip_size
 from tools.settings import Settings
 from tools.visuals import footage
 from tools.visuals.base import Job, Miss, Opening, ShotBrief, SourceRow, Visual
@@ -63,6 +63,7 @@ class UserSource:
             info = probe(path)
             if info.video is None:
                 raise StorybotError(f"{path.name}: has no video stream")
+            require_clip_size(path, info.video)
             await footage.clip_keyframe(path, job.aspect, png)
             clips = [path]
         else:
