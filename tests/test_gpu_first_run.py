@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import shutil
 import wave
 from pathlib import Path
 from typing import Any
@@ -237,3 +238,54 @@ def test_the_ltx_keyframe_is_cropped_to_the_models_aspect_not_squashed(tmp_path:
     img.save(tmp_path / "k.png")
     out = keyframe(str(tmp_path / "k.png"), 64, 64)
     assert out.size == (64, 64) and out.getpixel((0, 32)) == (0, 0, 255)  # the centre square: no red band
+
+
+def test_a_distilled_ltx_runs_diffusers_documented_schedule(
+    tiny_models: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gpu_workers.families.ltx import Ltx, is_distilled
+
+    assert is_distilled("Lightricks/LTX-Video-0.9.7-distilled", "auto")
+    assert not is_distilled("Lightricks/LTX-Video-0.9.5", "auto") and is_distilled("/m/renamed", "on")
+    monkeypatch.setenv("STORYBOT_LTX_DISTILLED", "on")
+    folder = tmp_path / "ltx-condition"  # the tiny weights declared as 0.9.7's LTXConditionPipeline
+    shutil.copytree(models(tiny_models)["ltx"], folder)
+    index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    (folder / "model_index.json").write_text(json.dumps(index | {"_class_name": "LTXConditionPipeline"}))
+    ltx = families.load("ltx", str(folder))
+    assert ltx.info["distilled"] is True and ltx.info["pipeline"] == "LTXConditionPipeline"
+    calls: list[dict[str, Any]] = []
+
+    class Recording:
+        """Forwards to the real pipeline, keeping each call's arguments."""
+
+        def __init__(self, pipe: Any) -> None:
+            self.pipe = pipe
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.pipe, name)
+
+        def __call__(self, **kwargs: Any) -> Any:
+            calls.append(kwargs)
+            return self.pipe(**kwargs)
+
+    ltx.pipe = Recording(ltx.pipe)
+    Image.new("RGB", (64, 96), (30, 120, 200)).save(tmp_path / "key.png")
+    steps: list[tuple[int, int]] = []
+    params = LtxParams(
+        image=str(tmp_path / "key.png"),
+        prompt="waves",
+        output=str(tmp_path / "c.npy"),
+        width=64,
+        height=96,
+        num_frames=9,
+        max_frames=9,
+        steps=30,
+    )
+    ltx(params.model_dump(), lambda i, n: steps.append((i, n)))
+    call = calls[0]
+    assert call["timesteps"] == list(Ltx.DISTILLED_TIMESTEPS) and "num_inference_steps" not in call
+    assert call["guidance_scale"] == 1.0 and call["guidance_rescale"] == 0.7 and call["image_cond_noise_scale"] == 0
+    assert call["conditions"][0].frame_index == 0
+    assert steps[-1] == (8, 8)  # eight denoising steps ran, whatever STORYBOT_LTX_STEPS says
+    assert np.load(tmp_path / "c.npy").shape == (9, 96, 64, 3)

@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     ltx_guidance: float = Field(3.0, alias="STORYBOT_LTX_GUIDANCE", ge=1)  # distilled checkpoints run with 1
     gpu_devices: str = Field("", alias="STORYBOT_GPU_DEVICES")  # sdxl=0,ltx=1,... → CUDA_VISIBLE_DEVICES per worker
     gpu_offload: Literal["auto", "none", "model", "sequential"] = Field("auto", alias="STORYBOT_GPU_OFFLOAD")
+    ltx_distilled: Literal["auto", "on", "off"] = Field("auto", alias="STORYBOT_LTX_DISTILLED")  # auto: from the name
     ltx_framewise: Literal["auto", "on", "off"] = Field("auto", alias="STORYBOT_LTX_FRAMEWISE")  # temporal VAE tiling
     gpu_profile: Literal["auto", "none", "24gb", "48gb", "80gb"] = Field("auto", alias="STORYBOT_GPU_PROFILE")
     vision_offload: Literal["none", "auto"] = Field("none", alias="STORYBOT_VISION_OFFLOAD")  # device_map if short

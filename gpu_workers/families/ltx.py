@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,17 @@ def segments(total: int, cap: int) -> list[int]:
     return plan
 
 
+DISTILLED_MODES = ("auto", "on", "off")
+
+
+def is_distilled(model: str, mode: str) -> bool:
+    """`auto`: the checkpoint's name says so (Lightricks names every distilled repo `...-distilled`;
+    a pulled folder keeps the repo's name); `on`/`off` (STORYBOT_LTX_DISTILLED) for a renamed folder."""
+    if mode not in DISTILLED_MODES:
+        raise ValueError(f"STORYBOT_LTX_DISTILLED must be one of {', '.join(DISTILLED_MODES)}, not {mode!r}")
+    return mode == "on" if mode != "auto" else "distilled" in Path(model).name.lower()
+
+
 def keyframe(path: str, width: int, height: int) -> Any:
     """The keyframe at the model's size, centre-cropped to its aspect first (a plain resize would
     squash a 768x1344 SDXL frame into 512x896's slightly different shape)."""
@@ -84,10 +96,11 @@ def _write_frames(frames: list[Any], fps: int, out: Path) -> None:
 
 
 class Ltx:
-    """The pipeline class named by the checkpoint's model_index.json; distilled checkpoints run
-    with guidance 1 and their few steps."""
+    """The pipeline class named by the checkpoint's model_index.json. Distilled checkpoints run with
+    guidance 1; on LTXConditionPipeline (0.9.7/0.9.8 distilled) with diffusers' documented schedule:
+    eight explicit timesteps, rescale 0.7, no noise on the conditioning image."""
 
-    DISTILLED_STEPS = 8
+    DISTILLED_TIMESTEPS = (1000, 993, 987, 981, 975, 909, 725, 0.03)
 
     def __init__(self, model: str) -> None:
         import diffusers
@@ -97,8 +110,9 @@ class Ltx:
         if declared not in LTX_CLASSES:
             raise ValueError(f"{model} is a {declared}, not an LTX-Video pipeline")
         pipe = from_pretrained(getattr(diffusers, LTX_CLASSES[declared]), model, dtype)
+        self.conditioned = LTX_CLASSES[declared] == "LTXConditionPipeline"
         pipe.set_progress_bar_config(disable=True)
-        self.distilled = "distilled" in model.lower()
+        self.distilled = is_distilled(model, os.environ.get("STORYBOT_LTX_DISTILLED", "auto") or "auto")
         self.info = {**place(pipe, "ltx", self.device), "distilled": self.distilled}
         self.pipe = pipe
 
@@ -112,7 +126,6 @@ class Ltx:
             height=p.height,
             num_frames=frames,
             frame_rate=p.fps,
-            num_inference_steps=steps,
             guidance_scale=1.0 if self.distilled else p.guidance,
             decode_timestep=p.decode_timestep,
             decode_noise_scale=p.decode_noise_scale,
@@ -120,10 +133,16 @@ class Ltx:
             output_type="pil",
             callback_on_step_end=step_callback(progress, total, done),
         )
-        if type(self.pipe).__name__ == "LTXConditionPipeline":
+        if self.distilled and self.conditioned:  # the image-to-video pipeline takes no custom timesteps
+            kwargs |= {"timesteps": list(self.DISTILLED_TIMESTEPS), "guidance_rescale": 0.7}
+        else:
+            kwargs["num_inference_steps"] = steps
+        if self.conditioned:
             from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
             kwargs["conditions"] = [LTXVideoCondition(image=image, frame_index=0)]
+            if self.distilled:
+                kwargs["image_cond_noise_scale"] = 0.0
         else:
             kwargs["image"] = image
         frames_out: list[Any] = self.pipe(**kwargs).frames[0]
@@ -135,7 +154,10 @@ class Ltx:
             raise ValueError(f"num_frames and max_frames must be 8k+1, got {p.num_frames} and {p.max_frames}")
         image = keyframe(p.image, p.width, p.height)
         plan = segments(p.num_frames, p.max_frames)
-        steps = min(p.steps, self.DISTILLED_STEPS) if self.distilled else p.steps
+        if self.distilled:
+            steps = len(self.DISTILLED_TIMESTEPS) if self.conditioned else min(p.steps, len(self.DISTILLED_TIMESTEPS))
+        else:
+            steps = p.steps
         total, frames = steps * len(plan), []
         for i, count in enumerate(plan):
             got = self._segment(p, image, count, p.seed + i, progress, i * steps, total, steps)
