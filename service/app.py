@@ -24,6 +24,7 @@ from service.deps import Context
 from service.mcp_tools import mcp_server, mount_mcp
 from service.tokens import TokenStore
 from service.webhooks import Webhooks
+from tools.net.head_deadline import HeadDeadlineH11
 
 log = logging.getLogger("storybot.service")
 
@@ -94,6 +95,7 @@ async def serving(service: JobService, settings: Settings) -> AsyncIterator[int]
         lifespan="on",
         timeout_graceful_shutdown=3,
         server_header=False,
+        http=HeadDeadlineH11,  # a half-sent request is closed after 10 s (uvicorn waits forever)
     )
     try:  # bound here, not by uvicorn, whose failure to bind is a SystemExit out of the event loop
         family = socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET

@@ -200,3 +200,36 @@ def test_storybot_serve_refuses_a_short_secret_or_a_linked_file_in_one_line(tmp_
     (tmp_path / "link_secret").symlink_to("/dev/zero")
     zero = storybot("serve", data=tmp_path, env={"STORYBOT_LINK_SECRET": "", "STORYBOT_HTTP_PORT": "0"}, timeout=60)
     assert zero.returncode == 2 and zero.stderr.count("\n") == 1 and "is a symbolic link" in zero.stderr, zero.stderr
+
+
+async def test_a_half_sent_request_is_closed_and_real_ones_still_served(
+    served: tuple[Links, JobService, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 23 #11: a request head sent in part was never timed out (uvicorn waits on it forever),
+    so enough of them left no descriptor for a real link request."""
+    import asyncio
+
+    from tools.net.head_deadline import HeadDeadlineH11
+
+    monkeypatch.setattr(HeadDeadlineH11, "head_seconds", 0.5)
+    links, _service, base = served
+    port = int(base.rsplit(":", 1)[1])
+    stalled = []
+    for _ in range(20):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /files/" + JOB.encode() + b"/final.mp4 HTTP/1.1\r\nHost: x\r\n")  # no blank line
+        stalled.append((reader, writer))
+    started = time.monotonic()
+    async with httpx.AsyncClient() as http:  # a real request meanwhile is answered at once
+        whole = await http.get(local(links.url(JOB, "final.mp4"), base))
+    assert whole.status_code == 200 and whole.content == BODY
+    for reader, writer in stalled:
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, with nothing sent
+        writer.close()
+    assert time.monotonic() - started < 3
+    # a whole request on a kept-alive connection is not cut by the deadline of the one before
+    async with httpx.AsyncClient() as http:
+        first = await http.get(local(links.url(JOB, "final.mp4"), base))
+        await asyncio.sleep(0.8)
+        second = await http.get(local(links.url(JOB, "final.mp4"), base))
+    assert first.status_code == second.status_code == 200
