@@ -240,6 +240,29 @@ def test_the_ltx_keyframe_is_cropped_to_the_models_aspect_not_squashed(tmp_path:
     assert out.size == (64, 64) and out.getpixel((0, 32)) == (0, 0, 255)  # the centre square: no red band
 
 
+def condition_ltx(tiny_models: dict[str, str], tmp_path: Path) -> Path:
+    """The tiny LTX weights declared as 0.9.7's LTXConditionPipeline (same components)."""
+    folder = tmp_path / "ltx-condition"
+    shutil.copytree(models(tiny_models)["ltx"], folder)
+    index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    (folder / "model_index.json").write_text(json.dumps(index | {"_class_name": "LTXConditionPipeline"}))
+    return folder
+
+
+class Recording:
+    """Forwards to the real pipeline, keeping each call's arguments."""
+
+    def __init__(self, pipe: Any) -> None:
+        self.pipe, self.calls = pipe, list[dict[str, Any]]()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.pipe, name)
+
+    def __call__(self, **kwargs: Any) -> Any:
+        self.calls.append(kwargs)
+        return self.pipe(**kwargs)
+
+
 def test_a_distilled_ltx_runs_diffusers_documented_schedule(
     tiny_models: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -248,28 +271,9 @@ def test_a_distilled_ltx_runs_diffusers_documented_schedule(
     assert is_distilled("Lightricks/LTX-Video-0.9.7-distilled", "auto")
     assert not is_distilled("Lightricks/LTX-Video-0.9.5", "auto") and is_distilled("/m/renamed", "on")
     monkeypatch.setenv("STORYBOT_LTX_DISTILLED", "on")
-    folder = tmp_path / "ltx-condition"  # the tiny weights declared as 0.9.7's LTXConditionPipeline
-    shutil.copytree(models(tiny_models)["ltx"], folder)
-    index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
-    (folder / "model_index.json").write_text(json.dumps(index | {"_class_name": "LTXConditionPipeline"}))
-    ltx = families.load("ltx", str(folder))
+    ltx = families.load("ltx", str(condition_ltx(tiny_models, tmp_path)))
     assert ltx.info["distilled"] is True and ltx.info["pipeline"] == "LTXConditionPipeline"
-    calls: list[dict[str, Any]] = []
-
-    class Recording:
-        """Forwards to the real pipeline, keeping each call's arguments."""
-
-        def __init__(self, pipe: Any) -> None:
-            self.pipe = pipe
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.pipe, name)
-
-        def __call__(self, **kwargs: Any) -> Any:
-            calls.append(kwargs)
-            return self.pipe(**kwargs)
-
-    ltx.pipe = Recording(ltx.pipe)
+    ltx.pipe = recording = Recording(ltx.pipe)
     Image.new("RGB", (64, 96), (30, 120, 200)).save(tmp_path / "key.png")
     steps: list[tuple[int, int]] = []
     params = LtxParams(
@@ -283,9 +287,37 @@ def test_a_distilled_ltx_runs_diffusers_documented_schedule(
         steps=30,
     )
     ltx(params.model_dump(), lambda i, n: steps.append((i, n)))
-    call = calls[0]
+    call = recording.calls[0]
     assert call["timesteps"] == list(Ltx.DISTILLED_TIMESTEPS) and "num_inference_steps" not in call
     assert call["guidance_scale"] == 1.0 and call["guidance_rescale"] == 0.7 and call["image_cond_noise_scale"] == 0
     assert call["conditions"][0].frame_index == 0
     assert steps[-1] == (8, 8)  # eight denoising steps ran, whatever STORYBOT_LTX_STEPS says
     assert np.load(tmp_path / "c.npy").shape == (9, 96, 64, 3)
+
+
+def test_a_continuation_on_the_condition_pipeline_carries_the_last_frames(
+    tiny_models: dict[str, str], tmp_path: Path
+) -> None:
+    from gpu_workers.families.ltx import CONTINUATION_FRAMES, segments
+
+    assert segments(25, 17, CONTINUATION_FRAMES) == [17, 17] and segments(121, 121, 9) == [121]
+    assert segments(161, 121, 9) == [121, 49]  # 121 + (49 - 9) = 161
+    ltx = families.load("ltx", str(condition_ltx(tiny_models, tmp_path)))
+    ltx.pipe = recording = Recording(ltx.pipe)
+    Image.new("RGB", (64, 96), (30, 120, 200)).save(tmp_path / "key.png")
+    params = LtxParams(
+        image=str(tmp_path / "key.png"),
+        prompt="waves",
+        output=str(tmp_path / "c.npy"),
+        width=64,
+        height=96,
+        num_frames=25,
+        max_frames=17,
+        steps=1,
+    )
+    result = ltx(params.model_dump(), lambda i, n: None)
+    assert result.frames == 25 and result.segments == 2
+    first, second = (c["conditions"][0] for c in recording.calls)
+    assert first.image is not None and first.video is None  # the keyframe starts the shot
+    assert second.video is not None and len(second.video) == CONTINUATION_FRAMES and second.image is None
+    assert np.load(tmp_path / "c.npy").shape == (25, 96, 64, 3)

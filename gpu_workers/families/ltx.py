@@ -39,16 +39,22 @@ def model_index(model: str) -> dict[str, Any]:
     return data
 
 
-def segments(total: int, cap: int) -> list[int]:
+CONTINUATION_FRAMES = 9  # what a continuation on LTXConditionPipeline is conditioned on (8k+1)
+
+
+def segments(total: int, cap: int, overlap: int = 1) -> list[int]:
     """Frame counts (each 8k+1, at most `cap`) of the generations that together make `total` frames:
-    each continuation repeats the previous segment's last frame, which is dropped when joined."""
+    each continuation repeats the previous segment's last `overlap` frames (its conditioning), which
+    are dropped when joined."""
+    if cap <= overlap:
+        raise ValueError(f"a generation of {cap} frames cannot continue from {overlap}")
     plan = [min(total, cap)]
     made = plan[0]
     while made < total:
-        need = total - made + 1
+        need = total - made + overlap
         count = min(cap, 8 * math.ceil((need - 1) / 8) + 1)
         plan.append(count)
-        made += count - 1
+        made += count - overlap
     return plan
 
 
@@ -117,7 +123,15 @@ class Ltx:
         self.pipe = pipe
 
     def _segment(
-        self, p: LtxParams, image: Any, frames: int, seed: int, progress: Progress, done: int, total: int, steps: int
+        self,
+        p: LtxParams,
+        image: Any | list[Any],
+        frames: int,
+        seed: int,
+        progress: Progress,
+        done: int,
+        total: int,
+        steps: int,
     ) -> list[Any]:
         kwargs: dict[str, Any] = dict(
             prompt=p.prompt,
@@ -140,7 +154,12 @@ class Ltx:
         if self.conditioned:
             from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
-            kwargs["conditions"] = [LTXVideoCondition(image=image, frame_index=0)]
+            condition = (
+                LTXVideoCondition(video=image, frame_index=0)
+                if isinstance(image, list)
+                else LTXVideoCondition(image=image, frame_index=0)
+            )
+            kwargs["conditions"] = [condition]
             if self.distilled:
                 kwargs["image_cond_noise_scale"] = 0.0
         else:
@@ -152,8 +171,11 @@ class Ltx:
         p = LtxParams.model_validate(params)
         if (p.num_frames - 1) % 8 or (p.max_frames - 1) % 8:
             raise ValueError(f"num_frames and max_frames must be 8k+1, got {p.num_frames} and {p.max_frames}")
-        image = keyframe(p.image, p.width, p.height)
-        plan = segments(p.num_frames, p.max_frames)
+        image: Any = keyframe(p.image, p.width, p.height)
+        # LTXConditionPipeline continues from the last frames as a video condition, so motion carries
+        # over; the image-to-video pipeline can only restart from the last frame
+        overlap = CONTINUATION_FRAMES if self.conditioned and p.max_frames > CONTINUATION_FRAMES + 7 else 1
+        plan = segments(p.num_frames, p.max_frames, overlap)
         if self.distilled:
             steps = len(self.DISTILLED_TIMESTEPS) if self.conditioned else min(p.steps, len(self.DISTILLED_TIMESTEPS))
         else:
@@ -161,8 +183,8 @@ class Ltx:
         total, frames = steps * len(plan), []
         for i, count in enumerate(plan):
             got = self._segment(p, image, count, p.seed + i, progress, i * steps, total, steps)
-            frames += got if i == 0 else got[1:]  # a continuation starts on the previous last frame
-            image = got[-1]
+            frames += got if i == 0 else got[overlap:]  # a continuation starts on the previous last frames
+            image = got[-overlap:] if overlap > 1 else got[-1]
             free_memory()
         _write_frames(frames, p.fps, Path(p.output))
         return ClipResult(
