@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from graph.events import Event
 from graph.state import JobRequest, JobState
 from graph.store import JobStore, StageStatusName
-from tools.errors import StorybotError
+from tools.errors import ProviderGaveUp, StorybotError
 from tools.files import write_json_atomic
 from tools.gpu import GpuClient
 from tools.llm import StoryIdea, Writer
@@ -41,6 +41,10 @@ M = TypeVar("M", bound=BaseModel)
 
 class JobCancelled(StorybotError):
     """Raised between stages when someone cancelled a running job."""
+
+
+class StageTimedOut(ProviderGaveUp):
+    """A stage ran past STORYBOT_STAGE_TIMEOUT: not retried (it would take as long again)."""
 
 
 @dataclass
@@ -120,6 +124,10 @@ def _crash_point(stage: str, when: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _span(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
+
+
 def stage(name: str) -> Callable[[NodeFn], GraphNode]:
     """Wrap a node: refuse to start a cancelled job, count the run, time it, record the outcome."""
 
@@ -133,8 +141,19 @@ def stage(name: str) -> Callable[[NodeFn], GraphNode]:
             ctx.emit(Event(job_id=ctx.job_id, kind="stage_started", stage=name))
             _crash_point(name, "start")
             started = time.perf_counter()
+            limit = ctx.settings.stage_timeout
+            deadline = asyncio.timeout(limit)
             try:
-                result = await fn(state, ctx)
+                try:
+                    async with deadline:
+                        result = await fn(state, ctx)
+                except TimeoutError:
+                    if not deadline.expired():  # a timeout of the stage's own, not ours
+                        raise
+                    raise StageTimedOut(
+                        f"{name} ran past its {_span(limit)} limit (STORYBOT_STAGE_TIMEOUT); finished work is kept "
+                        "and the job can be resumed"
+                    ) from None
             except GraphInterrupt:
                 ctx.store.stage_ended(ctx.job_id, name, "waiting")
                 raise

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # GPU stages (docs/GPU.md): time limits, retries, queue bound, steps, vision guidance
     gpu_load_timeout: float = Field(600, alias="STORYBOT_GPU_LOAD_TIMEOUT", gt=0)  # seconds to load a model
     gpu_request_timeout: float = Field(1800, alias="STORYBOT_GPU_REQUEST_TIMEOUT", gt=0)  # seconds per request
+    # seconds any one stage may run, all its retries and providers together; past it the stage fails
+    # and the job can be resumed (a provider that trickles or never ends cannot hold a job for ever)
+    stage_timeout: float = Field(7200, alias="STORYBOT_STAGE_TIMEOUT", gt=0)
     gpu_retries: int = Field(2, alias="STORYBOT_GPU_RETRIES", ge=0, le=5)  # after a worker crash
     gpu_queue_size: int = Field(16, alias="STORYBOT_GPU_QUEUE_SIZE", ge=1)  # requests waiting per local worker
     gpu_size_divisor: int = Field(1, alias="STORYBOT_GPU_SIZE_DIVISOR", ge=1)  # >1 shrinks native sizes (tests)
