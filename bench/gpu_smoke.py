@@ -219,9 +219,36 @@ async def smoke(models: dict[Family, str], out: Path, real: bool, device: str) -
                 row["failed"] = expect(fam, worker.info, device, row)
             rows.append(row)
             await worker.close()  # one family at a time, so each peak is its own
+        rows.append(await resident_together(backend, [r["family"] for r in rows if "failed" in r]))
     finally:
         await backend.close()
     return rows
+
+
+async def resident_together(backend: LocalBackend, families: list[Family]) -> dict[str, Any]:
+    """Every family that passed loaded at once (what the 80 GB profile keeps resident): the card's
+    memory in use from nvidia-smi, or the workers' resident memory on the CPU."""
+    row: dict[str, Any] = {"family": "all resident", "families": families}
+    with Utilisation() as util:
+        try:
+            await asyncio.gather(*(backend.worker(f).start() for f in families))
+            await asyncio.sleep(0.6)  # three nvidia-smi samples with everything loaded
+        except GpuError as exc:
+            row["error"] = str(exc)
+    row |= util.summary()
+    procs = [w.proc for w in backend.workers.values() if w.proc is not None and w.proc.returncode is None]
+    row["workers_rss_mib"] = round(sum(rss_mib(p.pid) for p in procs), 1)
+    row["resident"] = len(procs)
+    return row
+
+
+def rss_mib(pid: int) -> float:
+    """A process's resident memory now (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/status").read_text().split("VmRSS:")[1].split()
+        return int(fields[0]) / 1024
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 async def run_family(backend: LocalBackend, family: Family, out: Path, real: bool, wav: Path) -> dict[str, Any]:
@@ -347,6 +374,9 @@ def table(rows: list[dict[str, Any]]) -> str:
                 "words",
                 "parsed",
                 "failed",
+                "resident",
+                "workers_rss_mib",
+                "gpu_mem_used_mib_max",
                 "error",
             )
             if k in r
@@ -418,6 +448,7 @@ def main() -> int:
         or r.get("cancel_leaves_serving") is False
         or r.get("oom_leaves_serving") is False
         or r.get("failed")
+        or ("resident" in r and r["resident"] != len(r["families"]))
     ]
     for r in rows:
         for line in r.get("failed", []):
