@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import os
 import sys
 from collections import deque
@@ -26,6 +27,7 @@ from tools.errors import StorybotError
 from tools.gpu.client import GpuClient, ProgressFn
 from tools.gpu.errors import GpuError
 
+log = logging.getLogger("storybot.gpu")
 STREAM_LIMIT = 1 << 24  # a result line (a long transcript) may exceed asyncio's 64 KiB default
 
 
@@ -279,6 +281,9 @@ class LocalBackend(GpuClient):
         if not self.hub_url or os.environ.get("HF_HUB_OFFLINE") or in_hf_cache(model):
             return
         async with self._pull_lock:
+            log.warning(
+                "%s: pulling %s before its first load (`storybot models pull` does this ahead)", worker.family, model
+            )
             try:
                 worker.model = str(await pull_family(self.hub_url, worker.family, model))
             except StorybotError as exc:
