@@ -61,7 +61,10 @@ def _runner(family: Family, model: str) -> Any:
 
         _Loaded.key, _Loaded.runner = None, None
         free_memory()  # the previous model's memory goes back before the next loads
-        _Loaded.runner, _Loaded.key = load(family, model), (family, model)
+        from tools.gpu.pull import local_model
+
+        # a hub id pulled on this machine (`storybot models pull`) loads from its folder
+        _Loaded.runner, _Loaded.key = load(family, local_model(family, model)), (family, model)
     return _Loaded.runner
 
 

@@ -21,8 +21,6 @@ from pydantic import ValidationError
 
 from gpu_workers.protocol import Family
 from tools.errors import BadInput
-from tools.llm.writer_model import _LISTING as LISTING  # the hub tree API's entries, shared with the writer
-from tools.llm.writer_model import _Entry as Entry
 from tools.net.download import DownloadError, Fetcher, Progress, client
 
 PULLED = ".storybot-pulled.json"  # written last: the folder is whole
@@ -98,6 +96,11 @@ def _check_name(path: str) -> None:
 
 async def pull_family(base: str, family: Family, repo: str, progress: Progress | None = None) -> Path:
     """`repo`'s files for `family` into its pulled folder (files already whole are kept); the folder."""
+    # the hub tree API's entries, shared with the writer's pull (imported here: a GPU worker that only
+    # resolves pulled folders never loads the writer's package)
+    from tools.llm.writer_model import _LISTING as LISTING
+    from tools.llm.writer_model import _Entry as Entry
+
     base = base.strip().rstrip("/")
     if not base:
         raise BadInput("model downloads are off (STORYBOT_HUB_URL is empty)")
