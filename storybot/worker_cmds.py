@@ -115,7 +115,7 @@ def pull(
     families: Annotated[
         list[str] | None,
         typer.Argument(
-            help="What to fetch: writer, sdxl, ltx, whisper, vision (default: the writer and every GPU family)."
+            help="What to fetch: writer, sdxl, ltx, whisper, vision (default: the writer and the configured families)."
         ),
     ] = None,
 ) -> None:
@@ -123,9 +123,9 @@ def pull(
 
     `writer`: the embedded writer's instruct model (Phi-3.5-mini-instruct, MIT, int4 for
     onnxruntime-genai, 2.8 GB) into STORYBOT_WRITER_MODEL or the user's cache; run it with the
-    `writer` extra. `sdxl`, `ltx`, `whisper`, `vision`: the hub id in STORYBOT_*_MODEL (or the card
-    profile's, STORYBOT_GPU_PROFILE) into ~/.cache/storybot/models, where the local backend then loads
-    it, so no download runs inside a worker's load timeout. A folder needs no pull.
+    `writer` extra. `sdxl`, `ltx`, `whisper`, `vision`: the hub id in STORYBOT_*_MODEL (named, also the
+    card profile's, STORYBOT_GPU_PROFILE) into ~/.cache/storybot/models, where the GPU workers then
+    load it, so no download runs inside a worker's load timeout. A folder needs no pull.
     """
     from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
 
@@ -135,8 +135,7 @@ def pull(
     from tools.llm.writer_model import DEFAULT, pull_writer
     from tools.settings import get_settings
 
-    wanted = list(dict.fromkeys(families or PULLABLE))
-    if unknown := [f for f in wanted if f not in PULLABLE]:
+    if unknown := [f for f in families or [] if f not in PULLABLE]:
         raise BadInput(f"cannot pull {', '.join(map(repr, unknown))}: use {', '.join(PULLABLE)}")
     settings = get_settings()
     profile = resolve_profile(settings.gpu_profile)
@@ -147,6 +146,8 @@ def pull(
         "whisper": settings.whisper_model,
         "vision": settings.vision_model,
     }
+    # no argument: the writer and the GPU families this machine is configured for (not ~70 GB unasked)
+    wanted = list(dict.fromkeys(families or ["writer", *(f for f in QUEUES if configured[cast(Family, f)])]))
     with Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err
     ) as bar:
