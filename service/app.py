@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import socket
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -83,9 +84,20 @@ class _Server(uvicorn.Server):
         yield
 
 
+def _more_descriptors() -> None:
+    """A server holds a descriptor per connection: take the hard limit rather than a soft 1024, so a
+    crowd of idle connections does not starve real requests (issue 23 #11)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 @contextlib.asynccontextmanager
 async def serving(service: JobService, settings: Settings) -> AsyncIterator[int]:
     """The app on STORYBOT_HTTP_HOST:STORYBOT_HTTP_PORT until the block ends; yields the port bound."""
+    _more_descriptors()
     config = uvicorn.Config(
         create_app(service, settings),
         host=settings.http_host,

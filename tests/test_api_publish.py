@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -43,12 +42,13 @@ async def api(tmp_path: Path, fake: Platforms) -> AsyncIterator[tuple[httpx.Asyn
             yield a, b, svc.jobs_dir
 
 
-async def settled(client: httpx.AsyncClient, path: str, *states: str) -> list[dict[str, Any]]:
+async def settled(client: httpx.AsyncClient, path: str, platforms: set[str]) -> dict[str, str]:
+    """Each site's final state, once every one of `platforms` is done or refused."""
     async with asyncio.timeout(300):
         while True:
-            found = (await client.get(path)).json()
-            if found and all(p["state"] in states for p in found):
-                return list(found)
+            found = {p["platform"]: p["state"] for p in (await client.get(path)).json()}
+            if set(found) == platforms and set(found.values()) <= {"done", "refused"}:
+                return found
             await asyncio.sleep(0.1)
 
 
@@ -69,8 +69,8 @@ async def test_publish_over_the_api(api: tuple[httpx.AsyncClient, httpx.AsyncCli
     assert (await bob.post(f"/v1/jobs/{job_id}/publish", json={"to": "youtube"})).status_code == 404
     started = await alice.post(f"/v1/jobs/{job_id}/publish", json={"to": "youtube,tiktok"})
     assert started.status_code == 202 and started.json()["started"] is True, started.text
-    done = await settled(alice, f"/v1/jobs/{job_id}/publications", "done", "refused")
-    assert {p["platform"]: p["state"] for p in done} == {"youtube": "done", "tiktok": "done"}
+    done = await settled(alice, f"/v1/jobs/{job_id}/publications", {"youtube", "tiktok"})
+    assert done == {"youtube": "done", "tiktok": "done"}
     master = (jobs / job_id / "final.mp4").read_bytes()
     (yt,) = fake.videos("youtube")
     assert bytes(yt.data) == master and yt.meta["status"]["containsSyntheticMedia"] is True
@@ -81,7 +81,7 @@ async def test_publish_over_the_api(api: tuple[httpx.AsyncClient, httpx.AsyncCli
     received = fake.received
     again = await alice.post(f"/v1/jobs/{job_id}/publish", json={"to": "youtube,tiktok"})
     assert again.status_code == 202
-    await settled(alice, f"/v1/jobs/{job_id}/publications", "done")
+    assert await settled(alice, f"/v1/jobs/{job_id}/publications", {"youtube", "tiktok"}) == done
     await asyncio.sleep(0.3)
     assert fake.received == received and len(fake.videos("youtube")) == 1
     assert (await bob.get(f"/v1/jobs/{job_id}/publications")).status_code == 404
