@@ -10,6 +10,7 @@ are retried with the server's Retry-After; any other error is the site's refusal
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
 
@@ -21,7 +22,7 @@ from tools.net.bounded import TooLarge, read_bounded
 from tools.net.guard import Guard, RefusedURL, Target, origin, parse
 from tools.net.redact import one_line, redact
 from tools.net.retry import retry_after, retrying, transient_http
-from tools.publish.base import PlatformRefused
+from tools.publish.base import PlatformRefused, Progress, Publication, Save
 
 BACKOFF = 1.0  # seconds before the first retry of a network fault (doubled each time, with jitter)
 MAX_WAIT = 300.0  # a Retry-After longer than this is reported instead of waited out
@@ -166,6 +167,33 @@ class Api:
 
     def _clean(self, text: str) -> str:
         return redact(" ".join(text.split()), extra=self.auth.secrets())[:400]
+
+
+class UploadFaults:
+    """Counts one upload's network faults in a row: past `retries` the upload stops, saved and
+    resumable, in one line naming the site; below it, waits (the server's Retry-After first)."""
+
+    def __init__(self, site: str, retries: int) -> None:
+        self.site, self.retries, self.count = site, retries, 0
+
+    async def after(self, exc: Exception, record: Publication, save: Save) -> None:
+        self.count += 1
+        if self.count > self.retries:
+            save(record)
+            raise Unreachable(
+                f"{self.site} kept failing mid-upload ({type(exc).__name__}); run the same command later to resume"
+            ) from None
+        await asyncio.sleep(fault_wait(exc, self.count - 1))
+
+    def clear(self) -> None:
+        self.count = 0
+
+
+async def report(progress: Progress, record: Publication) -> None:
+    """Tell a front end how the upload stands (its callback may be sync or async)."""
+    result = progress(record)
+    if result is not None:
+        await result
 
 
 def fault_wait(exc: Exception, attempt: int) -> float:

@@ -32,7 +32,7 @@ from tools.publish.base import (
     Texts,
     Video,
 )
-from tools.publish.http import Api, Reply, Unreachable, fault_wait, text_of
+from tools.publish.http import Api, Reply, Unreachable, UploadFaults, report, text_of
 from tools.settings import Settings
 
 CAPTION_MAX = 2200
@@ -167,13 +167,13 @@ class Instagram:
             offset: int | None = 0
         else:
             offset = await self._offset(record) if record.state == "uploading" else None
-        total, faults = post.video.size, 0
+        total, faults = post.video.size, UploadFaults("Instagram", self.settings.provider_retries)
         with post.video.path.open("rb") as f:
             while offset is not None and offset < total:
                 if offset != record.confirmed_bytes:
                     record = record.touch(confirmed_bytes=offset)
                     save(record)
-                    await _call(progress, record)
+                    await report(progress, record)
                 f.seek(offset)
                 data = f.read()
                 record = record.touch(sent_bytes=record.sent_bytes + len(data))
@@ -186,20 +186,14 @@ class Instagram:
                         retry=False,
                     )
                 except (httpx.TransportError, httpx.HTTPStatusError) as exc:
-                    faults += 1
-                    if faults > self.settings.provider_retries:
-                        save(record)
-                        raise Unreachable(
-                            f"Instagram kept failing mid-upload ({type(exc).__name__}); run the same command later"
-                        ) from None
-                    await asyncio.sleep(fault_wait(exc, faults - 1))
+                    await faults.after(exc, record, save)
                     offset = await self._offset(record)
                     continue
                 offset = total
         if record.state == "uploading":
             record = record.touch(state="processing", confirmed_bytes=total)
             save(record)
-            await _call(progress, record)
+            await report(progress, record)
         return await self._finish(record, save)
 
     async def _container(self, post: Post, record: Publication, save: Save) -> Publication:
@@ -262,12 +256,6 @@ class Instagram:
         reply = await self.graph.call("GET", f"{self.base}/{media_id}", params={"fields": "permalink"})
         media = reply.parsed(_Media)
         return media.permalink if media and media.permalink else None
-
-
-async def _call(progress: Progress, record: Publication) -> None:
-    result = progress(record)
-    if result is not None:
-        await result
 
 
 def env_account(settings: Settings) -> Account | None:

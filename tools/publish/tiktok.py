@@ -35,7 +35,7 @@ from tools.publish.base import (
     Texts,
     Video,
 )
-from tools.publish.http import Api, Reply, Unreachable, fault_wait, text_of
+from tools.publish.http import Api, Reply, Unreachable, UploadFaults, report, text_of
 from tools.settings import Settings
 
 MB = 1024 * 1024
@@ -283,7 +283,7 @@ class TikTok:
         else:
             start = await self._next_chunk(record)
         chunk, count = record.chunk_size or post.video.size, self._count(record)
-        total, faults = post.video.size, 0
+        total, faults = post.video.size, UploadFaults("TikTok", self.settings.provider_retries)
         with post.video.path.open("rb") as f:
             index: int | None = start
             while index is not None and index < count:
@@ -303,20 +303,14 @@ class TikTok:
                         retry=False,
                     )
                 except (httpx.TransportError, httpx.HTTPStatusError) as exc:
-                    faults += 1
-                    if faults > self.settings.provider_retries:
-                        save(record)
-                        raise Unreachable(
-                            f"TikTok kept failing mid-upload ({type(exc).__name__}); run the same command later"
-                        ) from None
-                    await asyncio.sleep(fault_wait(exc, faults - 1))
+                    await faults.after(exc, record, save)
                     index = await self._next_chunk(record)
                     continue
-                faults = 0
+                faults.clear()
                 index += 1
                 record = record.touch(confirmed_bytes=last + 1)
                 save(record)
-                await _call(progress, record)
+                await report(progress, record)
         record = record.touch(state="processing", confirmed_bytes=total)
         save(record)
         return await self._wait(post, record, save)
@@ -395,12 +389,6 @@ class TikTok:
         record = record.touch(state="done", post_id=ids[0] if ids else None, link=link)
         save(record)
         return record
-
-
-async def _call(progress: Progress, record: Publication) -> None:
-    result = progress(record)
-    if result is not None:
-        await result
 
 
 def env_account(settings: Settings) -> Account | None:

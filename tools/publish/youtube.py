@@ -44,7 +44,7 @@ from tools.publish.base import (
     Texts,
     Video,
 )
-from tools.publish.http import Api, Reply, Unreachable, fault_wait, text_of
+from tools.publish.http import Api, Reply, Unreachable, UploadFaults, report, text_of
 from tools.settings import Settings
 
 log = logging.getLogger("storybot.publish")
@@ -313,13 +313,13 @@ class YouTube:
                 # the session expired (Google keeps one about a week); a finished upload would have
                 # answered with its video, so nothing was published: a new session, from byte 0
                 record = await self._open(post, record.touch(session=None), save)
-        total, faults = post.video.size, 0
+        total, faults = post.video.size, UploadFaults("YouTube", self.settings.provider_retries)
         with post.video.path.open("rb") as f:
             while isinstance(where, int):
                 if where != record.confirmed_bytes:
                     record = record.touch(confirmed_bytes=where)
                     save(record)
-                    await _call(progress, record)
+                    await report(progress, record)
                 if where >= total:  # all bytes held, yet no video: ask again
                     where = await self._offset(record)
                     if isinstance(where, int):
@@ -339,17 +339,10 @@ class YouTube:
                         retry=False,
                     )
                 except (httpx.TransportError, httpx.HTTPStatusError) as exc:
-                    faults += 1
-                    if faults > self.settings.provider_retries:
-                        save(record)
-                        raise Unreachable(
-                            f"YouTube kept failing mid-upload ({type(exc).__name__}); "
-                            "run the same command later to resume"
-                        ) from None
-                    await asyncio.sleep(fault_wait(exc, faults - 1))
+                    await faults.after(exc, record, save)
                     where = await self._offset(record)
                     continue
-                faults = 0
+                faults.clear()
                 where = self._where(reply)
         vid = where.id
         if not vid:
@@ -409,12 +402,6 @@ def _thumbnail_bytes(path: Path) -> tuple[bytes, str]:
     with Image.open(path) as image:
         image.convert("RGB").save(out, format="JPEG", quality=85)
     return out.getvalue(), "image/jpeg"
-
-
-async def _call(progress: Progress, record: Publication) -> None:
-    result = progress(record)
-    if result is not None:
-        await result
 
 
 def env_account(settings: Settings) -> Account | None:
