@@ -8,10 +8,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from storybot.app import app, err
+from storybot.app import app, download_bars, err
 from tools.errors import BadInput
 from tools.settings import get_settings
 from tools.tts import catalogue
@@ -63,16 +62,7 @@ def pull(name: Annotated[str, typer.Argument(help="A Piper voice, e.g. piper:de_
     prefix, vid = resolve(settings, name)
     if prefix != "piper":
         raise BadInput(f"{name!r} is not a Piper voice: only Piper voices are downloaded")
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err
-    ) as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def show(file: str, done: int, total: int) -> None:
-            if file not in tasks:
-                tasks[file] = bar.add_task(file, total=total)
-            bar.update(tasks[file], completed=done)
-
+    with download_bars() as show:
         voice = piper.open_voice(settings, vid, show)
     licence = piper_fetch.known_licence(settings, vid)
     err.print(f"piper:{vid} is ready ({licence.label() if licence else 'licence not stated'})", markup=False)

@@ -127,9 +127,7 @@ def pull(
     card profile's, STORYBOT_GPU_PROFILE) into ~/.cache/storybot/models, where the GPU workers then
     load it, so no download runs inside a worker's load timeout. A folder needs no pull.
     """
-    from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
-
-    from storybot.app import err, run_async
+    from storybot.app import download_bars, err, run_async
     from tools.gpu.profiles import LARGE, resolve_profile
     from tools.gpu.pull import is_hub_id, pull_family
     from tools.llm.writer_model import DEFAULT, pull_writer
@@ -148,15 +146,7 @@ def pull(
     }
     # no argument: the writer and the GPU families this machine is configured for (not ~70 GB unasked)
     wanted = list(dict.fromkeys(families or ["writer", *(f for f in QUEUES if configured[cast(Family, f)])]))
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err
-    ) as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def show(file: str, done: int, total: int) -> None:
-            if file not in tasks:
-                tasks[file] = bar.add_task(file, total=total)
-            bar.update(tasks[file], completed=done)
+    with download_bars() as show:
 
         async def go() -> int:
             for family in wanted:
