@@ -9,12 +9,13 @@ subtitles are resources.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException
 from mcp.server.mcpserver import Context as ToolContext
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import Field
 from starlette.requests import Request
@@ -175,7 +176,7 @@ def mcp_server(ctx: Context, local: Identity | None = None) -> MCPServer:
     @mcp.tool(description="Voices to narrate with (pass a name as make_video's voice), optionally for a language.")
     async def list_voices(language: str | None = None, tool: ToolContext[Any, Any] | None = None) -> list[VoiceInfo]:
         _identity(ctx, tool, local)
-        return voice_catalogue(ctx.settings, language)
+        return await asyncio.to_thread(voice_catalogue, ctx.settings, language)
 
     @mcp.tool(
         description="Links to a finished job's files (video, subtitles, thumbnail) and its web page, where "
@@ -190,27 +191,25 @@ def mcp_server(ctx: Context, local: Identity | None = None) -> MCPServer:
         return {**view.artifacts, "page": view.links.page}
 
     @mcp.resource("storybot://jobs/{job_id}/script", mime_type="text/plain", description="A job's approved script.")
-    async def script(job_id: str) -> str:
-        return _job_text(ctx, local, job_id, "script.txt")
+    async def script(job_id: str, tool: ToolContext[Any, Any] | None = None) -> str:
+        return _job_text(ctx, _identity(ctx, tool, local), job_id, "script.txt")
 
     @mcp.resource("storybot://jobs/{job_id}/subtitles", mime_type="text/plain", description="A job's subtitles (SRT).")
-    async def subtitles(job_id: str) -> str:
-        return _job_text(ctx, local, job_id, "subtitles.srt")
+    async def subtitles(job_id: str, tool: ToolContext[Any, Any] | None = None) -> str:
+        return _job_text(ctx, _identity(ctx, tool, local), job_id, "subtitles.srt")
 
     return mcp
 
 
-def _job_text(ctx: Context, local: Identity | None, job_id: str, name: str) -> str:
-    # resources get no Context argument here: the HTTP caller was checked by the mount's guard,
-    # and job ids are unguessable; stdio callers are the local identity
-    who = local or Identity(name="*", admin=True)
+def _job_text(ctx: Context, who: Identity, job_id: str, name: str) -> str:
+    """A text file of a job the caller may see (the same rule as the tools)."""
     try:
         visible(ctx, who, job_id)
     except HTTPException:
-        raise ToolError(f"no job {job_id[:40]!r}") from None
+        raise ResourceNotFoundError(f"no job {job_id[:40]!r}") from None
     path = ctx.job_file(job_id, name)
     if path is None:
-        raise ToolError(f"job {job_id} has no {name} yet")
+        raise ResourceNotFoundError(f"job {job_id} has no {name} yet")
     return path.read_text(encoding="utf-8")
 
 

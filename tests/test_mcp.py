@@ -13,6 +13,7 @@ import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent, TextResourceContents
 
 from graph.api import JobService
@@ -99,6 +100,8 @@ async def test_an_assistant_makes_a_video_through_its_approvals(server: tuple[st
         refused = await other.call_tool("get_job", {"job_id": job_id})
         assert error_text(refused).endswith(f"no job '{job_id}'")
         assert structured(await other.call_tool("list_jobs", {})) == []
+        with pytest.raises(MCPError, match="no job"):  # another token's script is not readable either
+            await other.read_resource(f"storybot://jobs/{job_id}/script")
     async with over_http(url, alice) as client:
         await client.call_tool("answer_approval", {"job_id": job_id, "action": "cancel"})
         assert structured(await client.call_tool("get_job", {"job_id": job_id}))["status"] == "cancelled"
