@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Any, Literal
@@ -159,7 +160,8 @@ class JobService:
         self.lag = LoopLag()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._subscribers: dict[str, list[asyncio.Queue[Event]]] = {}
-        self._logged: dict[str, asyncio.Event] = {}  # per job followed: set when its log grows
+        # per job being followed: set when its log grows (dropped with its last follower)
+        self._logged: weakref.WeakValueDictionary[str, asyncio.Event] = weakref.WeakValueDictionary()
         self.listeners: list[Callable[[Event], None]] = []  # every job's events (webhooks)
         self._slots = asyncio.Semaphore(settings.render_slots)
         self._queue: list[str] = []  # jobs waiting for a render slot, first in first out
