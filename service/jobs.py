@@ -186,18 +186,19 @@ async def job_events(
     ctx: Ctx,
     record: OwnJob,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(ge=0, description="Resume after this event id (or Last-Event-ID).")] = None,
+    after: Annotated[int, Query(ge=0, description="Resume after this event id (Last-Event-ID wins).")] = 0,
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-Sent Events: progress, notices, waiting, done, failed. Ids are increasing integers per
     job; reconnect with `Last-Event-ID` to miss nothing. The stream ends after done, failed or cancelled."""
-    start = after if after is not None else _event_id(last_event_id)
+    start = resume_point(last_event_id, after)
     async for event in ctx.service.follow(job_id, start):
         yield sse(event)
 
 
-def _event_id(header: str | None) -> int:
-    text = (header or "").strip()
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 12 else 0
+def resume_point(last_event_id: str | None, after: int) -> int:
+    """Where a stream starts: the reconnecting browser's `Last-Event-ID`, else `?after=`."""
+    text = (last_event_id or "").strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 12 else after
 
 
 def sse(event: Event) -> ServerSentEvent:

@@ -14,13 +14,13 @@ from importlib import resources
 from string import Template
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from graph.api import PAGE, BadInput, JobRecord, Requester
 from service.deps import Context, Ctx
-from service.jobs import act, sse
+from service.jobs import act, resume_point, sse
 from service.schemas import Answer, IdeasWaiting, JobView, KeyframesWaiting, ScriptWaiting
 from service.views import base_url, job_view
 
@@ -78,14 +78,12 @@ async def page_job(job_id: str, ctx: Ctx, expires: Expires = "", sig: Sig = "") 
 @router.get("/jobs/{job_id}/stream", response_class=EventSourceResponse)
 async def job_stream(
     job_id: str,
-    request: Request,
     ctx: Ctx,
     record: Annotated[JobRecord, Depends(page_job)],
+    last_event_id: Annotated[str | None, Header()] = None,
     after: Annotated[int, Query(ge=0, le=10**12)] = 0,
 ) -> AsyncIterator[ServerSentEvent]:
-    last = request.headers.get("last-event-id", "")
-    start = int(last) if last.isascii() and last.isdigit() and len(last) <= 12 else after
-    async for event in ctx.service.follow(job_id, start):
+    async for event in ctx.service.follow(job_id, resume_point(last_event_id, after)):
         yield sse(event)
 
 
