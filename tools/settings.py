@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
 
     data_dir: Path = Field(PROJECT_DIR / "data", alias="STORYBOT_DATA_DIR")
+    # unset: SQLite files under the data folder (one box, no services); postgresql://... for several
+    database_url: Annotated[SecretStr | None, BeforeValidator(_blank_none)] = Field(
+        None, alias="STORYBOT_DATABASE_URL"
+    )
 
     discord_token: SecretStr | None = Field(None, alias="DISCORD_TOKEN")
     discord_api_base: str = Field("https://discord.com/api/v10", alias="DISCORD_API_BASE")
