@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test,models,celery,edge,writer,scale]'
+	$(BIN)/pip install -q -e '.[test,models,celery,edge,writer,scale,storage]'
 	@# An offline mirror may hold only the CUDA build of torchvision, whose operators do not load against
 	@# the CPU torch (and then break every transformers image processor): removed, with a notice.
 	@$(BIN)/python -c 'import torchvision' 2>/dev/null || { $(BIN)/pip uninstall -q -y torchvision; \

@@ -6,7 +6,8 @@ the delivery channel's server limit. The master goes up when it fits; else a cop
 (the render's, or one fitted here); a 413 (40005) from Discord falls back to a copy fitted smaller, then
 to a signed link to the master, then to a note saying where it is. The delivery is claimed with a
 compare-and-set in `Records`; a claim left unfinished (a crash, a failed post) is settled on the next
-start from the channel's recent history, so a video is posted exactly once.
+start from the channel's recent history, so a video is posted exactly once. With remote storage the
+master comes from the store when this machine did not run the job (`graph.stored.local_copy`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,16 @@ from bot.messages import NO_MENTIONS, credits_text, delivery_text, link_line, to
 from bot.publishing import publish_view
 from bot.records import Post, Records
 from bot.text import mib
-from graph.api import DEFAULT_LIMIT, JobRecord, JobService, Settings, StorybotError, fit_for_upload
+from graph.api import (
+    DEFAULT_LIMIT,
+    JobRecord,
+    JobService,
+    Settings,
+    StorybotError,
+    fit_for_upload,
+    is_remote,
+    local_copy,
+)
 
 log = logging.getLogger("storybot.bot")
 TOO_LARGE = 413  # with code 40005: the upload is over the limit, whatever the limit was said to be
@@ -58,12 +68,12 @@ class Delivery:
         result = record.result
         platforms = result.platforms if result else None
         credits = credits_text(result.credits if result else [])
-        master = Path(result.artifacts.final_video if result else "")
+        master, copy = await self._local_files(record)
         size = mib(master.stat().st_size) if master.is_file() else "unknown size"
         expires = self.links.expiry() if self.links else 0
         link = self.links.url(job_id, "final.mp4", expires) if self.links and master.is_file() else None
         for _attempt in range(2):  # the best file under the limit; after a 413, one copy fitted smaller
-            video = await self._fitting(record, master, limit)
+            video = await self._fitting(record, master, copy, limit)
             if video is None:
                 break
             extra = "\n".join(
@@ -99,12 +109,24 @@ class Delivery:
         )
         return message.id
 
-    async def _fitting(self, record: JobRecord, master: Path, limit: int) -> Path | None:
-        """The master if it fits, else the render's fitted copy if it fits, else a copy fitted here."""
+    async def _local_files(self, record: JobRecord) -> tuple[Path, Path | None]:
+        """The master and the render's upload copy on this machine: with remote storage, fetched from
+        it when another machine ran the job (the data folder's `jobs/<id>/`)."""
         artifacts = record.result.artifacts if record.result else None
-        for candidate in (artifacts.final_video, artifacts.discord_video) if artifacts else ():
-            if candidate and Path(candidate).is_file() and Path(candidate).stat().st_size <= limit:
-                return Path(candidate)
+        master = Path(artifacts.final_video if artifacts else "")
+        copy = Path(artifacts.discord_video) if artifacts and artifacts.discord_video else None
+        if artifacts is not None and is_remote(self.settings):
+            if not master.is_file():
+                master = await local_copy(self.settings, record.job_id, "final.mp4") or master
+            if copy is not None and not copy.is_file():
+                copy = await local_copy(self.settings, record.job_id, "final.discord.mp4")
+        return master, copy
+
+    async def _fitting(self, record: JobRecord, master: Path, copy: Path | None, limit: int) -> Path | None:
+        """The master if it fits, else the render's fitted copy if it fits, else a copy fitted here."""
+        for candidate in (master, copy):
+            if candidate and candidate.is_file() and candidate.stat().st_size <= limit:
+                return candidate
         if not master.is_file():
             return None
         try:

@@ -1,4 +1,5 @@
 """The bot's side of signed links (tools/links.py): which links a finished job's message carries.
+With remote storage they are the store's presigned URLs, and no public address is needed.
 
 The files behind them are served by the service's HTTP app (service/files.py), which `storybot bot`
 starts beside the client when `STORYBOT_PUBLIC_URL` is set: one HTTP server per deployment.
@@ -6,7 +7,7 @@ starts beside the client when `STORYBOT_PUBLIC_URL` is set: one HTTP server per 
 
 from __future__ import annotations
 
-from graph.api import ARTIFACTS, JobRecord, Links, Settings, link_secret
+from graph.api import ARTIFACTS, JobRecord, Links, Settings, is_remote, link_secret, links_storage
 
 
 def job_links(links: Links, record: JobRecord) -> list[tuple[str, str]]:
@@ -18,6 +19,6 @@ def job_links(links: Links, record: JobRecord) -> list[tuple[str, str]]:
 
 def links_from(settings: Settings) -> Links | None:
     """The link maker, when the bot has a public address to put in links."""
-    if not settings.public_url:
+    if not settings.public_url and not is_remote(settings):  # remote storage presigns its own links
         return None
-    return Links(link_secret(settings), settings.public_url, settings.link_ttl)
+    return Links(link_secret(settings), settings.public_url or "", settings.link_ttl, links_storage(settings))

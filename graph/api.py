@@ -36,8 +36,9 @@ from graph.state import (
     ShotVerdict,
 )
 from graph.store import JOB_ID_PATTERN, StageRecord, valid_job_id
+from graph.stored import artifact_locations, local_copy
 from tools.errors import BadInput, StorybotError
-from tools.links import ARTIFACTS, PAGE, Links, link_secret
+from tools.links import ARTIFACTS, PAGE, Links, link_secret, links_storage
 from tools.llm.schemas import PlatformMeta, StoryIdea
 from tools.media.outputs import Artifacts
 from tools.media.upload import DEFAULT_LIMIT, fit_for_upload
@@ -46,6 +47,7 @@ from tools.net.redact import LINK_SECRET_FILE, redact, redact_logs
 from tools.publish import Choice, Outcome, PlatformRefused, Privacy, Publication, Unreachable
 from tools.publish import targets as publish_targets
 from tools.settings import Settings
+from tools.storage import is_remote
 from tools.tts import VoiceInfo
 from tools.tts import catalogue as voice_catalogue
 from tools.tts import resolve as resolve_voice
@@ -102,10 +104,14 @@ __all__ = [
     "Subscription",
     "Unreachable",
     "VoiceInfo",
+    "artifact_locations",
     "fit_for_upload",
+    "is_remote",
     "keep_uploads",
     "link_secret",
     "linked_platforms",
+    "links_storage",
+    "local_copy",
     "may_publish",
     "media_kind",
     "plan_job",

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from graph.events import Event
 from graph.state import JobRequest, JobState
 from graph.store import JobStore, StageStatusName
+from graph.stored import synced
 from tools.errors import ProviderGaveUp, StorybotError
 from tools.files import write_json_atomic
 from tools.gpu import GpuClient
@@ -146,7 +147,7 @@ def stage(name: str) -> Callable[[NodeFn], GraphNode]:
             try:
                 try:
                     async with deadline:
-                        result = await fn(state, ctx)
+                        result = await synced(fn, state, ctx)  # the job folder mirrored (graph/stored.py)
                 except TimeoutError:
                     if not deadline.expired():  # a timeout of the stage's own, not ours
                         raise

@@ -19,7 +19,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from graph.api import JobService, Links, Settings, StorybotError, link_secret
+from graph.api import JobService, Links, Settings, StorybotError, link_secret, links_storage
 from service import files, jobs, pages, problems, publishing
 from service.deps import Context
 from service.mcp_tools import mcp_server, mount_mcp
@@ -32,7 +32,7 @@ log = logging.getLogger("storybot.service")
 
 def create_app(service: JobService, settings: Settings) -> FastAPI:
     tokens = TokenStore(settings.data_dir)
-    links = Links(link_secret(settings), settings.public_url or "", settings.link_ttl)
+    links = Links(link_secret(settings), settings.public_url or "", settings.link_ttl, links_storage(settings))
     ctx = Context(service, settings, tokens, links, Webhooks(service, tokens, settings))
     mcp = mcp_server(ctx)
 

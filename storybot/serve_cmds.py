@@ -45,7 +45,7 @@ def mcp(
     data: DataOpt = None,
 ) -> None:
     """MCP over stdio, for a desktop assistant: the same tools as /mcp, as the local identity."""
-    from graph.api import JobService, Links, link_secret
+    from graph.api import JobService, Links, link_secret, links_storage
     from service.deps import Context
     from service.mcp_tools import mcp_server
     from service.tokens import LOCAL, Identity, TokenStore
@@ -64,7 +64,7 @@ def mcp(
 
     async def go() -> int:
         async with JobService.open(settings) as svc:
-            links = Links(link_secret(settings), settings.public_url or "", settings.link_ttl)
+            links = Links(link_secret(settings), settings.public_url or "", settings.link_ttl, links_storage(settings))
             ctx = Context(svc, settings, tokens, links, Webhooks(svc, tokens, settings))
             ctx.webhooks.start()
             try:

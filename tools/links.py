@@ -25,6 +25,7 @@ from tools.errors import BadInput
 from tools.media.outputs import Artifacts
 from tools.net.redact import LINK_SECRET_FILE
 from tools.settings import Settings
+from tools.storage import Storage, get_storage, is_remote, job_key
 
 PAGE = "page"  # the name a job page's signature covers
 JOB_ID = r"[0-9a-f]{12}"  # graph.store.JOB_ID_PATTERN
@@ -38,10 +39,12 @@ ARTIFACTS: dict[str, Callable[[Artifacts], str]] = {
 
 
 class Links:
-    """Makes and checks signed links; knows nothing about files."""
+    """Makes and checks signed links; knows nothing about files. With remote storage
+    (`STORYBOT_STORAGE_URL`) a file's link is the store's presigned URL, with the same expiry."""
 
-    def __init__(self, secret: bytes, public_url: str, ttl: int) -> None:
+    def __init__(self, secret: bytes, public_url: str, ttl: int, storage: Storage | None = None) -> None:
         self.secret, self.base, self.ttl = secret, public_url.rstrip("/"), ttl
+        self.storage = storage if storage is not None and storage.remote else None
 
     def _sign(self, job_id: str, name: str, expires: int) -> str:
         digest = hmac.new(self.secret, f"{job_id}/{name}/{expires}".encode(), hashlib.sha256).digest()
@@ -49,6 +52,10 @@ class Links:
 
     def url(self, job_id: str, name: str, expires: int | None = None) -> str:
         expires = self.expiry() if expires is None else expires
+        if self.storage is not None and name in ARTIFACTS:
+            presigned = self.storage.presign(job_key(job_id, name), expires - int(time.time()))
+            if presigned:
+                return presigned
         return f"{self.base}/files/{job_id}/{quote(name)}?{self.query(job_id, name, expires)}"
 
     def page(self, job_id: str, expires: int | None = None) -> str:
@@ -71,6 +78,11 @@ class Links:
         if int(expires) < (time.time() if now is None else now):
             return False
         return hmac.compare_digest(self._sign(job_id, name, int(expires)).encode(), sig.encode("utf-8", "replace"))
+
+
+def links_storage(settings: Settings) -> Storage | None:
+    """The store whose presigned URLs a `Links` hands out: the remote one, else None (HMAC links)."""
+    return get_storage(settings) if is_remote(settings) else None
 
 
 MIN_SECRET_BYTES = 16  # an HMAC key shorter than this can be guessed; a generated one is 43

@@ -33,9 +33,17 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(PROJECT_DIR / "data", alias="STORYBOT_DATA_DIR")
     # unset: SQLite files under the data folder (one box, no services); postgresql://... for several
-    database_url: Annotated[SecretStr | None, BeforeValidator(_blank_none)] = Field(
-        None, alias="STORYBOT_DATABASE_URL"
+    database_url: Annotated[SecretStr | None, BeforeValidator(_blank_none)] = Field(None, alias="STORYBOT_DATABASE_URL")
+    # unset: files stay in the data folder; s3://bucket/prefix: artifacts in object storage (tools/storage)
+    storage_url: Annotated[str | None, BeforeValidator(_blank_none)] = Field(None, alias="STORYBOT_STORAGE_URL")
+    aws_endpoint_url: Annotated[str | None, BeforeValidator(_blank_none)] = Field(None, alias="AWS_ENDPOINT_URL")
+    aws_access_key_id: Annotated[SecretStr | None, BeforeValidator(_blank_none)] = Field(
+        None, alias="AWS_ACCESS_KEY_ID"
     )
+    aws_secret_access_key: Annotated[SecretStr | None, BeforeValidator(_blank_none)] = Field(
+        None, alias="AWS_SECRET_ACCESS_KEY"
+    )
+    aws_region: Annotated[str | None, BeforeValidator(_blank_none)] = Field(None, alias="AWS_REGION")
 
     discord_token: SecretStr | None = Field(None, alias="DISCORD_TOKEN")
     discord_api_base: str = Field("https://discord.com/api/v10", alias="DISCORD_API_BASE")
