@@ -103,15 +103,21 @@ def _t5_tokenizer() -> Any:
     return T5Tokenizer(vocab=pieces, extra_ids=0)
 
 
-def build_ltx(out: Path) -> Path:
+LTX_PIPELINES = ("LTXImageToVideoPipeline", "LTXConditionPipeline")
+
+
+def build_ltx(out: Path, pipeline: str = "LTXImageToVideoPipeline") -> Path:
+    """The tiny LTX-Video, saved as `pipeline`: the image-to-video pipeline (0.9.1-0.9.5), or
+    LTXConditionPipeline (0.9.7/0.9.8, what the distilled checkpoints declare; the same components,
+    so the worker's conditioned branch and its continuations run). Name the folder `...distilled`
+    and the worker runs it as a distilled checkpoint (see `gpu_workers.families.ltx.is_distilled`)."""
+    import diffusers
     import torch
-    from diffusers import (
-        AutoencoderKLLTXVideo,
-        FlowMatchEulerDiscreteScheduler,
-        LTXImageToVideoPipeline,
-        LTXVideoTransformer3DModel,
-    )
+    from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXVideoTransformer3DModel
     from transformers import T5Config, T5EncoderModel
+
+    if pipeline not in LTX_PIPELINES:
+        raise ValueError(f"a tiny LTX is one of {', '.join(LTX_PIPELINES)}, not {pipeline!r}")
 
     torch.manual_seed(0)
     transformer = LTXVideoTransformer3DModel(
@@ -157,7 +163,7 @@ def build_ltx(out: Path) -> Path:
             is_encoder_decoder=False,
         )
     )
-    pipe = LTXImageToVideoPipeline(
+    pipe = getattr(diffusers, pipeline)(
         scheduler=FlowMatchEulerDiscreteScheduler(),
         vae=vae,
         text_encoder=text,
