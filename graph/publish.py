@@ -23,7 +23,7 @@ from tools.settings import Settings
 
 def finished_job(settings: Settings, job_id: str) -> JobRecord:
     """The job, which must be done and have its master on disk."""
-    record = JobStore(settings.data_dir / "jobs.sqlite").get(job_id) if valid_job_id(job_id) else None
+    record = JobStore.of(settings).get(job_id) if valid_job_id(job_id) else None
     if record is None:
         raise BadInput(f"unknown job id: {job_id!r}")
     if record.status != "done" or record.result is None:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable
@@ -18,18 +19,17 @@ from functools import partial
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
 from pydantic import BaseModel
 
 from graph.builder import build_graph
+from graph.checkpoints import open_saver
 from graph.context import JobCancelled, NodeContext
 from graph.events import Event
 from graph.nodes.script import pace
 from graph.state import (
     APPROVAL,
-    CHECKPOINT_MODELS,
     IDEA_STAGES,
     STAGES,
     Answer,
@@ -53,6 +53,17 @@ ACTIVE = ("queued", "running", "waiting")  # a job that counts against its reque
 
 
 INTERRUPTED = "interrupted: the process running it stopped"
+RUNNER = (socket.gethostname(), os.getpid())  # who runs a job: this process, on this machine
+
+
+def runner_alive(record: JobRecord) -> bool:
+    """Whether the process recorded as running the job may still be: a pid is checked on its own
+    machine; one on another machine counts as alive (its lock, not a pid, says more there)."""
+    if record.runner_pid is None:
+        return False
+    if record.runner_host not in (None, RUNNER[0]):
+        return True
+    return pid_alive(record.runner_pid)
 
 
 def interrupted(job_id: str) -> str:
@@ -150,10 +161,10 @@ class LoopLag:
 
 
 class JobService:
-    def __init__(self, settings: Settings, saver: AsyncSqliteSaver) -> None:
+    def __init__(self, settings: Settings, saver: BaseCheckpointSaver[str]) -> None:
         self.settings = settings
         self.jobs_dir = settings.data_dir / "jobs"
-        self.store = JobStore(settings.data_dir / "jobs.sqlite")
+        self.store = JobStore.of(settings)
         self.graph = build_graph(saver)
         self.writer = get_writer(settings)
         self.cpu = asyncio.Semaphore(settings.media_concurrency)
@@ -170,13 +181,8 @@ class JobService:
     @classmethod
     @contextlib.asynccontextmanager
     async def open(cls, settings: Settings) -> AsyncIterator[JobService]:
-        """One saver per process and database file (several writers give "database is locked")."""
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        async with AsyncSqliteSaver.from_conn_string(str(settings.data_dir / "checkpoints.sqlite")) as saver:
-            # only our state's own models are revived from checkpoints (graph.state.CHECKPOINT_MODELS)
-            saver.serde = JsonPlusSerializer(
-                allowed_msgpack_modules=[(t.__module__, t.__name__) for t in CHECKPOINT_MODELS]
-            )
+        """The service over the configured database (graph.database): its tables and its checkpoints."""
+        async with open_saver(settings) as saver:
             service = cls(settings, saver)
             try:
                 yield service
@@ -320,7 +326,8 @@ class JobService:
                 self._emit_waiting(record)
             return
         if not self._claim(job_id, record):
-            raise BadInput(f"job {job_id} is running in another process (pid {record.runner_pid})")
+            where = record.runner_host or "this machine"
+            raise BadInput(f"job {job_id} is running in another process (pid {record.runner_pid} on {where})")
         if (self.jobs_dir / job_id).is_dir():  # half-written files of the run that was killed
             sweep_stale(self.jobs_dir / job_id)
         self._launch(job_id, None, auto_approve)
@@ -347,7 +354,7 @@ class JobService:
         pending = record.interrupt_id
         if job_id in self._tasks:  # the run that asked is still ending (an answer right on its `waiting` event)
             await self.wait(job_id)
-        claimed = self.store.claim(job_id, "waiting", os.getpid(), interrupt_id=pending)
+        claimed = self.store.claim(job_id, "waiting", RUNNER, interrupt_id=pending)
         if not claimed:
             raise StaleAnswer("that approval was already answered")
         self._launch(job_id, Command(resume={pending: answer.model_dump()}), auto_approve)
@@ -363,7 +370,7 @@ class JobService:
         if task is not None:
             task.cancel()
             return
-        if record.status == "running" and pid_alive(record.runner_pid):
+        if record.status == "running" and runner_alive(record):
             self.store.update(job_id, cancel_requested=True)  # the runner stops before its next stage
             return
         self._finish(job_id, "cancelled")
@@ -386,15 +393,15 @@ class JobService:
 
     def _claim(self, job_id: str, record: JobRecord) -> bool:
         """Take over a job that no live process is running."""
-        if record.status == "running" and pid_alive(record.runner_pid) and record.runner_pid != os.getpid():
+        if record.status == "running" and runner_alive(record) and (record.runner_host, record.runner_pid) != RUNNER:
             return False
-        return self.store.claim(job_id, record.status, os.getpid(), runner_pid=record.runner_pid)
+        return self.store.claim(job_id, record.status, RUNNER, was=(record.runner_host, record.runner_pid))
 
     def _launch(self, job_id: str, payload: JobState | Command[Any] | None, auto_approve: bool) -> None:
         running = self._tasks.get(job_id)
         if running is not None and not running.done():  # a done one has not run its callback yet
             raise BadInput(f"job {job_id} is already running")
-        self.store.update(job_id, status="running", runner_pid=os.getpid(), error=None)
+        self.store.update(job_id, status="running", runner_host=RUNNER[0], runner_pid=RUNNER[1], error=None)
         self.lag.start()
         task = asyncio.create_task(self._run(job_id, payload, auto_approve))
         self._tasks[job_id] = task
@@ -462,6 +469,7 @@ class JobService:
                 interrupt_id=pending.id,
                 approval=approval,
                 runner_pid=None,
+                runner_host=None,
             )
             self._emit_waiting(self.get(job_id))
             return
@@ -519,6 +527,7 @@ class JobService:
             interrupt_id=None,
             approval=None,
             runner_pid=None,
+            runner_host=None,
             cancel_requested=False,
         )
         if status == "done":

@@ -13,8 +13,9 @@ import unicodedata
 from typing import NoReturn
 
 import typer
+from sqlalchemy.exc import OperationalError
 
-from storybot import bot_cmd, job_cmds, publish_cmds, render_cmd, serve_cmds, voices_cmd, worker_cmds  # noqa: F401  (they register their commands)
+from storybot import bot_cmd, db_cmds, job_cmds, publish_cmds, render_cmd, serve_cmds, voices_cmd, worker_cmds  # noqa: F401  (they register their commands)
 from storybot.app import app, err
 from tools.errors import BadInput, StorybotError
 from tools.net.redact import redact, redact_logs
@@ -58,6 +59,8 @@ def main() -> None:
         fail(str(exc), 1)
     except sqlite3.OperationalError as exc:  # locked past the busy timeout, or a full disk
         fail(f"the job database could not be written ({exc}); jobs can be resumed once it can", 1)
+    except OperationalError as exc:  # the same through SQLAlchemy, or a PostgreSQL that cannot be reached
+        fail(f"the job database could not be used ({exc.orig}); jobs can be resumed once it can", 1)
     except (typer.Abort, KeyboardInterrupt):
         fail(INTERRUPTED_LINE, INTERRUPTED)
     except Exception as exc:

@@ -8,6 +8,8 @@
 - `world` is the fake Discord (tests/fake_discord.py) with the real `storybot bot` process connected
   to it; `bot_env` adds variables to that process (point it at `llm`, say).
 - `conductor` is the bot's Conductor over a real JobService, with Discord replaced by plain objects.
+- `postgres` is a real PostgreSQL server (tests/postgres_server.py), started once per test run when a
+  test asks for it; `pg_url` is a fresh database on it, for one test.
 - `tiny_models` is {"STORYBOT_SDXL_MODEL": folder, ...} for the four tiny random-weight GPU models
   (tests/gpu_fixtures.py), built once per test run.
 """
@@ -32,6 +34,7 @@ from tests.fake_openai import Answer, FakeOpenAI, fake_openai, user_text
 from tests.fake_stock import Stock, fake_stock, served_media
 from tests.gpu_fixtures import build_tiny_models
 from tests.local_http import Request
+from tests.postgres_server import PostgresServer, postgres_server
 
 # A language model running on the developer's machine must not turn the offline tests into online
 # ones: local server detection is off unless a test points it at its own fakes (test_local_writer).
@@ -193,3 +196,14 @@ async def conductor(tmp_path: Path) -> AsyncIterator[Any]:
         bot.conductor = c  # type: ignore[attr-defined]
         yield c
         await c.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> str:
+    return postgres.database()

@@ -15,6 +15,7 @@ from graph.store import JobStore
 from tests.local_http import LocalServer, Reply, Request, local_server
 from tools import ideas
 from tools.ideas import HostPacer, collect_sources, parse_feed, reddit_listing, source_key
+from tools.settings import Settings
 
 RSS = b"""<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0"><channel><title>Tales</title><link>https://example.org/</link>
@@ -252,7 +253,7 @@ async def test_requests_to_one_host_are_paced(server: LocalServer) -> None:
 
 
 async def test_items_seen_by_earlier_jobs_are_left_out(server: LocalServer, tmp_path: Path) -> None:
-    store = JobStore(tmp_path / "jobs.sqlite")
+    store = JobStore.of(Settings(STORYBOT_DATA_DIR=tmp_path))
 
     async def run(job: str) -> list[str]:
         found = await collect_sources(
@@ -271,7 +272,7 @@ async def test_items_seen_by_earlier_jobs_are_left_out(server: LocalServer, tmp_
     first = await run("job-1")
     assert len(first) == 5
     assert await run("job-2") == []  # every item was used by job-1
-    assert JobStore(tmp_path / "jobs.sqlite").seen_sources([source_key(s) for s in parse_feed(RSS)]) == {
+    assert JobStore.of(Settings(STORYBOT_DATA_DIR=tmp_path)).seen_sources([source_key(s) for s in parse_feed(RSS)]) == {
         "https://example.org/1",
         "https://example.org/2",
         "a robot who learns to paint",

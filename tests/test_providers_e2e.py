@@ -25,6 +25,7 @@ from tests.fake_elevenlabs import KEY as ELEVEN_KEY
 from tests.fake_elevenlabs import PER_CHAR, VOICE, FakeElevenLabs, fake_elevenlabs
 from tests.fake_openai import FakeOpenAI, fake_openai, user_text
 from tests.local_http import LocalServer, Reply, Request, local_server
+from tools.settings import Settings
 from tools.text import word_spans
 
 OPENAI_KEY = "sk-e2e-recognisable-key-31337"
@@ -208,7 +209,10 @@ def test_make_yes_with_online_providers(
     assert providers["collect_ideas"] == "reddit+request+rss" and providers["voice"] == "elevenlabs"
     assert providers["write_script"] == providers["plan_scenes"] == "openai:tale-1"
     # the voice's measured pace sizes the next script for it
-    assert JobStore(tmp_path / "jobs.sqlite").voice_rate(f"elevenlabs:{VOICE}") == meta["voice"]["words_per_minute"]
+    assert (
+        JobStore.of(Settings(STORYBOT_DATA_DIR=tmp_path)).voice_rate(f"elevenlabs:{VOICE}")
+        == meta["voice"]["words_per_minute"]
+    )
     no_keys(tmp_path, made.stdout, made.stderr)
 
 

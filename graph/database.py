@@ -1,0 +1,159 @@
+"""Where state lives: SQLite files under the data folder (the default), or PostgreSQL.
+
+One URL (`STORYBOT_DATABASE_URL`) names it. The job tables go through SQLAlchemy Core, the same
+code on both; their schema is Alembic's (graph/migrations). On SQLite a process upgrades the file
+itself (one box, nothing to co-ordinate); on PostgreSQL `storybot db upgrade` does it once, under
+an advisory lock, and everything else refuses an older schema with one line naming that command.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import hashlib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+
+from tools.errors import BadInput
+from tools.settings import Settings
+
+BUSY_TIMEOUT_MS = 30_000
+# Alembic's INFO lines ("Context impl SQLiteImpl", "Running upgrade") would reach every command's stderr
+logging.getLogger("alembic").setLevel(logging.WARNING)
+UPGRADE = "storybot db upgrade"
+
+
+class SchemaTooOld(BadInput):
+    """The database was made by an older storybot: `storybot db upgrade` first."""
+
+
+def is_postgres(settings: Settings) -> bool:
+    return settings.database_url is not None
+
+
+def url_of(settings: Settings) -> str:
+    """SQLAlchemy's URL: psycopg 3 for PostgreSQL, the standard library's sqlite3 otherwise."""
+    if settings.database_url is None:
+        return f"sqlite:///{settings.data_dir / 'jobs.sqlite'}"
+    raw = settings.database_url.get_secret_value()
+    url = make_url(raw)
+    if url.get_backend_name() != "postgresql":
+        raise BadInput(f"STORYBOT_DATABASE_URL must be a postgresql:// URL, not {url.drivername}://")
+    return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def libpq_url(settings: Settings) -> str:
+    """The plain `postgresql://` form psycopg's own pool (the checkpointer) takes."""
+    return make_url(url_of(settings)).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def engine_for(settings: Settings) -> Engine:
+    """One engine (and pool) per database per process, its schema checked once (SQLite: upgraded)."""
+    url = url_of(settings)
+    engine = _engine(url)
+    if url not in _ready:
+        if engine.dialect.name == "sqlite":
+            upgrade(engine)
+        else:
+            check(engine)
+        _ready.add(url)
+    return engine
+
+
+_ready: set[str] = set()
+
+
+@functools.cache
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        Path(make_url(url).database or "").parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    try:
+        import psycopg  # noqa: F401  (the scale extra)
+    except ImportError as exc:
+        raise BadInput("a PostgreSQL database needs the scale extra: pip install 'storybot[scale]'") from exc
+    # pre-ping: a pooled connection that died with a database restart is replaced, not handed out
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args={"connect_timeout": 10})
+
+
+def _sqlite_pragmas(connection: Any, _record: object) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # another process holding the write lock is waited for with SQLite's own backoff, then one line
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    # WAL + NORMAL survives a killed process (not a power cut) without an fsync per write
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory(str(Path(__file__).parent / "migrations"))
+
+
+def head() -> str:
+    return str(_scripts().get_current_head())
+
+
+def current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def check(engine: Engine) -> None:
+    with engine.connect() as connection:
+        found = current(connection)
+    if found != head():
+        had = f"at schema {found}" if found else "not set up"
+        raise SchemaTooOld(f"the database is {had}, this storybot needs {head()}: run `{UPGRADE}` once")
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit key for a PostgreSQL advisory lock named `name`."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+@contextmanager
+def _exclusive(engine: Engine, connection: Connection) -> Iterator[None]:
+    """One upgrade at a time: an advisory lock on PostgreSQL, a file lock beside the SQLite file."""
+    if engine.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_key("storybot:migrations")})
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key("storybot:migrations")})
+        return
+    with open(f"{engine.url.database}.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        yield
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str]:
+    """Bring the job tables to the newest schema; returns (before, after)."""
+    with engine.connect() as connection, _exclusive(engine, connection):
+        before = current(connection)
+        if before != head():
+            config = Config()
+            config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+            connection.commit()
+    return before, head()
+
+
+def upgrade_database(settings: Settings) -> tuple[str | None, str]:
+    """`storybot db upgrade`'s first step: the job tables of the configured database."""
+    url = url_of(settings)
+    done = upgrade(_engine(url))
+    _ready.add(url)
+    return done

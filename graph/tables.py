@@ -1,0 +1,89 @@
+"""The job tables, one definition for SQLite (the default) and PostgreSQL.
+
+Column names and types are those the sqlite-utils tables of earlier versions had, so an existing
+`jobs.sqlite` is adopted by the first migration as it is. JSON columns are text: the typed
+models (`JobRequest`, `Approval`, `JobResult`) are validated when read, not by the database.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, Index, Integer, MetaData, Table, Text
+
+metadata = MetaData()
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("job_id", Text, primary_key=True),
+    Column("created", Float),
+    Column("updated", Float),
+    Column("requester", Text),
+    Column("channel", Text),
+    Column("prompt", Text),
+    Column("options", Text),  # the JobRequest, JSON
+    Column("status", Text),
+    Column("stage", Text),
+    Column("waiting_for", Text),
+    Column("interrupt_id", Text),
+    Column("approval", Text),  # the pending Approval, JSON
+    Column("error", Text),
+    Column("artifacts", Text),  # the JobResult, JSON
+    Column("runner_pid", Integer),
+    Column("runner_host", Text),  # with runner_pid: who runs the job (migration 0002)
+    Column("cancel_requested", Integer),
+    Column("max_loop_lag_ms", Float),
+    Column("wall_seconds", Float),
+    Index("idx_jobs_created", "created"),
+    Index("idx_jobs_requester_created", "requester", "created"),
+)
+
+stages = Table(
+    "stages",
+    metadata,
+    Column("job_id", Text, primary_key=True),
+    Column("name", Text, primary_key=True),
+    Column("position", Integer),
+    Column("status", Text),
+    Column("runs", Integer),
+    Column("seconds", Float),
+    Column("provider", Text),
+    Column("error", Text),
+    Column("started", Float),
+    Column("finished", Float),
+)
+
+usage = Table(
+    "usage",
+    metadata,
+    Column("job_id", Text, primary_key=True),
+    Column("stage", Text, primary_key=True),
+    Column("provider", Text, primary_key=True),
+    Column("unit", Text, primary_key=True),
+    Column("amount", Integer),
+)
+
+voice_rates = Table(
+    "voice_rates",
+    metadata,
+    Column("voice", Text, primary_key=True),
+    Column("words_per_minute", Float),
+    Column("updated", Float),
+)
+
+seen_sources = Table(
+    "seen_sources",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("job_id", Text),
+    Column("first_seen", Float),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("job_id", Text, primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", Float),
+    Column("kind", Text),
+    Column("body", Text),
+)
