@@ -33,12 +33,12 @@ from graph.api import (
     Answer,
     Approval,
     BadInput,
+    Events,
     JobRequest,
     JobService,
     JobStatus,
     Requester,
     Settings,
-    Subscription,
     redact,
     was_interrupted,
 )
@@ -224,12 +224,12 @@ class Conductor:
 
     # following a job ------------------------------------------------------
 
-    def follow(self, job_id: str, events: Subscription) -> None:
+    def follow(self, job_id: str, events: Events) -> None:
         task = asyncio.create_task(self._follow(job_id, events))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _follow(self, job_id: str, events: Subscription) -> None:
+    async def _follow(self, job_id: str, events: Events) -> None:
         async for event in events:
             self.status.note(job_id, event)
             try:

@@ -23,6 +23,7 @@ from langgraph.types import Command
 from pydantic import BaseModel
 
 from graph.events import Event
+from graph.leases import Lease
 from graph.state import JobRequest, JobState
 from graph.store import JobStore, StageStatusName
 from graph.stored import synced
@@ -59,6 +60,7 @@ class NodeContext:
     emit: Callable[[Event], None]
     cpu: asyncio.Semaphore  # bounds CPU-heavy work across all jobs of the process
     gpu: GpuClient | None = None  # set when a GPU model is configured (tools.gpu)
+    lease: Lease | None = None  # the job's lock, checked before each stage (graph/leases.py)
 
     def path(self, name: str) -> Path:
         return self.job_dir / name
@@ -138,6 +140,8 @@ def stage(name: str) -> Callable[[NodeFn], GraphNode]:
             record = ctx.store.get(ctx.job_id)
             if record is not None and record.cancel_requested:
                 raise JobCancelled("the job was cancelled")
+            if ctx.lease is not None:
+                await ctx.lease.check()
             ctx.store.stage_started(ctx.job_id, name)
             ctx.emit(Event(job_id=ctx.job_id, kind="stage_started", stage=name))
             _crash_point(name, "start")

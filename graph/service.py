@@ -1,8 +1,12 @@
-"""JobService: the one API the front ends (CLI, Discord bot) use to run and steer jobs.
+"""JobService: the one API the front ends (CLI, Discord bot, HTTP service) use to run and steer jobs.
 
-Jobs run as asyncio tasks in this process, many at once; every step is checkpointed, so a job
-killed with the process continues with `resume`. Answers to approvals are keyed by interrupt id
-and claimed atomically in the job table, so a double click or a stale button changes nothing.
+On one box (SQLite, the default) jobs run as asyncio tasks in this process, many at once. With
+state on PostgreSQL the front ends hand each command to a job (start, resume, carry on after an
+answer) to the queue of job steps (graph/steps.py), and `storybot runner` processes on any machine
+run them under the job's lock (graph/leases.py); events reach every front end through the job's
+event log. Every step is checkpointed, so a job killed with its process continues from its last
+finished stage. Answers to approvals are keyed by interrupt id and claimed atomically in the job
+table, so a double click, a stale button or a second machine answering changes nothing.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ import os
 import socket
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -26,7 +30,9 @@ from pydantic import BaseModel
 from graph.builder import build_graph
 from graph.checkpoints import open_saver
 from graph.context import JobCancelled, NodeContext
+from graph.database import UPGRADE, SchemaTooOld, is_postgres
 from graph.events import Event
+from graph.leases import Lease, held_elsewhere
 from graph.nodes.script import pace
 from graph.state import (
     APPROVAL,
@@ -37,6 +43,7 @@ from graph.state import (
     JobResult,
     JobState,
 )
+from graph.steps import JobStep, StepQueue, queue_ready
 from graph.store import JobRecord, JobStore, StageRecord, new_job_id, valid_job_id
 from tools.errors import BadInput
 from tools.files import pid_alive, sweep_stale
@@ -117,6 +124,35 @@ class Subscription:
             self._queues.remove(self._queue)
 
 
+class Events(Protocol):
+    """A front end's view of one job's events, in this process or from its log."""
+
+    def __aiter__(self) -> Events: ...
+
+    async def __anext__(self) -> Event: ...
+
+    def close(self) -> None: ...
+
+
+class LogSubscription:
+    """`Subscription`'s shape over the job's event log, for jobs run by another process (a runner)."""
+
+    def __init__(self, service: JobService, job_id: str, after: int) -> None:
+        self._events = service.follow(job_id, after=after, poll=0.25)
+
+    def __aiter__(self) -> LogSubscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        event = await anext(self._events)
+        if event.kind in END_EVENTS:
+            await self._events.aclose()
+        return event
+
+    def close(self) -> None:
+        """Nothing to let go of: the log is read only while iterated."""
+
+
 class OverLimit(BaseModel):
     """Why a person may not start another job now (STORYBOT_MAX_ACTIVE_JOBS_PER_USER or
     STORYBOT_MAX_REQUESTS_PER_HOUR); each front end words it its own way."""
@@ -161,8 +197,9 @@ class LoopLag:
 
 
 class JobService:
-    def __init__(self, settings: Settings, saver: BaseCheckpointSaver[str]) -> None:
+    def __init__(self, settings: Settings, saver: BaseCheckpointSaver[str], steps: StepQueue | None = None) -> None:
         self.settings = settings
+        self.steps = steps  # None: jobs run in this process; else runners take their steps
         self.jobs_dir = settings.data_dir / "jobs"
         self.store = JobStore.of(settings)
         self.graph = build_graph(saver)
@@ -180,10 +217,17 @@ class JobService:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, settings: Settings) -> AsyncIterator[JobService]:
-        """The service over the configured database (graph.database): its tables and its checkpoints."""
-        async with open_saver(settings) as saver:
-            service = cls(settings, saver)
+    async def open(cls, settings: Settings, runner: bool = False) -> AsyncIterator[JobService]:
+        """The service over the configured database (graph.database): its tables and its checkpoints.
+        On PostgreSQL a front end hands job steps to the runners; `runner=True` is a runner itself."""
+        async with open_saver(settings) as saver, contextlib.AsyncExitStack() as stack:
+            steps = None
+            if is_postgres(settings):
+                if not await queue_ready(settings):
+                    raise SchemaTooOld(f"the job queue is not set up: run `{UPGRADE}` once")
+                if not runner:
+                    steps = await stack.enter_async_context(StepQueue.open(settings))
+            service = cls(settings, saver, steps)
             try:
                 yield service
             finally:
@@ -235,12 +279,15 @@ class JobService:
 
     # events -------------------------------------------------------------
 
-    def events(self, job_id: str) -> Subscription:
+    def events(self, job_id: str, after: int | None = None) -> Events:
         """Progress of one job until it stops (waiting, done, failed or cancelled).
 
         Subscribes at once, before the caller starts or answers the job, so no event is missed;
-        `close()` it when the answer that was to follow is refused.
+        `close()` it when the answer that was to follow is refused. Jobs run by runners are read from
+        their log, from event `after` on (default: from now; 0 for a job just started).
         """
+        if self.steps is not None:
+            return LogSubscription(self, job_id, self.store.last_event(job_id) if after is None else after)
         return Subscription(self._subscribers.setdefault(job_id, []))
 
     def _emit(self, event: Event) -> None:
@@ -257,7 +304,7 @@ class JobService:
         for listener in self.listeners:
             listener(event)
 
-    async def follow(self, job_id: str, after: int = 0, poll: float = 1.0) -> AsyncIterator[Event]:
+    async def follow(self, job_id: str, after: int = 0, poll: float = 1.0) -> AsyncGenerator[Event]:
         """The job's events numbered above `after`, from its log, then as they come, until it is done,
         failed or cancelled. A job run by another process is seen by polling its log every `poll` s."""
         self.get(job_id)
@@ -310,8 +357,7 @@ class JobService:
             why = "user script" if request.script_text is not None else "the prompt is the idea"
             for name in IDEA_STAGES:
                 self.store.stage_ended(job_id, name, "skipped", provider=why)
-        state: JobState = {"job_id": job_id, "request": request}
-        self._launch(job_id, state, auto_approve)
+        await self._launch(JobStep(job_id=job_id, action="start", auto_approve=auto_approve))
         return job_id
 
     async def resume(self, job_id: str, requester: Requester, auto_approve: bool = False) -> None:
@@ -325,12 +371,10 @@ class JobService:
             else:
                 self._emit_waiting(record)
             return
-        if not self._claim(job_id, record):
+        if not await self._claim(job_id, record):
             where = record.runner_host or "this machine"
             raise BadInput(f"job {job_id} is running in another process (pid {record.runner_pid} on {where})")
-        if (self.jobs_dir / job_id).is_dir():  # half-written files of the run that was killed
-            sweep_stale(self.jobs_dir / job_id)
-        self._launch(job_id, None, auto_approve)
+        await self._launch(JobStep(job_id=job_id, action="resume", auto_approve=auto_approve))
 
     async def answer(
         self,
@@ -354,10 +398,11 @@ class JobService:
         pending = record.interrupt_id
         if job_id in self._tasks:  # the run that asked is still ending (an answer right on its `waiting` event)
             await self.wait(job_id)
-        claimed = self.store.claim(job_id, "waiting", RUNNER, interrupt_id=pending)
+        claimed = self.store.claim(job_id, "waiting", RUNNER, interrupt_id=pending, to=self._claimed_status)
         if not claimed:
             raise StaleAnswer("that approval was already answered")
-        self._launch(job_id, Command(resume={pending: answer.model_dump()}), auto_approve)
+        step = JobStep(job_id=job_id, action="answer", auto_approve=auto_approve, interrupt_id=pending, answer=answer)
+        await self._launch(step)
 
     async def cancel(self, job_id: str, requester: Requester) -> None:
         record = self._check_allowed(job_id, requester)
@@ -370,10 +415,10 @@ class JobService:
         if task is not None:
             task.cancel()
             return
-        if record.status == "running" and runner_alive(record):
+        if record.status == "running" and await self._runner_alive(record):
             self.store.update(job_id, cancel_requested=True)  # the runner stops before its next stage
             return
-        self._finish(job_id, "cancelled")
+        self._finish(job_id, "cancelled")  # a runner taking its queued step later finds it cancelled
 
     async def wait(self, job_id: str) -> JobRecord:
         """Until the job's task in this process stops; then its record."""
@@ -391,21 +436,61 @@ class JobService:
             raise NotAllowed("only the person who asked for this video, or an approver, can do that")
         return record
 
-    def _claim(self, job_id: str, record: JobRecord) -> bool:
-        """Take over a job that no live process is running."""
-        if record.status == "running" and runner_alive(record) and (record.runner_host, record.runner_pid) != RUNNER:
-            return False
-        return self.store.claim(job_id, record.status, RUNNER, was=(record.runner_host, record.runner_pid))
+    @property
+    def _claimed_status(self) -> Literal["running", "queued"]:
+        """What a claimed job becomes: running here, or queued for a runner."""
+        return "queued" if self.steps is not None else "running"
 
-    def _launch(self, job_id: str, payload: JobState | Command[Any] | None, auto_approve: bool) -> None:
+    async def _runner_alive(self, record: JobRecord) -> bool:
+        """On PostgreSQL a runner is alive exactly while it holds the job's lock; on SQLite, its pid."""
+        if is_postgres(self.settings):
+            return await held_elsewhere(self.settings, record.job_id)
+        return runner_alive(record)
+
+    async def _claim(self, job_id: str, record: JobRecord) -> bool:
+        """Take over a job that no live process is running."""
+        was = (record.runner_host, record.runner_pid)
+        if record.status == "running" and was != RUNNER and await self._runner_alive(record):
+            return False
+        was = (record.runner_host, record.runner_pid)
+        return self.store.claim(job_id, record.status, RUNNER, was=was, to=self._claimed_status)
+
+    async def _launch(self, step: JobStep) -> None:
+        """Run the step here, or hand it to the runners."""
+        if self.steps is not None:
+            await self.steps.put(step)
+            return
+        self._start(step, Lease(self.settings, step.job_id))
+
+    async def run_step(self, step: JobStep) -> None:
+        """A runner's side of `_launch`: take the job's lock and run the step to its end. A step whose
+        job was cancelled, answered or finished meanwhile, or which a live runner holds, is dropped."""
+        record = self.store.get(step.job_id)
+        if record is None or record.status not in ("queued", "running"):
+            return
+        lease = Lease(self.settings, step.job_id)
+        if not await lease.take():
+            return
+        was = (record.runner_host, record.runner_pid)
+        if not self.store.claim(step.job_id, record.status, RUNNER, was=was):
+            await lease.release()
+            return
+        await asyncio.shield(self._start(step, lease))
+
+    def _start(self, step: JobStep, lease: Lease) -> asyncio.Task[None]:
+        job_id = step.job_id
         running = self._tasks.get(job_id)
         if running is not None and not running.done():  # a done one has not run its callback yet
             raise BadInput(f"job {job_id} is already running")
+        if (self.jobs_dir / job_id).is_dir():  # half-written files of a run that was killed
+            sweep_stale(self.jobs_dir / job_id)
+        (self.jobs_dir / job_id).mkdir(parents=True, exist_ok=True)  # a runner's scratch copy of the folder
         self.store.update(job_id, status="running", runner_host=RUNNER[0], runner_pid=RUNNER[1], error=None)
         self.lag.start()
-        task = asyncio.create_task(self._run(job_id, payload, auto_approve))
+        task = asyncio.create_task(self._run(step, lease))
         self._tasks[job_id] = task
         task.add_done_callback(partial(self._ended, job_id))
+        return task
 
     def _ended(self, job_id: str, task: asyncio.Task[None]) -> None:
         if self._tasks.get(job_id) is task:
@@ -416,7 +501,7 @@ class JobService:
             else:
                 self._finish(job_id, "cancelled")
 
-    def _context(self, job_id: str, auto_approve: bool) -> NodeContext:
+    def _context(self, job_id: str, auto_approve: bool, lease: Lease) -> NodeContext:
         # one GPU client per service, made on first use, so every job shares the warm workers
         if "gpu" not in self.__dict__:
             self.gpu: GpuClient | None = make_client(self.settings) if models_of(self.settings) else None
@@ -430,9 +515,22 @@ class JobService:
             emit=self._emit,
             cpu=self.cpu,
             gpu=self.gpu,
+            lease=lease,
         )
 
-    async def _run(self, job_id: str, payload: JobState | Command[Any] | None, auto_approve: bool) -> None:
+    async def _payload(self, step: JobStep, config: RunnableConfig) -> JobState | Command[Any] | None:
+        """What the graph is invoked with, from its checkpoint: a step retried after its runner died
+        carries on from the last finished stage (None) instead of starting or answering again."""
+        snapshot = await self.graph.aget_state(config)
+        pending = {interrupt.id for interrupt in snapshot.interrupts}
+        if step.action == "answer" and step.answer is not None and step.interrupt_id in pending:
+            return Command(resume={step.interrupt_id: step.answer.model_dump()})
+        if step.action == "start" and not snapshot.values:
+            return {"job_id": step.job_id, "request": self.get(step.job_id).request}
+        return None
+
+    async def _run(self, step: JobStep, lease: Lease) -> None:
+        job_id = step.job_id
         config: RunnableConfig = {"configurable": {"thread_id": job_id}}
         started = time.perf_counter()
         try:
@@ -440,7 +538,10 @@ class JobService:
                 # durability="sync": a step's checkpoint is on disk before the next step starts, so a
                 # kill -9 never loses a finished stage
                 await self.graph.ainvoke(
-                    payload, config, context=self._context(job_id, auto_approve), durability="sync"
+                    await self._payload(step, config),
+                    config,
+                    context=self._context(job_id, step.auto_approve, lease),
+                    durability="sync",
                 )
         except asyncio.CancelledError:
             if self._closing:
@@ -455,6 +556,7 @@ class JobService:
             self._finish(job_id, "failed", error=one_line(exc, self.settings))
             return
         finally:
+            await lease.release()
             self.store.update(
                 job_id, max_loop_lag_ms=round(self.lag.max_ms, 1), wall_seconds=round(time.perf_counter() - started, 3)
             )

@@ -157,9 +157,11 @@ class JobStore:
         *,
         interrupt_id: str | None = None,
         was: tuple[str | None, int | None] | None = None,
+        to: Literal["running", "queued"] = "running",
     ) -> bool:
-        """Atomically move a job from `status` to running by `runner` (host, pid); False if someone was
-        first. `was`: only if the (host, pid) recorded as its runner is still that one.
+        """Atomically move a job from `status` to running by `runner` (host, pid), or to queued for the
+        runners; False if someone was first. `was`: only if the (host, pid) recorded as its runner is
+        still that one.
 
         The compare-and-set is what makes a double click (or two `answer` commands on two machines)
         approve once.
@@ -175,7 +177,7 @@ class JobStore:
                 t.jobs.c.runner_host.is_(None) if old_host is None else t.jobs.c.runner_host == old_host,
             )
         with self.engine.begin() as db:
-            done = db.execute(sql.values(status="running", runner_pid=pid, runner_host=host, updated=time.time()))
+            done = db.execute(sql.values(status=to, runner_pid=pid, runner_host=host, updated=time.time()))
         return done.rowcount == 1
 
     def of_requester(self, requester: str, limit: int = 200) -> list[JobRecord]:
@@ -283,7 +285,8 @@ class JobStore:
                     ).scalar_one()
                 )
                 row = {"job_id": job_id, "seq": seq, "at": time.time(), "kind": kind, "body": body}
-                if db.execute(self._upsert(t.events).values(row).on_conflict_do_nothing()).rowcount == 1:
+                added = self._upsert(t.events).values(row).on_conflict_do_nothing().returning(t.events.c.seq)
+                if db.execute(added).first() is not None:
                     return seq
         raise RuntimeError(f"job {job_id}'s event log: five writers in a row took the same number")
 

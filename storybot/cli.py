@@ -15,7 +15,17 @@ from typing import NoReturn
 import typer
 from sqlalchemy.exc import OperationalError
 
-from storybot import bot_cmd, db_cmds, job_cmds, publish_cmds, render_cmd, serve_cmds, voices_cmd, worker_cmds  # noqa: F401  (they register their commands)
+from storybot import (  # noqa: F401  (they register their commands)
+    bot_cmd,
+    db_cmds,
+    job_cmds,
+    publish_cmds,
+    render_cmd,
+    runner_cmd,
+    serve_cmds,
+    voices_cmd,
+    worker_cmds,
+)
 from storybot.app import app, err
 from tools.errors import BadInput, StorybotError
 from tools.net.redact import redact, redact_logs

@@ -25,8 +25,11 @@ def upgrade_cmd(data: DataOpt = None) -> None:
     before, after = upgrade_database(settings)
     if is_postgres(settings):
         from graph.checkpoints import setup_checkpoints
+        from graph.steps import setup_queue
 
         run_async(setup_checkpoints(settings))
+        if run_async(setup_queue(settings)):
+            err.print("job queue created", markup=False)
     err.print(
         f"job tables at schema {after}" + (f" (was {before or 'empty'})" if before != after else ""), markup=False
     )

@@ -38,7 +38,8 @@ def _job_id(value: str, data: Path | None) -> str:
     job_id = value.strip().lower()
     if not valid_job_id(job_id):
         raise BadInput(f"unknown job id {value!r}: not a job id (job ids are 12 hexadecimal characters)")
-    if not (settings_for(data).data_dir / "jobs.sqlite").is_file():
+    settings = settings_for(data)
+    if settings.database_url is None and not (settings.data_dir / "jobs.sqlite").is_file():
         raise BadInput(f"unknown job id: {job_id!r} (there are no jobs yet)")
     return job_id
 
@@ -68,7 +69,7 @@ async def _follow(svc: JobService, job_id: str, events: Any, as_json: bool) -> i
 
 
 def _report(record: JobRecord, as_json: bool) -> int:
-    if as_json:
+    if as_json or record.status in ("queued", "running"):  # --detach
         approval = record.approval.model_dump(mode="json") if record.approval else None
         print(
             json.dumps(
@@ -83,7 +84,7 @@ def _report(record: JobRecord, as_json: bool) -> int:
                 ensure_ascii=False,
             )
         )
-        return EXIT[record.status]
+        return EXIT.get(record.status, 0)
     if record.status == "waiting":
         _print_approval(record)
     elif record.status == "done":
@@ -144,6 +145,9 @@ def make(
     visuals: Annotated[str, typer.Option(help="Pictures from: cards, stock, images, gpu or auto.")] = "auto",
     yes: YesFlag = False,
     as_json: JsonFlag = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="With a database URL: print the job id at once, leave it to the runners.")
+    ] = False,
     data: DataOpt = None,
 ) -> None:
     """Make a video from a prompt (the prompt is the idea); stops at the first approval unless --yes."""
@@ -176,8 +180,12 @@ def make(
         from graph.service import JobService
 
         async with JobService.open(settings) as svc:
+            if detach and svc.steps is None:
+                raise BadInput("--detach needs STORYBOT_DATABASE_URL and runners: here the job runs in this process")
             job_id = await svc.start(request, _me(), auto_approve=yes)
-            return await _follow(svc, job_id, svc.events(job_id), as_json)
+            if detach:
+                return _report(svc.get(job_id), as_json=True)
+            return await _follow(svc, job_id, svc.events(job_id, after=0), as_json)
 
     _run(go())
 
@@ -268,6 +276,7 @@ def status(job_id: str, as_json: JsonFlag = False, data: DataOpt = None) -> None
                         "error": job.error,
                         "artifacts": job.result.artifacts.model_dump() if job.result else {},
                         "max_loop_lag_ms": job.max_loop_lag_ms,
+                        "runner": {"host": job.runner_host, "pid": job.runner_pid} if job.runner_pid else None,
                         "stages": [
                             s.model_dump(include={"name", "status", "runs", "seconds", "provider"}) for s in st.stages
                         ],
