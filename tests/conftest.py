@@ -9,7 +9,8 @@
   to it; `bot_env` adds variables to that process (point it at `llm`, say).
 - `conductor` is the bot's Conductor over a real JobService, with Discord replaced by plain objects.
 - `postgres` is a real PostgreSQL server (tests/postgres_server.py), started once per test run when a
-  test asks for it; `pg_url` is a fresh database on it, for one test.
+  test asks for it; `pg_url` is a fresh database on it, for one test. `s3` is a real S3-compatible
+  server (moto's, tests/s3_server.py), likewise once per run.
 - `tiny_models` is {"STORYBOT_SDXL_MODEL": folder, ...} for the four tiny random-weight GPU models
   (tests/gpu_fixtures.py), built once per test run.
 """
@@ -35,6 +36,7 @@ from tests.fake_stock import Stock, fake_stock, served_media
 from tests.gpu_fixtures import build_tiny_models
 from tests.local_http import Request
 from tests.postgres_server import PostgresServer, postgres_server
+from tests.s3_server import S3Server, s3_server
 
 # A language model running on the developer's machine must not turn the offline tests into online
 # ones: local server detection is off unless a test points it at its own fakes (test_local_writer).
@@ -207,3 +209,9 @@ def postgres() -> Iterator[PostgresServer]:
 @pytest.fixture
 def pg_url(postgres: PostgresServer) -> str:
     return postgres.database()
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    with s3_server() as server:
+        yield server

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -24,19 +23,13 @@ from graph.api import ARTIFACTS, JobRequest, JobResult, JobService, Links, link_
 from graph.stored import MANIFEST, artifact_locations, fetch_job, local_copy, synced, upload_job
 from service.app import serving
 from tests.cli import ok_json, storybot
-from tests.s3_server import KEY_ID, REGION, S3Server, s3_server
+from tests.s3_server import KEY_ID, REGION, S3Server
 from tools.media.outputs import Artifacts, collect_artifacts
 from tools.settings import Settings
 from tools.storage import StorageError, StorageNotFound, check_key, content_key, get_storage, job_key
 from tools.storage.local import LocalStorage
 
 JOB = "0123456789ab"
-
-
-@pytest.fixture(scope="session")
-def s3() -> Iterator[S3Server]:
-    with s3_server() as server:
-        yield server
 
 
 def remote_settings(s3: S3Server, bucket: str, data: Path, prefix: str = "videos") -> Settings:
