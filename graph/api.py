@@ -7,7 +7,6 @@ nodes and tools behind it can change shape without touching the bot.
 from graph.events import Event
 from graph.publish import Linked, linked_platforms, may_publish, plan_job, publications, publish_job, publish_planned
 from graph.service import (
-    ACTIVE,
     END_EVENTS,
     FINAL_EVENTS,
     Events,
@@ -15,7 +14,6 @@ from graph.service import (
     JobService,
     JobStatus,
     NotAllowed,
-    OverLimit,
     Requester,
     StaleAnswer,
     Subscription,
@@ -36,7 +34,7 @@ from graph.state import (
     ScriptApproval,
     ShotVerdict,
 )
-from graph.store import JOB_ID_PATTERN, StageRecord, valid_job_id
+from graph.store import ACTIVE, JOB_ID_PATTERN, LimitReached, OverLimit, StageRecord, valid_job_id
 from graph.stored import artifact_locations, local_copy
 from tools.errors import BadInput, StorybotError
 from tools.links import ARTIFACTS, PAGE, Links, link_secret, links_storage
@@ -86,6 +84,7 @@ __all__ = [
     "JobService",
     "JobStatus",
     "KeyframeApproval",
+    "LimitReached",
     "Linked",
     "Links",
     "NotAllowed",

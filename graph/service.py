@@ -44,7 +44,7 @@ from graph.state import (
     JobState,
 )
 from graph.steps import JobStep, StepQueue, queue_ready
-from graph.store import JobRecord, JobStore, StageRecord, new_job_id, valid_job_id
+from graph.store import JobRecord, JobStore, LimitReached, OverLimit, StageRecord, new_job_id, valid_job_id
 from tools.errors import BadInput
 from tools.files import pid_alive, sweep_stale
 from tools.gpu import GpuClient, make_client, models_of
@@ -56,7 +56,6 @@ from tools.text import clean_replacement
 log = logging.getLogger("storybot.graph")
 END_EVENTS = ("waiting", "done", "failed", "cancelled")  # a job's run in this process stopped
 FINAL_EVENTS = ("done", "failed", "cancelled")  # the job itself ended
-ACTIVE = ("queued", "running", "waiting")  # a job that counts against its requester's limit
 
 
 INTERRUPTED = "interrupted: the process running it stopped"
@@ -151,17 +150,6 @@ class LogSubscription:
 
     def close(self) -> None:
         """Nothing to let go of: the log is read only while iterated."""
-
-
-class OverLimit(BaseModel):
-    """Why a person may not start another job now (STORYBOT_MAX_ACTIVE_JOBS_PER_USER or
-    STORYBOT_MAX_REQUESTS_PER_HOUR); each front end words it its own way."""
-
-    limit: Literal["active", "hourly"]
-    allowed: int
-    active: list[str] = []  # hourly: empty
-    recent: int = 0
-    retry_after: float = 0.0  # seconds until the hourly limit lets one more through
 
 
 class JobStatus(BaseModel):
@@ -331,28 +319,33 @@ class JobService:
         return [r for r in self.store.of_requester(requester, limit)]
 
     def over_limit(self, requester: Requester) -> OverLimit | None:
-        """The per-user limits every front end applies before `start` (in the same step as it)."""
-        mine = self.jobs_of(requester.id)
-        active = [j.job_id for j in mine if j.status in ACTIVE]
-        if len(active) >= self.settings.max_active_jobs_per_user:
-            return OverLimit(limit="active", allowed=self.settings.max_active_jobs_per_user, active=active)
-        recent = [j for j in mine if j.created > time.time() - 3600]
-        if len(recent) >= self.settings.max_requests_per_hour:
-            wait = recent[-1].created + 3600 - time.time()
-            return OverLimit(
-                limit="hourly", allowed=self.settings.max_requests_per_hour, recent=len(recent), retry_after=wait
-            )
-        return None
+        """The per-user limit the person is over now, for a friendly refusal before `start`; the check
+        that counts is `start(..., within_limits=True)`, in the insert's own transaction."""
+        limits = self.settings.max_active_jobs_per_user, self.settings.max_requests_per_hour
+        return self.store.over_limits(requester.id, *limits)
 
     # commands -----------------------------------------------------------
 
     async def start(
-        self, request: JobRequest, requester: Requester, channel: str | None = None, auto_approve: bool = False
+        self,
+        request: JobRequest,
+        requester: Requester,
+        channel: str | None = None,
+        auto_approve: bool = False,
+        within_limits: bool = False,
     ) -> str:
-        """Create a job and start running it; returns the job id (generated, never from user text)."""
+        """Create a job and start running it; returns the job id (generated, never from user text).
+        `within_limits`: LimitReached, and no job, when the person is over a per-user limit, checked in
+        the insert's transaction (so two front ends asking at once cannot both pass)."""
         job_id = new_job_id()
+        if within_limits:
+            limits = self.settings.max_active_jobs_per_user, self.settings.max_requests_per_hour
+            over = self.store.create_within_limits(job_id, requester.id, channel, request, STAGES, *limits)
+            if over is not None:
+                raise LimitReached(over)
+        else:
+            self.store.create(job_id, requester.id, channel, request, STAGES)
         (self.jobs_dir / job_id).mkdir(parents=True)
-        self.store.create(job_id, requester.id, channel, request, STAGES)
         if not request.idea_stages:
             why = "user script" if request.script_text is not None else "the prompt is the idea"
             for name in IDEA_STAGES:

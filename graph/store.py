@@ -19,11 +19,12 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError, field_validator
-from sqlalchemy import Engine, RowMapping, Table, func, insert, select, update
+from sqlalchemy import Connection, Engine, RowMapping, Table, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from graph import tables as t
-from graph.database import engine_for
+from graph.database import engine_for, lock_key
+from graph.notify import CHANNEL
 from graph.state import Approval, JobRequest, JobResult
 from tools.errors import BadInput
 from tools.settings import Settings
@@ -41,6 +42,33 @@ def valid_job_id(job_id: str) -> bool:
 
 JobStatusName = Literal["queued", "running", "waiting", "done", "failed", "cancelled"]
 StageStatusName = Literal["pending", "running", "waiting", "done", "failed", "skipped"]
+ACTIVE: tuple[JobStatusName, ...] = ("queued", "running", "waiting")  # a job that counts against its requester's limit
+HOUR = 3600.0
+
+
+class OverLimit(BaseModel):
+    """Why a person may not start another job now (STORYBOT_MAX_ACTIVE_JOBS_PER_USER or
+    STORYBOT_MAX_REQUESTS_PER_HOUR); each front end words it its own way."""
+
+    limit: Literal["active", "hourly"]
+    allowed: int
+    active: list[str] = []  # hourly: empty
+    recent: int = 0
+    retry_after: float = 0.0  # seconds until the hourly limit lets one more through
+
+
+class LimitReached(BadInput):
+    """`JobService.start` within the limits found the person over one, in the same transaction as the
+    insert it then did not do (two front ends asking at once cannot both pass)."""
+
+    def __init__(self, over: OverLimit) -> None:
+        self.over = over
+        if over.limit == "active":
+            why = f"{len(over.active)} jobs in progress ({', '.join(over.active)}); the limit is {over.allowed}"
+        else:
+            minutes = max(1, round(over.retry_after / 60))
+            why = f"{over.recent} jobs asked for in the last hour (the limit is {over.allowed}); try in {minutes} min"
+        super().__init__(f"over the per-user limit: {why}")
 
 
 class StageRecord(BaseModel):
@@ -106,28 +134,97 @@ class JobStore:
     # jobs -----------------------------------------------------------------
 
     def create(self, job_id: str, requester: str, channel: str | None, request: JobRequest, stages: list[str]) -> None:
-        now = time.time()
         with self.engine.begin() as db:
-            db.execute(
-                insert(t.jobs).values(
-                    job_id=job_id,
-                    created=now,
-                    updated=now,
-                    requester=requester,
-                    channel=channel,
-                    prompt=request.prompt,
-                    options=request.model_dump_json(),
-                    status="queued",
-                    cancel_requested=0,
-                )
+            self._insert_job(db, job_id, requester, channel, request, stages)
+
+    @staticmethod
+    def _insert_job(
+        db: Connection, job_id: str, requester: str, channel: str | None, request: JobRequest, stages: list[str]
+    ) -> None:
+        now = time.time()
+        db.execute(
+            insert(t.jobs).values(
+                job_id=job_id,
+                created=now,
+                updated=now,
+                requester=requester,
+                channel=channel,
+                prompt=request.prompt,
+                options=request.model_dump_json(),
+                status="queued",
+                cancel_requested=0,
             )
+        )
+        db.execute(
+            insert(t.stages),
+            [
+                {"job_id": job_id, "name": name, "position": i, "status": "pending", "runs": 0, "seconds": 0.0}
+                for i, name in enumerate(stages)
+            ],
+        )
+
+    def create_within_limits(
+        self,
+        job_id: str,
+        requester: str,
+        channel: str | None,
+        request: JobRequest,
+        stages: list[str],
+        max_active: int,
+        max_per_hour: int,
+    ) -> OverLimit | None:
+        """`create`, unless the requester is over a limit (then that, and nothing is written): the count
+        and the insert are one transaction, serialised per requester, so of two front ends (two bot
+        replicas, the API and the bot) asking at once for someone with one slot left exactly one
+        creates. PostgreSQL: a transaction-scoped advisory lock on the requester; SQLite: BEGIN
+        IMMEDIATE (the database's one write lock, taken before the count)."""
+        if self.postgres:
+            with self.engine.begin() as db:
+                db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(f"storybot:user:{requester}")})
+                over = self._over(db, requester, max_active, max_per_hour)
+                if over is None:
+                    self._insert_job(db, job_id, requester, channel, request, stages)
+                return over
+        with self.engine.connect() as plain:
+            # the driver's own transaction handling off, so that the transaction is ours: BEGIN IMMEDIATE
+            db = plain.execution_options(isolation_level="AUTOCOMMIT")
+            db.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                over = self._over(db, requester, max_active, max_per_hour)
+                if over is None:
+                    self._insert_job(db, job_id, requester, channel, request, stages)
+            except BaseException:
+                db.exec_driver_sql("ROLLBACK")
+                raise
+            db.exec_driver_sql("COMMIT")
+            return over
+
+    def over_limits(self, requester: str, max_active: int, max_per_hour: int) -> OverLimit | None:
+        """The limit the requester is over now, if any (for a friendly refusal before starting)."""
+        with self.engine.connect() as db:
+            return self._over(db, requester, max_active, max_per_hour)
+
+    @staticmethod
+    def _over(db: Connection, requester: str, max_active: int, max_per_hour: int) -> OverLimit | None:
+        mine = t.jobs.c.requester == requester
+        active = list(
             db.execute(
-                insert(t.stages),
-                [
-                    {"job_id": job_id, "name": name, "position": i, "status": "pending", "runs": 0, "seconds": 0.0}
-                    for i, name in enumerate(stages)
-                ],
+                select(t.jobs.c.job_id).where(mine, t.jobs.c.status.in_(ACTIVE)).order_by(t.jobs.c.created.desc())
+            ).scalars()
+        )
+        if len(active) >= max_active:
+            return OverLimit(limit="active", allowed=max_active, active=active)
+        now = time.time()
+        recent = list(
+            db.execute(
+                select(t.jobs.c.created).where(mine, t.jobs.c.created > now - HOUR).order_by(t.jobs.c.created)
+            ).scalars()
+        )
+        if len(recent) >= max_per_hour:
+            return OverLimit(
+                limit="hourly", allowed=max_per_hour, recent=len(recent), retry_after=recent[0] + HOUR - now
             )
+        return None
 
     def get(self, job_id: str) -> JobRecord | None:
         with self.engine.connect() as db:
@@ -287,6 +384,8 @@ class JobStore:
                 row = {"job_id": job_id, "seq": seq, "at": time.time(), "kind": kind, "body": body}
                 added = self._upsert(t.events).values(row).on_conflict_do_nothing().returning(t.events.c.seq)
                 if db.execute(added).first() is not None:
+                    if self.postgres:  # followers on other machines wake at once (graph/notify.py)
+                        db.execute(select(func.pg_notify(CHANNEL, job_id)))
                     return seq
         raise RuntimeError(f"job {job_id}'s event log: five writers in a row took the same number")
 
