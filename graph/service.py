@@ -34,6 +34,7 @@ from graph.database import UPGRADE, SchemaTooOld, is_postgres
 from graph.events import Event
 from graph.leases import Lease, held_elsewhere
 from graph.nodes.script import pace
+from graph.notify import listen
 from graph.state import (
     APPROVAL,
     IDEA_STAGES,
@@ -44,7 +45,7 @@ from graph.state import (
     JobState,
 )
 from graph.steps import JobStep, StepQueue, queue_ready
-from graph.store import JobRecord, JobStore, LimitReached, OverLimit, StageRecord, new_job_id, valid_job_id
+from graph.store import ACTIVE, JobRecord, JobStore, LimitReached, OverLimit, StageRecord, new_job_id, valid_job_id
 from tools.errors import BadInput
 from tools.files import pid_alive, sweep_stale
 from tools.gpu import GpuClient, make_client, models_of
@@ -137,7 +138,7 @@ class LogSubscription:
     """`Subscription`'s shape over the job's event log, for jobs run by another process (a runner)."""
 
     def __init__(self, service: JobService, job_id: str, after: int) -> None:
-        self._events = service.follow(job_id, after=after, poll=0.25)
+        self._events = service.follow(job_id, after=after)
 
     def __aiter__(self) -> LogSubscription:
         return self
@@ -185,9 +186,18 @@ class LoopLag:
 
 
 class JobService:
-    def __init__(self, settings: Settings, saver: BaseCheckpointSaver[str], steps: StepQueue | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        saver: BaseCheckpointSaver[str],
+        steps: StepQueue | None = None,
+        handover: StepQueue | None = None,
+    ) -> None:
         self.settings = settings
         self.steps = steps  # None: jobs run in this process; else runners take their steps
+        self.handover = handover  # a runner's: where the jobs it stops running go back to
+        self._handed: dict[str, JobStep] = {}  # jobs stopped by close(), to hand back
+        self._running: dict[str, JobStep] = {}  # the step each running job's task runs
         self.jobs_dir = settings.data_dir / "jobs"
         self.store = JobStore.of(settings)
         self.graph = build_graph(saver)
@@ -202,6 +212,7 @@ class JobService:
         self._slots = asyncio.Semaphore(settings.render_slots)
         self._queue: list[str] = []  # jobs waiting for a render slot, first in first out
         self._closing = False  # set by close(): a job stopped now was interrupted, not cancelled
+        self._listener: asyncio.Task[None] | None = None  # PostgreSQL: wakes followers (graph/notify.py)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -213,9 +224,8 @@ class JobService:
             if is_postgres(settings):
                 if not await queue_ready(settings):
                     raise SchemaTooOld(f"the job queue is not set up: run `{UPGRADE}` once")
-                if not runner:
-                    steps = await stack.enter_async_context(StepQueue.open(settings))
-            service = cls(settings, saver, steps)
+                steps = await stack.enter_async_context(StepQueue.open(settings))
+            service = cls(settings, saver, None, steps) if runner else cls(settings, saver, steps)
             try:
                 yield service
             finally:
@@ -238,14 +248,24 @@ class JobService:
 
     async def close(self) -> None:
         """Stop this process's jobs: each is recorded as interrupted (failed, resumable from its last
-        finished stage), not cancelled, since nobody asked to cancel it."""
+        finished stage), not cancelled, since nobody asked to cancel it; a runner instead hands each
+        back to the queue, where another runner resumes it (a rolling restart loses nothing)."""
         self._closing = True
         for task in list(self._tasks.values()):
             task.cancel()
         for task in list(self._tasks.values()):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.handover is not None:
+            for step in self._handed.values():
+                await self.handover.put(step)
+            self._handed.clear()
         await self.lag.stop()
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
         if (gpu := self.__dict__.pop("gpu", None)) is not None:
             await gpu.close()
 
@@ -296,6 +316,8 @@ class JobService:
         """The job's events numbered above `after`, from its log, then as they come, until it is done,
         failed or cancelled. A job run by another process is seen by polling its log every `poll` s."""
         self.get(job_id)
+        if is_postgres(self.settings) and self._listener is None:
+            self._listener = asyncio.create_task(listen(self.settings, self._grown))
         grown = self._logged.setdefault(job_id, asyncio.Event())
         while True:
             grown.clear()
@@ -309,6 +331,10 @@ class JobService:
                 return  # ended before its events were logged (a job older than the log)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(grown.wait(), poll)
+
+    def _grown(self, job_id: str) -> None:
+        if (grown := self._logged.get(job_id)) is not None:
+            grown.set()
 
     def queue_position(self, job_id: str) -> int | None:
         """1 for the next job to get a render slot; None when the job is not waiting for one."""
@@ -380,7 +406,7 @@ class JobService:
         """Answer the pending approval; refuse stale or foreign answers without changing anything."""
         record = self._check_allowed(job_id, requester)
         if record.status != "waiting" or not record.interrupt_id:
-            raise StaleAnswer(f"job {job_id} is not waiting for an approval (it is {record.status})")
+            raise self.not_waiting(record)
         if interrupt_id is not None and interrupt_id != record.interrupt_id:
             raise StaleAnswer("that approval is no longer pending: answer the current one")
         if record.approval is None:
@@ -396,6 +422,14 @@ class JobService:
             raise StaleAnswer("that approval was already answered")
         step = JobStep(job_id=job_id, action="answer", auto_approve=auto_approve, interrupt_id=pending, answer=answer)
         await self._launch(step)
+
+    def not_waiting(self, record: JobRecord) -> StaleAnswer:
+        """Why an answer to a job that is not waiting is refused: above all, that someone else (another
+        click, another machine) answered first and the job went on."""
+        asked = any(st.name.startswith("approve_") and st.runs for st in self.store.stage_list(record.job_id))
+        if asked and record.status in ACTIVE:
+            return StaleAnswer(f"that approval was already answered (job {record.job_id} is {record.status})")
+        return StaleAnswer(f"job {record.job_id} is not waiting for an approval (it is {record.status})")
 
     async def cancel(self, job_id: str, requester: Requester) -> None:
         record = self._check_allowed(job_id, requester)
@@ -468,7 +502,7 @@ class JobService:
         if not self.store.claim(step.job_id, record.status, RUNNER, was=was):
             await lease.release()
             return
-        await asyncio.shield(self._start(step, lease))
+        await asyncio.wait({self._start(step, lease)})  # its end, whatever it was; cancelling us leaves it be
 
     def _start(self, step: JobStep, lease: Lease) -> asyncio.Task[None]:
         job_id = step.job_id
@@ -482,15 +516,18 @@ class JobService:
         self.lag.start()
         task = asyncio.create_task(self._run(step, lease))
         self._tasks[job_id] = task
+        self._running[job_id] = step
         task.add_done_callback(partial(self._ended, job_id))
         return task
 
     def _ended(self, job_id: str, task: asyncio.Task[None]) -> None:
         if self._tasks.get(job_id) is task:
             self._tasks.pop(job_id)
+            if not self._closing:
+                self._running.pop(job_id, None)
         if task.cancelled() and self.get(job_id).status == "running":  # cancelled before it started to run
             if self._closing:
-                self._finish(job_id, "failed", error=interrupted(job_id))
+                self._interrupted(job_id)
             else:
                 self._finish(job_id, "cancelled")
 
@@ -538,7 +575,7 @@ class JobService:
                 )
         except asyncio.CancelledError:
             if self._closing:
-                self._finish(job_id, "failed", error=interrupted(job_id))
+                self._interrupted(job_id)
             else:
                 self._finish(job_id, "cancelled")
             raise
@@ -600,6 +637,16 @@ class JobService:
                     message=f"waiting for a render slot: position {position}",
                 )
             )
+
+    def _interrupted(self, job_id: str) -> None:
+        """A job this process stopped running because it is shutting down."""
+        step = self._running.pop(job_id, None)
+        if self.handover is None or step is None:
+            self._finish(job_id, "failed", error=interrupted(job_id))
+            return
+        self.store.update(job_id, status="queued", runner_pid=None, runner_host=None)
+        self._handed[job_id] = step
+        self._emit(Event(job_id=job_id, kind="notice", message="its runner is stopping: another one carries on"))
 
     def _emit_waiting(self, record: JobRecord) -> None:
         self._emit(

@@ -238,12 +238,12 @@ def answer(
     text, attachment = _reply(action, arg)
 
     async def go() -> int:
-        from graph.service import JobService, StaleAnswer
+        from graph.service import JobService
 
         async with JobService.open(settings_for(data)) as svc:
             record = svc.get(job_id)
             if record.status != "waiting" or record.approval is None:
-                raise StaleAnswer(f"job {job_id} is not waiting for an approval (it is {record.status})")
+                raise svc.not_waiting(record)
             reply = record.approval.parse(text, attachment)
             events = svc.events(job_id)
             await svc.answer(job_id, _me(), reply, auto_approve=yes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -49,20 +50,29 @@ def runner(
 
             async with queue.open_async():
                 watchdog = asyncio.create_task(_retry_stalled(queue, TASK, STALLED_AFTER_S, HEARTBEAT_S))
-                host, pid = RUNNER
-                err.print(f"storybot runner {host} pid {pid}: {concurrency} job steps at a time", markup=False)
-                try:
-                    await queue.run_worker_async(
+                worker = asyncio.create_task(
+                    queue.run_worker_async(
                         queues=[QUEUE],
                         concurrency=concurrency,
                         name=f"{RUNNER[0]}:{RUNNER[1]}",
-                        install_signal_handlers=False,  # run_async's SIGTERM: jobs are recorded as interrupted
+                        install_signal_handlers=False,  # SIGTERM is run_async's: see below
                         update_heartbeat_interval=HEARTBEAT_S,
                         stalled_worker_timeout=STALLED_AFTER_S,
                         delete_jobs="successful",
                     )
+                )
+                host, pid = RUNNER
+                err.print(f"storybot runner {host} pid {pid}: {concurrency} job steps at a time", markup=False)
+                try:
+                    await asyncio.wait({worker})
                 finally:
+                    # stopping (SIGTERM, Ctrl-C): first our watchdog (it would take our own steps for a
+                    # dead runner's), then hand the jobs back (their steps end), then the worker
                     watchdog.cancel()
+                    await svc.close()
+                    worker.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await worker
         return 0
 
     run_async(go())

@@ -221,3 +221,35 @@ def test_the_database_restarted_under_a_running_job_the_job_goes_on(cluster: Clu
     done = cluster.wait(job_id, {"done", "failed", "cancelled"})
     assert done["status"] == "done", done["error"]
     assert max(runs(done).values()) <= 2, runs(done)
+
+
+def test_a_runner_stopped_with_sigterm_hands_its_job_back_and_the_following_make_sees_it_done(
+    cluster: Cluster,
+) -> None:
+    first = cluster.runner("box1")
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "storybot", "make", PROMPT, "--duration", "8", "--yes", "--json"],
+        env={**os.environ, **cluster.env, "STORYBOT_DATA_DIR": str(cluster.root / "client")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (jobs := json.loads(cluster.run("jobs", "--json").stdout)):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    job_id = jobs[0]["job_id"]
+    cluster.wait_stage(job_id, "post_produce", by=first.pid)
+    second = cluster.runner("box2")
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(60) != 0
+    out, err = follower.communicate(timeout=240)
+    assert follower.returncode == 0, err
+    shown = json.loads(out)
+    assert shown["job_id"] == job_id and shown["status"] == "done", shown
+    assert "its runner is stopping: another one carries on" in err
+    done = cluster.status(job_id)
+    counted = runs(done)
+    assert all(n <= 1 for name, n in counted.items() if name != "post_produce"), counted
+    assert counted["post_produce"] == 2, counted
+    assert second.poll() is None
