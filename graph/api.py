@@ -4,6 +4,7 @@ The Discord bot imports this module only (DESIGN.md: `bot/` may import `graph.Jo
 nodes and tools behind it can change shape without touching the bot.
 """
 
+from graph.database import engine_for, is_postgres, libpq_url, lock_key
 from graph.events import Event
 from graph.publish import Linked, linked_platforms, may_publish, plan_job, publications, publish_job, publish_planned
 from graph.service import (
@@ -36,6 +37,7 @@ from graph.state import (
 )
 from graph.store import ACTIVE, JOB_ID_PATTERN, LimitReached, OverLimit, StageRecord, valid_job_id
 from graph.stored import artifact_locations, local_copy
+from graph.tables import bot_posts, bot_prompts
 from tools.errors import BadInput, StorybotError
 from tools.links import ARTIFACTS, PAGE, Links, link_secret, links_storage
 from tools.llm.schemas import PlatformMeta, StoryIdea
@@ -106,13 +108,19 @@ __all__ = [
     "Unreachable",
     "VoiceInfo",
     "artifact_locations",
+    "bot_posts",
+    "bot_prompts",
+    "engine_for",
     "fit_for_upload",
+    "is_postgres",
     "is_remote",
     "keep_uploads",
+    "libpq_url",
     "link_secret",
     "linked_platforms",
     "links_storage",
     "local_copy",
+    "lock_key",
     "may_publish",
     "media_kind",
     "plan_job",

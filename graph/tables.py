@@ -7,7 +7,7 @@ models (`JobRequest`, `Approval`, `JobResult`) are validated when read, not by t
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Index, Integer, MetaData, Table, Text
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, Table, Text
 
 metadata = MetaData()
 
@@ -86,4 +86,33 @@ events = Table(
     Column("at", Float),
     Column("kind", Text),
     Column("body", Text),
+)
+
+# The bot's records (bot/records.py) on a shared database: where each job lives in Discord, and the
+# approval messages it posted; every replica of the bot reads the same rows, so a delivery claimed by
+# one is seen by the next (migration 0003). On SQLite they stay in the bot's own `bot.sqlite`, in tables
+# of the same shape named `posts` and `approval_messages`. Discord ids are 64-bit.
+bot_posts = Table(
+    "bot_posts",
+    metadata,
+    Column("job_id", Text, primary_key=True),
+    Column("guild_id", BigInteger),
+    Column("channel_id", BigInteger),
+    Column("status_message_id", BigInteger),
+    Column("application_id", BigInteger),
+    Column("token", Text),
+    Column("token_issued", Float),
+    Column("upload_limit", BigInteger),
+    Column("auto_approve", Integer),
+    Column("delivered_message_id", BigInteger),  # 0: claimed, being posted; NULL: not delivered
+)
+
+bot_prompts = Table(
+    "bot_prompts",
+    metadata,
+    Column("message_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("job_id", Text),
+    Column("interrupt_id", Text),
+    Column("created", Float),
+    Index("idx_bot_prompts_interrupt_id", "interrupt_id"),
 )
