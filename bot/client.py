@@ -1,5 +1,8 @@
 """The Discord client: connects through `DISCORD_API_BASE`, registers commands and persistent buttons,
 and recovers jobs after a restart. Run it with `storybot bot`.
+
+With a shared database (STORYBOT_DATABASE_URL) several replicas may run: one holds the gateway, the
+others stand by until it dies (bot/leader.py); the jobs themselves run on `storybot runner`s.
 """
 
 from __future__ import annotations
@@ -7,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import discord
@@ -15,9 +18,10 @@ import yarl
 from discord.ext import commands
 
 from bot.conductor import Conductor
+from bot.leader import GatewayLock, leadership
 from bot.records import Records
 from bot.views import DYNAMIC_ITEMS
-from graph.api import BadInput, JobService, Settings, StorybotError
+from graph.api import BadInput, JobService, Settings, StorybotError, is_postgres, link_secret
 
 log = logging.getLogger("storybot.bot")
 
@@ -42,7 +46,7 @@ class StorybotBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
         )
         self.settings, self.service = settings, service
-        self.records = Records(settings.data_dir / "bot.sqlite")
+        self.records = Records.of(settings)
         self.conductor = Conductor(self, service, self.records, settings)
 
     async def setup_hook(self) -> None:
@@ -79,12 +83,19 @@ async def run_bot(settings: Settings, beside: Beside | None = None) -> None:
     service, which serves the signed links the bot hands out)."""
     if settings.discord_token is None:
         raise BadInput("DISCORD_TOKEN is not set: put the bot's token in the environment or .env")
+    if is_postgres(settings):
+        link_secret(settings)  # replicas must share it: one clear line when STORYBOT_LINK_SECRET is unset
     discord.http.Route.BASE = settings.discord_api_base.rstrip("/")
-    async with JobService.open(settings) as service, (beside or _nothing)(service, settings):
+    token = settings.discord_token.get_secret_value()
+    async with (
+        JobService.open(settings) as service,
+        leadership(settings, token) as lock,  # a standby waits here
+        (beside or _nothing)(service, settings),
+    ):
         bot = StorybotBot(settings, service)
         try:
             async with bot:
-                await bot.start(settings.discord_token.get_secret_value())
+                await _while_held(bot, bot.start(token), lock)
         except discord.LoginFailure:
             raise StorybotError("Discord refused the token (DISCORD_TOKEN): check it in the developer portal") from None
         except (aiohttp.ClientConnectionError, discord.GatewayNotFound, TimeoutError) as exc:
@@ -93,3 +104,25 @@ async def run_bot(settings: Settings, beside: Beside | None = None) -> None:
         finally:
             with contextlib.suppress(Exception):
                 await bot.close()
+
+
+async def _while_held(bot: StorybotBot, running: Awaitable[None], lock: GatewayLock | None) -> None:
+    """Run the client; with a gateway lock, only for as long as it is held: a leader that lost it (the
+    database restarted and another replica took it) disconnects and stops, rather than act twice."""
+    if lock is None:
+        await running
+        return
+    client = asyncio.ensure_future(running)
+    watch = asyncio.create_task(lock.held())
+    try:
+        done, _ = await asyncio.wait({client, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not client.done():
+            await bot.close()  # disconnects: `start` returns
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await client
+    if client in done:
+        client.result()  # the client's own error, if it stopped on one
+        return
+    raise StorybotError("another replica holds the Discord gateway now: this one stopped (start it again to stand by)")

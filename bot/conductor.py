@@ -5,6 +5,11 @@ edited in place (`status.py`), has each approval posted once (`approvals.py`) an
 delivered once (`delivery.py`), and reports failures with a Retry button. The command, component
 and reply handlers are thin and all end up here, so authorisation and the answer protocol live in
 one place.
+
+With a shared database the jobs run on `storybot runner`s, not here: the bot enqueues, then follows
+each job's event log until the job ends (one follower per job, whoever answers it, on any machine);
+after a restart, or when this replica takes the gateway over, it follows the active jobs again and
+delivers what finished meanwhile, but never resumes a job itself.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -33,10 +38,13 @@ from graph.api import (
     Answer,
     Approval,
     BadInput,
+    Event,
     Events,
     JobRequest,
     JobService,
     JobStatus,
+    LimitReached,
+    OverLimit,
     Requester,
     Settings,
     redact,
@@ -56,6 +64,8 @@ class Conductor:
         self.channel_ids = _ids(settings.allowed_channel_ids)
         self.status = StatusBoards(bot, service, records)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.remote = getattr(service, "steps", None) is not None  # runners run the jobs; the bot follows logs
+        self._watched: dict[str, asyncio.Task[None]] = {}  # remote: the one follower of each job
         self._starting: dict[str, asyncio.Lock] = {}  # per user: the limit check and the start are one step
         self.held = HeldReplies()  # replies that came while their job was still working on the last answer
 
@@ -93,17 +103,7 @@ class Conductor:
     def limit_message(self, who: Requester) -> str | None:
         """A polite refusal when the person has too many jobs going or asked too often this hour."""
         over = self.service.over_limit(who)
-        if over is None:
-            return None
-        if over.limit == "active":
-            return (
-                f"You already have {len(over.active)} videos in progress ({', '.join(over.active)}). Finish or "
-                f"`/cancel` one first; the limit is {over.allowed}."
-            )
-        return (
-            f"You have asked for {over.recent} videos in the last hour (the limit is {over.allowed}). "
-            f"Try again in {max(1, round(over.retry_after / 60))} min."
-        )
+        return None if over is None else _refusal(over)
 
     # starting -------------------------------------------------------------
 
@@ -111,17 +111,24 @@ class Conductor:
         """`/video` and `/ideas` after validation: defer, start the job, make its status message."""
         who = self.requester(interaction.user)
         async with self._starting.setdefault(who.id, asyncio.Lock()):  # simultaneous requests see each other
-            if (refusal := self.limit_message(who)) is not None:
+            refusal = self.limit_message(who)  # before deferring: the refusal is then ephemeral
+            if refusal is None:
+                if not interaction.response.is_done():  # /video with attachments deferred while downloading them
+                    await interaction.response.defer(thinking=True)
+                try:  # the limit again, in the job's insert: another replica or the API may have been first
+                    job_id = await self.service.start(
+                        request, who, channel=str(interaction.channel_id), auto_approve=auto_approve, within_limits=True
+                    )
+                except LimitReached as exc:
+                    refusal = _refusal(exc.over)
+            if refusal is not None:
                 done = interaction.response.is_done()
                 send = interaction.followup.send if done else interaction.response.send_message
                 await send(refusal, ephemeral=True)
                 return
-            if not interaction.response.is_done():  # /video with attachments deferred while downloading them
-                await interaction.response.defer(thinking=True)
-            job_id = await self.service.start(
-                request, who, channel=str(interaction.channel_id), auto_approve=auto_approve
-            )
-        events = self.service.events(job_id)  # nothing has run yet: the job's task starts at our next await
+        # nothing has run yet here (the job's task starts at our next await); a runner's job is read
+        # from its log's start
+        events = None if self.remote else self.service.events(job_id)
         post = Post(
             job_id=job_id,
             guild_id=interaction.guild_id,
@@ -138,12 +145,23 @@ class Conductor:
             self.records.update(job_id, status_message_id=message.id)
             self.status.edited(job_id)
         finally:
-            self.follow(job_id, events)
+            if events is None:
+                self.watch(job_id, after=0)
+            else:
+                self.follow(job_id, events)
 
     # answering ------------------------------------------------------------
 
     async def _steer(self, job_id: str, act: Callable[[], Awaitable[None]]) -> str | None:
         """Subscribe, then act on the job (answer, resume) and follow it; the refusal, if it is refused."""
+        if self.remote:  # its log from before the act on, unless someone follows the job already
+            after = self.service.store.last_event(job_id)
+            try:
+                await act()
+            except BadInput as exc:
+                return f"⚠️ {exc}"
+            self.watch(job_id, after)
+            return None
         events = self.service.events(job_id)  # before acting, so no event is missed
         try:
             await act()
@@ -229,7 +247,23 @@ class Conductor:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _follow(self, job_id: str, events: Events) -> None:
+    def watch(self, job_id: str, after: int) -> None:
+        """A job run by the runners: follow its log from event `after` until the job ends, past its
+        approvals (answered here or on any machine); once per job."""
+        running = self._watched.get(job_id)
+        if running is not None and not running.done():
+            return
+        task = asyncio.create_task(self._follow(job_id, self.service.follow(job_id, after=after, poll=0.5)))
+        self._watched[job_id] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(partial(self._unwatch, job_id))
+
+    def _unwatch(self, job_id: str, task: asyncio.Task[None]) -> None:
+        if self._watched.get(job_id) is task:
+            del self._watched[job_id]
+
+    async def _follow(self, job_id: str, events: AsyncIterator[Event]) -> None:
         async for event in events:
             self.status.note(job_id, event)
             try:
@@ -272,13 +306,19 @@ class Conductor:
     # restarts -------------------------------------------------------------
 
     async def recover(self) -> None:
-        """After a restart: resume jobs that were running, deliver finished ones that were not delivered."""
-        for post in self.records.all_posts():
+        """After a restart: resume jobs that were running, deliver finished ones that were not delivered.
+        With runners (a shared database), a job is never resumed here: its log is followed again from
+        its latest event (a pending approval is posted if it was not, the end is delivered), so two
+        replicas of the bot never both act on a job, and a job that ended meanwhile is delivered once."""
+        for post in self.records.undelivered():
             try:
                 record = self.service.get(post.job_id)
             except BadInput:
                 continue
-            if record.status in ("queued", "running") or was_interrupted(record):  # stopped with the bot
+            if self.remote and record.status in ACTIVE:
+                self.watch(post.job_id, after=max(0, self.service.store.last_event(post.job_id) - 1))
+                log.info("job %s after a restart: following it again (%s)", post.job_id, record.status)
+            elif not self.remote and (record.status in ("queued", "running") or was_interrupted(record)):
                 resume = partial(
                     self.service.resume, post.job_id, Requester(id=record.requester, approver=True), post.auto_approve
                 )
@@ -306,6 +346,18 @@ def conductor_of(client: object) -> Conductor:
     if not isinstance(conductor, Conductor):
         raise TypeError("this client has no storybot Conductor")
     return conductor
+
+
+def _refusal(over: OverLimit) -> str:
+    if over.limit == "active":
+        return (
+            f"You already have {len(over.active)} videos in progress ({', '.join(over.active)}). Finish or "
+            f"`/cancel` one first; the limit is {over.allowed}."
+        )
+    return (
+        f"You have asked for {over.recent} videos in the last hour (the limit is {over.allowed}). "
+        f"Try again in {max(1, round(over.retry_after / 60))} min."
+    )
 
 
 def _ids(text: str) -> set[int]:

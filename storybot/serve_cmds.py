@@ -23,10 +23,12 @@ app.add_typer(tokens_app, name="tokens")
 @app.command()
 def serve(data: DataOpt = None) -> None:
     """Run the HTTP API (/v1), MCP (/mcp), signed links and job pages on STORYBOT_HTTP_HOST:PORT."""
-    from graph.api import JobService
+    from graph.api import JobService, link_secret
     from service.app import serving
 
     settings = settings_for(data)
+    if settings.database_url is not None:
+        link_secret(settings)  # replicas must share it: one clear line when STORYBOT_LINK_SECRET is unset
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     redact_logs(settings)
 

@@ -91,9 +91,18 @@ MAX_SECRET_BYTES = 4096  # the generated file holds 43: anything much larger is 
 
 def link_secret(settings: Settings) -> bytes:
     """`STORYBOT_LINK_SECRET`, else the one generated on first use into the data folder (owner-only).
-    A short configured secret, and a file that is not a small owner-only regular file (a symlink to
-    /dev/zero, a FIFO, one others can read), are refused in one line: nothing unbounded is read."""
-    if settings.link_secret is not None and settings.link_secret.get_secret_value():
+    With a shared database (STORYBOT_DATABASE_URL) it must be configured: replicas on several machines
+    would each generate their own, and one's links would not open on another. A short configured
+    secret, and a file that is not a small owner-only regular file (a symlink to /dev/zero, a FIFO, one
+    others can read), are refused in one line: nothing unbounded is read."""
+    if settings.link_secret is None or not settings.link_secret.get_secret_value():
+        if settings.database_url is not None:
+            raise BadInput(
+                "STORYBOT_LINK_SECRET is not set: with a shared database (STORYBOT_DATABASE_URL) every bot and "
+                "service replica must sign links with the same secret; set it to one value everywhere (e.g. the "
+                "output of `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+    else:
         given = settings.link_secret.get_secret_value().encode()
         if len(given) < MIN_SECRET_BYTES:
             raise BadInput(
