@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
-from graph.api import BadInput, JobRecord, JobService, Links, Settings, valid_job_id
+from graph.api import BadInput, JobRecord, JobService, Links, Settings, is_remote, local_copy, valid_job_id
 from service.tokens import Identity, TokenStore
 from service.webhooks import Webhooks
 
@@ -37,16 +37,19 @@ class Context:
         """Per person: the limit check and the start are one step, so two requests see each other."""
         return self._starting.setdefault(requester, asyncio.Lock())
 
-    def job_file(self, job_id: str, name: str) -> Path | None:
+    async def job_file(self, job_id: str, name: str) -> Path | None:
         """A regular file inside the job's folder named by `name` (`final.mp4`, `keyframes/shot_01.png`);
-        None for anything else: other folders, links out, hidden or half-written files."""
+        None for anything else: other folders, links out, hidden or half-written files. With object
+        storage, a file this machine lacks (a runner elsewhere made it) is fetched first."""
         if not valid_job_id(job_id) or not re.fullmatch(FILE_NAME, name):
             return None
         folder = (self.service.jobs_dir / job_id).resolve()
         path = (folder / name).resolve()
-        if not path.is_relative_to(folder) or not path.is_file():
+        if not path.is_relative_to(folder):
             return None
-        return path
+        if not path.is_file() and is_remote(self.settings):
+            await local_copy(self.settings, job_id, name)
+        return path if path.is_file() else None
 
 
 async def context(request: Request) -> Context:

@@ -211,7 +211,7 @@ async def artifact(job_id: str, name: str, ctx: Ctx, who: Caller) -> FileRespons
     """A file of the job folder by name (`final.mp4`, `subtitles.srt`, `keyframes/shot_01.png`);
     range requests are answered, so players seek."""
     visible(ctx, who, job_id)
-    path = ctx.job_file(job_id, name)
+    path = await ctx.job_file(job_id, name)
     if path is None:
         raise HTTPException(404, f"job {job_id} has no file {name[:80]!r}")
     return FileResponse(path, headers={"X-Content-Type-Options": "nosniff"})

@@ -192,22 +192,22 @@ def mcp_server(ctx: Context, local: Identity | None = None) -> MCPServer:
 
     @mcp.resource("storybot://jobs/{job_id}/script", mime_type="text/plain", description="A job's approved script.")
     async def script(job_id: str, tool: ToolContext[Any, Any] | None = None) -> str:
-        return _job_text(ctx, _identity(ctx, tool, local), job_id, "script.txt")
+        return await _job_text(ctx, _identity(ctx, tool, local), job_id, "script.txt")
 
     @mcp.resource("storybot://jobs/{job_id}/subtitles", mime_type="text/plain", description="A job's subtitles (SRT).")
     async def subtitles(job_id: str, tool: ToolContext[Any, Any] | None = None) -> str:
-        return _job_text(ctx, _identity(ctx, tool, local), job_id, "subtitles.srt")
+        return await _job_text(ctx, _identity(ctx, tool, local), job_id, "subtitles.srt")
 
     return mcp
 
 
-def _job_text(ctx: Context, who: Identity, job_id: str, name: str) -> str:
+async def _job_text(ctx: Context, who: Identity, job_id: str, name: str) -> str:
     """A text file of a job the caller may see (the same rule as the tools)."""
     try:
         visible(ctx, who, job_id)
     except HTTPException:
         raise ResourceNotFoundError(f"no job {job_id[:40]!r}") from None
-    path = ctx.job_file(job_id, name)
+    path = await ctx.job_file(job_id, name)
     if path is None:
         raise ResourceNotFoundError(f"job {job_id} has no {name} yet")
     return path.read_text(encoding="utf-8")

@@ -100,7 +100,7 @@ async def page_answer(
 @router.get("/jobs/{job_id}/files/{name:path}")
 async def page_file(job_id: str, name: str, ctx: Ctx, expires: Expires = "", sig: Sig = "") -> FileResponse:
     signed(ctx, job_id, expires, sig)
-    path = ctx.job_file(job_id, name)
+    path = await ctx.job_file(job_id, name)
     if path is None:
         raise HTTPException(404, "Not found")
     return FileResponse(path, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private"})

@@ -65,10 +65,13 @@ async def _follow(svc: JobService, job_id: str, events: Any, as_json: bool) -> i
                 pct = f" {event.percent:.0f}%" if event.percent is not None else ""
                 status.update(f"job {job_id}: {event.stage}{pct}")
             _show(event)
-    return _report(await svc.wait(job_id), as_json)
+    return _report(svc, await svc.wait(job_id), as_json)
 
 
-def _report(record: JobRecord, as_json: bool) -> int:
+def _report(svc: JobService, record: JobRecord, as_json: bool) -> int:
+    from graph.api import artifact_locations
+
+    artifacts = artifact_locations(svc.settings, record.job_id, record.result)
     if as_json or record.status in ("queued", "running"):  # --detach
         approval = record.approval.model_dump(mode="json") if record.approval else None
         print(
@@ -79,7 +82,7 @@ def _report(record: JobRecord, as_json: bool) -> int:
                     "waiting_for": record.waiting_for,
                     "approval": approval,
                     "error": record.error,
-                    "artifacts": record.result.artifacts.model_dump() if record.result else {},
+                    "artifacts": artifacts,
                 },
                 ensure_ascii=False,
             )
@@ -89,7 +92,7 @@ def _report(record: JobRecord, as_json: bool) -> int:
         _print_approval(record)
     elif record.status == "done":
         err.print(f"job {record.job_id} done", markup=False)
-        print(record.result.artifacts.final_video if record.result else "")
+        print(artifacts.get("final_video") or "")
     elif record.status == "failed":
         err.print(
             f"job {record.job_id} failed: {record.error}. Try again with: storybot resume {record.job_id}", markup=False
@@ -184,7 +187,7 @@ def make(
                 raise BadInput("--detach needs STORYBOT_DATABASE_URL and runners: here the job runs in this process")
             job_id = await svc.start(request, _me(), auto_approve=yes)
             if detach:
-                return _report(svc.get(job_id), as_json=True)
+                return _report(svc, svc.get(job_id), as_json=True)
             return await _follow(svc, job_id, svc.events(job_id, after=0), as_json)
 
     _run(go())
@@ -201,7 +204,7 @@ def resume(job_id: str, yes: YesFlag = False, as_json: JsonFlag = False, data: D
         async with JobService.open(settings_for(data)) as svc:
             record = svc.get(job_id)
             if record.status == "waiting" and not yes:
-                return _report(record, as_json)
+                return _report(svc, record, as_json)
             events = svc.events(job_id)
             await svc.resume(job_id, _me(), auto_approve=yes)
             return await _follow(svc, job_id, events, as_json)
@@ -258,9 +261,11 @@ def status(job_id: str, as_json: JsonFlag = False, data: DataOpt = None) -> None
     job_id = _job_id(job_id, data)
 
     async def go() -> int:
+        from graph.api import artifact_locations
         from graph.service import JobService
 
-        async with JobService.open(settings_for(data)) as svc:
+        settings = settings_for(data)
+        async with JobService.open(settings) as svc:
             st = svc.status(job_id)
         job = st.job
         if as_json:
@@ -274,7 +279,7 @@ def status(job_id: str, as_json: JsonFlag = False, data: DataOpt = None) -> None
                         "created": _iso(job.created),
                         "prompt": job.prompt,
                         "error": job.error,
-                        "artifacts": job.result.artifacts.model_dump() if job.result else {},
+                        "artifacts": artifact_locations(settings, job.job_id, job.result),
                         "max_loop_lag_ms": job.max_loop_lag_ms,
                         "runner": {"host": job.runner_host, "pid": job.runner_pid} if job.runner_pid else None,
                         "stages": [

@@ -119,6 +119,8 @@ def test_two_runners_share_four_jobs_each_stage_running_once(cluster: Cluster, s
         assert done["status"] == "done", done["error"]
         assert max(runs(done).values()) == 1, runs(done)
         assert done["runner"] is None  # nobody holds a finished job
+        bucket_url = cluster.env["STORYBOT_STORAGE_URL"]
+        assert done["artifacts"]["final_video"] == f"{bucket_url}/jobs/{job_id}/final.mp4"
     ran = {box: {p.name for p in (cluster.root / box / "jobs").iterdir()} for box in ("box1", "box2")}
     assert ran["box1"] | ran["box2"] == set(jobs)
     assert ran["box1"] and ran["box2"], f"one runner took every job: {ran}"
