@@ -13,24 +13,33 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from graph.store import JobRecord, JobStore, valid_job_id
+from graph.stored import local_copy
 from tools.errors import BadInput
 from tools.publish import Choice, Outcome, Texts, measure, plan_all, publish_all, targets
 from tools.publish.base import PlatformRow, Progress
 from tools.publish.ledger import Ledger
 from tools.publish.run import Planned
 from tools.settings import Settings
+from tools.storage import is_remote
 
 
-def finished_job(settings: Settings, job_id: str) -> JobRecord:
-    """The job, which must be done and have its master on disk."""
+async def finished_job(settings: Settings, job_id: str) -> tuple[JobRecord, Path, Path | None]:
+    """The job, which must be done, with its master and thumbnail on this machine (fetched from object
+    storage when another machine made them)."""
     record = JobStore.of(settings).get(job_id) if valid_job_id(job_id) else None
     if record is None:
         raise BadInput(f"unknown job id: {job_id!r}")
     if record.status != "done" or record.result is None:
         raise BadInput(f"job {job_id} is not finished (it is {record.status}); only a finished video can be published")
-    if not Path(record.result.artifacts.final_video).is_file():
+    artifacts = record.result.artifacts
+    video: Path | None = Path(artifacts.final_video)
+    thumbnail = Path(artifacts.thumbnail) if artifacts.thumbnail else None
+    if is_remote(settings):
+        video = await local_copy(settings, job_id, "final.mp4")
+        thumbnail = await local_copy(settings, job_id, thumbnail.name) if thumbnail else None
+    if video is None or not video.is_file():
         raise BadInput(f"job {job_id}'s final.mp4 is missing")
-    return record
+    return record, video, thumbnail
 
 
 def may_publish(record: JobRecord, requester_id: str, publisher: bool) -> bool:
@@ -52,12 +61,9 @@ def texts_for(record: JobRecord) -> Callable[[PlatformRow], Texts]:
 
 async def plan_job(settings: Settings, job_id: str, to: str, choice: Choice) -> list[Planned]:
     """Every target's account and rules checked (BadInput before anything is sent anywhere)."""
-    record = finished_job(settings, job_id)
-    assert record.result is not None
+    record, master, thumbnail = await finished_job(settings, job_id)
     rows = targets(to)
-    artifacts = record.result.artifacts
-    thumbnail = Path(artifacts.thumbnail) if artifacts.thumbnail else None
-    video = await asyncio.to_thread(measure, Path(artifacts.final_video), thumbnail)  # hashing: off the loop
+    video = await asyncio.to_thread(measure, master, thumbnail)  # hashing: off the loop
     return plan_all(settings, rows, texts_for(record), choice, video)
 
 

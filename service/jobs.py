@@ -17,6 +17,8 @@ from graph.api import (
     Event,
     JobRecord,
     JobRequest,
+    LimitReached,
+    OverLimit,
     Requester,
     VoiceInfo,
     resolve_visuals,
@@ -76,18 +78,26 @@ def request_of(body: JobCreate, ctx: Context) -> JobRequest:
         raise invalid("prompt", str(exc)) from None
 
 
-def over_limit(ctx: Context, who: Requester) -> None:
-    over = ctx.service.over_limit(who)
-    if over is None:
-        return
+def too_many(over: OverLimit) -> HTTPException:
     if over.limit == "active":
         why = f"{len(over.active)} jobs in progress ({', '.join(over.active)}); the limit is {over.allowed}"
-        raise HTTPException(429, why)
-    raise HTTPException(
+        return HTTPException(429, why)
+    return HTTPException(
         429,
         f"{over.recent} jobs in the last hour; the limit is {over.allowed}",
         headers={"Retry-After": str(max(1, round(over.retry_after)))},
     )
+
+
+async def start_job(ctx: Context, job_request: JobRequest, who: Requester, channel: str, auto_approve: bool) -> str:
+    """Start a job within the caller's per-user limits, which are counted in the insert's own
+    transaction (another front end or replica starting one at the same moment cannot slip past)."""
+    if (over := ctx.service.over_limit(who)) is not None:
+        raise too_many(over)
+    try:
+        return await ctx.service.start(job_request, who, channel=channel, auto_approve=auto_approve, within_limits=True)
+    except LimitReached as exc:
+        raise too_many(exc.over) from None
 
 
 @router.post("/jobs", status_code=201, responses=ERRORS)
@@ -100,8 +110,7 @@ async def create_job(body: JobCreate, request: Request, ctx: Ctx, who: Caller) -
     except BadInput as exc:
         raise invalid("webhook_url", str(exc)) from None
     async with ctx.starting(who.requester.id):  # the limit check and the start are one step
-        over_limit(ctx, who.requester)
-        job_id = await ctx.service.start(job_request, who.requester, channel="api", auto_approve=body.auto_approve)
+        job_id = await start_job(ctx, job_request, who.requester, "api", body.auto_approve)
         if hook is not None:  # before the job's first event: its task runs at our next await
             ctx.webhooks.attach(job_id, hook, who.name)
     secret = who.webhook_secret.get_secret_value() if hook and who.webhook_secret else None

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from graph.api import FINAL_EVENTS, JobRecord, VoiceInfo, voice_catalogue
 from service.deps import Context, bearer, visible
-from service.jobs import act, over_limit, request_of
+from service.jobs import act, request_of, start_job
 from service.problems import Refused
 from service.schemas import Answer, JobCreate, JobSummary, JobView, Visuals
 from service.tokens import Identity
@@ -119,8 +119,7 @@ def mcp_server(ctx: Context, local: Identity | None = None) -> MCPServer:
         try:
             job_request = request_of(body, ctx)
             async with ctx.starting(who.requester.id):
-                over_limit(ctx, who.requester)
-                job_id = await ctx.service.start(job_request, who.requester, channel="mcp", auto_approve=auto_approve)
+                job_id = await start_job(ctx, job_request, who.requester, "mcp", auto_approve)
         except HTTPException as exc:
             raise _refusal(exc) from None
         record = ctx.service.get(job_id)

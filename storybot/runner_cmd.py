@@ -23,7 +23,9 @@ log = logging.getLogger("storybot.runner")
 
 @app.command()
 def runner(
-    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Job steps run at once.")] = 4,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Job steps run at once (default: STORYBOT_RENDER_SLOTS).")
+    ] = None,
     data: DataOpt = None,
 ) -> None:
     """Run job steps from the shared queue (STORYBOT_DATABASE_URL), N at a time, until stopped."""
@@ -32,6 +34,10 @@ def runner(
     from graph.steps import HEARTBEAT_S, QUEUE, STALLED_AFTER_S, TASK, JobStep, queue_app
 
     settings = settings_for(data)
+    # the queue is what bounds the jobs a runner runs: as many render slots as steps it takes, so no
+    # step it took waits here for a slot while another runner is idle
+    concurrency = concurrency or settings.render_slots
+    settings = settings.model_copy(update={"render_slots": concurrency})
     if not is_postgres(settings):
         raise BadInput(
             "storybot runner needs STORYBOT_DATABASE_URL=postgresql://...: on one box `storybot make` runs jobs itself"
