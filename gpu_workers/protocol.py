@@ -1,7 +1,8 @@
 """The JSON messages between a GPU client and a worker (one JSON object per line).
 
 Large data never travels inside a message: images, audio and video are file paths that both sides
-can read (the same machine for `local`, a shared folder for `celery`). Each family has a params
+can read (the same machine for `local`), or with remote object storage, object keys that the Celery
+client and worker exchange files under (tools/gpu/shipping.py). Each family has a params
 model (client → worker) and a result model (worker → client); `GpuClient.run` takes and returns
 those models, so nothing past the boundary reads untyped dicts.
 """

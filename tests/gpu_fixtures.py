@@ -88,8 +88,10 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def start_celery_worker(redis_url: str, queues: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "REDIS_URL": redis_url, "STORYBOT_GPU_BACKEND": "celery"}
+def start_celery_worker(
+    redis_url: str, queues: str, log: Path, extra: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "REDIS_URL": redis_url, "STORYBOT_GPU_BACKEND": "celery", **(extra or {})}
     with log.open("wb") as out:
         return subprocess.Popen(
             [STORYBOT, "worker", *[a for q in queues.split(",") for a in ("--queue", q)]],

@@ -17,6 +17,7 @@ from celery.result import AsyncResult
 from PIL import Image
 
 from tests.gpu_fixtures import children, redis_server, start_celery_worker
+from tests.s3_server import S3Server
 from tools.gpu import GpuError, LtxParams, SdxlParams, VisionParams, WhisperParams, make_client
 from tools.gpu.celery_backend import CeleryBackend
 from tools.settings import Settings
@@ -139,3 +140,54 @@ async def test_cancel_stops_a_running_task_and_the_worker_serves_the_next(
         assert Image.open(result.outputs[0]).size == (96, 160)
     finally:
         await client.close()
+
+
+async def test_with_object_storage_files_travel_as_keys_not_paths(
+    tiny_models: dict[str, str], redis_url: str, tmp_path: Path, s3: S3Server
+) -> None:
+    """A GPU box that cannot see the runner's folder: inputs and outputs go through the bucket."""
+    bucket = s3.bucket()
+    remote = s3.env(bucket)
+    proc = start_celery_worker(redis_url, "sdxl,whisper,ltx,vision", tmp_path / "worker.log", remote)
+    settings = Settings.model_validate(
+        {
+            "STORYBOT_GPU_BACKEND": "celery",
+            "REDIS_URL": redis_url,
+            "STORYBOT_GPU_REQUEST_TIMEOUT": 600,
+            "STORYBOT_DATA_DIR": str(tmp_path / "runner"),
+            **tiny_models,
+            **remote,
+        }
+    )
+    client = make_client(settings)
+    assert isinstance(client, CeleryBackend) and client.storage is not None
+    job = tmp_path / "runner" / "jobs" / "0123456789ab"
+    job.mkdir(parents=True)
+    try:
+        asked = [str(job / "keyframes" / "shot_01.png"), str(job / "keyframes" / "shot_02.png")]
+        pictures = await client.run(
+            "sdxl",
+            SdxlParams(prompts=["a whale", "a lighthouse"], seeds=[3, 4], outputs=asked, width=96, height=160, steps=2),
+        )
+        assert pictures.outputs == asked and all(Image.open(p).size == (96, 160) for p in asked)
+        clip = await client.run(
+            "ltx",
+            LtxParams(
+                image=asked[0], prompt="waves", width=64, height=96, num_frames=9, steps=2, output=str(job / "c.mp4")
+            ),
+        )
+        assert clip.output == str(job / "c.mp4") and clip.frames == 9 and (job / "c.mp4").stat().st_size > 0
+        verdict = await client.run(
+            "vision", VisionParams(image=asked[1], previous=asked[0], prompt="a lighthouse", max_new_tokens=16)
+        )
+        assert verdict.parsed is False
+        speech = await synthesize("A lost whale sang below the rocks.", job / "voice.wav")
+        heard = await client.run("whisper", WhisperParams(audio=str(speech.wav), beam_size=1, max_new_tokens=16))
+        assert abs(heard.duration - speech.duration) < 0.1
+        assert not s3.objects(bucket, "videos/gpu/"), "a request's objects outlived it"
+    finally:
+        await client.close()
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+    shipped = (tmp_path / "worker.log").read_text(errors="replace").count("fetched from object storage")
+    assert shipped == 4, (tmp_path / "worker.log").read_text(errors="replace")[-3000:]

@@ -66,7 +66,14 @@ def make_client(settings: Settings) -> GpuClient:
 
         if not settings.redis_url:
             raise GpuError("STORYBOT_GPU_BACKEND=celery needs REDIS_URL", "load")
-        return CeleryBackend(models_of(settings), settings.redis_url, request_timeout=settings.gpu_request_timeout)
+        from tools.storage import get_storage, is_remote
+
+        return CeleryBackend(
+            models_of(settings),
+            settings.redis_url,
+            request_timeout=settings.gpu_request_timeout,
+            storage=get_storage(settings) if is_remote(settings) else None,
+        )
     if settings.gpu_backend != "local":
         raise GpuError(f"unknown STORYBOT_GPU_BACKEND {settings.gpu_backend!r} (use local or celery)", "load")
     from tools.gpu.local import LocalBackend, parse_devices

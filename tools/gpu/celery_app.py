@@ -12,11 +12,16 @@ with the stage and shot. A cancel is a Redis flag the task's progress callback c
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.utils.log import get_task_logger
 
 from gpu_workers.protocol import Family
 
@@ -82,7 +87,32 @@ def request_cancel(redis_url: str, task_id: str) -> None:
         client.set(CANCEL_PREFIX + task_id, 1, ex=CANCEL_TTL)
 
 
-def run_task(self: Task, family: Family, model: str, params: dict[str, Any]) -> dict[str, Any]:
+log = get_task_logger("storybot.gpu")
+
+
+def run_task(self: Task, family: Family, model: str, params: dict[str, Any], shipped: bool = False) -> dict[str, Any]:
+    """One request. `shipped`: its files are object keys (tools/gpu/shipping.py): fetched into a
+    scratch folder of this worker's, outputs uploaded under the keys the client named."""
+    if not shipped:
+        return _run(self, family, model, params)
+    from tools.gpu.shipping import fetch_inputs, put_outputs
+    from tools.settings import get_settings
+    from tools.storage import get_storage
+
+    storage = get_storage(get_settings())
+    scratch = Path(tempfile.mkdtemp(prefix="storybot-gpu-"))
+    try:
+        local = asyncio.run(fetch_inputs(storage, family, params, scratch))
+        log.info("%s request %s: its files fetched from object storage into %s", family, self.request.id, scratch)
+        outcome = _run(self, family, model, local)
+        if "result" in outcome:
+            outcome["result"] = asyncio.run(put_outputs(storage, family, params, scratch, outcome["result"]))
+        return outcome
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run(self: Task, family: Family, model: str, params: dict[str, Any]) -> dict[str, Any]:
     from gpu_workers.families import free_memory
     from gpu_workers.serve import Cancelled, error_kind, one_line
 

@@ -13,30 +13,52 @@ from typing import Any
 from gpu_workers.protocol import Family
 from tools.gpu.client import GpuClient, ProgressFn
 from tools.gpu.errors import GpuError
+from tools.gpu.shipping import Shipment
+from tools.storage import Storage
 
 POLL_SECONDS = 0.1
 
 
 class CeleryBackend(GpuClient):
-    def __init__(self, models: dict[Family, str], redis_url: str, *, request_timeout: float = 1800) -> None:
+    def __init__(
+        self,
+        models: dict[Family, str],
+        redis_url: str,
+        *,
+        request_timeout: float = 1800,
+        storage: Storage | None = None,
+    ) -> None:
         from tools.gpu.celery_app import make_app
 
         self.models = models
+        self.storage = storage  # remote object storage: files travel as keys (tools/gpu/shipping.py)
         self.redis_url = redis_url
         self.app = make_app(redis_url)
         self.request_timeout = request_timeout
         self.last_task_id: str | None = None
 
     async def request(self, family: Family, params: dict[str, Any], progress: ProgressFn | None) -> dict[str, Any]:
-        from tools.gpu.celery_app import TASK_NAME, request_cancel
 
         if not self.configured(family):
             raise GpuError(f"no {family} model configured", "load")
+        if self.storage is None:
+            return await self._request(family, params, progress, shipped=False)
+        shipment = Shipment(self.storage, family, params)
+        try:
+            return await shipment.receive(await self._request(family, await shipment.send(), progress, shipped=True))
+        finally:
+            await shipment.clean()
+
+    async def _request(
+        self, family: Family, params: dict[str, Any], progress: ProgressFn | None, shipped: bool
+    ) -> dict[str, Any]:
+        from tools.gpu.celery_app import TASK_NAME, request_cancel
+
         limit = self.request_timeout
         result = await asyncio.to_thread(
             self.app.send_task,
             TASK_NAME,
-            args=[family, self.models[family], params],
+            args=[family, self.models[family], params, shipped],
             queue=family,
             expires=limit,
             time_limit=limit + 60,
