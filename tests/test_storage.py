@@ -23,11 +23,14 @@ from graph.api import ARTIFACTS, JobRequest, JobResult, JobService, Links, link_
 from graph.stored import MANIFEST, artifact_locations, fetch_job, local_copy, synced, upload_job
 from service.app import serving
 from tests.cli import ok_json, storybot
+from tests.fake_stock import fake_stock, png_bytes
 from tests.s3_server import KEY_ID, REGION, S3Server
 from tools.media.outputs import Artifacts, collect_artifacts
+from tools.net.guard import Guard
 from tools.settings import Settings
 from tools.storage import StorageError, StorageNotFound, check_key, content_key, get_storage, job_key
 from tools.storage.local import LocalStorage
+from tools.visuals.fetch import Http
 
 JOB = "0123456789ab"
 
@@ -291,3 +294,21 @@ async def test_links_become_presigned_urls_with_the_same_expiry(s3: S3Server, tm
             assert fetched.content == b"the master" * 1000
             wrong = hmac_url.replace("sig=", "sig=x")
             assert (await client.get(wrong)).status_code == 404
+
+
+async def test_a_stock_download_is_shared_by_runners_through_the_bucket(s3: S3Server, tmp_path: Path) -> None:
+    """Two runners (two data folders) need the same stock picture: the provider is asked once."""
+    bucket = s3.bucket()
+    shared = get_storage(remote_settings(s3, bucket, tmp_path / "a"))
+    with fake_stock({"whale.png": png_bytes("cyan")}) as (_, url, requests):
+        async with httpx.AsyncClient() as client:
+            got = [
+                await Http(client, "pexels", 0, guard=Guard.for_bases(url), shared=shared).download(
+                    f"{url}/files/whale.png", tmp_path / box / "cache", "17", "image"
+                )
+                for box in ("a", "b")
+            ]
+    assert [p.parent for p in got] == [tmp_path / "a" / "cache" / "pexels", tmp_path / "b" / "cache" / "pexels"]
+    assert got[0].read_bytes() == got[1].read_bytes() == png_bytes("cyan")
+    assert [r.path for r in requests] == ["/files/whale.png"]
+    assert [k for k in s3.objects(bucket) if k.startswith("videos/cache/visuals/")]

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from tools.models import Aspect
 from tools.settings import Settings
+from tools.storage import Storage, get_storage, is_remote
 
 SourceName = Literal["cards", "stock", "images", "gpu", "user"]
 Choice = Literal["auto", "cards", "stock", "images", "gpu"]
@@ -130,3 +131,9 @@ class SourceRow:
 def cache_dir(settings: Settings) -> Path:
     """Downloads and generated pictures shared by every job (media are linked into job folders)."""
     return settings.data_dir / "cache" / "visuals"
+
+
+def shared_cache(settings: Settings) -> Storage | None:
+    """With remote object storage, the stock downloads every runner shares (`cache/visuals/`): a clip
+    one machine fetched is not fetched from the provider again by another."""
+    return get_storage(settings) if is_remote(settings) else None

@@ -38,6 +38,7 @@ from tools.net.bounded import TooLarge, read_bounded
 from tools.net.guard import Guard, RefusedURL, parse
 from tools.net.redact import redact
 from tools.net.retry import network_failure, retrying, transient_http
+from tools.storage import Storage, content_key
 from tools.visuals.base import VisualError
 
 MAX_BYTES = 200 * 1024 * 1024
@@ -63,11 +64,13 @@ class Http:
         secrets: list[str] | None = None,
         headers: dict[str, str] | None = None,
         guard: Guard | None = None,
+        shared: Storage | None = None,
     ) -> None:
         self.client, self.provider, self.retries = client, provider, retries
         self.secrets = secrets or []
         self.headers = headers or {}  # sent with `json` calls to the API, never with downloads
         self.guard = guard or Guard()
+        self.shared = shared  # remote object storage: the cache every runner shares (cache/visuals/)
 
     def _fail(self, what: str) -> VisualError:
         return VisualError(redact(f"{self.provider}: {what}", extra=self.secrets))
@@ -137,6 +140,10 @@ class Http:
             if not existing.name.startswith("."):
                 return existing
         folder.mkdir(parents=True, exist_ok=True)
+        if self.shared is not None and (found := await self._from_shared(origin, folder / stem)) is not None:
+            source.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(source, origin)
+            return found
         tmp = folder / f".{stem}.{uuid.uuid4().hex[:8]}.part"
         try:
             async with asyncio.timeout(DOWNLOAD_DEADLINE):  # retries included: a trickle is not tried twice
@@ -149,6 +156,8 @@ class Http:
             os.replace(tmp, final)  # a job folder's hard link to an older file keeps that file
             source.parent.mkdir(parents=True, exist_ok=True)
             write_text_atomic(source, origin)
+            if self.shared is not None:
+                await self.shared.put_file(content_key("visuals", origin, f"/media{final.suffix}"), final)
             return final
         except RefusedURL as exc:
             raise RefusedMedia(self._fail(f"{media_id}: {exc}").args[0]) from None
@@ -158,6 +167,17 @@ class Http:
             raise self._fail(f"{media_id}: {exc}") from None
         finally:
             tmp.unlink(missing_ok=True)
+
+    async def _from_shared(self, origin: str, stem: Path) -> Path | None:
+        """The media another runner downloaded from the same URL, from the shared cache (keyed by the
+        URL's digest, `cache/visuals/<digest>/media.<ext>`, so no provider is asked twice for one file
+        across machines)."""
+        assert self.shared is not None
+        for key in await self.shared.list(content_key("visuals", origin)):
+            final = stem.with_name(stem.name + Path(key).suffix)
+            await self.shared.get_file(key, final)
+            return final
+        return None
 
     async def _stream(self, url: str, tmp: Path, kind: Kind) -> str:
         async with asyncio.timeout(DOWNLOAD_DEADLINE):

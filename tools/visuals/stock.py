@@ -24,6 +24,7 @@ from tools.media import motion
 from tools.models import Aspect
 from tools.net.guard import Guard
 from tools.settings import Settings
+from tools.storage import Storage
 from tools.visuals import footage
 from tools.visuals.base import (
     Credit,
@@ -36,6 +37,7 @@ from tools.visuals.base import (
     Visual,
     VisualError,
     cache_dir,
+    shared_cache,
 )
 from tools.visuals.fetch import TIMEOUT, Http, RefusedMedia
 from tools.visuals.terms import queries
@@ -96,11 +98,12 @@ class StockSource:
         cache: Path,
         retries: int,
         rank: Rank | None = None,
+        shared: Storage | None = None,
     ) -> tuple[StockSource, httpx.AsyncClient]:
         """A source over one shared client (the caller closes it): (provider, headers, secrets)."""
         client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=True)
         https = [
-            (p, Http(client, p.name, retries, secrets, headers, Guard.for_bases(p.base)))
+            (p, Http(client, p.name, retries, secrets, headers, Guard.for_bases(p.base), shared))
             for p, headers, secrets in providers
         ]
         return cls(https, cache, rank), client
@@ -282,7 +285,9 @@ def source_row(sites: list[Site]) -> SourceRow:
     @asynccontextmanager
     async def open_stock(settings: Settings, opening: Opening) -> AsyncIterator[StockSource]:
         clients = [(*site.make(settings, key), [key]) for site, key in configured(settings)]
-        stock, client = StockSource.open(clients, cache_dir(settings), settings.provider_retries, opening.rank)
+        stock, client = StockSource.open(
+            clients, cache_dir(settings), settings.provider_retries, opening.rank, shared_cache(settings)
+        )
         async with client:
             yield stock
 
