@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from storybot.app import app, err, run_async, settings_for
-from tools.errors import BadInput
+from tools.errors import BadInput, StorybotError
 from tools.net.redact import redact_logs
 
 if TYPE_CHECKING:
@@ -79,6 +79,8 @@ def runner(
                     worker.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await worker
+                if (stopped := worker.exception()) is not None:  # its database connections gave up
+                    raise StorybotError(f"the job queue stopped taking steps ({stopped}); restart the runner")
         return 0
 
     run_async(go())

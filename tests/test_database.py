@@ -10,13 +10,19 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from graph.database import head
+from alembic.script import ScriptDirectory
+
+from graph.database import HEAD, MIGRATIONS
 from graph.state import JobRequest
 from graph.store import JobStore
 from tests.cli import storybot
 from tools.settings import Settings
 
 OLD_SCHEMA = Path(__file__).parent / "data" / "jobs_before_migrations.sql"  # as sqlite-utils made it
+
+
+def test_the_schema_head_the_code_checks_is_alembics_newest_migration() -> None:
+    assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == HEAD
 
 
 def test_a_jobs_sqlite_from_before_migrations_is_adopted_with_its_rows(tmp_path: Path) -> None:
@@ -31,7 +37,7 @@ def test_a_jobs_sqlite_from_before_migrations_is_adopted_with_its_rows(tmp_path:
     assert listed.returncode == 0, listed.stderr
     assert '"0123456789ab"' in listed.stdout and listed.stderr == ""
     with sqlite3.connect(tmp_path / "jobs.sqlite") as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchone() == (head(),)
+        assert db.execute("SELECT version_num FROM alembic_version").fetchone() == (HEAD,)
         assert "runner_host" in {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
 
 
@@ -56,7 +62,7 @@ def test_postgres_refuses_an_old_schema_in_one_line_then_db_upgrade_runs_once_ev
         _, stderr = proc.communicate(timeout=120)
         assert proc.returncode == 0, stderr
     again = storybot("db", "upgrade", data=tmp_path, env=env)
-    assert again.returncode == 0 and again.stderr.strip() == f"job tables at schema {head()}"
+    assert again.returncode == 0 and again.stderr.strip() == f"job tables at schema {HEAD}"
     listed = storybot("jobs", "--json", data=tmp_path, env=env)
     assert listed.returncode == 0 and listed.stdout.strip() == "[]", listed.stderr
 

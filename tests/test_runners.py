@@ -216,13 +216,17 @@ def test_one_approval_answered_from_two_machines_at_once_is_taken_once_and_cance
 
 
 def test_the_database_restarted_under_a_running_job_the_job_goes_on(cluster: Cluster, postgres: PostgresServer) -> None:
-    cluster.runner("box1")
+    box = cluster.runner("box1")
     job_id = cluster.detach("--yes")
     cluster.wait_stage(job_id, "voice")
     postgres.restart()
     done = cluster.wait(job_id, {"done", "failed", "cancelled"})
     assert done["status"] == "done", done["error"]
     assert max(runs(done).values()) <= 2, runs(done)
+    # and the runner still takes work: its queue connections came back with the database
+    assert box.poll() is None
+    after = cluster.wait(cluster.detach("--yes"), {"done", "failed", "cancelled"})
+    assert after["status"] == "done", after["error"]
 
 
 def test_a_runner_stopped_with_sigterm_hands_its_job_back_and_the_following_make_sees_it_done(
