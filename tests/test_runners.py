@@ -218,7 +218,8 @@ def test_one_approval_answered_from_two_machines_at_once_is_taken_once_and_cance
 def test_the_database_restarted_under_a_running_job_the_job_goes_on(cluster: Cluster, postgres: PostgresServer) -> None:
     box = cluster.runner("box1")
     job_id = cluster.detach("--yes")
-    cluster.wait_stage(job_id, "voice")
+    running = cluster.wait(job_id, {"running", "done", "failed", "cancelled"})
+    assert running["status"] == "running" and running["runner"]["pid"] == box.pid, running
     postgres.restart()
     done = cluster.wait(job_id, {"done", "failed", "cancelled"})
     assert done["status"] == "done", done["error"]
