@@ -11,7 +11,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from graph.database import UPGRADE, SchemaTooOld, is_postgres, libpq_url, lock_key
+from graph.database import UPGRADE, SchemaTooOld, advisory_lock, is_postgres, libpq_url
 from graph.state import CHECKPOINT_MODELS
 from tools.settings import Settings
 
@@ -76,10 +76,9 @@ async def setup_checkpoints(settings: Settings) -> None:
     """The checkpointer's own migrations, once, under an advisory lock (its `setup()` has none)."""
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
-    async with _pool(settings, 2) as pool, pool.connection() as conn:
-        key = lock_key("storybot:checkpoint-setup")
-        await conn.execute("SELECT pg_advisory_lock(%s)", (key,))
-        try:
-            await AsyncPostgresSaver(pool).setup()
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+    async with (
+        _pool(settings, 2) as pool,
+        pool.connection() as conn,
+        advisory_lock(conn, "storybot:checkpoint-setup"),
+    ):
+        await AsyncPostgresSaver(pool).setup()

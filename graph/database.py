@@ -8,12 +8,14 @@ an advisory lock, and everything else refuses an older schema with one line nami
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import functools
 import hashlib
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from tools.errors import BadInput
 from tools.settings import Settings
 
 BUSY_TIMEOUT_MS = 30_000
+LOCK_POLL_S = 0.2  # how often `storybot db upgrade` tries a setup lock another one holds
 # Alembic's INFO lines ("Context impl SQLiteImpl", "Running upgrade") would reach every command's stderr
 logging.getLogger("alembic").setLevel(logging.WARNING)
 UPGRADE = "storybot db upgrade"
@@ -123,15 +126,39 @@ def lock_key(name: str) -> int:
 def _exclusive(engine: Engine, connection: Connection) -> Iterator[None]:
     """One upgrade at a time: an advisory lock on PostgreSQL, a file lock beside the SQLite file."""
     if engine.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_key("storybot:migrations")})
+        key = {"k": lock_key("storybot:migrations")}
+        # tried, not waited for inside one long statement: a statement waiting holds a snapshot, and
+        # the checkpointer's CREATE INDEX CONCURRENTLY in the other upgrade would wait for it in turn
+        while not connection.execute(text("SELECT pg_try_advisory_lock(:k)"), key).scalar():
+            connection.rollback()
+            time.sleep(LOCK_POLL_S)
         try:
             yield
         finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key("storybot:migrations")})
+            connection.execute(text("SELECT pg_advisory_unlock(:k)"), key)
         return
     with open(f"{engine.url.database}.lock", "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         yield
+
+
+@asynccontextmanager
+async def advisory_lock(conn: Any, name: str) -> AsyncIterator[None]:
+    """Hold the session advisory lock `name` on an autocommit psycopg connection, trying every
+    LOCK_POLL_S rather than waiting in one statement (see `_exclusive`)."""
+    from psycopg.rows import tuple_row  # the pool's connections make dicts
+
+    key = lock_key(name)
+    while True:
+        async with conn.cursor(row_factory=tuple_row) as cursor:
+            taken = await (await cursor.execute("SELECT pg_try_advisory_lock(%s)", (key,))).fetchone()
+        if taken and taken[0]:
+            break
+        await asyncio.sleep(LOCK_POLL_S)
+    try:
+        yield
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
-from graph.database import libpq_url, lock_key
+from graph.database import advisory_lock, libpq_url
 from graph.state import Answer
 from tools.settings import Settings
 
@@ -68,18 +68,16 @@ async def setup_queue(settings: Settings) -> bool:
     import psycopg
 
     app = queue_app(settings)
-    async with await psycopg.AsyncConnection.connect(libpq_url(settings), autocommit=True) as conn:
-        key = lock_key("storybot:queue-setup")
-        await conn.execute("SELECT pg_advisory_lock(%s)", (key,))
-        try:
-            found = await (await conn.execute("SELECT to_regclass('procrastinate_jobs')")).fetchone()
-            if found and found[0]:
-                return False
-            async with app.open_async():
-                await app.schema_manager.apply_schema_async()
-            return True
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+    async with (
+        await psycopg.AsyncConnection.connect(libpq_url(settings), autocommit=True) as conn,
+        advisory_lock(conn, "storybot:queue-setup"),
+    ):
+        found = await (await conn.execute("SELECT to_regclass('procrastinate_jobs')")).fetchone()
+        if found and found[0]:
+            return False
+        async with app.open_async():
+            await app.schema_manager.apply_schema_async()
+        return True
 
 
 async def queue_ready(settings: Settings) -> bool:
