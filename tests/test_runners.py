@@ -52,7 +52,11 @@ class Cluster:
         return storybot(*args, data=self.root / "client", env=self.env, timeout=timeout)
 
     def status(self, job_id: str) -> dict[str, Any]:
-        result = self.run("status", job_id, "--json")
+        """`status --json`; while the database restarts it says so in one line (exit 1): asked again."""
+        deadline = time.monotonic() + 30
+        while (result := self.run("status", job_id, "--json")).returncode == 1 and time.monotonic() < deadline:
+            assert "the job database could not be used" in result.stderr, result.stderr
+            time.sleep(0.5)
         assert result.returncode == 0, result.stderr
         return dict(json.loads(result.stdout))
 
