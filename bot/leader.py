@@ -17,19 +17,13 @@ import binascii
 import contextlib
 import hashlib
 import logging
-import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
 
-from graph.api import Settings, is_postgres, libpq_url, lock_key
-
-if TYPE_CHECKING:
-    from psycopg import AsyncConnection
+from graph.api import HeldLock, Settings, is_postgres
 
 log = logging.getLogger("storybot.bot")
 STANDBY_POLL_S = 1.0  # a standby tries the lock this often
 CHECK_S = 3.0  # the leader checks the connection holding its lock this often
-RECONNECT_FOR = 60.0  # seconds a leader whose connection dropped keeps trying to take the lock back
 STANDBY = "standby: another replica holds the Discord gateway"
 
 
@@ -50,24 +44,7 @@ class GatewayLock:
     """The right to hold the Discord gateway (PostgreSQL only)."""
 
     def __init__(self, settings: Settings, token: str) -> None:
-        self.settings = settings
-        self.key = lock_key(f"storybot:discord-gateway:{gateway_name(token)}")
-        self._conn: AsyncConnection[Any] | None = None
-
-    async def _try(self) -> bool:
-        import psycopg
-
-        conn = await psycopg.AsyncConnection.connect(libpq_url(self.settings), autocommit=True, connect_timeout=10)
-        try:
-            row = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,))).fetchone()
-        except BaseException:
-            await conn.close()
-            raise
-        if not (row and row[0]):
-            await conn.close()
-            return False
-        self._conn = conn
-        return True
+        self._lock = HeldLock(settings, f"storybot:discord-gateway:{gateway_name(token)}")
 
     async def acquire(self) -> None:
         """Until this replica holds the lock; a standby says so once."""
@@ -76,7 +53,7 @@ class GatewayLock:
         said = False
         while True:
             try:
-                if await self._try():
+                if await self._lock.take():
                     log.info("leader: this replica holds the Discord gateway")
                     return
                 if not said:
@@ -86,49 +63,25 @@ class GatewayLock:
                 log.warning("cannot reach the database for the gateway lock: %s", " ".join(str(exc).split()))
             await asyncio.sleep(STANDBY_POLL_S)
 
-    async def _alive(self) -> bool:
-        import psycopg
-
-        if self._conn is None:
-            return False
-        try:
-            await asyncio.wait_for(self._conn.execute("SELECT 1"), CHECK_S)
-            return True
-        except (psycopg.OperationalError, TimeoutError):
-            return False
-
     async def held(self) -> None:
         """Returns when the lock is lost for good: the database came back and another replica had it,
-        or it stayed unreachable for RECONNECT_FOR seconds."""
-        import psycopg
-
+        or it stayed unreachable for graph.leases.RECONNECT_FOR seconds."""
         while True:
             await asyncio.sleep(CHECK_S)
-            if await self._alive():
+            if await self._lock.alive(CHECK_S):
                 continue
             log.warning("the database connection holding the Discord gateway lock dropped; taking it back")
-            await self.release()
-            deadline = time.monotonic() + RECONNECT_FOR
-            while True:
-                try:
-                    if await self._try():
-                        log.warning("the Discord gateway lock taken back: still the leader")
-                        break
-                    log.error("another replica took the Discord gateway while the database was away")
-                    return
-                except psycopg.OperationalError:
-                    if time.monotonic() > deadline:
-                        log.error("the database stayed unreachable: the Discord gateway lock is lost")
-                        return
-                    await asyncio.sleep(1)
+            outcome = await self._lock.take_back()
+            if outcome == "taken over":
+                log.error("another replica took the Discord gateway while the database was away")
+                return
+            if outcome == "unreachable":
+                log.error("the database stayed unreachable: the Discord gateway lock is lost")
+                return
+            log.warning("the Discord gateway lock taken back: still the leader")
 
     async def release(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                await conn.close()  # closing the session releases its advisory locks
-            except Exception as exc:  # a connection the database already dropped
-                log.debug("closing the gateway lock's connection: %s", exc)
+        await self._lock.release()
 
 
 @contextlib.asynccontextmanager

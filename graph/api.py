@@ -4,8 +4,9 @@ The Discord bot imports this module only (DESIGN.md: `bot/` may import `graph.Jo
 nodes and tools behind it can change shape without touching the bot.
 """
 
-from graph.database import engine_for, is_postgres, libpq_url, lock_key
+from graph.database import engine_for, is_postgres
 from graph.events import Event
+from graph.leases import HeldLock
 from graph.publish import Linked, linked_platforms, may_publish, plan_job, publications, publish_job, publish_planned
 from graph.service import (
     END_EVENTS,
@@ -79,6 +80,7 @@ __all__ = [
     "Credit",
     "Event",
     "Events",
+    "HeldLock",
     "IdeaApproval",
     "JobRecord",
     "JobRequest",
@@ -115,12 +117,10 @@ __all__ = [
     "is_postgres",
     "is_remote",
     "keep_uploads",
-    "libpq_url",
     "link_secret",
     "linked_platforms",
     "links_storage",
     "local_copy",
-    "lock_key",
     "may_publish",
     "media_kind",
     "plan_job",

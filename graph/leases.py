@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from graph.database import is_postgres, libpq_url, lock_key
 from tools.errors import StorybotError
@@ -30,63 +30,93 @@ class LeaseLost(StorybotError):
     """Another runner took the job while this one could not reach the database: this run stops."""
 
 
-class Lease:
-    """The right to run one job (a no-op on SQLite)."""
+class HeldLock:
+    """A PostgreSQL session advisory lock held on a connection of its own, for as long as the holder
+    lives (the job lock here, the Discord gateway lock in bot/leader.py)."""
 
-    def __init__(self, settings: Settings, job_id: str) -> None:
+    def __init__(self, settings: Settings, name: str) -> None:
         self.settings = settings
-        self.job_id = job_id
-        self.key = lock_key(f"storybot:job:{job_id}")
+        self.key = lock_key(name)
         self._conn: AsyncConnection[Any] | None = None
 
     async def take(self) -> bool:
-        """Take the job's lock now; False when another runner holds it."""
-        if not is_postgres(self.settings):
-            return True
+        """Take it now; False when someone else holds it."""
         import psycopg
 
         conn = await psycopg.AsyncConnection.connect(libpq_url(self.settings), autocommit=True, connect_timeout=10)
-        row = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,))).fetchone()
+        try:
+            row = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,))).fetchone()
+        except BaseException:
+            await conn.close()
+            raise
         if not (row and row[0]):
             await conn.close()
             return False
         self._conn = conn
         return True
 
-    async def check(self) -> None:
-        """Before a stage: still ours? After a database restart, take it back or raise LeaseLost."""
-        if self._conn is None:
-            return
+    async def alive(self, answer_within: float = 10.0) -> bool:
+        """Whether the connection holding it still answers (a database restart drops it, and the lock)."""
         import psycopg
 
+        if self._conn is None:
+            return False
         try:
-            await self._conn.execute("SELECT 1")
-            return
-        except psycopg.OperationalError:
-            log.warning("job %s: the database connection holding its lock dropped; taking it back", self.job_id)
-        await self._close()
+            await asyncio.wait_for(self._conn.execute("SELECT 1"), answer_within)
+            return True
+        except (psycopg.OperationalError, TimeoutError):
+            return False
+
+    async def take_back(self) -> Literal["taken back", "taken over", "unreachable"]:
+        """After the connection dropped: take the lock again if nobody else did, trying the database
+        for RECONNECT_FOR seconds."""
+        import psycopg
+
+        await self.release()
         deadline = time.monotonic() + RECONNECT_FOR
         while True:
             try:
-                if await self.take():
-                    log.warning("job %s: lock taken back, the run goes on", self.job_id)
-                    return
-                raise LeaseLost(f"job {self.job_id} was taken over by another runner while the database was away")
+                return "taken back" if await self.take() else "taken over"
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
-                    raise LeaseLost(f"job {self.job_id}: the database stayed unreachable; its run stops") from None
+                    return "unreachable"
                 await asyncio.sleep(1)
 
     async def release(self) -> None:
-        await self._close()
-
-    async def _close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
                 await conn.close()  # closing the session releases its advisory locks
             except Exception as exc:  # a connection the database already dropped
-                log.debug("closing job %s's lock connection: %s", self.job_id, exc)
+                log.debug("closing a lock's connection: %s", exc)
+
+
+class Lease:
+    """The right to run one job (a no-op on SQLite)."""
+
+    def __init__(self, settings: Settings, job_id: str) -> None:
+        self.job_id = job_id
+        self._lock = HeldLock(settings, f"storybot:job:{job_id}") if is_postgres(settings) else None
+
+    async def take(self) -> bool:
+        """Take the job's lock now; False when another runner holds it."""
+        return self._lock is None or await self._lock.take()
+
+    async def check(self) -> None:
+        """Before a stage: still ours? After a database restart, take it back or raise LeaseLost."""
+        if self._lock is None or await self._lock.alive():
+            return
+        log.warning("job %s: the database connection holding its lock dropped; taking it back", self.job_id)
+        outcome = await self._lock.take_back()
+        if outcome == "taken over":
+            raise LeaseLost(f"job {self.job_id} was taken over by another runner while the database was away")
+        if outcome == "unreachable":
+            raise LeaseLost(f"job {self.job_id}: the database stayed unreachable; its run stops")
+        log.warning("job %s: lock taken back, the run goes on", self.job_id)
+
+    async def release(self) -> None:
+        if self._lock is not None:
+            await self._lock.release()
 
 
 async def held_elsewhere(settings: Settings, job_id: str) -> bool:
