@@ -56,11 +56,8 @@ async def synced(fn: Callable[[JobState, NodeContext], Awaitable[T]], state: Job
 
 
 def _digest(path: Path) -> str:
-    sha = hashlib.sha256()
     with path.open("rb") as file:
-        while chunk := file.read(1 << 20):
-            sha.update(chunk)
-    return sha.hexdigest()
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def _stored_files(folder: Path) -> list[str]:
