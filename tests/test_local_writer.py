@@ -17,7 +17,7 @@ from tests.cli import storybot, storybot_json
 from tests.fake_openai import FakeOpenAI, mode_of, user_text
 from tests.local_http import Reply, Request, local_server
 from tools.llm import OfflineWriter, get_writer
-from tools.llm.factual import factual_kind, question_script
+from tools.llm.factual import FRAMING, factual_kind, question_script
 from tools.llm.hygiene import sentences, word_count
 from tools.llm.local import PROBE_TIMEOUT, SUGGESTED, endpoints
 from tools.llm.openai_writer import OpenAIWriter, script_chars
@@ -108,6 +108,52 @@ async def test_an_explainer_draft_asks_the_question_and_invents_nothing() -> Non
     assert script == question_script(OCTOPUS, 150)  # deterministic, like the story template
     story = await writer.script("A lighthouse keeper who befriends a lost whale", IDEA, 110)
     assert "question" not in story and "whale" in story
+
+
+async def test_revising_a_question_draft_adds_no_story_and_no_claims() -> None:
+    """Whatever the note asks, the new draft says only the question and the framing around it; the
+    summary says why a joke or a claim was not added."""
+    writer = OfflineWriter()
+    draft = await writer.script(OCTOPUS, IDEA, 110)
+    honest = set(sentences(draft)) | FRAMING
+    notes = {
+        "make it shorter": 77,
+        "make it longer": 143,
+        "more dramatic": 110,
+        "add a joke": 110,
+        "again": 110,
+        "mention that their blood is blue": 110,
+    }
+    for note, target in notes.items():
+        revised = await writer.revision(draft, note, 110)
+        said = sentences(revised.text)
+        assert said[0] == f"Here is today's question: {OCTOPUS}?" and said[-1] == f"That is the question: {OCTOPUS}.", (
+            note,
+            revised.text,
+        )
+        assert [s for s in said if s not in honest] == [], (note, revised.text)
+        assert abs(word_count(revised.text) - target) <= 0.1 * target, (note, word_count(revised.text))
+        assert "nothing is added that could be wrong" in revised.summary
+    again = await writer.revise(draft, "again", 110)
+    assert again != draft  # still a new draft, in other honest words
+    shorter = await writer.revise(draft, "make it shorter", 110)
+    assert sentences(shorter)[1] == sentences(draft)[1]  # shorter cuts from the end, the opening stays
+    # a question draft the reviewer added a line to keeps that line
+    mine = draft.replace("Pause here", "My grandmother kept an octopus. Pause here")
+    assert "My grandmother kept an octopus." in sentences(await writer.revise(mine, "make it shorter", 110))
+
+
+def test_a_revised_question_draft_still_says_no_model_is_set_up(tmp_path: Path) -> None:
+    """Through the CLI, as a user revises: the notice stays above the new draft."""
+    env = {"STORYBOT_LOCAL_LLM_SERVERS": ""}
+    job = storybot_json("make", OCTOPUS, "--duration", "40", data=tmp_path, env=env)
+    revised = storybot_json("answer", job["job_id"], "revise", "add a joke", data=tmp_path, env=env)
+    approval = revised["approval"]
+    assert approval["version"] == 2 and approval["writer_notice"].startswith("No language model is set up")
+    assert "only asks the question" in approval["writer_notice"]
+    honest = set(sentences(job["approval"]["script"])) | FRAMING
+    assert [s for s in sentences(approval["script"]) if s not in honest] == []
+    assert "joke" not in approval["script"].lower() and "nothing is added" in approval["summary"]
 
 
 def test_the_template_writer_says_what_it_is_and_how_to_get_a_real_one() -> None:

@@ -3,7 +3,9 @@
 A story grammar can invent a lighthouse keeper; it cannot know why octopuses have three hearts.
 For such a request it writes no facts at all: the user's question is the hook, the rest invites the
 viewer to think and look it up, and the script approval says plainly that it is a question, not an
-answer (`TemplateWriter.notice`). Deterministic, like the rest of the offline writer.
+answer (`OfflineWriter.notice`). A revision of such a draft stays one (`revise_question`): the story
+reviser would add story beats and tone lines ("Weeks passed.") that read as claims. Deterministic,
+like the rest of the offline writer.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from tools.llm.hygiene import cap, plain_text
+from tools.llm.hygiene import cap, plain_text, sentences
 from tools.llm.story import Line, fit
 
 Kind = Literal["explainer", "tips", "news", "how-to"]
@@ -52,7 +54,10 @@ _BODY = (
     "Tell us in the comments what you learned.",
 )
 _SPARE = ("Think about it.", "Take your time.", "Check it yourself.", "Stay curious.", "Keep asking.")
+_HOOK = "Here is today's question: {topic}?"
 _CLOSE = "That is the question: {topic}."
+_ASKED = re.compile(r"Here is today's question: (.+)\?")
+FRAMING = frozenset(_BODY) | frozenset(_SPARE)  # every sentence a question draft may add
 
 
 def factual_kind(request: str) -> Kind | None:
@@ -81,8 +86,35 @@ def topic(request: str) -> str:
 def question_script(request: str, target: int) -> str:
     """The question as the hook, then sentences that invite the viewer to find out: no facts."""
     asked = topic(request) or "a question worth asking"
-    lines = [Line(f"Here is today's question: {asked}?", 0, (0, 0))]
-    lines += [Line(text, 1 + i, (1, 2 * i)) for i, text in enumerate(_BODY)]
-    lines.append(Line(cap(_CLOSE.format(topic=asked)), 0, (2, 0)))
-    spare = [Line(text, 0, (1, 2 * i + 1)) for i, text in enumerate(_SPARE * 2)]
-    return fit(lines, spare, target)
+    body = [Line(text, 1 + i, (1, 2 * i)) for i, text in enumerate(_BODY)]
+    return fit([*_ends(asked), *body], _spare(), target)
+
+
+def asked_in(script: str) -> str | None:
+    """The question a template question draft asks (from its hook), or None for any other script."""
+    return next((m[1] for s in sentences(plain_text(script, 20_000)) if (m := _ASKED.fullmatch(s))), None)
+
+
+def revise_question(script: str, asked: str, seed: int, target: int, fresh: bool) -> str:
+    """The draft fitted to `target` words again from its own sentences and the framing ones only.
+
+    The hook and the close stay; the draft's other sentences keep their order (a reviewer's own words
+    first, then its framing, so "shorter" cuts framing from the end); then unused framing sentences.
+    `fresh` (a note that keeps the length: "again", "add a joke") puts the unused framing first, from
+    a place set by `seed`, so the new draft reads differently without saying anything new.
+    """
+    ends = _ends(asked)
+    kept = [s for s in sentences(plain_text(script, 20_000)) if s not in {e.text for e in ends}]
+    unused = [s for s in _BODY if s not in kept]
+    unused = unused[seed % len(unused) :] + unused[: seed % len(unused)] if unused else []
+    lines = [Line(s, 1 if s not in FRAMING else 3 if fresh else 2, (1, i)) for i, s in enumerate(kept)]
+    lines += [Line(s, 2 if fresh else 3, (1, len(kept) + i)) for i, s in enumerate(unused)]
+    return fit([*ends, *lines], _spare(), target)
+
+
+def _ends(asked: str) -> list[Line]:
+    return [Line(_HOOK.format(topic=asked), 0, (0, 0)), Line(cap(_CLOSE.format(topic=asked)), 0, (2, 0))]
+
+
+def _spare() -> list[Line]:
+    return [Line(text, 0, (1, 2 * i + 1)) for i, text in enumerate(_SPARE * 2)]

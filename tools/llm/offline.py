@@ -11,7 +11,7 @@ from collections import Counter
 
 from tools.errors import BadInput
 from tools.llm.base import clamp_target
-from tools.llm.factual import factual_kind, question_script, topic
+from tools.llm.factual import asked_in, factual_kind, question_script, revise_question, topic
 from tools.llm.hygiene import STOPWORDS, content_words, plain_text, sentences, trim_to_words, word_count, words
 from tools.llm.local import HOW_TO_GET_ONE, Found
 from tools.llm.premise import FALLBACK_REQUESTS, Premise, parse_premise, stable_hash, title_case
@@ -86,18 +86,28 @@ class OfflineWriter:
         return fit(story_lines(premise, angle, seed, target), fillers(), target)
 
     async def revise(self, script: str, note: str, target_words: int) -> str:
-        """Keep the script's sentences where they fit and make the note visible in the new draft."""
+        """Keep the script's sentences where they fit and make the note visible in the new draft; a
+        question draft (an explainer's) only changes length and framing: a template knows no facts."""
         if not sentences(plain_text(script, 20_000)):
             raise BadInput("there is no script to revise")
         target = clamp_target(round(target_words * length_scale(note)))
-        return revise_lines(script, parse_note(note), stable_hash(script, note), target)
+        seed = stable_hash(script, note)
+        asked = asked_in(script)
+        if asked is not None:
+            return revise_question(script, asked, seed, target, fresh=length_scale(note) == 1)
+        return revise_lines(script, parse_note(note), seed, target)
 
     async def revision(self, script: str, note: str, target_words: int) -> Revision:
         text = await self.revise(script, note, target_words)
         shown = plain_text(note, 80) or "a new draft"
-        return Revision(
-            text=text, summary=f"Rewrote for the note “{shown}”: {word_count(script)} to {word_count(text)} words."
-        )
+        counts = f"{word_count(script)} to {word_count(text)} words"
+        if asked_in(script) is not None:
+            return Revision(
+                text=text,
+                summary=f"Kept the question and its framing for the note “{shown}”: {counts}. With no language "
+                "model nothing is added that could be wrong (no facts, jokes or story).",
+            )
+        return Revision(text=text, summary=f"Rewrote for the note “{shown}”: {counts}.")
 
     async def scene_plan(self, title: str, sentence_texts: list[str], count: int) -> list[PlannedShot] | None:
         return None  # the sentence planner cuts by the voice's timing, which is better than a guess
