@@ -49,7 +49,7 @@ from graph.store import ACTIVE, JobRecord, JobStore, LimitReached, OverLimit, St
 from tools.errors import BadInput
 from tools.files import pid_alive, sweep_stale
 from tools.gpu import GpuClient, make_client, models_of
-from tools.llm import get_writer
+from tools.llm import Writer, WriterChoice
 from tools.net.redact import one_line, redact
 from tools.settings import Settings
 from tools.text import clean_replacement
@@ -201,7 +201,7 @@ class JobService:
         self.jobs_dir = settings.data_dir / "jobs"
         self.store = JobStore.of(settings)
         self.graph = build_graph(saver)
-        self.writer = get_writer(settings)
+        self.writers = WriterChoice(settings)  # asked for each job step: a local server may come or go
         self.cpu = asyncio.Semaphore(settings.media_concurrency)
         self.lag = LoopLag()
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -268,6 +268,7 @@ class JobService:
             self._listener = None
         if (gpu := self.__dict__.pop("gpu", None)) is not None:
             await gpu.close()
+        await self.writers.close()
 
     # queries ------------------------------------------------------------
 
@@ -531,7 +532,7 @@ class JobService:
             else:
                 self._finish(job_id, "cancelled")
 
-    def _context(self, job_id: str, auto_approve: bool, lease: Lease) -> NodeContext:
+    def _context(self, job_id: str, auto_approve: bool, lease: Lease, writer: Writer) -> NodeContext:
         # one GPU client per service, made on first use, so every job shares the warm workers
         if "gpu" not in self.__dict__:
             self.gpu: GpuClient | None = make_client(self.settings) if models_of(self.settings) else None
@@ -540,7 +541,7 @@ class JobService:
             job_dir=self.jobs_dir / job_id,
             settings=self.settings,
             store=self.store,
-            writer=self.writer,
+            writer=writer,
             auto_approve=auto_approve,
             emit=self._emit,
             cpu=self.cpu,
@@ -570,7 +571,7 @@ class JobService:
                 await self.graph.ainvoke(
                     await self._payload(step, config),
                     config,
-                    context=self._context(job_id, step.auto_approve, lease),
+                    context=self._context(job_id, step.auto_approve, lease, await self.writers.current()),
                     durability="sync",
                 )
         except asyncio.CancelledError:

@@ -45,8 +45,8 @@ class LocalServer:
 
 
 @contextmanager
-def local_server(handle: Callable[[Request], Reply]) -> Iterator[LocalServer]:
-    """Serve `handle` until the block ends; every request is kept in `.requests`."""
+def local_server(handle: Callable[[Request], Reply], port: int = 0) -> Iterator[LocalServer]:
+    """Serve `handle` until the block ends; every request is kept in `.requests`. `port` 0: any free one."""
     requests: list[Request] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -72,7 +72,7 @@ def local_server(handle: Callable[[Request], Reply]) -> Iterator[LocalServer]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()

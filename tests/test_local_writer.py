@@ -4,6 +4,7 @@ listing API of the program it plays, plus the OpenAI chat API the writer then us
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import threading
@@ -13,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from graph.service import JobService, Requester
+from graph.state import Answer, JobRequest, ScriptApproval
 from tests.cli import storybot, storybot_json
 from tests.fake_openai import FakeOpenAI, mode_of, user_text
 from tests.local_http import Reply, Request, local_server
@@ -22,7 +25,7 @@ from tools.llm.hygiene import sentences, word_count
 from tools.llm.local import PROBE_TIMEOUT, SUGGESTED, endpoints
 from tools.llm.openai_writer import OpenAIWriter, script_chars
 from tools.llm.schemas import StoryIdea
-from tools.settings import Settings
+from tools.settings import Settings, get_settings
 
 OCTOPUS = "why octopuses have three hearts"
 IDEA = StoryIdea(title="t", logline="l", hook="h", score=0)
@@ -51,13 +54,16 @@ def words_asked(body: dict[str, Any]) -> int:
 
 
 def narrator(name: str, body: dict[str, Any]) -> dict[str, Any]:
+    script = " ".join(["The whale sang to the keeper."] * max(1, words_asked(body) // 6))
     if name == "ScriptDraft":
-        return {"script": " ".join(["The whale sang to the keeper."] * max(1, words_asked(body) // 6))}
+        return {"script": script}
+    if name == "RevisionDraft":
+        return {"script": script, "summary": "The whale sings now."}
     raise AssertionError(f"unexpected {name}")
 
 
 @contextmanager
-def local_llm(kind: str, listing: Any, status: int = 200) -> Iterator[tuple[str, FakeOpenAI]]:
+def local_llm(kind: str, listing: Any, status: int = 200, port: int = 0) -> Iterator[tuple[str, FakeOpenAI]]:
     """A server answering `kind`'s model listing and the OpenAI chat API: (its URL, the chat fake)."""
     chat = FakeOpenAI(narrator)
     path = "/api/tags" if kind == "ollama" else "/v1/models"
@@ -67,7 +73,7 @@ def local_llm(kind: str, listing: Any, status: int = 200) -> Iterator[tuple[str,
             return Reply.json(listing, status)
         return chat.handle(request)
 
-    with local_server(handle) as server:
+    with local_server(handle, port) as server:
         chat.server = server
         yield server.url, chat
 
@@ -270,6 +276,50 @@ def test_detection_costs_little_when_nothing_listens_and_is_bounded_when_a_liste
     assert PROBE_TIMEOUT.read is not None and took < PROBE_TIMEOUT.read + 0.5
 
 
+async def test_a_server_started_after_the_service_writes_the_next_job_and_revision(tmp_path: Path) -> None:
+    """The bot runs before `ollama serve`: its first job gets the template and says so; once Ollama
+    answers, a revision of that job and a new job are written by it (no restart); when it stops again,
+    the next job gets the template writer back instead of failing."""
+    port, recheck = free_port(), 0.2
+    servers = f"ollama=http://127.0.0.1:{port}"
+    config = get_settings().model_copy(
+        update={"data_dir": tmp_path, "local_llm_servers": servers, "local_llm_recheck": recheck}
+    )
+    alice = Requester(id="cli:alice", name="alice")
+    tags = {"models": [ollama_model("qwen2.5:7b-instruct", "qwen2", "7.6B")]}
+
+    async def drafted(job_id: str) -> tuple[str, str]:
+        """(the writer recorded for the job's latest draft, the notice shown above it)."""
+        record = await svc.wait(job_id)
+        assert record.status == "waiting" and isinstance(record.approval, ScriptApproval), record
+        stages = {st.name: st for st in svc.status(job_id).stages}
+        stage = "revise_script" if stages["revise_script"].runs else "write_script"
+        return stages[stage].provider or "", record.approval.writer_notice
+
+    async with JobService.open(config) as svc:
+        first = await svc.start(JobRequest(prompt="A lighthouse keeper who befriends a lost whale", duration=20), alice)
+        provider, notice = await drafted(first)
+        assert provider == "offline" and notice.startswith("No language model is set up")
+
+        with local_llm("ollama", tags, port=port) as (_, chat):
+            await asyncio.sleep(recheck)  # the user starts `ollama serve`; the bot keeps running
+            await svc.answer(first, alice, Answer(action="revise", note="make the whale sing"))
+            provider, notice = await drafted(first)
+            assert provider == "ollama:qwen2.5:7b-instruct" and notice.startswith("Writing with qwen2.5:7b-instruct")
+            second = await svc.start(JobRequest(prompt="a fox who guards an old library", duration=20), alice)
+            provider, notice = await drafted(second)
+            assert provider == "ollama:qwen2.5:7b-instruct" and notice.startswith("Writing with qwen2.5:7b-instruct")
+            asked = [r.json()["model"] for r in chat.requests if r.path == "/v1/chat/completions"]
+            assert len(asked) >= 2 and set(asked) == {"qwen2.5:7b-instruct"}  # the revision and the new script
+            shown = svc.get(second).approval
+            assert isinstance(shown, ScriptApproval) and "The whale sang to the keeper." in shown.script
+
+        await asyncio.sleep(recheck)  # Ollama stopped
+        third = await svc.start(JobRequest(prompt="a fox who guards an old library", duration=20), alice)
+        provider, notice = await drafted(third)
+        assert provider == "offline" and notice.startswith("No language model is set up")
+
+
 def test_configured_addresses_are_checked_before_use() -> None:
     given = (
         "ollama=http://127.0.0.1:11434, bogus=http://127.0.0.1:1, lmstudio=ftp://127.0.0.1:1234, llamacpp=http://[::1"
@@ -283,7 +333,6 @@ def test_configured_addresses_are_checked_before_use() -> None:
 
 def test_the_chat_approval_leads_with_the_notice() -> None:
     from bot.messages import script_question
-    from graph.state import ScriptApproval
 
     note = OfflineWriter().notice(OCTOPUS)
     shown = ScriptApproval(version=1, script="Here is the question.", words=4, target_seconds=30, writer_notice=note)

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
         "ollama=http://127.0.0.1:11434,lmstudio=http://127.0.0.1:1234,llamacpp=http://127.0.0.1:8080",
         alias="STORYBOT_LOCAL_LLM_SERVERS",
     )
+    # while no server is in use (or a found one is): asked again at most this often, when a job step starts
+    local_llm_recheck: float = Field(30.0, alias="STORYBOT_LOCAL_LLM_RECHECK", ge=0)
     # the embedded writer (the `writer` extra): an onnxruntime-genai model folder; unset: the pulled default
     writer_model: Path | None = Field(None, alias="STORYBOT_WRITER_MODEL")
     hub_url: str = Field("https://huggingface.co", alias="STORYBOT_HUB_URL")  # where `models pull writer` fetches
