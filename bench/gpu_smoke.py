@@ -51,6 +51,7 @@ from gpu_workers.protocol import (
     FAMILIES,
     Family,
     ImageResult,
+    Look,
     LtxParams,
     SdxlParams,
     VisionParams,
@@ -207,6 +208,8 @@ def expect(family: Family, info: dict[str, Any], device: str, row: dict[str, Any
         failed.append("ltx: frame-by-frame (temporal) decoding is off")
     if family == "ltx" and row.get("latent_frames", 0) <= row.get("temporal_tile_frames", 0):
         failed.append("ltx: the clip is too short for a temporal tile to be reached")
+    if family == "vision" and (row.get("verdicts"), row.get("vision_batch")) != (4, 4):
+        failed.append(f"vision: {row.get('verdicts')} verdicts in batches of {row.get('vision_batch')}, not 4 in one")
     return failed
 
 
@@ -215,7 +218,8 @@ async def smoke(
 ) -> list[dict[str, Any]]:
     """Each family in turn through its own worker; `distilled`: a tiny LTXConditionPipeline folder whose
     name says distilled, run after LTX with a continuation."""
-    env = {"STORYBOT_LTX_FRAMEWISE": "on"}  # the smoke run must reach the temporal tiled decode
+    # the smoke run must reach the spatial and temporal tiled decode, which `auto` skips on a large card
+    env = {"STORYBOT_LTX_FRAMEWISE": "on", "STORYBOT_VAE_TILING": "on"}
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""  # the workers see no card
     backend = LocalBackend(models, offload=os.environ.get("STORYBOT_GPU_OFFLOAD", "auto"), env=env)
@@ -587,14 +591,19 @@ async def run_family(backend: LocalBackend, family: Family, out: Path, real: boo
         if not image.exists():
             Image.new("RGB", (108, 192), (30, 90, 160)).save(image)
         started = time.perf_counter()
-        verdict = await backend.run(
+        looks = [  # a stage's verdicts in one request: the keyframe, then it again after "the previous shot"
+            Look(image=0, prompt="a lighthouse on a cliff at dusk"),
+            Look(image=0, prompt="a whale under the moon", previous=0),
+            Look(image=0, prompt="rain over a harbour town", previous=0),
+            Look(image=0, prompt="a keeper climbing the stairs with a lamp", previous=0),
+        ]
+        judged = await backend.run(
             "vision",
-            VisionParams(
-                image=str(image), prompt="a lighthouse on a cliff at dusk", max_new_tokens=120 if real else 24
-            ),
+            VisionParams(images=[str(image)], looks=looks, max_new_tokens=120 if real else 24, batch=len(looks)),
         )
-        row["s_per_verdict"] = round(time.perf_counter() - started, 3)
-        row["parsed"] = verdict.parsed
+        row["s_per_verdict"] = round((time.perf_counter() - started) / len(looks), 3)
+        row["verdicts"], row["vision_batch"] = len(judged.verdicts), judged.batch
+        row["parsed"] = sum(v.parsed for v in judged.verdicts)
     return row
 
 
@@ -630,6 +639,7 @@ def table(rows: list[dict[str, Any]]) -> str:
                 "segments",
                 "words",
                 "parsed",
+                "vision_batch",
                 "failed",
                 "resident",
                 "workers_rss_mib",

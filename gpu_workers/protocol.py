@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 Family = Literal["sdxl", "ltx", "whisper", "vision"]
 FAMILIES: tuple[Family, ...] = ("sdxl", "ltx", "whisper", "vision")
@@ -121,13 +121,31 @@ class Transcript(BaseModel):
     duration: float
 
 
-class VisionParams(BaseModel):
-    """Judge one keyframe against its prompt (and the previous shot's keyframe, if any)."""
+class Look(BaseModel):
+    """One keyframe to judge: `image` (and `previous`, the shot before, for consistency) index
+    `VisionParams.images`, so a picture shared by two looks travels once."""
 
-    image: str
+    image: int = Field(ge=0)
     prompt: str
-    previous: str | None = None
+    previous: int | None = Field(None, ge=0)
+
+
+class VisionParams(BaseModel):
+    """Judge keyframes against their shots' prompts, up to `batch` in one generation (halved on
+    out-of-memory): a stage's verdicts cost one request, not one per shot."""
+
+    images: list[str] = Field(min_length=1)
+    looks: list[Look] = Field(min_length=1)
     max_new_tokens: int = Field(120, ge=8)
+    batch: int = Field(8, ge=1)
+
+    @model_validator(mode="after")
+    def _indices(self) -> VisionParams:
+        for look in self.looks:
+            for index in (look.image, look.previous):
+                if index is not None and index >= len(self.images):
+                    raise ValueError(f"look names image {index}, but {len(self.images)} images were sent")
+        return self
 
 
 class Verdict(BaseModel):
@@ -165,9 +183,16 @@ class Verdict(BaseModel):
         return min(parts) if parts else None
 
 
+class Verdicts(BaseModel):
+    """The vision worker's answer: one verdict per look, in order, and the batch that fitted."""
+
+    verdicts: list[Verdict]
+    batch: int = 0
+
+
 RESULTS: dict[Family, type[BaseModel]] = {
     "sdxl": ImageResult,
     "ltx": ClipResult,
     "whisper": Transcript,
-    "vision": Verdict,
+    "vision": Verdicts,
 }

@@ -18,7 +18,7 @@ from PIL import Image
 
 from tests.gpu_fixtures import children, redis_server, start_celery_worker
 from tests.s3_server import S3Server
-from tools.gpu import GpuError, LtxParams, SdxlParams, VisionParams, WhisperParams, make_client
+from tools.gpu import GpuError, Look, LtxParams, SdxlParams, VisionParams, WhisperParams, make_client
 from tools.gpu.celery_backend import CeleryBackend
 from tools.settings import Settings
 from tools.tts import synthesize
@@ -74,9 +74,11 @@ async def test_same_api_and_a_killed_worker_process_is_redelivered(
             ),
         )
         assert clip.frames == 9 and (tmp_path / "clip.mp4").stat().st_size > 0
-        verdict = await client.run(
-            "vision", VisionParams(image=str(tmp_path / "key.png"), prompt="waves", max_new_tokens=16)
+        judged = await client.run(
+            "vision",
+            VisionParams(images=[str(tmp_path / "key.png")], looks=[Look(image=0, prompt="waves")], max_new_tokens=16),
         )
+        [verdict] = judged.verdicts
         assert verdict.parsed is False and verdict.score is None
 
         killed: list[int] = []
@@ -177,10 +179,11 @@ async def test_with_object_storage_files_travel_as_keys_not_paths(
             ),
         )
         assert clip.output == str(job / "c.mp4") and clip.frames == 9 and (job / "c.mp4").stat().st_size > 0
-        verdict = await client.run(
-            "vision", VisionParams(image=asked[1], previous=asked[0], prompt="a lighthouse", max_new_tokens=16)
+        judged = await client.run(
+            "vision",
+            VisionParams(images=asked, looks=[Look(image=1, previous=0, prompt="a lighthouse")], max_new_tokens=16),
         )
-        assert verdict.parsed is False
+        assert [v.parsed for v in judged.verdicts] == [False]
         speech = await synthesize("A lost whale sang below the rocks.", job / "voice.wav")
         heard = await client.run("whisper", WhisperParams(audio=str(speech.wav), beam_size=1, max_new_tokens=16))
         assert abs(heard.duration - speech.duration) < 0.1

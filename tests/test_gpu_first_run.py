@@ -21,7 +21,7 @@ from PIL import Image
 from gpu_workers import families
 from gpu_workers.families.vision import matching_torchvision, torchvision_problem, vision_placement
 from tests.gpu_fixtures import build_tiny_models, models
-from tools.gpu import GpuError, LtxParams, VisionParams, WhisperParams, profile_policy
+from tools.gpu import GpuError, Look, LtxParams, VisionParams, WhisperParams, profile_policy
 from tools.gpu.local import LocalBackend, LocalWorker
 from tools.gpu.profiles import pick_profile, profile_named, resolve_profile
 from tools.settings import Settings
@@ -60,7 +60,9 @@ async def test_a_qwen_vl_judge_without_torchvision_fails_at_load_with_the_fix(tm
     (folder / "config.json").write_text(json.dumps({"model_type": "qwen2_5_vl"}), encoding="utf-8")
     backend = LocalBackend({"vision": str(folder)}, load_timeout=120)
     with pytest.raises(GpuError) as caught:
-        await backend.run("vision", VisionParams(image=str(tmp_path / "k.png"), prompt="a lighthouse"))
+        await backend.run(
+            "vision", VisionParams(images=[str(tmp_path / "k.png")], looks=[Look(image=0, prompt="a lighthouse")])
+        )
     await backend.close()
     text = str(caught.value)
     assert caught.value.kind == "load" and "\n" not in text
@@ -135,15 +137,23 @@ def test_ltx_decodes_frame_by_frame_when_memory_is_short(
     assert len(calls) == 1 and calls[0][2] == 5  # (batch, channels, latent frames, h, w)
 
 
-def test_framewise_decoding_is_chosen_from_memory() -> None:
-    pick = families.pick_framewise
-    assert pick("auto", "cuda", "none", free=70 * GIB, weights=20 * GIB, headroom=8 * GIB) is False  # 80 GB
-    assert pick("auto", "cuda", "none", free=30 * GIB, weights=20 * GIB, headroom=8 * GIB) is True  # little left
-    assert pick("auto", "cuda", "model", free=20 * GIB, weights=20 * GIB, headroom=8 * GIB) is True  # 24 GB
-    assert pick("auto", "cpu", "none", free=0, weights=20 * GIB, headroom=8 * GIB) is False
-    assert pick("on", "cpu", "none", free=0, weights=1, headroom=1) is True
+def test_tiled_decoding_is_chosen_from_memory() -> None:
+    """Spatial and frame-by-frame tiling only where memory is short: on an 80 GB card with the whole
+    pipeline resident both are off (tiling costs ~30% of the decode), on a 24 GB card both are on."""
+    short = families.short_of_memory
+    assert short("cuda", "none", free=70 * GIB, weights=20 * GIB, headroom=8 * GIB) is False  # 80 GB
+    assert short("cuda", "none", free=30 * GIB, weights=20 * GIB, headroom=8 * GIB) is True  # little left
+    assert short("cuda", "model", free=70 * GIB, weights=20 * GIB, headroom=8 * GIB) is True  # offloaded
+    assert short("cpu", "none", free=0, weights=20 * GIB, headroom=8 * GIB) is True
+    frames, tiles = families.pick_framewise, families.pick_tiling
+    assert frames("auto", "cuda", short=False) is False and frames("auto", "cuda", short=True) is True
+    assert frames("auto", "cpu", short=True) is False and frames("on", "cpu", short=False) is True
+    assert tiles("auto", short=False) is False and tiles("auto", short=True) is True
+    assert tiles("on", short=False) is True and tiles("off", short=True) is False
     with pytest.raises(ValueError, match="STORYBOT_LTX_FRAMEWISE"):
-        pick("sometimes", "cuda", "none", free=1, weights=1, headroom=1)
+        frames("sometimes", "cuda", short=True)
+    with pytest.raises(ValueError, match="STORYBOT_VAE_TILING"):
+        tiles("always", short=True)
 
 
 def test_the_cards_memory_picks_the_profile() -> None:
@@ -163,14 +173,18 @@ def test_the_profile_sets_the_backends_policy_and_explicit_settings_win() -> Non
     offload, env, lease = profile_policy(base, 24 * GIB)
     assert (offload, lease) == ("model", True)
     assert env["STORYBOT_LTX_FRAMEWISE"] == "on" and env["STORYBOT_VISION_OFFLOAD"] == "auto"
+    assert env["STORYBOT_VAE_TILING"] == "on"
     assert profile_policy(base, 80 * GIB)[::2] == ("auto", False)
-    given = Settings(_env_file=None, STORYBOT_GPU_OFFLOAD="sequential", STORYBOT_LTX_FRAMEWISE="off")
+    assert profile_policy(base, 80 * GIB)[1]["STORYBOT_VAE_TILING"] == "auto"  # tiles only when short
+    given = Settings(
+        _env_file=None, STORYBOT_GPU_OFFLOAD="sequential", STORYBOT_LTX_FRAMEWISE="off", STORYBOT_VAE_TILING="off"
+    )
     offload, env, _ = profile_policy(given, 24 * GIB)
-    assert offload == "sequential" and env["STORYBOT_LTX_FRAMEWISE"] == "off"
+    assert offload == "sequential" and env["STORYBOT_LTX_FRAMEWISE"] == "off" and env["STORYBOT_VAE_TILING"] == "off"
     no_card = Settings(_env_file=None, STORYBOT_GPU_PROFILE="none")
     assert profile_policy(no_card, 24 * GIB) == (
         "auto",
-        {"STORYBOT_LTX_FRAMEWISE": "auto", "STORYBOT_VISION_OFFLOAD": "none"},
+        {"STORYBOT_LTX_FRAMEWISE": "auto", "STORYBOT_VAE_TILING": "auto", "STORYBOT_VISION_OFFLOAD": "none"},
         False,
     )
 
@@ -188,7 +202,7 @@ async def test_under_a_lease_a_family_stops_the_others_on_its_card(tiny_models: 
     folders = models(tiny_models)
     backend = LocalBackend({"whisper": folders["whisper"], "vision": folders["vision"]}, lease=True, load_timeout=120)
     Image.new("RGB", (108, 192), (10, 60, 90)).save(tmp_path / "k.png")
-    judge = VisionParams(image=str(tmp_path / "k.png"), prompt="a whale", max_new_tokens=8)
+    judge = VisionParams(images=[str(tmp_path / "k.png")], looks=[Look(image=0, prompt="a whale")], max_new_tokens=8)
     hear = WhisperParams(audio=str(tone(tmp_path / "a.wav", 1.0)), language="en", beam_size=1, max_new_tokens=4)
     try:
         await backend.run("whisper", hear)
@@ -320,4 +334,7 @@ def test_a_continuation_on_the_condition_pipeline_carries_the_last_frames(
     first, second = (c["conditions"][0] for c in recording.calls)
     assert first.image is not None and first.video is None  # the keyframe starts the shot
     assert second.video is not None and len(second.video) == CONTINUATION_FRAMES and second.image is None
-    assert np.load(tmp_path / "c.npy").shape == (25, 96, 64, 3)
+    clip = np.load(tmp_path / "c.npy")
+    assert clip.shape == (25, 96, 64, 3)
+    # conditioned on exactly the frames the clip holds where the first segment ends (8-16)
+    assert all(np.array_equal(np.asarray(v), clip[8 + i]) for i, v in enumerate(second.video))

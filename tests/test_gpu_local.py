@@ -16,7 +16,7 @@ from PIL import Image
 
 from gpu_workers.serve import error_kind
 from tests.gpu_fixtures import build_tiny_models, models
-from tools.gpu import GpuError, LtxParams, SdxlParams, VisionParams
+from tools.gpu import GpuError, Look, LtxParams, SdxlParams, VisionParams
 from tools.gpu import plan as gpu_plan
 from tools.gpu.local import LocalBackend
 from tools.models import Aspect
@@ -150,12 +150,15 @@ async def test_vision_verdict_from_random_weights_is_recorded_unparsed(
     Image.new("RGB", (108, 192), (90, 60, 10)).save(tmp_path / "b.png")
     backend = LocalBackend(models(tiny_models))
     try:
-        verdict = await backend.run(
+        judged = await backend.run(
             "vision",
             VisionParams(
-                image=str(tmp_path / "b.png"), prompt="a whale", previous=str(tmp_path / "a.png"), max_new_tokens=24
+                images=[str(tmp_path / "a.png"), str(tmp_path / "b.png")],
+                looks=[Look(image=1, prompt="a whale", previous=0)],
+                max_new_tokens=24,
             ),
         )
+        [verdict] = judged.verdicts
         info = backend.workers["vision"].info
     finally:
         await backend.close()

@@ -26,7 +26,7 @@ from gpu_workers import families
 from gpu_workers.protocol import Message, Request
 from gpu_workers.serve import EXIT_FATAL, Server
 from tests.gpu_fixtures import build_tiny_models, models
-from tools.gpu import LtxParams, SdxlParams
+from tools.gpu import Look, LtxParams, SdxlParams, VisionParams
 from tools.gpu.local import LocalBackend, parse_devices
 from tools.vision import verdict
 
@@ -109,8 +109,9 @@ def test_a_vae_without_tiling_fails_loudly() -> None:
 
     class Pipe:
         vae = Vae()
+        components: dict[str, Any] = {}
 
-    with pytest.raises(AttributeError, match="enable_tiling"):
+    with pytest.raises(AttributeError, match="enable_tiling"):  # tiling is wanted on a CPU
         families.place(Pipe(), "ltx", "cpu")
 
 
@@ -144,6 +145,44 @@ def test_an_oom_on_a_batch_halves_it_and_keeps_every_seeds_picture(tiny_models: 
     spy.fail = lambda kwargs: (_ for _ in ()).throw(torch.OutOfMemoryError("CUDA out of memory"))
     with pytest.raises(torch.OutOfMemoryError):  # one picture that does not fit fails as OOM
         sdxl(sdxl_params(tmp_path / "none", 1).model_dump(), lambda i, n: None)
+
+
+def test_vision_judges_keyframes_in_batches_halved_on_oom(tiny_models: dict[str, str], tmp_path: Path) -> None:
+    """Several keyframes in one generation (left-padded prompts) say what one at a time says; an
+    out-of-memory halves the batch, and one look that does not fit fails as OOM."""
+    judge = families.load("vision", models(tiny_models)["vision"])
+    images = []
+    for i, colour in enumerate([(10, 60, 90), (200, 40, 40), (40, 160, 60)]):
+        Image.new("RGB", (108 + 16 * i, 192), colour).save(tmp_path / f"k{i}.png")
+        images.append(str(tmp_path / f"k{i}.png"))
+    looks = [
+        Look(image=0, prompt="a whale"),
+        Look(image=1, prompt="a lighthouse on a cliff at dusk, waves", previous=0),
+        Look(image=2, prompt="rain", previous=1),
+    ]
+    params = VisionParams(images=images, looks=looks, max_new_tokens=12, batch=3)
+    alone = judge(params.model_copy(update={"batch": 1}).model_dump(), lambda i, n: None)
+    steps: list[tuple[int, int]] = []
+    together = judge(params.model_dump(), lambda i, n: steps.append((i, n)))
+    assert together.batch == 3 and steps == [(0, 3), (3, 3)]
+    assert [v.raw for v in together.verdicts] == [v.raw for v in alone.verdicts]
+    assert all(v.raw for v in together.verdicts)  # random weights still generate tokens
+
+    generate, sizes = judge.model.generate, list[int]()
+
+    def room_for_one(**kwargs: Any) -> Any:
+        sizes.append(int(kwargs["input_ids"].shape[0]))
+        if sizes[-1] > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 3.00 GiB")
+        return generate(**kwargs)
+
+    judge.model.generate = room_for_one
+    halved = judge(params.model_dump(), lambda i, n: None)
+    assert sizes == [3, 1, 1, 1] and halved.batch == 1
+    assert [v.raw for v in halved.verdicts] == [v.raw for v in alone.verdicts]
+    judge.model.generate = lambda **kwargs: (_ for _ in ()).throw(torch.OutOfMemoryError("CUDA out of memory"))
+    with pytest.raises(torch.OutOfMemoryError):
+        judge(params.model_copy(update={"looks": looks[:1]}).model_dump(), lambda i, n: None)
 
 
 def test_ltx_segments_cover_the_shot() -> None:
@@ -182,6 +221,26 @@ def test_a_shot_longer_than_the_cap_is_extended_from_its_last_frame(
         frames = [f.to_ndarray(format="rgb24").astype(np.int16) for f in container.decode(video=0)]
     assert len(frames) == 25
     assert np.abs(frames[-1] - frames[0]).mean() > 0.5  # not a loop back to the start
+
+    def stop_in_the_second_segment(step: int, total: int) -> None:
+        if step > 1:
+            raise RuntimeError("cancelled by the client")
+
+    with pytest.raises(RuntimeError, match="cancelled"):  # the first segment was already being encoded
+        ltx(
+            LtxParams(
+                image=str(tmp_path / "key.png"),
+                prompt="waves",
+                output=str(tmp_path / "gone.mp4"),
+                width=64,
+                height=96,
+                num_frames=25,
+                max_frames=17,
+                steps=1,
+            ).model_dump(),
+            stop_in_the_second_segment,
+        )
+    assert not list(tmp_path.glob("*gone*"))  # neither the clip nor its partial file
 
 
 def test_a_cuda_error_makes_the_worker_exit_after_reporting_it() -> None:

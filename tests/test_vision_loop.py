@@ -22,6 +22,7 @@ from tests.gpu_fixtures import STORYBOT, TINY_ENV, build_tiny_models
 from tests.local_http import Reply, gzip_bomb, peak_rss_mib
 from tools.gpu.errors import GpuError
 from tools.settings import Settings
+from tools.vision import Question
 from tools.vision.openai_judge import OpenAIJudge
 
 SCRIPT = "The keeper lit the red lamp at dusk. A lost whale answered from the dark water below."
@@ -111,8 +112,8 @@ async def test_a_server_without_json_schema_is_asked_in_json_mode(tmp_path: Path
             Settings.model_validate({"STORYBOT_VISION_BASE_URL": server.url, "STORYBOT_VISION_MODEL": "llava:13b"})
         )
         try:
-            first = await judge.judge(tmp_path / "k.png", "a red room", None)
-            second = await judge.judge(tmp_path / "k.png", "a red room", tmp_path / "k.png")
+            [first] = await judge.judge([Question(tmp_path / "k.png", "a red room")])
+            [second] = await judge.judge([Question(tmp_path / "k.png", "a red room", tmp_path / "k.png")])
         finally:
             await judge.close()
         bodies = [r.json() for r in server.requests]
@@ -128,7 +129,7 @@ async def test_an_answer_that_does_not_parse_is_no_verdict(tmp_path: Path) -> No
             Settings.model_validate({"STORYBOT_VISION_BASE_URL": server.url, "STORYBOT_VISION_MODEL": "m"})
         )
         try:
-            verdict = await judge.judge(tmp_path / "k.png", "a whale", None)
+            [verdict] = await judge.judge([Question(tmp_path / "k.png", "a whale")])
         finally:
             await judge.close()
     assert not verdict.parsed and verdict.value is None
@@ -203,7 +204,7 @@ async def test_a_vision_reply_past_the_byte_ceiling_is_one_clear_error(tmp_path:
         before = peak_rss_mib()
         try:
             with pytest.raises(GpuError, match=r"^vision model m sent a reply over the 32 MB limit$"):
-                await judge.judge(tmp_path / "k.png", "a whale", None)
+                await judge.judge([Question(tmp_path / "k.png", "a whale")])
         finally:
             await judge.close()
         assert len(server.requests) == 1 and peak_rss_mib() - before < 160

@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     gpu_offload: Literal["auto", "none", "model", "sequential"] = Field("auto", alias="STORYBOT_GPU_OFFLOAD")
     ltx_distilled: Literal["auto", "on", "off"] = Field("auto", alias="STORYBOT_LTX_DISTILLED")  # auto: from the name
     ltx_framewise: Literal["auto", "on", "off"] = Field("auto", alias="STORYBOT_LTX_FRAMEWISE")  # temporal VAE tiling
+    vae_tiling: Literal["auto", "on", "off"] = Field("auto", alias="STORYBOT_VAE_TILING")  # spatial; auto: when short
     gpu_profile: Literal["auto", "none", "24gb", "48gb", "80gb"] = Field("auto", alias="STORYBOT_GPU_PROFILE")
     vision_offload: Literal["none", "auto"] = Field("none", alias="STORYBOT_VISION_OFFLOAD")  # device_map if short
     gpu_idle_unload: float = Field(0, alias="STORYBOT_GPU_IDLE_UNLOAD", ge=0)  # seconds idle before unloading (0 never)
@@ -114,6 +115,7 @@ class Settings(BaseSettings):
     vision_threshold: float = Field(6.0, alias="STORYBOT_VISION_THRESHOLD", ge=0, le=10)
     vision_rounds: int = Field(2, alias="STORYBOT_VISION_ROUNDS", ge=0, le=5)  # regenerations per shot
     vision_max_new_tokens: int = Field(120, alias="STORYBOT_VISION_MAX_NEW_TOKENS", ge=8)
+    vision_batch: int = Field(8, alias="STORYBOT_VISION_BATCH", ge=1, le=64)  # keyframes judged at once
     # the vision judge: `gpu` (STORYBOT_VISION_MODEL on a GPU worker) or `openai` (an OpenAI-compatible
     # vision model named by STORYBOT_VISION_MODEL); auto picks openai when a vision base URL or key is set
     vision_provider: Literal["auto", "gpu", "openai"] = Field("auto", alias="STORYBOT_VISION_PROVIDER")

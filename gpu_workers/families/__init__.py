@@ -19,7 +19,9 @@ from gpu_workers.families.device import (
     peak_bytes,
     pick_framewise,
     pick_offload,
+    pick_tiling,
     place,
+    short_of_memory,
 )
 from gpu_workers.families.ltx import Ltx, segments
 from gpu_workers.families.sdxl import Sdxl
@@ -36,8 +38,10 @@ __all__ = [
     "peak_bytes",
     "pick_framewise",
     "pick_offload",
+    "pick_tiling",
     "place",
     "segments",
+    "short_of_memory",
 ]
 
 # Each family's runner: built once from a model (hub id or folder), then called per request.

@@ -86,18 +86,32 @@ def pick_offload(mode: str, free: int, weights: int, largest: int, headroom: int
     return "sequential"
 
 
-FRAMEWISE_MODES = ("auto", "on", "off")
+TILING_MODES = ("auto", "on", "off")
 
 
-def pick_framewise(mode: str, device: str, offload: str, free: int, weights: int, headroom: int) -> bool:
+def short_of_memory(device: str, offload: str, free: int, weights: int, headroom: int) -> bool:
+    """On a card, offloaded or with under twice the headroom left after the weights: then the VAE
+    decodes in tiles. A CPU decodes in tiles too (its memory is the machine's)."""
+    return device != "cuda" or offload != "none" or free < weights + 2 * headroom
+
+
+def pick_tiling(mode: str, short: bool) -> bool:
+    """Spatial VAE tiling (`STORYBOT_VAE_TILING`): it bounds the decode's memory but costs about 30%
+    more decode time and is not needed where the card has room, so `auto` tiles only when short."""
+    if mode not in TILING_MODES:
+        raise ValueError(f"STORYBOT_VAE_TILING must be one of {', '.join(TILING_MODES)}, not {mode!r}")
+    return mode == "on" or (mode == "auto" and short)
+
+
+def pick_framewise(mode: str, device: str, short: bool) -> bool:
     """LTX temporal tiling (`vae.use_framewise_decoding`): `enable_tiling()` only tiles space, so each
     tile still decodes every frame at once, the largest single allocation on a small card. `auto` turns
-    it on on CUDA when memory is short (offloading, or under twice the headroom left after the weights)."""
-    if mode not in FRAMEWISE_MODES:
-        raise ValueError(f"STORYBOT_LTX_FRAMEWISE must be one of {', '.join(FRAMEWISE_MODES)}, not {mode!r}")
+    it on on CUDA when memory is short."""
+    if mode not in TILING_MODES:
+        raise ValueError(f"STORYBOT_LTX_FRAMEWISE must be one of {', '.join(TILING_MODES)}, not {mode!r}")
     if mode != "auto":
         return mode == "on"
-    return device == "cuda" and (offload != "none" or free < weights + 2 * headroom)
+    return device == "cuda" and short
 
 
 def _module_bytes(module: Any) -> int:
@@ -105,13 +119,11 @@ def _module_bytes(module: Any) -> int:
 
 
 def place(pipe: Any, family: str, device: str, mode: str | None = None) -> dict[str, Any]:
-    """Tiling (and slicing for SDXL batches) on the VAE, then the pipeline on the device or offloaded.
+    """The offload that fits, tiling on the VAE when memory is short (and slicing for SDXL batches),
+    then the pipeline on the device or offloaded.
     Returns what was chosen, for the `ready` message and the smoke report."""
     import torch
 
-    pipe.vae.enable_tiling()  # AttributeError here is wanted: a VAE without it would not fit at 1 MP
-    if family == "sdxl":
-        pipe.vae.enable_slicing()
     offload = "none"
     modules = [m for m in pipe.components.values() if isinstance(m, torch.nn.Module)]
     sizes = [_module_bytes(m) for m in modules]
@@ -122,9 +134,14 @@ def place(pipe: Any, family: str, device: str, mode: str | None = None) -> dict[
         offload = pick_offload(
             mode or os.environ.get("STORYBOT_GPU_OFFLOAD", "auto"), free, sum(sizes), max(sizes, default=0), headroom
         )
+    short = short_of_memory(device, offload, free, sum(sizes), headroom)
+    if pick_tiling(os.environ.get("STORYBOT_VAE_TILING", "auto") or "auto", short):
+        pipe.vae.enable_tiling()  # AttributeError here is wanted: a VAE without it would not fit at 1 MP
+    if family == "sdxl":
+        pipe.vae.enable_slicing()
     if family == "ltx":
         framewise = os.environ.get("STORYBOT_LTX_FRAMEWISE", "auto") or "auto"
-        pipe.vae.use_framewise_decoding = pick_framewise(framewise, device, offload, free, sum(sizes), headroom)
+        pipe.vae.use_framewise_decoding = pick_framewise(framewise, device, short)
     if offload == "model":
         pipe.enable_model_cpu_offload()
     elif offload == "sequential":

@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import queue
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,27 +81,85 @@ def keyframe(path: str, width: int, height: int) -> Any:
         return ImageOps.fit(img.convert("RGB"), (width, height), Image.Resampling.LANCZOS)
 
 
-def _write_frames(frames: list[Any], fps: int, out: Path) -> None:
-    """H.264 at CRF 16 through PyAV (an intermediate, fitted to the shot by the media engine); an
-    `.npy` output is the raw uint8 frames instead, for checks on a machine without PyAV (the smoke run)."""
-    tmp = out.with_name(f".{out.name}.part{out.suffix}")
-    if out.suffix == ".npy":
-        import numpy as np
+class ClipWriter:
+    """Encodes a clip's frames on a thread of its own while the next segment generates, so only the
+    last segment's encoding is on the critical path. H.264 at CRF 16 through PyAV (an intermediate,
+    fitted to the shot by the media engine); an `.npy` output is the raw uint8 frames instead, for
+    checks on a machine without PyAV (the smoke run). Written beside the output, then renamed."""
 
-        with tmp.open("wb") as f:
-            np.save(f, np.stack([np.asarray(frame.convert("RGB"), dtype=np.uint8) for frame in frames]))
-        tmp.replace(out)
-        return
-    import av
+    def __init__(self, out: Path, fps: int) -> None:
+        self.out, self.fps = out, fps
+        self.tmp = out.with_name(f".{out.name}.part{out.suffix}")
+        self.frames = 0
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)  # at most two segments wait in memory
+        self._failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="ltx-encode", daemon=True)
+        self._thread.start()
 
-    with av.open(str(tmp), "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps, options={"crf": "16", "preset": "veryfast"})
-        stream.width, stream.height = frames[0].size
-        stream.pix_fmt = "yuv420p"
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_image(frame)))
-        container.mux(stream.encode(None))
-    tmp.replace(out)
+    def add(self, frames: Any) -> None:
+        """Frames as uint8 (count, height, width, 3); raises what the encoder met, if it failed."""
+        if self._failed is not None:
+            raise self._failed
+        self.frames += len(frames)
+        self._queue.put(frames)
+
+    def close(self) -> None:
+        """Waits for the encoder; the output appears only when it is whole."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._failed is not None:
+            self.tmp.unlink(missing_ok=True)
+            raise self._failed
+        self.tmp.replace(self.out)
+
+    def abort(self) -> None:
+        """Stops the encoder and removes what it wrote."""
+        self._queue.put(None)
+        self._thread.join()
+        self.tmp.unlink(missing_ok=True)
+
+    def _parts(self) -> Iterator[Any]:
+        while (part := self._queue.get()) is not None:
+            yield part
+
+    def _run(self) -> None:
+        try:
+            if self.out.suffix == ".npy":
+                import numpy as np
+
+                parts = list(self._parts())
+                with self.tmp.open("wb") as f:
+                    np.save(f, np.concatenate(parts))
+                return
+            import av
+
+            with av.open(str(self.tmp), "w", format="mp4") as container:
+                stream = container.add_stream("libx264", rate=self.fps, options={"crf": "16", "preset": "veryfast"})
+                stream.pix_fmt = "yuv420p"
+                for n, part in enumerate(self._parts()):
+                    if n == 0:
+                        stream.height, stream.width = part.shape[1:3]
+                    for frame in part:
+                        container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+                container.mux(stream.encode(None))
+        except BaseException as exc:  # handed to the request's thread at its next add() or close()
+            self._failed = exc
+            for _ in self._parts():  # drain, so add() never blocks on a dead encoder
+                pass
+
+
+def to_pil(frame: Any) -> Any:
+    """One frame as the conditioning picture the pipelines take."""
+    from PIL import Image
+
+    return Image.fromarray(frame)
+
+
+def to_uint8(frames: Any) -> Any:
+    """diffusers' `np` output (float frames in [0, 1]) as the uint8 RGB the encoder takes."""
+    import numpy as np
+
+    return (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
 
 
 class Ltx:
@@ -132,7 +193,8 @@ class Ltx:
         done: int,
         total: int,
         steps: int,
-    ) -> list[Any]:
+    ) -> Any:
+        """One generation's frames as uint8 (count, height, width, 3)."""
         kwargs: dict[str, Any] = dict(
             prompt=p.prompt,
             negative_prompt=p.negative_prompt,
@@ -144,7 +206,7 @@ class Ltx:
             decode_timestep=p.decode_timestep,
             decode_noise_scale=p.decode_noise_scale,
             generator=generators(self.pipe, [seed])[0],
-            output_type="pil",
+            output_type="np",  # no PIL round trip: the encoder takes arrays
             callback_on_step_end=step_callback(progress, total, done),
         )
         if self.distilled and self.conditioned:  # the image-to-video pipeline takes no custom timesteps
@@ -164,8 +226,7 @@ class Ltx:
                 kwargs["image_cond_noise_scale"] = 0.0
         else:
             kwargs["image"] = image
-        frames_out: list[Any] = self.pipe(**kwargs).frames[0]
-        return frames_out
+        return to_uint8(self.pipe(**kwargs).frames[0])
 
     def __call__(self, params: dict[str, Any], progress: Progress) -> ClipResult:
         p = LtxParams.model_validate(params)
@@ -180,13 +241,18 @@ class Ltx:
             steps = len(self.DISTILLED_TIMESTEPS) if self.conditioned else min(p.steps, len(self.DISTILLED_TIMESTEPS))
         else:
             steps = p.steps
-        total, frames = steps * len(plan), []
-        for i, count in enumerate(plan):
-            got = self._segment(p, image, count, p.seed + i, progress, i * steps, total, steps)
-            frames += got if i == 0 else got[overlap:]  # a continuation starts on the previous last frames
-            image = got[-overlap:] if overlap > 1 else got[-1]
-            free_memory()
-        _write_frames(frames, p.fps, Path(p.output))
+        total = steps * len(plan)
+        writer = ClipWriter(Path(p.output), p.fps)
+        try:
+            for i, count in enumerate(plan):
+                got = self._segment(p, image, count, p.seed + i, progress, i * steps, total, steps)
+                writer.add(got if i == 0 else got[overlap:])  # a continuation starts on the previous last frames
+                image = [to_pil(f) for f in got[-overlap:]] if overlap > 1 else to_pil(got[-1])
+                free_memory()
+        except BaseException:
+            writer.abort()  # a failed or cancelled request leaves no clip behind
+            raise
+        writer.close()
         return ClipResult(
-            output=p.output, frames=len(frames), fps=p.fps, width=p.width, height=p.height, segments=len(plan)
+            output=p.output, frames=writer.frames, fps=p.fps, width=p.width, height=p.height, segments=len(plan)
         )

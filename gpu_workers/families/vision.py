@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from gpu_workers.families.device import GIB, HEADROOM, Progress, device_and_dtype, log
-from gpu_workers.protocol import Verdict, VisionParams
+from gpu_workers.families.device import GIB, HEADROOM, Progress, device_and_dtype, free_memory, is_oom, log
+from gpu_workers.protocol import Look, Verdict, Verdicts, VisionParams
 from tools.vision.verdict import fit_pixels, parse_verdict, verdict_prompt
 
 
@@ -83,6 +83,8 @@ class Vision:
         self.device, dtype = device_and_dtype()
         self.dtype = dtype
         self.processor = AutoProcessor.from_pretrained(model)
+        # a decoder generates after the prompt's last token: batched prompts are padded on the left
+        self.processor.tokenizer.padding_side = "left"
         free = torch.cuda.mem_get_info()[0] if self.device == "cuda" else 0
         offload = vision_placement(
             os.environ.get("STORYBOT_VISION_OFFLOAD", "none") or "none",
@@ -123,22 +125,47 @@ class Vision:
             )
         return "USER: " + "<image>\n" * images + question + " ASSISTANT:"
 
-    def __call__(self, params: dict[str, Any], progress: Progress) -> Verdict:
-        import torch
+    def __call__(self, params: dict[str, Any], progress: Progress) -> Verdicts:
         from PIL import Image
 
         p = VisionParams.model_validate(params)
-        paths = [p.image] + ([p.previous] if p.previous else [])
-        images = []
-        for path in paths:
+        pictures = []
+        for path in p.images:  # each picture scaled once, however many looks name it
             with Image.open(path) as img:
-                images.append(img.convert("RGB").resize(fit_pixels(img.size), Image.Resampling.LANCZOS))
-        prompt = self.prompt(verdict_prompt(p.prompt, previous=bool(p.previous)), len(images))
+                pictures.append(img.convert("RGB").resize(fit_pixels(img.size), Image.Resampling.LANCZOS))
+        verdicts: list[Verdict] = []
+        batch = p.batch
+        progress(0, len(p.looks))
+        while len(verdicts) < len(p.looks):
+            part = p.looks[len(verdicts) : len(verdicts) + batch]
+            try:
+                texts = self._generate(part, pictures, p.max_new_tokens)
+            except Exception as exc:
+                if not is_oom(exc) or batch == 1:
+                    raise
+                free_memory()
+                batch = max(1, len(part) // 2)  # the same looks, fewer at a time
+                log.warning("vision out of memory; retrying with batches of %d", batch)
+                continue
+            verdicts += [parse_verdict(text) for text in texts]
+            progress(len(verdicts), len(p.looks))
+        return Verdicts(verdicts=verdicts, batch=batch)
+
+    def _generate(self, looks: list[Look], pictures: list[Any], max_new_tokens: int) -> list[str]:
+        """One greedy generation for several looks: prompts left-padded to one length, each look's
+        pictures in its prompt's order (the keyframe, then the previous shot)."""
+        import torch
+
+        prompts, images = [], []
+        for look in looks:
+            shown = [look.image] + ([look.previous] if look.previous is not None else [])
+            images += [pictures[i] for i in shown]
+            prompts.append(self.prompt(verdict_prompt(look.prompt, previous=look.previous is not None), len(shown)))
         # pixel values in the model's dtype (bf16 on CUDA); token ids stay integers
-        inputs = self.processor(images=images, text=[prompt], return_tensors="pt").to(self.device, dtype=self.dtype)
-        progress(0, 1)
+        inputs = self.processor(images=images, text=prompts, padding=True, return_tensors="pt").to(
+            self.device, dtype=self.dtype
+        )
         with torch.inference_mode():
-            out = self.model.generate(**inputs, max_new_tokens=p.max_new_tokens, do_sample=False)
-        text = self.processor.decode(out[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-        progress(1, 1)
-        return parse_verdict(text)
+            out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        start = inputs["input_ids"].shape[1]
+        return [str(self.processor.decode(row[start:], skip_special_tokens=True)) for row in out]

@@ -11,12 +11,12 @@ from langgraph.types import Command, interrupt
 from graph.context import NodeContext, StageUpdate, done, fingerprint, remember, reusable, stage
 from graph.nodes.gpu import on_gpu, sdxl_draw
 from graph.nodes.prompts import negative_prompt, picture_prompt, shot_seed
-from graph.nodes.vision import judge_once, shown_verdicts
+from graph.nodes.vision import judge_all, shown_verdicts
 from graph.state import Answer, JobState, KeyframeApproval, ShotCaption
 from tools import visuals
 from tools.files import write_json_atomic
 from tools.media import keyframes, shots
-from tools.vision import get_judge
+from tools.vision import Question, get_judge
 
 REROLL_SEED_STEP = 7919  # a re-roll's new seed: a new picture, still deterministic
 
@@ -96,7 +96,7 @@ async def keyframes_node(state: JobState, ctx: NodeContext) -> StageUpdate:
     async def rank(frame: Path, text: str) -> float | None:
         """A stock candidate's frame scored against the shot's words by the vision model."""
         assert vision is not None
-        return (await judge_once(ctx, vision, frame, text, None, "stock candidate")).value
+        return (await judge_all(ctx, vision, [Question(frame, text)], "stock candidate"))[0].value
 
     own = [b for b, _, _ in todo if b.index in pinned]
     rest = [b for b, _, _ in todo if b.index not in pinned]

@@ -19,7 +19,8 @@ from tools.files import write_json_atomic
 from tools.gpu import Verdict
 from tools.gpu import plan as gpu_plan
 from tools.media import shots
-from tools.vision import Judge, get_judge
+from tools.models import Shot
+from tools.vision import Judge, Question, get_judge
 
 log = logging.getLogger(__name__)
 REDRAW_SEED_STEP = 7919
@@ -67,16 +68,10 @@ def best_attempt(attempts: list[Attempt]) -> int:
     return max(range(len(attempts)), key=lambda i: (value(i), -i))
 
 
-async def judge_once(
-    ctx: NodeContext, judge: Judge, png: Path, prompt: str, previous: Path | None, what: str
-) -> Verdict:
+async def judge_all(ctx: NodeContext, judge: Judge, questions: list[Question], what: str) -> list[Verdict]:
+    """Every question in one judge call (batched on the GPU, concurrent on an API)."""
     return await gpu_call(
-        ctx,
-        "vision",
-        judge.model,
-        lambda p: judge.judge(png, prompt, previous, p),
-        stage_name="vision_guidance",
-        what=what,
+        ctx, "vision", judge.model, lambda p: judge.judge(questions, p), stage_name="vision_guidance", what=what
     )
 
 
@@ -115,67 +110,111 @@ async def vision_guidance(state: JobState, ctx: NodeContext) -> StageUpdate:
     return done(f"{judge.provider} ({judge.model})", notices=notices)
 
 
+class _Shot:
+    """A shot being judged: its pictures so far and what they were drawn from."""
+
+    def __init__(self, shot: Shot, png: Path, previous: Path | None, seed: int, prompt: str, negative: str) -> None:
+        self.shot, self.png, self.previous = shot, png, previous
+        self.seed, self.prompt, self.negative = seed, prompt, negative
+        self.attempts: list[Attempt] = []
+
+    @property
+    def latest(self) -> Verdict:
+        return self.attempts[-1].verdict
+
+
 async def _judge_all(state: JobState, ctx: NodeContext, judge: Judge) -> list[ShotJudgement]:
+    """Round by round over every shot: all keyframes judged in one call, then every shot under the
+    threshold redrawn in one SDXL call (batched) and the redraws judged in one more, so a stage costs
+    a few batched requests instead of two per shot. A redraw is judged against its shot's words and
+    the previous shot's keyframe as first drawn."""
     s = ctx.settings
     scenes = shots.read_scenes(ctx.path("scenes.json"))
     sdxl = on_gpu(ctx, "sdxl")
     request = ctx.request(state)
     plan = shots.read_shots(ctx.path("shots.json"))
-    judged: list[ShotJudgement] = []
-    previous = None
-    for n, shot in enumerate(plan):
-        png = ctx.path(state["keyframes"][n])
-        manifest = png.with_name(f".{png.stem}.vision.json")
+    pngs = [ctx.path(state["keyframes"][n]) for n in range(len(plan))]
 
-        def key(png: Path = png, previous: Path | None = previous) -> str:
-            return fingerprint(
-                judge.model, file_digest(png), s.vision_threshold, s.vision_rounds, previous and file_digest(previous)
-            )
+    def key(n: int) -> str:
+        previous = pngs[n - 1] if n else None
+        return fingerprint(
+            judge.model, file_digest(pngs[n]), s.vision_threshold, s.vision_rounds, previous and file_digest(previous)
+        )
 
-        if (kept := recall(manifest, key(), ShotJudgement, png)) is not None:
-            judged.append(kept)
-            previous = png
-            continue
-        what = f"shot {shot.index + 1}"
-        seed = shot_seed(state.get("shot_seeds", {}), request.seed, shot.index)
-        prompt, negative = picture_prompt(shot, scenes), negative_prompt(ctx, shot, scenes)
-        verdict = await judge_once(ctx, judge, png, prompt, previous, what)
-        attempts = [
-            Attempt(round=0, seed=seed, prompt=prompt, negative_prompt=negative, file=png.name, verdict=verdict)
-        ]
-        for round_ in range(1, s.vision_rounds + 1 if sdxl else 1):
-            if not gpu_plan.needs_retry(verdict, s.vision_threshold):
-                break
-            assert sdxl is not None
-            retry = png.with_name(f".{png.stem}.try{round_}.png")
-            new_seed = seed + REDRAW_SEED_STEP * round_
-            new_prompt, new_negative = gpu_plan.redraw_prompts(prompt, negative, verdict)
-            await sdxl_draw(
-                ctx, sdxl, "vision_guidance", request.aspect, [(shot, new_seed, new_prompt, retry)], [new_negative]
-            )
-            verdict = await judge_once(ctx, judge, retry, prompt, previous, what)  # judged against the shot, always
-            attempts.append(
+    def manifest(n: int) -> Path:
+        return pngs[n].with_name(f".{pngs[n].stem}.vision.json")
+
+    judged: dict[int, ShotJudgement] = {}
+    for n in range(len(plan)):
+        if (kept := recall(manifest(n), key(n), ShotJudgement, pngs[n])) is not None:
+            judged[n] = kept
+    todo = [
+        _Shot(
+            shot,
+            pngs[n],
+            pngs[n - 1] if n else None,
+            shot_seed(state.get("shot_seeds", {}), request.seed, shot.index),
+            picture_prompt(shot, scenes),
+            negative_prompt(ctx, shot, scenes),
+        )
+        for n, shot in enumerate(plan)
+        if n not in judged
+    ]
+    if todo:
+        first = await judge_all(ctx, judge, [Question(t.png, t.prompt, t.previous) for t in todo], _shots(todo))
+        for t, verdict in zip(todo, first, strict=True):
+            t.attempts.append(
                 Attempt(
-                    round=round_,
-                    seed=new_seed,
-                    prompt=new_prompt,
-                    negative_prompt=new_negative,
-                    file=retry.name,
-                    verdict=verdict,
+                    round=0, seed=t.seed, prompt=t.prompt, negative_prompt=t.negative, file=t.png.name, verdict=verdict
                 )
             )
-        best = best_attempt(attempts)
-        if best:  # every round's picture stays on disk beside vision.json; the best becomes the keyframe
-            first_file = png.with_name(f".{png.stem}.try0.png")
-            shutil.copyfile(png, first_file)
-            attempts[0].file = first_file.name
-            shutil.copyfile(png.with_name(attempts[best].file), png)
-        judgement = ShotJudgement(shot=shot.index + 1, kept=best, verdict=attempts[best].verdict, attempts=attempts)
-        judged.append(judgement)
-        remember(manifest, key(), judgement)
-        previous = png
-        ctx.progress("vision_guidance", 100 * (n + 1) / len(plan))
-    return judged
+    for round_ in range(1, s.vision_rounds + 1 if sdxl else 1):
+        ctx.progress("vision_guidance", 100 * round_ / (s.vision_rounds + 1))
+        redraw = [t for t in todo if gpu_plan.needs_retry(t.latest, s.vision_threshold)]
+        if not redraw:
+            break
+        assert sdxl is not None
+        tries = []
+        for t in redraw:
+            prompt, negative = gpu_plan.redraw_prompts(t.prompt, t.negative, t.latest)
+            retry = t.png.with_name(f".{t.png.stem}.try{round_}.png")
+            tries.append((t, t.seed + REDRAW_SEED_STEP * round_, prompt, negative, retry))
+        await sdxl_draw(
+            ctx,
+            sdxl,
+            "vision_guidance",
+            request.aspect,
+            [(t.shot, seed, prompt, retry) for t, seed, prompt, _, retry in tries],
+            [negative for *_, negative, _ in tries],
+        )
+        # judged against the shot's own words, never the redraw's prompt
+        verdicts = await judge_all(
+            ctx, judge, [Question(r, t.prompt, t.previous) for t, *_, r in tries], _shots(redraw)
+        )
+        for (t, seed, prompt, negative, retry), verdict in zip(tries, verdicts, strict=True):
+            t.attempts.append(
+                Attempt(
+                    round=round_, seed=seed, prompt=prompt, negative_prompt=negative, file=retry.name, verdict=verdict
+                )
+            )
+    for t in todo:  # every round's picture stays on disk beside vision.json; the best becomes the keyframe
+        best = best_attempt(t.attempts)
+        if best:
+            first_file = t.png.with_name(f".{t.png.stem}.try0.png")
+            shutil.copyfile(t.png, first_file)
+            t.attempts[0].file = first_file.name
+            shutil.copyfile(t.png.with_name(t.attempts[best].file), t.png)
+        judged[t.shot.index] = ShotJudgement(
+            shot=t.shot.index + 1, kept=best, verdict=t.attempts[best].verdict, attempts=t.attempts
+        )
+    for t in todo:  # after every keyframe is final, since each shot's key names the previous one's
+        remember(manifest(t.shot.index), key(t.shot.index), judged[t.shot.index])
+    ctx.progress("vision_guidance", 100)
+    return [judged[n] for n in range(len(plan))]
+
+
+def _shots(todo: list[_Shot]) -> str:
+    return "shot " + ", ".join(str(t.shot.index + 1) for t in todo)
 
 
 def shown_verdicts(ctx: NodeContext) -> list[ShotVerdict]:

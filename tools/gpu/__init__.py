@@ -8,11 +8,13 @@ from gpu_workers.protocol import (
     ClipResult,
     Family,
     ImageResult,
+    Look,
     LtxParams,
     RecognisedWord,
     SdxlParams,
     Transcript,
     Verdict,
+    Verdicts,
     VisionParams,
     WhisperParams,
 )
@@ -26,12 +28,14 @@ __all__ = [
     "GpuClient",
     "GpuError",
     "ImageResult",
+    "Look",
     "LtxParams",
     "ProgressFn",
     "RecognisedWord",
     "SdxlParams",
     "Transcript",
     "Verdict",
+    "Verdicts",
     "VisionParams",
     "WhisperParams",
     "make_client",
@@ -102,12 +106,15 @@ def profile_policy(settings: Settings, total_bytes: int | None = None) -> tuple[
     given = settings.model_fields_set
     env: dict[str, str] = {
         "STORYBOT_LTX_FRAMEWISE": settings.ltx_framewise,
+        "STORYBOT_VAE_TILING": settings.vae_tiling,
         "STORYBOT_VISION_OFFLOAD": settings.vision_offload,
     }
     if profile is None:
         return str(settings.gpu_offload), env, False
     if "ltx_framewise" not in given:
         env["STORYBOT_LTX_FRAMEWISE"] = profile.ltx_framewise
+    if "vae_tiling" not in given:
+        env["STORYBOT_VAE_TILING"] = profile.vae_tiling
     if "vision_offload" not in given:
         env["STORYBOT_VISION_OFFLOAD"] = profile.vision_offload
     offload = settings.gpu_offload if "gpu_offload" in given else profile.offload

@@ -2,7 +2,7 @@
 
 `run(family, params, progress)` sends one request (the family's params model from
 gpu_workers.protocol) and returns the family's result model (`ImageResult`, `ClipResult`,
-`Transcript`, `Verdict`). Nodes never know whether a local subprocess or a Celery worker on another
+`Transcript`, `Verdicts`). Nodes never know whether a local subprocess or a Celery worker on another
 machine served it, and never read an untyped dict.
 """
 
@@ -21,7 +21,7 @@ from gpu_workers.protocol import (
     LtxParams,
     SdxlParams,
     Transcript,
-    Verdict,
+    Verdicts,
     VisionParams,
     WhisperParams,
 )
@@ -66,7 +66,7 @@ class GpuClient:
     @overload
     async def run(
         self, family: Literal["vision"], params: VisionParams, progress: ProgressFn | None = None
-    ) -> Verdict: ...
+    ) -> Verdicts: ...
 
     async def run(self, family: Family, params: BaseModel, progress: ProgressFn | None = None) -> BaseModel:
         if not isinstance(params, PARAMS[family]):

@@ -29,6 +29,7 @@ class Profile(BaseModel):
     lease: bool  # one family resident on the card at a time
     offload: str  # STORYBOT_GPU_OFFLOAD for the diffusers families
     ltx_framewise: str  # STORYBOT_LTX_FRAMEWISE
+    vae_tiling: str  # STORYBOT_VAE_TILING
     vision_offload: str  # the judge: "none" (all on the card) or "auto" (device_map when it does not fit)
     estimated_peak_gib: float  # the largest family resident with its headroom (estimated)
 
@@ -49,6 +50,7 @@ PROFILES: tuple[Profile, ...] = (
         lease=False,
         offload="auto",
         ltx_framewise="auto",
+        vae_tiling="auto",
         vision_offload="none",
         estimated_peak_gib=75,
     ),
@@ -60,6 +62,7 @@ PROFILES: tuple[Profile, ...] = (
         lease=True,
         offload="auto",
         ltx_framewise="auto",
+        vae_tiling="auto",
         vision_offload="auto",
         estimated_peak_gib=45,
     ),
@@ -71,6 +74,7 @@ PROFILES: tuple[Profile, ...] = (
         lease=True,
         offload="model",
         ltx_framewise="on",
+        vae_tiling="on",
         vision_offload="auto",
         estimated_peak_gib=19,
     ),

@@ -22,7 +22,7 @@ INPUTS: dict[Family, tuple[str, ...]] = {
     "sdxl": (),
     "ltx": ("image",),
     "whisper": ("audio",),
-    "vision": ("image", "previous"),
+    "vision": ("images",),
 }
 OUTPUTS: dict[Family, tuple[str, ...]] = {"sdxl": ("outputs",), "ltx": ("output",), "whisper": (), "vision": ()}
 

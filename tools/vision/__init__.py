@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tools.gpu import GpuClient, vision_on_api
 from tools.settings import Settings
-from tools.vision.base import Judge
+from tools.vision.base import Judge, Question
 
 
 def get_judge(settings: Settings, gpu: GpuClient | None) -> Judge | None:
@@ -19,8 +19,8 @@ def get_judge(settings: Settings, gpu: GpuClient | None) -> Judge | None:
     if gpu is not None and gpu.configured("vision"):
         from tools.vision.gpu_judge import GpuJudge
 
-        return GpuJudge(gpu, settings.vision_max_new_tokens)
+        return GpuJudge(gpu, settings.vision_max_new_tokens, settings.vision_batch)
     return None
 
 
-__all__ = ["Judge", "get_judge"]
+__all__ = ["Judge", "Question", "get_judge"]

@@ -2,29 +2,32 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Sequence
 
-from gpu_workers.protocol import Verdict, VisionParams
+from gpu_workers.protocol import Look, Verdict, VisionParams
 from tools.gpu.client import GpuClient, ProgressFn
+from tools.vision.base import Question
 
 
 class GpuJudge:
     provider = "vlm"
 
-    def __init__(self, gpu: GpuClient, max_new_tokens: int) -> None:
-        self.gpu, self.max_new_tokens = gpu, max_new_tokens
+    def __init__(self, gpu: GpuClient, max_new_tokens: int, batch: int) -> None:
+        self.gpu, self.max_new_tokens, self.batch = gpu, max_new_tokens, batch
         self.model = gpu.model("vision")
 
-    async def judge(
-        self, image: Path, prompt: str, previous: Path | None, progress: ProgressFn | None = None
-    ) -> Verdict:
-        params = VisionParams(
-            image=str(image),
-            prompt=prompt,
-            previous=str(previous) if previous else None,
-            max_new_tokens=self.max_new_tokens,
-        )
-        return await self.gpu.run("vision", params, progress)
+    async def judge(self, questions: Sequence[Question], progress: ProgressFn | None = None) -> list[Verdict]:
+        """Every question in one request: each picture sent once (a shot's keyframe is also the next
+        shot's `previous`), judged `batch` at a time on the worker."""
+        images: dict[str, int] = {}
+        looks = []
+        for q in questions:
+            image = images.setdefault(str(q.image), len(images))
+            previous = images.setdefault(str(q.previous), len(images)) if q.previous else None
+            looks.append(Look(image=image, prompt=q.prompt, previous=previous))
+        params = VisionParams(images=list(images), looks=looks, max_new_tokens=self.max_new_tokens, batch=self.batch)
+        answer = await self.gpu.run("vision", params, progress)
+        return answer.verdicts
 
     async def close(self) -> None:
         """The GPU client belongs to the service, which closes it."""

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import io
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from tools.gpu.errors import GpuError
 from tools.net.bounded import TooLarge, bounded_transport
 from tools.net.redact import redact
 from tools.settings import Settings
+from tools.vision.base import Question
 from tools.vision.verdict import fit_pixels, parse_verdict, verdict_prompt
 
 log = logging.getLogger(__name__)
@@ -75,25 +77,46 @@ class OpenAIJudge:
         self.max_tokens = max(settings.vision_max_new_tokens, 200)
         self.methods = list(METHODS)
 
-    def _messages(self, image: Path, prompt: str, previous: Path | None) -> list[dict[str, Any]]:
-        parts: list[dict[str, Any]] = [{"type": "text", "text": verdict_prompt(prompt, previous=previous is not None)}]
-        for path in [image] + ([previous] if previous else []):
+    def _messages(self, q: Question) -> list[dict[str, Any]]:
+        parts: list[dict[str, Any]] = [
+            {"type": "text", "text": verdict_prompt(q.prompt, previous=q.previous is not None)}
+        ]
+        for path in [q.image] + ([q.previous] if q.previous else []):
             parts.append({"type": "image_url", "image_url": {"url": data_url(path)}})
         return [{"role": "user", "content": parts}]
 
-    async def judge(
-        self, image: Path, prompt: str, previous: Path | None, progress: ProgressFn | None = None
-    ) -> Verdict:
-        messages = await asyncio.to_thread(self._messages, image, prompt, previous)
+    async def judge(self, questions: Sequence[Question], progress: ProgressFn | None = None) -> list[Verdict]:
+        """Up to `vision_batch` requests at once (a chat API answers one picture per request)."""
+        gate, answered = asyncio.Semaphore(self.settings.vision_batch), 0
         if progress:
-            progress(0, 1)
+            progress(0, len(questions))
+
+        async def one(q: Question) -> Verdict:
+            nonlocal answered
+            async with gate:
+                verdict = await self._ask(q)
+            answered += 1
+            if progress:
+                progress(answered, len(questions))
+            return verdict
+
+        asked = [asyncio.ensure_future(one(q)) for q in questions]
+        try:
+            return list(await asyncio.gather(*asked))
+        except BaseException:
+            for task in asked:  # one failure fails the call: nobody waits on the rest
+                task.cancel()
+            raise
+
+    async def _ask(self, q: Question) -> Verdict:
+        messages = await asyncio.to_thread(self._messages, q)
+        formats: dict[str, Any] = {
+            "json_schema": {"response_format": {"type": "json_schema", "json_schema": VERDICT_SCHEMA}},
+            "json_object": {"response_format": {"type": "json_object"}},
+            "text": {},
+        }
         while True:
             method = self.methods[0]
-            formats: dict[str, Any] = {
-                "json_schema": {"response_format": {"type": "json_schema", "json_schema": VERDICT_SCHEMA}},
-                "json_object": {"response_format": {"type": "json_object"}},
-                "text": {},
-            }
             try:
                 reply = await self.client.chat.completions.create(
                     model=self.model,
@@ -104,6 +127,8 @@ class OpenAIJudge:
                 )
                 break
             except openai.BadRequestError as exc:
+                if method != self.methods[0]:
+                    continue  # a concurrent request already moved on to the next method
                 if len(self.methods) == 1:
                     said = redact(exc.message, self.settings)  # a server may echo the key it was sent
                     raise GpuError(f"vision model {self.model} refused the request: {said}", "bad_request") from None
@@ -117,8 +142,6 @@ class OpenAIJudge:
                 raise GpuError(f"vision model {self.model} sent {exc}", "error") from None
             except RecursionError:
                 raise GpuError(f"vision model {self.model} sent a reply nested too deep to read", "error") from None
-        if progress:
-            progress(1, 1)
         text = reply.choices[0].message.content or "" if reply.choices else ""
         return parse_verdict(text)
 
