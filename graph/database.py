@@ -98,7 +98,7 @@ def _sqlite_pragmas(connection: Any, _record: object) -> None:
 
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "0003"  # the newest migration; tests/test_database.py checks it against Alembic's own reading
+HEAD = "0004"  # the newest migration; tests/test_database.py checks it against Alembic's own reading
 
 
 def current(connection: Connection) -> str | None:

@@ -116,3 +116,53 @@ bot_prompts = Table(
     Column("created", Float),
     Index("idx_bot_prompts_interrupt_id", "interrupt_id"),
 )
+
+# The service on a shared database (migration 0004), so that any API replica knows every token and
+# webhook. On SQLite they stay in `service.sqlite`, in tables of the same shape named `tokens`, `hooks`,
+# `deliveries` and `attempts`. The publication ledger's table (also 0004) is defined beside the ledger,
+# in tools/publish/ledger.py, since tools/ imports nothing of graph/.
+service_tokens = Table(
+    "service_tokens",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("hash", Text),
+    Column("webhook_secret", Text),
+    Column("admin", Integer),
+    Column("created", Float),
+    Column("last_used", Float),
+    Column("revoked", Float),
+    Index("idx_service_tokens_hash", "hash", unique=True),
+)
+
+webhook_hooks = Table(
+    "webhook_hooks",
+    metadata,
+    Column("job_id", Text, primary_key=True),
+    Column("url", Text),
+    Column("token", Text),
+    Column("cursor", Integer),
+    Column("closed", Integer),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("job_id", Text),
+    Column("type", Text),
+    Column("body", Text),
+    Column("state", Text),  # pending, delivered, gave_up
+    Column("attempts", Integer),
+    Column("next_at", Float),  # a sender claims a delivery by moving this past its attempt's deadline
+    Index("idx_webhook_deliveries_state_next_at", "state", "next_at"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("delivery", Text),
+    Column("at", Float),
+    Column("status", Integer),
+    Column("error", Text),
+    Column("seconds", Float),
+)
