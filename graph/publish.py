@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from graph.database import engine_for, is_postgres
 from graph.store import JobRecord, JobStore, valid_job_id
 from graph.stored import local_copy
 from tools.errors import BadInput
@@ -71,7 +72,7 @@ async def publish_planned(
     settings: Settings, job_id: str, planned: list[Planned], progress: Progress, say: Callable[[str], None]
 ) -> list[Outcome]:
     """Publish (or resume, or answer from the ledger) each planned target."""
-    return await publish_all(settings, job_id, planned, progress, say)
+    return await publish_all(settings, ledger_of(settings), job_id, planned, progress, say)
 
 
 async def publish_job(
@@ -85,6 +86,11 @@ async def publish_job(
     """Check every target's rules, then publish (or resume, or answer from the ledger) each."""
     planned = await plan_job(settings, job_id, to, choice)
     return await publish_planned(settings, job_id, planned, progress, say)
+
+
+def ledger_of(settings: Settings) -> Ledger:
+    """The configured ledger: the shared database's `publications` table, else `publications.sqlite`."""
+    return Ledger(settings.data_dir, engine_for(settings) if is_postgres(settings) else None)
 
 
 def publications(settings: Settings, job_id: str) -> list[Outcome]:
@@ -106,7 +112,7 @@ def publications(settings: Settings, job_id: str) -> list[Outcome]:
             sent_bytes=r.sent_bytes,
             error=r.error,
         )
-        for r in Ledger(settings.data_dir).of_job(job_id)
+        for r in ledger_of(settings).of_job(job_id)
     ]
 
 

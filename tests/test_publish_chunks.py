@@ -11,7 +11,7 @@ import pytest
 
 from tests.fake_platforms import platforms_server
 from tools.media.ffmpeg import ffmpeg_exe
-from tools.publish import Choice, Texts, measure, plan_all, publish_all
+from tools.publish import Choice, Ledger, Texts, measure, plan_all, publish_all
 from tools.publish.registry import platform
 from tools.publish.tiktok import CHUNK
 from tools.settings import Settings
@@ -57,7 +57,12 @@ async def test_tiktok_chunks_in_order_and_resume_at_the_reported_chunk(big: Path
         planned = plan_all(settings, [platform("tiktok")], lambda row: texts, Choice(), measure(big))
         seen: list[int] = []
         (outcome,) = await publish_all(
-            settings, "0123456789ab", planned, lambda record: seen.append(record.confirmed_bytes), lambda line: None
+            settings,
+            Ledger(settings.data_dir),
+            "0123456789ab",
+            planned,
+            lambda record: seen.append(record.confirmed_bytes),
+            lambda line: None,
         )
         assert outcome.state == "done", outcome.error
         (post,) = fake.videos("tiktok")

@@ -7,12 +7,14 @@ publication records), `http` (the shared client rules), `run` (checks first, the
 
 from tools.publish.base import Choice, PlatformRefused, Privacy, Publication, Texts
 from tools.publish.http import Unreachable
+from tools.publish.ledger import Ledger
 from tools.publish.registry import PLATFORMS, platform, targets
 from tools.publish.run import Outcome, account_for, measure, plan_all, publish_all
 
 __all__ = [
     "PLATFORMS",
     "Choice",
+    "Ledger",
     "Outcome",
     "PlatformRefused",
     "Privacy",

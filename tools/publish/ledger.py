@@ -3,9 +3,13 @@
 One row per site, not per account: a video published to a site is never published there again, even
 after the account was linked again (or moved between the environment and `accounts add`).
 
-Its own SQLite file (`DATA_DIR/publications.sqlite`, WAL, a busy timeout like the job table), so a
-`kill -9` mid-upload leaves the session URI or publish id and the confirmed offset on disk, and the
-next `storybot publish` resumes that very session; a row that is `done` is answered with its link.
+On one box, its own SQLite file (`DATA_DIR/publications.sqlite`, WAL, a busy timeout like the job
+table), so a `kill -9` mid-upload leaves the session URI or publish id and the confirmed offset on
+disk, and the next `storybot publish` resumes that very session; a row that is `done` is answered with
+its link. With a shared database (STORYBOT_DATABASE_URL) the rows are its `publications` table
+(migration 0004) and the publishing lock is a PostgreSQL advisory lock, so whichever machine publishes
+a job next resumes what another began, and two machines never post it twice. tools/ imports nothing
+of graph/, so the caller hands the shared database's engine in (graph.publish.ledger_of).
 """
 
 from __future__ import annotations
@@ -16,68 +20,92 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-import sqlite_utils
+from sqlalchemy import BigInteger, Column, Engine, Float, MetaData, Table, Text, create_engine, event, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from tools.errors import StorybotError
 from tools.publish.base import Publication
 
 FILE = "publications.sqlite"
-LOCKS = "publishing"  # one lock file per job being published
+LOCKS = "publishing"  # one lock file per job being published (one box)
+BUSY_TIMEOUT_S = 30
+
+publications = Table(  # the columns sqlite-utils made from `Publication` in earlier versions
+    "publications",
+    MetaData(),
+    Column("job_id", Text, primary_key=True),
+    Column("platform", Text, primary_key=True),
+    Column("account", Text),
+    Column("state", Text),
+    Column("privacy", Text),
+    Column("session", Text),
+    Column("remote_id", Text),
+    Column("chunk_size", BigInteger),
+    Column("total_bytes", BigInteger),
+    Column("confirmed_bytes", BigInteger),
+    Column("sent_bytes", BigInteger),
+    Column("sha256", Text),
+    Column("link", Text),
+    Column("post_id", Text),
+    Column("error", Text),
+    Column("created", Float),
+    Column("updated", Float),
+)
 
 
 class Busy(StorybotError):
     """Another storybot process is publishing this job right now."""
 
 
-@contextmanager
-def exclusive(data_dir: Path, job_id: str) -> Iterator[None]:
-    """One publishing process per job at a time (two would open two sessions and post twice). An
-    flock: the kernel releases it when the holder dies, kill -9 included, so a resume is never
-    locked out by a dead process."""
-    folder = data_dir / LOCKS
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / f"{job_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Busy(f"job {job_id} is being published by another storybot process; try again when it ends") from None
-        yield
-    finally:
-        os.close(fd)
+def _busy(job_id: str) -> Busy:
+    return Busy(f"job {job_id} is being published by another storybot process; try again when it ends")
 
 
-BUSY_TIMEOUT_MS = 30_000
+def _sqlite_file(path: Path) -> Engine:
+    """`publications.sqlite`, its table made where missing (an existing file is used as it is)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": BUSY_TIMEOUT_S})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(connection: Any, _record: object) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    publications.metadata.create_all(engine, checkfirst=True)
+    return engine
 
 
 class Ledger:
-    def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite_utils.Database(data_dir / FILE)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        self.table = self.db.table("publications")
-        if not self.table.exists():
-            columns: dict[str, type] = {}
-            for name, field in Publication.model_fields.items():
-                kind = field.annotation
-                columns[name] = int if kind in (int, int | None) else float if kind is float else str
-            self.table.create(columns, pk=("job_id", "platform"), if_not_exists=True)
+    def __init__(self, data_dir: Path, engine: Engine | None = None) -> None:
+        """The ledger in `DATA_DIR/publications.sqlite`, or, given a shared database's `engine`, in
+        its `publications` table."""
+        self.data_dir = data_dir
+        self.shared = engine is not None
+        self.engine = engine if engine is not None else _sqlite_file(data_dir / FILE)
+        self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
 
     def get(self, job_id: str, platform: str) -> Publication | None:
-        rows = list(self.table.rows_where("job_id = ? and platform = ?", [job_id, platform], limit=1))
-        return Publication.model_validate(rows[0]) if rows else None
+        query = select(publications).where(publications.c.job_id == job_id, publications.c.platform == platform)
+        with self.engine.connect() as db:
+            row = db.execute(query).mappings().first()
+        return Publication.model_validate(dict(row)) if row else None
 
     def of_job(self, job_id: str) -> list[Publication]:
-        return [
-            Publication.model_validate(r) for r in self.table.rows_where("job_id = ?", [job_id], order_by="created")
-        ]
+        query = select(publications).where(publications.c.job_id == job_id).order_by(publications.c.created)
+        with self.engine.connect() as db:
+            return [Publication.model_validate(dict(r)) for r in db.execute(query).mappings()]
 
     def save(self, record: Publication) -> None:
-        """Upsert the record as it is now (one small row; synchronous, so it is on disk before the next step)."""
-        with self.db.conn:
-            self.table.upsert(record.model_dump(mode="json"), pk=("job_id", "platform"))
+        """Upsert the record as it is now (one small row, committed before the next upload step)."""
+        row = record.model_dump(mode="json")
+        sql = self._insert(publications).values(row)
+        keys = ["job_id", "platform"]
+        upsert = sql.on_conflict_do_update(index_elements=keys, set_={k: sql.excluded[k] for k in row if k not in keys})
+        with self.engine.begin() as db:
+            db.execute(upsert)
 
     def start(self, job_id: str, platform: str, account: str, total: int, sha256: str, privacy: str) -> Publication:
         """A fresh record for a first try, or for another try after a refusal."""
@@ -94,3 +122,42 @@ class Ledger:
         )
         self.save(record)
         return record
+
+    @contextmanager
+    def exclusive(self, job_id: str) -> Iterator[None]:
+        """One publisher per job at a time (two would open two sessions and post twice). The lock
+        dies with its holder, `kill -9` included, so a resume is never locked out by a dead process:
+        on one box an flock, on a shared database a session advisory lock on a connection held for
+        the whole publication (a machine that vanishes drops the connection, and the lock)."""
+        if self.shared:
+            with self._advisory(job_id):
+                yield
+            return
+        folder = self.data_dir / LOCKS
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / f"{job_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise _busy(job_id) from None
+            yield
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def _advisory(self, job_id: str) -> Iterator[None]:
+        key = func.hashtextextended(f"storybot:publish:{job_id}", 0)
+        with self.engine.connect() as db:
+            taken = db.execute(select(func.pg_try_advisory_lock(key))).scalar()
+            db.commit()  # the lock belongs to the session: no transaction is left open while uploading
+            if not taken:
+                raise _busy(job_id)
+            try:
+                yield
+            finally:
+                try:
+                    db.execute(select(func.pg_advisory_unlock(key)))
+                    db.commit()
+                except Exception:  # closing the connection releases the lock: never pool it still held
+                    db.invalidate()

@@ -24,7 +24,7 @@ from tools.publish import accounts
 from tools.publish.accounts import Account
 from tools.publish.base import Choice, PlatformRefused, PlatformRow, Post, Progress, Publication, Texts, Video
 from tools.publish.http import TIMEOUT, Unreachable
-from tools.publish.ledger import Ledger, exclusive
+from tools.publish.ledger import Ledger
 from tools.settings import Settings
 
 
@@ -97,19 +97,28 @@ def plan_all(
 
 
 async def publish_all(
-    settings: Settings, job_id: str, planned: list[Planned], progress: Progress, say: Callable[[str], None]
+    settings: Settings,
+    ledger: Ledger,
+    job_id: str,
+    planned: list[Planned],
+    progress: Progress,
+    say: Callable[[str], None],
 ) -> list[Outcome]:
-    """Each site in turn, under the job's publishing lock (see `ledger.exclusive`)."""
-    with exclusive(settings.data_dir, job_id):
-        return await _publish_all(settings, job_id, planned, progress, say)
+    """Each site in turn, under the job's publishing lock (see `Ledger.exclusive`)."""
+    with ledger.exclusive(job_id):
+        return await _publish_all(settings, ledger, job_id, planned, progress, say)
 
 
 async def _publish_all(
-    settings: Settings, job_id: str, planned: list[Planned], progress: Progress, say: Callable[[str], None]
+    settings: Settings,
+    ledger: Ledger,
+    job_id: str,
+    planned: list[Planned],
+    progress: Progress,
+    say: Callable[[str], None],
 ) -> list[Outcome]:
     from tools.publish.registry import platform
 
-    ledger = Ledger(settings.data_dir)
     outcomes: list[Outcome] = []
     async with httpx.AsyncClient(timeout=TIMEOUT, headers={"User-Agent": settings.user_agent}) as client:
         sites = []
