@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import av
 import numpy as np
@@ -109,7 +109,7 @@ def test_a_vae_without_tiling_fails_loudly() -> None:
 
     class Pipe:
         vae = Vae()
-        components: dict[str, Any] = {}
+        components: ClassVar[dict[str, Any]] = {}
 
     with pytest.raises(AttributeError, match="enable_tiling"):  # tiling is wanted on a CPU
         families.place(Pipe(), "ltx", "cpu")
