@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from graph.store import JobStore
 from tests.fake_openai import fake_openai
 from tests.gpu_fixtures import STORYBOT, TINY_ENV, build_tiny_models
 from tests.local_http import Reply, gzip_bomb, peak_rss_mib
@@ -25,7 +26,11 @@ from tools.settings import Settings
 from tools.vision import Question
 from tools.vision.openai_judge import OpenAIJudge
 
-SCRIPT = "The keeper lit the red lamp at dusk. A lost whale answered from the dark water below."
+SCRIPT = (
+    "The keeper lit the red lamp at dusk, high above the restless grey sea. A lost whale answered from the dark"
+    " water below, singing long and low. All night the two of them called across the waves until the sky turned"
+    " pale. At dawn the whale swam home, and the keeper finally slept."
+)
 
 
 def redness(picture: Image.Image) -> float:
@@ -101,6 +106,15 @@ def test_low_scores_redraw_and_the_best_attempt_is_kept(tmp_path: Path) -> None:
             assert redraw["prompt"].startswith("a red lantern, ")
             assert redraw["negative_prompt"].startswith("blue haze, ")
             assert redraw["seed"] != attempts[0]["seed"]
+    # round by round: every shot judged in one call, then all of them redrawn in one SDXL call
+    store = JobStore.of(Settings.model_validate({"STORYBOT_DATA_DIR": tmp_path}))
+    said = [json.loads(body) for _, body in store.events_after(json.loads(done.stdout)["job_id"], 0, limit=5000)]
+    asked = {
+        e["message"].split(":")[0]
+        for e in said
+        if e.get("stage") == "vision_guidance" and ": step" in (e.get("message") or "")
+    }
+    assert len(shots) >= 2 and asked == {"shot " + ", ".join(str(r["shot"]) for r in shots)}, asked
 
 
 async def test_a_server_without_json_schema_is_asked_in_json_mode(tmp_path: Path) -> None:
