@@ -38,7 +38,14 @@ from graph.state import (
 )
 from graph.store import ACTIVE, JOB_ID_PATTERN, LimitReached, OverLimit, StageRecord, valid_job_id
 from graph.stored import artifact_locations, local_copy
-from graph.tables import bot_posts, bot_prompts
+from graph.tables import (
+    bot_posts,
+    bot_prompts,
+    service_tokens,
+    webhook_attempts,
+    webhook_deliveries,
+    webhook_hooks,
+)
 from tools.errors import BadInput, StorybotError
 from tools.links import ARTIFACTS, PAGE, Links, link_secret, links_storage
 from tools.llm.schemas import PlatformMeta, StoryIdea
@@ -132,7 +139,11 @@ __all__ = [
     "redact_logs",
     "resolve_visuals",
     "resolve_voice",
+    "service_tokens",
     "valid_job_id",
     "voice_catalogue",
     "was_interrupted",
+    "webhook_attempts",
+    "webhook_deliveries",
+    "webhook_hooks",
 ]

@@ -31,7 +31,7 @@ log = logging.getLogger("storybot.service")
 
 
 def create_app(service: JobService, settings: Settings) -> FastAPI:
-    tokens = TokenStore(settings.data_dir)
+    tokens = TokenStore.of(settings)
     links = Links(link_secret(settings), settings.public_url or "", settings.link_ttl, links_storage(settings))
     ctx = Context(service, settings, tokens, links, Webhooks(service, tokens, settings))
     mcp = mcp_server(ctx)

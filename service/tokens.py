@@ -2,8 +2,8 @@
 
 `storybot tokens create NAME` prints the token once. Each token also owns a webhook secret
 (`whsec_...`, the Standard Webhooks form) that signs every webhook of its jobs, so a receiver can
-check that a call came from us. The table lives in `service.sqlite` under the data folder,
-readable by its owner only (it holds the webhook secrets).
+check that a call came from us. The table lives in `service.sqlite` under the data folder, readable
+by its owner only (it holds the webhook secrets), or in a shared database's `service_tokens` (service/db.py).
 """
 
 from __future__ import annotations
@@ -11,16 +11,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import time
 from pathlib import Path
+from typing import Any
 
-import sqlite_utils
 from pydantic import BaseModel, SecretStr
+from sqlalchemy import Engine, RowMapping, Select, bindparam, select, update
 
-from graph.api import BadInput, Requester
+from graph.api import BadInput, Requester, Settings, engine_for, is_postgres
+from service import db as service_db
 
 TOKEN_PREFIX = "sbt_"
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
@@ -65,30 +66,20 @@ def check_name(name: str) -> str:
 
 
 class TokenStore:
-    def __init__(self, data_dir: Path) -> None:
-        path = data_dir / "service.sqlite"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))  # holds webhook secrets: owner only
-        self.db = sqlite_utils.Database(path)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA busy_timeout=30000")
-        self.tokens = self.db.table("tokens")
-        if not self.tokens.exists():
-            self.tokens.create(
-                {
-                    "name": str,
-                    "hash": str,
-                    "webhook_secret": str,
-                    "admin": int,
-                    "created": float,
-                    "last_used": float,
-                    "revoked": float,
-                },
-                pk="name",
-                if_not_exists=True,
-            )
-            self.tokens.create_index(["hash"], unique=True, if_not_exists=True)
+    def __init__(self, data_dir: Path, engine: Engine | None = None) -> None:
+        """The tokens in `DATA_DIR/service.sqlite`, or, given a shared database's `engine`, in its tables."""
+        self.db = service_db.sqlite_file(data_dir) if engine is None else service_db.shared(engine)
+        tokens = self.db.tokens
+        live = select(tokens).where(tokens.c.revoked.is_(None))
+        # built once: identify runs on the event loop for every API request
+        self._by_hash = live.where(tokens.c.hash == bindparam("key"))
+        self._by_name = live.where(tokens.c.name == bindparam("key"))
+
+    @classmethod
+    def of(cls, settings: Settings) -> TokenStore:
+        """The configured place: the shared database's tables, else `DATA_DIR/service.sqlite`."""
+        engine = engine_for(settings) if is_postgres(settings) else None
+        return cls(settings.data_dir, engine)
 
     def create(self, name: str, admin: bool = False) -> NewToken:
         check_name(name)
@@ -96,46 +87,66 @@ class TokenStore:
             raise BadInput(f"{LOCAL!r} is the name of the local identity (storybot mcp): choose another")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         whsec = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-        row = {"name": name, "hash": _hash(token), "webhook_secret": whsec, "admin": int(admin)}
-        with self.db.conn:
-            if any(True for _ in self.tokens.rows_where("name = ? AND revoked IS NULL", [name])):
+        row = {
+            "name": name,
+            "hash": _hash(token),
+            "webhook_secret": whsec,
+            "admin": int(admin),
+            "created": time.time(),
+            "last_used": None,
+            "revoked": None,
+        }
+        # one statement: a revoked token's name is taken over, a live one's is not (even by a replica at once)
+        tokens = self.db.tokens
+        sql = self.db.insert(tokens).values(row)
+        taken = sql.on_conflict_do_update(
+            index_elements=["name"], set_={k: sql.excluded[k] for k in row}, where=tokens.c.revoked.is_not(None)
+        )
+        with self.db.engine.begin() as db:
+            if db.execute(taken.returning(tokens.c.name)).first() is None:
                 raise BadInput(f"a token named {name!r} exists: revoke it first, or choose another name")
-            self.tokens.upsert({**row, "created": time.time(), "last_used": None, "revoked": None}, pk="name")
         return NewToken(name=name, token=token, webhook_secret=whsec)
 
     def revoke(self, name: str) -> None:
-        with self.db.conn:
-            cursor = self.db.execute(
-                "UPDATE tokens SET revoked = ? WHERE name = ? AND revoked IS NULL", [time.time(), check_name(name)]
-            )
-        if cursor.rowcount != 1:
-            raise BadInput(f"no token named {name!r}")
+        tokens = self.db.tokens
+        sql = update(tokens).where(tokens.c.name == check_name(name), tokens.c.revoked.is_(None))
+        with self.db.engine.begin() as db:
+            if db.execute(sql.values(revoked=time.time())).rowcount != 1:
+                raise BadInput(f"no token named {name!r}")
 
     def list(self) -> list[TokenInfo]:
-        rows = self.tokens.rows_where("revoked IS NULL", order_by="name")
-        return [
-            TokenInfo(name=r["name"], admin=bool(r["admin"]), created=r["created"], last_used=r["last_used"])
-            for r in rows
-        ]
+        tokens = self.db.tokens
+        with self.db.engine.connect() as db:
+            rows = db.execute(select(tokens).where(tokens.c.revoked.is_(None)).order_by(tokens.c.name)).mappings()
+            return [
+                TokenInfo(name=r["name"], admin=bool(r["admin"]), created=r["created"], last_used=r["last_used"])
+                for r in rows
+            ]
 
     def identify(self, token: str) -> Identity | None:
         """The owner of a live token; None for anything else (compared by hash, in constant time)."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
             return None
         digest = _hash(token)
-        rows = list(self.tokens.rows_where("hash = ? AND revoked IS NULL", [digest]))
-        if not rows or not hmac.compare_digest(rows[0]["hash"], digest):
+        row = self._live(self._by_hash, digest)
+        if row is None or not hmac.compare_digest(row["hash"], digest):
             return None
-        row = rows[0]
         if row["last_used"] is None or time.time() - row["last_used"] > 60:  # a write a minute at most
-            with self.db.conn:
-                self.tokens.update(row["name"], {"last_used": time.time()})
-        return Identity(name=row["name"], admin=bool(row["admin"]), webhook_secret=SecretStr(row["webhook_secret"]))
+            with self.db.engine.begin() as db:
+                db.execute(
+                    update(self.db.tokens).where(self.db.tokens.c.name == row["name"]).values(last_used=time.time())
+                )
+        return _identity(row)
 
     def named(self, name: str) -> Identity | None:
         """A live token's owner by name (`storybot mcp --as NAME`, and webhooks of its jobs)."""
-        rows = list(self.tokens.rows_where("name = ? AND revoked IS NULL", [name]))
-        if not rows:
-            return None
-        row = rows[0]
-        return Identity(name=row["name"], admin=bool(row["admin"]), webhook_secret=SecretStr(row["webhook_secret"]))
+        row = self._live(self._by_name, name)
+        return None if row is None else _identity(row)
+
+    def _live(self, sql: Select[Any], key: str) -> RowMapping | None:
+        with self.db.engine.connect() as db:
+            return db.execute(sql, {"key": key}).mappings().first()
+
+
+def _identity(row: RowMapping) -> Identity:
+    return Identity(name=row["name"], admin=bool(row["admin"]), webhook_secret=SecretStr(row["webhook_secret"]))

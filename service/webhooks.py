@@ -4,9 +4,11 @@ Signed the Standard Webhooks way (`webhook-id`, `webhook-timestamp`, `webhook-si
 job's token's `whsec_` secret, so a receiver verifies us with any Standard Webhooks library. A call
 is made from the job's event log, never from inside the job: a slow or dead receiver never holds a
 job up. Each delivery is a row (one per job event, so a restart neither loses nor repeats one) and
-each attempt is recorded; failures are retried with doubling backoff. A URL must be https on a
-public address (checked again at every attempt, redirects not followed), unless
-`STORYBOT_WEBHOOK_ALLOW_PRIVATE=1` (a receiver on this machine or network).
+each attempt is recorded; failures are retried with doubling backoff. A process claims a delivery
+before each attempt (compare-and-set on its `next_at`), so several service processes on one shared
+database send it once; one that dies mid-attempt leaves it to the others after the claim's deadline.
+A URL must be https on a public address (checked again at every attempt, redirects not followed),
+unless `STORYBOT_WEBHOOK_ALLOW_PRIVATE=1` (a receiver on this machine or network).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import json
 import logging
 import time
 from datetime import UTC, datetime
-from pathlib import Path
+from typing import Any
 
 import httpx
-import sqlite_utils
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from standardwebhooks import Webhook
 
 from graph.api import FINAL_EVENTS, BadInput, Event, JobService, Settings, redact
@@ -31,6 +34,8 @@ log = logging.getLogger("storybot.service")
 HOOKED = {"waiting": "job.waiting", "done": "job.done", "failed": "job.failed", "cancelled": "job.cancelled"}
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 POLL = 1.0  # seconds between looks at the event log for jobs run by other processes
+ATTEMPT_S = 30.0  # an attempt (address check, connect, answer) is cut after this
+CLAIM_S = 2 * ATTEMPT_S  # a claimed delivery is left alone this long: then its sender is taken for dead
 
 
 def guard_for(url: str, settings: Settings) -> Guard:
@@ -51,46 +56,21 @@ async def check_url(url: str, settings: Settings) -> str:
 
 
 class Webhooks:
-    """Turns job events into deliveries and sends them; one per service process."""
+    """Turns job events into deliveries and sends them; one per service process, any number of them
+    on one database (each delivery is claimed before it is sent, so it is sent by one of them)."""
 
     def __init__(self, service: JobService, tokens: TokenStore, settings: Settings) -> None:
         self.service, self.tokens, self.settings = service, tokens, settings
-        self.db = sqlite_utils.Database(Path(settings.data_dir) / "service.sqlite")
-        self.db.execute("PRAGMA busy_timeout=30000")
-        self.hooks, self.deliveries = self.db.table("hooks"), self.db.table("deliveries")
-        self.attempts = self.db.table("attempts")
-        if not self.hooks.exists():
-            self.hooks.create(
-                {"job_id": str, "url": str, "token": str, "cursor": int, "closed": int},
-                pk="job_id",
-                if_not_exists=True,
-            )
-        if not self.deliveries.exists():
-            self.deliveries.create(
-                {
-                    "id": str,
-                    "job_id": str,
-                    "type": str,
-                    "body": str,
-                    "state": str,  # pending, delivered, gave_up
-                    "attempts": int,
-                    "next_at": float,
-                },
-                pk="id",
-                if_not_exists=True,
-            )
-            self.deliveries.create_index(["state", "next_at"], if_not_exists=True)
-        if not self.attempts.exists():
-            self.attempts.create(
-                {"delivery": str, "at": float, "status": int, "error": str, "seconds": float}, if_not_exists=True
-            )
+        self.db = tokens.db  # beside the tokens: the same file, or the same shared database
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False, trust_env=False)
 
     def attach(self, job_id: str, url: str, token: str) -> None:
-        with self.db.conn:
-            self.hooks.insert({"job_id": job_id, "url": url, "token": token, "cursor": 0, "closed": 0}, replace=True)
+        row = {"job_id": job_id, "url": url, "token": token, "cursor": 0, "closed": 0}
+        sql = self.db.insert(self.db.hooks).values(row)
+        with self.db.engine.begin() as db:
+            db.execute(sql.on_conflict_do_update(index_elements=["job_id"], set_={k: sql.excluded[k] for k in row}))
 
     def on_event(self, event: Event) -> None:
         """JobService listener: a reported event of this process is collected at once."""
@@ -99,22 +79,27 @@ class Webhooks:
 
     def collect(self) -> None:
         """Each open hook's new reported events become pending deliveries, read from the job's event
-        log (keyed by the event's number: the same event never makes two). The log, not this
-        process's events, so a job run by another process, or while the service was down, is
-        reported too."""
-        for hook in list(self.hooks.rows_where("closed = 0")):
-            job_id, cursor = str(hook["job_id"]), int(hook["cursor"] or 0)
-            logged = self.service.store.events_after(job_id, cursor)
+        log (keyed by the event's number: the same event never makes two, whichever process collects
+        it). The log, not this process's events, so a job run by another process, or while the service
+        was down, is reported too."""
+        hooks, deliveries = self.db.hooks, self.db.deliveries
+        with self.db.engine.connect() as db:
+            open_hooks = db.execute(select(hooks.c.job_id, hooks.c.cursor).where(hooks.c.closed == 0)).all()
+        for job_id, cursor in open_hooks:
+            logged = self.service.store.events_after(str(job_id), int(cursor or 0))
             if not logged:
                 continue
             closed = False
-            with self.db.conn:
+            with self.db.engine.begin() as db:
                 for seq, body in logged:
                     event = Event.model_validate_json(body).model_copy(update={"id": seq})
                     if event.kind in HOOKED:
-                        self.deliveries.insert(self._delivery(event), ignore=True)
+                        db.execute(self.db.insert(deliveries).values(self._delivery(event)).on_conflict_do_nothing())
                         closed = closed or event.kind in FINAL_EVENTS
-                self.hooks.update(job_id, {"cursor": logged[-1][0], "closed": int(closed)})
+                # never moved back by a process that read the log before another one collected more
+                last = logged[-1][0]
+                moved = update(hooks).where(hooks.c.job_id == job_id, func.coalesce(hooks.c.cursor, 0) < last)
+                db.execute(moved.values(cursor=last, closed=int(closed)))
 
     @staticmethod
     def _delivery(event: Event) -> dict[str, object]:
@@ -154,32 +139,58 @@ class Webhooks:
 
     async def _run(self) -> None:
         """Collect and send what is due, oldest first; sleep until the next is due, an event of this
-        process arrives, or a second has passed (another process's events)."""
+        process arrives, or a second has passed (another process's events). A database that is away
+        (a restart) is tried again after a second."""
+        deliveries = self.db.deliveries
+        pending = select(deliveries).where(deliveries.c.state == "pending").order_by(deliveries.c.next_at)
         while True:
             self._wake.clear()
-            self.collect()
-            due = list(
-                self.deliveries.rows_where(
-                    "state = 'pending' AND next_at <= ?", [time.time()], order_by="next_at", limit=20
-                )
-            )
-            if due:
-                await asyncio.gather(*(self._send(row) for row in due))
+            try:
+                self.collect()
+                with self.db.engine.connect() as db:
+                    due = db.execute(pending.where(deliveries.c.next_at <= time.time()).limit(20)).mappings().all()
+                    later = None if due else db.execute(pending.limit(1)).mappings().first()
+                if due:
+                    await asyncio.gather(*(self._attempt(dict(row)) for row in due))
+                    continue
+            except SQLAlchemyError as exc:
+                log.warning("webhooks: the database is unreachable (%s); trying again", type(exc).__name__)
+                await asyncio.sleep(POLL)
                 continue
-            later = list(self.deliveries.rows_where("state = 'pending'", order_by="next_at", limit=1))
-            wait = min(POLL, max(0.05, later[0]["next_at"] - time.time())) if later else POLL
+            wait = min(POLL, max(0.05, later["next_at"] - time.time())) if later else POLL
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
 
-    async def _send(self, row: dict[str, object]) -> None:
+    def claim(self, delivery: str, seen: float) -> float | None:
+        """Take a pending delivery for one attempt: its `next_at` moves from `seen` (read when it was due)
+        to the attempt's deadline, if no other process moved it first (compare-and-set). Returns that
+        deadline, or None when another process has it. A sender that dies mid-attempt leaves it to be
+        retried by any process once the deadline has passed."""
+        deliveries, until = self.db.deliveries, time.time() + CLAIM_S
+        sql = (
+            update(deliveries)
+            .where(deliveries.c.id == delivery, deliveries.c.state == "pending", deliveries.c.next_at == seen)
+            .values(next_at=until)
+        )
+        with self.db.engine.begin() as db:
+            return until if db.execute(sql).rowcount == 1 else None
+
+    async def _attempt(self, row: dict[str, Any]) -> None:
+        until = self.claim(row["id"], row["next_at"])
+        if until is not None:
+            await self._send(row, until)
+
+    async def _send(self, row: dict[str, object], until: float) -> None:
         delivery, job_id, body = str(row["id"]), str(row["job_id"]), str(row["body"])
-        hook = list(self.hooks.rows_where("job_id = ?", [job_id]))
-        owner = self.tokens.named(str(hook[0]["token"])) if hook else None
+        hooks = self.db.hooks
+        with self.db.engine.connect() as db:
+            hook = db.execute(select(hooks.c.url, hooks.c.token).where(hooks.c.job_id == job_id)).first()
+        owner = self.tokens.named(str(hook.token)) if hook else None
         started, status, error = time.time(), 0, ""
         if not hook or owner is None or owner.webhook_secret is None:
             error = "the token that asked for this webhook was revoked"
         else:
-            url = str(hook[0]["url"])
+            url = str(hook.url)
             now = datetime.now(UTC)
             headers = {
                 "content-type": "application/json",
@@ -189,13 +200,14 @@ class Webhooks:
                 "user-agent": "storybot-webhooks",
             }
             try:
-                target = await guard_for(url, self.settings).check(url)
-                reply = await self._client.post(
-                    target.url,
-                    content=body.encode(),
-                    headers={**headers, **target.headers},
-                    extensions=target.extensions,
-                )
+                async with asyncio.timeout(ATTEMPT_S):  # ends well before the claim does
+                    target = await guard_for(url, self.settings).check(url)
+                    reply = await self._client.post(
+                        target.url,
+                        content=body.encode(),
+                        headers={**headers, **target.headers},
+                        extensions=target.extensions,
+                    )
                 status = reply.status_code
                 if not 200 <= status < 300:
                     error = f"the receiver answered {status}"
@@ -203,26 +215,30 @@ class Webhooks:
                 error = f"refused: {exc}"
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {redact(str(exc), self.settings)[:200]}"
+            except TimeoutError:
+                error = f"no answer within {ATTEMPT_S:.0f} s"
         attempts = int(str(row["attempts"])) + 1
         ok = not error
         gave_up = not ok and attempts >= self.settings.webhook_attempts
-        with self.db.conn:
-            self.attempts.insert(
-                {
-                    "delivery": delivery,
-                    "at": started,
-                    "status": status,
-                    "error": error or None,
-                    "seconds": round(time.time() - started, 3),
-                }
-            )
-            self.deliveries.update(
-                delivery,
-                {
-                    "state": "delivered" if ok else "gave_up" if gave_up else "pending",
-                    "attempts": attempts,
-                    "next_at": time.time() + self.settings.webhook_backoff * 2 ** (attempts - 1),
-                },
-            )
-        if gave_up:
+        attempt = {
+            "delivery": delivery,
+            "at": started,
+            "status": status,
+            "error": error or None,
+            "seconds": round(time.time() - started, 3),
+        }
+        deliveries = self.db.deliveries
+        outcome = update(deliveries).where(deliveries.c.id == delivery, deliveries.c.next_at == until)
+        with self.db.engine.begin() as db:
+            db.execute(insert(self.db.attempts).values(attempt))
+            recorded = db.execute(
+                outcome.values(
+                    state="delivered" if ok else "gave_up" if gave_up else "pending",
+                    attempts=attempts,
+                    next_at=time.time() + self.settings.webhook_backoff * 2 ** (attempts - 1),
+                )
+            ).rowcount
+        if not recorded:
+            log.warning("webhook %s: its claim ran out during the attempt; another process retries it", delivery)
+        elif gave_up:
             log.warning("webhook %s of job %s given up after %d attempts: %s", delivery, job_id, attempts, error)

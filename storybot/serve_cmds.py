@@ -56,7 +56,7 @@ def mcp(
     settings = settings_for(data)
     logging.basicConfig(level=logging.WARNING, format="%(message)s", force=True)  # stdout is the protocol
     redact_logs(settings)
-    tokens = TokenStore(settings.data_dir)
+    tokens = TokenStore.of(settings)
     if as_name is None:
         who = Identity(name=LOCAL, admin=True)  # the machine's own user, who can read data/ anyway
     elif (named := tokens.named(as_name)) is not None:
@@ -88,7 +88,7 @@ def tokens_create(
     """Make a token and print it once (only its hash is kept), with its webhook secret."""
     from service.tokens import TokenStore
 
-    made = TokenStore(settings_for(data).data_dir).create(name, admin=admin)
+    made = TokenStore.of(settings_for(data)).create(name, admin=admin)
     if as_json:
         print(json.dumps(made.model_dump()))
         return
@@ -103,7 +103,7 @@ def tokens_list(
     """Live tokens: names, admin flag, when made and last used (never the token)."""
     from service.tokens import TokenStore
 
-    rows = TokenStore(settings_for(data).data_dir).list()
+    rows = TokenStore.of(settings_for(data)).list()
     if as_json:
         print(json.dumps([r.model_dump() for r in rows]))
         return
@@ -118,5 +118,5 @@ def tokens_revoke(name: str, data: DataOpt = None) -> None:
     """Revoke a token at once: its calls get 401, its jobs stay."""
     from service.tokens import TokenStore
 
-    TokenStore(settings_for(data).data_dir).revoke(name)
+    TokenStore.of(settings_for(data)).revoke(name)
     err.print(f"token {name!r} revoked", markup=False)

@@ -1,0 +1,70 @@
+"""Where the service keeps its API tokens and webhook deliveries (SQLAlchemy Core).
+
+On one box (the default) in `DATA_DIR/service.sqlite`, with the table names and columns of earlier
+versions (`tokens`, `hooks`, `deliveries`, `attempts`), so a file made by them is used as it is. With a
+shared database (STORYBOT_DATABASE_URL) in its `service_tokens` and `webhook_*` tables (graph/tables.py,
+migration 0004), so that every API replica knows every token and one delivery is sent by one of them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, MetaData, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+
+from graph.api import service_tokens, webhook_attempts, webhook_deliveries, webhook_hooks
+
+BUSY_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class ServiceDb:
+    engine: Engine
+    tokens: Table
+    hooks: Table
+    deliveries: Table
+    attempts: Table
+
+    def insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
+        """An INSERT that takes ON CONFLICT clauses, in this database's dialect."""
+        return (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def shared(engine: Engine) -> ServiceDb:
+    """The tables of a shared database, made by `storybot db upgrade`."""
+    return ServiceDb(engine, service_tokens, webhook_hooks, webhook_deliveries, webhook_attempts)
+
+
+def sqlite_file(data_dir: Path) -> ServiceDb:
+    """`service.sqlite`, made readable by its owner only (it holds the webhook secrets) before anything
+    is written to it, with any table it lacks."""
+    path = data_dir / "service.sqlite"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    # the timeout is SQLite's busy timeout: another process's write is waited for, not an error
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": BUSY_TIMEOUT_S})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(connection: Any, _record: object) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    metadata = MetaData()
+    tables = [
+        table.to_metadata(metadata, name=name)
+        for table, name in [
+            (service_tokens, "tokens"),
+            (webhook_hooks, "hooks"),
+            (webhook_deliveries, "deliveries"),
+            (webhook_attempts, "attempts"),
+        ]
+    ]
+    metadata.create_all(engine, checkfirst=True)
+    return ServiceDb(engine, *tables)
