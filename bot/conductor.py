@@ -264,6 +264,16 @@ class Conductor:
             del self._watched[job_id]
 
     async def _follow(self, job_id: str, events: AsyncIterator[Event]) -> None:
+        place = asyncio.create_task(self.status.keep_place(job_id)) if self.remote else None
+        try:
+            await self._on_events(job_id, events)
+        finally:
+            if place is not None:
+                place.cancel()
+        if self.service.get(job_id).status not in ACTIVE:
+            self.status.forget(job_id)
+
+    async def _on_events(self, job_id: str, events: AsyncIterator[Event]) -> None:
         async for event in events:
             self.status.note(job_id, event)
             try:
@@ -279,8 +289,6 @@ class Conductor:
                     await self.held.drop(job_id, event.kind)
             except Exception:
                 log.exception("job %s: could not update Discord after %s", job_id, event.kind)
-        if self.service.get(job_id).status not in ACTIVE:
-            self.status.forget(job_id)
 
     async def refresh(self, job_id: str) -> None:
         await self.status.refresh(job_id)

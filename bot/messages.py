@@ -111,7 +111,7 @@ def status_embed(record: JobRecord, stages: list[StageRecord], live: Live, now: 
     summary = [progress_bar(fraction), f"Elapsed {duration(elapsed)}"]
     if record.status == "running" and left > 0:
         summary.append(f"about {duration(left)} left")
-    if record.status == "running" and live.queue_position:
+    if record.status in ("queued", "running") and live.queue_position:  # for a runner, or a render slot
         summary.append(f"queue position {live.queue_position}")
     embed.add_field(name=_headline(record), value=" · ".join(summary), inline=False)
     if live.notices:

@@ -21,6 +21,7 @@ from graph.api import Event, JobRecord, JobService, JobStatus
 log = logging.getLogger("storybot.bot")
 EDIT_INTERVAL = 2.0  # seconds between two edits of one status message
 TOKEN_LIFE = 14 * 60  # interaction tokens die after 15 minutes; stop using them a minute early
+PLACE_POLL_S = 5.0  # with runners: how often a followed job's place in the shared queue is read
 
 
 class StatusBoards:
@@ -42,6 +43,21 @@ class StatusBoards:
             live.queue_position = None
         elif event.kind == "notice" and event.message:
             live.notices.append(one_line(event.message, 200))
+
+    async def keep_place(self, job_id: str) -> None:
+        """With runners, a job waiting in the shared queue hears no event until one takes it (and no
+        `queued` event at all): its place is read every PLACE_POLL_S while it is followed, and the
+        message edited when the place changed. Cancelled when the job is no longer followed."""
+        while True:
+            try:
+                place = self.service.queue_position(job_id)
+                live = self._live.setdefault(job_id, Live())
+                if place != live.queue_position:
+                    live.queue_position = place
+                    await self.refresh(job_id)
+            except Exception as exc:  # the database restarting: read it again next round
+                log.warning("job %s: could not read its place in the queue: %s", job_id, one_line(str(exc), 200))
+            await asyncio.sleep(PLACE_POLL_S)
 
     def forget(self, job_id: str) -> None:
         """The job stopped: its live details go (the status message keeps what it last showed)."""

@@ -44,7 +44,7 @@ from graph.state import (
     JobResult,
     JobState,
 )
-from graph.steps import JobStep, StepQueue, queue_ready
+from graph.steps import JobStep, StepQueue, place_in_queue, queue_ready
 from graph.store import ACTIVE, JobRecord, JobStore, LimitReached, OverLimit, StageRecord, new_job_id, valid_job_id
 from tools.errors import BadInput
 from tools.files import pid_alive, sweep_stale
@@ -338,7 +338,12 @@ class JobService:
             grown.set()
 
     def queue_position(self, job_id: str) -> int | None:
-        """1 for the next job to get a render slot; None when the job is not waiting for one."""
+        """1 for the next job to run: with runners, the job's place in the shared queue of steps (what
+        a job waiting there hears no event about); else its place in this process's wait for a render
+        slot. None when the job is not waiting."""
+        if self.steps is not None:
+            with self.store.engine.connect() as db:
+                return place_in_queue(db, job_id)
         return self._queue.index(job_id) + 1 if job_id in self._queue else None
 
     def jobs_of(self, requester: str, limit: int = 200) -> list[JobRecord]:

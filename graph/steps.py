@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
+from sqlalchemy import Connection, text
 
 from graph.database import advisory_lock, libpq_url
 from graph.state import Answer
@@ -26,6 +27,22 @@ TASK = "storybot.job_step"
 QUEUE = "jobs"
 HEARTBEAT_S = 2.0  # a runner's heartbeat; one silent for STALLED_AFTER_S is dead and its steps retried
 STALLED_AFTER_S = 8.0
+# The jobs ahead of a job's oldest waiting step, in the order runners take steps (procrastinate's
+# fetch: priority, then id; a step retried for a dead runner keeps its id, so it is at the front
+# again). A job with several waiting steps counts once; a step scheduled later is not in line yet.
+PLACE = text("""
+    WITH mine AS (
+        SELECT priority, id FROM procrastinate_jobs
+        WHERE lock = :job_id AND queue_name = :queue AND status = 'todo'
+        ORDER BY priority DESC, id LIMIT 1
+    )
+    SELECT 1 + (
+        SELECT count(DISTINCT ahead.lock) FROM procrastinate_jobs AS ahead
+        WHERE ahead.queue_name = :queue AND ahead.status = 'todo' AND ahead.lock <> :job_id
+          AND (ahead.scheduled_at IS NULL OR ahead.scheduled_at <= now())
+          AND (ahead.priority > mine.priority OR (ahead.priority = mine.priority AND ahead.id < mine.id))
+    ) FROM mine
+""")
 
 
 class JobStep(BaseModel):
@@ -61,6 +78,13 @@ class StepQueue:
     async def put(self, step: JobStep) -> None:
         deferrer = self.app.configure_task(TASK, lock=step.job_id, queue=QUEUE)
         await deferrer.defer_async(step=step.model_dump(mode="json"))
+
+
+def place_in_queue(db: Connection, job_id: str) -> int | None:
+    """1 for the job whose step a free runner takes next; None when the job has no step waiting (a
+    runner has it, or it waits for nobody). One query, as the bot asks every few seconds per job."""
+    place: int | None = db.execute(PLACE, {"job_id": job_id, "queue": QUEUE}).scalar()
+    return place
 
 
 async def setup_queue(settings: Settings) -> bool:

@@ -113,6 +113,7 @@ class JobView(BaseModel):
     artifacts: dict[str, str] = {}  # name -> URL, once done
     links: JobLinks
     page_url: str | None = None  # the signed job page; its holder may answer
+    queue_position: int | None = None  # 1: the next job to run; None: not waiting for a runner or a slot
 
 
 class JobSummary(BaseModel):

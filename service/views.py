@@ -111,6 +111,7 @@ def job_view(ctx: Context, base: str, record: JobRecord, stages: list[StageRecor
         artifacts=finished_files(ctx, record, files),
         links=links,
         page_url=links.page,
+        queue_position=ctx.service.queue_position(record.job_id),
     )
 
 

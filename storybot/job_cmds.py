@@ -267,6 +267,7 @@ def status(job_id: str, as_json: JsonFlag = False, data: DataOpt = None) -> None
         settings = settings_for(data)
         async with JobService.open(settings) as svc:
             st = svc.status(job_id)
+            place = svc.queue_position(job_id)
         job = st.job
         if as_json:
             print(
@@ -286,12 +287,14 @@ def status(job_id: str, as_json: JsonFlag = False, data: DataOpt = None) -> None
                             s.model_dump(include={"name", "status", "runs", "seconds", "provider"}) for s in st.stages
                         ],
                         "usage": st.usage,  # {provider: {unit: amount}}: tokens, characters
+                        "queue_position": place,  # 1: the next to run; null: not waiting in the queue
                     },
                     ensure_ascii=False,
                 )
             )
             return 0
-        print(f"{job.job_id}  {job.status}  {job.prompt}")
+        waits = f" (position {place} in the queue)" if place else ""
+        print(f"{job.job_id}  {job.status}{waits}  {job.prompt}")
         for s in st.stages:
             print(f"  {s.name:<18} {s.status:<8} runs {s.runs}  {s.seconds:6.2f} s  {s.provider or ''}")
         return 0

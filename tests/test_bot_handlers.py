@@ -295,6 +295,21 @@ def test_keyframe_embed_shows_vision_verdicts() -> None:
     assert "no usable verdict" in second
 
 
+def test_a_job_waiting_in_the_queue_shows_its_place() -> None:
+    from bot.messages import Live, status_embed
+    from graph.api import JobRecord, StageRecord
+
+    request = JobRequest(prompt="a whale", duration=8)
+    mine = {"job_id": "0123456789ab", "created": 0, "updated": 0, "requester": "discord:1", "channel": "6"}
+    record = JobRecord(**mine, prompt="a whale", request=request, status="queued")
+    live = Live()
+    live.queue_position = 3
+    field = status_embed(record, [StageRecord(name="write_script")], live, now=5).fields[0]
+    assert field.name == "Queued" and "queue position 3" in (field.value or "")
+    done = status_embed(record.model_copy(update={"status": "done"}), [], live, now=5).fields[0]
+    assert "queue position" not in (done.value or "")
+
+
 async def test_a_delivery_cut_short_by_a_crash_or_a_failed_post_is_finished_once(conductor: Conductor) -> None:
     service = conductor.service
     jobs = []
