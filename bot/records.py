@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Engine, MetaData, Table, create_engine, event, func, or_, select, update
+from sqlalchemy import Engine, MetaData, Table, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from graph.api import Settings, bot_posts, bot_prompts, engine_for, is_postgres
+from graph.api import Settings, bot_posts, bot_prompts, engine_for, is_postgres, sqlite_engine
 
 
 class Post(BaseModel):
@@ -41,16 +40,7 @@ class Post(BaseModel):
 def _sqlite_file(path: Path) -> tuple[Engine, Table, Table]:
     """`bot.sqlite` with the tables of earlier versions (named `posts` and `approval_messages`, made by
     sqlite-utils with the same columns), made where missing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(connection: Any, _record: object) -> None:
-        cursor = connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
+    engine = sqlite_engine(path)
     metadata = MetaData()
     posts = bot_posts.to_metadata(metadata, name="posts")
     prompts = bot_prompts.to_metadata(metadata, name="approval_messages")

@@ -19,13 +19,13 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from tools.errors import BadInput
 from tools.settings import Settings
+from tools.sqlite_file import sqlite_engine
 
-BUSY_TIMEOUT_MS = 30_000
 LOCK_POLL_S = 0.2  # how often `storybot db upgrade` tries a setup lock another one holds
 # Alembic's INFO lines ("Context impl SQLiteImpl", "Running upgrade") would reach every command's stderr
 logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -75,26 +75,13 @@ _ready: set[str] = set()
 @functools.cache
 def _engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        Path(make_url(url).database or "").parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
+        return sqlite_engine(Path(make_url(url).database or ""))
     try:
         import psycopg  # noqa: F401  (the scale extra)
     except ImportError as exc:
         raise BadInput("a PostgreSQL database needs the scale extra: pip install 'storybot[scale]'") from exc
     # pre-ping: a pooled connection that died with a database restart is replaced, not handed out
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args={"connect_timeout": 10})
-
-
-def _sqlite_pragmas(connection: Any, _record: object) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    # another process holding the write lock is waited for with SQLite's own backoff, then one line
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    # WAL + NORMAL survives a killed process (not a power cut) without an fsync per write
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
 
 
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -11,14 +11,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import Engine, MetaData, Table, create_engine, event
+from sqlalchemy import Engine, MetaData, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 from graph.api import service_tokens, webhook_attempts, webhook_deliveries, webhook_hooks
-
-BUSY_TIMEOUT_S = 30.0
+from tools.sqlite_file import sqlite_engine
 
 
 @dataclass(frozen=True)
@@ -46,16 +44,7 @@ def sqlite_file(data_dir: Path) -> ServiceDb:
     data_dir.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-    # the timeout is SQLite's busy timeout: another process's write is waited for, not an error
-    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": BUSY_TIMEOUT_S})
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(connection: Any, _record: object) -> None:
-        cursor = connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
+    engine = sqlite_engine(path)
     metadata = MetaData()
     tables = [
         table.to_metadata(metadata, name=name)

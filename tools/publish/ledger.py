@@ -20,17 +20,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import BigInteger, Column, Engine, Float, MetaData, Table, Text, create_engine, event, func, select
+from sqlalchemy import BigInteger, Column, Engine, Float, MetaData, Table, Text, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tools.errors import StorybotError
 from tools.publish.base import Publication
+from tools.sqlite_file import sqlite_engine
 
 FILE = "publications.sqlite"
 LOCKS = "publishing"  # one lock file per job being published (one box)
-BUSY_TIMEOUT_S = 30
 
 publications = Table(  # the columns sqlite-utils made from `Publication` in earlier versions
     "publications",
@@ -63,28 +62,15 @@ def _busy(job_id: str) -> Busy:
     return Busy(f"job {job_id} is being published by another storybot process; try again when it ends")
 
 
-def _sqlite_file(path: Path) -> Engine:
-    """`publications.sqlite`, its table made where missing (an existing file is used as it is)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": BUSY_TIMEOUT_S})
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(connection: Any, _record: object) -> None:
-        cursor = connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.close()
-
-    publications.metadata.create_all(engine, checkfirst=True)
-    return engine
-
-
 class Ledger:
     def __init__(self, data_dir: Path, engine: Engine | None = None) -> None:
         """The ledger in `DATA_DIR/publications.sqlite`, or, given a shared database's `engine`, in
         its `publications` table."""
         self.data_dir = data_dir
         self.shared = engine is not None
-        self.engine = engine if engine is not None else _sqlite_file(data_dir / FILE)
+        self.engine = engine if engine is not None else sqlite_engine(data_dir / FILE)
+        if engine is None:
+            publications.metadata.create_all(self.engine, checkfirst=True)  # an existing file is used as it is
         self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
 
     def get(self, job_id: str, platform: str) -> Publication | None:
