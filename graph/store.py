@@ -11,16 +11,19 @@ PostgreSQL nearby (bench/scale.py measures it), which a thread hop per call woul
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import re
 import secrets
 import time
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ValidationError, field_validator
 from sqlalchemy import Connection, Engine, RowMapping, Table, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 
 from graph import tables as t
 from graph.database import engine_for, lock_key
@@ -44,6 +47,9 @@ JobStatusName = Literal["queued", "running", "waiting", "done", "failed", "cance
 StageStatusName = Literal["pending", "running", "waiting", "done", "failed", "skipped"]
 ACTIVE: tuple[JobStatusName, ...] = ("queued", "running", "waiting")  # a job that counts against its requester's limit
 HOUR = 3600.0
+log = logging.getLogger("storybot.store")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class OverLimit(BaseModel):
@@ -117,6 +123,32 @@ class JobRecord(BaseModel):
 _JSON_COLUMNS = {"request": "options", "approval": "approval", "result": "artifacts"}
 
 
+RESTART_WAIT_S = 15.0  # how long a statement cut by a database restart is tried again
+
+
+def _through_restarts(method: Callable[P, R]) -> Callable[P, R]:
+    """A PostgreSQL restart cuts the statement in flight (`terminating connection due to administrator
+    command`) and refuses connections for a second or two; pool pre-ping only guards checkout. So a
+    store call that meets it is run again on a fresh connection for up to RESTART_WAIT_S, instead of
+    failing the stage it was called from. Its transaction was rolled back, so running it again is
+    safe. SQLite's own busy timeout already waits for a locked file: it is not retried here."""
+
+    @functools.wraps(method)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        deadline = time.monotonic() + RESTART_WAIT_S
+        while True:
+            try:
+                return method(*args, **kwargs)
+            except OperationalError as exc:
+                store = args[0]
+                if not (isinstance(store, JobStore) and store.postgres) or time.monotonic() > deadline:
+                    raise
+                log.warning("the database went away (%s); trying again", type(exc.orig).__name__)
+                time.sleep(0.25)
+
+    return run
+
+
 class JobStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -133,6 +165,7 @@ class JobStore:
 
     # jobs -----------------------------------------------------------------
 
+    @_through_restarts
     def create(self, job_id: str, requester: str, channel: str | None, request: JobRequest, stages: list[str]) -> None:
         with self.engine.begin() as db:
             self._insert_job(db, job_id, requester, channel, request, stages)
@@ -163,6 +196,7 @@ class JobStore:
             ],
         )
 
+    @_through_restarts
     def create_within_limits(
         self,
         job_id: str,
@@ -199,6 +233,7 @@ class JobStore:
             db.exec_driver_sql("COMMIT")
             return over
 
+    @_through_restarts
     def over_limits(self, requester: str, max_active: int, max_per_hour: int) -> OverLimit | None:
         """The limit the requester is over now, if any (for a friendly refusal before starting)."""
         with self.engine.connect() as db:
@@ -226,11 +261,13 @@ class JobStore:
             )
         return None
 
+    @_through_restarts
     def get(self, job_id: str) -> JobRecord | None:
         with self.engine.connect() as db:
             row = db.execute(select(t.jobs).where(t.jobs.c.job_id == job_id)).mappings().first()
         return self._job(row) if row else None
 
+    @_through_restarts
     def update(self, job_id: str, **fields: Any) -> None:
         with self.engine.begin() as db:
             db.execute(update(t.jobs).where(t.jobs.c.job_id == job_id).values(self._columns(fields)))
@@ -246,6 +283,7 @@ class JobStore:
         fields["updated"] = time.time()
         return fields
 
+    @_through_restarts
     def claim(
         self,
         job_id: str,
@@ -277,11 +315,13 @@ class JobStore:
             done = db.execute(sql.values(status=to, runner_pid=pid, runner_host=host, updated=time.time()))
         return done.rowcount == 1
 
+    @_through_restarts
     def of_requester(self, requester: str, limit: int = 200) -> list[JobRecord]:
         sql = select(t.jobs).where(t.jobs.c.requester == requester).order_by(t.jobs.c.created.desc()).limit(limit)
         with self.engine.connect() as db:
             return [self._job(r) for r in db.execute(sql).mappings()]
 
+    @_through_restarts
     def recent(self, limit: int = 50) -> list[JobRecord]:
         with self.engine.connect() as db:
             rows = db.execute(select(t.jobs).order_by(t.jobs.c.created.desc()).limit(limit)).mappings()
@@ -298,16 +338,19 @@ class JobStore:
 
     # stages ---------------------------------------------------------------
 
+    @_through_restarts
     def stage_list(self, job_id: str) -> list[StageRecord]:
         sql = select(t.stages).where(t.stages.c.job_id == job_id).order_by(t.stages.c.position)
         with self.engine.connect() as db:
             return [StageRecord.model_validate(dict(r)) for r in db.execute(sql).mappings()]
 
+    @_through_restarts
     def stage(self, job_id: str, name: str) -> StageRecord:
         sql = select(t.stages).where(t.stages.c.job_id == job_id, t.stages.c.name == name)
         with self.engine.connect() as db:
             return StageRecord.model_validate(dict(db.execute(sql).mappings().one()))
 
+    @_through_restarts
     def stage_started(self, job_id: str, name: str) -> None:
         now = time.time()
         with self.engine.begin() as db:
@@ -322,6 +365,7 @@ class JobStore:
                 .values(self._columns({"stage": name, "status": "running"}))
             )
 
+    @_through_restarts
     def stage_ended(
         self,
         job_id: str,
@@ -341,6 +385,7 @@ class JobStore:
 
     # usage ----------------------------------------------------------------
 
+    @_through_restarts
     def add_usage(self, job_id: str, stage: str, used: Mapping[tuple[str, str], int]) -> None:
         """Add what a stage run billed; re-runs add up, because each run was billed."""
         with self.engine.begin() as db:
@@ -355,6 +400,7 @@ class JobStore:
                     )
                 )
 
+    @_through_restarts
     def usage_totals(self, job_id: str) -> dict[str, dict[str, int]]:
         """{provider: {unit: amount}} over the job's stages, e.g. {"elevenlabs": {"characters": 812}}."""
         totals: dict[str, dict[str, int]] = {}
@@ -371,6 +417,7 @@ class JobStore:
 
     # events: every event a job emitted, numbered, so a client that reconnects misses nothing ------
 
+    @_through_restarts
     def add_event(self, job_id: str, kind: str, body: str) -> int:
         """Append one event (its JSON); returns its number, 1 for a job's first event. Two writers of one
         job's log (its runner, a cancel from another machine) race on the number: the loser retries."""
@@ -389,12 +436,14 @@ class JobStore:
                     return seq
         raise RuntimeError(f"job {job_id}'s event log: five writers in a row took the same number")
 
+    @_through_restarts
     def last_event(self, job_id: str) -> int:
         """The number of the job's latest event (0 before its first)."""
         with self.engine.connect() as db:
             found = db.execute(select(func.max(t.events.c.seq)).where(t.events.c.job_id == job_id)).scalar()
         return int(found or 0)
 
+    @_through_restarts
     def events_after(self, job_id: str, after: int, limit: int = 500) -> list[tuple[int, str]]:
         """(number, JSON) of the job's events numbered above `after`, oldest first."""
         sql = (
@@ -408,6 +457,7 @@ class JobStore:
 
     # idea sources used before ---------------------------------------------
 
+    @_through_restarts
     def seen_sources(self, keys: list[str]) -> set[str]:
         """Which of these source keys (links or normalised headlines) an earlier job already used."""
         found: set[str] = set()
@@ -417,6 +467,7 @@ class JobStore:
                 found |= set(db.execute(select(t.seen_sources.c.key).where(t.seen_sources.c.key.in_(batch))).scalars())
         return found
 
+    @_through_restarts
     def mark_sources_seen(self, job_id: str, keys: list[str]) -> None:
         if keys:
             now = time.time()
@@ -426,12 +477,14 @@ class JobStore:
 
     # speaking rates measured on real narrations ---------------------------
 
+    @_through_restarts
     def voice_rate(self, voice: str) -> float | None:
         """Words per minute last measured for this voice (e.g. "elevenlabs:<voice id>"), if any."""
         with self.engine.connect() as db:
             found = db.execute(select(t.voice_rates.c.words_per_minute).where(t.voice_rates.c.voice == voice)).scalar()
         return float(found) if found is not None else None
 
+    @_through_restarts
     def set_voice_rate(self, voice: str, words_per_minute: float) -> None:
         sql = self._upsert(t.voice_rates).values(voice=voice, words_per_minute=words_per_minute, updated=time.time())
         with self.engine.begin() as db:

@@ -7,6 +7,8 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from graph.database import HEAD, MIGRATIONS
 from graph.state import JobRequest
 from graph.store import JobStore
 from tests.cli import storybot
+from tests.postgres_server import PostgresServer
 from tools.settings import Settings
 
 OLD_SCHEMA = Path(__file__).parent / "data" / "jobs_before_migrations.sql"  # as sqlite-utils made it
@@ -80,3 +83,24 @@ def test_of_two_machines_claiming_one_approval_exactly_one_wins(tmp_path: Path, 
     record = store.get("00000000000a")
     assert record is not None and record.status == "running"
     assert (record.runner_host, record.runner_pid) == machines[won.index(True)]
+
+
+def test_a_store_call_while_the_database_restarts_waits_for_it(
+    tmp_path: Path, pg_url: str, postgres: PostgresServer
+) -> None:
+    """A statement cut by a restart, or made while the server is away for a second, is made again on
+    a fresh connection instead of failing the stage that called it."""
+    settings = Settings(STORYBOT_DATA_DIR=tmp_path, STORYBOT_DATABASE_URL=pg_url)
+    assert storybot("db", "upgrade", data=tmp_path, env={"STORYBOT_DATABASE_URL": pg_url}).returncode == 0
+    store = JobStore.of(settings)
+    store.create("0123456789ab", "user:1", None, JobRequest(prompt="a whale"), ["script"])
+    postgres.stop()
+    back = threading.Timer(1.5, postgres.start)
+    back.start()
+    try:
+        started = time.monotonic()
+        assert store.add_event("0123456789ab", "notice", "{}") == 1  # made while the server was down
+        assert time.monotonic() - started >= 1.0
+    finally:
+        back.join()
+    assert store.events_after("0123456789ab", 0) == [(1, "{}")]
