@@ -17,9 +17,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 from sqlalchemy import Engine, MetaData, Table, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from graph.api import Settings, bot_posts, bot_prompts, engine_for, is_postgres, sqlite_engine
+from graph.api import Settings, bot_posts, bot_prompts, engine_for, is_postgres, sqlite_engine, upsert
 
 
 class Post(BaseModel):
@@ -55,7 +54,6 @@ class Records:
             self.engine, self.posts, self.prompts = _sqlite_file(path)
         else:
             self.engine, self.posts, self.prompts = engine, bot_posts, bot_prompts
-        self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
 
     @classmethod
     def of(cls, settings: Settings) -> Records:
@@ -65,7 +63,7 @@ class Records:
 
     def save(self, post: Post) -> None:
         row = {**post.model_dump(), "auto_approve": int(post.auto_approve)}
-        sql = self._insert(self.posts).values(row)
+        sql = upsert(self.engine, self.posts).values(row)
         with self.engine.begin() as db:
             db.execute(sql.on_conflict_do_update(index_elements=["job_id"], set_={k: sql.excluded[k] for k in row}))
 
@@ -101,7 +99,7 @@ class Records:
 
     def remember_prompt(self, message_id: int, job_id: str, interrupt_id: str) -> None:
         row = {"message_id": message_id, "job_id": job_id, "interrupt_id": interrupt_id, "created": time.time()}
-        sql = self._insert(self.prompts).values(row)
+        sql = upsert(self.engine, self.prompts).values(row)
         with self.engine.begin() as db:
             db.execute(sql.on_conflict_do_update(index_elements=["message_id"], set_={k: sql.excluded[k] for k in row}))
 

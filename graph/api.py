@@ -56,7 +56,7 @@ from tools.net.redact import LINK_SECRET_FILE, redact, redact_logs
 from tools.publish import Choice, Outcome, PlatformRefused, Privacy, Publication, Unreachable
 from tools.publish import targets as publish_targets
 from tools.settings import Settings
-from tools.sqlite_file import sqlite_engine
+from tools.sql import sqlite_engine, upsert
 from tools.storage import is_remote
 from tools.tts import VoiceInfo
 from tools.tts import catalogue as voice_catalogue
@@ -142,6 +142,7 @@ __all__ = [
     "resolve_voice",
     "service_tokens",
     "sqlite_engine",
+    "upsert",
     "valid_job_id",
     "voice_catalogue",
     "was_interrupted",

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 
 from tools.errors import BadInput
 from tools.settings import Settings
-from tools.sqlite_file import sqlite_engine
+from tools.sql import sqlite_engine
 
 LOCK_POLL_S = 0.2  # how often `storybot db upgrade` tries a setup lock another one holds
 # Alembic's INFO lines ("Context impl SQLiteImpl", "Running upgrade") would reach every command's stderr

@@ -21,8 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ValidationError, field_validator
-from sqlalchemy import Connection, Engine, RowMapping, Table, func, insert, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, RowMapping, func, insert, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from graph import tables as t
@@ -31,6 +30,7 @@ from graph.notify import CHANNEL
 from graph.state import Approval, JobRequest, JobResult
 from tools.errors import BadInput
 from tools.settings import Settings
+from tools.sql import upsert
 
 JOB_ID_PATTERN = r"[0-9a-f]{12}"  # generated, never taken from user text: 12 hex digits
 
@@ -153,10 +153,6 @@ class JobStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.postgres = engine.dialect.name == "postgresql"
-
-    def _upsert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
-        """INSERT with ON CONFLICT, which both databases speak the same way."""
-        return (postgresql.insert if self.postgres else sqlite.insert)(table)
 
     @classmethod
     def of(cls, settings: Settings) -> JobStore:
@@ -390,7 +386,7 @@ class JobStore:
         """Add what a stage run billed; re-runs add up, because each run was billed."""
         with self.engine.begin() as db:
             for (provider, unit), amount in used.items():
-                sql = self._upsert(t.usage).values(
+                sql = upsert(self.engine, t.usage).values(
                     job_id=job_id, stage=stage, provider=provider, unit=unit, amount=amount
                 )
                 db.execute(
@@ -429,7 +425,7 @@ class JobStore:
                     ).scalar_one()
                 )
                 row = {"job_id": job_id, "seq": seq, "at": time.time(), "kind": kind, "body": body}
-                added = self._upsert(t.events).values(row).on_conflict_do_nothing().returning(t.events.c.seq)
+                added = upsert(self.engine, t.events).values(row).on_conflict_do_nothing().returning(t.events.c.seq)
                 if db.execute(added).first() is not None:
                     if self.postgres:  # followers on other machines wake at once (graph/notify.py)
                         db.execute(select(func.pg_notify(CHANNEL, job_id)))
@@ -473,7 +469,7 @@ class JobStore:
             now = time.time()
             with self.engine.begin() as db:
                 rows = [{"key": k, "job_id": job_id, "first_seen": now} for k in dict.fromkeys(keys)]
-                db.execute(self._upsert(t.seen_sources).values(rows).on_conflict_do_nothing())
+                db.execute(upsert(self.engine, t.seen_sources).values(rows).on_conflict_do_nothing())
 
     # speaking rates measured on real narrations ---------------------------
 
@@ -486,7 +482,9 @@ class JobStore:
 
     @_through_restarts
     def set_voice_rate(self, voice: str, words_per_minute: float) -> None:
-        sql = self._upsert(t.voice_rates).values(voice=voice, words_per_minute=words_per_minute, updated=time.time())
+        sql = upsert(self.engine, t.voice_rates).values(
+            voice=voice, words_per_minute=words_per_minute, updated=time.time()
+        )
         with self.engine.begin() as db:
             db.execute(
                 sql.on_conflict_do_update(

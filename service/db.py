@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, MetaData, Table
-from sqlalchemy.dialects import postgresql, sqlite
 
 from graph.api import service_tokens, webhook_attempts, webhook_deliveries, webhook_hooks
-from tools.sqlite_file import sqlite_engine
+from tools.sql import sqlite_engine
 
 
 @dataclass(frozen=True)
@@ -26,10 +25,6 @@ class ServiceDb:
     hooks: Table
     deliveries: Table
     attempts: Table
-
-    def insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
-        """An INSERT that takes ON CONFLICT clauses, in this database's dialect."""
-        return (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 def shared(engine: Engine) -> ServiceDb:

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, RowMapping, Select, bindparam, select, update
 
 from graph.api import BadInput, Requester, Settings, engine_for, is_postgres
 from service import db as service_db
+from tools.sql import upsert
 
 TOKEN_PREFIX = "sbt_"
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
@@ -98,7 +99,7 @@ class TokenStore:
         }
         # one statement: a revoked token's name is taken over, a live one's is not (even by a replica at once)
         tokens = self.db.tokens
-        sql = self.db.insert(tokens).values(row)
+        sql = upsert(self.db.engine, tokens).values(row)
         taken = sql.on_conflict_do_update(
             index_elements=["name"], set_={k: sql.excluded[k] for k in row}, where=tokens.c.revoked.is_not(None)
         )

@@ -29,6 +29,7 @@ from standardwebhooks import Webhook
 from graph.api import FINAL_EVENTS, BadInput, Event, JobService, Settings, redact
 from service.tokens import TokenStore
 from tools.net.guard import Guard, RefusedURL, origin
+from tools.sql import upsert
 
 log = logging.getLogger("storybot.service")
 HOOKED = {"waiting": "job.waiting", "done": "job.done", "failed": "job.failed", "cancelled": "job.cancelled"}
@@ -68,7 +69,7 @@ class Webhooks:
 
     def attach(self, job_id: str, url: str, token: str) -> None:
         row = {"job_id": job_id, "url": url, "token": token, "cursor": 0, "closed": 0}
-        sql = self.db.insert(self.db.hooks).values(row)
+        sql = upsert(self.db.engine, self.db.hooks).values(row)
         with self.db.engine.begin() as db:
             db.execute(sql.on_conflict_do_update(index_elements=["job_id"], set_={k: sql.excluded[k] for k in row}))
 
@@ -94,7 +95,9 @@ class Webhooks:
                 for seq, body in logged:
                     event = Event.model_validate_json(body).model_copy(update={"id": seq})
                     if event.kind in HOOKED:
-                        db.execute(self.db.insert(deliveries).values(self._delivery(event)).on_conflict_do_nothing())
+                        db.execute(
+                            upsert(self.db.engine, deliveries).values(self._delivery(event)).on_conflict_do_nothing()
+                        )
                         closed = closed or event.kind in FINAL_EVENTS
                 # never moved back by a process that read the log before another one collected more
                 last = logged[-1][0]

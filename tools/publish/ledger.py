@@ -22,11 +22,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import BigInteger, Column, Engine, Float, MetaData, Table, Text, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from tools.errors import StorybotError
 from tools.publish.base import Publication
-from tools.sqlite_file import sqlite_engine
+from tools.sql import sqlite_engine, upsert
 
 FILE = "publications.sqlite"
 LOCKS = "publishing"  # one lock file per job being published (one box)
@@ -71,7 +70,6 @@ class Ledger:
         self.engine = engine if engine is not None else sqlite_engine(data_dir / FILE)
         if engine is None:
             publications.metadata.create_all(self.engine, checkfirst=True)  # an existing file is used as it is
-        self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
 
     def get(self, job_id: str, platform: str) -> Publication | None:
         query = select(publications).where(publications.c.job_id == job_id, publications.c.platform == platform)
@@ -87,11 +85,13 @@ class Ledger:
     def save(self, record: Publication) -> None:
         """Upsert the record as it is now (one small row, committed before the next upload step)."""
         row = record.model_dump(mode="json")
-        sql = self._insert(publications).values(row)
+        sql = upsert(self.engine, publications).values(row)
         keys = ["job_id", "platform"]
-        upsert = sql.on_conflict_do_update(index_elements=keys, set_={k: sql.excluded[k] for k in row if k not in keys})
+        replace = sql.on_conflict_do_update(
+            index_elements=keys, set_={k: sql.excluded[k] for k in row if k not in keys}
+        )
         with self.engine.begin() as db:
-            db.execute(upsert)
+            db.execute(replace)
 
     def start(self, job_id: str, platform: str, account: str, total: int, sha256: str, privacy: str) -> Publication:
         """A fresh record for a first try, or for another try after a refusal."""
